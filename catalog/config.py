@@ -1,0 +1,87 @@
+"""Runtime configuration read from ``BIA_*`` environment variables.
+
+Nothing here runs at import time: call :func:`Settings.from_env` (the CLI and the app
+factory do) and pass the result down.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a catalog needs to know about where it keeps things."""
+
+    #: folder holding the embedded graph store, the local file store and the indexes
+    data_dir: Path = Path("./bia-data")
+    #: base of every IRI the catalog mints, e.g. ``https://www.example.org/bia``
+    base_url: str = "http://localhost:5000"
+    #: prefix of minted accessions
+    accession_prefix: str = "S-BIAD"
+    #: a SPARQL 1.1 server (query/update/graph store) to use instead of the embedded store;
+    #: its query, update and GSP URLs are derived as ``{url}/query``, ``{url}/update``, ``{url}/store``
+    sparql_url: str | None = None
+    #: a second SPARQL server (or dataset) holding only released studies: the public read path
+    public_sparql_url: str | None = None
+    #: S3-compatible object storage for files; local folder under ``data_dir`` when unset
+    s3_endpoint: str | None = None
+    s3_bucket: str = "bia"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_secure: bool = False
+    s3_region: str | None = None
+    #: seconds a public SPARQL query may run
+    sparql_timeout: float = 30.0
+    #: SERVICE endpoints a public SPARQL query may call (empty: none)
+    sparql_service_allowlist: tuple[str, ...] = field(default_factory=tuple)
+
+    ENV = {
+        "data_dir": ("BIA_DATA", Path),
+        "base_url": ("BIA_BASE_URL", str),
+        "accession_prefix": ("BIA_ACCESSION_PREFIX", str),
+        "sparql_url": ("BIA_SPARQL_URL", str),
+        "public_sparql_url": ("BIA_PUBLIC_SPARQL_URL", str),
+        "s3_endpoint": ("BIA_S3_ENDPOINT", str),
+        "s3_bucket": ("BIA_S3_BUCKET", str),
+        "s3_access_key": ("BIA_S3_ACCESS_KEY", str),
+        "s3_secret_key": ("BIA_S3_SECRET_KEY", str),
+        "s3_secure": ("BIA_S3_SECURE", _bool),
+        "s3_region": ("BIA_S3_REGION", str),
+        "sparql_timeout": ("BIA_SPARQL_TIMEOUT", float),
+        "sparql_service_allowlist": (
+            "BIA_SPARQL_SERVICE_ALLOWLIST",
+            lambda v: tuple(u for u in v.split() if u),
+        ),
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from ``BIA_*`` variables; explicit keyword overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (var, convert) in cls.ENV.items():
+            raw = environ.get(var)
+            if raw not in (None, ""):
+                try:
+                    values[name] = convert(raw)
+                except ValueError as exc:
+                    raise ValueError(f"environment variable {var}={raw!r}: {exc}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        values["base_url"] = str(values.get("base_url", cls.base_url)).rstrip("/")
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+__all__ = ["Settings"]

@@ -1,0 +1,262 @@
+"""Validation of REMBI records and graphs, with errors people can act on.
+
+Two views of the same model, which must agree (tests run every example through both):
+
+* :func:`validate_record` — LinkML's view of a JSON/YAML record: the JSON Schema generated from the schema
+  (what ``linkml validate`` runs), plus the referential integrity LinkML leaves out (an association must name
+  an object that exists in the study);
+* :func:`validate_graph` — the shapes' view of the RDF the catalog stores: pySHACL with the generated shapes
+  and the hand-written extras in ``shapes/``.
+
+Both return :class:`ValidationIssue` lists; issues of severity ``Warning``/``Info`` never reject a record.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable
+
+from rdflib import RDF, Graph, Namespace, URIRef
+from rdflib.term import Node
+
+from catalog import resources
+from catalog.rembi_model import RembiModel, load_model
+from catalog.schema_build import JSON_SCHEMA_NAME, SHAPES_NAME
+
+SH = Namespace("http://www.w3.org/ns/shacl#")
+EXTRA_SHAPES = "rembi-extra.shacl.ttl"
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem: where (focus node or record location), which field, the value, what is wrong."""
+
+    focus: str
+    path: str | None
+    message: str
+    value: str | None = None
+    severity: str = "Violation"  # Violation | Warning | Info
+    source: str = "shacl"  # shacl | linkml
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def __str__(self) -> str:
+        where = f"{self.focus} {self.path}" if self.path else self.focus
+        value = f" (value: {self.value})" if self.value is not None else ""
+        return f"{self.severity}: {where}: {self.message}{value}"
+
+
+@dataclass
+class ValidationReport:
+    """All issues found; ``conforms`` is False only if one of them is a violation."""
+
+    issues: list[ValidationIssue] = field(default_factory=list)
+
+    @property
+    def conforms(self) -> bool:
+        return not self.violations
+
+    @property
+    def violations(self) -> list[ValidationIssue]:
+        return [i for i in self.issues if i.severity == "Violation"]
+
+    @property
+    def warnings(self) -> list[ValidationIssue]:
+        return [i for i in self.issues if i.severity != "Violation"]
+
+    def __add__(self, other: "ValidationReport") -> "ValidationReport":
+        return ValidationReport(self.issues + other.issues)
+
+
+# --------------------------------------------------------------------------- shapes (pySHACL)
+
+
+@lru_cache(maxsize=1)
+def shapes_graph() -> Graph:
+    """The generated shapes plus the hand-written ones (parsed once per process)."""
+    graph = Graph()
+    folder = resources.shapes_folder()
+    graph.parse(folder / SHAPES_NAME, format="turtle")
+    graph.parse(folder / EXTRA_SHAPES, format="turtle")
+    return graph
+
+
+def _short(graph: Graph, node: Node | None) -> str | None:
+    if node is None:
+        return None
+    if isinstance(node, URIRef):
+        try:
+            return graph.namespace_manager.normalizeUri(node) if "#" not in str(node)[-20:] else str(node)
+        except Exception:  # noqa: BLE001 - fall back to the full IRI
+            return str(node)
+    return str(node)
+
+
+def validate_graph(data: Graph) -> ValidationReport:
+    """Validate an RDF graph against the shapes; returns every result, violations and warnings."""
+    import pyshacl
+
+    _conforms, results, _text = pyshacl.validate(
+        data,
+        shacl_graph=shapes_graph(),
+        inference="none",
+        abort_on_first=False,
+        allow_warnings=True,
+        advanced=False,
+    )
+    issues = []
+    for result in results.subjects(RDF.type, SH.ValidationResult):
+        severity = results.value(result, SH.resultSeverity)
+        path = results.value(result, SH.resultPath)
+        value = results.value(result, SH.value)
+        focus = results.value(result, SH.focusNode)
+        message = results.value(result, SH.resultMessage)
+        issues.append(
+            ValidationIssue(
+                focus=str(focus),
+                path=str(path) if path is not None else None,
+                message=str(message) if message is not None else "does not conform",
+                value=str(value) if value is not None else None,
+                severity=str(severity).rsplit("#", 1)[-1] if severity is not None else "Violation",
+                source="shacl",
+            )
+        )
+    issues.sort(key=lambda i: (i.severity != "Violation", i.focus, i.path or "", i.message))
+    return ValidationReport(issues)
+
+
+# --------------------------------------------------------------------------- records (LinkML JSON Schema)
+
+
+@lru_cache(maxsize=1)
+def _json_schema() -> dict[str, Any]:
+    return json.loads((resources.generated_folder() / JSON_SCHEMA_NAME).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def _validator(class_name: str):
+    import jsonschema
+
+    schema = _json_schema()
+    if class_name != "Study":
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{class_name}"}
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _location(path: Iterable[Any]) -> str:
+    return "/" + "/".join(str(p) for p in path)
+
+
+def validate_record(record: dict[str, Any], class_name: str = "Study", model: RembiModel | None = None) -> ValidationReport:
+    """Validate a JSON/YAML record as LinkML does, plus referential integrity inside a study."""
+    issues = []
+    for error in sorted(_validator(class_name).iter_errors(record), key=lambda e: list(map(str, e.absolute_path))):
+        location = list(error.absolute_path)
+        field_name = None
+        if error.validator == "required":
+            # "'title' is a required property": the field is the missing one
+            field_name = error.message.split("'")[1] if "'" in error.message else None
+        elif location and isinstance(location[-1], str):
+            field_name = location[-1]
+            location = location[:-1]
+        elif len(location) >= 2 and isinstance(location[-2], str):
+            field_name = location[-2]
+            location = location[:-2]
+        issues.append(
+            ValidationIssue(
+                focus=_location(location),
+                path=field_name,
+                message=error.message,
+                value=None if isinstance(error.instance, (dict, list)) else str(error.instance),
+                source="linkml",
+            )
+        )
+    if class_name == "Study":
+        issues.extend(_dangling_references(record, model or load_model()))
+    return ValidationReport(issues)
+
+
+def _dangling_references(record: dict[str, Any], model: RembiModel) -> list[ValidationIssue]:
+    """Associations naming an object that the study does not define."""
+    study = model.classes["Study"]
+    defined: dict[str, set[str]] = {}
+    for slot in study.slots.values():
+        target = model.classes.get(slot.range or "")
+        if slot.kind == "object" and target is not None and target.identifier:
+            for obj in record.get(slot.name) or []:
+                if isinstance(obj, dict) and obj.get("id"):
+                    defined.setdefault(target.name, set()).add(model.expand(str(obj["id"])))
+    issues = []
+    for slot in study.slots.values():
+        owner_cls = model.classes.get(slot.range or "")
+        if slot.kind != "object" or owner_cls is None or owner_cls.identifier is None:
+            continue
+        for index, obj in enumerate(record.get(slot.name) or []):
+            if not isinstance(obj, dict):
+                continue
+            for ref_slot in owner_cls.slots.values():
+                target = model.classes.get(ref_slot.range or "")
+                if ref_slot.kind != "object" or ref_slot.inlined or target is None or target.identifier is None:
+                    continue
+                refs = obj.get(ref_slot.name)
+                for ref in refs if isinstance(refs, list) else ([refs] if refs else []):
+                    if model.expand(str(ref)) not in defined.get(target.name, set()):
+                        issues.append(
+                            ValidationIssue(
+                                focus=f"/{slot.name}/{index}",
+                                path=ref_slot.name,
+                                message=f"refers to a {target.name} that the study does not define",
+                                value=str(ref),
+                                source="linkml",
+                            )
+                        )
+    return issues
+
+
+# --------------------------------------------------------------------------- a whole study record file
+
+
+@dataclass
+class CheckedStudy:
+    """A study record made ready for storage: the prepared record, its RDF and what validation found."""
+
+    record: dict[str, Any]
+    graph: Graph
+    report: ValidationReport
+
+
+def check_study_record(
+    data: Any, base_url: str, *, accession: str | None = None, model: RembiModel | None = None
+) -> CheckedStudy:
+    """Prepare, validate (LinkML view) and convert a study record, then validate its RDF (shapes view).
+
+    ``accession`` overrides the record's own (deposits get theirs at finalize). Structural problems that
+    make conversion impossible are reported as violations rather than raised.
+    """
+    from catalog.rembi_rdf import prepare_study, record_to_graph
+
+    model = model or load_model()
+    if not isinstance(data, dict):
+        issue = ValidationIssue(focus="/", path=None, message="a study record must be a mapping (JSON object)", source="linkml")
+        return CheckedStudy({}, Graph(), ValidationReport([issue]))
+    data = dict(data)
+    if accession:
+        data["accession"] = accession
+    if not data.get("accession"):
+        issue = ValidationIssue(focus="/", path="accession", message="'accession' is a required property", source="linkml")
+        return CheckedStudy(data, Graph(), ValidationReport([issue]))
+    try:
+        prepared = prepare_study(data, base_url, model)
+    except ValueError as exc:
+        issue = ValidationIssue(focus="/", path="accession", message=str(exc), value=str(data.get("accession")), source="linkml")
+        return CheckedStudy(data, Graph(), ValidationReport([issue]))
+    report = validate_record(prepared, "Study", model)
+    if report.conforms:
+        graph = record_to_graph(prepared, "Study", model=model)
+        report = report + validate_graph(graph)
+    else:
+        graph = Graph()
+    return CheckedStudy(prepared, graph, report)

@@ -1,0 +1,180 @@
+"""The REMBI schema, its generated artefacts and the examples that pin its constraints down."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rdflib import RDF, Graph, URIRef
+from rdflib.collection import Collection
+
+from catalog import resources, schema_build
+from catalog.records import read_record
+from catalog.rembi_model import load_model
+from catalog.validation import SH, check_study_record, shapes_graph
+
+EXAMPLES = Path(__file__).parent / "data" / "examples"
+VALID = sorted((EXAMPLES / "valid").glob("*.yaml"))
+INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
+BASE = "https://archive.example.org"
+
+#: For each invalid example: the field the LinkML view must name and the RDF path the shapes must name.
+EXPECTED_FAILURE = {
+    "Study-missing-author.yaml": ("authors", "http://schema.org/creator"),
+    "Study-license-not-in-enum.yaml": ("license", "http://purl.org/dc/terms/license"),
+    "Specimen-missing-biosample.yaml": ("specimen_biosamples", "https://w3id.org/rembi/preparedFrom"),
+    "Publication-missing-title-and-doi.yaml": ("publications", None),
+    "Author-malformed-orcid.yaml": ("orcid", "https://w3id.org/rembi/orcid"),
+    "Publication-malformed-doi.yaml": ("doi", "https://w3id.org/rembi/doi"),
+    "Study-release-date-not-a-date.yaml": ("release_date", "http://purl.org/dc/terms/available"),
+    "StudyComponent-unknown-biosample.yaml": ("component_biosamples", "https://w3id.org/rembi/biosample"),
+}
+
+
+def test_generated_files_match_the_schema():
+    stale = schema_build.drift(schema_build.generate())
+    assert stale == [], f"run `bia schema build`: {stale}"
+
+
+def test_linkml_lint_is_clean():
+    from linkml.linter.cli import main as lint_main
+
+    folder = resources.data_folder("schema")
+    result = CliRunner().invoke(lint_main, [str(folder / "rembi.yaml"), "--config", str(folder / "linkml-lint.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "No problems found" in result.output
+
+
+def test_shapes_are_valid_shacl():
+    import pyshacl
+
+    conforms, _results, text = pyshacl.validate(Graph(), shacl_graph=shapes_graph(), meta_shacl=True)
+    assert conforms, text
+
+
+def test_every_class_has_a_valid_example():
+    seen: set[str] = set()
+    for path in VALID:
+        checked = check_study_record(read_record(path).data, BASE)
+        seen.update(str(o) for o in checked.graph.objects(None, RDF.type))
+    missing = {c.name for c in load_model().classes.values() if c.uri not in seen}
+    assert not missing, f"classes without a valid example: {sorted(missing)}"
+
+
+def test_every_hard_constraint_has_an_invalid_example():
+    assert {p.name for p in INVALID} == set(EXPECTED_FAILURE)
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_valid_example_passes_linkml_and_shacl(path):
+    from linkml.validator import validate as linkml_validate
+
+    checked = check_study_record(read_record(path).data, BASE)
+    assert checked.report.conforms, "\n".join(map(str, checked.report.violations))
+    assert len(checked.graph) > 0
+    # LinkML's own validator agrees with the catalog's fast path on the same prepared record
+    report = linkml_validate(checked.record, str(resources.schema_file()), "Study")
+    assert [r.message for r in report.results if r.severity.value == "ERROR"] == []
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_example_fails_linkml_and_shacl(path):
+    from catalog.rembi_rdf import prepare_study, record_to_graph
+    from catalog.validation import validate_graph, validate_record
+
+    source = read_record(path)
+    prepared = prepare_study(source.data, BASE)
+    linkml_field, shacl_path = EXPECTED_FAILURE[path.name]
+
+    linkml_report = validate_record(prepared)
+    assert not linkml_report.conforms
+    issue = next(i for i in linkml_report.violations if i.path == linkml_field)
+    assert issue.focus.startswith("/") and issue.message
+    assert source.line_of(issue.focus.rstrip("/") + "/" + issue.path) is not None
+
+    shacl_report = validate_graph(record_to_graph(prepared))
+    assert not shacl_report.conforms
+    for violation in shacl_report.violations:
+        assert violation.focus.startswith(BASE), violation  # names the focus node
+        assert violation.message
+    if shacl_path:
+        assert shacl_path in {v.path for v in shacl_report.violations}, shacl_report.violations
+
+
+def test_warnings_do_not_reject():
+    checked = check_study_record(read_record(EXAMPLES / "valid" / "Publication-doi-only.yaml").data, BASE)
+    assert checked.report.conforms
+    assert {w.severity for w in checked.report.warnings} == {"Warning"}
+    assert any("funder" in (w.path or "") for w in checked.report.warnings)
+
+
+def test_enum_values_are_stored_as_the_iris_the_shapes_accept():
+    model = load_model()
+    shapes = shapes_graph()
+    for cls in model.classes.values():
+        for slot in cls.slots.values():
+            if slot.kind != "enum":
+                continue
+            allowed = set()
+            for prop in shapes.subjects(SH.path, URIRef(slot.uri)):
+                listed = shapes.value(prop, SH["in"])
+                if listed is not None:
+                    allowed.update(str(v) for v in Collection(shapes, listed))
+            assert allowed == set(model.enums[slot.range].values()), (cls.name, slot.name)
+
+
+def test_stored_enum_value_is_the_meaning_iri():
+    checked = check_study_record(read_record(EXAMPLES / "valid" / "Study-complete.yaml").data, BASE)
+    licence = checked.graph.value(URIRef(f"{BASE}/studies/S-BIADTEST2"), URIRef("http://purl.org/dc/terms/license"))
+    assert licence == URIRef("https://creativecommons.org/licenses/by/4.0/")
+
+
+def test_jsonld_context_agrees_with_the_rdf_mapping():
+    context = json.loads((resources.generated_folder() / schema_build.CONTEXT_NAME).read_text())["@context"]
+    model = load_model()
+
+    def expand(term: str) -> str:
+        prefix, _, local = term.partition(":")
+        if prefix in context and isinstance(context[prefix], dict) and context[prefix].get("@prefix"):
+            return context[prefix]["@id"] + local
+        if prefix in context and isinstance(context[prefix], str):
+            return context[prefix] + local
+        return context["@vocab"] + term if ":" not in term else term
+
+    for cls in model.classes.values():
+        for name, slot in cls.slots.items():
+            entry = context[name]
+            assert expand(entry["@id"]) == slot.uri, name
+            if slot.kind in ("iri", "enum") or (slot.kind == "object"):
+                assert entry.get("@type") == "@id", name
+
+
+def test_deterministic_identifiers():
+    data = read_record(EXAMPLES / "valid" / "Study-complete.yaml").data
+    first = check_study_record(data, BASE).graph
+    second = check_study_record(data, BASE).graph
+    assert set(first) == set(second)
+    assert not any(t for t in first if any(type(x).__name__ == "BNode" for x in t))
+
+
+def test_cli_validate_names_file_line_and_field():
+    from api.cli import cli
+
+    runner = CliRunner()
+    bad = EXAMPLES / "invalid" / "Author-malformed-orcid.yaml"
+    result = runner.invoke(cli, ["validate", str(bad)], obj={})
+    assert result.exit_code == 1
+    assert f"{bad}:8:" in result.output and "/authors/0/orcid" in result.output
+    good = runner.invoke(cli, ["validate", *map(str, VALID)], obj={})
+    assert good.exit_code == 0, good.output
+
+
+def test_cli_reports_unparsable_file(tmp_path):
+    from api.cli import cli
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("title: [unclosed\nlicense: CC0-1.0\n")
+    result = CliRunner().invoke(cli, ["validate", str(broken)], obj={})
+    assert result.exit_code == 1
+    assert str(broken) in result.output and "line" in result.output
