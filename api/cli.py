@@ -14,7 +14,18 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj["settings"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _CatalogGroup(click.Group):
+    """A command group that turns catalog errors into a readable message and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:
+            click.echo(_format_error(exc), err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_CatalogGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), envvar="BIA_DATA",
               help="Folder of the embedded stores and indexes [env BIA_DATA; default ./bia-data].")
 @click.option("--base-url", envvar="BIA_BASE_URL", help="Base of minted IRIs [env BIA_BASE_URL].")
@@ -73,36 +84,215 @@ def schema_lint_cmd() -> None:
 
 @cli.command()
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file-list", "file_lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file list (TSV, CSV or PageTab JSON) to check as well; repeatable.")
 @click.pass_context
-def validate(ctx: click.Context, records: tuple[Path, ...]) -> None:
-    """Validate study records (JSON/YAML of the REMBI model) with LinkML and the SHACL shapes."""
-    from catalog.records import read_record
+def validate(ctx: click.Context, records: tuple[Path, ...], file_lists: tuple[Path, ...]) -> None:
+    """Validate study metadata (PageTab JSON/TSV or REMBI JSON/YAML) and file lists; store nothing."""
     from catalog.validation import check_study_record
+    from loaders.deposit_formats import DefaultFormats
 
     settings = _settings(ctx)
+    formats = DefaultFormats()
     failed = 0
     for path in records:
         try:
-            source = read_record(path)
+            parsed = formats.read_metadata(str(path), path.read_bytes())
         except CatalogError as exc:
             failed += 1
             click.echo(_format_error(exc), err=True)
             continue
-        checked = check_study_record(source.data, settings.base_url, accession=None)
+        record = dict(parsed.record)
+        if not record.get("release_date"):
+            from catalog.archive import today_iso
+
+            record["release_date"] = today_iso()
+            click.echo(f"{path}: note: no release date; a deposit is released the day it is finalized")
+        accession = None if record.get("accession") else f"{settings.accession_prefix}0"
+        checked = check_study_record(record, settings.base_url, accession=accession)
         for issue in checked.report.issues:
-            click.echo(_format_issue(str(path), source, issue), err=issue.severity == "Violation")
+            click.echo(_format_issue(str(path), parsed.line_of, issue), err=issue.severity == "Violation")
+        for note in parsed.notes:
+            click.echo(f"{path}: note: {note}")
         if checked.report.conforms:
             click.echo(f"{path}: valid ({len(checked.graph)} triples, {len(checked.report.warnings)} warning(s))")
         else:
             failed += 1
             click.echo(f"{path}: INVALID ({len(checked.report.violations)} error(s))", err=True)
+    for path in file_lists:
+        rows, problems = formats.check_file_list(str(path), path.name)
+        for problem in problems:
+            click.echo(_format_detail(problem, str(path)), err=True)
+        if problems:
+            failed += 1
+            click.echo(f"{path}: INVALID ({len(problems)} error(s) in {rows} row(s))", err=True)
+        else:
+            click.echo(f"{path}: valid ({rows} row(s))")
     sys.exit(1 if failed else 0)
 
 
-def _format_issue(path: str, source, issue) -> str:
+# ----------------------------------------------------------------------------- tokens and deposits
+
+
+@cli.group()
+def token() -> None:
+    """Owner tokens for deposits."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.pass_context
+def token_create(ctx: click.Context, name: str) -> None:
+    """Create a bearer token for the owner NAME; the token is printed on the last line."""
+    from catalog.registry import Registry
+
+    settings = _settings(ctx)
+    registry = Registry(settings.data_dir / "registry.sqlite")
+    try:
+        value = registry.create_token(name)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"token for {name} (keep it secret; it is shown only once):")
+    click.echo(value)
+
+
+@cli.command()
+@click.argument("metadata", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file-list", "file_lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file list (TSV, CSV or PageTab JSON) with a path column; repeatable.")
+@click.option("--files", "files_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder whose files are uploaded (paths relative to it).")
+@click.option("--release-date", help="YYYY-MM-DD; before it the study is visible only to its owner.")
+@click.option("--token", envvar="BIA_TOKEN", help="Owner token [env BIA_TOKEN].")
+@click.pass_context
+def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], files_dir: Path | None,
+            release_date: str | None, token: str | None) -> None:
+    """Deposit a study; prints the new accession on the last line. On any error nothing is stored."""
+    from tqdm import tqdm
+
+    from api.services import open_services
+
+    settings = _settings(ctx)
+    with open_services(settings) as services:
+        owner = services.archive.registry.owner_of_token(token)
+        deposits = services.deposits
+        sub_id = deposits.create(owner)
+        try:
+            if files_dir is not None:
+                paths = sorted(p for p in files_dir.rglob("*") if p.is_file())
+                total = sum(p.stat().st_size for p in paths)
+                with tqdm(total=total, unit="B", unit_scale=True, desc="upload", disable=not sys.stderr.isatty()) as bar:
+                    for path in paths:
+                        with path.open("rb") as stream:
+                            deposits.upload(sub_id, owner, path.relative_to(files_dir).as_posix(), stream,
+                                            size=path.stat().st_size, progress=bar.update)
+            for file_list in file_lists:
+                with file_list.open("rb") as stream:
+                    deposits.attach_file_list(sub_id, owner, file_list.name, stream)
+            deposits.attach_metadata(sub_id, owner, str(metadata), metadata.read_bytes(), release_date=release_date)
+            report = deposits.validate(sub_id, owner)
+            for warning in report["warnings"]:
+                click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
+            accession = deposits.finalize(sub_id, owner)
+        except BaseException:
+            deposits.discard(sub_id, owner)
+            raise
+        row = services.archive.registry.study(accession)
+        state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"
+        click.echo(f"deposited {row.file_count if row else 0} file(s); {state}")
+        click.echo(accession)
+
+
+# ----------------------------------------------------------------------------- harvests
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["pagetab", "empiar", "idr", "legacy", "rocrate"]))
+@click.argument("items", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool) -> None:
+    """Load records of another resource: local files/folders, URLs, or identifiers fetched from the source
+    (S-BIAD590 from BioStudies, EMPIAR-10934 from EMPIAR, idr0004-thorpe-rad52 from the IDR metadata).
+
+    Unchanged records are skipped; the exit status is 1 when any item failed."""
+    import json
+
+    from tqdm import tqdm
+
+    from api.services import open_services
+    from loaders.harvest import Harvester
+
+    with open_services(_settings(ctx)) as services, tqdm(
+        total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()
+    ) as bar:
+        summary = Harvester(services.archive).run(kind, list(items), progress=lambda _item: bar.update())
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        for item, reason in summary.failed:
+            click.echo(f"failed: {item}: {reason}", err=True)
+        click.echo(f"loaded {len(summary.loaded)}, unchanged {len(summary.unchanged)}, failed {len(summary.failed)}")
+    sys.exit(1 if summary.failed else 0)
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+
+@cli.command()
+@click.argument("accession", required=False)
+@click.option("--format", "fmt", default="nquads",
+              type=click.Choice(["nquads", "ntriples", "turtle", "trig", "rdfxml", "jsonld"]), show_default=True)
+@click.pass_context
+def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
+    """Write the public graph (every released study), or one released study, to standard output."""
+    from api.services import open_services
+
+    media = {"nquads": "application/n-quads", "ntriples": "application/n-triples", "turtle": "text/turtle",
+             "trig": "application/trig", "rdfxml": "application/rdf+xml", "jsonld": "application/ld+json"}[fmt]
+    with open_services(_settings(ctx)) as services:
+        services.archive.export(sys.stdout.buffer, media, accession)
+
+
+@cli.command()
+@click.pass_context
+def reindex(ctx: click.Context) -> None:
+    """Rebuild the search and file-table indexes from the graph stores."""
+    from api.services import open_services
+
+    with open_services(_settings(ctx)) as services:
+        counts = services.archive.reindex()
+    click.echo(", ".join(f"{name}: {n} studies" for name, n in counts.items()))
+
+
+@cli.command()
+@click.option("--today", help="Pretend today is this date (YYYY-MM-DD).")
+@click.pass_context
+def release(ctx: click.Context, today: str | None) -> None:
+    """Release every study whose release date has come (the server also does this by itself)."""
+    from api.services import open_services
+
+    with open_services(_settings(ctx)) as services:
+        released = services.archive.release_due(today)
+    click.echo(f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else ""))
+
+
+@cli.command()
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """Counts of the public catalog, as JSON."""
+    import json
+
+    from api.services import open_services
+
+    with open_services(_settings(ctx)) as services:
+        click.echo(json.dumps(services.archive.stats(), indent=2, sort_keys=True))
+
+
+def _format_issue(path: str, line_of, issue) -> str:
     if issue.source == "linkml":
         location = issue.focus.rstrip("/") + ("/" + issue.path if issue.path else "")
-        line = source.line_of(location)
+        line = line_of(location)
         where = f"{path}:{line}" if line else path
         return f"{where}: {issue.severity.lower()}: field {location or '/'}: {issue.message}"
     field_name = f" field <{issue.path}>" if issue.path else ""
@@ -110,20 +300,26 @@ def _format_issue(path: str, source, issue) -> str:
     return f"{path}: {issue.severity.lower()}: node <{issue.focus}>{field_name}: {issue.message}{value}"
 
 
+def _format_detail(detail: dict, default_file: str | None = None) -> str:
+    """``file:line: field: message (value)`` from an error detail dict."""
+    file = detail.get("file") or default_file
+    where = f"{file}:{detail['line']}" if file and detail.get("line") else (file or "")
+    node = f" node <{detail['node']}>" if detail.get("node") else ""
+    field_name = f" field {detail['field']}" if detail.get("field") else ""
+    value = f" (value: {detail['value']})" if detail.get("value") not in (None, "") else ""
+    severity = str(detail.get("severity", "error")).lower().replace("violation", "error")
+    return f"{where}: {severity}:{node}{field_name}: {detail.get('message', '')}{value}".lstrip(": ")
+
+
 def _format_error(exc: CatalogError) -> str:
     lines = [f"error: {exc.message}"]
-    for detail in exc.errors:
-        lines.append("  " + ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None))
+    lines.extend("  " + _format_detail(detail) for detail in exc.errors)
     return "\n".join(lines)
 
 
 def main() -> None:
     """Entry point of the ``bia`` console script."""
-    try:
-        cli(obj={})
-    except CatalogError as exc:
-        click.echo(_format_error(exc), err=True)
-        sys.exit(2)
+    cli(obj={})
 
 
 if __name__ == "__main__":

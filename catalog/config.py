@@ -6,7 +6,7 @@ factory do) and pass the result down.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,6 +41,19 @@ class Settings:
     sparql_timeout: float = 30.0
     #: SERVICE endpoints a public SPARQL query may call (empty: none)
     sparql_service_allowlist: tuple[str, ...] = field(default_factory=tuple)
+    #: the BioStudies API (``{url}/studies/{accession}`` and ``/info``) harvests fetch from
+    biostudies_url: str = "https://www.ebi.ac.uk/biostudies/api/v1"
+    #: where BioStudies file lists are fetched from (``{url}/{accession}/Files/{name}``); default: the
+    #: ``httpLink`` the study's ``/info`` gives
+    biostudies_files_url: str | None = None
+    #: the EMPIAR REST API (``{url}/entry/{id}``)
+    empiar_url: str = "https://www.ebi.ac.uk/empiar/api"
+    #: folder of IDR study files (``{url}/{idrNNNN-name}/{idrNNNN}-study.txt``)
+    idr_url: str = "https://raw.githubusercontent.com/IDR/idr-metadata/master"
+    #: seconds between two requests to the same host during a harvest (politeness)
+    harvest_interval: float = 0.5
+    #: attempts per request before a harvest gives up on a record
+    harvest_attempts: int = 4
 
     ENV = {
         "data_dir": ("BIA_DATA", Path),
@@ -55,6 +68,12 @@ class Settings:
         "s3_secure": ("BIA_S3_SECURE", _bool),
         "s3_region": ("BIA_S3_REGION", str),
         "sparql_timeout": ("BIA_SPARQL_TIMEOUT", float),
+        "biostudies_url": ("BIA_BIOSTUDIES_URL", str),
+        "biostudies_files_url": ("BIA_BIOSTUDIES_FILES_URL", str),
+        "empiar_url": ("BIA_EMPIAR_URL", str),
+        "idr_url": ("BIA_IDR_URL", str),
+        "harvest_interval": ("BIA_HARVEST_INTERVAL", float),
+        "harvest_attempts": ("BIA_HARVEST_ATTEMPTS", int),
         "sparql_service_allowlist": (
             "BIA_SPARQL_SERVICE_ALLOWLIST",
             lambda v: tuple(u for u in v.split() if u),

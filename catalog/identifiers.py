@@ -25,7 +25,7 @@ COLLECTIONS = {
     "Image": "images",
 }
 
-_ACCESSION = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Za-z0-9]+)+$")
+_ACCESSION = re.compile(r"^[A-Za-z][A-Za-z0-9]*([-_.][A-Za-z0-9]+)*$")
 
 
 def digest(*parts: Any, length: int = 16) -> str:
@@ -35,9 +35,9 @@ def digest(*parts: Any, length: int = 16) -> str:
 
 
 def check_accession(accession: str) -> str:
-    """The accession if it is well formed (letters/digits, dash-separated), else ValueError."""
+    """The accession if it is well formed (letters and digits, separated by single '-', '_' or '.'), else ValueError."""
     if not _ACCESSION.match(accession or ""):
-        raise ValueError(f"not a valid accession: {accession!r} (expected e.g. S-BIAD123 or EMPIAR-10002)")
+        raise ValueError(f"not a valid accession: {accession!r} (expected e.g. S-BIAD123, EMPIAR-10002 or idr0004)")
     return accession
 
 

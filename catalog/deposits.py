@@ -1,0 +1,399 @@
+"""The deposit lifecycle: submission → staged uploads → file lists → metadata → validation → finalize.
+
+Finalize mints the accession (never reused), moves staged files to permanent storage under the accession,
+and commits the study through :meth:`catalog.archive.Archive.commit_study`. It is all or nothing: a crash
+at any point leaves either no study (nothing visible; the accession is burned but never shown) or, after
+recovery rolls the finalize forward from what is still staged, the whole study.
+
+Parsing formats (PageTab, REMBI JSON/YAML, file-list TSV/CSV/JSON) belongs to ``loaders/``; the layer above
+(the CLI and the HTTP API) passes a :class:`DepositFormats` with those readers in.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
+
+from catalog.archive import Archive, CommitResult, today_iso
+from catalog.errors import CatalogError, Conflict, ValidationFailed
+from catalog.registry import StudyRow
+from catalog.rembi_rdf import record_to_graph
+from catalog.study_files import StudyFile, files_from_record
+from catalog.validation import ValidationIssue, check_study_record
+
+
+# ----------------------------------------------------------------------------- what the format readers give
+
+
+@dataclass
+class ParsedMetadata:
+    """A study record read from a depositor's metadata file."""
+
+    record: dict[str, Any]
+    #: file-list name (as written in the metadata) → title of the component it belongs to
+    file_list_components: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: maps a record location (``/authors/0/orcid``) to a line of the metadata file, when known
+    line_of: Callable[[str], int | None] = lambda location: None
+
+
+@dataclass
+class FileListRow:
+    """One row of a file list."""
+
+    line: int
+    path: str
+    size: int | None
+    attributes: dict[str, str]
+
+
+class DepositFormats(Protocol):
+    """Readers of the formats depositors use (implemented in ``loaders/``)."""
+
+    def read_metadata(self, name: str, data: bytes) -> ParsedMetadata: ...
+
+    def check_file_list(self, path: str, name: str) -> tuple[int, list[dict[str, Any]]]:
+        """(row count, problems as dicts with file/line/field/message)."""
+
+    def iter_file_list(self, path: str, name: str) -> Iterator[FileListRow]: ...
+
+
+# ----------------------------------------------------------------------------- the lifecycle
+
+
+def _clean_path(path: str) -> str:
+    """A depositor's relative POSIX path (``./`` stripped), or ValidationFailed."""
+    clean = path[2:] if path.startswith("./") else path
+    parts = clean.split("/")
+    if not clean or clean.startswith("/") or "\\" in clean or "\x00" in clean or any(p in ("", ".", "..") for p in parts):
+        raise ValidationFailed(
+            f"invalid file path {path!r}",
+            [{"field": "path", "value": path, "message": "must be a relative path inside the study (no '..', no leading '/')"}],
+        )
+    return clean
+
+
+class Deposits:
+    """Submissions of one archive."""
+
+    def __init__(self, archive: Archive, formats: DepositFormats) -> None:
+        self.archive = archive
+        self.registry = archive.registry
+        self.formats = formats
+        self.prefix = archive.settings.accession_prefix
+
+    # ------------------------------------------------------------------ building a submission
+
+    def create(self, owner: str) -> str:
+        """A new open submission for ``owner``; returns its id."""
+        return self.registry.create_submission(owner)
+
+    def get(self, sub_id: str, owner: str | None = None) -> dict[str, Any]:
+        sub = self.registry.submission(sub_id, owner)
+        sub["staged_files"], sub["staged_bytes"] = self.registry.staged_count(sub_id)
+        return sub
+
+    def upload(
+        self,
+        sub_id: str,
+        owner: str,
+        path: str,
+        stream: BinaryIO,
+        *,
+        size: int | None = None,
+        md5: str | None = None,
+        sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Stage one file (checksums computed on the way and checked against the declared ones)."""
+        sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            raise Conflict(f"submission {sub_id} is {sub['status']}")
+        path = _clean_path(path)
+        key = self._staged_key(sub_id, path)
+        if self.registry.staged_file(sub_id, path) is not None:
+            self.archive.file_store.delete(key)  # a re-upload replaces the staged copy (staging is transient)
+            self.registry.unstage_file(sub_id, path)
+        stored = self.archive.file_store.put(
+            key, stream, size=size, expected_md5=md5, expected_sha256=sha256, progress=progress
+        )
+        self.registry.stage_file(sub_id, path, stored.size, stored.md5, stored.sha256)
+        return {"path": path, "size": stored.size, "md5": stored.md5, "sha256": stored.sha256}
+
+    def attach_file_list(self, sub_id: str, owner: str, name: str, stream: BinaryIO, component: str | None = None) -> dict[str, Any]:
+        """Store a file list in the submission (checked at validate); returns its entry."""
+        sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            raise Conflict(f"submission {sub_id} is {sub['status']}")
+        name = PurePosixPath(name).name or "file-list.tsv"
+        lists = [fl for fl in sub["file_lists"] if fl["name"] != name]
+        key = f"submissions/{sub_id}/file-lists/{len(sub['file_lists'])}-{name}"
+        self.archive.file_store.delete(key)
+        self.archive.file_store.put(key, stream)
+        entry = {"name": name, "key": key, "component": component}
+        lists.append(entry)
+        self.registry.update_submission(sub_id, file_lists=lists)
+        return entry
+
+    def attach_metadata(self, sub_id: str, owner: str, name: str, data: bytes, release_date: str | None = None) -> dict[str, Any]:
+        """Store the study metadata (PageTab JSON/TSV or REMBI JSON/YAML); parsing errors are raised now."""
+        self.registry.submission(sub_id, owner)
+        parsed = self.formats.read_metadata(name, data)  # raises a CatalogError naming file, line, field
+        fields: dict[str, Any] = {"metadata": data.decode("utf-8"), "metadata_name": name}
+        if release_date is not None:
+            fields["release_date"] = _check_date(release_date)
+        self.registry.update_submission(sub_id, **fields)
+        return {"name": name, "title": parsed.record.get("title"), "notes": parsed.notes}
+
+    def discard(self, sub_id: str, owner: str) -> None:
+        """Delete an open submission's staged files and file lists (e.g. after a failed CLI deposit)."""
+        sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            return
+        self.archive.file_store.delete_prefix(f"staging/{sub_id}/")
+        self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
+        self.registry.finish_submission(sub_id, "discarded")
+
+    def set_release_date(self, sub_id: str, owner: str, release_date: str) -> None:
+        self.registry.submission(sub_id, owner)
+        self.registry.update_submission(sub_id, release_date=_check_date(release_date))
+
+    @staticmethod
+    def _staged_key(sub_id: str, path: str) -> str:
+        return f"staging/{sub_id}/{path}"
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, sub_id: str, owner: str | None = None) -> dict[str, Any]:
+        """Check everything finalize needs; returns ``{valid, errors, warnings, files}`` and stores it."""
+        sub = self.registry.submission(sub_id, owner)
+        errors: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
+        checked, parsed = None, None
+        name = sub["metadata_name"] or "metadata"
+        if not sub["metadata"]:
+            errors.append({"file": None, "field": "metadata", "message": "no study metadata attached"})
+        else:
+            try:
+                parsed = self.formats.read_metadata(name, sub["metadata"].encode("utf-8"))
+            except CatalogError as exc:
+                errors.extend(exc.errors or [{"file": name, "message": exc.message}])
+        if parsed is not None:
+            record = self._with_release_date(parsed.record, sub)
+            checked = check_study_record(record, self.archive.settings.base_url, accession=f"{self.prefix}0")
+            for issue in checked.report.issues:
+                (errors if issue.severity == "Violation" else warnings).append(_issue_dict(issue, name, parsed))
+        listed = 0
+        for entry in sub["file_lists"]:
+            with self._local_copy(entry["key"]) as local:
+                rows, problems = self.formats.check_file_list(local, entry["name"])
+            listed += rows
+            errors.extend(problems)
+        missing, unlisted = self._cross_check(sub)
+        for path, where in missing[:100]:
+            errors.append({**where, "field": "path", "value": path, "message": "listed in a file list but not uploaded"})
+        if len(missing) > 100:
+            errors.append({"field": "path", "message": f"… and {len(missing) - 100} more listed files not uploaded"})
+        for path in unlisted[:100]:
+            warnings.append({"field": "path", "value": path, "message": "uploaded but not in any file list (it is kept, without attributes)"})
+        staged, staged_bytes = self.registry.staged_count(sub_id)
+        report = {
+            "valid": not errors,
+            "errors": errors,
+            "warnings": warnings,
+            "files": {"staged": staged, "staged_bytes": staged_bytes, "listed": listed, "missing": len(missing), "unlisted": len(unlisted)},
+        }
+        if sub["status"] == "open":
+            self.registry.update_submission(sub_id, report=report)
+        return report
+
+    def _with_release_date(self, record: dict[str, Any], sub: dict[str, Any]) -> dict[str, Any]:
+        record = dict(record)
+        if sub.get("release_date"):
+            record["release_date"] = sub["release_date"]
+        record.setdefault("release_date", today_iso())
+        record.setdefault(
+            "provenance",
+            {"source_resource": "BioImage Archive", "loader": "deposit", "loader_version": self.archive.model.version},
+        )
+        return record
+
+    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+        """(listed but not staged, staged but not listed), using an on-disk table of listed paths."""
+        with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
+            db = sqlite3.connect(f"{tmp}/listed.sqlite")
+            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER)")
+            for entry in sub["file_lists"]:
+                with self._local_copy(entry["key"]) as local:
+                    try:
+                        rows = ((r.path, entry["name"], r.line) for r in self.formats.iter_file_list(local, entry["name"]))
+                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?)", rows)
+                    except CatalogError:
+                        pass  # reported by check_file_list
+            db.commit()
+            db.execute("ATTACH DATABASE ? AS reg", (str(self.registry.path),))
+            missing = [
+                (path, {"file": file, "line": line})
+                for path, file, line in db.execute(
+                    "SELECT l.path, l.file, l.line FROM listed l LEFT JOIN reg.staged_files s"
+                    " ON s.submission_id = ? AND s.path = l.path WHERE s.path IS NULL ORDER BY l.file, l.line LIMIT 1001",
+                    (sub["id"],),
+                )
+            ]
+            unlisted = [
+                path
+                for (path,) in db.execute(
+                    "SELECT s.path FROM reg.staged_files s LEFT JOIN listed l ON l.path = s.path"
+                    " WHERE s.submission_id = ? AND l.path IS NULL ORDER BY s.path",
+                    (sub["id"],),
+                )
+            ]
+            db.close()
+        return missing, unlisted
+
+    # ------------------------------------------------------------------ finalize
+
+    def finalize(self, sub_id: str, owner: str) -> str:
+        """Validate, mint the accession and commit the study; returns the accession."""
+        sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
+        report = self.validate(sub_id, owner)
+        if not report["valid"]:
+            raise ValidationFailed(f"submission {sub_id} is not valid ({len(report['errors'])} error(s))", report["errors"])
+        parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
+        record = self._with_release_date(parsed.record, sub)
+        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"))
+        self._complete(sub_id, accession)
+        return accession
+
+    def finish_interrupted(self, row: StudyRow) -> None:
+        """Recovery hook: roll an interrupted finalize forward from what is still staged."""
+        self._complete(row.submission_id, row.accession)  # type: ignore[arg-type]
+
+    def _complete(self, sub_id: str, accession: str) -> CommitResult:
+        sub = self.registry.submission(sub_id)
+        parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
+        record = self._with_release_date(parsed.record, sub)
+        checked = check_study_record(record, self.archive.settings.base_url, accession=accession)
+        if not checked.report.conforms:  # cannot happen after validate, unless the schema changed in between
+            raise ValidationFailed(f"{accession}: metadata no longer valid", [i.to_dict() for i in checked.report.violations])
+        self._move_staged_files(sub_id, accession)
+        inline = list(files_from_record(checked.record))
+        metadata = record_to_graph({k: v for k, v in checked.record.items() if k != "files"})
+        components = {c.get("title"): c["id"] for c in checked.record.get("components") or []}
+        only_component = next(iter(components.values())) if len(components) == 1 else None
+        list_components = dict(parsed.file_list_components)
+        for comp in checked.record.get("components") or []:
+            if comp.get("file_list_name"):
+                list_components.setdefault(comp["file_list_name"], comp.get("title"))
+
+        def files() -> Iterator[StudyFile]:
+            return self._study_files(sub, accession, inline, components, list_components, only_component)
+
+        result = self.archive.commit_study(
+            accession,
+            metadata,
+            files,
+            release_date=record["release_date"],
+            owner=sub["owner"],
+            source="deposit",
+            title=record.get("title"),
+            already_registered=True,
+        )
+        self.registry.finish_submission(sub_id, "finalized")
+        self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
+        return result
+
+    def _move_staged_files(self, sub_id: str, accession: str) -> None:
+        """Move every staged file under the accession; idempotent, so recovery can repeat it."""
+        store = self.archive.file_store
+        for staged in self.registry.staged_files(sub_id):
+            src = self._staged_key(sub_id, staged["path"])
+            dst = f"studies/{accession}/{staged['path']}"
+            done = store.stat(dst)
+            if done is not None and done.sha256 == staged["sha256"]:
+                store.delete(src)
+                continue
+            store.move(src, dst)
+
+    def _study_files(
+        self,
+        sub: dict[str, Any],
+        accession: str,
+        inline: list[StudyFile],
+        components: dict[str, str],
+        list_components: dict[str, str],
+        only_component: str | None,
+    ) -> Iterator[StudyFile]:
+        """Every file of the study: file-list rows joined with staged checksums, inline files, unlisted uploads."""
+        seen_inline = {f.path for f in inline}
+        yield from inline
+        db = sqlite3.connect(self.registry.path, timeout=60)
+        lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
+        listed: set[str] = set()
+        try:
+            for entry in sub["file_lists"]:
+                component = components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
+                with self._local_copy(entry["key"]) as local:
+                    for row in self.formats.iter_file_list(local, entry["name"]):
+                        if row.path in seen_inline or row.path in listed:
+                            continue
+                        listed.add(row.path)
+                        staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
+                        yield StudyFile(
+                            path=row.path,
+                            size=staged[0] if staged else row.size,
+                            attributes=row.attributes,
+                            md5=staged[1] if staged else None,
+                            sha256=staged[2] if staged else None,
+                            component=component,
+                        )
+            for staged in db.execute("SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)):
+                if staged[0] not in listed and staged[0] not in seen_inline:
+                    yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ file store access
+
+    @contextlib.contextmanager
+    def _local_copy(self, key: str) -> Iterator[str]:
+        """A local path holding the object's bytes (the file store may be S3); removed afterwards."""
+        handle = tempfile.NamedTemporaryFile(dir=self.archive.tmp_dir, delete=False, suffix="-" + key.rsplit("/", 1)[-1])
+        try:
+            with handle:
+                for chunk in self.archive.file_store.open_range(key):
+                    handle.write(chunk)
+            yield handle.name
+        finally:
+            os.unlink(handle.name)
+
+
+def _check_date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ValidationFailed(
+            f"release date {value!r} is not a date (YYYY-MM-DD)", [{"field": "release_date", "value": str(value), "message": "not a date"}]
+        ) from None
+
+
+def _issue_dict(issue: ValidationIssue, name: str, parsed: ParsedMetadata) -> dict[str, Any]:
+    detail = issue.to_dict()
+    detail["file"] = name
+    if issue.source == "linkml":
+        location = issue.focus.rstrip("/") + ("/" + issue.path if issue.path else "")
+        detail["field"] = location
+        line = parsed.line_of(location)
+        if line:
+            detail["line"] = line
+    else:
+        detail["node"] = issue.focus
+        detail["field"] = issue.path
+    return detail

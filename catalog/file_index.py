@@ -1,0 +1,441 @@
+"""File tables: one SQLite file per study, every file-list column filterable, sortable and facetable.
+
+A study's table is built from a stream of row dicts (``path``, ``size``, ``format``, ``file_id`` and any
+file-list columns; new columns may appear at any row) into a temporary file, indexed, then swapped in with
+``os.replace``: readers see the old table or the new one. Values that are canonical numbers (``12``, ``0.5``)
+are stored as numbers, so numeric ranges and sorts work; everything else stays text.
+
+Paging is keyset-based: a page's ``next_cursor`` encodes the sort value and row id of its last row, so page
+10 000 of a 1.3 M-row table costs what page 1 does.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import sqlite3
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from catalog.errors import CatalogError, NotFound
+
+FIXED_COLUMNS = ("path", "size", "format", "file_id")
+#: Columns kept as text even when a value looks like a number.
+TEXT_COLUMNS = frozenset({"path", "format", "file_id"})
+OPERATORS = ("eq", "ne", "prefix", "gt", "gte", "lt", "lte")
+#: Columns with at most this many distinct values get their unfiltered facet counts stored at build time.
+CACHED_FACET_DISTINCT = 2000
+_BATCH = 20_000
+_OPEN_TABLES = 64
+_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\Z")
+
+
+class UnknownColumn(CatalogError):
+    status = 400
+    code = "unknown_column"
+
+
+class InvalidCursor(CatalogError):
+    status = 400
+    code = "invalid_cursor"
+
+
+class InvalidFilter(CatalogError):
+    status = 400
+    code = "invalid_filter"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``column op value``; several ``eq`` filters on one column mean any of the values."""
+
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str  # "number" | "text"
+    distinct: int
+
+
+@dataclass
+class FilePage:
+    items: list[dict[str, Any]]
+    total: int
+    next_cursor: str | None
+
+
+def typed(value: Any) -> Any:
+    """A cell as stored: canonical numbers become numbers, empty becomes NULL, the rest text."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    if text == "":
+        return None
+    if _INT.match(text):
+        return int(text)
+    if text[0].isdigit() or (text[0] == "-" and text[1:2].isdigit()):
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        if repr(number) == text:
+            return number
+    return text
+
+
+class _Table:
+    """An open study table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.inode = path.stat().st_ino
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.columns: dict[str, tuple[str, str, int]] = {
+            name: (f"c{idx}", kind, distinct)
+            for idx, name, kind, distinct in self.db.execute("SELECT idx, name, kind, n_distinct FROM columns ORDER BY idx")
+        }
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        self.total = int(meta.get("files", 0))
+        self.bytes = int(meta.get("bytes", 0))
+
+    def sql_column(self, name: str) -> str:
+        if name not in self.columns:
+            raise UnknownColumn(
+                f"no column {name!r} in this file table; columns are: {', '.join(self.columns)}",
+                [{"field": name, "message": "unknown column"}],
+            )
+        return self.columns[name][0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass
+class StagedTable:
+    """A built study table not yet visible."""
+
+    index: "FileIndex"
+    accession: str
+    path: Path
+    target: Path
+    rows: int
+
+    def publish(self) -> None:
+        os.replace(self.path, self.target)
+        self.index._forget(self.accession)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class FileIndex:
+    """The file tables of one catalog view, in ``directory`` (one ``<accession>.sqlite`` each)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._open: OrderedDict[str, _Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _path(self, accession: str) -> Path:
+        if "/" in accession or accession.startswith("."):
+            raise NotFound(f"no file table for {accession!r}")
+        return self.directory / f"{accession}.sqlite"
+
+    # ---------------------------------------------------------------- building
+
+    def replace_study(self, accession: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Build the study's table from ``rows`` (streamed) and swap it in; returns the row count."""
+        staged = self.build_study(accession, rows)
+        staged.publish()
+        return staged.rows
+
+    def build_study(self, accession: str, rows: Iterable[dict[str, Any]]) -> "StagedTable":
+        """Build the study's table beside the live one; it replaces it when :meth:`StagedTable.publish` is called."""
+        target = self._path(accession)
+        tmp = target.with_name(f".{accession}.{uuid.uuid4().hex}.tmp")
+        try:
+            count = _build(tmp, rows)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return StagedTable(self, accession, tmp, target, count)
+
+    def delete_study(self, accession: str) -> None:
+        self._path(accession).unlink(missing_ok=True)
+        self._forget(accession)
+
+    def has_study(self, accession: str) -> bool:
+        return self._path(accession).exists()
+
+    def studies(self) -> list[str]:
+        return sorted(p.stem for p in self.directory.glob("*.sqlite") if not p.name.startswith("."))
+
+    def _forget(self, accession: str) -> None:
+        with self._lock:
+            table = self._open.pop(accession, None)
+        if table is not None:
+            table.close()
+
+    def _table(self, accession: str) -> _Table:
+        path = self._path(accession)
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
+            raise NotFound(f"no file table for study {accession}") from None
+        with self._lock:
+            table = self._open.get(accession)
+            if table is not None and table.inode == inode:
+                self._open.move_to_end(accession)
+                return table
+            if table is not None:
+                table.close()
+            table = _Table(path)
+            self._open[accession] = table
+            while len(self._open) > _OPEN_TABLES:
+                self._open.popitem(last=False)[1].close()
+            return table
+
+    def close(self) -> None:
+        with self._lock:
+            for table in self._open.values():
+                table.close()
+            self._open.clear()
+
+    # ---------------------------------------------------------------- reading
+
+    def columns(self, accession: str) -> list[Column]:
+        table = self._table(accession)
+        return [Column(name, kind, distinct) for name, (_, kind, distinct) in table.columns.items()]
+
+    def _where(self, table: _Table, filters: Sequence[Filter], skip_column: str | None = None) -> tuple[str, list]:
+        clauses, params = [], []
+        equal: dict[str, list[Any]] = {}
+        for f in filters:
+            if f.op not in OPERATORS:
+                raise InvalidFilter(f"unknown filter operator {f.op!r}; use one of {', '.join(OPERATORS)}")
+            column = table.sql_column(f.column)
+            if f.column == skip_column:
+                continue
+            value = str(f.value) if f.column in TEXT_COLUMNS else typed(f.value)
+            kind = table.columns[f.column][1]
+            if f.op in ("gt", "gte", "lt", "lte") and kind == "number" and not isinstance(value, (int, float)):
+                raise InvalidFilter(
+                    f"column {f.column!r} holds numbers; {f.value!r} is not one",
+                    [{"field": f.column, "message": "not a number"}],
+                )
+            if f.op == "eq":
+                equal.setdefault(column, []).append(value)
+            elif f.op == "ne":
+                clauses.append(f"({column} IS NULL OR {column} != ?)")
+                params.append(value)
+            elif f.op == "prefix":
+                text = str(f.value)
+                clauses.append(f"({column} >= ? AND {column} < ?)")
+                params.extend([text, text + "\U0010ffff"])
+            else:
+                clauses.append(f"{column} {dict(gt='>', gte='>=', lt='<', lte='<=')[f.op]} ?")
+                params.append(value)
+        for column, values in equal.items():
+            if values == [None]:
+                clauses.append(f"{column} IS NULL")
+            else:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        return " AND ".join(clauses) or "1", params
+
+    def query(
+        self,
+        accession: str,
+        filters: Sequence[Filter] = (),
+        sort: Sequence[tuple[str, bool]] = (),
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> FilePage:
+        """One page of the filtered, sorted table; ``sort`` is ``[(column, descending)]`` (one column)."""
+        table = self._table(accession)
+        if len(sort) > 1:
+            raise InvalidFilter("sort on one column at a time")
+        where, params = self._where(table, filters)
+        column, descending = (table.sql_column(sort[0][0]), bool(sort[0][1])) if sort else ("rowid", False)
+        keyset, keyset_params = "1", []
+        if cursor:
+            last_value, last_id = _decode_cursor(cursor)
+            keyset, keyset_params = _after(column, descending, last_value, last_id)
+        direction = "DESC" if descending else "ASC"
+        order = f"{column} {direction}, rowid {direction}" if column != "rowid" else f"rowid {direction}"
+        names = list(table.columns)
+        select = ", ".join(table.columns[n][0] for n in names)
+        with table.lock:
+            rows = table.db.execute(
+                f"SELECT rowid, {column}, {select} FROM files WHERE {where} AND {keyset} ORDER BY {order} LIMIT ?",
+                [*params, *keyset_params, limit + 1],
+            ).fetchall()
+            total = table.total if where == "1" else table.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", params).fetchone()[0]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [{n: v for n, v in zip(names, row[2:]) if v is not None} for row in rows]
+        next_cursor = _encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+        return FilePage(items, total, next_cursor)
+
+    def facets(
+        self, accession: str, columns: Sequence[str], filters: Sequence[Filter] = (), limit: int = 50
+    ) -> dict[str, list[tuple[Any, int]]]:
+        """Value counts per column over the rows matching the filters on the *other* columns."""
+        table = self._table(accession)
+        out: dict[str, list[tuple[Any, int]]] = {}
+        for name in columns:
+            column = table.sql_column(name)
+            where, params = self._where(table, filters, skip_column=name)
+            with table.lock:
+                if where == "1" and table.columns[name][2] <= CACHED_FACET_DISTINCT:
+                    rows = table.db.execute(
+                        "SELECT value, n FROM facet_cache WHERE col = ? ORDER BY n DESC, value LIMIT ?", (name, limit)
+                    ).fetchall()
+                else:
+                    rows = table.db.execute(
+                        f"SELECT {column} AS v, COUNT(*) AS n FROM files WHERE {where} AND {column} IS NOT NULL"
+                        " GROUP BY v ORDER BY n DESC, v LIMIT ?",
+                        [*params, limit],
+                    ).fetchall()
+            out[name] = [(v, n) for v, n in rows]
+        return out
+
+    def totals(self, accession: str, filters: Sequence[Filter] = ()) -> dict[str, int]:
+        """Files and bytes of the rows matching the filters."""
+        table = self._table(accession)
+        where, params = self._where(table, filters)
+        if where == "1":
+            return {"files": table.total, "bytes": table.bytes}
+        with table.lock:
+            n, size = table.db.execute(f"SELECT COUNT(*), TOTAL(c1) FROM files WHERE {where}", params).fetchone()
+        return {"files": n, "bytes": int(size)}
+
+    def iter_rows(self, accession: str, filters: Sequence[Filter] = (), batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Every matching row in table order (streamed by keyset pages)."""
+        cursor = None
+        while True:
+            page = self.query(accession, filters, limit=batch, cursor=cursor)
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def get(self, accession: str, file_id: str) -> dict[str, Any] | None:
+        """One row by its ``file_id``."""
+        page = self.query(accession, [Filter("file_id", "eq", file_id)], limit=1)
+        return page.items[0] if page.items else None
+
+
+# ---------------------------------------------------------------------- keyset cursors
+
+
+def _encode_cursor(value: Any, rowid: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, rowid], separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, int]:
+    try:
+        value, rowid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(rowid, int):
+            raise ValueError
+        return value, rowid
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("the cursor is not one this table issued; start again without it") from exc
+
+
+def _after(column: str, descending: bool, value: Any, rowid: int) -> tuple[str, list]:
+    """Rows strictly after (value, rowid) in the order ``column [DESC], rowid [DESC]`` (NULLs sort lowest)."""
+    if column == "rowid":
+        return ("rowid < ?" if descending else "rowid > ?"), [rowid]
+    if not descending:
+        if value is None:
+            return f"(({column} IS NULL AND rowid > ?) OR {column} IS NOT NULL)", [rowid]
+        return f"({column} > ? OR ({column} = ? AND rowid > ?))", [value, value, rowid]
+    if value is None:
+        return f"({column} IS NULL AND rowid < ?)", [rowid]
+    return f"({column} < ? OR ({column} = ? AND rowid < ?) OR {column} IS NULL)", [value, value, rowid]
+
+
+# ---------------------------------------------------------------------- building
+
+
+def _build(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    db = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA cache_size=-200000")
+        db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value)")
+        db.execute("CREATE TABLE columns(idx INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind TEXT, n_distinct INTEGER)")
+        db.execute("CREATE TABLE facet_cache(col TEXT NOT NULL, value, n INTEGER NOT NULL)")
+        db.execute(f"CREATE TABLE files({', '.join(f'c{i}' for i in range(len(FIXED_COLUMNS)))})")
+        names: dict[str, int] = {name: i for i, name in enumerate(FIXED_COLUMNS)}
+        numeric: dict[str, bool] = {name: True for name in names}
+        count = total_bytes = 0
+        batch: list[list[Any]] = []
+        width = len(names)
+
+        def flush() -> None:
+            if batch:
+                marks = ", ".join("?" * width)
+                db.executemany(
+                    f"INSERT INTO files({', '.join(f'c{i}' for i in range(width))}) VALUES ({marks})",
+                    [r + [None] * (width - len(r)) for r in batch],
+                )
+                batch.clear()
+
+        db.execute("BEGIN")
+        for row in rows:
+            values: list[Any] = [None] * width
+            for key, raw in row.items():
+                idx = names.get(key)
+                if idx is None:
+                    flush()
+                    idx = names[key] = width
+                    db.execute(f"ALTER TABLE files ADD COLUMN c{idx}")
+                    numeric[key] = True
+                    width += 1
+                    values.append(None)
+                value = (str(raw) if raw is not None else None) if key in TEXT_COLUMNS else typed(raw)
+                if value is not None and numeric[key] and not isinstance(value, (int, float)):
+                    numeric[key] = False
+                values[idx] = value
+            if isinstance(values[1], (int, float)):
+                total_bytes += int(values[1])
+            batch.append(values)
+            count += 1
+            if len(batch) >= _BATCH:
+                flush()
+        flush()
+        db.execute("COMMIT")
+        db.execute("BEGIN")
+        for name, idx in names.items():
+            db.execute(f"CREATE INDEX i{idx} ON files(c{idx})")
+            distinct = db.execute(f"SELECT COUNT(DISTINCT c{idx}) FROM files").fetchone()[0]
+            kind = "number" if numeric[name] and distinct else "text"
+            db.execute("INSERT INTO columns VALUES (?, ?, ?, ?)", (idx, name, kind, distinct))
+            if distinct <= CACHED_FACET_DISTINCT:
+                db.execute(
+                    f"INSERT INTO facet_cache SELECT ?, c{idx}, COUNT(*) FROM files WHERE c{idx} IS NOT NULL GROUP BY c{idx}",
+                    (name,),
+                )
+        db.execute("CREATE INDEX facet_cache_col ON facet_cache(col, n)")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("files", count), ("bytes", total_bytes)])
+        db.execute("COMMIT")
+        db.execute("ANALYZE")
+    finally:
+        db.close()
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+    return count

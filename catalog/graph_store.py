@@ -1,0 +1,158 @@
+"""The graph store interface: one named graph per study, in an embedded Oxigraph or a remote SPARQL 1.1 server.
+
+Every implementation gives the same guarantees:
+
+* :meth:`GraphStore.replace_graph` swaps a whole named graph; a reader sees the old graph or the new one, and a
+  crash (even ``kill -9``) in the middle leaves the old one (or none, if there was none);
+* queries see the union of the named graphs as their default graph (studies live only in named graphs);
+* errors the caller can cause are :class:`GraphStoreError` (HTTP 400/406), a store that cannot be reached is
+  :class:`GraphStoreUnavailable` (503).
+
+:func:`open_graph_store` picks the implementation from the location: a folder path opens the embedded store
+(:mod:`catalog.graph_store_embedded`), an ``http(s)://`` URL the remote one (:mod:`catalog.graph_store_remote`).
+"""
+from __future__ import annotations
+
+import abc
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, TextIO, TypeVar
+
+from catalog.errors import CatalogError
+
+N_TRIPLES = "application/n-triples"
+#: Binding dicts as in the SPARQL 1.1 Query Results JSON Format: ``{"var": {"type": "uri", "value": ...}}``.
+Binding = dict[str, dict[str, str]]
+T = TypeVar("T")
+
+
+class GraphStoreError(CatalogError):
+    """A query or update the store rejected (syntax, unsupported feature)."""
+
+    status = 400
+    code = "invalid_query"
+
+
+class NotAcceptable(GraphStoreError):
+    """No serialization of the result in the requested media type."""
+
+    status = 406
+    code = "not_acceptable"
+
+
+class GraphStoreUnavailable(CatalogError):
+    """The store cannot be reached or is held by another process."""
+
+    status = 503
+    code = "graph_store_unavailable"
+
+
+class GraphStore(abc.ABC):
+    """A set of named graphs with SPARQL 1.1 query and update."""
+
+    # ---------------------------------------------------------------- graphs
+
+    @abc.abstractmethod
+    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True) -> int:
+        """Replace the named graph ``graph`` with ``data`` (a file, or serialized RDF).
+
+        Returns the graph's triple count (``-1`` when ``count`` is false: counting a huge graph takes seconds).
+        """
+
+    def replace_graph_from(self, graph: str, produce: Callable[[TextIO], T], tmp_dir: Path | None = None) -> T:
+        """Replace ``graph`` with the N-Triples ``produce(out)`` writes (streamed); returns what ``produce`` returns."""
+        fd, name = tempfile.mkstemp(prefix="graph-", suffix=".nt", dir=tmp_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+                result = produce(out)
+            self.replace_graph(graph, path, count=False)
+        finally:
+            path.unlink(missing_ok=True)
+        return result
+
+    @abc.abstractmethod
+    def drop_graph(self, graph: str) -> None:
+        """Remove a named graph (no error if it does not exist)."""
+
+    @abc.abstractmethod
+    def has_graph(self, graph: str) -> bool:
+        """Whether the named graph exists (holds at least one triple)."""
+
+    @abc.abstractmethod
+    def graphs(self) -> list[str]:
+        """The IRIs of every named graph."""
+
+    @abc.abstractmethod
+    def get_graph(self, graph: str, format: str = N_TRIPLES) -> bytes:
+        """One named graph, serialized in the media type ``format``."""
+
+    def save_graph(self, graph: str, target: Path, format: str = N_TRIPLES) -> None:
+        """Write one named graph to a file (implementations stream it rather than hold it in memory)."""
+        target.write_bytes(self.get_graph(graph, format))
+
+    def count(self, graph: str | None = None) -> int:
+        """Triples in one named graph, or quads in all of them."""
+        where = f"GRAPH <{graph}> {{ ?s ?p ?o }}" if graph else "GRAPH ?g { ?s ?p ?o }"
+        rows = self.select(f"SELECT (COUNT(*) AS ?n) WHERE {{ {where} }}")
+        return int(rows[0]["n"]["value"]) if rows else 0
+
+    # ---------------------------------------------------------------- SPARQL
+
+    @abc.abstractmethod
+    def select(self, query: str) -> list[Binding]:
+        """The solutions of a SELECT query as SPARQL-JSON bindings (unbound variables are absent)."""
+
+    @abc.abstractmethod
+    def ask(self, query: str) -> bool:
+        """The answer of an ASK query."""
+
+    def construct(self, query: str, format: str = N_TRIPLES) -> bytes:
+        """The graph a CONSTRUCT or DESCRIBE query builds, serialized in ``format``."""
+        data, _ = self.query_raw(query, format)
+        return data
+
+    @abc.abstractmethod
+    def query_raw(
+        self,
+        query: str,
+        accept: str,
+        default_graph_uris: tuple[str, ...] | list[str] = (),
+        named_graph_uris: tuple[str, ...] | list[str] = (),
+    ) -> tuple[bytes, str]:
+        """Run any query form and serialize its result in the media type ``accept``; returns (body, media type).
+
+        ``default_graph_uris``/``named_graph_uris`` are the SPARQL protocol's dataset parameters; without them
+        the default graph is the union of all named graphs.
+        """
+
+    @abc.abstractmethod
+    def update(self, update: str) -> None:
+        """Run a SPARQL 1.1 Update (atomically)."""
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Release the store."""
+
+    def __enter__(self) -> "GraphStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_graph_store(location: str | Path, read_only: bool = False, **options: Any) -> GraphStore:
+    """Open the store at ``location``: a folder (embedded Oxigraph) or an ``http(s)://`` base URL.
+
+    ``read_only`` opens a consistent snapshot that follows the writer's published checkpoints (embedded) —
+    the handle for read paths that must never see a half-made change.
+    """
+    if isinstance(location, str) and location.startswith(("http://", "https://")):
+        from catalog.graph_store_remote import RemoteGraphStore
+
+        return RemoteGraphStore(location, **options)
+    from catalog.graph_store_embedded import EmbeddedGraphStore
+
+    return EmbeddedGraphStore(Path(location), read_only=read_only)

@@ -1,0 +1,344 @@
+"""The embedded graph store: pyoxigraph in a folder, crash-safe whole-graph replacement, published snapshots.
+
+Layout of the folder::
+
+    live/             the read-write RocksDB store (one writer process: Oxigraph holds a lock on it)
+    journal.json      present only while a graph is being replaced: which graph, and the snapshot before it
+    checkpoints/<id>  snapshots made by ``Store.backup`` (hard links, ~1 ms) after every change
+    CURRENT           the id of the newest snapshot
+
+``replace_graph`` writes the journal, drops the graph, bulk-loads the new data (fast, not transactional),
+publishes a snapshot and removes the journal. Opening the writer after a crash finds the journal and puts the
+graph back as the snapshot named in it had it, so a replacement is all or nothing.
+
+Read-only handles (``read_only=True``, for public read paths and query workers) answer from the newest
+snapshot and move to a newer one when ``CURRENT`` changes, so they never see a graph half-replaced.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO, TypeVar
+
+import pyoxigraph as ox
+
+from catalog.graph_store import (
+    N_TRIPLES,
+    Binding,
+    GraphStore,
+    GraphStoreError,
+    GraphStoreUnavailable,
+    NotAcceptable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Snapshots kept besides the newest: at least this many, and any younger than ``KEEP_SECONDS``.
+KEEP_SNAPSHOTS = 3
+KEEP_SECONDS = 300.0
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+_RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+
+
+def term_json(term: Any) -> dict[str, str]:
+    """A pyoxigraph term in the SPARQL 1.1 Query Results JSON form."""
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Literal):
+        out = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+        elif term.datatype.value not in (_XSD_STRING, _RDF_LANG_STRING):
+            out["datatype"] = term.datatype.value
+        return out
+    return {"type": "triple", "value": str(term)}
+
+
+def rdf_format(media_type: str) -> ox.RdfFormat:
+    fmt = ox.RdfFormat.from_media_type(media_type.split(";")[0].strip())
+    if fmt is None:
+        raise NotAcceptable(f"no RDF serialization for {media_type!r}")
+    return fmt
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _unblock(fifo: Path) -> None:
+    """Let a producer blocked on opening or writing a pipe whose reader is gone fail instead of hanging."""
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class EmbeddedGraphStore(GraphStore):
+    """pyoxigraph in ``path``: the writer (default) or a read-only snapshot follower."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._checkpoints = self.path / "checkpoints"
+        self._current_file = self.path / "CURRENT"
+        self._journal = self.path / "journal.json"
+        self._snapshot_id: str | None = None
+        self._store: ox.Store | None = None
+        if read_only:
+            self._follow()
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._checkpoints.mkdir(exist_ok=True)
+        try:
+            self._store = ox.Store(str(self.path / "live"))
+        except OSError as exc:
+            raise GraphStoreUnavailable(
+                f"the graph store in {self.path} is open for writing by another process ({exc}); stop it "
+                "(e.g. `bia serve`) or use its HTTP API, or configure a remote SPARQL store"
+            ) from exc
+        self._roll_back()
+        self._publish()
+
+    # ---------------------------------------------------------------- snapshots
+
+    def _current_id(self) -> str | None:
+        try:
+            return self._current_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _follow(self) -> ox.Store:
+        """(Read-only) the store of the newest published snapshot."""
+        current = self._current_id()
+        if self._store is None or current != self._snapshot_id:
+            with self._lock:
+                if current is None:
+                    self._store = ox.Store()  # nothing published yet: an empty catalog
+                else:
+                    self._store = ox.Store.read_only(str(self._checkpoints / current))
+                self._snapshot_id = current
+        return self._store
+
+    def _reader(self) -> ox.Store:
+        return self._follow() if self.read_only else self._writer()
+
+    def _writer(self) -> ox.Store:
+        if self.read_only or self._store is None:
+            raise GraphStoreError("this graph store handle is read-only")
+        return self._store
+
+    def _publish(self) -> str:
+        """Snapshot the live store, point ``CURRENT`` at it and prune old snapshots."""
+        store = self._writer()
+        store.flush()
+        snapshot = f"{time.time_ns():020d}"
+        store.backup(str(self._checkpoints / snapshot))
+        _fsync_write(self._current_file, snapshot)
+        self._prune(keep=snapshot)
+        return snapshot
+
+    def _prune(self, keep: str) -> None:
+        names = sorted((p.name for p in self._checkpoints.iterdir() if p.is_dir()), reverse=True)
+        now = time.time_ns()
+        for name in names[KEEP_SNAPSHOTS + 1 :]:
+            if name == keep or not name.isdigit() or now - int(name) < KEEP_SECONDS * 1e9:
+                continue
+            shutil.rmtree(self._checkpoints / name, ignore_errors=True)
+
+    def checkpoint_path(self) -> Path | None:
+        """The folder of the newest published snapshot (what query workers open read-only)."""
+        current = self._current_id()
+        return self._checkpoints / current if current else None
+
+    # ---------------------------------------------------------------- crash safety
+
+    def _roll_back(self) -> None:
+        """Undo a replacement a crash interrupted: restore its graph from the snapshot taken before it."""
+        if not self._journal.exists():
+            return
+        entry = json.loads(self._journal.read_text(encoding="utf-8"))
+        graph, snapshot = entry["graph"], entry.get("snapshot")
+        log.warning("rolling back an interrupted replacement of %s", graph)
+        store = self._writer()
+        if store.contains_named_graph(ox.NamedNode(graph)):
+            store.remove_graph(ox.NamedNode(graph))
+        if snapshot and (self._checkpoints / snapshot).exists():
+            old = ox.Store.read_only(str(self._checkpoints / snapshot))
+            if old.contains_named_graph(ox.NamedNode(graph)):
+                data = old.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.NamedNode(graph))
+                store.load(data, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
+            del old
+        store.flush()
+        self._journal.unlink()
+
+    # ---------------------------------------------------------------- graphs
+
+    @contextlib.contextmanager
+    def _replacing(self, graph: str) -> Iterator[ox.Store]:
+        """Journal, drop the old graph, let the caller load the new one; roll back if anything fails."""
+        with self._lock:
+            store = self._writer()
+            _fsync_write(self._journal, json.dumps({"graph": graph, "snapshot": self._current_id()}))
+            try:
+                if store.contains_named_graph(ox.NamedNode(graph)):
+                    store.remove_graph(ox.NamedNode(graph))
+                yield store
+                store.flush()
+            except BaseException:
+                self._roll_back()
+                raise
+            self._publish()
+            self._journal.unlink()
+
+    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True) -> int:
+        fmt = rdf_format(format)
+        name = ox.NamedNode(graph)
+        try:
+            with self._replacing(graph) as store:
+                if isinstance(data, Path):
+                    store.bulk_load(path=str(data), format=fmt, to_graph=name)
+                else:
+                    store.load(data.encode("utf-8") if isinstance(data, str) else data, format=fmt, to_graph=name)
+        except SyntaxError as exc:
+            raise GraphStoreError(f"the data for {graph} is not valid {format}: {exc}") from exc
+        return self._count_graph(self._writer(), graph) if count else -1
+
+    def replace_graph_from(self, graph: str, produce: Callable[[TextIO], T], tmp_dir: Path | None = None) -> T:
+        """Bulk-load N-Triples while ``produce`` writes them, through a pipe: generating and loading overlap."""
+        name = ox.NamedNode(graph)
+        with tempfile.TemporaryDirectory(prefix="load-", dir=tmp_dir) as folder:
+            fifo = Path(folder) / "graph.nt"
+            os.mkfifo(fifo)
+            outcome: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    with open(fifo, "w", encoding="utf-8", newline="\n") as out:
+                        outcome["result"] = produce(out)
+                except BaseException as exc:  # noqa: BLE001 - handed to the loading thread
+                    outcome["error"] = exc
+
+            writer = threading.Thread(target=run, name="nt-producer", daemon=True)
+            try:
+                with self._replacing(graph) as store:
+                    writer.start()
+                    try:
+                        store.bulk_load(path=str(fifo), format=ox.RdfFormat.N_TRIPLES, to_graph=name)
+                    except BaseException:
+                        _unblock(fifo)
+                        raise
+                    finally:
+                        writer.join()
+                    if "error" in outcome:
+                        raise outcome["error"]
+            except SyntaxError as exc:
+                raise GraphStoreError(f"the data for {graph} is not valid N-Triples: {exc}") from exc
+        return outcome["result"]
+
+    def drop_graph(self, graph: str) -> None:
+        name = ox.NamedNode(graph)
+        with self._lock:
+            store = self._writer()
+            if store.contains_named_graph(name):
+                store.remove_graph(name)
+                self._publish()
+
+    def has_graph(self, graph: str) -> bool:
+        store = self._reader()
+        name = ox.NamedNode(graph)
+        return store.contains_named_graph(name) and any(True for _ in store.quads_for_pattern(None, None, None, name))
+
+    def graphs(self) -> list[str]:
+        return sorted(g.value for g in self._reader().named_graphs() if isinstance(g, ox.NamedNode))
+
+    def get_graph(self, graph: str, format: str = N_TRIPLES) -> bytes:
+        return self._reader().dump(format=rdf_format(format), from_graph=ox.NamedNode(graph))
+
+    def count(self, graph: str | None = None) -> int:
+        store = self._reader()
+        return len(store) if graph is None else self._count_graph(store, graph)
+
+    @staticmethod
+    def _count_graph(store: ox.Store, graph: str) -> int:
+        result = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return int(next(iter(result))["n"].value)
+
+    # ---------------------------------------------------------------- SPARQL
+
+    def _query(self, query: str, default_graph_uris=(), named_graph_uris=()) -> Any:
+        kwargs: dict[str, Any] = {}
+        if default_graph_uris:
+            kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph_uris]
+        else:
+            kwargs["use_default_graph_as_union"] = True
+        if named_graph_uris:
+            kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graph_uris]
+        try:
+            return self._reader().query(query, **kwargs)
+        except SyntaxError as exc:
+            raise GraphStoreError(f"SPARQL syntax error: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise GraphStoreError(f"query failed: {exc}") from exc
+
+    def select(self, query: str) -> list[Binding]:
+        result = self._query(query)
+        if not isinstance(result, ox.QuerySolutions):
+            raise GraphStoreError("not a SELECT query")
+        names = [v.value for v in result.variables]
+        return [{n: term_json(s[n]) for n in names if s[n] is not None} for s in result]
+
+    def ask(self, query: str) -> bool:
+        result = self._query(query)
+        if not isinstance(result, ox.QueryBoolean):
+            raise GraphStoreError("not an ASK query")
+        return bool(result)
+
+    def query_raw(self, query, accept, default_graph_uris=(), named_graph_uris=()) -> tuple[bytes, str]:
+        result = self._query(query, default_graph_uris, named_graph_uris)
+        media = accept.split(";")[0].strip()
+        if isinstance(result, ox.QueryTriples):
+            return result.serialize(format=rdf_format(media)), media
+        fmt = ox.QueryResultsFormat.from_media_type(media)
+        if fmt is None:
+            raise NotAcceptable(f"no SPARQL results serialization for {accept!r}")
+        return result.serialize(format=fmt), media
+
+    def update(self, update: str) -> None:
+        with self._lock:
+            try:
+                self._writer().update(update)
+            except SyntaxError as exc:
+                raise GraphStoreError(f"SPARQL Update syntax error: {exc}") from exc
+            self._publish()
+
+    def save_graph(self, graph: str, target: Path, format: str = N_TRIPLES) -> None:
+        self._reader().dump(str(target), format=rdf_format(format), from_graph=ox.NamedNode(graph))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None and not self.read_only:
+                self._store.flush()
+            self._store = None
+

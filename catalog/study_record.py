@@ -1,0 +1,149 @@
+"""The record of a resource (a study or any object inside it): one graph, the data of every renderer.
+
+:func:`build_record` reads the triples that describe an IRI from its study's named graph — the resource and
+everything reachable from it, except the (possibly millions of) files a study links to, which the file table
+serves — and, for a study, adds the schema.org / Bioschemas ``Dataset`` view search engines read. JSON-LD,
+Turtle, N-Triples, RDF/XML and HTML are all renderings of this one graph, so they always agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from rdflib import BNode, Graph, Literal, Namespace, URIRef
+from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
+
+from catalog import identifiers
+from catalog.errors import NotFound
+from catalog.graph_store import GraphStore
+
+SCHEMA = Namespace("http://schema.org/")
+REMBI = Namespace("https://w3id.org/rembi/")
+PROV = Namespace("http://www.w3.org/ns/prov#")
+BIOSCHEMAS_DATASET = URIRef("https://bioschemas.org/profiles/Dataset/1.0-RELEASE")
+
+#: edges the record does not follow: a study's files are served by the file table, not inside the record
+SKIPPED_EDGES = {str(REMBI.files)}
+MAX_DEPTH = 6
+BATCH = 200
+
+
+@dataclass
+class Record:
+    """What every renderer of a resource gets."""
+
+    iri: str
+    accession: str
+    study_iri: str
+    graph: Graph
+    is_study: bool
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(str(t) for t in self.graph.objects(URIRef(self.iri), RDF.type))
+
+
+def _term(binding: dict[str, Any]):
+    kind, value = binding["type"], binding["value"]
+    if kind == "uri":
+        return URIRef(value)
+    if kind == "bnode":
+        return BNode(value)
+    if "xml:lang" in binding:
+        return Literal(value, lang=binding["xml:lang"])
+    datatype = binding.get("datatype")
+    if datatype in (None, str(XSD.string)):
+        return Literal(value)
+    return Literal(value, datatype=URIRef(datatype))
+
+
+def _sparql_term(term) -> str:
+    if isinstance(term, URIRef):
+        return f"<{term}>"
+    return term.n3()
+
+
+def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: set[str] = SKIPPED_EDGES) -> Graph:
+    """The triples of ``roots`` and of every node reachable from them in one named graph (not via ``skipped``)."""
+    out = Graph()
+    seen: set[Any] = set()
+    frontier = [URIRef(r) for r in roots]
+    for _depth in range(MAX_DEPTH):
+        frontier = [n for n in frontier if n not in seen]
+        if not frontier:
+            break
+        seen.update(frontier)
+        following = []
+        for start in range(0, len(frontier), BATCH):
+            values = " ".join(_sparql_term(n) for n in frontier[start : start + BATCH])
+            rows = store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o }} }}")
+            for row in rows:
+                s, p, o = _term(row["s"]), _term(row["p"]), _term(row["o"])
+                if str(p) in skipped:
+                    continue
+                out.add((s, p, o))
+                if not isinstance(o, Literal) and p != RDF.type and o not in seen:
+                    following.append(o)
+        frontier = following
+    return out
+
+
+def build_record(store: GraphStore, base_url: str, iri: str, *, catalog_name: str = "BioImage Archive catalog") -> Record:
+    """The record of a study or of an object inside one; :class:`NotFound` when this store does not hold it."""
+    accession = identifiers.accession_of(iri)
+    if accession is None:
+        raise NotFound(f"no record {iri}")
+    try:
+        study = identifiers.study_iri(base_url, accession)
+    except ValueError:
+        raise NotFound(f"no record {iri}") from None
+    resource = iri.split("#", 1)[0]  # a fragment (author, grant…) is described by the record it belongs to
+    graph = describe(store, study, [resource], skipped=SKIPPED_EDGES if resource == study else set())
+    if not any(True for _ in graph.triples((URIRef(resource), None, None))):
+        raise NotFound(f"no record {iri}")
+    is_study = resource == study
+    if is_study:
+        add_dataset_view(graph, URIRef(study), base_url, catalog_name)
+    return Record(iri=resource, accession=accession, study_iri=study, graph=graph, is_study=is_study)
+
+
+def add_dataset_view(graph: Graph, study: URIRef, base_url: str, catalog_name: str) -> None:
+    """Add the schema.org ``Dataset`` (Bioschemas Dataset profile) statements derived from the REMBI ones."""
+    add = graph.add
+    add((study, RDF.type, SCHEMA.Dataset))
+    add((study, DCTERMS.conformsTo, BIOSCHEMAS_DATASET))
+    add((study, SCHEMA.url, study))
+    add((study, SCHEMA.isAccessibleForFree, Literal(True)))
+    for title in graph.objects(study, DCTERMS.title):
+        add((study, SCHEMA.name, title))
+    for text in graph.objects(study, DCTERMS.description):
+        add((study, SCHEMA.description, text))
+    for accession in graph.objects(study, DCTERMS.identifier):
+        add((study, SCHEMA.identifier, accession))
+    for doi in graph.objects(study, REMBI.doi):
+        add((study, SCHEMA.identifier, URIRef(f"https://doi.org/{doi}")))
+    for licence in graph.objects(study, DCTERMS.license):
+        add((study, SCHEMA.license, licence))
+    for released in graph.objects(study, DCTERMS.available):
+        add((study, SCHEMA.datePublished, Literal(str(released)[:10], datatype=XSD.date)))
+    for author in graph.objects(study, SCHEMA.creator):
+        add((author, RDF.type, SCHEMA.Person))
+    for publication in graph.objects(study, SCHEMA.citation):
+        add((publication, RDF.type, SCHEMA.ScholarlyArticle))
+        for title in graph.objects(publication, DCTERMS.title):
+            add((publication, SCHEMA.name, title))
+    for term in set(graph.objects(None, REMBI.imagingMethod)):
+        add((study, SCHEMA.measurementTechnique, term))
+        add((term, RDF.type, SCHEMA.DefinedTerm))
+        for label in graph.objects(term, RDFS.label):
+            add((term, SCHEMA.name, label))
+    download = URIRef(f"{study}#download")
+    add((study, SCHEMA.distribution, download))
+    add((download, RDF.type, SCHEMA.DataDownload))
+    add((download, SCHEMA.contentUrl, URIRef(f"{study}/download")))
+    add((download, SCHEMA.encodingFormat, Literal("application/zip")))
+    catalog = URIRef(f"{base_url.rstrip('/')}/#catalog")
+    add((study, SCHEMA.includedInDataCatalog, catalog))
+    add((catalog, RDF.type, SCHEMA.DataCatalog))
+    add((catalog, SCHEMA.name, Literal(catalog_name)))
+    add((catalog, SCHEMA.url, URIRef(f"{base_url.rstrip('/')}/")))

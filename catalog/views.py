@@ -1,0 +1,63 @@
+"""The two views of a catalog: *public* (released studies only) and *private* (studies under embargo).
+
+Each view has its own graph store, search index and file index, in separate folders (or separate SPARQL
+servers). A study lives in exactly one of them: in the private view until its release date, then it is moved
+to the public one. Every public read path (SPARQL, search, facets, listings, sitemap, exports, files) is built
+on the public view only, so it physically cannot see unreleased data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.config import Settings
+from catalog.file_index import FileIndex
+from catalog.graph_store import GraphStore, open_graph_store
+from catalog.search_index import SearchIndex
+
+PUBLIC, PRIVATE = "public", "private"
+
+
+@dataclass
+class CatalogView:
+    """The stores of one visibility."""
+
+    name: str
+    graph: GraphStore
+    search: SearchIndex
+    files: FileIndex
+
+    def close(self) -> None:
+        for part in (self.graph, self.search, self.files):
+            close = getattr(part, "close", None)
+            if close:
+                close()
+
+
+def _graph_location(settings: Settings, name: str) -> str | Path:
+    remote = settings.public_sparql_url if name == PUBLIC else settings.sparql_url
+    if settings.sparql_url or settings.public_sparql_url:
+        if not (settings.sparql_url and settings.public_sparql_url):
+            raise ValueError(
+                "a remote graph store needs two SPARQL servers (or datasets): BIA_SPARQL_URL for studies under "
+                "embargo and BIA_PUBLIC_SPARQL_URL for released ones"
+            )
+        return remote  # type: ignore[return-value]
+    return settings.data_dir / "graph" / name
+
+
+def open_view(settings: Settings, name: str) -> CatalogView:
+    """Open (creating if needed) the stores of the ``public`` or ``private`` view."""
+    if name not in (PUBLIC, PRIVATE):
+        raise ValueError(f"unknown view {name!r}")
+    index_dir = settings.data_dir / "index" / name
+    index_dir.mkdir(parents=True, exist_ok=True)
+    location = _graph_location(settings, name)
+    if isinstance(location, Path):
+        location.mkdir(parents=True, exist_ok=True)
+    return CatalogView(
+        name=name,
+        graph=open_graph_store(location),
+        search=SearchIndex(index_dir / "search.sqlite"),
+        files=FileIndex(index_dir / "files"),
+    )

@@ -1,0 +1,40 @@
+"""Shared helpers for catalog tests: settings on temp folders, a deposit built from tests/data/deposit."""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+from catalog.config import Settings
+
+DATA = Path(__file__).parent / "data" / "deposit"
+BASE = "https://archive.example.org"
+PUBLIC_QUERY_PREFIX = "PREFIX dcterms: <http://purl.org/dc/terms/>\n"
+
+
+def file_bytes(path: str) -> bytes:
+    """Deterministic content for a file of the sample screen."""
+    return (hashlib.sha256(path.encode()).hexdigest() * 40).encode()
+
+
+def listed_paths() -> list[str]:
+    lines = (DATA / "files.tsv").read_text().splitlines()[1:]
+    return [line.split("\t", 1)[0] for line in lines]
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    return Settings.from_env({}, data_dir=tmp_path / "data", base_url=BASE, **overrides)
+
+
+def stage_sample(deposits, owner: str, *, release_date: str | None = None, skip: tuple[str, ...] = ()) -> str:
+    """A submission with the sample metadata, file list and files (minus ``skip``); returns its id."""
+    sub = deposits.create(owner)
+    for path in listed_paths():
+        if path in skip:
+            continue
+        content = file_bytes(path)
+        deposits.upload(sub, owner, path, io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
+    with (DATA / "files.tsv").open("rb") as stream:
+        deposits.attach_file_list(sub, owner, "files.tsv", stream)
+    deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
+    return sub

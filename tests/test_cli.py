@@ -1,0 +1,124 @@
+"""The ``bia`` command line contract: tokens, deposits, validate, export, reindex, release, stats."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import rdflib
+from click.testing import CliRunner
+
+from api.cli import cli
+from catalog.registry import Registry
+from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths
+
+FUTURE = "2999-01-01"
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Invoke ``bia`` on a catalog in a temp folder; returns the click Result."""
+    data = tmp_path / "data"
+
+    def invoke(*args: str, ok: bool = True):
+        result = CliRunner().invoke(cli, ["--data", str(data), "--base-url", BASE, *args], obj={}, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    invoke.data = data
+    return invoke
+
+
+@pytest.fixture
+def files_dir(tmp_path):
+    folder = tmp_path / "upload"
+    for path in listed_paths():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file_bytes(path))
+    return folder
+
+
+@pytest.fixture
+def token(run):
+    return run("token", "create", "jane").output.strip().splitlines()[-1]
+
+
+def test_token_create_prints_the_token_last(run, token):
+    assert token.startswith("bia_")
+    assert Registry(run.data / "registry.sqlite").owner_of_token(token) == "jane"
+
+
+def test_deposit_prints_the_accession_last_and_stores_the_study(run, token, files_dir):
+    result = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
+                 "--files", str(files_dir), "--token", token)
+    assert result.output.strip().splitlines()[-1] == "S-BIAD1"
+    second = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
+                 "--files", str(files_dir), "--token", token)
+    assert second.output.strip().splitlines()[-1] == "S-BIAD2"
+
+    exported = run("export", "--format", "nquads").output
+    dataset = rdflib.Dataset()
+    dataset.parse(data=exported, format="nquads")
+    assert {str(g.identifier) for g in dataset.graphs() if len(g)} == {f"{BASE}/studies/S-BIAD1", f"{BASE}/studies/S-BIAD2"}
+    turtle = run("export", "--format", "turtle", "S-BIAD1").output
+    assert len(rdflib.Graph().parse(data=turtle, format="turtle")) > 50
+
+    stats = json.loads(run("stats").output)
+    assert stats["released_studies"] == 2
+    assert run("reindex").output.strip() == "public: 2 studies, private: 0 studies"
+
+
+def test_release_date_option_embargoes_until_release(run, token, files_dir):
+    result = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
+                 "--files", str(files_dir), "--release-date", FUTURE, "--token", token)
+    accession = result.output.strip().splitlines()[-1]
+    assert "under embargo until 2999-01-01" in result.output
+    assert run("export").output == ""
+    failed = run("export", accession, ok=False)
+    assert failed.exit_code == 2 and f"no released study {accession}" in failed.output
+    assert json.loads(run("stats").output)["released_studies"] == 0
+    assert run("release", "--today", FUTURE).output.strip() == f"released 1 study: {accession}"
+    assert json.loads(run("stats").output)["released_studies"] == 1
+
+
+def test_release_date_in_the_metadata_is_honoured(run, token, tmp_path, files_dir):
+    metadata = tmp_path / "study.yaml"
+    metadata.write_text((DATA / "study.yaml").read_text() + f"release_date: {FUTURE}\n")
+    result = run("deposit", str(metadata), "--file-list", str(DATA / "files.tsv"), "--files", str(files_dir),
+                 "--token", token)
+    assert "under embargo until 2999-01-01" in result.output
+
+
+def test_invalid_deposit_exits_non_zero_and_stores_nothing(run, token, tmp_path, files_dir):
+    shutil.rmtree(files_dir / "plate2")  # three listed files never uploaded
+    bad = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
+              "--files", str(files_dir), "--token", token, ok=False)
+    assert bad.exit_code == 2
+    assert "files.tsv:5" in bad.output and "plate2/A01.tif" in bad.output and "not uploaded" in bad.output
+
+    metadata = tmp_path / "study.yaml"
+    metadata.write_text((DATA / "study.yaml").read_text().replace("CC-BY-4.0", "all rights reserved"))
+    bad_licence = run("deposit", str(metadata), "--token", token, ok=False)
+    assert bad_licence.exit_code == 2 and "license" in bad_licence.output and str(metadata) in bad_licence.output
+
+    no_token = run("deposit", str(DATA / "study.yaml"), ok=False)
+    assert no_token.exit_code == 2 and "token" in no_token.output.lower()
+
+    registry = Registry(run.data / "registry.sqlite")
+    assert registry.studies() == []
+    assert not any((run.data / "files").rglob("*.tif")) if (run.data / "files").exists() else True
+    good = run("deposit", str(DATA / "study.yaml"), "--token", token)
+    assert good.output.strip().splitlines()[-1] == "S-BIAD1"  # nothing was minted by the failures
+
+
+def test_validate_names_file_line_and_field(run, tmp_path):
+    ok = run("validate", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"))
+    assert "valid" in ok.output
+    metadata = tmp_path / "study.yaml"
+    metadata.write_text((DATA / "study.yaml").read_text().replace("https://orcid.org/0000-0002-1825-0097", "0000-bad"))
+    bad = run("validate", str(metadata), ok=False)
+    assert bad.exit_code == 1
+    assert f"{metadata}:8" in bad.output and "/authors/0/orcid" in bad.output
+    assert not (run.data / "registry.sqlite").exists()

@@ -1,0 +1,213 @@
+"""Deposits end to end, on the embedded stores and on oxigraph serve + SeaweedFS: staging, validation, finalize, accessions, embargo, release."""
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+
+import pytest
+
+from api.services import open_services
+from catalog.errors import CatalogError, Conflict, Unauthorized, ValidationFailed
+from catalog.file_index import Filter
+from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, make_settings, stage_sample
+
+FUTURE = "2999-01-01"
+
+
+@pytest.fixture(params=["embedded", "remote+s3"])
+def services(request, tmp_path):
+    """The catalog on its embedded stores, and on two `oxigraph serve` instances plus SeaweedFS S3."""
+    overrides = {}
+    if request.param == "remote+s3":
+        public, private = request.getfixturevalue("oxigraph_pair")
+        s3 = request.getfixturevalue("seaweedfs_s3")
+        overrides = dict(
+            sparql_url=private.url,
+            public_sparql_url=public.url,
+            s3_endpoint=s3.endpoint,
+            s3_bucket=s3.new_bucket("deposits"),
+            s3_access_key=s3.access_key,
+            s3_secret_key=s3.secret_key,
+        )
+    with open_services(make_settings(tmp_path, **overrides)) as opened:
+        yield opened
+
+
+@pytest.fixture
+def owner(services):
+    token = services.archive.registry.create_token("jane")
+    return services.archive.registry.owner_of_token(token)
+
+
+def test_tokens(services):
+    token = services.archive.registry.create_token("alice")
+    assert token.startswith("bia_") and services.archive.registry.owner_of_token(token) == "alice"
+    with pytest.raises(Unauthorized):
+        services.archive.registry.owner_of_token("bia_wrong")
+    with pytest.raises(Unauthorized):
+        services.archive.registry.owner_of_token(None)
+
+
+def test_finalize_stores_the_whole_study(services, owner):
+    deposits, archive = services.deposits, services.archive
+    sub = stage_sample(deposits, owner)
+    report = deposits.validate(sub, owner)
+    assert report["valid"], report["errors"]
+    assert report["files"]["staged"] == 6 and report["files"]["missing"] == 0
+
+    accession = deposits.finalize(sub, owner)
+    assert accession == "S-BIAD1"
+    study = f"{BASE}/studies/{accession}"
+
+    # files moved to permanent storage, with their checksums
+    for path in listed_paths():
+        stored = archive.file_store.stat(f"studies/{accession}/{path}")
+        assert stored is not None and stored.sha256 == hashlib.sha256(file_bytes(path)).hexdigest()
+    assert list(archive.file_store.list(f"staging/{sub}/")) == []
+
+    # the graph: metadata, files with attributes, associations
+    graph = archive.public.graph
+    assert graph.has_graph(study)
+    assert graph.ask(
+        f"PREFIX rembi: <https://w3id.org/rembi/> PREFIX schema: <http://schema.org/>"
+        f" ASK {{ GRAPH <{study}> {{ <{study}> rembi:files ?f . ?f rembi:path 'plate1/A02.tif' ; rembi:attributes ?a ."
+        f" ?a schema:name 'Compound' ; schema:value 'taxol' . ?f rembi:component ?c . ?c rembi:biosample ?b }} }}"
+    )
+    # the derived indexes
+    hits = archive.public.search.search("nuclear morphology")
+    assert [h.accession for h in hits.hits] == [accession]
+    page = archive.public.files.query(accession, filters=[Filter("Compound", "eq", "taxol")], sort=[("Concentration", False)])
+    assert [row["path"] for row in page.items] == ["plate1/A02.tif", "plate2/A02.tif"]
+    assert page.total == 2
+
+    row = archive.registry.study(accession)
+    assert row.state == "released" and row.file_count == 6 and row.owner == "jane"
+    assert deposits.get(sub, owner)["status"] == "finalized"
+    with pytest.raises(Conflict):
+        deposits.finalize(sub, owner)
+
+
+def test_accessions_are_never_reused(services, owner):
+    first = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    bad = stage_sample(services.deposits, owner, skip=("plate2/B01.tif",))
+    with pytest.raises(ValidationFailed):
+        services.deposits.finalize(bad, owner)
+    second = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    assert (first, second) == ("S-BIAD1", "S-BIAD2")
+
+
+def test_missing_and_unlisted_files_are_reported(services, owner):
+    deposits = services.deposits
+    sub = stage_sample(deposits, owner, skip=("plate2/B01.tif",))
+    deposits.upload(sub, owner, "extra/notes.txt", io.BytesIO(b"hello"))
+    report = deposits.validate(sub, owner)
+    assert not report["valid"]
+    missing = [e for e in report["errors"] if e.get("value") == "plate2/B01.tif"]
+    assert missing and missing[0]["file"] == "files.tsv" and missing[0]["line"] == 7
+    assert any(w.get("value") == "extra/notes.txt" for w in report["warnings"])
+    with pytest.raises(ValidationFailed) as failure:
+        deposits.finalize(sub, owner)
+    assert failure.value.status == 422
+    assert services.archive.registry.studies() == []  # nothing minted
+
+
+def test_invalid_metadata_names_file_line_and_field(services, owner):
+    deposits = services.deposits
+    sub = deposits.create(owner)
+    text = (DATA / "study.yaml").read_text().replace("https://orcid.org/0000-0002-1825-0097", "0000-bad")
+    deposits.attach_metadata(sub, owner, "study.yaml", text.encode())
+    report = deposits.validate(sub, owner)
+    orcid = next(e for e in report["errors"] if "orcid" in (e.get("field") or ""))
+    assert orcid["file"] == "study.yaml" and orcid["line"] == 8 and orcid["field"] == "/authors/0/orcid"
+
+
+def test_upload_checksum_mismatch_stores_nothing(services, owner):
+    deposits = services.deposits
+    sub = deposits.create(owner)
+    with pytest.raises(CatalogError):
+        deposits.upload(sub, owner, "a.tif", io.BytesIO(b"data"), md5="0" * 32)
+    assert deposits.get(sub, owner)["staged_files"] == 0
+    with pytest.raises(CatalogError):
+        deposits.upload(sub, owner, "../escape.tif", io.BytesIO(b"data"))
+
+
+def test_other_owners_cannot_touch_a_submission(services, owner):
+    sub = services.deposits.create(owner)
+    with pytest.raises(CatalogError) as denied:
+        services.deposits.get(sub, "mallory")
+    assert denied.value.status == 404
+
+
+def test_embargoed_study_is_invisible_on_the_public_path_until_released(services, owner):
+    deposits, archive = services.deposits, services.archive
+    accession = deposits.finalize(stage_sample(deposits, owner, release_date=FUTURE), owner)
+    study = f"{BASE}/studies/{accession}"
+    public = archive.public
+
+    assert archive.registry.study(accession).state == "embargoed"
+    assert not public.graph.has_graph(study)
+    assert public.graph.count() == 0
+    assert not public.graph.ask("ASK { ?s ?p ?o }")
+    assert not public.graph.ask("ASK { GRAPH ?g { ?s ?p ?o } }")
+    assert public.search.search("").total == 0 and public.search.search("nuclear").total == 0
+    assert not public.files.has_study(accession)
+    out = io.BytesIO()
+    archive.export(out)
+    assert out.getvalue() == b""
+    assert archive.stats()["released_studies"] == 0
+    # the owner's view has it
+    assert archive.private.graph.has_graph(study)
+    assert archive.private.search.search("nuclear").total == 1
+
+    assert archive.release_due("2998-12-31") == []
+    assert archive.release_due(FUTURE) == [accession]
+    assert public.graph.has_graph(study) and not archive.private.graph.has_graph(study)
+    assert public.search.search("nuclear").total == 1
+    assert public.files.totals(accession)["files"] == 6
+    assert archive.registry.study(accession).state == "released"
+
+
+def test_concurrent_finalizes_get_distinct_accessions(services, owner):
+    subs = [stage_sample(services.deposits, owner) for _ in range(4)]
+    results, errors = [], []
+
+    def run(sub):
+        try:
+            results.append(services.deposits.finalize(sub, owner))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in subs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == ["S-BIAD1", "S-BIAD2", "S-BIAD3", "S-BIAD4"]
+    assert len(services.archive.public.graph.graphs()) == 4
+
+
+def test_reindex_rebuilds_indexes_from_the_graph(services, owner):
+    archive = services.archive
+    accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    archive.public.search.delete(accession)
+    archive.public.files.delete_study(accession)
+    assert archive.reindex() == {"public": 1, "private": 0}
+    assert archive.public.search.search("HeLa").total == 1
+    assert archive.public.files.totals(accession)["files"] == 6
+    facets = archive.public.files.facets(accession, ["Compound"])
+    assert dict(facets["Compound"]) == {"nocodazole": 2, "taxol": 2, "DMSO": 2}
+
+
+def test_export_writes_released_studies_as_nquads(services, owner):
+    accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    out = io.BytesIO()
+    services.archive.export(out)
+    lines = out.getvalue().decode().splitlines()
+    assert lines and all(line.endswith(f"<{BASE}/studies/{accession}> .") for line in lines)
+    import rdflib
+
+    dataset = rdflib.Dataset()
+    dataset.parse(data=out.getvalue(), format="nquads")
+    assert len(dataset) == len(lines)

@@ -1,0 +1,156 @@
+"""The graph store interface on both implementations: embedded pyoxigraph and a real `oxigraph serve`."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from catalog.graph_store import GraphStoreError, GraphStoreUnavailable, NotAcceptable, open_graph_store
+from catalog.graph_store_embedded import EmbeddedGraphStore
+
+G1, G2 = "https://archive.example.org/studies/S-T1", "https://archive.example.org/studies/S-T2"
+
+
+def nt(graph_no: int, n: int, tag: str = "v") -> str:
+    return "".join(f'<https://x.org/s{graph_no}/{i}> <https://x.org/p> "{tag}{i}" .\n' for i in range(n))
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def store(request, tmp_path):
+    location = tmp_path / "graph" if request.param == "embedded" else request.getfixturevalue("oxigraph_server").url
+    opened = open_graph_store(location)
+    yield opened
+    opened.close()
+
+
+def test_replace_drop_and_list_graphs(store, tmp_path):
+    assert store.graphs() == [] and store.count() == 0 and not store.has_graph(G1)
+    assert store.replace_graph(G1, nt(1, 3)) == 3
+    path = tmp_path / "g2.nt"
+    path.write_text(nt(2, 5))
+    assert store.replace_graph(G2, path) == 5  # a file: bulk loaded / streamed
+    assert store.graphs() == [G1, G2] and store.count() == 8 and store.count(G2) == 5
+    assert store.replace_graph(G1, nt(1, 2, tag="new")) == 2  # replaced, not merged
+    values = sorted(b["o"]["value"] for b in store.select(f"SELECT ?o WHERE {{ GRAPH <{G1}> {{ ?s ?p ?o }} }}"))
+    assert values == ["new0", "new1"]
+    assert b"new1" in store.get_graph(G1) and store.get_graph(G1, "text/turtle").strip()
+    store.drop_graph(G1)
+    store.drop_graph(G1)  # dropping twice is fine
+    assert store.graphs() == [G2] and not store.has_graph(G1)
+
+
+def test_default_graph_is_the_union_of_named_graphs(store):
+    store.replace_graph(G1, nt(1, 2))
+    store.replace_graph(G2, nt(2, 2))
+    assert len(store.select("SELECT * WHERE { ?s ?p ?o }")) == 4
+    assert store.ask('ASK { ?s ?p "v1" }') and not store.ask('ASK { ?s ?p "nothing" }')
+    body, media = store.query_raw("SELECT ?s WHERE { ?s ?p ?o }", "text/csv", default_graph_uris=[G2])
+    assert media == "text/csv" and body.decode().count("https://x.org/s2/") == 2 and b"s1/" not in body
+
+
+def test_query_results_in_every_protocol_format(store):
+    store.replace_graph(G1, nt(1, 2))
+    for media in ("application/sparql-results+json", "application/sparql-results+xml", "text/csv", "text/tab-separated-values"):
+        body, returned = store.query_raw("SELECT * WHERE { ?s ?p ?o }", media)
+        assert returned == media and b"v1" in body
+    body, _ = store.query_raw("ASK { ?s ?p ?o }", "application/sparql-results+json")
+    assert json.loads(body)["boolean"] is True
+    for media in ("text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"):
+        body, returned = store.query_raw("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", media)
+        assert returned == media and b"x.org" in body
+    assert b"v0" in store.construct("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
+
+
+def test_errors_are_clear(store):
+    with pytest.raises(GraphStoreError):
+        store.select("SELEC * WHERE { ?s ?p ?o }")
+    with pytest.raises(NotAcceptable):
+        store.query_raw("SELECT * WHERE { ?s ?p ?o }", "image/png")
+    store.replace_graph(G1, nt(1, 2))
+    with pytest.raises(GraphStoreError):
+        store.replace_graph(G1, "<https://x.org/a> <https://x.org/b> this is not RDF .\n")
+    assert store.count(G1) == 2  # the old graph stands
+    assert store.graphs() == [G1]  # no staging leftovers visible
+
+
+def test_read_only_handle_follows_published_snapshots(tmp_path):
+    writer = open_graph_store(tmp_path / "g")
+    reader = open_graph_store(tmp_path / "g", read_only=True)
+    assert reader.count() == 0
+    writer.replace_graph(G1, nt(1, 4))
+    assert reader.count() == 4 and reader.graphs() == [G1]
+    with pytest.raises(GraphStoreError):
+        reader.update(f"DROP GRAPH <{G1}>")
+    writer.close()
+
+
+def test_a_second_writer_is_refused_clearly(tmp_path):
+    first = open_graph_store(tmp_path / "g")
+    with pytest.raises(GraphStoreUnavailable, match="open for writing by another process"):
+        open_graph_store(tmp_path / "g")
+    first.close()
+
+
+def test_remote_leftover_staging_graphs_are_invisible_and_dropped(oxigraph_server):
+    from catalog.graph_store_remote import STAGING_PREFIX, RemoteGraphStore
+
+    store = RemoteGraphStore(oxigraph_server.url)
+    store.replace_graph(G1, nt(1, 2))
+    stale = f"{STAGING_PREFIX}1000:dead"
+    store.update(f'INSERT DATA {{ GRAPH <{stale}> {{ <https://x.org/a> <https://x.org/b> "c" }} }}')
+    assert store.graphs() == [G1] and store.count() == 2
+    assert store.drop_stale_staging() == [stale]
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from catalog.graph_store_embedded import EmbeddedGraphStore
+    store = EmbeddedGraphStore(Path(sys.argv[1]))
+    print("loading", flush=True)
+    store.replace_graph(sys.argv[2], Path(sys.argv[3]))
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kill_during_replace_leaves_the_old_graph_or_the_new_one(tmp_path, seed):
+    old_n, new_n = 1000, 200_000
+    store = EmbeddedGraphStore(tmp_path / "g")
+    store.replace_graph(G1, nt(1, old_n, tag="old"))
+    store.replace_graph(G2, nt(2, 10))
+    store.close()
+    del store
+    big = tmp_path / "big.nt"
+    big.write_text(nt(1, new_n, tag="new"))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "g"), G1, str(big)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert child.stdout.readline().strip() == "loading"
+    rng = random.Random(seed)
+    try:
+        child.wait(timeout=rng.uniform(0.0, 1.5))
+    except subprocess.TimeoutExpired:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    reopened = EmbeddedGraphStore(tmp_path / "g")
+    assert reopened.count(G1) in (old_n, new_n)
+    tags = {b["o"]["value"][:3] for b in reopened.select(f"SELECT ?o WHERE {{ GRAPH <{G1}> {{ ?s ?p ?o }} }}")}
+    assert tags in ({"old"}, {"new"})
+    assert reopened.count(G2) == 10
+    assert not (tmp_path / "g" / "journal.json").exists()
+    reader = open_graph_store(tmp_path / "g", read_only=True)
+    assert reader.count(G1) == reopened.count(G1)
+    reopened.close()

@@ -1,0 +1,100 @@
+"""Keyword search: BM25 ranking, phrases, fielded queries, exclusions, facets, snippets, rebuilds."""
+from __future__ import annotations
+
+import pytest
+
+from catalog.search_index import InvalidQuery, SearchIndex, StudyDocument, parse_query
+
+DOCS = [
+    StudyDocument(
+        "S-BIAD12", "Zebrafish embryo <light sheet> imaging", "Mitochondria in zebrafish embryos over 48 h.",
+        ["development"], ["Jane Doe"], ["Danio rerio"], ["light sheet fluorescence microscopy"], "CC0", "2023-01-02",
+        "BioImage Archive",
+    ),
+    StudyDocument(
+        "S-BIAD120", "Mouse brain neurons", "Actin in cortical neurons; zebrafish as a control.", [], ["John Roe"],
+        ["Mus musculus"], ["confocal microscopy"], "CC BY 4.0", "2024-05-01", "BioImage Archive",
+    ),
+    StudyDocument(
+        "EMPIAR-10002", "Cryo-electron tomography of yeast", "Kinase complexes in situ.", ["kinase"], ["Jane Doe"],
+        ["Saccharomyces cerevisiae"], ["electron tomography"], "CC0", "2021-01-01", "EMPIAR",
+    ),
+]
+
+
+@pytest.fixture
+def index(tmp_path):
+    idx = SearchIndex(tmp_path / "search.sqlite")
+    idx.upsert_many(DOCS)
+    yield idx
+    idx.close()
+
+
+def accessions(result):
+    return [h.accession for h in result.hits]
+
+
+def test_ranking_prefers_title_matches(index):
+    result = index.search("zebrafish")
+    assert result.total == 2 and accessions(result)[0] == "S-BIAD12"
+
+
+def test_phrases_fields_prefixes_and_accessions(index):
+    assert accessions(index.search('"light sheet"')) == ["S-BIAD12"]
+    assert accessions(index.search('organism:"Mus musculus"')) == ["S-BIAD120"]
+    assert accessions(index.search("title:zebrafish")) == ["S-BIAD12"]
+    assert accessions(index.search("kin*")) == ["EMPIAR-10002"]
+    assert accessions(index.search("S-BIAD12")) == ["S-BIAD12"]  # not S-BIAD120
+    assert accessions(index.search('accession:"EMPIAR-10002"')) == ["EMPIAR-10002"]
+    assert set(accessions(index.search('authors:"Jane Doe"'))) == {"S-BIAD12", "EMPIAR-10002"}
+
+
+def test_or_and_exclusions(index):
+    assert set(accessions(index.search("mouse OR yeast"))) == {"S-BIAD120", "EMPIAR-10002"}
+    assert accessions(index.search("zebrafish -mouse")) == ["S-BIAD12"]
+    assert set(accessions(index.search("NOT zebrafish"))) == {"EMPIAR-10002"}
+
+
+def test_facets_filters_sorting_and_paging(index):
+    result = index.search("", facet_limit=10)
+    assert result.total == 3
+    assert dict(result.facets["source"]) == {"BioImage Archive": 2, "EMPIAR": 1}
+    assert dict(result.facets["release_year"]) == {"2021": 1, "2023": 1, "2024": 1}
+    filtered = index.search("", filters={"licence": ["CC0"], "source": ["EMPIAR"]})
+    assert accessions(filtered) == ["EMPIAR-10002"] and filtered.total == 1
+    assert accessions(index.search("", sort="newest")) == ["S-BIAD120", "S-BIAD12", "EMPIAR-10002"]
+    assert accessions(index.search("", sort="oldest", limit=1, offset=1)) == ["S-BIAD12"]
+    assert index.search("", limit=0).hits == []
+
+
+def test_snippets_are_escaped_and_marked(index):
+    hit = index.search("light").hits[0]
+    assert hit.snippets["title"] == "Zebrafish embryo &lt;<mark>light</mark> sheet&gt; imaging"
+
+
+def test_upsert_replaces_and_delete_removes(index):
+    index.upsert(StudyDocument("S-BIAD12", "Renamed study", licence="CC0"))
+    assert index.search("zebrafish").total == 1 and index.get("S-BIAD12").title == "Renamed study"
+    index.delete("S-BIAD12")
+    assert index.get("S-BIAD12") is None and index.count() == 2
+    assert dict(index.search("").facets["licence"]) == {"CC0": 1, "CC BY 4.0": 1}
+    assert index.replace_all(DOCS[:1]) == 1 and index.accessions() == ["S-BIAD12"]
+
+
+@pytest.mark.parametrize("query", ['foo:bar', '"unbalanced'])
+def test_bad_queries_are_400(index, query):
+    with pytest.raises(InvalidQuery) as err:
+        index.search(query)
+    assert err.value.status == 400
+
+
+def test_bad_sort_and_facet_names(index):
+    with pytest.raises(InvalidQuery):
+        index.search("", sort="size")
+    with pytest.raises(InvalidQuery):
+        index.search("", filters={"colour": ["red"]})
+
+
+def test_parse_query():
+    assert parse_query('a "b c" -d title:e*') == ('"a" AND "b c" AND title : "e"*', ['"d"'])
+    assert parse_query("a OR b") == ('"a" OR "b"', [])
