@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import itertools
 import sqlite3
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
@@ -313,14 +315,20 @@ class Deposits:
     def _move_staged_files(self, sub_id: str, accession: str) -> None:
         """Move every staged file under the accession; idempotent, so recovery can repeat it."""
         store = self.archive.file_store
-        for staged in self.registry.staged_files(sub_id):
+
+        def move(staged: dict[str, Any]) -> None:
             src = self._staged_key(sub_id, staged["path"])
             dst = f"studies/{accession}/{staged['path']}"
             done = store.stat(dst)
             if done is not None and done.sha256 == staged["sha256"]:
                 store.delete(src)
-                continue
+                return
             store.move(src, dst)
+
+        # moves are independent (server-side copies on S3): several at a time
+        with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
+            for batch in _batches(self.registry.staged_files(sub_id), 1000):
+                list(pool.map(move, batch))
 
     def _study_files(
         self,
@@ -397,3 +405,10 @@ def _issue_dict(issue: ValidationIssue, name: str, parsed: ParsedMetadata) -> di
         detail["node"] = issue.focus
         detail["field"] = issue.path
     return detail
+
+
+def _batches(items, size: int):
+    """Lists of ``size`` items from an iterable (``itertools.batched`` before Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

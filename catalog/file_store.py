@@ -293,6 +293,9 @@ class HashingReader:
 class FileStore(abc.ABC):
     """Write-once storage of files by key. Both implementations behave the same for every method."""
 
+    #: How many moves or copies are worth running at once (network stores gain from it, local disks do not).
+    concurrency: int = 1
+
     @abc.abstractmethod
     def put(
         self,

@@ -107,10 +107,13 @@ class LocalFileStore(FileStore):
         if obj is None:
             raise ObjectNotFound(f"no object at {src!r} to move")
         moved = replace(obj, key=dst)
-        self._link(
-            self.root / src, dst
-        )  # same inode: the sidecar's identity still holds
-        self._write_meta(moved, os.stat(self.root / dst))
+        self._link(self.root / src, dst)  # same inode and mtime: the sidecar's identity still holds
+        meta_src, meta_dst = self._meta / src, self._meta / dst
+        try:
+            meta_dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(meta_src, meta_dst)
+        except OSError:
+            self._write_meta(moved, os.stat(self.root / dst))
         self._remove(src)
         return moved
 

@@ -62,6 +62,8 @@ MAX_SINGLE_COPY = 5 << 30
 class S3FileStore(FileStore):
     """Objects in one bucket of an S3-compatible server."""
 
+    concurrency = 16
+
     def __init__(
         self,
         client: Minio,

@@ -1,4 +1,4 @@
-"""Keyword search over studies: SQLite FTS5 with BM25 ranking, phrases, fielded queries, snippets and facets.
+"""Keyword search over studies: a tantivy index (BM25, phrases, fields, snippets, facets) plus a SQLite copy of the documents.
 
 Query language (what ``/search?q=`` accepts)::
 
@@ -11,7 +11,9 @@ Query language (what ``/search?q=`` accepts)::
     -mouse   NOT mouse          exclude
 
 Facet filters (organism, imaging_method, licence, release_year, source) are exact values passed apart from the
-query. The index is derived: :meth:`SearchIndex.replace_all` rebuilds it in one transaction.
+query. The index is derived: :meth:`SearchIndex.replace_all` rebuilds it in one commit. Layout of the folder:
+``tantivy/`` (the full-text index; one writer at a time, readers see each commit whole) and ``docs.sqlite``
+(each study's document, for listings and results).
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+import tantivy
 
 from catalog.errors import CatalogError
 
@@ -45,8 +50,13 @@ FIELD_ALIASES = {
     "method": "imaging_method",
 }
 FACET_FIELDS = ("organism", "imaging_method", "licence", "release_year", "source")
-SORTS = ("relevance", "newest", "oldest", "title", "accession")
-_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+SORTS = ("relevance", "newest", "oldest")
+_WRITER_HEAP = 64_000_000
+
+
+class SearchIndexBusy(CatalogError):
+    status = 503
+    code = "search_index_busy"
 
 
 class InvalidQuery(CatalogError):
@@ -105,15 +115,32 @@ class SearchResult:
 _TOKEN = re.compile(r'\s*(?:(-)?(?:([A-Za-z_]+):)?(?:"([^"]*)"|([^\s"]+))|(".*))')
 
 
-def _fts_string(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+@dataclass
+class Clause:
+    """One word, phrase or prefix, in one field or any."""
+
+    words: list[str]
+    field: str | None = None
+    prefix: bool = False
 
 
-def parse_query(q: str) -> tuple[str, list[str]]:
-    """The FTS5 MATCH expression of the positive clauses, and one expression per excluded clause."""
-    positive: list[str] = []
-    negative: list[str] = []
-    pending_op = "AND"
+@dataclass
+class ParsedQuery:
+    """Positive clauses as OR-ed groups of AND-ed clauses, and excluded clauses."""
+
+    groups: list[list[Clause]]
+    excluded: list[Clause]
+
+
+def words_of(text: str) -> list[str]:
+    """The tokens tantivy's default tokenizer makes: alphanumeric runs, lower-cased."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def parse_query(q: str) -> ParsedQuery:
+    """Parse the query language above; :class:`InvalidQuery` names what cannot be read."""
+    groups: list[list[Clause]] = [[]]
+    excluded: list[Clause] = []
     negate_next = False
     pos = 0
     q = q.strip()
@@ -128,16 +155,15 @@ def parse_query(q: str) -> tuple[str, list[str]]:
         if phrase is None and fieldname is None and not minus and word in ("OR", "AND", "NOT"):
             if word == "NOT":
                 negate_next = True
-            else:
-                pending_op = word
+            elif word == "OR" and groups[-1]:
+                groups.append([])
             continue
         text = phrase if phrase is not None else word
         prefix = phrase is None and text.endswith("*") and len(text) > 1
-        if prefix:
-            text = text.rstrip("*")
-        if not any(ch.isalnum() for ch in text):
+        words = words_of(text.rstrip("*") if prefix else text)
+        if not words:
             continue
-        expr = _fts_string(text) + ("*" if prefix else "")
+        name = None
         if fieldname is not None:
             name = FIELD_ALIASES.get(fieldname.lower(), fieldname.lower())
             if name not in TEXT_FIELDS:
@@ -145,46 +171,46 @@ def parse_query(q: str) -> tuple[str, list[str]]:
                     f"unknown search field {fieldname!r}; fields are: {', '.join(TEXT_FIELDS)}",
                     [{"field": "q", "message": f"unknown field {fieldname}"}],
                 )
-            expr = f"{name} : {expr}"
+        clause = Clause(words, name, prefix)
         if minus or negate_next:
-            negative.append(expr)
+            excluded.append(clause)
         else:
-            if positive:
-                positive.append(pending_op)
-            positive.append(expr)
-        pending_op, negate_next = "AND", False
-    return " ".join(positive), negative
-
-
-def _marked(text: str) -> str:
-    return html.escape(text).replace(_MARK_OPEN, "<mark>").replace(_MARK_CLOSE, "</mark>")
+            groups[-1].append(clause)
+        negate_next = False
+    return ParsedQuery([g for g in groups if g], excluded)
 
 
 # ---------------------------------------------------------------------- the index
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS docs(
-    id INTEGER PRIMARY KEY, accession TEXT UNIQUE NOT NULL, release_date TEXT, title TEXT, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS docs_release ON docs(release_date, accession);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({", ".join(TEXT_FIELDS)}, tokenize="unicode61 remove_diacritics 2");
-CREATE TABLE IF NOT EXISTS facets(doc_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS facets_doc ON facets(doc_id, field, value);
-CREATE INDEX IF NOT EXISTS facets_value ON facets(field, value, doc_id);
+_DOCS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs(accession TEXT PRIMARY KEY, release_date TEXT, doc TEXT NOT NULL);
 """
 
 
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    for name in TEXT_FIELDS:
+        builder.add_text_field(name, stored=name in ("title", "description"))
+    for name in FACET_FIELDS:
+        builder.add_text_field(f"facet_{name}", tokenizer_name="raw", fast=True)
+    builder.add_integer_field("released", fast=True, indexed=True)
+    return builder.build()
+
+
 class SearchIndex:
-    """The search index of one catalog view, in a SQLite file."""
+    """The search index of one catalog view, in a folder."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        (self.path / "tantivy").mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._schema = _schema()
+        self._index = tantivy.Index(self._schema, path=str(self.path / "tantivy"), reuse=True)
+        self._seen_commit = -1
+        self._db = sqlite3.connect(str(self.path / "docs.sqlite"), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._facet_cache: dict[tuple, dict[str, list[tuple[str, int]]]] = {}
+        self._db.executescript(_DOCS_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -192,82 +218,79 @@ class SearchIndex:
 
     # ---------------------------------------------------------------- writing
 
-    def _insert(self, doc: StudyDocument) -> None:
-        db = self._db
-        old = db.execute("SELECT id FROM docs WHERE accession = ?", (doc.accession,)).fetchone()
-        if old:
-            self._remove(old[0])
-        cur = db.execute(
-            "INSERT INTO docs(accession, release_date, title, doc) VALUES (?, ?, ?, ?)",
-            (doc.accession, doc.release_date, doc.title.lower(), json.dumps(asdict(doc))),
-        )
-        doc_id = cur.lastrowid
-        db.execute(
-            f"INSERT INTO fts(rowid, {', '.join(TEXT_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                doc_id,
-                doc.accession,
-                doc.title,
-                doc.description,
-                "\n".join(doc.keywords),
-                "\n".join(doc.authors),
-                "\n".join(doc.organisms),
-                "\n".join(doc.imaging_methods),
-                doc.source or "",
-            ),
-        )
-        db.executemany(
-            "INSERT INTO facets(doc_id, field, value) VALUES (?, ?, ?)",
-            [(doc_id, f, v) for f, v in dict.fromkeys(doc.facet_values())],
-        )
+    def _document(self, doc: StudyDocument) -> tantivy.Document:
+        fields: dict[str, object] = {
+            "id": doc.accession,
+            "accession": doc.accession,
+            "title": doc.title,
+            "description": doc.description,
+            "keywords": "\n".join(doc.keywords),
+            "authors": "\n".join(doc.authors),
+            "organism": "\n".join(doc.organisms),
+            "imaging_method": "\n".join(doc.imaging_methods),
+            "source": doc.source or "",
+            "released": int((doc.release_date or "0000-00-00")[:10].replace("-", "") or 0),
+        }
+        document = tantivy.Document(**fields)
+        for name, value in dict.fromkeys(doc.facet_values()):
+            document.add_text(f"facet_{name}", value)
+        return document
 
-    def _remove(self, doc_id: int) -> None:
-        self._db.execute("DELETE FROM fts WHERE rowid = ?", (doc_id,))
-        self._db.execute("DELETE FROM facets WHERE doc_id = ?", (doc_id,))
-        self._db.execute("DELETE FROM docs WHERE id = ?", (doc_id,))
+    def _write(self, docs: Iterable[StudyDocument], delete: Iterable[str] = (), everything: bool = False) -> int:
+        """Apply changes to both stores: SQLite in one transaction, tantivy in one commit."""
+        n = 0
+        with self._lock:
+            writer = self._open_writer()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if everything:
+                    writer.delete_all_documents()
+                    self._db.execute("DELETE FROM docs")
+                for accession in delete:
+                    writer.delete_documents("id", accession)
+                    self._db.execute("DELETE FROM docs WHERE accession = ?", (accession,))
+                for doc in docs:
+                    writer.delete_documents("id", doc.accession)
+                    writer.add_document(self._document(doc))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO docs VALUES (?, ?, ?)",
+                        (doc.accession, doc.release_date, json.dumps(asdict(doc))),
+                    )
+                    n += 1
+                writer.commit()
+                self._db.execute("COMMIT")
+            except BaseException:
+                writer.rollback()
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                writer.wait_merging_threads()
+            self._index.reload()
+        return n
+
+    def _open_writer(self, wait: float = 60.0) -> tantivy.IndexWriter:
+        """The index's writer; another process holding it (a commit in flight) is waited for, then reported."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._index.writer(_WRITER_HEAP, 1)
+            except ValueError as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise SearchIndexBusy(f"the search index in {self.path} is being written by another process: {exc}") from exc
+                time.sleep(0.05)
 
     def upsert(self, doc: StudyDocument) -> None:
-        self.upsert_many([doc])
+        self._write([doc])
 
     def upsert_many(self, docs: Iterable[StudyDocument]) -> int:
-        n = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for doc in docs:
-                    self._insert(doc)
-                    n += 1
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return n
+        return self._write(docs)
 
     def delete(self, accession: str) -> None:
-        with self._lock:
-            row = self._db.execute("SELECT id FROM docs WHERE accession = ?", (accession,)).fetchone()
-            if row:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._remove(row[0])
-                self._db.execute("COMMIT")
+        self._write([], delete=[accession])
 
     def replace_all(self, docs: Iterable[StudyDocument]) -> int:
-        """Rebuild the whole index from ``docs`` in one transaction (readers see the old or the new)."""
-        n = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("docs", "fts", "facets"):
-                    self._db.execute(f"DELETE FROM {table}")
-                for doc in docs:
-                    self._insert(doc)
-                    n += 1
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("INSERT INTO fts(fts) VALUES ('optimize')")
-        return n
+        """Rebuild the whole index from ``docs`` (readers see the old or the new)."""
+        return self._write(docs, everything=True)
 
     # ---------------------------------------------------------------- reading
 
@@ -283,6 +306,57 @@ class SearchIndex:
     def accessions(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT accession FROM docs ORDER BY accession")]
+
+    def _searcher(self) -> tantivy.Searcher:
+        """A searcher on the newest commit, including commits made through other handles or processes."""
+        try:
+            stamp = (self.path / "tantivy" / "meta.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = 0
+        if stamp != self._seen_commit:
+            self._index.reload()
+            self._seen_commit = stamp
+        return self._index.searcher()
+
+    def _clause(self, clause: Clause) -> tantivy.Query:
+        fields = [clause.field] if clause.field else list(TEXT_FIELDS)
+        parts = []
+        for name in fields:
+            if clause.prefix and len(clause.words) == 1:
+                query = tantivy.Query.regex_query(self._schema, name, re.escape(clause.words[0]) + ".*")
+            elif clause.prefix:
+                query = tantivy.Query.phrase_prefix_query(self._schema, name, clause.words)
+            elif len(clause.words) == 1:
+                query = tantivy.Query.term_query(self._schema, name, clause.words[0])
+            else:
+                query = tantivy.Query.phrase_query(self._schema, name, clause.words)
+            parts.append(tantivy.Query.boost_query(query, TEXT_FIELDS[name]) if not clause.field else query)
+        return parts[0] if len(parts) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in parts])
+
+    def _query(self, parsed: ParsedQuery, filters: Mapping[str, Sequence[str]] | None) -> tantivy.Query:
+        must: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        if parsed.groups:
+            groups = [
+                tantivy.Query.boolean_query([(tantivy.Occur.Must, self._clause(c)) for c in group])
+                if len(group) > 1
+                else self._clause(group[0])
+                for group in parsed.groups
+            ]
+            must.append(
+                (tantivy.Occur.Must, groups[0] if len(groups) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, g) for g in groups]))
+            )
+        else:
+            must.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+        for clause in parsed.excluded:
+            must.append((tantivy.Occur.MustNot, self._clause(clause)))
+        for name, values in (filters or {}).items():
+            values = [values] if isinstance(values, str) else list(values)
+            if values:
+                terms = [tantivy.Query.term_query(self._schema, f"facet_{name}", v) for v in values]
+                must.append(
+                    (tantivy.Occur.Must, terms[0] if len(terms) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms]))
+                )
+        return must[0][1] if len(must) == 1 else tantivy.Query.boolean_query(must)
 
     def search(
         self,
@@ -300,89 +374,67 @@ class SearchIndex:
         for name in list(filters or {}) + list(facet_fields):
             if name not in FACET_FIELDS:
                 raise InvalidQuery(f"unknown facet {name!r}; facets are: {', '.join(FACET_FIELDS)}")
-        match, excluded = parse_query(q or "")
-        # the matching ids: FTS matches (or every study), minus exclusions, within the facet filters
-        extra, extra_params = [], []
-        for expr in excluded:
-            extra.append("{id} NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
-            extra_params.append(expr)
-        for name, values in (filters or {}).items():
-            values = [values] if isinstance(values, str) else list(values)
-            if values:
-                marks = ", ".join("?" * len(values))
-                extra.append(f"{{id}} IN (SELECT doc_id FROM facets WHERE field = ? AND value IN ({marks}))")
-                extra_params.extend([name, *values])
-        if match:
-            ids = "SELECT rowid FROM fts WHERE fts MATCH ?" + "".join(" AND " + e.format(id="rowid") for e in extra)
-            ids_params = [match, *extra_params]
-        else:
-            ids = "SELECT id FROM docs" + (" WHERE " + " AND ".join(e.format(id="id") for e in extra) if extra else "")
-            ids_params = list(extra_params)
-        with self._lock:
-            try:
-                total = self._db.execute(f"SELECT COUNT(*) FROM ({ids})", ids_params).fetchone()[0]
-                hits = self._hits(match, extra, extra_params, ids, ids_params, sort, limit, offset) if limit > 0 else []
-                facets = self._facets(ids, ids_params, tuple(facet_fields), facet_limit) if facet_fields else {}
-            except sqlite3.OperationalError as exc:
-                raise InvalidQuery(f"cannot run the query: {exc}") from exc
-        return SearchResult(total=total, hits=hits, facets=facets)
-
-    def _hits(
-        self, match: str, extra: list[str], extra_params: list, ids: str, ids_params: list, sort: str, limit: int, offset: int
-    ) -> list[SearchHit]:
-        if sort == "relevance" and not match:
+        if limit < 0 or offset < 0:
+            raise InvalidQuery("limit and offset must not be negative")
+        parsed = parse_query(q or "")
+        query = self._query(parsed, filters)
+        searcher = self._searcher()
+        if sort == "relevance" and not parsed.groups:
             sort = "newest"
-        order = {
-            "newest": "d.release_date DESC, d.accession",
-            "oldest": "d.release_date ASC, d.accession",
-            "title": "d.title, d.accession",
-            "accession": "d.accession",
-            "relevance": "score, d.accession",
-        }[sort]
-        weights = ", ".join(str(w) for w in TEXT_FIELDS.values())
-        if match:
-            sql = (
-                f"SELECT d.accession, d.doc, bm25(fts, {weights}) AS score,"
-                f" snippet(fts, 1, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16),"
-                f" snippet(fts, 2, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 24)"
-                " FROM fts JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?"
-                + "".join(" AND " + e.format(id="fts.rowid") for e in extra)
-                + f" ORDER BY {order} LIMIT ? OFFSET ?"
-            )
-            rows = self._db.execute(sql, [match, *extra_params, limit, offset]).fetchall()
-        else:
-            sql = f"SELECT d.accession, d.doc, 0.0, NULL, NULL FROM docs d WHERE d.id IN ({ids}) ORDER BY {order} LIMIT ? OFFSET ?"
-            rows = self._db.execute(sql, [*ids_params, limit, offset]).fetchall()
+        kwargs: dict[str, object] = {"count": True, "offset": offset}
+        if sort != "relevance":
+            kwargs.update(order_by_field="released", order=tantivy.Order.Desc if sort == "newest" else tantivy.Order.Asc)
+        result = searcher.search(query, max(limit, 1), **kwargs)
+        hits = self._hits(searcher, query, result.hits[:limit], scored=sort == "relevance", snippets=bool(parsed.groups))
+        facets: dict[str, list[tuple[str, int]]] = {}
+        if facet_fields:
+            spec = {name: {"terms": {"field": f"facet_{name}", "size": facet_limit}} for name in facet_fields}
+            aggregated = searcher.aggregate(query, spec)
+            for name in facet_fields:
+                buckets = aggregated.get(name, {}).get("buckets", [])
+                facets[name] = sorted(((b["key"], b["doc_count"]) for b in buckets), key=lambda kv: (-kv[1], kv[0]))
+        return SearchResult(total=result.count or 0, hits=hits, facets=facets)
+
+    def _hits(self, searcher, query, found, scored: bool, snippets: bool) -> list[SearchHit]:
+        generators = {}
+        if snippets and found:
+            for name in ("title", "description"):
+                generators[name] = tantivy.SnippetGenerator.create(searcher, query, self._schema, name)
+                generators[name].set_max_num_chars(240)
+        accessions, scores, stored = [], [], []
+        for score, address in found:
+            document = searcher.doc(address)
+            accessions.append(document["id"][0])
+            scores.append(float(score) if scored else 0.0)
+            stored.append(document)
+        with self._lock:
+            marks = ", ".join("?" * len(accessions))
+            docs = dict(self._db.execute(f"SELECT accession, doc FROM docs WHERE accession IN ({marks})", accessions).fetchall()) if accessions else {}
         hits = []
-        for accession, doc_json, score, title_snippet, description_snippet in rows:
-            doc = StudyDocument(**json.loads(doc_json))
-            snippets = {}
-            if title_snippet and _MARK_OPEN in title_snippet:
-                snippets["title"] = _marked(title_snippet)
-            if description_snippet and _MARK_OPEN in description_snippet:
-                snippets["description"] = _marked(description_snippet)
-            hits.append(SearchHit(accession, doc.title, -float(score) if score else 0.0, snippets, doc))
+        for accession, score, document in zip(accessions, scores, stored):
+            if accession not in docs:
+                continue  # deleted between the two reads
+            doc = StudyDocument(**json.loads(docs[accession]))
+            marked = {}
+            for name, generator in generators.items():
+                snippet = generator.snippet_from_doc(document)
+                if snippet.highlighted():
+                    marked[name] = _marked(snippet)
+            hits.append(SearchHit(accession, doc.title, score, marked, doc))
         return hits
 
-    def _facets(self, ids: str, ids_params: list, fields: tuple[str, ...], limit: int) -> dict[str, list[tuple[str, int]]]:
-        """Value counts per facet field over the matching ids, in one pass; cached until the index changes."""
-        version = self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes
-        key = (version, ids, tuple(ids_params), fields, limit)
-        cached = self._facet_cache.get(key)
-        if cached is not None:
-            return cached
-        marks = ", ".join("?" * len(fields))
-        rows = self._db.execute(
-            f"SELECT field, value, COUNT(*) AS n FROM facets WHERE field IN ({marks}) AND doc_id IN ({ids})"
-            " GROUP BY field, value",
-            [*fields, *ids_params],
-        ).fetchall()
-        out: dict[str, list[tuple[str, int]]] = {name: [] for name in fields}
-        for name, value, n in rows:
-            out[name].append((value, n))
-        for name in out:
-            out[name] = sorted(out[name], key=lambda item: (-item[1], item[0]))[:limit]
-        if len(self._facet_cache) > 256:
-            self._facet_cache.clear()
-        self._facet_cache[key] = out
-        return out
+
+def _marked(snippet) -> str:
+    """A snippet as HTML: the text escaped, the matched words in ``<mark>``."""
+    text = snippet.fragment().encode("utf-8")  # highlight ranges are byte offsets
+
+    def piece(start: int, end: int | None = None) -> str:
+        return html.escape(text[start:end].decode("utf-8", "replace"))
+
+    out, last = [], 0
+    for span in sorted(snippet.highlighted(), key=lambda r: r.start):
+        out.append(piece(last, span.start))
+        out.append("<mark>" + piece(span.start, span.end) + "</mark>")
+        last = span.end
+    out.append(piece(last))
+    return "".join(out)

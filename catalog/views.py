@@ -58,6 +58,6 @@ def open_view(settings: Settings, name: str) -> CatalogView:
     return CatalogView(
         name=name,
         graph=open_graph_store(location),
-        search=SearchIndex(index_dir / "search.sqlite"),
+        search=SearchIndex(index_dir / "search"),
         files=FileIndex(index_dir / "files"),
     )

@@ -24,7 +24,7 @@ DOCS = [
 
 @pytest.fixture
 def index(tmp_path):
-    idx = SearchIndex(tmp_path / "search.sqlite")
+    idx = SearchIndex(tmp_path / "search")
     idx.upsert_many(DOCS)
     yield idx
     idx.close()
@@ -96,5 +96,16 @@ def test_bad_sort_and_facet_names(index):
 
 
 def test_parse_query():
-    assert parse_query('a "b c" -d title:e*') == ('"a" AND "b c" AND title : "e"*', ['"d"'])
-    assert parse_query("a OR b") == ('"a" OR "b"', [])
+    parsed = parse_query('a "b c" -d title:e* OR S-BIAD12')
+    assert [[(c.words, c.field, c.prefix) for c in g] for g in parsed.groups] == [
+        [(["a"], None, False), (["b", "c"], None, False), (["e"], "title", True)],
+        [(["s", "biad12"], None, False)],
+    ]
+    assert [c.words for c in parsed.excluded] == [["d"]]
+
+
+def test_other_handles_see_each_commit_at_once(tmp_path):
+    writer, reader = SearchIndex(tmp_path / "s"), SearchIndex(tmp_path / "s")
+    assert reader.search("zebrafish").total == 0
+    writer.upsert(DOCS[0])
+    assert reader.search("zebrafish").total == 1 and reader.get("S-BIAD12").title == DOCS[0].title
