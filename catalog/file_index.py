@@ -268,9 +268,9 @@ class FileIndex:
             raise InvalidFilter("sort on one column at a time")
         where, params = self._where(table, filters)
         column, descending = (table.sql_column(sort[0][0]), bool(sort[0][1])) if sort else ("rowid", False)
-        keyset, keyset_params = "1", []
+        keyset, keyset_params, known_total = "1", [], None
         if cursor:
-            last_value, last_id = _decode_cursor(cursor)
+            last_value, last_id, known_total = _decode_cursor(cursor)
             keyset, keyset_params = _after(column, descending, last_value, last_id)
         direction = "DESC" if descending else "ASC"
         order = f"{column} {direction}, rowid {direction}" if column != "rowid" else f"rowid {direction}"
@@ -281,11 +281,16 @@ class FileIndex:
                 f"SELECT rowid, {column}, {select} FROM files WHERE {where} AND {keyset} ORDER BY {order} LIMIT ?",
                 [*params, *keyset_params, limit + 1],
             ).fetchall()
-            total = table.total if where == "1" else table.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", params).fetchone()[0]
+            if where == "1":
+                total = table.total
+            elif known_total is not None:  # later pages carry the count the first page made
+                total = known_total
+            else:
+                total = table.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", params).fetchone()[0]
         more = len(rows) > limit
         rows = rows[:limit]
         items = [{n: v for n, v in zip(names, row[2:]) if v is not None} for row in rows]
-        next_cursor = _encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+        next_cursor = _encode_cursor(rows[-1][1], rows[-1][0], total) if more and rows else None
         return FilePage(items, total, next_cursor)
 
     def facets(
@@ -340,16 +345,16 @@ class FileIndex:
 # ---------------------------------------------------------------------- keyset cursors
 
 
-def _encode_cursor(value: Any, rowid: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, rowid], separators=(",", ":")).encode()).decode().rstrip("=")
+def _encode_cursor(value: Any, rowid: int, total: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, rowid, total], separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, int]:
+def _decode_cursor(cursor: str) -> tuple[Any, int, int | None]:
     try:
-        value, rowid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(rowid, int):
+        value, rowid, total = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(rowid, int) or not isinstance(total, int):
             raise ValueError
-        return value, rowid
+        return value, rowid, total
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("the cursor is not one this table issued; start again without it") from exc
 

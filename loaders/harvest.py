@@ -98,7 +98,7 @@ def load_records(kind: str, path: Path, *, source_url: str | None, harvested_at:
     if kind == "legacy":
         from loaders.legacy import load_legacy_collection
 
-        return list(load_legacy_collection(path))
+        return list(load_legacy_collection(path, harvested_at=harvested_at))
     raise HarvestError(f"unknown harvest kind {kind!r} (one of {', '.join(KINDS)})")
 
 
@@ -146,6 +146,9 @@ class Harvester:
                     summary.failed.append((item, _reason(exc)))
                     continue
                 for loaded in records:
+                    if isinstance(loaded, CatalogError):  # one record of a collection that could not be read
+                        summary.failed.append((getattr(loaded, "where", item), _reason(loaded)))
+                        continue
                     label = str(loaded.record.get("accession") or item)
                     try:
                         outcome = self._commit(loaded, fetched, Path(tmp))
@@ -258,9 +261,12 @@ class Harvester:
             yield from inline
             for ref, path in lists:
                 component = components.get(ref.component) if ref.component else None
+                by_value = ref.component_by_value or {}
                 for row in file_list_reader.iter_file_list(path, name=ref.file_list):
                     if row.kind == "directory" or row.path in inline_paths:
                         continue
+                    if ref.component_column:
+                        component = components.get(by_value.get(str(row.attributes.get(ref.component_column, ""))))
                     yield StudyFile(path=row.path, size=row.size, attributes=dict(row.attributes), component=component)
 
         self.archive.commit_study(

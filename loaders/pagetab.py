@@ -65,6 +65,9 @@ class FileListRef:
     file_list: str
     accno: str | None
     section_type: str
+    #: when rows name their component in a column (RO-Crate's ``dataset``): the column and value → title
+    component_column: str | None = None
+    component_by_value: dict[str, str] | None = None
 
 
 @dataclass
@@ -216,6 +219,11 @@ _LICENCES = {
     "ccbynd4.0": "CC-BY-ND-4.0",
     "ccbyncnd4.0": "CC-BY-NC-ND-4.0",
     "ccby3.0": "CC-BY-3.0",
+    "ccbysa3.0": "CC-BY-SA-3.0",
+    "ccbync3.0": "CC-BY-NC-3.0",
+    "ccbyncsa3.0": "CC-BY-NC-SA-3.0",
+    "ccbynd3.0": "CC-BY-ND-3.0",
+    "ccbyncnd3.0": "CC-BY-NC-ND-3.0",
     "ccby2.5": "CC-BY-2.5",
     "mit": "MIT",
     "apache2.0": "Apache-2.0",

@@ -1,0 +1,224 @@
+"""Generic import of a discontinued collection (e.g. the JCB DataViewer's ``S-JCBD`` studies).
+
+A collection is a folder of records plus a mapping file (YAML) saying where each REMBI field comes from::
+
+    collection: JCB DataViewer            # named in every study's provenance ("legacy collection: …")
+    resource: JCB DataViewer              # a ResourceEnum value
+    records: records/*.json               # glob, relative to the mapping; .json/.yaml one record per file,
+                                          # .tsv/.csv one record per row
+    defaults: {license: CC-BY-4.0}        # values used when a record has none
+    fields:                               # REMBI field: dotted path in the source record
+      accession: id                       # required: studies keep their identifiers
+      title: article.title
+      description: abstract
+      release_date: published
+      keywords: tags                      # a list, or text split on ";" or ","
+      authors: authors                    # names, or objects with name/orcid
+      doi: article.doi
+      organisms: organism                 # → a biosample with NCBITaxon terms
+      imaging_methods: imaging            # → an image acquisition with FBbi terms
+      source_url: url
+
+Source fields the mapping does not use are kept as study attributes; a record that lacks a required field
+fails alone, naming the file (and row) and the field.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from catalog.errors import ValidationFailed
+from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term
+from loaders.pagetab import LoadedRecord, licence_name
+
+LOADER_VERSION = "1"
+TEXT_FIELDS = ("accession", "title", "description", "release_date", "doi", "source_url", "license")
+LIST_FIELDS = ("keywords", "authors", "organisms", "imaging_methods")
+
+
+class LegacyCollectionError(ValidationFailed):
+    code = "invalid_legacy_record"
+    where: str = ""
+
+
+def _get(record: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return None
+        record = record[part]
+    return record
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, list):
+        return [v for v in value if v not in (None, "")]
+    return [v.strip() for v in re.split(r"[;|]" if ";" in str(value) or "|" in str(value) else ",", str(value)) if v.strip()]
+
+
+def _records(mapping_path: Path, pattern: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, record) for every record the glob names, in a stable order."""
+    for path in sorted(mapping_path.parent.glob(pattern)):
+        if path == mapping_path or not path.is_file():
+            continue
+        suffix = path.suffix.lower()
+        if suffix in (".tsv", ".csv"):
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                for row in reader:
+                    yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k}
+        elif suffix in (".json", ".yaml", ".yml"):
+            try:
+                data = json.loads(path.read_text("utf-8")) if suffix == ".json" else yaml.safe_load(path.read_text("utf-8"))
+            except (ValueError, yaml.YAMLError) as exc:
+                yield str(path), {"__error__": f"cannot be read: {exc}"}
+                continue
+            for i, item in enumerate(data if isinstance(data, list) else [data]):
+                yield (f"{path}[{i}]" if isinstance(data, list) else str(path)), item
+
+
+def load_mapping(mapping_path: Path) -> dict[str, Any]:
+    try:
+        mapping = yaml.safe_load(mapping_path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise LegacyCollectionError(f"{mapping_path}: cannot read the mapping ({exc})", [{"file": str(mapping_path)}]) from exc
+    problems = [key for key in ("collection", "records", "fields") if not (isinstance(mapping, dict) and mapping.get(key))]
+    if problems:
+        raise LegacyCollectionError(
+            f"{mapping_path}: the mapping needs {', '.join(problems)}",
+            [{"file": str(mapping_path), "field": key, "message": "required"} for key in problems],
+        )
+    if "accession" not in mapping["fields"]:
+        raise LegacyCollectionError(f"{mapping_path}: fields.accession is required (studies keep their identifiers)",
+                                    [{"file": str(mapping_path), "field": "fields.accession"}])
+    unknown = sorted(set(mapping["fields"]) - set(TEXT_FIELDS) - set(LIST_FIELDS))
+    if unknown:
+        raise LegacyCollectionError(f"{mapping_path}: unknown REMBI fields {', '.join(unknown)}",
+                                    [{"file": str(mapping_path), "field": f"fields.{k}"} for k in unknown])
+    return mapping
+
+
+def load_legacy_collection(
+    path: str | Path, harvested_at: str | None = None, **_: Any
+) -> Iterator[LoadedRecord | LegacyCollectionError]:
+    """Every record of the collection whose mapping is ``path`` (or ``path/mapping.yaml``).
+
+    A record that cannot be mapped is yielded as its :class:`LegacyCollectionError` (``.where`` names it), so
+    one bad record never stops the others; a bad mapping raises.
+    """
+    mapping_path = Path(path)
+    if mapping_path.is_dir():
+        mapping_path = mapping_path / "mapping.yaml"
+    mapping = load_mapping(mapping_path)
+    for where, source in _records(mapping_path, mapping["records"]):
+        try:
+            yield _map(where, source, mapping, harvested_at)
+        except LegacyCollectionError as exc:
+            exc.where = where
+            yield exc
+
+
+def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_at: str | None) -> LoadedRecord:
+    if "__error__" in source:
+        raise LegacyCollectionError(f"{where}: {source['__error__']}", [{"file": where}])
+    fields: dict[str, str] = mapping["fields"]
+    defaults: dict[str, Any] = mapping.get("defaults") or {}
+
+    def value(name: str) -> Any:
+        found = _get(source, fields[name]) if name in fields else None
+        return found if found not in (None, "", []) else defaults.get(name)
+
+    def need(name: str) -> str:
+        found = value(name)
+        if found in (None, ""):
+            raise LegacyCollectionError(
+                f"{where}: no {name} (mapped from {fields.get(name, '(unmapped)')!r})",
+                [{"file": where, "field": fields.get(name, name), "message": f"{name} is required"}],
+            )
+        return str(found).strip()
+
+    collection = str(mapping["collection"])
+    record: dict[str, Any] = {"accession": need("accession"), "title": need("title")}
+    record["description"] = str(value("description") or record["title"])
+    released = str(value("release_date") or "")[:10]
+    if released:
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", released):
+            raise LegacyCollectionError(f"{where}: release date {released!r} is not YYYY-MM-DD",
+                                        [{"file": where, "field": fields.get("release_date", "release_date")}])
+        record["release_date"] = released
+    licence = value("license")
+    if licence:
+        named = licence_name(str(licence))
+        if not named:
+            raise LegacyCollectionError(f"{where}: licence {licence!r} is not one the catalog knows",
+                                        [{"file": where, "field": fields.get("license", "defaults.license")}])
+        record["license"] = named
+    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", str(value("doi") or ""), flags=re.I).strip()
+    if doi:
+        record["doi"] = doi
+    keywords = [str(k) for k in _as_list(value("keywords"))]
+    if keywords:
+        record["keywords"] = keywords
+    authors = []
+    for item in _as_list(value("authors")):
+        name = item.get("name") if isinstance(item, dict) else str(item)
+        if not name:
+            continue
+        author: dict[str, Any] = {"name": str(name).strip(), "position": len(authors) + 1}
+        orcid = str(item.get("orcid") or "") if isinstance(item, dict) else ""
+        if re.search(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", orcid):
+            author["orcid"] = "https://orcid.org/" + orcid[-19:]
+        authors.append(author)
+    record["authors"] = authors
+    unmapped: list[str] = []
+    organisms = []
+    for name in _as_list(value("organisms")):
+        term = organism_term(str(name))
+        if term:
+            organisms.append(term.as_record())
+        else:
+            unmapped.append(f"organism {name!r}: no NCBITaxon term")
+    methods = []
+    for name in _as_list(value("imaging_methods")):
+        term, _ = imaging_method_term(str(name))
+        methods.append((term or GENERIC_IMAGING_METHOD).as_record())
+        if term is None:
+            unmapped.append(f"imaging method {name!r}: no FBbi term (kept as the generic term and an attribute)")
+    component: dict[str, Any] = {"title": f"{record['accession']} images"}
+    if organisms or value("organisms"):
+        biosample = {"title": f"{record['accession']} sample", "biological_entity": "; ".join(map(str, _as_list(value("organisms"))))}
+        if organisms:
+            biosample["organisms"] = organisms
+        record["biosamples"] = [biosample]
+        component["component_biosamples"] = [biosample["title"]]
+    if methods:
+        record["image_acquisitions"] = [{"title": f"{record['accession']} imaging", "imaging_methods": methods}]
+        component["component_image_acquisitions"] = [f"{record['accession']} imaging"]
+    record["components"] = [component]
+    used = {str(path).split(".")[0] for path in fields.values()}
+    attributes = [
+        {"name": key, "value": json.dumps(val, ensure_ascii=False) if isinstance(val, (dict, list)) else str(val)}
+        for key, val in source.items()
+        if key not in used and val not in (None, "", [], {})
+    ]
+    attributes += [{"name": "imaging method (as written)", "value": str(m)} for m in _as_list(value("imaging_methods"))]
+    if attributes:
+        record["attributes"] = attributes
+    provenance: dict[str, Any] = {
+        "source_resource": mapping.get("resource") or "Other",
+        "source_accession": record["accession"],
+        "loader": f"legacy collection: {collection}",
+        "loader_version": LOADER_VERSION,
+    }
+    if value("source_url"):
+        provenance["source_url"] = str(value("source_url"))
+    if harvested_at:
+        provenance["harvested_at"] = harvested_at
+    record["provenance"] = provenance
+    return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)

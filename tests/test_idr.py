@@ -1,0 +1,79 @@
+"""IDR loader: idrNNNN-study.txt → REMBI, golden records, errors naming line and field, harvest by name."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from api.services import open_services
+from catalog.validation import check_study_record
+from loaders.fetch import Fetcher
+from loaders.harvest import Harvester
+from loaders.idr import IdrError, load_idr_study
+from tests.catalog_helpers import BASE, make_settings
+
+DATA = Path(__file__).parent / "data" / "idr"
+WHEN = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("accession", ["idr0004", "idr0038"])
+def test_golden_records_and_validity(accession):
+    loaded = load_idr_study(DATA / f"{accession}-study.txt", harvested_at=WHEN)
+    expected = json.loads((DATA / f"{accession}.expected.json").read_text())
+    assert {"record": loaded.record, "unmapped": loaded.unmapped} == expected
+    checked = check_study_record(loaded.record, BASE)
+    assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
+
+
+def test_screen_study_mapping():
+    record = load_idr_study(DATA / "idr0004-study.txt").record
+    assert record["accession"] == "idr0004" and record["license"] == "CC-BY-NC-SA-3.0"
+    assert record["release_date"] == "2016-04-27"
+    assert [p["pubmed_id"] for p in record["publications"]] == ["21893595", "18085829"]
+    assert record["biosamples"][0]["organisms"][0]["id"] == "NCBITaxon:4932"
+    (screen,) = record["components"]
+    assert screen["title"] == "idr0004-thorpe-rad52/screenA"
+    attributes = {a["name"]: a["value"] for a in screen["attributes"]}
+    assert attributes["Library File Name"] == "idr0004-screenA-library.txt"
+    assert attributes["Screen Technology Type"] == "gene deletion screen"
+    assert record["image_acquisitions"][0]["imaging_methods"][0]["id"] == "FBbi:00000246"
+    assert record["specimens"][0]["growth_protocol"].startswith("Individual deletions of nonessential genes")
+    assert "108 mutants were initially identified" in record["image_acquisitions"][0]["acquisition_parameters"]
+    assert "image_analyses" not in record  # its protocol has no description in the file
+
+
+def test_experiment_study_has_one_component_per_experiment():
+    record = load_idr_study(DATA / "idr0038-study.txt").record
+    assert len(record["components"]) == 3 and record["license"] == "CC-BY-4.0"
+    assert record["doi"] == "10.17867/10000110"
+    assert [a["name"] for a in record["authors"]] == ["Marie Held", "Raphael Levy"]
+    assert record["authors"][1]["roles"] == ["Principal Investigator"]
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda t: t.replace("Comment[IDR Study Accession]\tidr0004", "Comment[IDR Study Accession]\tnope"), "Comment[IDR Study Accession]"),
+        (lambda t: t.replace("Study Title\t", "Study Title-x\t"), "Study Title"),
+        (lambda t: t.replace("2016-04-27", "27/04/2016"), "Study Public Release Date"),
+        (lambda t: t.replace("CC BY-NC-SA 3.0", "all rights reserved").replace("https://creativecommons.org/licenses/by-nc-sa/3.0/", ""), "Study License"),
+    ],
+)
+def test_bad_files_name_line_and_field(tmp_path, edit, field):
+    path = tmp_path / "idr0004-study.txt"
+    path.write_text(edit((DATA / "idr0004-study.txt").read_text()))
+    with pytest.raises(IdrError) as err:
+        load_idr_study(path)
+    assert err.value.errors[0]["field"] == field and str(path) in err.value.message
+
+
+def test_harvest_by_study_folder_name(tmp_path, replay_server):
+    name = "idr0038-held-kidneylightsheet"
+    replay_server.add(f"/idr-metadata/{name}/idr0038-study.txt", DATA / "idr0038-study.txt")
+    with open_services(make_settings(tmp_path, idr_url=replay_server.url + "/idr-metadata")) as services:
+        harvester = Harvester(services.archive, Fetcher(interval=0, attempts=2, backoff=0.01))
+        summary = harvester.run("idr", [name])
+        assert summary.loaded == ["idr0038"], summary.failed
+        assert services.archive.public.search.search("kidney organoids", filters={"source": ["IDR"]}).total == 1
+        assert harvester.run("idr", [name]).unchanged == ["idr0038"]  # the same source: nothing rewritten
