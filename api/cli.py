@@ -322,5 +322,61 @@ def main() -> None:
     cli(obj={})
 
 
+# ----------------------------------------------------------------------------- serving
+
+
+DEMO_SETS = (("pagetab", "biostudies", "*.json", ("S-BIAD1492.json", "S-BIADTEST.json")), ("empiar", "empiar", None, ()),
+             ("idr", "idr", None, ()), ("rocrate", "rocrate", None, ()))
+
+
+def load_demo(services) -> str:
+    """Harvest the bundled real sample studies (idempotent); returns a one-line summary."""
+    from loaders.harvest import Harvester
+
+    demo = Path(__file__).parent / "demo"
+    harvester = Harvester(services.archive)
+    loaded = unchanged = failed = 0
+    for kind, folder, _pattern, names in DEMO_SETS:
+        if kind == "rocrate":
+            items = [str(demo / folder)]
+        elif names:
+            items = [str(demo / folder / n) for n in names]
+        else:
+            items = [str(p) for p in sorted((demo / folder).iterdir()) if p.is_file()]
+        summary = harvester.run(kind, items)
+        loaded, unchanged, failed = loaded + len(summary.loaded), unchanged + len(summary.unchanged), failed + len(summary.failed)
+        for item, reason in summary.failed:
+            click.echo(f"demo: {item}: {reason}", err=True)
+    return f"demo studies: {loaded} loaded, {unchanged} unchanged, {failed} failed"
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="BIA_HOST", help="Interface to listen on [env BIA_HOST].")
+@click.option("--port", default=5000, show_default=True, type=int, envvar="BIA_PORT", help="Port [env BIA_PORT].")
+@click.option("--demo", is_flag=True, help="First load the bundled real sample studies (PageTab, EMPIAR, IDR, RO-Crate).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
+    """Serve the catalog over HTTP (embedded stores by default). For production use gunicorn (see README)."""
+    import os
+
+    from api.app import create_app
+    from api.services import open_services
+
+    settings = _settings(ctx)
+    if not os.environ.get("BIA_BASE_URL") and not (ctx.parent and ctx.parent.params.get("base_url")):
+        public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+        settings = settings.with_(base_url=f"http://{public_host}:{port}")
+    services = open_services(settings)
+    if demo:
+        click.echo(load_demo(services))
+    app = create_app(settings, services=services)
+    click.echo(f"serving {settings.data_dir} at http://{host}:{port}/ (IRIs under {settings.base_url})")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        app.extensions["bia.sparql"].close()
+        services.close()
+
+
 if __name__ == "__main__":
     main()

@@ -39,6 +39,12 @@ class Settings:
     s3_region: str | None = None
     #: seconds a public SPARQL query may run
     sparql_timeout: float = 30.0
+    #: largest SPARQL result (bytes) the endpoint returns; larger ones are refused (add a LIMIT)
+    sparql_max_bytes: int = 50_000_000
+    #: query worker processes of the embedded SPARQL endpoint (killed and replaced at the time limit)
+    sparql_workers: int = 2
+    #: name of the catalog in pages and in the schema.org DataCatalog
+    catalog_name: str = "BioImage Archive catalog"
     #: SERVICE endpoints a public SPARQL query may call (empty: none)
     sparql_service_allowlist: tuple[str, ...] = field(default_factory=tuple)
     #: the BioStudies API (``{url}/studies/{accession}`` and ``/info``) harvests fetch from
@@ -68,6 +74,9 @@ class Settings:
         "s3_secure": ("BIA_S3_SECURE", _bool),
         "s3_region": ("BIA_S3_REGION", str),
         "sparql_timeout": ("BIA_SPARQL_TIMEOUT", float),
+        "sparql_max_bytes": ("BIA_SPARQL_MAX_BYTES", int),
+        "sparql_workers": ("BIA_SPARQL_WORKERS", int),
+        "catalog_name": ("BIA_CATALOG_NAME", str),
         "biostudies_url": ("BIA_BIOSTUDIES_URL", str),
         "biostudies_files_url": ("BIA_BIOSTUDIES_FILES_URL", str),
         "empiar_url": ("BIA_EMPIAR_URL", str),

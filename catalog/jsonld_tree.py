@@ -25,7 +25,11 @@ PREFIXES = {
     "EDAM": "http://edamontology.org/",
 }
 VOCAB = "http://schema.org/"
-CONTEXT: dict[str, Any] = {"@vocab": VOCAB, **PREFIXES}
+#: JSON-LD 1.1 uses a term as a CURIE prefix only if its IRI ends in a gen-delim, or if it says ``@prefix``.
+CONTEXT: dict[str, Any] = {
+    "@vocab": VOCAB,
+    **{k: (v if v[-1] in "/#:?[]@" else {"@id": v, "@prefix": True}) for k, v in PREFIXES.items()},
+}
 
 
 def compact_iri(iri: str, *, vocab: bool) -> str:

@@ -303,6 +303,13 @@ class SearchIndex:
             row = self._db.execute("SELECT doc FROM docs WHERE accession = ?", (accession,)).fetchone()
         return StudyDocument(**json.loads(row[0])) if row else None
 
+    def release_months(self) -> list[tuple[str, int]]:
+        """(YYYY-MM, studies released that month), oldest first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT substr(release_date, 1, 7) AS m, COUNT(*) FROM docs WHERE release_date IS NOT NULL GROUP BY m ORDER BY m"
+            ).fetchall()
+
     def accessions(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT accession FROM docs ORDER BY accession")]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import rdflib
@@ -122,3 +123,41 @@ def test_validate_names_file_line_and_field(run, tmp_path):
     assert bad.exit_code == 1
     assert f"{metadata}:8" in bad.output and "/authors/0/orcid" in bad.output
     assert not (run.data / "registry.sqlite").exists()
+
+
+def test_serve_demo_answers_over_real_http(tmp_path):
+    """`bia serve --demo` on a fresh folder: loads the bundled studies and serves them on a real port."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.servers.seaweedfs_server import free_ports
+
+    (port,) = free_ports(1)
+    env = {**__import__("os").environ, "BIA_DATA": str(tmp_path / "data")}
+    env.pop("BIA_BASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parent.parent,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read())
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(server.stdout.read() if server.poll() is not None else "no answer")
+                time.sleep(0.3)
+        assert health["studies"] >= 6
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/studies/S-BIAD1492", headers={"Accept": "application/ld+json"})
+        record = json.loads(urllib.request.urlopen(request, timeout=10).read())
+        assert record["@id"] == f"http://localhost:{port}/studies/S-BIAD1492"
+        query = urllib.parse.urlencode({"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"})
+        answer = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=30)
+        assert int(answer.read().decode().split()[1]) > 100
+    finally:
+        server.kill()
+        server.wait(10)

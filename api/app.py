@@ -1,0 +1,81 @@
+"""The Flask application factory: ``create_app(settings)`` builds the app; nothing happens at import time."""
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Any
+
+from flask import Flask, current_app
+from flask_smorest import Api
+
+from api.errors import register_error_handlers
+from api.services import Services, open_services
+from catalog.config import Settings
+
+API_TITLE = "BioImage Archive catalog API"
+API_VERSION = "1"
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None, config: dict[str, Any] | None = None) -> Flask:
+    """An app serving ``settings`` (default: from ``BIA_*`` variables); ``services`` lets tests share an archive."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/static/swagger-ui/",
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=None,
+    )
+    app.config.update(config or {})
+    app.extensions["bia.settings"] = settings
+    opened = services or open_services(settings)
+    app.extensions["bia.services"] = opened
+    if services is None:
+        atexit.register(opened.close)
+    from api.sparql_workers import QueryRunner
+
+    app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
+    _start_release_timer(app, opened)
+
+    api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
+    register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    from api import routes_deposits, routes_files, routes_search, routes_site, routes_sparql, routes_studies
+
+    for module in (routes_site, routes_studies, routes_files, routes_search, routes_sparql, routes_deposits):
+        api.register_blueprint(module.blp)
+
+    @app.after_request
+    def vary_on_accept(response):
+        response.headers.add("Vary", "Accept")
+        return response
+
+    return app
+
+
+def _start_release_timer(app: Flask, services: Services, every: float = 3600.0) -> None:
+    """Release studies whose date has come: now, then every hour while the app runs."""
+
+    def tick() -> None:
+        try:
+            services.archive.release_due()
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            app.logger.exception("releasing due studies failed")
+        timer = threading.Timer(every, tick)
+        timer.daemon = True
+        timer.start()
+
+    tick()
+
+
+def settings() -> Settings:
+    return current_app.extensions["bia.settings"]
+
+
+def services() -> Services:
+    return current_app.extensions["bia.services"]

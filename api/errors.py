@@ -1,0 +1,52 @@
+"""One error shape for every 4xx/5xx answer: ``{code, status, message, errors}``; never a stack trace."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from catalog.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
+    response = jsonify({"code": code, "status": status, "message": message, "errors": errors or []})
+    response.status_code = status
+    return response
+
+
+def _http_code(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CatalogError)
+    def catalog_error(exc: CatalogError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message, exc.errors)
+        if exc.status in (401,):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bia"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        errors: list[dict[str, Any]] = []
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if isinstance(messages, dict):  # webargs/flask-smorest validation: {location: {field: [messages]}}
+            for location, fields in messages.items():
+                for field, texts in (fields or {}).items():
+                    for text in texts if isinstance(texts, list) else [texts]:
+                        errors.append({"field": field, "location": location, "message": str(text)})
+        message = exc.description or exc.name or "error"
+        response = error_response(exc.code or 500, _http_code(exc), str(message), errors)
+        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed to answer this request; it has been logged")

@@ -1,0 +1,46 @@
+"""Content negotiation: a URL suffix wins, else the Accept header (werkzeug's parser), else the default."""
+from __future__ import annotations
+
+from flask import request
+
+from catalog.errors import CatalogError
+
+#: URL suffixes of the record and table renderers.
+SUFFIXES = {
+    "jsonld": "application/ld+json",
+    "json": "application/json",
+    "ttl": "text/turtle",
+    "nt": "application/n-triples",
+    "rdf": "application/rdf+xml",
+    "html": "text/html",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+}
+
+
+class NotAcceptable(CatalogError):
+    status = 406
+    code = "not_acceptable"
+
+
+def choose(offered: list[str], suffix: str | None = None) -> str:
+    """The media type to answer with, among ``offered`` (first = default for ``*/*`` and no Accept)."""
+    if suffix:
+        media = SUFFIXES.get(suffix.lower())
+        if media not in offered:
+            raise NotAcceptable(f"no {suffix!r} rendering here; available: {', '.join(offered)}")
+        return media
+    requested = request.args.get("format") or (request.form.get("format") if request.method == "POST" else None)
+    if requested:
+        media = SUFFIXES.get(requested.lower(), requested)
+        if media not in offered:
+            raise NotAcceptable(f"format {requested!r} is not available; available: {', '.join(offered)}")
+        return media
+    if not request.accept_mimetypes:
+        return offered[0]
+    best = request.accept_mimetypes.best_match(offered)
+    if best is None:
+        raise NotAcceptable(
+            f"none of the requested media types ({request.headers.get('Accept')}) is available; available: {', '.join(offered)}"
+        )
+    return best

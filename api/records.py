@@ -1,0 +1,126 @@
+"""Records over HTTP: one :class:`catalog.study_record.Record` per resource, rendered by media type.
+
+JSON-LD, Turtle, N-Triples, RDF/XML and HTML all come from the same record graph; HTML is drawn from the same
+nested JSON-LD tree search engines read (and embeds it), so the page and the data never disagree.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from urllib.parse import urlencode
+
+from flask import Response, render_template, request
+from rdflib import URIRef
+from rdflib.namespace import DCTERMS
+
+from api.app import services, settings
+from catalog.errors import NotFound, Unauthorized
+from catalog.jsonld_tree import PREFIXES, record_jsonld
+from catalog.study_record import Record, build_record
+
+RECORD_TYPES = ["application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "text/html", "application/json"]
+RDFLIB_FORMATS = {"text/turtle": "turtle", "application/n-triples": "nt", "application/rdf+xml": "xml"}
+SIGNPOSTING_FORMATS = [("application/ld+json", "jsonld"), ("text/turtle", "ttl"), ("application/n-triples", "nt"), ("application/rdf+xml", "rdf")]
+
+
+def request_owner() -> str | None:
+    """The owner named by a bearer token, if the request carries a valid one."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        return services().archive.registry.owner_of_token(header[7:].strip())
+    except Unauthorized:
+        return None
+
+
+def load_record(iri: str) -> Record:
+    """The released record of ``iri``, or the embargoed one when its owner asks; else :class:`NotFound`."""
+    archive = services().archive
+    base = settings().base_url
+    try:
+        return build_record(archive.public.graph, base, iri, catalog_name=settings().catalog_name)
+    except NotFound:
+        owner = request_owner()
+        record = record_owner_view(iri, owner) if owner else None
+        if record is None:
+            raise
+        return record
+
+
+def record_owner_view(iri: str, owner: str) -> Record | None:
+    from catalog import identifiers
+
+    archive = services().archive
+    accession = identifiers.accession_of(iri)
+    row = archive.registry.study(accession) if accession else None
+    if row is None or row.owner != owner or archive.private is None:
+        return None
+    try:
+        return build_record(archive.private.graph, settings().base_url, iri, catalog_name=settings().catalog_name)
+    except NotFound:
+        return None
+
+
+def signposting(record: Record) -> str:
+    """FAIR signposting ``Link`` header of a study's landing page."""
+    graph, study = record.graph, URIRef(record.study_iri)
+    links = []
+    doi = next((str(d) for d in graph.objects(study, URIRef("https://w3id.org/rembi/doi"))), None)
+    links.append(f'<{"https://doi.org/" + doi if doi else record.study_iri}>; rel="cite-as"')
+    for media, suffix in SIGNPOSTING_FORMATS:
+        links.append(f'<{record.study_iri}.{suffix}>; rel="describedby"; type="{media}"')
+    for licence in graph.objects(study, DCTERMS.license):
+        links.append(f'<{licence}>; rel="license"')
+    links.append('<https://schema.org/Dataset>; rel="type"')
+    links.append('<https://schema.org/AboutPage>; rel="type"')
+    links.append(f'<{record.study_iri}/download>; rel="item"; type="application/zip"')
+    links.append(f'<{record.study_iri}/files>; rel="item"; type="application/json"')
+    return ", ".join(links)
+
+
+def render_record(record: Record, media: str) -> Response:
+    if media in RDFLIB_FORMATS:
+        graph = record.graph
+        for prefix, namespace in PREFIXES.items():
+            graph.bind(prefix, namespace)
+        graph.bind("schema", "http://schema.org/")
+        response = Response(graph.serialize(format=RDFLIB_FORMATS[media]), mimetype=media)
+    else:
+        tree = record_jsonld(record.graph, record.iri)
+        if media == "text/html":
+            response = Response(
+                render_template("record.html", record=record, tree=tree, jsonld=json.dumps(tree, ensure_ascii=False),
+                                settings=settings(), formats=SIGNPOSTING_FORMATS),
+                mimetype="text/html",
+            )
+        else:
+            response = Response(json.dumps(tree, ensure_ascii=False, indent=1), mimetype=media)
+    if record.is_study:
+        response.headers["Link"] = signposting(record)
+    if request_owner() is None:
+        response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def self_url(**changes: Any) -> str:
+    """This request's URL under the catalog's base URL, with some query parameters changed (None removes one)."""
+    args = {k: request.args.getlist(k) for k in request.args}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = [str(value)]
+    query = urlencode([(k, v) for k, values in args.items() for v in values])
+    return f"{settings().base_url}{request.path}" + (f"?{query}" if query else "")
+
+
+def page_links(total: int, limit: int, offset: int, endpoint: str = "", **_: Any) -> dict[str, str | None]:
+    def link(new_offset: int) -> str:
+        return self_url(limit=limit, offset=new_offset)
+
+    return {
+        "next": link(offset + limit) if offset + limit < total else None,
+        "previous": link(max(0, offset - limit)) if offset > 0 else None,
+    }

@@ -1,0 +1,143 @@
+"""Deposits over HTTP: the submission lifecycle with bearer-token auth (create, upload, file list, metadata,
+validate, finalize), and the owner's own studies (including embargoed ones)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from api.app import services, settings
+from catalog import identifiers
+from catalog.errors import CatalogError, Unauthorized
+
+blp = Blueprint("deposits", __name__, description="Deposit studies (bearer token: `bia token create NAME`)")
+AUTH = {"security": [{"bearerAuth": []}]}
+
+
+class BadUpload(CatalogError):
+    status = 400
+    code = "bad_upload"
+
+
+def owner() -> str:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise Unauthorized("send `Authorization: Bearer <token>` (create a token with `bia token create NAME`)")
+    return services().archive.registry.owner_of_token(header[7:].strip())
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status, mimetype="application/json")
+
+
+def _submission(sub_id: str, who: str) -> dict[str, Any]:
+    sub = services().deposits.get(sub_id, who)
+    sub.pop("metadata", None)
+    return {**sub, "url": f"{settings().base_url}/deposits/{sub_id}"}
+
+
+@blp.route("/deposits", methods=["POST"])
+@blp.doc(summary="Open a submission", **AUTH)
+def create() -> Response:
+    who = owner()
+    sub_id = services().deposits.create(who)
+    response = _json(_submission(sub_id, who), 201)
+    response.headers["Location"] = f"{settings().base_url}/deposits/{sub_id}"
+    return response
+
+
+@blp.route("/deposits", methods=["GET"])
+@blp.doc(summary="The caller's submissions", **AUTH)
+def list_submissions() -> Response:
+    who = owner()
+    return _json({"items": [{k: v for k, v in s.items() if k != "metadata"} for s in services().archive.registry.submissions(who)]})
+
+
+@blp.route("/deposits/<string:sub_id>", methods=["GET"])
+@blp.doc(summary="A submission's state", **AUTH)
+def get(sub_id: str) -> Response:
+    return _json(_submission(sub_id, owner()))
+
+
+@blp.route("/deposits/<string:sub_id>", methods=["DELETE"])
+@blp.doc(summary="Discard an open submission and its staged files", **AUTH)
+def discard(sub_id: str) -> Response:
+    services().deposits.discard(sub_id, owner())
+    return Response(status=204)
+
+
+def _declared_md5() -> str | None:
+    value = request.headers.get("Content-MD5")
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        raise BadUpload("Content-MD5 must be the base64 of the MD5 digest (RFC 1864)", [{"field": "Content-MD5"}]) from None
+
+
+@blp.route("/deposits/<string:sub_id>/files/<path:path>", methods=["PUT"])
+@blp.doc(summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent", **AUTH)
+def upload(sub_id: str, path: str) -> Response:
+    who = owner()
+    size = request.content_length
+    stored = services().deposits.upload(
+        sub_id, who, path, request.stream, size=size, md5=_declared_md5(), sha256=request.headers.get("X-Checksum-SHA256")
+    )
+    return _json(stored, 201)
+
+
+@blp.route("/deposits/<string:sub_id>/file-lists/<string:name>", methods=["PUT"])
+@blp.doc(summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)", **AUTH)
+def file_list(sub_id: str, name: str) -> Response:
+    entry = services().deposits.attach_file_list(sub_id, owner(), name, request.stream, component=request.args.get("component"))
+    return _json({k: v for k, v in entry.items() if k != "key"}, 201)
+
+
+@blp.route("/deposits/<string:sub_id>/metadata", methods=["PUT"])
+@blp.doc(
+    summary="Attach the study metadata (PageTab JSON/TSV or REMBI JSON/YAML)",
+    parameters=[{"name": "name", "in": "query", "schema": {"type": "string"}, "description": "file name (its extension tells the format)"},
+                {"name": "release_date", "in": "query", "schema": {"type": "string", "format": "date"}}],
+    **AUTH,
+)
+def metadata(sub_id: str) -> Response:
+    name = request.args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
+    entry = services().deposits.attach_metadata(sub_id, owner(), name, request.get_data(), release_date=request.args.get("release_date"))
+    return _json(entry)
+
+
+@blp.route("/deposits/<string:sub_id>/validate", methods=["POST"])
+@blp.doc(summary="Validate: metadata against the shapes, file lists, staged vs listed files", **AUTH)
+def validate(sub_id: str) -> Response:
+    report = services().deposits.validate(sub_id, owner())
+    return _json(report, 200)
+
+
+@blp.route("/deposits/<string:sub_id>/finalize", methods=["POST"])
+@blp.doc(summary="Finalize: mint the accession and store the study (released now or on its release date)", **AUTH)
+def finalize(sub_id: str) -> Response:
+    who = owner()
+    accession = services().deposits.finalize(sub_id, who)
+    row = services().archive.registry.study(accession)
+    url = identifiers.study_iri(settings().base_url, accession)
+    response = _json({"accession": accession, "url": url, "state": row.state if row else None, "release_date": row.release_date if row else None}, 201)
+    response.headers["Location"] = url
+    return response
+
+
+@blp.route("/me/studies", methods=["GET"])
+@blp.doc(summary="The caller's studies, released and embargoed", **AUTH)
+def my_studies() -> Response:
+    who = owner()
+    rows = services().archive.registry.studies(owner=who)
+    base = settings().base_url
+    return _json({"items": [
+        {"accession": r.accession, "url": identifiers.study_iri(base, r.accession), "title": r.title, "state": r.state,
+         "release_date": r.release_date, "files": r.file_count}
+        for r in rows
+    ]})

@@ -1,0 +1,254 @@
+"""File tables, file metadata and downloads (single files with Range, whole studies as a streamed zip, manifests)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from typing import Any, Iterator
+
+from flask import Response, redirect, render_template, request, stream_with_context
+from flask_smorest import Blueprint
+
+from api.app import services, settings
+from api.negotiate import choose
+from api.records import request_owner, self_url
+from api.routes_studies import BadParameter, int_arg
+from catalog import identifiers
+from catalog.errors import NotFound
+from catalog.file_index import OPERATORS, FileIndex, Filter
+
+blp = Blueprint("files", __name__, description="File tables, downloads and manifests")
+_FILTER = re.compile(r"^filter\[(?P<column>.+?)\](?:\[(?P<op>[a-z]+)\])?$")
+FACET_MAX_DISTINCT = 200
+TABLE_TYPES = ["application/json", "text/csv", "text/tab-separated-values", "text/html"]
+
+
+def file_index_for(accession: str) -> FileIndex:
+    """The public file table, or the embargoed one for its owner."""
+    archive = services().archive
+    if archive.public.files.has_study(accession):
+        return archive.public.files
+    owner = request_owner()
+    row = archive.registry.study(accession)
+    if owner and row is not None and row.owner == owner and archive.private is not None and archive.private.files.has_study(accession):
+        return archive.private.files
+    raise NotFound(f"no released study {accession}")
+
+
+def parse_filters() -> list[Filter]:
+    filters = []
+    for key in request.args:
+        match = _FILTER.match(key)
+        if not match:
+            continue
+        op = match.group("op") or "eq"
+        if op not in OPERATORS:
+            raise BadParameter(f"unknown filter operator {op!r} in {key}; use one of {', '.join(OPERATORS)}", [{"field": key}])
+        filters.extend(Filter(match.group("column"), op, value) for value in request.args.getlist(key))
+    return filters
+
+
+def parse_sort() -> list[tuple[str, bool]]:
+    raw = request.args.get("sort")
+    if not raw:
+        return []
+    return [(raw[1:], True)] if raw.startswith("-") else [(raw, False)]
+
+
+def _download_url(accession: str, file_id: str) -> str:
+    return f"{settings().base_url}/files/{accession}/{file_id}/download"
+
+
+def _decorate(accession: str, row: dict[str, Any]) -> dict[str, Any]:
+    study = identifiers.study_iri(settings().base_url, accession)
+    return {"@id": f"{study}/files/{row.get('file_id')}", **row, "download": _download_url(accession, row["file_id"])}
+
+
+@blp.route("/studies/<string:accession>/files", defaults={"fmt": None})
+@blp.route("/studies/<string:accession>/files.<string:fmt>")
+@blp.doc(
+    summary="A study's file table: filter, sort, page, facets, totals; JSON, CSV or TSV",
+    description="filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
+    "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole filtered table.",
+)
+def file_table(accession: str, fmt: str | None) -> Response:
+    name = accession
+    index = file_index_for(name)
+    media = choose(TABLE_TYPES, fmt)
+    filters, sort = parse_filters(), parse_sort()
+    columns = index.columns(name)
+    if media in ("text/csv", "text/tab-separated-values"):
+        return _export(index, name, filters, [c.name for c in columns], "," if media == "text/csv" else "\t", media)
+    limit = int_arg("limit", 100, 1, 1000)
+    page = index.query(name, filters, sort, limit=limit, cursor=request.args.get("cursor"))
+    wanted = request.args.get("facets")
+    facet_columns = (
+        [c for c in wanted.split(",") if c] if wanted is not None
+        else [c.name for c in columns if c.distinct <= FACET_MAX_DISTINCT and c.name not in ("path", "file_id", "size")]
+    )
+    body = {
+        "study": identifiers.study_iri(settings().base_url, name),
+        "items": [_decorate(name, row) for row in page.items],
+        "total": page.total,
+        "next": self_url(cursor=page.next_cursor) if page.next_cursor else None,
+        "totals": index.totals(name, filters),
+        "columns": [{"name": c.name, "kind": c.kind, "distinct": c.distinct} for c in columns],
+        "facets": {col: [{"value": v, "count": n} for v, n in values] for col, values in index.facets(name, facet_columns, filters).items()},
+    }
+    if media == "text/html":
+        return Response(render_template("files.html", table=body, accession=name, settings=settings(), args=request.args), mimetype=media)
+    return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
+
+
+def _export(index: FileIndex, accession: str, filters: list[Filter], columns: list[str], delimiter: str, media: str) -> Response:
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+        writer.writerow([*columns, "download"])
+        for i, row in enumerate(index.iter_rows(accession, filters)):
+            writer.writerow([row.get(c, "") for c in columns] + [_download_url(accession, row["file_id"])])
+            if i % 1000 == 999:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    extension = "csv" if delimiter == "," else "tsv"
+    return Response(
+        stream_with_context(rows()),
+        mimetype=media,
+        headers={"Content-Disposition": f'attachment; filename="{accession}-files.{extension}"'},
+    )
+
+
+def _file_row(accession: str, file_id: str) -> dict[str, Any]:
+    row = file_index_for(accession).get(accession, file_id)
+    if row is None:
+        raise NotFound(f"no file {file_id} in {accession}")
+    return row
+
+
+@blp.route("/files/<string:accession>/<string:file_id>")
+@blp.doc(summary="One file's metadata (path, size, format, checksums, attributes)")
+def file_metadata(accession: str, file_id: str) -> Response:
+    row = _decorate(accession, _file_row(accession, file_id))
+    stored = services().archive.file_store.stat(f"studies/{accession}/{row['path']}")
+    if stored is not None:
+        row.update(md5=stored.md5, sha256=stored.sha256, stored=True)
+    else:
+        row["stored"] = False
+    return Response(json.dumps(row, ensure_ascii=False), mimetype="application/json")
+
+
+@blp.route("/files/<string:accession>/<string:file_id>/download")
+@blp.doc(summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)")
+def download_file(accession: str, file_id: str) -> Response:
+    row = _file_row(accession, file_id)
+    key = f"studies/{accession}/{row['path']}"
+    store = services().archive.file_store
+    stored = store.stat(key)
+    if stored is None:
+        raise NotFound(f"{row['path']} is listed by {accession} but its bytes are not held by this archive (a harvested record)")
+    filename = row["path"].rsplit("/", 1)[-1]
+    url = store.presigned_get_url(key, filename=filename)
+    if url:
+        return redirect(url, code=302)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{stored.md5}"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Digest": f"md5={stored.md5}",
+    }
+    ranges = request.range
+    if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1:
+        span = ranges.range_for_length(stored.size)
+        if span is None:
+            return Response(status=416, headers={"Content-Range": f"bytes */{stored.size}"})
+        start, stop = span
+        headers.update({"Content-Range": f"bytes {start}-{stop - 1}/{stored.size}", "Content-Length": str(stop - start)})
+        return Response(store.open_range(key, start, stop - 1), status=206, mimetype=stored.content_type or "application/octet-stream", headers=headers)
+    headers["Content-Length"] = str(stored.size)
+    return Response(store.open_range(key), mimetype=stored.content_type or "application/octet-stream", headers=headers)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only stream collecting what ``zipfile`` writes, for streaming it out."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.chunks.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks.clear()
+        return out
+
+
+@blp.route("/studies/<string:accession>/download")
+@blp.doc(summary="The whole study (every stored file) as a streamed zip")
+def download_study(accession: str) -> Response:
+    index = file_index_for(accession)
+    store = services().archive.file_store
+
+    def generate() -> Iterator[bytes]:
+        sink = _Sink()
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for row in index.iter_rows(accession):
+                key = f"studies/{accession}/{row['path']}"
+                if store.stat(key) is None:
+                    continue
+                with archive.open(f"{accession}/{row['path']}", "w", force_zip64=True) as member:
+                    for chunk in store.open_range(key):
+                        member.write(chunk)
+                        if sink.position and len(sink.chunks) > 16:
+                            yield sink.take()
+                yield sink.take()
+        yield sink.take()
+
+    return Response(
+        stream_with_context(generate()),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{accession}.zip"'},
+    )
+
+
+@blp.route("/studies/<string:accession>/manifest")
+@blp.doc(summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools")
+def manifest(accession: str) -> Response:
+    index = file_index_for(accession)
+    store = services().archive.file_store
+    media = choose(["text/tab-separated-values", "application/json"])
+
+    def entries() -> Iterator[dict[str, Any]]:
+        for row in index.iter_rows(accession):
+            stored = store.stat(f"studies/{accession}/{row['path']}")
+            yield {
+                "url": _download_url(accession, row["file_id"]),
+                "path": row["path"],
+                "size": row.get("size"),
+                "md5": stored.md5 if stored else None,
+                "sha256": stored.sha256 if stored else None,
+            }
+
+    if media == "application/json":
+        return Response(json.dumps(list(entries())), mimetype=media)
+
+    def lines() -> Iterator[str]:
+        yield "url\tpath\tsize\tmd5\tsha256\n"
+        for e in entries():
+            yield "\t".join("" if e[k] is None else str(e[k]) for k in ("url", "path", "size", "md5", "sha256")) + "\n"
+
+    return Response(stream_with_context(lines()), mimetype=media)

@@ -1,0 +1,65 @@
+"""Keyword search over released studies: fielded queries, facets, sorting, paging, highlighted snippets."""
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Response, render_template, request
+from flask_smorest import Blueprint
+
+from api.app import services, settings
+from api.negotiate import choose
+from api.records import page_links
+from api.routes_studies import int_arg
+from catalog import identifiers
+from catalog.search_index import FACET_FIELDS
+
+blp = Blueprint("search", __name__, description="Keyword search")
+_FILTER = re.compile(r"^filter\[(?P<field>[a-z_]+)\]$")
+
+
+@blp.route("/search")
+@blp.doc(
+    summary="Search released studies",
+    description='q: words, "phrases", prefix*, field:word (accession, title, description, keywords, authors, organism, '
+    "imaging_method, source), OR, -word. filter[organism|imaging_method|licence|release_year|source]=VALUE (repeatable). "
+    "sort=relevance|newest|oldest; limit; offset.",
+)
+def search() -> Response:
+    q = request.args.get("q", "")
+    filters = {}
+    for key in request.args:
+        match = _FILTER.match(key)
+        if match:
+            filters[match.group("field")] = request.args.getlist(key)
+    limit, offset = int_arg("limit", 20, 0, 200), int_arg("offset", 0, 0, 100_000)
+    sort = request.args.get("sort", "relevance")
+    result = services().archive.public.search.search(q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS)
+    base = settings().base_url
+    extra = {k: request.args.getlist(k) for k in request.args if k not in ("limit", "offset")}
+    body = {
+        "query": q,
+        "total": result.total,
+        "items": [
+            {
+                "accession": h.accession,
+                "url": identifiers.study_iri(base, h.accession),
+                "title": h.title,
+                "score": round(h.score, 4),
+                "highlights": h.snippets,
+                "release_date": h.document.release_date,
+                "organisms": h.document.organisms,
+                "imaging_methods": h.document.imaging_methods,
+                "source": h.document.source,
+                "licence": h.document.licence,
+                "files": h.document.file_count,
+            }
+            for h in result.hits
+        ],
+        "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in result.facets.items()},
+        **page_links(result.total, max(limit, 1), offset, "search.search", **extra),
+    }
+    media = choose(["application/json", "text/html"])
+    if media == "text/html":
+        return Response(render_template("search.html", result=body, filters=filters, settings=settings(), sort=sort), mimetype=media)
+    return Response(json.dumps(body, ensure_ascii=False), mimetype=media)

@@ -1,0 +1,149 @@
+"""The site around the records: home, health, statistics, sitemap, the public dump, vendored assets."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Iterator
+from xml.sax.saxutils import escape
+
+from flask import Response, abort, render_template, request, send_from_directory, stream_with_context
+from flask_smorest import Blueprint
+
+from api.app import services, settings
+from api.negotiate import choose
+from api.routes_studies import int_arg
+from catalog import identifiers
+
+blp = Blueprint("site", __name__, description="Home, health, statistics, sitemap")
+SITEMAP_URLS = 50_000
+
+
+@blp.route("/health")
+@blp.doc(summary="Liveness: 200 when the app and its stores answer")
+def health() -> Response:
+    archive = services().archive
+    return Response(json.dumps({"status": "ok", "studies": archive.public.search.count()}), mimetype="application/json")
+
+
+_STATS_CACHE: dict[str, tuple[float, dict]] = {}
+STATS_TTL = 300.0
+
+
+def catalog_stats() -> dict:
+    """Counts of the released catalog by source, imaging method, organism, licence and file format; growth by month.
+
+    Cached for a few minutes per catalog (file formats are summed over every study's file table)."""
+    import time
+
+    archive = services().archive
+    key = str(settings().data_dir)
+    version = archive.public.search.count()
+    cached = _STATS_CACHE.get(key)
+    if cached and time.monotonic() - cached[0] < STATS_TTL and cached[1]["studies"] == version:
+        return cached[1]
+    result = archive.public.search.search("", limit=0, facet_limit=1000)
+    formats: dict[str, int] = {}
+    for accession in archive.public.files.studies():
+        for value, n in archive.public.files.facets(accession, ["format"], limit=1000).get("format", []):
+            formats[str(value)] = formats.get(str(value), 0) + n
+    growth, running = [], 0
+    for month, released in archive.public.search.release_months():
+        running += released
+        growth.append({"month": month, "released": released, "cumulative": running})
+    stats = {
+        "studies": result.total,
+        "by_source": dict(result.facets.get("source", [])),
+        "by_imaging_method": dict(result.facets.get("imaging_method", [])),
+        "by_organism": dict(result.facets.get("organism", [])),
+        "by_licence": dict(result.facets.get("licence", [])),
+        "by_file_format": dict(sorted(formats.items(), key=lambda kv: -kv[1])),
+        "growth": growth,
+    }
+    _STATS_CACHE[key] = (time.monotonic(), stats)
+    return stats
+
+
+@blp.route("/stats")
+@blp.doc(summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month")
+def stats() -> Response:
+    media = choose(["application/json", "text/html"])
+    body = catalog_stats()
+    if media == "text/html":
+        return Response(render_template("home.html", stats=body, settings=settings()), mimetype=media)
+    return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
+
+
+@blp.route("/")
+@blp.doc(summary="Home page (HTML) or the catalog's entry points (JSON)")
+def home() -> Response:
+    media = choose(["text/html", "application/json"])
+    base = settings().base_url
+    if media == "application/json":
+        links = {name: f"{base}{path}" for name, path in (
+            ("studies", "/studies"), ("search", "/search"), ("sparql", "/sparql"), ("openapi", "/openapi.json"),
+            ("void", "/.well-known/void"), ("sparql_examples", "/.well-known/sparql-examples"), ("stats", "/stats"),
+            ("sitemap", "/sitemap.xml"))}
+        return Response(json.dumps(links), mimetype=media)
+    return Response(render_template("home.html", stats=catalog_stats(), settings=settings()), mimetype=media)
+
+
+def _lastmod(accession: str) -> str:
+    row = services().archive.registry.study(accession)
+    stamp = (row.updated_at if row else "") or ""
+    return stamp[:10] or dt.date.today().isoformat()
+
+
+@blp.route("/sitemap.xml")
+@blp.doc(summary="Sitemap of study pages (a sitemap index past 50 000 URLs)")
+def sitemap() -> Response:
+    accessions = services().archive.public.search.accessions()
+    base = settings().base_url
+    page = request.args.get("page")
+    if page is None and len(accessions) > SITEMAP_URLS:
+        pages = (len(accessions) + SITEMAP_URLS - 1) // SITEMAP_URLS
+        entries = "".join(f"<sitemap><loc>{escape(base)}/sitemap.xml?page={i + 1}</loc></sitemap>" for i in range(pages))
+        body = f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>\n'
+        return Response(body, mimetype="application/xml")
+    number = int_arg("page", 1, 1, 100_000)
+    chunk = accessions[(number - 1) * SITEMAP_URLS : number * SITEMAP_URLS]
+    if page is not None and not chunk:
+        abort(404)
+
+    def lines() -> Iterator[str]:
+        yield '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+        for accession in chunk:
+            url = escape(identifiers.study_iri(base, accession))
+            yield f"<url><loc>{url}</loc><lastmod>{_lastmod(accession)}</lastmod></url>\n"
+        yield "</urlset>\n"
+
+    return Response(stream_with_context(lines()), mimetype="application/xml")
+
+
+@blp.route("/robots.txt")
+@blp.doc(summary="robots.txt naming the sitemap")
+def robots() -> Response:
+    return Response(f"User-agent: *\nAllow: /\nSitemap: {settings().base_url}/sitemap.xml\n", mimetype="text/plain")
+
+
+@blp.route("/export.nq")
+@blp.doc(summary="Every released study as N-Quads (one named graph per study)")
+def export() -> Response:
+    archive = services().archive
+
+    def chunks() -> Iterator[bytes]:
+        import io
+
+        for graph in archive.public.graph.graphs():
+            buffer = io.BytesIO()
+            archive.export(buffer, accession=identifiers.accession_of(graph))
+            yield buffer.getvalue()
+
+    return Response(stream_with_context(chunks()), mimetype="application/n-quads")
+
+
+@blp.route("/static/swagger-ui/<path:name>")
+@blp.doc(summary="Swagger UI assets (vendored from the swagger-ui-bundle package)")
+def swagger_assets(name: str) -> Response:
+    import swagger_ui_bundle
+
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)

@@ -1,0 +1,186 @@
+"""Public SPARQL queries with a time limit that really stops them.
+
+pyoxigraph cannot cancel a query, and ``oxigraph serve --timeout-s`` does not stop one either. So, for the
+embedded store, queries run in worker processes that open the newest published *snapshot* of the public graph
+store read-only (nothing writes into a snapshot, so killing a worker never harms the store). A query that runs
+past ``BIA_SPARQL_TIMEOUT`` gets its worker SIGKILLed and replaced; the client gets a ``query_timeout`` error and
+every other request keeps being served. With a remote store the query goes to the public SPARQL server with the
+same limit on the HTTP request.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import tempfile
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from catalog.config import Settings
+from catalog.errors import CatalogError
+from catalog.graph_store import GraphStoreError, GraphStoreUnavailable, NotAcceptable
+
+log = logging.getLogger(__name__)
+
+
+class QueryTimeout(CatalogError):
+    status = 503
+    code = "query_timeout"
+
+
+class ResultTooLarge(CatalogError):
+    status = 413
+    code = "result_too_large"
+
+
+# ---------------------------------------------------------------------- the worker process
+
+
+def _worker_main(conn: Connection) -> None:
+    """Answer (snapshot, query, accept, default graphs, named graphs, max bytes) requests until told to stop."""
+    import pyoxigraph as ox
+
+    stores: dict[str, Any] = {}
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        snapshot, query, accept, default_graphs, named_graphs, max_bytes = request
+        try:
+            if snapshot not in stores:
+                stores.clear()
+                stores[snapshot] = ox.Store.read_only(snapshot) if snapshot else ox.Store()
+            store = stores[snapshot]
+            kwargs: dict[str, Any] = {}
+            if default_graphs:
+                kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
+            else:
+                kwargs["use_default_graph_as_union"] = True
+            if named_graphs:
+                kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+            result = store.query(query, **kwargs)
+            media = accept
+            if isinstance(result, ox.QueryTriples):
+                fmt = ox.RdfFormat.from_media_type(accept)
+            else:
+                fmt = ox.QueryResultsFormat.from_media_type(accept)
+            if fmt is None:
+                conn.send(("error", 406, "not_acceptable", f"no serialization of this result as {accept}"))
+                continue
+            with tempfile.TemporaryFile() as out:
+                result.serialize(out, format=fmt)
+                size = out.tell()
+                if size > max_bytes:
+                    conn.send(("error", 413, "result_too_large", f"the result is {size:,} bytes, over the {max_bytes:,}-byte cap: add a LIMIT"))
+                    continue
+                out.seek(0)
+                conn.send(("ok", out.read(), media))
+        except SyntaxError as exc:
+            conn.send(("error", 400, "invalid_query", f"SPARQL syntax error: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - reported to the client in the error shape
+            conn.send(("error", 400, "query_failed", f"the query failed: {exc}"))
+
+
+class _Worker:
+    def __init__(self, context: Any) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child,), daemon=True, name="sparql-worker")
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+# ---------------------------------------------------------------------- the runner the endpoint uses
+
+
+class QueryRunner:
+    """Runs public SPARQL queries within the time limit, on the embedded snapshot or the remote public store."""
+
+    def __init__(self, archive: Any, settings: Settings) -> None:
+        self.settings = settings
+        self.archive = archive
+        self._remote = None
+        if settings.public_sparql_url:
+            from catalog.graph_store_remote import RemoteGraphStore
+
+            self._remote = RemoteGraphStore(settings.public_sparql_url, timeout=settings.sparql_timeout)
+        self._context = mp.get_context("spawn")
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, settings.sparql_workers))
+
+    def _snapshot(self) -> str:
+        graph = self.archive.public.graph
+        path = graph.checkpoint_path() if hasattr(graph, "checkpoint_path") else None
+        return str(path) if path else ""
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.process.is_alive():
+                    return worker
+        return _Worker(self._context)
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+    def run(self, query: str, accept: str, default_graphs=(), named_graphs=()) -> tuple[bytes, str]:
+        """The serialized result (bytes, media type); errors are :class:`CatalogError` subclasses."""
+        if self._remote is not None:
+            try:
+                body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)
+            except GraphStoreUnavailable as exc:
+                if "timed out" in str(exc).lower() or "timeout" in str(exc).lower():
+                    raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
+                raise
+            if len(body) > self.settings.sparql_max_bytes:
+                raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
+            return body, media
+        if not self._slots.acquire(timeout=self.settings.sparql_timeout):
+            raise QueryTimeout("every query worker is busy; try again shortly")
+        try:
+            worker = self._take()
+            request = (self._snapshot(), query, accept, list(default_graphs), list(named_graphs), self.settings.sparql_max_bytes)
+            try:
+                worker.conn.send(request)
+                if not worker.conn.poll(self.settings.sparql_timeout):
+                    log.warning("SPARQL query over %s s: worker %s killed", self.settings.sparql_timeout, worker.process.pid)
+                    worker.kill()
+                    raise QueryTimeout(
+                        f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped; narrow it or add a LIMIT"
+                    )
+                answer = worker.conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                worker.kill()
+                raise GraphStoreUnavailable(f"the query worker failed: {exc}") from exc
+            self._give_back(worker)
+        finally:
+            self._slots.release()
+        if answer[0] == "ok":
+            return answer[1], answer[2]
+        _, status, code, message = answer
+        error = {406: NotAcceptable, 413: ResultTooLarge}.get(status, GraphStoreError)(message)
+        error.status, error.code = status, code
+        raise error
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._idle:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+                worker.kill()
+            self._idle.clear()

@@ -1,0 +1,459 @@
+"""The HTTP API through the Flask test client, on a real embedded catalog: records, SPARQL, search, files,
+downloads, deposits, sitemap, statistics, and the one error shape."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from pyld import jsonld
+from rdflib import Graph
+from rdflib.compare import isomorphic
+
+from api.app import create_app
+from api.services import open_services
+from loaders.harvest import Harvester
+from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, make_settings, stage_sample
+
+TESTS = Path(__file__).parent
+ERROR_KEYS = {"code", "status", "message", "errors"}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    settings = make_settings(tmp, sparql_timeout=3.0, sparql_workers=2)
+    services = open_services(settings)
+    harvester = Harvester(services.archive)
+    assert harvester.run("pagetab", [str(TESTS / "data" / "harvest" / "biostudies" / "S-BIAD1492.json")]).loaded
+    assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
+    assert harvester.run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+    registry = services.archive.registry
+    token = registry.create_token("jane")
+    owner = registry.owner_of_token(token)
+    released = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    embargoed = services.deposits.finalize(stage_sample(services.deposits, owner, release_date="2999-01-01"), owner)
+    other_token = registry.create_token("mallory")
+    app = create_app(settings, services=services)
+    yield {"app": app, "client": app.test_client(), "token": token, "other": other_token, "released": released,
+           "embargoed": embargoed, "services": services, "settings": settings}
+    app.extensions["bia.sparql"].close()
+    services.close()
+
+
+@pytest.fixture
+def client(catalog):
+    return catalog["client"]
+
+
+def error_shape(response, status):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == ERROR_KEYS and body["status"] == status
+    return body
+
+
+# ---------------------------------------------------------------------- basics
+
+
+def test_health_openapi_and_docs(client):
+    assert client.get("/health").get_json()["status"] == "ok"
+    spec = client.get("/openapi.json").get_json()
+    assert {"/sparql", "/search", "/studies/{accession}", "/studies/{accession}/files", "/deposits"} <= set(spec["paths"])
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and b"/static/swagger-ui/swagger-ui-bundle.js" in docs.data
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
+
+
+def test_errors_share_one_shape(client):
+    error_shape(client.get("/studies/S-NOPE1"), 404)
+    error_shape(client.get("/no/such/page"), 404)
+    error_shape(client.delete("/studies"), 405)
+    error_shape(client.get("/studies?limit=many"), 400)
+    error_shape(client.get("/studies/S-BIAD1492", headers={"Accept": "image/png"}), 406)
+
+
+# ---------------------------------------------------------------------- records
+
+
+def test_listing_pages_through_released_studies(client, catalog):
+    first = client.get("/studies?limit=2").get_json()
+    assert first["total"] == 4 and len(first["items"]) == 2 and first["next"]
+    second = client.get(first["next"].replace(BASE, "")).get_json()
+    accessions = {i["accession"] for i in first["items"] + second["items"]}
+    assert accessions == {"S-BIAD1492", "EMPIAR-10934", "idr0038", catalog["released"]}
+    assert catalog["embargoed"] not in accessions
+    assert b"S-BIAD1492" in client.get("/studies", headers={"Accept": "text/html"}).data
+
+
+@pytest.mark.parametrize(
+    "accept, suffix, media",
+    [("application/ld+json", "jsonld", "application/ld+json"), ("text/turtle", "ttl", "text/turtle"),
+     ("application/n-triples", "nt", "application/n-triples"), ("application/rdf+xml", "rdf", "application/rdf+xml"),
+     ("text/html", "html", "text/html")],
+)
+def test_record_content_negotiation(client, accept, suffix, media):
+    by_header = client.get("/studies/S-BIAD1492", headers={"Accept": accept})
+    by_suffix = client.get(f"/studies/S-BIAD1492.{suffix}")
+    assert by_header.status_code == by_suffix.status_code == 200
+    assert by_header.mimetype == by_suffix.mimetype == media
+    assert 'rel="cite-as"' in by_header.headers["Link"] and 'rel="describedby"' in by_header.headers["Link"]
+    assert 'rel="license"' in by_header.headers["Link"] and "https://schema.org/Dataset" in by_header.headers["Link"]
+
+
+def test_jsonld_expands_to_exactly_the_turtle_triples(client):
+    for accession in ("S-BIAD1492", "EMPIAR-10934", "idr0038"):
+        doc = client.get(f"/studies/{accession}.jsonld").get_json()
+        nquads = jsonld.to_rdf(doc, {"format": "application/n-quads"})
+        from_jsonld = Graph().parse(data=nquads, format="nquads")
+        from_turtle = Graph().parse(data=client.get(f"/studies/{accession}.ttl").get_data(as_text=True), format="turtle")
+        assert len(from_jsonld) == len(from_turtle) > 20
+        assert isomorphic(from_jsonld, from_turtle)
+
+
+def test_jsonld_is_a_bioschemas_dataset(client):
+    doc = client.get("/studies/S-BIAD1492", headers={"Accept": "application/ld+json"}).get_json()
+    types = doc["@type"] if isinstance(doc["@type"], list) else [doc["@type"]]
+    assert "Dataset" in types
+    for key in ("name", "description", "identifier", "url", "license", "creator", "datePublished", "distribution",
+                "includedInDataCatalog", "isAccessibleForFree", "measurementTechnique"):
+        assert key in doc, key
+    assert doc["distribution"]["contentUrl"]["@id"].endswith("/studies/S-BIAD1492/download")
+    html = client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert '<script type="application/ld+json">' in html and 'rel="alternate" type="text/turtle"' in html
+
+
+def test_every_sub_object_iri_dereferences(client):
+    graph = Graph().parse(data=client.get("/studies/S-BIAD1492.ttl").get_data(as_text=True), format="turtle")
+    inside = sorted({str(s) for s in graph.subjects() if str(s).startswith(f"{BASE}/studies/S-BIAD1492/")})
+    assert inside
+    for iri in inside:
+        path = iri.replace(BASE, "").split("#", 1)[0]
+        response = client.get(path, headers={"Accept": "text/turtle"})
+        assert response.status_code == 200, path
+        assert Graph().parse(data=response.get_data(as_text=True), format="turtle")
+    files = client.get("/studies/S-BIAD1492/files?limit=1").get_json()["items"]
+    response = client.get(files[0]["@id"].replace(BASE, ""), headers={"Accept": "application/ld+json"})
+    assert response.status_code == 200 and files[0]["path"] in response.get_data(as_text=True)
+
+
+def test_embargoed_record_is_404_except_for_its_owner(client, catalog):
+    accession = catalog["embargoed"]
+    error_shape(client.get(f"/studies/{accession}"), 404)
+    error_shape(client.get(f"/studies/{accession}", headers={"Authorization": f"Bearer {catalog['other']}"}), 404)
+    own = client.get(f"/studies/{accession}", headers={"Authorization": f"Bearer {catalog['token']}", "Accept": "application/ld+json"})
+    assert own.status_code == 200 and own.get_json()["name"]
+    assert client.get(f"/studies/{accession}/files", headers={"Authorization": f"Bearer {catalog['token']}"}).status_code == 200
+    error_shape(client.get(f"/studies/{accession}/files"), 404)
+
+
+# ---------------------------------------------------------------------- SPARQL
+
+COUNT_STUDIES = "SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"
+
+
+@pytest.mark.parametrize("accept", ["application/sparql-results+json", "application/sparql-results+xml", "text/csv", "text/tab-separated-values"])
+def test_sparql_select_in_every_results_format(client, accept):
+    response = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == accept
+    assert b"4" in response.data
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_sparql_protocol_methods_and_dataset(client, catalog):
+    form = client.post("/sparql", data={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"})
+    direct = client.post("/sparql", data=COUNT_STUDIES, content_type="application/sparql-query", headers={"Accept": "application/sparql-results+json"})
+    assert form.get_json() == direct.get_json()
+    assert form.get_json()["results"]["bindings"][0]["n"]["value"] == "4"
+    one = client.get("/sparql", query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "default-graph-uri": f"{BASE}/studies/idr0038"},
+                     headers={"Accept": "application/sparql-results+json"}).get_json()
+    everything = client.get("/sparql", query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
+                            headers={"Accept": "application/sparql-results+json"}).get_json()
+    assert 0 < int(one["results"]["bindings"][0]["n"]["value"]) < int(everything["results"]["bindings"][0]["n"]["value"])
+    ask = client.get("/sparql", query_string={"query": "ASK { ?s ?p ?o }"}, headers={"Accept": "application/sparql-results+json"})
+    assert ask.get_json()["boolean"] is True
+
+
+@pytest.mark.parametrize("accept", ["text/turtle", "application/ld+json", "application/n-triples", "application/rdf+xml"])
+def test_sparql_construct_formats(client, accept):
+    query = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{BASE}/studies/idr0038> {{ ?s ?p ?o }} }} LIMIT 5"
+    response = client.get("/sparql", query_string={"query": query}, headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == accept and response.data
+    describe = client.get("/sparql", query_string={"query": f"DESCRIBE <{BASE}/studies/idr0038>"}, headers={"Accept": accept})
+    assert describe.status_code == 200
+
+
+def test_sparql_service_description_and_page(client):
+    sd = client.get("/sparql", headers={"Accept": "text/turtle"})
+    graph = Graph().parse(data=sd.get_data(as_text=True), format="turtle")
+    assert any("sparql-service-description#Service" in str(o) for o in graph.objects())
+    assert b"<textarea" in client.get("/sparql", headers={"Accept": "text/html"}).data
+
+
+def test_sparql_is_read_only(client):
+    error_shape(client.get("/sparql", query_string={"update": "DROP ALL"}), 403)
+    error_shape(client.post("/sparql", data="DROP ALL", content_type="application/sparql-update"), 403)
+    error_shape(client.post("/sparql", data={"update": "CLEAR ALL"}), 403)
+    error_shape(client.get("/sparql", query_string={"query": "DELETE WHERE { ?s ?p ?o }"}), 403)
+    error_shape(client.get("/sparql", query_string={"query": "INSERT DATA { <a:a> <a:b> <a:c> }"}), 403)
+    error_shape(client.get("/sparql", query_string={"query": "SELECT * WHERE { ?s ?p"}), 400)
+    assert client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"}).data.strip().endswith(b"4")
+
+
+def test_sparql_service_outside_the_allow_list_is_refused_without_a_request(client, replay_server):
+    query = f"SELECT * WHERE {{ SERVICE <{replay_server.url}/sparql> {{ ?s ?p ?o }} }}"
+    body = error_shape(client.get("/sparql", query_string={"query": query}), 403)
+    assert body["code"] == "service_not_allowed"
+    error_shape(client.get("/sparql", query_string={"query": "SELECT * WHERE { SERVICE ?x { ?s ?p ?o } }"}), 403)
+    assert replay_server.requests == []
+
+
+def test_embargoed_data_is_invisible_to_sparql(client, catalog):
+    study = f"{BASE}/studies/{catalog['embargoed']}"
+    for query in (f"ASK {{ GRAPH <{study}> {{ ?s ?p ?o }} }}", f"ASK {{ <{study}> ?p ?o }}", f"ASK {{ ?s ?p <{study}> }}"):
+        answer = client.get("/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"})
+        assert answer.get_json()["boolean"] is False
+    graph = client.get("/sparql", query_string={"query": f"DESCRIBE <{study}>"}, headers={"Accept": "application/n-triples"})
+    assert graph.data.strip() == b""
+
+
+def test_a_long_query_is_stopped_while_others_are_served(client):
+    heavy = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
+    outcome = {}
+
+    def run():
+        outcome["response"] = client.get("/sparql", query_string={"query": heavy}, headers={"Accept": "application/sparql-results+json"})
+
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.3)
+    assert client.get("/health").status_code == 200
+    assert client.get("/search?q=nucleus").status_code == 200
+    thread.join(30)
+    body = error_shape(outcome["response"], 503)
+    assert body["code"] == "query_timeout" and time.monotonic() - started < 15
+    after = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"})
+    assert after.status_code == 200
+
+
+def test_results_are_capped(catalog):
+    settings = catalog["settings"].with_(sparql_max_bytes=2000)
+    app = create_app(settings, services=catalog["services"])
+    try:
+        body = error_shape(app.test_client().get("/sparql", query_string={"query": "SELECT * WHERE { ?s ?p ?o }"}), 413)
+        assert "LIMIT" in body["message"]
+    finally:
+        app.extensions["bia.sparql"].close()
+
+
+def test_void_and_examples_and_every_example_runs(client):
+    void = Graph().parse(data=client.get("/.well-known/void").get_data(as_text=True), format="turtle")
+    assert any(str(p).endswith("sparqlEndpoint") for p in void.predicates())
+    examples = client.get("/.well-known/sparql-examples", headers={"Accept": "application/json"}).get_json()
+    Graph().parse(data=client.get("/.well-known/sparql-examples").get_data(as_text=True), format="turtle")
+    assert len(examples) >= 5
+    for example in examples:
+        response = client.get("/sparql", query_string={"query": example["query"]}, headers={"Accept": "application/sparql-results+json"})
+        assert response.status_code == 200, (example["id"], response.get_data(as_text=True))
+    links = client.get("/sparql", query_string={"query": next(e["query"] for e in examples if e["id"] == "emdb-links")},
+                       headers={"Accept": "application/sparql-results+json"}).get_json()
+    assert any("EMD-12602" in b["map"]["value"] for b in links["results"]["bindings"])
+
+
+# ---------------------------------------------------------------------- search
+
+
+def test_search_fields_facets_highlights_paging(client):
+    body = client.get("/search?q=nucleus").get_json()
+    assert body["total"] >= 1 and body["items"][0]["accession"] == "S-BIAD1492"
+    assert "<mark>" in json.dumps(body["items"][0]["highlights"])
+    assert {"organism", "imaging_method", "licence", "release_year", "source"} <= set(body["facets"])
+    idr = client.get("/search", query_string={"q": "kidney", "filter[source]": "IDR"}).get_json()
+    assert [i["accession"] for i in idr["items"]] == ["idr0038"]
+    fielded = client.get("/search", query_string={"q": 'accession:"EMPIAR-10934"'}).get_json()
+    assert [i["accession"] for i in fielded["items"]] == ["EMPIAR-10934"]
+    paged = client.get("/search?q=&limit=1&sort=newest").get_json()
+    assert len(paged["items"]) == 1 and paged["total"] == 4 and paged["next"]
+    error_shape(client.get('/search?q="unbalanced'), 400)
+    error_shape(client.get("/search?q=colour:red"), 400)
+    assert b"<mark>" in client.get("/search?q=nucleus", headers={"Accept": "text/html"}).data
+
+
+# ---------------------------------------------------------------------- files and downloads
+
+
+def test_file_table_filters_sorts_pages_and_facets(client, catalog):
+    accession = catalog["released"]
+    table = client.get(f"/studies/{accession}/files", query_string={"filter[Compound]": "taxol", "sort": "-Concentration"}).get_json()
+    assert table["total"] == 2 and all(i["Compound"] == "taxol" for i in table["items"])
+    values = [i["Concentration"] for i in table["items"]]
+    assert values == sorted(values, reverse=True)
+    assert {f["value"] for f in table["facets"]["Compound"]} >= {"taxol", "nocodazole"}
+    assert table["totals"]["files"] == 2
+    ranged = client.get(f"/studies/{accession}/files", query_string={"filter[Concentration][gte]": "5"}).get_json()
+    assert ranged["total"] and all(i["Concentration"] >= 5 for i in ranged["items"])
+    prefix = client.get(f"/studies/{accession}/files", query_string={"filter[path][prefix]": "plate1/"}).get_json()
+    assert prefix["total"] == sum(1 for p in listed_paths() if p.startswith("plate1/"))
+    seen, url = [], f"/studies/{accession}/files?limit=2&sort=Well"
+    while url:
+        page = client.get(url).get_json()
+        seen += [i["path"] for i in page["items"]]
+        url = page["next"].replace(BASE, "") if page["next"] else None
+    assert sorted(seen) == sorted(listed_paths())
+    error_shape(client.get(f"/studies/{accession}/files?filter[Colour]=red"), 400)
+    error_shape(client.get(f"/studies/{accession}/files?cursor=garbage"), 400)
+
+
+def test_file_table_exports(client, catalog):
+    accession = catalog["released"]
+    csv_text = client.get(f"/studies/{accession}/files.csv", query_string={"filter[Plate]": "1"}).get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("path,size,format,file_id") and lines[0].endswith("download")
+    assert len(lines) - 1 == sum(1 for p in listed_paths() if p.startswith("plate1/"))
+    tsv = client.get(f"/studies/{accession}/files", headers={"Accept": "text/tab-separated-values"})
+    assert tsv.mimetype == "text/tab-separated-values" and "\t" in tsv.get_data(as_text=True)
+
+
+def test_file_metadata_download_and_range(client, catalog):
+    accession = catalog["released"]
+    item = client.get(f"/studies/{accession}/files?limit=1").get_json()["items"][0]
+    meta = client.get(f"/files/{accession}/{item['file_id']}").get_json()
+    content = file_bytes(item["path"])
+    assert meta["sha256"] == hashlib.sha256(content).hexdigest() and meta["stored"] is True
+    whole = client.get(item["download"].replace(BASE, ""))
+    assert whole.status_code == 200 and whole.data == content
+    part = client.get(item["download"].replace(BASE, ""), headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.data == content[10:20]
+    assert part.headers["Content-Range"] == f"bytes 10-19/{len(content)}"
+    error_shape(client.get(f"/files/{accession}/nope"), 404)
+    harvested = client.get("/studies/S-BIAD1492/files?limit=1").get_json()["items"][0]
+    assert "not held" in error_shape(client.get(harvested["download"].replace(BASE, "")), 404)["message"]
+
+
+def test_study_zip_and_manifest(client, catalog):
+    accession = catalog["released"]
+    response = client.get(f"/studies/{accession}/download")
+    assert response.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    assert sorted(archive.namelist()) == sorted(f"{accession}/{p}" for p in listed_paths())
+    assert archive.read(f"{accession}/{listed_paths()[0]}") == file_bytes(listed_paths()[0])
+    manifest = client.get(f"/studies/{accession}/manifest", headers={"Accept": "application/json"}).get_json()
+    assert {m["path"] for m in manifest} == set(listed_paths()) and all(m["sha256"] for m in manifest)
+    tsv = client.get(f"/studies/{accession}/manifest").get_data(as_text=True)
+    assert tsv.startswith("url\tpath\tsize\tmd5\tsha256")
+
+
+# ---------------------------------------------------------------------- deposits over HTTP
+
+
+def test_deposit_lifecycle_over_http(client, catalog):
+    error_shape(client.post("/deposits"), 401)
+    auth = {"Authorization": f"Bearer {catalog['token']}"}
+    created = client.post("/deposits", headers=auth)
+    assert created.status_code == 201
+    sub = created.get_json()["id"]
+    error_shape(client.get(f"/deposits/{sub}", headers={"Authorization": f"Bearer {catalog['other']}"}), 404)
+    for path in listed_paths():
+        content = file_bytes(path)
+        md5 = base64.b64encode(hashlib.md5(content).digest()).decode()
+        assert client.put(f"/deposits/{sub}/files/{path}", data=content, headers={**auth, "Content-MD5": md5}).status_code == 201
+    bad = client.put(f"/deposits/{sub}/files/extra.tif", data=b"abc", headers={**auth, "X-Checksum-SHA256": "0" * 64})
+    assert error_shape(bad, 422)["errors"] or True
+    assert client.put(f"/deposits/{sub}/file-lists/files.tsv", data=(DATA / "files.tsv").read_bytes(), headers=auth).status_code == 201
+    error_shape(client.put(f"/deposits/{sub}/metadata?name=study.yaml", data=b"title: [unclosed", headers=auth), 422)
+    assert client.put(f"/deposits/{sub}/metadata?name=study.yaml", data=(DATA / "study.yaml").read_bytes(), headers=auth).status_code == 200
+    report = client.post(f"/deposits/{sub}/validate", headers=auth).get_json()
+    assert report["valid"], report
+    final = client.post(f"/deposits/{sub}/finalize", headers=auth)
+    assert final.status_code == 201
+    accession = final.get_json()["accession"]
+    assert client.get(f"/studies/{accession}").status_code == 200
+    mine = client.get("/me/studies", headers=auth).get_json()["items"]
+    assert {catalog["embargoed"], accession} <= {s["accession"] for s in mine}
+
+
+# ---------------------------------------------------------------------- site
+
+
+def test_sitemap_stats_links_robots(client, catalog):
+    released = client.get("/studies").get_json()["total"]
+    sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+    assert sitemap.count("<url>") == released >= 4 and "<lastmod>" in sitemap and catalog["embargoed"] not in sitemap
+    stats = client.get("/stats").get_json()
+    assert stats["studies"] == released and stats["by_source"]["IDR"] == 1 and stats["by_file_format"]["tif"] > 0
+    assert stats["growth"][-1]["cumulative"] == released
+    links = client.get("/studies/EMPIAR-10934/links").get_json()
+    assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" for link in links["outgoing"])
+    assert "Sitemap:" in client.get("/robots.txt").get_data(as_text=True)
+    assert b"released studies" in client.get("/", headers={"Accept": "text/html"}).data
+
+
+# ---------------------------------------------------------------------- remote stores
+
+
+def test_the_api_on_oxigraph_serve(tmp_path, oxigraph_pair):
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, sparql_timeout=5.0)
+    with open_services(settings) as services:
+        assert Harvester(services.archive).run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+        app = create_app(settings, services=services)
+        client = app.test_client()
+        try:
+            record = client.get("/studies/idr0038", headers={"Accept": "application/ld+json"})
+            assert record.status_code == 200 and record.get_json()["identifier"]
+            answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"})
+            assert answer.status_code == 200 and answer.get_json()["results"]["bindings"][0]["n"]["value"] == "1"
+            error_shape(client.get("/sparql", query_string={"query": "DROP ALL"}), 403)
+            assert client.get("/search?q=kidney").get_json()["total"] == 1
+        finally:
+            app.extensions["bia.sparql"].close()
+
+
+def test_gunicorn_workers_serve_the_remote_mode(tmp_path, oxigraph_pair):
+    """Several gunicorn worker processes on `oxigraph serve`: each answers records, search and SPARQL."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.servers.seaweedfs_server import free_ports
+
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
+    with open_services(settings) as services:
+        assert Harvester(services.archive).run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+    (port,) = free_ports(1)
+    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE,
+           "BIA_SPARQL_URL": private.url, "BIA_PUBLIC_SPARQL_URL": public.url}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}", "api.app:create_app()"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=TESTS.parent, start_new_session=True,
+    )
+    try:
+        deadline, pids = time.monotonic() + 60, set()
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                time.sleep(0.3)
+        for _ in range(30):
+            answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/search?q=kidney", timeout=10)
+            assert json.loads(answer.read())["total"] == 1
+        query = urllib.parse.urlencode({"query": COUNT_STUDIES})
+        csv = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=10)
+        assert csv.read().decode().split()[1] == "1"
+        ps = subprocess.run(["ps", "--ppid", str(server.pid), "-o", "pid="], capture_output=True, text=True)
+        pids = {line.strip() for line in ps.stdout.splitlines() if line.strip()}
+        assert len(pids) >= 3
+    finally:
+        os.killpg(server.pid, 9)  # the master and its workers (their own process group)
+        server.wait(10)
