@@ -63,7 +63,10 @@ def _start_release_timer(app: Flask, services: Services, every: float = 3600.0) 
 
     def tick() -> None:
         try:
-            services.archive.release_due()
+            if services.archive.release_due():
+                from linkers.discover import link_catalog
+
+                link_catalog(services.archive)
         except Exception:  # noqa: BLE001 - logged; the next tick tries again
             app.logger.exception("releasing due studies failed")
         timer = threading.Timer(every, tick)

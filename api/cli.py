@@ -227,6 +227,10 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
         total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()
     ) as bar:
         summary = Harvester(services.archive).run(kind, list(items), progress=lambda _item: bar.update())
+        if summary.loaded:
+            from linkers.discover import link_catalog
+
+            link_catalog(services.archive)  # links follow the catalog: rebuilt after every change
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -237,6 +241,20 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
 
 
 # ----------------------------------------------------------------------------- maintenance
+
+
+@cli.command()
+@click.pass_context
+def link(ctx: click.Context) -> None:
+    """Rebuild the cross-resource links of the released catalog (asserted and inferred, each with evidence)."""
+    from api.services import open_services
+    from linkers.discover import link_catalog
+
+    with open_services(_settings(ctx)) as services:
+        report = link_catalog(services.archive)
+    for kind, n in report.by_kind.items():
+        click.echo(f"  {kind}: {n}")
+    click.echo(f"{report.studies} studies: {report.asserted} asserted links, {report.inferred} inferred links")
 
 
 @cli.command()
@@ -272,8 +290,12 @@ def release(ctx: click.Context, today: str | None) -> None:
     """Release every study whose release date has come (the server also does this by itself)."""
     from api.services import open_services
 
+    from linkers.discover import link_catalog
+
     with open_services(_settings(ctx)) as services:
         released = services.archive.release_due(today)
+        if released:
+            link_catalog(services.archive)
     click.echo(f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else ""))
 
 
@@ -369,6 +391,9 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     services = open_services(settings)
     if demo:
         click.echo(load_demo(services))
+        from linkers.discover import link_catalog
+
+        link_catalog(services.archive)
     app = create_app(settings, services=services)
     click.echo(f"serving {settings.data_dir} at http://{host}:{port}/ (IRIs under {settings.base_url})")
     try:

@@ -93,6 +93,46 @@ def get_object(accession: str, subpath: str) -> Response:
     return render_record(load_record(f"{study}/{name}"), media)
 
 
+@blp.route("/links.<string:fmt>")
+@blp.doc(summary="The whole link graph (asserted and inferred links with their evidence) as JSON-LD or TSV")
+def link_graph(fmt: str) -> Response:
+    from linkers.discover import asserted_graph, inferred_graph
+
+    if fmt not in ("jsonld", "tsv"):
+        raise NotFound(f"no link graph as {fmt!r}; use links.jsonld or links.tsv")
+    store = services().archive.public.graph
+    base = settings().base_url
+    rows = store.select(
+        "PREFIX rembi: <https://w3id.org/rembi/> SELECT ?link ?source ?target ?relation ?inferred"
+        " (GROUP_CONCAT(?e; separator=\" | \") AS ?evidence) WHERE {"
+        f" VALUES ?g {{ <{asserted_graph(base)}> <{inferred_graph(base)}> }} GRAPH ?g {{ ?link a rembi:Link ;"
+        " rembi:linkSource ?source ; rembi:linkTarget ?target ; rembi:relation ?relation ; rembi:inferred ?inferred ."
+        " OPTIONAL { ?link rembi:evidence ?e } } } GROUP BY ?link ?source ?target ?relation ?inferred ORDER BY ?source ?target"
+    )
+    model = services().archive.model
+    links = [
+        {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row}
+        for row in rows
+    ]
+    for link in links:
+        link["relation"] = model.enum_name("RelationEnum", link["relation"]) or link["relation"]
+    if fmt == "tsv":
+        lines = ["source\trelation\ttarget\tinferred\tevidence"] + [
+            "\t".join(link.get(k, "") for k in ("source", "relation", "target", "inferred", "evidence")) for link in links
+        ]
+        return Response("\n".join(lines) + "\n", mimetype="text/tab-separated-values")
+    doc = {
+        "@context": {"@vocab": "https://w3id.org/rembi/", "linkSource": {"@type": "@id"}, "linkTarget": {"@type": "@id"}},
+        "@graph": [
+            {"@id": link["link"], "@type": "Link", "linkSource": link["source"], "linkTarget": link["target"],
+             "relation": link["relation"], "inferred": link["inferred"] == "true",
+             "evidence": [e for e in link.get("evidence", "").split(" | ") if e]}
+            for link in links
+        ],
+    }
+    return Response(json.dumps(doc, ensure_ascii=False, indent=1), mimetype="application/ld+json")
+
+
 @blp.route("/studies/<string:accession>/links")
 @blp.doc(summary="Cross-resource links of a study, outgoing and incoming")
 def study_links(accession: str) -> Response:

@@ -104,7 +104,27 @@ def build_record(store: GraphStore, base_url: str, iri: str, *, catalog_name: st
     is_study = resource == study
     if is_study:
         add_dataset_view(graph, URIRef(study), base_url, catalog_name)
+        add_inferred_links(graph, store, URIRef(study), base_url)
     return Record(iri=resource, accession=accession, study_iri=study, graph=graph, is_study=is_study)
+
+
+#: how a cross-reference's relation shows in schema.org
+_SCHEMA_RELATION = {
+    "http://schema.org/sameAs": SCHEMA.sameAs,
+    "http://www.w3.org/ns/prov#wasDerivedFrom": SCHEMA.isBasedOn,
+}
+
+
+def add_inferred_links(graph: Graph, store: GraphStore, study: URIRef, base_url: str) -> None:
+    """``schema:isRelatedTo`` for the study-to-study links ``bia link`` inferred (either direction)."""
+    base = base_url.rstrip("/")
+    rows = store.select(
+        "PREFIX rembi: <https://w3id.org/rembi/> SELECT DISTINCT ?other WHERE {"
+        f" GRAPH <{base}/graphs/links/inferred> {{"
+        f" {{ ?l rembi:linkSource <{study}> ; rembi:linkTarget ?other }} UNION {{ ?l rembi:linkTarget <{study}> ; rembi:linkSource ?other }} }} }}"
+    )
+    for row in rows:
+        graph.add((study, SCHEMA.isRelatedTo, URIRef(row["other"]["value"])))
 
 
 def add_dataset_view(graph: Graph, study: URIRef, base_url: str, catalog_name: str) -> None:
@@ -132,6 +152,12 @@ def add_dataset_view(graph: Graph, study: URIRef, base_url: str, catalog_name: s
         add((publication, RDF.type, SCHEMA.ScholarlyArticle))
         for title in graph.objects(publication, DCTERMS.title):
             add((publication, SCHEMA.name, title))
+        for doi in graph.objects(publication, REMBI.doi):
+            add((publication, SCHEMA.sameAs, URIRef(f"https://doi.org/{doi}")))
+    for xref in graph.objects(study, REMBI.cross_references):
+        relation = graph.value(xref, REMBI.relation)
+        for target in graph.objects(xref, REMBI.target):
+            add((study, _SCHEMA_RELATION.get(str(relation), SCHEMA.isRelatedTo), URIRef(str(target))))
     for term in set(graph.objects(None, REMBI.imagingMethod)):
         add((study, SCHEMA.measurementTechnique, term))
         add((term, RDF.type, SCHEMA.DefinedTerm))

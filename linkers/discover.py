@@ -1,0 +1,215 @@
+"""Cross-resource links of the released catalog: asserted ones normalised, inferred ones discovered.
+
+``bia link`` (and every harvest or release) rebuilds two named graphs in the *public* graph store, so links
+can only ever involve released studies:
+
+* ``{base}/graphs/links/asserted``: what the studies themselves say, each as a :class:`Link` to a resolvable
+  IRI: cross-references, publications (DOI, PubMed), authors (ORCID), affiliations (ROR), organisms
+  (NCBITaxon) and imaging methods (FBbi); a cross-reference to a study of this catalog points at its catalog IRI;
+* ``{base}/graphs/links/inferred``: what follows from reading them together: the reverse of every
+  study-to-study reference (EMPIAR → BioImage Archive and back, correlative pairs included), identifiers of
+  catalog studies mentioned in another study's text, two studies citing one publication, and (weaker) two
+  studies sharing an ORCID author. Each states its evidence.
+
+Every link is also written as a direct triple ``<source> <relation> <target>``, so SPARQL can follow links in
+both directions without the link nodes. Link IRIs are hashes of what they say: a rerun gives the same graphs.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from catalog import identifiers
+from catalog import ntriples as nt
+from catalog.graph_store import GraphStore
+from catalog.rembi_model import RembiModel, load_model
+from linkers.targets import accession_key, mentions, target_iri
+
+REMBI = "https://w3id.org/rembi/"
+PREFIXES = (
+    "PREFIX rembi: <https://w3id.org/rembi/>\nPREFIX schema: <http://schema.org/>\n"
+    "PREFIX dcterms: <http://purl.org/dc/terms/>\nPREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+)
+#: The relation a reverse link gets.
+INVERSE = {
+    "same_specimen_imaged": "same_specimen_imaged",
+    "derived_from": "source_of",
+    "source_of": "derived_from",
+    "same_as": "same_as",
+    "references_map": "related_to",
+    "supplements_publication": "related_to",
+    "related_to": "related_to",
+}
+#: Resources whose identifiers can name a study of this catalog.
+CATALOG_RESOURCES = {"BioImage Archive", "BioStudies", "EMPIAR", "IDR", "JCB DataViewer", "Other"}
+
+
+def asserted_graph(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/graphs/links/asserted"
+
+
+def inferred_graph(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/graphs/links/inferred"
+
+
+@dataclass(frozen=True)
+class Link:
+    source: str
+    target: str
+    relation: str  # a RelationEnum name
+    resource: str | None = None
+    accession: str | None = None
+    inferred: bool = False
+    evidence: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class LinkReport:
+    asserted: int = 0
+    inferred: int = 0
+    studies: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _rows(store: GraphStore, query: str) -> list[dict[str, str]]:
+    return [{k: v["value"] for k, v in row.items()} for row in store.select(PREFIXES + query)]
+
+
+class Discovery:
+    """One run of link discovery over a public graph store."""
+
+    def __init__(self, store: GraphStore, base_url: str, model: RembiModel | None = None) -> None:
+        self.store = store
+        self.base = base_url.rstrip("/")
+        self.model = model or load_model()
+        self.studies: dict[str, str] = {}  # accession -> study IRI
+        self.report = LinkReport()
+
+    # ---------------------------------------------------------------- reading
+
+    def _catalog_studies(self) -> None:
+        prefix = f"{self.base}/studies/"
+        for graph in self.store.graphs():
+            if graph.startswith(prefix) and "/" not in graph[len(prefix):]:
+                self.studies[graph[len(prefix):]] = graph
+        self.report.studies = len(self.studies)
+
+    def _in_catalog(self, resource: str | None, accession: str | None) -> str | None:
+        if not accession:
+            return None
+        for candidate in (accession, accession_key(resource or "", accession)):
+            if candidate in self.studies:
+                return self.studies[candidate]
+        return None
+
+    def asserted(self) -> list[Link]:
+        links: list[Link] = []
+        relation_names = {iri: name for name, iri in self.model.enums.get("RelationEnum", {}).items()}
+        resource_names = {iri: name for name, iri in self.model.enums.get("ResourceEnum", {}).items()}
+        for row in _rows(self.store, """SELECT ?study ?target ?relation ?resource ?accession WHERE { GRAPH ?study {
+            ?study rembi:cross_references ?x . ?x rembi:target ?target .
+            OPTIONAL { ?x rembi:relation ?relation } OPTIONAL { ?x rembi:resource ?resource }
+            OPTIONAL { ?x rembi:target_accession ?accession } } }"""):
+            resource = resource_names.get(row.get("resource", ""), row.get("resource"))
+            relation = relation_names.get(row.get("relation", ""), "related_to")
+            accession = row.get("accession")
+            target = self._in_catalog(resource, accession) or row["target"]
+            links.append(Link(row["study"], target, relation, resource, accession, False, ("cross-reference",)))
+        for row in _rows(self.store, """SELECT ?study ?doi ?pmid WHERE { GRAPH ?study { ?study schema:citation ?p .
+            OPTIONAL { ?p rembi:doi ?doi } OPTIONAL { ?p rembi:pubmed_id ?pmid } } }"""):
+            if row.get("doi") and target_iri("DOI", row["doi"]):
+                links.append(Link(row["study"], target_iri("DOI", row["doi"]), "supplements_publication", "DOI", row["doi"], False, ("publication DOI",)))
+            if row.get("pmid") and target_iri("PubMed", row["pmid"]):
+                links.append(Link(row["study"], target_iri("PubMed", row["pmid"]), "supplements_publication", "PubMed", row["pmid"], False, ("publication PubMed ID",)))
+        for row in _rows(self.store, """SELECT DISTINCT ?study ?orcid WHERE { GRAPH ?study { ?study schema:creator ?a . ?a rembi:orcid ?orcid } }"""):
+            links.append(Link(row["study"], row["orcid"], "related_to", "ORCID", row["orcid"].rsplit("/", 1)[-1], False, ("author ORCID",)))
+        for row in _rows(self.store, """SELECT DISTINCT ?study ?ror WHERE { GRAPH ?study { ?study schema:creator ?a .
+            ?a schema:affiliation ?o . ?o rembi:ror ?ror } }"""):
+            links.append(Link(row["study"], row["ror"], "related_to", "ROR", row["ror"].rsplit("/", 1)[-1], False, ("affiliation ROR",)))
+        for predicate, resource in (("rembi:organism", "NCBITaxon"), ("rembi:imagingMethod", "FBbi")):
+            for row in _rows(self.store, f"SELECT DISTINCT ?study ?term WHERE {{ GRAPH ?study {{ ?s {predicate} ?term . FILTER(isIRI(?term)) }} }}"):
+                links.append(Link(row["study"], row["term"], "related_to", resource, row["term"].rsplit("/", 1)[-1], False, (f"{resource} term",)))
+        return [link for link in links if link.source in self.studies.values()]
+
+    def inferred(self, asserted: list[Link]) -> list[Link]:
+        found: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+
+        def add(source: str, target: str, relation: str, evidence: str) -> None:
+            if source != target:
+                found[(source, target, relation)].add(evidence)
+
+        catalog_iris = set(self.studies.values())
+        accession_of = {iri: acc for acc, iri in self.studies.items()}
+        # the reverse of every study-to-study reference (EMPIAR <-> BioImage Archive, correlative pairs too)
+        for link in asserted:
+            if link.target in catalog_iris and link.evidence == ("cross-reference",):
+                add(link.target, link.source, INVERSE.get(link.relation, "related_to"),
+                    f"{accession_of[link.source]} references {accession_of[link.target]} ({link.relation})")
+        # identifiers of catalog studies written in another study's text
+        for row in _rows(self.store, """SELECT ?study ?text WHERE { GRAPH ?study { ?s ?p ?text .
+            FILTER(isLiteral(?text) && !CONTAINS(STR(?s), "/files/") && REGEX(STR(?text), "EMPIAR-[0-9]|idr[0-9]{4}|S-[A-Z]+[0-9]", "i")) } }"""):
+            if row["study"] not in accession_of:
+                continue  # the link graphs themselves
+            for resource, accession in mentions(row["text"]):
+                target = self._in_catalog(resource, accession)
+                if target and target != row["study"]:
+                    add(row["study"], target, "related_to", f"{accession_of[row['study']]} mentions {accession}")
+        # two studies citing one publication; two studies sharing an author (weaker)
+        for kind, relation, label in (("DOI", "related_to", "both cite"), ("PubMed", "related_to", "both cite PubMed"),
+                                      ("ORCID", "related_to", "shared author ORCID")):
+            by_target: dict[str, set[str]] = defaultdict(set)
+            for link in asserted:
+                if link.resource == kind:
+                    by_target[link.target].add(link.source)
+            for target, sources in by_target.items():
+                for a, b in itertools.permutations(sorted(sources), 2):
+                    add(a, b, relation, f"{label} {target}")
+        return [Link(s, t, r, None, accession_of.get(t), True, tuple(sorted(e))) for (s, t, r), e in sorted(found.items())]
+
+    # ---------------------------------------------------------------- writing
+
+    def _ntriples(self, links: Iterable[Link]) -> str:
+        relation_iris = self.model.enums.get("RelationEnum", {})
+        resource_iris = self.model.enums.get("ResourceEnum", {})
+        out = []
+        for link in links:
+            node = nt.iri(f"{self.base}/links/{identifiers.digest(link.source, link.relation, link.target, link.inferred)}")
+            relation = relation_iris.get(link.relation, relation_iris.get("related_to"))
+            source, target = nt.iri(link.source), nt.iri(link.target)
+            out.append(nt.triple(node, nt.RDF_TYPE, nt.iri(REMBI + "Link")))
+            out.append(nt.triple(node, nt.iri(REMBI + "linkSource"), source))
+            out.append(nt.triple(node, nt.iri(REMBI + "linkTarget"), target))
+            out.append(nt.triple(node, nt.iri(REMBI + "relation"), nt.iri(relation)))
+            out.append(nt.triple(node, nt.iri(REMBI + "inferred"), nt.literal("true" if link.inferred else "false", "http://www.w3.org/2001/XMLSchema#boolean")))
+            if link.resource and link.resource in resource_iris:
+                out.append(nt.triple(node, nt.iri(REMBI + "resource"), nt.iri(resource_iris[link.resource])))
+            if link.accession:
+                out.append(nt.triple(node, nt.iri(REMBI + "target_accession"), nt.literal(link.accession)))
+            for evidence in link.evidence:
+                out.append(nt.triple(node, nt.iri(REMBI + "evidence"), nt.literal(evidence)))
+            out.append(nt.triple(source, nt.iri(relation), target))  # the direct edge, for SPARQL both ways
+        return "".join(out)
+
+    def run(self) -> LinkReport:
+        self._catalog_studies()
+        asserted = self.asserted()
+        inferred = self.inferred(asserted)
+        self.report.asserted, self.report.inferred = len(asserted), len(inferred)
+        kinds: dict[str, int] = defaultdict(int)
+        for link in asserted + inferred:
+            kinds[("inferred " if link.inferred else "asserted ") + link.relation] += 1
+        self.report.by_kind = dict(sorted(kinds.items()))
+        for graph, links in ((asserted_graph(self.base), asserted), (inferred_graph(self.base), inferred)):
+            data = self._ntriples(links)
+            if data:
+                self.store.replace_graph(graph, data, count=False)
+            else:
+                self.store.drop_graph(graph)
+        return self.report
+
+
+def link_catalog(archive: Any) -> LinkReport:
+    """Rebuild the link graphs of an archive's public view."""
+    return Discovery(archive.public.graph, archive.settings.base_url, archive.model).run()

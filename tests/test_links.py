@@ -1,0 +1,176 @@
+"""Cross-resource links and correlative imaging, both directions: a constructed correlative pair (a light
+microscopy deposit with its transform, an EMPIAR CLEM entry naming it), real EMPIAR/IDR/BioStudies samples,
+link discovery with evidence, the API, JSON-LD and SPARQL."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from api.app import create_app
+from api.services import open_services
+from linkers.discover import asserted_graph, inferred_graph, link_catalog
+from loaders.harvest import Harvester
+from tests.catalog_helpers import BASE, DATA, make_settings, stage_sample
+
+TESTS = Path(__file__).parent
+MATRIX = [[1.0, 0.0, 0.0, 10.0], [0.0, 1.0, 0.0, 20.0], [0.0, 0.0, 1.0, 0.0]]
+
+
+def correlative_deposit(tmp_path: Path, publication_doi: str) -> bytes:
+    """The sample screen, declared as the light-microscopy half of a CLEM pair with a structured transform."""
+    record = yaml.safe_load((DATA / "study.yaml").read_text())
+    record["description"] += " The same cells were imaged by cryo-ET (EMPIAR-99999); see also idr0004."
+    record["authors"][0]["orcid"] = "https://orcid.org/0000-0002-1825-0097"
+    record["publications"] = [{"title": "Structure of human Pol kappa", "doi": publication_doi}]
+    record["cross_references"] = [{"target": "https://www.ebi.ac.uk/empiar/EMPIAR-99999", "target_accession": "EMPIAR-99999",
+                                   "resource": "EMPIAR", "relation": "same_specimen_imaged"}]
+    record["image_correlations"] = [{
+        "title": "Light to EM",
+        "spatial_and_temporal_alignment": "Landmarks on gold beads",
+        "transformation_text": "1 0 0 10; 0 1 0 20; 0 0 1 0",
+        "transformations": [{
+            "transformation_type": "affine", "matrix_rows": 3, "matrix_columns": 4,
+            "matrix": [{"row": r, "column": c, "element_value": v} for r, row in enumerate(MATRIX) for c, v in enumerate(row) if v],
+            "source_coordinate_system": "confocal image (micrometer)", "target_coordinate_system": "EMPIAR-99999 tomogram",
+            "units": "micrometer", "registration_software": "BigWarp 9.0",
+        }],
+    }]
+    record["components"][0]["component_image_correlations"] = ["Light to EM"]
+    return yaml.safe_dump(record).encode()
+
+
+def clem_entry(tmp_path: Path, partner: str) -> Path:
+    entry = json.loads((TESTS / "data" / "empiar" / "STARFILETEST.json").read_text())["EMPIAR-STARFILETEST"]
+    entry.update(experiment_type="CLEM", title="Cryo-ET of the HeLa cells of a CLEM pair", biostudies_references=[{"name": partner}])
+    path = tmp_path / "EMPIAR-99999.json"
+    path.write_text(json.dumps({"EMPIAR-99999": entry}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("links")
+    settings = make_settings(tmp)
+    services = open_services(settings)
+    registry = services.archive.registry
+    owner = registry.owner_of_token(registry.create_token("jane"))
+    sub = stage_sample(services.deposits, owner)
+    services.deposits.attach_metadata(sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"))
+    light = services.deposits.finalize(sub, owner)
+    hidden_sub = stage_sample(services.deposits, owner, release_date="2999-01-01")
+    services.deposits.attach_metadata(hidden_sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"),
+                                      release_date="2999-01-01")
+    hidden = services.deposits.finalize(hidden_sub, owner)
+    harvester = Harvester(services.archive)
+    assert harvester.run("empiar", [str(clem_entry(tmp, light)), str(TESTS / "data" / "empiar" / "10934.xml")]).failed == []
+    assert harvester.run("idr", [str(TESTS / "data" / "idr" / "idr0004-study.txt")]).failed == []
+    assert harvester.run("legacy", [str(TESTS / "data" / "legacy" / "jcb")]).loaded
+    report = link_catalog(services.archive)
+    app = create_app(settings, services=services)
+    yield {"services": services, "client": app.test_client(), "light": light, "hidden": hidden, "report": report}
+    app.extensions["bia.sparql"].close()
+    services.close()
+
+
+def by(links, key, value):
+    return [link for link in links if link[key] == value]
+
+
+def test_correlative_pair_is_linked_both_ways_with_its_transform(linked):
+    client, light = linked["client"], linked["light"]
+    light_iri, em_iri = f"{BASE}/studies/{light}", f"{BASE}/studies/EMPIAR-99999"
+    ours = client.get(f"/studies/{light}/links").get_json()
+    out = by(ours["outgoing"], "target", em_iri)
+    assert {(link["relation"], link["inferred"]) for link in out} >= {("same_specimen_imaged", False), ("same_specimen_imaged", True)}
+    assert any(link["relation"] == "same_specimen_imaged" for link in by(ours["incoming"], "source", em_iri))
+    (correlation,) = [t for t in ours["transformations"] if "study" not in t]
+    (transform,) = correlation["transformations"]
+    assert transform["type"] == "affine" and transform["matrix"] == MATRIX
+    assert transform["units"] == "micrometer" and transform["registration_software"] == "BigWarp 9.0"
+    assert correlation["text"] == "1 0 0 10; 0 1 0 20; 0 0 1 0"
+
+    theirs = client.get("/studies/EMPIAR-99999/links").get_json()
+    assert any(link["relation"] == "same_specimen_imaged" for link in by(theirs["outgoing"], "target", light_iri))
+    assert any(link["relation"] == "same_specimen_imaged" for link in by(theirs["incoming"], "source", light_iri))
+    assert any(t.get("study") == light_iri and t["transformations"][0]["matrix"] == MATRIX for t in theirs["transformations"])
+    evidence = [e for link in by(theirs["outgoing"], "target", light_iri) for e in link["evidence"]]
+    assert f"{light} references EMPIAR-99999 (same_specimen_imaged)" in evidence
+
+
+def test_sparql_follows_links_in_both_directions(linked):
+    client, light = linked["client"], linked["light"]
+    query = ("PREFIX rembi: <https://w3id.org/rembi/> SELECT ?a ?b WHERE { ?a rembi:sameSpecimenImaged ?b "
+             "FILTER(STRSTARTS(STR(?b), \"" + BASE + "/studies/\")) }")
+    rows = client.get("/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"}).get_json()
+    pairs = {(r["a"]["value"].rsplit("/", 1)[-1], r["b"]["value"].rsplit("/", 1)[-1]) for r in rows["results"]["bindings"]}
+    assert {(light, "EMPIAR-99999"), ("EMPIAR-99999", light)} <= pairs
+    examples = client.get("/.well-known/sparql-examples", headers={"Accept": "application/json"}).get_json()
+    pair_query = next(e["query"] for e in examples if e["id"] == "correlative-pairs")
+    found = client.get("/sparql", query_string={"query": pair_query}, headers={"Accept": "application/sparql-results+json"}).get_json()
+    assert {r["study"]["value"].rsplit("/", 1)[-1] for r in found["results"]["bindings"]} >= {light, "EMPIAR-99999"}
+
+
+def test_inferred_links_state_their_evidence(linked):
+    client, light = linked["client"], linked["light"]
+    links = client.get(f"/studies/{light}/links").get_json()["outgoing"]
+    inferred = [link for link in links if link["inferred"]]
+    shared_pub = by(inferred, "target", f"{BASE}/studies/EMPIAR-10934")
+    assert shared_pub and "both cite https://doi.org/10.1038/s41467-021-26251-6" in shared_pub[0]["evidence"]
+    shared_author = by(inferred, "target", f"{BASE}/studies/S-JCBD12")
+    assert shared_author and any("shared author ORCID" in e for e in shared_author[0]["evidence"])
+    mention = by(inferred, "target", f"{BASE}/studies/idr0004")
+    assert mention and f"{light} mentions idr0004" in mention[0]["evidence"]
+    normalised = {link["target"] for link in links if not link["inferred"]}
+    assert {"https://doi.org/10.1038/s41467-021-26251-6", "https://orcid.org/0000-0002-1825-0097",
+            "http://purl.obolibrary.org/obo/NCBITaxon_9606", "http://purl.obolibrary.org/obo/FBbi_00000251"} <= normalised
+    emdb = client.get("/studies/EMPIAR-10934/links").get_json()["outgoing"]
+    assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" and link["relation"] == "references_map" for link in emdb)
+
+
+def test_links_appear_in_the_records_jsonld(linked):
+    client, light = linked["client"], linked["light"]
+    doc = client.get(f"/studies/{light}", headers={"Accept": "application/ld+json"}).get_json()
+    related = doc["isRelatedTo"] if isinstance(doc["isRelatedTo"], list) else [doc["isRelatedTo"]]
+    ids = {r["@id"] if isinstance(r, dict) else r for r in related}
+    assert {"https://www.ebi.ac.uk/empiar/EMPIAR-99999", f"{BASE}/studies/EMPIAR-10934"} <= ids
+    citation = doc["citation"] if isinstance(doc["citation"], dict) else doc["citation"][0]
+    assert citation["sameAs"]["@id"] == "https://doi.org/10.1038/s41467-021-26251-6"
+    assert f"{BASE}/studies/{light}/links" in client.get(f"/studies/{light}", headers={"Accept": "text/html"}).get_data(as_text=True)
+
+
+def test_embargoed_studies_take_no_part_in_links(linked):
+    client, hidden = linked["client"], linked["hidden"]
+    store = linked["services"].archive.public.graph
+    for graph in (asserted_graph(BASE), inferred_graph(BASE)):
+        assert hidden not in store.get_graph(graph).decode()
+    assert client.get(f"/studies/{hidden}/links").status_code == 404
+
+
+def test_link_graphs_conform_to_the_shapes(linked):
+    from rdflib import Graph
+
+    from catalog.validation import validate_graph
+
+    store = linked["services"].archive.public.graph
+    for graph in (asserted_graph(BASE), inferred_graph(BASE)):
+        data = Graph().parse(data=store.get_graph(graph).decode(), format="nt")
+        report = validate_graph(data)
+        assert report.conforms, [(i.focus_node, i.path, i.message) for i in report.violations][:5]
+
+
+def test_link_discovery_is_idempotent_and_exports(linked):
+    services = linked["services"]
+    store = services.archive.public.graph
+    before = {g: sorted(store.get_graph(g).decode().splitlines()) for g in (asserted_graph(BASE), inferred_graph(BASE))}
+    again = link_catalog(services.archive)
+    after = {g: sorted(store.get_graph(g).decode().splitlines()) for g in before}
+    assert before == after and again.inferred == linked["report"].inferred
+    client = linked["client"]
+    tsv = client.get("/links.tsv").get_data(as_text=True).splitlines()
+    assert tsv[0] == "source\trelation\ttarget\tinferred\tevidence" and len(tsv) - 1 == again.asserted + again.inferred
+    doc = client.get("/links.jsonld").get_json()
+    assert len(doc["@graph"]) == again.asserted + again.inferred
+    assert client.get("/links.xml").status_code == 404
