@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.config.update(config or {})
     app.extensions["bia.settings"] = settings
+    app.jinja_env.globals["as_list"] = lambda value: value if isinstance(value, list) else ([] if value is None else [value])
     opened = services or open_services(settings)
     app.extensions["bia.services"] = opened
     if services is None:
@@ -45,9 +46,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    from api import routes_deposits, routes_files, routes_search, routes_site, routes_sparql, routes_studies
+    from api import routes_deposits, routes_files, routes_portal, routes_search, routes_site, routes_sparql, routes_studies
 
-    for module in (routes_site, routes_studies, routes_files, routes_search, routes_sparql, routes_deposits):
+    for module in (routes_site, routes_studies, routes_files, routes_search, routes_sparql, routes_deposits, routes_portal):
         api.register_blueprint(module.blp)
 
     @app.after_request

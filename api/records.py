@@ -89,7 +89,9 @@ def render_record(record: Record, media: str) -> Response:
         response = Response(graph.serialize(format=RDFLIB_FORMATS[media]), mimetype=media)
     else:
         tree = record_jsonld(record.graph, record.iri)
-        if media == "text/html":
+        if media == "text/html" and record.is_study and "@graph" not in tree:
+            response = Response(render_study_page(record, tree), mimetype="text/html")
+        elif media == "text/html":
             response = Response(
                 render_template("record.html", record=record, tree=tree, jsonld=json.dumps(tree, ensure_ascii=False),
                                 settings=settings(), formats=SIGNPOSTING_FORMATS),
@@ -114,6 +116,66 @@ def self_url(**changes: Any) -> str:
             args[key] = [str(value)]
     query = urlencode([(k, v) for k, values in args.items() for v in values])
     return f"{settings().base_url}{request.path}" + (f"?{query}" if query else "")
+
+
+STUDY_SECTIONS = [
+    ("hasPart", "Study components"),
+    ("rembi:biosamples", "Biosamples"),
+    ("rembi:specimens", "Specimens"),
+    ("rembi:image_acquisitions", "Image acquisition"),
+    ("rembi:image_correlations", "Image correlation"),
+    ("rembi:image_analyses", "Image analysis"),
+    ("rembi:annotation_methods", "Annotations"),
+]
+
+
+def _titles(node: Any, out: dict[str, str]) -> dict[str, str]:
+    """IRI → a readable name, for every node of a JSON-LD tree (associations show names, not hashes)."""
+    if isinstance(node, dict):
+        name = node.get("dcterms:title") or node.get("name") or node.get("rdfs:label")
+        if "@id" in node and isinstance(name, str):
+            out.setdefault(node["@id"], name)
+        for value in node.values():
+            _titles(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _titles(item, out)
+    return out
+
+
+def citation_text(tree: dict[str, Any], record: Record) -> str:
+    authors = tree.get("creator") or []
+    authors = authors if isinstance(authors, list) else [authors]
+    names = [a.get("name", "") for a in sorted(authors, key=lambda a: a.get("position", 0) if isinstance(a.get("position"), int) else 0)]
+    released = tree.get("datePublished")
+    year = (released.get("@value") if isinstance(released, dict) else str(released or ""))[:4]
+    doi = tree.get("rembi:doi")
+    where = f"https://doi.org/{doi}" if doi else record.study_iri
+    who = ", ".join(n for n in names if n) or "Anonymous"
+    return f"{who} ({year}). {tree.get('name', record.accession)}. {settings().catalog_name}, {record.accession}. {where}"
+
+
+def render_study_page(record: Record, tree: dict[str, Any]) -> str:
+    """The study page: the same record, drawn as readable REMBI sections."""
+    links = []
+    try:
+        from api.links import study_links
+
+        found = study_links(record.accession)
+        links = [{"relation": link["relation"], "other": link["target"], "direction": "outgoing", "evidence": link["evidence"]}
+                 for link in found["outgoing"] if link.get("resource") not in ("NCBITaxon", "FBbi")]
+        links += [{"relation": link["relation"], "other": link["source"], "direction": "incoming", "evidence": link["evidence"]}
+                  for link in found["incoming"]]
+    except NotFound:
+        pass  # an embargoed study (shown to its owner) has no links yet
+    signposts = [{"rel": rel.split('"')[1], "href": href.strip("<> "), "type": None}
+                 for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))]
+    files = services().archive.registry.study(record.accession)
+    return render_template(
+        "study.html", record=record, tree=tree, jsonld=json.dumps(tree, ensure_ascii=False), settings=settings(),
+        formats=SIGNPOSTING_FORMATS, sections=STUDY_SECTIONS, titles=_titles(tree, {}), links=links,
+        citation=citation_text(tree, record), file_count=files.file_count if files else 0, signposts=signposts,
+    )
 
 
 def page_links(total: int, limit: int, offset: int, endpoint: str = "", **_: Any) -> dict[str, str | None]:

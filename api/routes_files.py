@@ -46,7 +46,8 @@ def parse_filters() -> list[Filter]:
         op = match.group("op") or "eq"
         if op not in OPERATORS:
             raise BadParameter(f"unknown filter operator {op!r} in {key}; use one of {', '.join(OPERATORS)}", [{"field": key}])
-        filters.extend(Filter(match.group("column"), op, value) for value in request.args.getlist(key))
+        # a blank value (an empty field of the HTML form) is no filter
+        filters.extend(Filter(match.group("column"), op, value) for value in request.args.getlist(key) if value != "")
     return filters
 
 

@@ -69,7 +69,7 @@ def stats() -> Response:
     media = choose(["application/json", "text/html"])
     body = catalog_stats()
     if media == "text/html":
-        return Response(render_template("home.html", stats=body, settings=settings()), mimetype=media)
+        return Response(render_template("home.html", stats=body, chart=growth_chart(body["growth"]), settings=settings()), mimetype=media)
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
@@ -84,7 +84,19 @@ def home() -> Response:
             ("void", "/.well-known/void"), ("sparql_examples", "/.well-known/sparql-examples"), ("stats", "/stats"),
             ("sitemap", "/sitemap.xml"))}
         return Response(json.dumps(links), mimetype=media)
-    return Response(render_template("home.html", stats=catalog_stats(), settings=settings()), mimetype=media)
+    stats = catalog_stats()
+    return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings()), mimetype=media)
+
+
+def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dict:
+    """Points of the cumulative-growth line, drawn as inline SVG (no script, no external asset)."""
+    if not growth:
+        return {"points": "", "width": width, "height": height, "labels": []}
+    top = max(row["cumulative"] for row in growth) or 1
+    step = width / max(1, len(growth) - 1)
+    points = " ".join(f"{i * step:.1f},{height - row['cumulative'] / top * (height - 10):.1f}" for i, row in enumerate(growth))
+    return {"points": points, "width": width, "height": height, "top": top,
+            "first": growth[0]["month"], "last": growth[-1]["month"]}
 
 
 def _lastmod(accession: str) -> str:

@@ -2,6 +2,8 @@
 description, VoID and example queries. Read-only, time-limited, capped, SERVICE allow-listed, released data only."""
 from __future__ import annotations
 
+import json
+
 from flask import Response, current_app, render_template, request
 from flask_smorest import Blueprint
 
@@ -59,9 +61,22 @@ def sparql() -> Response:
         return _rdf_response(_service_description(), media)
     form = query_form(query)
     check_services(query, settings().sparql_service_allowlist)
-    media = choose(RESULT_TYPES[result_kind(form)])
-    asked = "application/sparql-results+json" if media == "application/json" else media
+    kind = result_kind(form)
+    media = choose(RESULT_TYPES[kind] + ["text/html"])
     runner = current_app.extensions["bia.sparql"]
+    if media == "text/html":  # people: the results as a table (or the graph as Turtle)
+        if kind == "graph":
+            body, _ = runner.run(query, "text/turtle", default, named)
+            return Response(render_template("sparql_results.html", query=query, boolean=None, variables=["turtle"],
+                                            rows=[{"turtle": {"type": "literal", "value": body.decode()}}], settings=settings()),
+                            mimetype="text/html")
+        body, _ = runner.run(query, "application/sparql-results+json", default, named)
+        data = json.loads(body)
+        return Response(render_template("sparql_results.html", query=query, boolean=data.get("boolean"),
+                                        variables=data.get("head", {}).get("vars", []),
+                                        rows=data.get("results", {}).get("bindings", []), settings=settings()),
+                        mimetype="text/html")
+    asked = "application/sparql-results+json" if media == "application/json" else media
     body, returned = runner.run(query, asked, default, named)
     response = Response(body, mimetype=media if media == "application/json" else returned)
     response.headers.update(CORS)
@@ -144,7 +159,7 @@ def sparql_examples() -> Response:
     media = choose([*SD_TYPES, "application/json"])
     if media == "application/json":
         return Response(
-            __import__("json").dumps([{"id": e.id, "title": e.title, "query": e.query} for e in EXAMPLES], indent=1),
+            json.dumps([{"id": e.id, "title": e.title, "query": e.query} for e in EXAMPLES], indent=1),
             mimetype="application/json",
             headers=CORS,
         )

@@ -10,10 +10,13 @@ same limit on the HTTP request.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from catalog.config import Settings
@@ -84,19 +87,59 @@ def _worker_main(conn: Connection) -> None:
             conn.send(("error", 400, "query_failed", f"the query failed: {exc}"))
 
 
+class _Pipe:
+    """Both ends of a worker's two OS pipes, used like a duplex multiprocessing connection."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._in = Connection(read_fd, writable=False)
+        self._out = Connection(write_fd, readable=False)
+
+    def send(self, obj: Any) -> None:
+        self._out.send(obj)
+
+    def recv(self) -> Any:
+        return self._in.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return self._in.poll(timeout)
+
+    def close(self) -> None:
+        for end in (self._in, self._out):
+            try:
+                end.close()
+            except OSError:
+                pass
+
+
 class _Worker:
-    def __init__(self, context: Any) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child,), daemon=True, name="sparql-worker")
-        self.process.start()
-        child.close()
+    """A query worker: ``python -m api.sparql_workers`` (a fresh interpreter; no fork of the app, no
+    re-import of the app's main module), talking over two pipes."""
+
+    def __init__(self) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api.sparql_workers", str(to_child_r), str(from_child_w)],
+            pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL, close_fds=True,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.conn = _Pipe(from_child_r, to_child_w)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def kill(self) -> None:
         try:
             self.process.kill()
-        except (OSError, ValueError):
+        except OSError:
             pass
-        self.process.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         self.conn.close()
 
 
@@ -114,7 +157,6 @@ class QueryRunner:
             from catalog.graph_store_remote import RemoteGraphStore
 
             self._remote = RemoteGraphStore(settings.public_sparql_url, timeout=settings.sparql_timeout)
-        self._context = mp.get_context("spawn")
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, settings.sparql_workers))
@@ -128,9 +170,10 @@ class QueryRunner:
         with self._lock:
             while self._idle:
                 worker = self._idle.pop()
-                if worker.process.is_alive():
+                if worker.alive():
                     return worker
-        return _Worker(self._context)
+                worker.kill()
+        return _Worker()
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
@@ -184,3 +227,7 @@ class QueryRunner:
                     pass
                 worker.kill()
             self._idle.clear()
+
+
+if __name__ == "__main__":  # a worker process: python -m api.sparql_workers READ_FD WRITE_FD
+    _worker_main(_Pipe(int(sys.argv[1]), int(sys.argv[2])))  # type: ignore[arg-type]

@@ -285,6 +285,8 @@ class FileIndex:
                 total = table.total
             elif known_total is not None:  # later pages carry the count the first page made
                 total = known_total
+            elif (cached := self._cached_totals(table, filters)) is not None:
+                total = cached[0]
             else:
                 total = table.db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", params).fetchone()[0]
         more = len(rows) > limit
@@ -316,12 +318,33 @@ class FileIndex:
             out[name] = [(v, n) for v, n in rows]
         return out
 
+    @staticmethod
+    def _cached_totals(table: _Table, filters: Sequence[Filter]) -> tuple[int, int] | None:
+        """Counts of a filter that is equality on one column with stored facet counts (the common case)."""
+        if not filters or any(f.op != "eq" for f in filters) or len({f.column for f in filters}) != 1:
+            return None
+        column = filters[0].column
+        if column not in table.columns or table.columns[column][2] > CACHED_FACET_DISTINCT:
+            return None
+        values = list(dict.fromkeys(str(f.value) if column in TEXT_COLUMNS else typed(f.value) for f in filters))
+        if None in values:
+            return None
+        with table.lock:
+            n, size = table.db.execute(
+                f"SELECT TOTAL(n), TOTAL(bytes) FROM facet_cache WHERE col = ? AND value IN ({', '.join('?' * len(values))})",
+                [column, *values],
+            ).fetchone()
+        return int(n), int(size)
+
     def totals(self, accession: str, filters: Sequence[Filter] = ()) -> dict[str, int]:
         """Files and bytes of the rows matching the filters."""
         table = self._table(accession)
         where, params = self._where(table, filters)
         if where == "1":
             return {"files": table.total, "bytes": table.bytes}
+        cached = self._cached_totals(table, filters)
+        if cached is not None:
+            return {"files": cached[0], "bytes": cached[1]}
         with table.lock:
             n, size = table.db.execute(f"SELECT COUNT(*), TOTAL(c1) FROM files WHERE {where}", params).fetchone()
         return {"files": n, "bytes": int(size)}
@@ -383,7 +406,7 @@ def _build(path: Path, rows: Iterable[dict[str, Any]]) -> int:
         db.execute("PRAGMA cache_size=-200000")
         db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value)")
         db.execute("CREATE TABLE columns(idx INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind TEXT, n_distinct INTEGER)")
-        db.execute("CREATE TABLE facet_cache(col TEXT NOT NULL, value, n INTEGER NOT NULL)")
+        db.execute("CREATE TABLE facet_cache(col TEXT NOT NULL, value, n INTEGER NOT NULL, bytes INTEGER NOT NULL)")
         db.execute(f"CREATE TABLE files({', '.join(f'c{i}' for i in range(len(FIXED_COLUMNS)))})")
         names: dict[str, int] = {name: i for i, name in enumerate(FIXED_COLUMNS)}
         numeric: dict[str, bool] = {name: True for name in names}
@@ -426,16 +449,18 @@ def _build(path: Path, rows: Iterable[dict[str, Any]]) -> int:
         db.execute("COMMIT")
         db.execute("BEGIN")
         for name, idx in names.items():
-            db.execute(f"CREATE INDEX i{idx} ON files(c{idx})")
+            # the size rides along in every index, so totals of a filtered table never touch the rows
+            db.execute(f"CREATE INDEX i{idx} ON files(c{idx}, c1)" if idx != 1 else "CREATE INDEX i1 ON files(c1)")
             distinct = db.execute(f"SELECT COUNT(DISTINCT c{idx}) FROM files").fetchone()[0]
             kind = "number" if numeric[name] and distinct else "text"
             db.execute("INSERT INTO columns VALUES (?, ?, ?, ?)", (idx, name, kind, distinct))
             if distinct <= CACHED_FACET_DISTINCT:
                 db.execute(
-                    f"INSERT INTO facet_cache SELECT ?, c{idx}, COUNT(*) FROM files WHERE c{idx} IS NOT NULL GROUP BY c{idx}",
+                    f"INSERT INTO facet_cache SELECT ?, c{idx}, COUNT(*), TOTAL(c1) FROM files WHERE c{idx} IS NOT NULL GROUP BY c{idx}",
                     (name,),
                 )
         db.execute("CREATE INDEX facet_cache_col ON facet_cache(col, n)")
+        db.execute("CREATE INDEX facet_cache_value ON facet_cache(col, value)")
         db.executemany("INSERT INTO meta VALUES (?, ?)", [("files", count), ("bytes", total_bytes)])
         db.execute("COMMIT")
         db.execute("ANALYZE")

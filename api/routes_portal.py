@@ -1,0 +1,143 @@
+"""Pages for people that are not renderings of a record: the deposit form (validated by the same checks as every
+deposit, each message shown next to its field) and its result."""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from flask import Response, render_template, request
+from flask_smorest import Blueprint
+
+from api.app import services, settings
+from catalog import identifiers
+from catalog.errors import CatalogError, Unauthorized
+from loaders.ontology_terms import imaging_method_term, organism_term
+
+blp = Blueprint("portal", __name__, description="Pages for people: the deposit form")
+
+#: Where a validation error about a record path is shown on the form.
+FIELD_OF_PATH = [
+    ("/authors/0/orcid", "author_orcid"), ("orcid", "author_orcid"), ("/authors", "author_name"), ("author", "author_name"),
+    ("/title", "title"), ("title", "title"), ("/description", "description"), ("/license", "license"),
+    ("release_date", "release_date"), ("/biosamples", "organism"), ("organism", "organism"),
+    ("/image_acquisitions", "imaging_method"), ("imaging", "imaging_method"),
+]
+
+
+#: Pattern errors people can act on.
+FRIENDLY = {
+    "author_orcid": "not an ORCID: write https://orcid.org/ and four groups of four digits, e.g. https://orcid.org/0000-0002-1825-0097",
+    "release_date": "not a date: write YYYY-MM-DD",
+}
+
+
+def _licences() -> list[str]:
+    return list(services().archive.model.enums["LicenseEnum"])
+
+
+def _form_page(form: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Response:
+    return Response(
+        render_template("deposit.html", form=form, errors=errors, licences=_licences(), settings=settings()),
+        status=status, mimetype="text/html",
+    )
+
+
+@blp.route("/deposit", methods=["GET"])
+@blp.doc(summary="The deposit form (HTML)")
+def deposit_form() -> Response:
+    return _form_page({}, {})
+
+
+def record_from_form(form: dict[str, str], file_list_name: str | None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A REMBI study record from the form's fields, and problems found before validation (unknown terms)."""
+    errors: dict[str, list[str]] = {}
+    record: dict[str, Any] = {
+        "title": form.get("title", "").strip(),
+        "description": form.get("description", "").strip(),
+        "license": form.get("license") or "CC0-1.0",
+        "authors": [],
+    }
+    keywords = [k.strip() for k in form.get("keywords", "").split(",") if k.strip()]
+    if keywords:
+        record["keywords"] = keywords
+    if form.get("author_name", "").strip():
+        author: dict[str, Any] = {"name": form["author_name"].strip(), "position": 1, "roles": ["submitter"]}
+        if form.get("author_orcid", "").strip():
+            author["orcid"] = form["author_orcid"].strip()
+        record["authors"].append(author)
+    component: dict[str, Any] = {"title": record["title"] or "Images"}
+    organism = form.get("organism", "").strip()
+    if organism:
+        term = organism_term(organism)
+        if term is None:
+            errors.setdefault("organism", []).append(f"{organism!r} is not an organism the catalog knows (try its scientific name)")
+        else:
+            record["biosamples"] = [{"title": "Samples", "biological_entity": form.get("biological_entity", "").strip() or organism,
+                                     "organisms": [term.as_record()]}]
+            component["component_biosamples"] = ["Samples"]
+    method = form.get("imaging_method", "").strip()
+    if method:
+        term, _exact = imaging_method_term(method)
+        if term is None:
+            errors.setdefault("imaging_method", []).append(f"{method!r} is not an FBbi imaging method the catalog knows")
+        else:
+            record["image_acquisitions"] = [{"title": "Imaging", "imaging_methods": [term.as_record()]}]
+            component["component_image_acquisitions"] = ["Imaging"]
+    if file_list_name:
+        component["file_list_name"] = file_list_name
+    record["components"] = [component]
+    return record, errors
+
+
+def _place(error: dict[str, Any]) -> str:
+    where = f"{error.get('field', '')} {error.get('focus', '')} {error.get('path', '')}".lower()
+    if error.get("file") and error.get("file") != "study.yaml":
+        return "file_list" if "listed" in str(error.get("message")) or error.get("line") else "files"
+    for needle, field in FIELD_OF_PATH:
+        if needle in where:
+            return field
+    return "general"
+
+
+@blp.route("/deposit", methods=["POST"])
+@blp.doc(summary="Submit the deposit form: validate, then finalize (HTML)")
+def deposit_submit() -> Response:
+    form = {k: v for k, v in request.form.items()}
+    errors: dict[str, list[str]] = {}
+    deposits = services().deposits
+    try:
+        owner = services().archive.registry.owner_of_token(form.get("token", "").strip())
+    except Unauthorized:
+        return _form_page(form, {"token": ["this token is not valid (ask for one: bia token create NAME)"]}, 401)
+    listing = request.files.get("file_list")
+    record, errors = record_from_form(form, listing.filename if listing and listing.filename else None)
+    sub = deposits.create(owner)
+    try:
+        for upload in request.files.getlist("files"):
+            if upload and upload.filename:
+                deposits.upload(sub, owner, upload.filename, upload.stream)
+        if listing and listing.filename:
+            deposits.attach_file_list(sub, owner, listing.filename, listing.stream)
+        deposits.attach_metadata(sub, owner, "study.yaml", yaml.safe_dump(record, sort_keys=False).encode(),
+                                 release_date=form.get("release_date") or None)
+        report = deposits.validate(sub, owner)
+        for error in report["errors"]:
+            place = _place(error)
+            message = FRIENDLY.get(place, str(error.get("message"))) if "does not match" in str(error.get("message")) else str(error.get("message"))
+            errors.setdefault(place, []).append(message + (f" ({error['value']})" if error.get("value") and place in ("file_list", "files") else ""))
+        if errors:
+            deposits.discard(sub, owner)
+            return _form_page(form, errors, 422)
+        accession = deposits.finalize(sub, owner)
+    except CatalogError as exc:
+        deposits.discard(sub, owner)
+        for detail in exc.errors or [{"message": exc.message}]:
+            errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
+        return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
+    row = services().archive.registry.study(accession)
+    return Response(
+        render_template("deposited.html", accession=accession, url=identifiers.study_iri(settings().base_url, accession),
+                        state=row.state if row else "", release_date=row.release_date if row else "",
+                        files=row.file_count if row else 0, settings=settings()),
+        status=201, mimetype="text/html",
+    )

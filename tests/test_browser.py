@@ -1,0 +1,192 @@
+"""The portal in a real browser: Debian's headless Chromium driven by Selenium against a live server.
+
+search → study page → file table filtered → a file downloaded; an example SPARQL query run from the query page;
+a deposit from the form (a wrong ORCID shown next to its field, then fixed) to its accession. Screenshots of
+every step are kept in ``test-artifacts/screenshots/``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from api.app import create_app
+from api.services import open_services
+from loaders.harvest import Harvester
+from tests.catalog_helpers import DATA, file_bytes, make_settings, stage_sample
+from tests.servers.seaweedfs_server import free_ports
+
+TESTS = Path(__file__).parent
+SHOTS = TESTS.parent / "test-artifacts" / "screenshots"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A live server on a free port with a released deposit (files held) and harvested studies."""
+    tmp = tmp_path_factory.mktemp("portal")
+    (port,) = free_ports(1)
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp).with_(base_url=base)
+    services = open_services(settings)
+    registry = services.archive.registry
+    token = registry.create_token("jane")
+    owner = registry.owner_of_token(token)
+    accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    Harvester(services.archive).run("pagetab", [str(TESTS / "data" / "harvest" / "biostudies" / "S-BIAD1492.json")])
+    Harvester(services.archive).run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")])
+    app = create_app(settings, services=services)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"base": base, "token": token, "accession": accession, "tmp": tmp}
+    server.shutdown()
+    app.extensions["bia.sparql"].close()
+    services.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.fail("Debian's chromium and chromium-driver are needed (.ci/run installs them)")
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
+    os.environ.setdefault("SE_OFFLINE", "true")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def wait_for(driver, by, value, timeout=20):
+    return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((by, value)))
+
+
+def test_search_study_filter_and_download(site, browser):
+    driver, accession = browser, site["accession"]
+    driver.get(site["base"] + "/")
+    shot(driver, "01-home")
+    box = driver.find_element(By.ID, "q")
+    box.send_keys("HeLa")
+    box.submit()
+    wait_for(driver, By.PARTIAL_LINK_TEXT, accession)
+    assert "<mark>" in driver.page_source or driver.find_elements(By.TAG_NAME, "mark")
+    shot(driver, "02-search")
+    driver.find_element(By.PARTIAL_LINK_TEXT, accession).click()
+    wait_for(driver, By.ID, "citation")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Nuclear morphology screen of HeLa cells"
+    assert "Jane Doe" in driver.page_source and "ORCID" in driver.page_source
+    jsonld = driver.find_element(By.CSS_SELECTOR, 'script[type="application/ld+json"]').get_attribute("innerHTML")
+    assert '"Dataset"' in jsonld
+    shot(driver, "03-study")
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Browse the").click()
+    field = wait_for(driver, By.NAME, "filter[Compound]")
+    assert "6 files" in driver.page_source
+    field.send_keys("taxol")
+    field.submit()
+    WebDriverWait(driver, 20).until(lambda d: "2 files" in d.page_source)
+    rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 2 and all("taxol" in row.text for row in rows)
+    shot(driver, "04-files-filtered")
+    path = rows[0].find_elements(By.TAG_NAME, "td")[0].text
+    rows[0].find_element(By.LINK_TEXT, "download").click()
+    target = driver.downloads / path.rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 20
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), list(driver.downloads.iterdir())
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(file_bytes(path)).hexdigest()
+
+
+def test_run_an_example_sparql_query(site, browser):
+    driver = browser
+    driver.get(site["base"] + "/sparql")
+    wait_for(driver, By.ID, "query")
+    shot(driver, "05-sparql")
+    driver.find_elements(By.CSS_SELECTOR, "a.run")[0].click()
+    table = wait_for(driver, By.ID, "results")
+    cells = [td.text for td in table.find_elements(By.TAG_NAME, "td")]
+    assert "Homo sapiens" in cells
+    shot(driver, "06-sparql-results")
+    driver.get(site["base"] + "/sparql")
+    area = wait_for(driver, By.ID, "query")
+    area.clear()
+    area.send_keys("SELECT (COUNT(DISTINCT ?g) AS ?studies) WHERE { GRAPH ?g { ?s ?p ?o } }")
+    driver.find_element(By.ID, "run-query").click()
+    table = wait_for(driver, By.ID, "results")
+    assert table.find_elements(By.TAG_NAME, "td")[0].text == "3"
+
+
+def test_deposit_from_form_to_accession(site, browser, tmp_path):
+    driver = browser
+    names = ["cell1.tif", "cell2.tif"]
+    for name in names:
+        (tmp_path / name).write_bytes(hashlib.sha256(name.encode()).digest() * 64)
+    listing = tmp_path / "files.tsv"
+    listing.write_text("path\tTreatment\n" + "".join(f"{n}\tcontrol\n" for n in names))
+
+    def fill(orcid: str) -> None:
+        driver.get(site["base"] + "/deposit")
+        wait_for(driver, By.ID, "token").send_keys(site["token"])
+        driver.find_element(By.ID, "title").send_keys("Cells imaged from the form")
+        driver.find_element(By.ID, "description").send_keys("Two confocal images deposited through the web form.")
+        driver.find_element(By.ID, "author_name").send_keys("Ada Form")
+        driver.find_element(By.ID, "author_orcid").send_keys(orcid)
+        driver.find_element(By.ID, "organism").send_keys("Homo sapiens")
+        driver.find_element(By.ID, "imaging_method").send_keys("confocal microscopy")
+        driver.find_element(By.ID, "file_list").send_keys(str(listing))
+        driver.find_element(By.ID, "files").send_keys("\n".join(str(tmp_path / n) for n in names))
+
+    fill("https://orcid.org/0000-0002-1825-009")  # one digit short
+    shot(driver, "07-deposit-form")
+    driver.find_element(By.ID, "submit").click()
+    message = wait_for(driver, By.ID, "author_orcid-error")
+    assert "not an ORCID" in message.text
+    assert driver.find_element(By.ID, "title").get_attribute("value") == "Cells imaged from the form"  # kept
+    shot(driver, "08-deposit-error-next-to-field")
+    fill("https://orcid.org/0000-0002-1825-0097")
+    driver.find_element(By.ID, "submit").click()
+    accession = wait_for(driver, By.ID, "accession").text
+    assert accession.startswith("S-BIAD")
+    shot(driver, "09-deposit-accession")
+    driver.get(f"{site['base']}/studies/{accession}")
+    wait_for(driver, By.ID, "citation")
+    assert "Ada Form" in driver.page_source
+
+
+def test_pages_work_without_javascript_and_keyboard(site, tmp_path_factory):
+    """No script is needed: every page is served complete; forms label every input."""
+    import urllib.request
+
+    for path in ("/", "/search?q=HeLa", f"/studies/{site['accession']}", f"/studies/{site['accession']}/files", "/sparql", "/deposit"):
+        request = urllib.request.Request(site["base"] + path, headers={"Accept": "text/html"})
+        html = urllib.request.urlopen(request, timeout=10).read().decode()
+        assert "<script src" not in html and "http://cdn" not in html and "https://cdn" not in html
+        for input_id in __import__("re").findall(r'<(?:input|textarea|select)[^>]* id="([^"]+)"', html):
+            assert f'for="{input_id}"' in html, (path, input_id)
+    assert shutil.which("chromium") or os.access(CHROMIUM, os.X_OK)
+    assert DATA.exists()
