@@ -210,8 +210,9 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
 @click.argument("kind", type=click.Choice(["pagetab", "empiar", "idr", "legacy", "rocrate"]))
 @click.argument("items", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--metadata-only", is_flag=True, help="Load records without their file lists (file tables stay empty).")
 @click.pass_context
-def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool) -> None:
+def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool, metadata_only: bool) -> None:
     """Load records of another resource: local files/folders, URLs, or identifiers fetched from the source
     (S-BIAD590 from BioStudies, EMPIAR-10934 from EMPIAR, idr0004-thorpe-rad52 from the IDR metadata).
 
@@ -226,7 +227,8 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
     with open_services(_settings(ctx)) as services, tqdm(
         total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()
     ) as bar:
-        summary = Harvester(services.archive).run(kind, list(items), progress=lambda _item: bar.update())
+        harvester = Harvester(services.archive, metadata_only=metadata_only)
+        summary = harvester.run(kind, list(items), progress=lambda _item: bar.update())
         if summary.loaded:
             from linkers.discover import link_catalog
 

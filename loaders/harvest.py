@@ -80,9 +80,10 @@ def load_records(kind: str, path: Path, *, source_url: str | None, harvested_at:
     if kind == "pagetab":
         from loaders.pagetab import load_pagetab_json, load_pagetab_tsv
 
+        # a published record is kept whole: an association to a missing section becomes a noted attribute
         if path.suffix.lower() in (".tsv", ".txt"):
-            return [load_pagetab_tsv(path, **options)]
-        return [load_pagetab_json(path, **options)]
+            return [load_pagetab_tsv(path, unresolved_associations="drop", **options)]
+        return [load_pagetab_json(path, unresolved_associations="drop", **options)]
     if kind == "empiar":
         from loaders.empiar import load_empiar
 
@@ -126,7 +127,9 @@ def content_hash(record: dict[str, Any], file_lists: list[Path]) -> str:
 class Harvester:
     """Harvests of one archive. ``fetcher`` is used for identifiers and URLs (none needed for local files)."""
 
-    def __init__(self, archive: Archive, fetcher: Fetcher | None = None) -> None:
+    def __init__(self, archive: Archive, fetcher: Fetcher | None = None, *, metadata_only: bool = False) -> None:
+        """``metadata_only`` loads records whose file lists are not at hand (their file tables stay empty)."""
+        self.metadata_only = metadata_only
         self.archive = archive
         settings = archive.settings
         self.settings = settings
@@ -231,7 +234,9 @@ class Harvester:
         accession = str(record.get("accession") or "")
         lists = []
         for ref in loaded.file_lists:
-            path = fetched.file_list(ref.file_list)
+            path = None if self.metadata_only else fetched.file_list(ref.file_list)
+            if path is None and self.metadata_only:
+                continue
             if path is None:
                 raise HarvestError(f"{accession}: file list {ref.file_list!r} not found beside {fetched.label}")
             lists.append((ref, path))

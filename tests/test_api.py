@@ -457,3 +457,27 @@ def test_gunicorn_workers_serve_the_remote_mode(tmp_path, oxigraph_pair):
     finally:
         os.killpg(server.pid, 9)  # the master and its workers (their own process group)
         server.wait(10)
+
+
+def test_downloads_redirect_to_presigned_s3_urls(tmp_path, seaweedfs_s3):
+    """With S3 storage a file download is a redirect to a presigned URL that really serves the bytes."""
+    import urllib.request
+
+    settings = make_settings(tmp_path, s3_endpoint=seaweedfs_s3.endpoint, s3_bucket=seaweedfs_s3.new_bucket("api"),
+                             s3_access_key=seaweedfs_s3.access_key, s3_secret_key=seaweedfs_s3.secret_key)
+    with open_services(settings) as services:
+        owner = services.archive.registry.owner_of_token(services.archive.registry.create_token("jane"))
+        accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+        app = create_app(settings, services=services)
+        try:
+            client = app.test_client()
+            item = client.get(f"/studies/{accession}/files?limit=1").get_json()["items"][0]
+            response = client.get(item["download"].replace(BASE, ""))
+            assert response.status_code == 302
+            location = response.headers["Location"]
+            assert "X-Amz-Signature=" in location
+            assert urllib.request.urlopen(location, timeout=10).read() == file_bytes(item["path"])
+            archive = zipfile.ZipFile(io.BytesIO(client.get(f"/studies/{accession}/download").data))
+            assert len(archive.namelist()) == len(listed_paths())
+        finally:
+            app.extensions["bia.sparql"].close()

@@ -111,3 +111,18 @@ def test_typed_values():
     assert typed("12") == 12 and typed("0.5") == 0.5 and typed("-3") == -3
     assert typed("007") == "007" and typed("0.50") == "0.50" and typed("A01") == "A01" and typed("") is None
     assert typed("1e5") == "1e5" and typed("nan") == "nan"
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [Filter("Concentration", "gte", 1.5), Filter("Plate", "lte", 1)],
+        [Filter("Compound", "eq", "taxol"), Filter("Plate", "ne", 0)],
+        [Filter("Concentration", "lt", 1), Filter("Compound", "eq", "DMSO"), Filter("Well", "prefix", "A")],
+        [Filter("Plate", "eq", 2), Filter("Plate", "eq", 3)],
+    ],
+)
+def test_counts_over_several_columns_match_the_rows(index, filters):
+    rows = list(index.iter_rows("S-BIAD9", filters))
+    assert index.query("S-BIAD9", filters, limit=5).total == len(rows)
+    assert index.totals("S-BIAD9", filters) == {"files": len(rows), "bytes": sum(r["size"] for r in rows)}

@@ -174,3 +174,24 @@ def test_link_discovery_is_idempotent_and_exports(linked):
     doc = client.get("/links.jsonld").get_json()
     assert len(doc["@graph"]) == again.asserted + again.inferred
     assert client.get("/links.xml").status_code == 404
+
+
+def test_every_real_pagetab_sample_harvests_metadata_only_and_links(tmp_path):
+    """All BioStudies samples (their file lists are not at hand) load metadata-only; links and correlation
+    sections of the real records show through the API."""
+    samples = sorted((TESTS / "data" / "pagetab").glob("S-*.json"))
+    with open_services(make_settings(tmp_path)) as services:
+        summary = Harvester(services.archive, metadata_only=True).run("pagetab", [str(p) for p in samples])
+        assert summary.failed == [] and len(summary.loaded) == len(samples)
+        report = link_catalog(services.archive)
+        assert report.studies == len(samples) and report.asserted > len(samples)
+        app = create_app(services.archive.settings, services=services)
+        try:
+            client = app.test_client()
+            page = client.get("/studies/S-BIAD2808", headers={"Accept": "text/html"}).get_data(as_text=True)
+            assert "Image correlation" in page and "Serial section alignment for volume EM" in page
+            links = client.get("/studies/S-BIAD2808/links").get_json()["outgoing"]
+            assert any(link["target"] == "https://doi.org/10.1101/2025.11.12.687478" for link in links)
+            assert client.get("/studies/S-BIAD2808/files").get_json()["total"] == 0
+        finally:
+            app.extensions["bia.sparql"].close()
