@@ -141,3 +141,20 @@ def deposit_submit() -> Response:
                         files=row.file_count if row else 0, settings=settings()),
         status=201, mimetype="text/html",
     )
+
+
+@blp.route("/my-deposits", methods=["GET", "POST"])
+@blp.doc(summary="A depositor's studies (released and embargoed) and submissions, with their state (HTML)")
+def my_deposits() -> Response:
+    studies = submissions = None
+    error = None
+    if request.method == "POST":
+        registry = services().archive.registry
+        try:
+            owner = registry.owner_of_token(request.form.get("token", "").strip())
+            studies = registry.studies(owner=owner)
+            submissions = registry.submissions(owner)
+        except Unauthorized:
+            error = "this token is not valid"
+    return Response(render_template("mine.html", studies=studies, submissions=submissions, error=error, settings=settings()),
+                    status=401 if error else 200, mimetype="text/html")

@@ -143,12 +143,11 @@ def export() -> Response:
     archive = services().archive
 
     def chunks() -> Iterator[bytes]:
-        import io
+        from catalog.archive import as_nquads
 
-        for graph in archive.public.graph.graphs():
-            buffer = io.BytesIO()
-            archive.export(buffer, accession=identifiers.accession_of(graph))
-            yield buffer.getvalue()
+        store = archive.public.graph
+        for graph in store.graphs():  # every study's graph and the link graphs
+            yield as_nquads(store, graph)
 
     return Response(stream_with_context(chunks()), mimetype="application/n-quads")
 

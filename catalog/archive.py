@@ -330,7 +330,7 @@ class Archive:
         else:
             graphs = sorted(store.graphs())
         for graph in graphs:
-            out.write(store.get_graph(graph, format=fmt) if fmt != "application/n-quads" else _as_nquads(store, graph))
+            out.write(store.get_graph(graph, format=fmt) if fmt != "application/n-quads" else as_nquads(store, graph))
 
     def stats(self) -> dict[str, object]:
         """Counts of the public catalog (by source, licence, organism, imaging method) and of the registry."""
@@ -342,7 +342,7 @@ class Archive:
         }
 
 
-def _as_nquads(store, graph: str) -> bytes:
+def as_nquads(store, graph: str) -> bytes:
     """A graph's triples as N-Quads lines in that graph."""
     data = store.get_graph(graph, format="application/n-triples").decode("utf-8")
     suffix = f" <{graph}> .\n"

@@ -481,3 +481,21 @@ def test_downloads_redirect_to_presigned_s3_urls(tmp_path, seaweedfs_s3):
             assert len(archive.namelist()) == len(listed_paths())
         finally:
             app.extensions["bia.sparql"].close()
+
+
+def test_public_dump_and_a_sitemap_index(client, catalog, monkeypatch):
+    from rdflib import Dataset
+
+    from api import routes_site
+
+    dump = client.get("/export.nq")
+    dataset = Dataset().parse(data=dump.get_data(as_text=True), format="nquads")
+    graphs = {str(g.identifier) for g in dataset.graphs() if len(g)}
+    assert f"{BASE}/studies/S-BIAD1492" in graphs and f"{BASE}/studies/{catalog['embargoed']}" not in graphs
+    assert len(dump.get_data(as_text=True).strip().splitlines()) == catalog["services"].archive.public.graph.count()
+    monkeypatch.setattr(routes_site, "SITEMAP_URLS", 2)
+    index = client.get("/sitemap.xml").get_data(as_text=True)
+    assert "<sitemapindex" in index and index.count("<sitemap>") >= 2
+    page = client.get("/sitemap.xml?page=1").get_data(as_text=True)
+    assert page.count("<url>") == 2
+    assert client.get("/sitemap.xml?page=99").status_code == 404

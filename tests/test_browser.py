@@ -176,13 +176,20 @@ def test_deposit_from_form_to_accession(site, browser, tmp_path):
     driver.get(f"{site['base']}/studies/{accession}")
     wait_for(driver, By.ID, "citation")
     assert "Ada Form" in driver.page_source
+    driver.get(f"{site['base']}/my-deposits")
+    wait_for(driver, By.ID, "token").send_keys(site["token"])
+    driver.find_element(By.CSS_SELECTOR, "main form button").click()
+    WebDriverWait(driver, 20).until(lambda d: accession in d.page_source)
+    assert "released" in driver.page_source
+    shot(driver, "10-my-deposits")
 
 
 def test_pages_work_without_javascript_and_keyboard(site, tmp_path_factory):
     """No script is needed: every page is served complete; forms label every input."""
     import urllib.request
 
-    for path in ("/", "/search?q=HeLa", f"/studies/{site['accession']}", f"/studies/{site['accession']}/files", "/sparql", "/deposit"):
+    for path in ("/", "/search?q=HeLa", f"/studies/{site['accession']}", f"/studies/{site['accession']}/files", "/sparql", "/deposit",
+                 "/my-deposits", "/stats"):
         request = urllib.request.Request(site["base"] + path, headers={"Accept": "text/html"})
         html = urllib.request.urlopen(request, timeout=10).read().decode()
         assert "<script src" not in html and "http://cdn" not in html and "https://cdn" not in html
