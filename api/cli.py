@@ -385,9 +385,13 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
 
     from api.app import create_app
     from api.services import open_services
+    from catalog.archive import minted_base_url
 
     settings = _settings(ctx)
-    if not os.environ.get("BIA_BASE_URL") and not (ctx.parent and ctx.parent.params.get("base_url")):
+    explicit = os.environ.get("BIA_BASE_URL") or (ctx.parent and ctx.parent.params.get("base_url"))
+    if not explicit and minted_base_url(settings.data_dir):
+        settings = settings.with_(base_url=minted_base_url(settings.data_dir))  # an existing catalog keeps its IRIs
+    elif not explicit:
         public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         settings = settings.with_(base_url=f"http://{public_host}:{port}")
     services = open_services(settings)

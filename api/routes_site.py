@@ -152,6 +152,14 @@ def export() -> Response:
     return Response(stream_with_context(chunks()), mimetype="application/n-quads")
 
 
+@blp.route("/rembi.context.jsonld")
+@blp.doc(summary="The REMBI JSON-LD context generated from the LinkML schema")
+def rembi_context() -> Response:
+    from catalog import resources
+
+    return send_from_directory(resources.generated_folder(), "rembi.context.jsonld", mimetype="application/ld+json")
+
+
 @blp.route("/static/swagger-ui/<path:name>")
 @blp.doc(summary="Swagger UI assets (vendored from the swagger-ui-bundle package)")
 def swagger_assets(name: str) -> Response:

@@ -55,6 +55,18 @@ def _serialized(method):
     return locked
 
 
+#: the base URL a catalog's IRIs were minted under, written when the catalog is created
+BASE_URL_FILE = "BASE_URL"
+
+
+def minted_base_url(data_dir: Path) -> str | None:
+    """The base URL the catalog in ``data_dir`` mints its IRIs under (None for a new catalog)."""
+    try:
+        return (Path(data_dir) / BASE_URL_FILE).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def today_iso() -> str:
     """Today's date in UTC, ``YYYY-MM-DD``."""
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
@@ -78,6 +90,14 @@ class Archive:
         self.settings = settings
         self.model = load_model()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        minted = minted_base_url(settings.data_dir)
+        if minted is None:
+            (settings.data_dir / BASE_URL_FILE).write_text(settings.base_url + "\n", encoding="utf-8")
+        elif minted != settings.base_url:
+            log.warning(
+                "this catalog's IRIs were minted under %s but BIA_BASE_URL is %s: records will not dereference; "
+                "set BIA_BASE_URL=%s", minted, settings.base_url, minted,
+            )
         self.registry = Registry(settings.data_dir / "registry.sqlite")
         self.file_store: FileStore = open_file_store(settings)
         self.public = open_view(settings, PUBLIC)

@@ -112,6 +112,12 @@ def test_search_study_filter_and_download(site, browser):
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 2 and all("taxol" in row.text for row in rows)
     shot(driver, "04-files-filtered")
+    for header, first in (("Concentration", "2"), ("Concentration", "20")):  # ascending, then descending
+        driver.find_element(By.PARTIAL_LINK_TEXT, header).click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")[6].text == first)
+        assert "2 files" in driver.page_source  # the filter stays while sorting
+    shot(driver, "04b-files-sorted")
+    rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     path = rows[0].find_elements(By.TAG_NAME, "td")[0].text
     rows[0].find_element(By.LINK_TEXT, "download").click()
     target = driver.downloads / path.rsplit("/", 1)[-1]
