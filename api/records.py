@@ -63,6 +63,11 @@ def record_owner_view(iri: str, owner: str) -> Record | None:
         return None
 
 
+def script_json(data: Any) -> str:
+    """JSON for an inline ``<script>``: ``<``, ``>`` and ``&`` escaped, so no value can close the element."""
+    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def signposting(record: Record) -> str:
     """FAIR signposting ``Link`` header of a study's landing page."""
     graph, study = record.graph, URIRef(record.study_iri)
@@ -93,7 +98,7 @@ def render_record(record: Record, media: str) -> Response:
             response = Response(render_study_page(record, tree), mimetype="text/html")
         elif media == "text/html":
             response = Response(
-                render_template("record.html", record=record, tree=tree, jsonld=json.dumps(tree, ensure_ascii=False),
+                render_template("record.html", record=record, tree=tree, jsonld=script_json(tree),
                                 settings=settings(), formats=SIGNPOSTING_FORMATS),
                 mimetype="text/html",
             )
@@ -172,7 +177,7 @@ def render_study_page(record: Record, tree: dict[str, Any]) -> str:
                  for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))]
     files = services().archive.registry.study(record.accession)
     return render_template(
-        "study.html", record=record, tree=tree, jsonld=json.dumps(tree, ensure_ascii=False), settings=settings(),
+        "study.html", record=record, tree=tree, jsonld=script_json(tree), settings=settings(),
         formats=SIGNPOSTING_FORMATS, sections=STUDY_SECTIONS, titles=_titles(tree, {}), links=links,
         citation=citation_text(tree, record), file_count=files.file_count if files else 0, signposts=signposts,
     )

@@ -499,3 +499,25 @@ def test_public_dump_and_a_sitemap_index(client, catalog, monkeypatch):
     page = client.get("/sitemap.xml?page=1").get_data(as_text=True)
     assert page.count("<url>") == 2
     assert client.get("/sitemap.xml?page=99").status_code == 404
+
+
+def test_record_pages_cannot_be_scripted_by_their_data(tmp_path):
+    """A title that tries to close the JSON-LD script element stays data."""
+    import yaml
+
+    settings = make_settings(tmp_path)
+    with open_services(settings) as services:
+        owner = services.archive.registry.owner_of_token(services.archive.registry.create_token("eve"))
+        sub = stage_sample(services.deposits, owner)
+        record = yaml.safe_load((DATA / "study.yaml").read_text())
+        record["title"] = 'Cells </script><script>alert("x")</script> & more'
+        services.deposits.attach_metadata(sub, owner, "study.yaml", yaml.safe_dump(record).encode())
+        accession = services.deposits.finalize(sub, owner)
+        app = create_app(settings, services=services)
+        try:
+            html = app.test_client().get(f"/studies/{accession}", headers={"Accept": "text/html"}).get_data(as_text=True)
+            assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+            embedded = html.split('<script type="application/ld+json">', 1)[1].split("</script>", 1)[0]
+            assert json.loads(embedded)["name"] == record["title"]
+        finally:
+            app.extensions["bia.sparql"].close()
