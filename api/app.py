@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.sparql_workers import QueryRunner
 
     app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
-    _start_release_timer(app, opened)
+    if not settings.read_only:  # a read-only replica leaves releases to the writer
+        _start_release_timer(app, opened)
 
     api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler

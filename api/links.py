@@ -54,7 +54,7 @@ def _links(store, graphs: list[str], side: str, study: str) -> list[dict[str, An
 def transformations(study: str) -> list[dict[str, Any]]:
     """The coordinate transformations of a study's image correlations (structured, with the original text)."""
     archive = services().archive
-    store, model = archive.public.graph, archive.model
+    store, model = archive.public.reads, archive.model
     rows = store.select(_PREFIXES + f"SELECT ?c WHERE {{ GRAPH <{study}> {{ ?c a rembi:ImageCorrelation }} }} ORDER BY ?c")
     if not rows:
         return []
@@ -107,7 +107,7 @@ def transformations(study: str) -> list[dict[str, Any]]:
 
 def study_links(accession: str, jsonld: bool = False) -> dict[str, Any]:
     """``{"outgoing": [...], "incoming": [...], "transformations": [...]}`` of a released study."""
-    store = services().archive.public.graph
+    store = services().archive.public.reads
     base = settings().base_url
     study = identifiers.study_iri(base, accession)
     if not store.has_graph(study):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import hashlib
+import threading
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from flask import Response, render_template, request
@@ -40,7 +43,7 @@ def load_record(iri: str) -> Record:
     archive = services().archive
     base = settings().base_url
     try:
-        return build_record(archive.public.graph, base, iri, catalog_name=settings().catalog_name)
+        return build_record(archive.public.reads, base, iri, catalog_name=settings().catalog_name)
     except NotFound:
         owner = request_owner()
         record = record_owner_view(iri, owner) if owner else None
@@ -83,6 +86,36 @@ def signposting(record: Record) -> str:
     links.append(f'<{record.study_iri}/download>; rel="item"; type="application/zip"')
     links.append(f'<{record.study_iri}/files>; rel="item"; type="application/json"')
     return ", ".join(links)
+
+
+_CACHE: "OrderedDict[tuple, tuple[bytes, str, dict[str, str]]]" = OrderedDict()
+_CACHE_SIZE = 1024
+_CACHE_LOCK = threading.Lock()
+
+
+def record_response(iri: str, media: str) -> Response:
+    """The rendered record of ``iri`` — from a cache of released records keyed by the store's snapshot (a new
+    commit, release or link run makes a new one), with an ETag that conditional requests are answered by."""
+    version = services().archive.public.reads.version()
+    if version is None or request.headers.get("Authorization"):
+        return render_record(load_record(iri), media)
+    key = (iri, media, version, settings().base_url)
+    etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    if etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": f'"{etag}"'})
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+    if hit is None:
+        response = render_record(load_record(iri), media)
+        hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
+        with _CACHE_LOCK:
+            _CACHE[key] = hit
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    body, mimetype, headers = hit
+    return Response(body, mimetype=mimetype, headers={**headers, "ETag": f'"{etag}"'})
 
 
 def render_record(record: Record, media: str) -> Response:

@@ -23,7 +23,14 @@ class BadUpload(CatalogError):
     code = "bad_upload"
 
 
+class ReadOnlyReplica(CatalogError):
+    status = 503
+    code = "read_only_replica"
+
+
 def owner() -> str:
+    if settings().read_only:
+        raise ReadOnlyReplica("this server is a read-only replica (BIA_READ_ONLY): deposit on the catalog's writer")
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
         raise Unauthorized("send `Authorization: Bearer <token>` (create a token with `bia token create NAME`)")

@@ -103,6 +103,8 @@ def _place(error: dict[str, Any]) -> str:
 @blp.doc(summary="Submit the deposit form: validate, then finalize (HTML)")
 def deposit_submit() -> Response:
     form = {k: v for k, v in request.form.items()}
+    if settings().read_only:
+        return _form_page(form, {"general": ["this server is a read-only replica: deposit on the catalog's writer"]}, 503)
     errors: dict[str, list[str]] = {}
     deposits = services().deposits
     try:

@@ -145,7 +145,7 @@ def export() -> Response:
     def chunks() -> Iterator[bytes]:
         from catalog.archive import as_nquads
 
-        store = archive.public.graph
+        store = archive.public.reads
         for graph in store.graphs():  # every study's graph and the link graphs
             yield as_nquads(store, graph)
 

@@ -123,7 +123,7 @@ def _service_description() -> str:
     dcterms:title "{settings().catalog_name} SPARQL endpoint (read-only, released studies)" ;
     sd:defaultDataset [
         a sd:Dataset ;
-        sd:defaultGraph [ a sd:Graph ; void:triples {services().archive.public.graph.count()} ]
+        sd:defaultGraph [ a sd:Graph ; void:triples {services().archive.public.reads.count()} ]
     ] .
 """
 
@@ -145,7 +145,7 @@ def void() -> Response:
     void:sparqlEndpoint <{base}/sparql> ;
     void:uriSpace "{base}/studies/" ;
     void:exampleResource <{base}/studies> ;
-    void:triples {archive.public.graph.count()} ;
+    void:triples {archive.public.reads.count()} ;
     void:entities {studies} ;
     void:vocabulary <https://w3id.org/rembi/> , <http://schema.org/> , <http://purl.org/dc/terms/> , <http://www.w3.org/ns/prov#> ;
     void:dataDump <{base}/export.nq> .

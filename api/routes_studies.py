@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from api.app import services, settings
 from api.negotiate import SUFFIXES, choose
-from api.records import RECORD_TYPES, load_record, page_links, render_record
+from api.records import RECORD_TYPES, page_links, record_response
 from catalog import identifiers
 from catalog.errors import CatalogError, NotFound
 
@@ -78,7 +78,7 @@ def get_study(accession: str) -> Response:
         iri = identifiers.study_iri(settings().base_url, name)
     except ValueError:
         raise NotFound(f"{name!r} is not an accession") from None
-    return render_record(load_record(iri), media)
+    return record_response(iri, media)
 
 
 @blp.route("/studies/<string:accession>/<path:subpath>")
@@ -90,7 +90,7 @@ def get_object(accession: str, subpath: str) -> Response:
         study = identifiers.study_iri(settings().base_url, accession)
     except ValueError:
         raise NotFound(f"{accession!r} is not an accession") from None
-    return render_record(load_record(f"{study}/{name}"), media)
+    return record_response(f"{study}/{name}", media)
 
 
 @blp.route("/links.<string:fmt>")
@@ -100,7 +100,7 @@ def link_graph(fmt: str) -> Response:
 
     if fmt not in ("jsonld", "tsv"):
         raise NotFound(f"no link graph as {fmt!r}; use links.jsonld or links.tsv")
-    store = services().archive.public.graph
+    store = services().archive.public.reads
     base = settings().base_url
     rows = store.select(
         "PREFIX rembi: <https://w3id.org/rembi/> SELECT ?link ?source ?target ?relation ?inferred"

@@ -30,6 +30,6 @@ def open_services(settings: Settings, *, recover: bool = True) -> Services:
     """Open the archive, then roll forward any commit, release or finalize a crash interrupted."""
     archive = Archive(settings, recover=False)
     deposits = Deposits(archive, DefaultFormats())
-    if recover:
+    if recover and not settings.read_only:
         archive.recover(finish_deposit=deposits.finish_interrupted)
     return Services(archive, deposits)

@@ -100,7 +100,8 @@ class Archive:
             )
         self.registry = Registry(settings.data_dir / "registry.sqlite")
         self.file_store: FileStore = open_file_store(settings)
-        self.public = open_view(settings, PUBLIC)
+        public_only = public_only or settings.read_only
+        self.public = open_view(settings, PUBLIC, read_only=settings.read_only)
         self.private: CatalogView | None = None if public_only else open_view(settings, PRIVATE)
         self.tmp_dir = settings.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)

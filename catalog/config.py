@@ -43,6 +43,9 @@ class Settings:
     sparql_max_bytes: int = 50_000_000
     #: query worker processes of the embedded SPARQL endpoint (killed and replaced at the time limit)
     sparql_workers: int = 2
+    #: serve the public view only, from read-only handles that follow the writer's snapshots: lets several
+    #: worker processes serve one embedded catalog while a single writer (CLI, harvests) changes it
+    read_only: bool = False
     #: name of the catalog in pages and in the schema.org DataCatalog
     catalog_name: str = "BioImage Archive catalog"
     #: SERVICE endpoints a public SPARQL query may call (empty: none)
@@ -77,6 +80,7 @@ class Settings:
         "sparql_max_bytes": ("BIA_SPARQL_MAX_BYTES", int),
         "sparql_workers": ("BIA_SPARQL_WORKERS", int),
         "catalog_name": ("BIA_CATALOG_NAME", str),
+        "read_only": ("BIA_READ_ONLY", _bool),
         "biostudies_url": ("BIA_BIOSTUDIES_URL", str),
         "biostudies_files_url": ("BIA_BIOSTUDIES_FILES_URL", str),
         "empiar_url": ("BIA_EMPIAR_URL", str),

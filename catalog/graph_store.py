@@ -88,6 +88,11 @@ class GraphStore(abc.ABC):
     def get_graph(self, graph: str, format: str = N_TRIPLES) -> bytes:
         """One named graph, serialized in the media type ``format``."""
 
+    def version(self) -> str | None:
+        """An identifier of the store's current state that changes with every change (None: not known, e.g.
+        a remote server): what caches of rendered records are keyed by."""
+        return None
+
     def save_graph(self, graph: str, target: Path, format: str = N_TRIPLES) -> None:
         """Write one named graph to a file (implementations stream it rather than hold it in memory)."""
         target.write_bytes(self.get_graph(graph, format))

@@ -167,6 +167,12 @@ class EmbeddedGraphStore(GraphStore):
                 continue
             shutil.rmtree(self._checkpoints / name, ignore_errors=True)
 
+    def version(self) -> str | None:
+        if self.read_only:
+            self._follow()
+            return self._snapshot_id
+        return self._current_id()
+
     def checkpoint_path(self) -> Path | None:
         """The folder of the newest published snapshot (what query workers open read-only)."""
         current = self._current_id()

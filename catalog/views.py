@@ -26,9 +26,16 @@ class CatalogView:
     graph: GraphStore
     search: SearchIndex
     files: FileIndex
+    #: the handle read paths use: a follower of the published snapshots (embedded), so a reader never sees a
+    #: graph half-replaced; the store itself where it is already consistent (remote, read-only)
+    reader: GraphStore | None = None
+
+    @property
+    def reads(self) -> GraphStore:
+        return self.reader or self.graph
 
     def close(self) -> None:
-        for part in (self.graph, self.search, self.files):
+        for part in (self.graph, self.reader, self.search, self.files):
             close = getattr(part, "close", None)
             if close:
                 close()
@@ -46,8 +53,9 @@ def _graph_location(settings: Settings, name: str) -> str | Path:
     return settings.data_dir / "graph" / name
 
 
-def open_view(settings: Settings, name: str) -> CatalogView:
-    """Open (creating if needed) the stores of the ``public`` or ``private`` view."""
+def open_view(settings: Settings, name: str, read_only: bool = False) -> CatalogView:
+    """Open (creating if needed) the stores of the ``public`` or ``private`` view (``read_only``: a snapshot
+    follower of the graph store, for serving processes beside one writer)."""
     if name not in (PUBLIC, PRIVATE):
         raise ValueError(f"unknown view {name!r}")
     index_dir = settings.data_dir / "index" / name
@@ -55,9 +63,11 @@ def open_view(settings: Settings, name: str) -> CatalogView:
     location = _graph_location(settings, name)
     if isinstance(location, Path):
         location.mkdir(parents=True, exist_ok=True)
+    graph = open_graph_store(location, read_only=read_only)
     return CatalogView(
         name=name,
-        graph=open_graph_store(location),
+        graph=graph,
+        reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only else None,
         search=SearchIndex(index_dir / "search"),
         files=FileIndex(index_dir / "files"),
     )

@@ -521,3 +521,54 @@ def test_record_pages_cannot_be_scripted_by_their_data(tmp_path):
             assert json.loads(embedded)["name"] == record["title"]
         finally:
             app.extensions["bia.sparql"].close()
+
+
+def test_read_only_replicas_serve_beside_the_writer(tmp_path):
+    """BIA_READ_ONLY: several processes can serve one embedded catalog while a writer keeps changing it."""
+    settings = make_settings(tmp_path)
+    with open_services(settings) as writer:
+        harvester = Harvester(writer.archive)
+        assert harvester.run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+        replica_settings = settings.with_(read_only=True)
+        replicas = [open_services(replica_settings) for _ in range(2)]  # the graph store's writer lock is not taken
+        apps = [create_app(replica_settings, services=s) for s in replicas]
+        try:
+            for app in apps:
+                client = app.test_client()
+                assert client.get("/studies/idr0038", headers={"Accept": "application/ld+json"}).status_code == 200
+                assert client.get("/search?q=kidney").get_json()["total"] == 1
+                answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"})
+                assert answer.data.split()[1] == b"1"
+                assert error_shape(client.post("/deposits", headers={"Authorization": "Bearer x"}), 503)["code"] == "read_only_replica"
+            assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded  # the writer goes on
+            client = apps[0].test_client()
+            assert client.get("/studies/EMPIAR-10934").status_code == 200  # replicas follow the new snapshot
+            answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"})
+            assert answer.data.split()[1] == b"2"
+        finally:
+            for app, services in zip(apps, replicas):
+                app.extensions["bia.sparql"].close()
+                services.close()
+
+
+def test_records_are_cached_per_snapshot_with_etags(tmp_path):
+    settings = make_settings(tmp_path)
+    with open_services(settings) as services:
+        harvester = Harvester(services.archive)
+        source = tmp_path / "idr0038-study.txt"
+        source.write_text((TESTS / "data" / "idr" / "idr0038-study.txt").read_text())
+        assert harvester.run("idr", [str(source)]).loaded
+        app = create_app(settings, services=services)
+        try:
+            client = app.test_client()
+            first = client.get("/studies/idr0038", headers={"Accept": "application/ld+json"})
+            etag = first.headers["ETag"]
+            assert client.get("/studies/idr0038", headers={"Accept": "application/ld+json", "If-None-Match": etag}).status_code == 304
+            assert client.get("/studies/idr0038", headers={"Accept": "text/turtle", "If-None-Match": etag}).status_code == 200
+            source.write_text(source.read_text().replace("Ex vivo live cell tracking", "Changed title of"))
+            assert harvester.run("idr", [str(source)]).loaded
+            second = client.get("/studies/idr0038", headers={"Accept": "application/ld+json", "If-None-Match": etag})
+            assert second.status_code == 200 and second.headers["ETag"] != etag
+            assert second.get_json()["name"].startswith("Changed title of")
+        finally:
+            app.extensions["bia.sparql"].close()
