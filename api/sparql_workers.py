@@ -13,7 +13,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -37,6 +36,25 @@ class ResultTooLarge(CatalogError):
 
 
 # ---------------------------------------------------------------------- the worker process
+
+
+class _Capped:
+    """A write-only sink that stops the serializer once the result passes ``limit`` bytes (never buffering more)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size, self.over = limit, 0, False
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            self.over = True
+            raise OSError("result over the size cap")
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 def _worker_main(conn: Connection) -> None:
@@ -73,14 +91,15 @@ def _worker_main(conn: Connection) -> None:
             if fmt is None:
                 conn.send(("error", 406, "not_acceptable", f"no serialization of this result as {accept}"))
                 continue
-            with tempfile.TemporaryFile() as out:
+            out = _Capped(max_bytes)
+            try:
                 result.serialize(out, format=fmt)
-                size = out.tell()
-                if size > max_bytes:
-                    conn.send(("error", 413, "result_too_large", f"the result is {size:,} bytes, over the {max_bytes:,}-byte cap: add a LIMIT"))
+            except Exception:  # noqa: BLE001 - pyoxigraph wraps what the writer raised
+                if out.over:
+                    conn.send(("error", 413, "result_too_large", f"the result is over the {max_bytes:,}-byte cap: add a LIMIT"))
                     continue
-                out.seek(0)
-                conn.send(("ok", out.read(), media))
+                raise
+            conn.send(("ok", b"".join(out.chunks), media))
         except SyntaxError as exc:
             conn.send(("error", 400, "invalid_query", f"SPARQL syntax error: {exc}"))
         except Exception as exc:  # noqa: BLE001 - reported to the client in the error shape
