@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO, TypeVar
 
 import pyoxigraph as ox
+from rdflib import BNode, Literal, URIRef
 
 from catalog.graph_store import (
     N_TRIPLES,
@@ -62,6 +63,24 @@ def term_json(term: Any) -> dict[str, str]:
             out["datatype"] = term.datatype.value
         return out
     return {"type": "triple", "value": str(term)}
+
+
+def _rdflib(term: Any, iris: dict[str, Any] | None = None) -> Any:
+    """A pyoxigraph term as the rdflib term of the same value (``iris``: a cache of converted IRIs)."""
+    if isinstance(term, ox.NamedNode):
+        if iris is None:
+            return URIRef(term.value)
+        value = term.value
+        found = iris.get(value)
+        if found is None:
+            found = iris[value] = URIRef(value)
+        return found
+    if isinstance(term, ox.BlankNode):
+        return BNode(term.value)
+    if term.language:
+        return Literal(term.value, lang=term.language)
+    datatype = term.datatype.value
+    return Literal(term.value) if datatype == _XSD_STRING else Literal(term.value, datatype=URIRef(datatype))
 
 
 def rdf_format(media_type: str) -> ox.RdfFormat:
@@ -166,6 +185,15 @@ class EmbeddedGraphStore(GraphStore):
             if name == keep or not name.isdigit() or now - int(name) < KEEP_SECONDS * 1e9:
                 continue
             shutil.rmtree(self._checkpoints / name, ignore_errors=True)
+
+    def triples_of(self, graph: str, subjects: list[str]) -> Iterator[tuple[Any, Any, Any]]:
+        """The triples of ``subjects`` in ``graph`` as rdflib terms, by direct index lookups (no query parsing)."""
+        store, name = self._reader(), ox.NamedNode(graph)
+        iris: dict[str, Any] = {}
+        for subject in subjects:
+            s = URIRef(subject)
+            for quad in store.quads_for_pattern(ox.NamedNode(subject), None, None, name):
+                yield s, _rdflib(quad.predicate, iris), _rdflib(quad.object, iris)
 
     def version(self) -> str | None:
         if self.read_only:

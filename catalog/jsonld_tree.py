@@ -8,7 +8,8 @@ expand the result with PyLD and compare it with the record graph triple for trip
 """
 from __future__ import annotations
 
-from collections import deque
+import functools
+from collections import defaultdict, deque
 from typing import Any
 
 from rdflib import BNode, Graph, Literal, URIRef
@@ -32,6 +33,7 @@ CONTEXT: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=8192)
 def compact_iri(iri: str, *, vocab: bool) -> str:
     """A term (under ``@vocab``, for properties and types) or a CURIE, else the IRI itself."""
     if vocab and iri.startswith(VOCAB):
@@ -79,7 +81,10 @@ def _id(term: Any) -> str:
 
 def record_jsonld(graph: Graph, root: str) -> dict[str, Any]:
     """The JSON-LD document of ``graph`` nested from ``root``."""
-    subjects = set(graph.subjects())
+    index: dict[Any, list[tuple[Any, Any]]] = defaultdict(list)
+    for s, p, o in graph:
+        index[s].append((p, o))
+    subjects = set(index)
     nodes: dict[Any, dict[str, Any]] = {s: {"@id": _id(s)} for s in subjects}
     root_term = URIRef(root)
     placed = {root_term}
@@ -88,11 +93,11 @@ def record_jsonld(graph: Graph, root: str) -> dict[str, Any]:
     while queue:
         subject = queue.popleft()
         node = nodes.setdefault(subject, {"@id": _id(subject)})
-        _fill(graph, subject, node, nodes, placed, queue)
+        _fill(index, subject, node, nodes, placed, queue)
     rest = sorted((s for s in subjects if s not in placed), key=str)
     for subject in rest:  # not reachable from the root (should not happen in a record, but never drop triples)
         placed.add(subject)
-        _fill(graph, subject, nodes[subject], nodes, placed, deque())
+        _fill(index, subject, nodes[subject], nodes, placed, deque())
         order.append(subject)
     document = dict(nodes.get(root_term, {"@id": _id(root_term)}))
     if len(order) == 1:
@@ -100,12 +105,13 @@ def record_jsonld(graph: Graph, root: str) -> dict[str, Any]:
     return {"@context": CONTEXT, "@graph": [document] + [nodes[s] for s in order[1:]]}
 
 
-def _fill(graph: Graph, subject: Any, node: dict[str, Any], nodes, placed, queue) -> None:
-    types = sorted(compact_iri(str(t), vocab=True) for t in graph.objects(subject, RDF.type))
+def _fill(index: dict[Any, list[tuple[Any, Any]]], subject: Any, node: dict[str, Any], nodes, placed, queue) -> None:
+    statements = index.get(subject, [])
+    types = sorted(compact_iri(str(o), vocab=True) for p, o in statements if p == RDF.type)
     if types:
         node["@type"] = types[0] if len(types) == 1 else types
     by_predicate: dict[str, list[Any]] = {}
-    for predicate, obj in sorted(graph.predicate_objects(subject), key=lambda po: (str(po[0]), _sort_key(po[1]))):
+    for predicate, obj in sorted(statements, key=lambda po: (str(po[0]), _sort_key(po[1]))):
         if predicate == RDF.type:
             continue
         by_predicate.setdefault(compact_iri(str(predicate), vocab=True), []).append(obj)

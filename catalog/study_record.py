@@ -63,6 +63,18 @@ def _sparql_term(term) -> str:
     return term.n3()
 
 
+def _statements(store: GraphStore, graph_iri: str, subjects: list[Any]) -> Iterable[tuple[Any, Any, Any]]:
+    """Every triple of ``subjects`` in one named graph, as rdflib terms (index lookups when the store is local)."""
+    lookup = getattr(store, "triples_of", None)
+    if lookup is not None:
+        yield from lookup(graph_iri, [str(s) for s in subjects if isinstance(s, URIRef)])
+        return
+    for start in range(0, len(subjects), BATCH):
+        values = " ".join(_sparql_term(n) for n in subjects[start : start + BATCH])
+        for row in store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o }} }}"):
+            yield _term(row["s"]), _term(row["p"]), _term(row["o"])
+
+
 def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: set[str] = SKIPPED_EDGES) -> Graph:
     """The triples of ``roots`` and of every node reachable from them in one named graph (not via ``skipped``)."""
     out = Graph()
@@ -74,16 +86,12 @@ def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: s
             break
         seen.update(frontier)
         following = []
-        for start in range(0, len(frontier), BATCH):
-            values = " ".join(_sparql_term(n) for n in frontier[start : start + BATCH])
-            rows = store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o }} }}")
-            for row in rows:
-                s, p, o = _term(row["s"]), _term(row["p"]), _term(row["o"])
-                if str(p) in skipped:
-                    continue
-                out.add((s, p, o))
-                if not isinstance(o, Literal) and p != RDF.type and o not in seen:
-                    following.append(o)
+        for s, p, o in _statements(store, graph_iri, frontier):
+            if str(p) in skipped:
+                continue
+            out.add((s, p, o))
+            if not isinstance(o, Literal) and p != RDF.type and o not in seen:
+                following.append(o)
         frontier = following
     return out
 
