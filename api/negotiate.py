@@ -18,6 +18,27 @@ SUFFIXES = {
 }
 
 
+#: ``format``/``output`` parameter values other clients send (SPARQLWrapper sends both, e.g. ``json``, ``turtle``).
+FORMAT_ALIASES = {
+    "xml": ("application/sparql-results+xml", "application/rdf+xml"),
+    "json": ("application/sparql-results+json", "application/json", "application/ld+json"),
+    "srj": ("application/sparql-results+json",),
+    "srx": ("application/sparql-results+xml",),
+    "turtle": ("text/turtle",),
+    "n3": ("text/turtle",),
+    "rdf+xml": ("application/rdf+xml",),
+    "rdf": ("application/rdf+xml",),
+    "json-ld": ("application/ld+json",),
+    "jsonld": ("application/ld+json",),
+    "nt": ("application/n-triples",),
+    "ntriples": ("application/n-triples",),
+    "n-triples": ("application/n-triples",),
+    "csv": ("text/csv",),
+    "tsv": ("text/tab-separated-values",),
+    "html": ("text/html",),
+}
+
+
 class NotAcceptable(CatalogError):
     status = 406
     code = "not_acceptable"
@@ -30,12 +51,15 @@ def choose(offered: list[str], suffix: str | None = None) -> str:
         if media not in offered:
             raise NotAcceptable(f"no {suffix!r} rendering here; available: {', '.join(offered)}")
         return media
-    requested = request.args.get("format") or (request.form.get("format") if request.method == "POST" else None)
+    requested = request.args.get("format") or request.args.get("output")
+    if not requested and request.method == "POST":
+        requested = request.form.get("format") or request.form.get("output")
     if requested:
-        media = SUFFIXES.get(requested.lower(), requested)
-        if media not in offered:
-            raise NotAcceptable(f"format {requested!r} is not available; available: {', '.join(offered)}")
-        return media
+        candidates = FORMAT_ALIASES.get(requested.lower(), (SUFFIXES.get(requested.lower(), requested),))
+        for media in candidates:
+            if media in offered:
+                return media
+        raise NotAcceptable(f"format {requested!r} is not available; available: {', '.join(offered)}")
     if not request.accept_mimetypes:
         return offered[0]
     best = request.accept_mimetypes.best_match(offered)

@@ -572,3 +572,37 @@ def test_records_are_cached_per_snapshot_with_etags(tmp_path):
             assert second.get_json()["name"].startswith("Changed title of")
         finally:
             app.extensions["bia.sparql"].close()
+
+
+def test_sparqlwrapper_as_a_client_over_real_http(catalog):
+    """Another SPARQL client (SPARQLWrapper, which sends format=/output= parameters too) against a live server."""
+    from SPARQLWrapper import CSV, JSON, TURTLE, XML, SPARQLWrapper
+    from werkzeug.serving import make_server
+
+    from tests.servers.seaweedfs_server import free_ports
+
+    (port,) = free_ports(1)
+    server = make_server("127.0.0.1", port, catalog["app"], threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = SPARQLWrapper(f"http://127.0.0.1:{port}/sparql")
+        endpoint.setQuery(COUNT_STUDIES)
+        endpoint.setReturnFormat(JSON)
+        assert int(endpoint.query().convert()["results"]["bindings"][0]["n"]["value"]) >= 4
+        endpoint.setReturnFormat(XML)
+        assert endpoint.query().convert().getElementsByTagName("result")
+        endpoint.setReturnFormat(CSV)
+        assert endpoint.query().convert().decode().startswith("n")
+        endpoint.setMethod("POST")
+        endpoint.setQuery(f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{BASE}/studies/idr0038> {{ ?s ?p ?o }} }} LIMIT 10")
+        endpoint.setReturnFormat(TURTLE)
+        graph = Graph().parse(data=endpoint.query().convert(), format="turtle")
+        assert len(graph) == 10
+        endpoint.setReturnFormat(XML)
+        assert len(endpoint.query().convert()) == 10  # RDF/XML parsed into an rdflib graph
+        endpoint.setQuery("ASK { ?s ?p ?o }")
+        endpoint.setReturnFormat(JSON)
+        assert endpoint.query().convert()["boolean"] is True
+    finally:
+        server.shutdown()
