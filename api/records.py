@@ -44,6 +44,8 @@ def load_record(iri: str) -> Record:
     base = settings().base_url
     try:
         return build_record(archive.public.reads, base, iri, catalog_name=settings().catalog_name)
+    except ValueError:  # not an IRI the store can hold
+        raise NotFound(f"no record {iri}") from None
     except NotFound:
         owner = request_owner()
         record = record_owner_view(iri, owner) if owner else None

@@ -35,6 +35,14 @@ def int_arg(name: str, default: int, low: int = 0, high: int = 10_000) -> int:
     return value
 
 
+def study_iri_or_404(accession: str) -> str:
+    """The IRI of ``accession``; a 404 (not a 500) for anything that is not an accession."""
+    try:
+        return identifiers.study_iri(settings().base_url, accession)
+    except ValueError:
+        raise NotFound(f"{accession!r} is not an accession") from None
+
+
 def _split_suffix(name: str) -> tuple[str, str | None]:
     match = _SUFFIX.match(name)
     return (match.group("name"), match.group("suffix")) if match else (name, None)
@@ -74,11 +82,7 @@ def list_studies() -> Response:
 def get_study(accession: str) -> Response:
     name, suffix = _split_suffix(accession)
     media = choose(RECORD_TYPES, suffix)
-    try:
-        iri = identifiers.study_iri(settings().base_url, name)
-    except ValueError:
-        raise NotFound(f"{name!r} is not an accession") from None
-    return record_response(iri, media)
+    return record_response(study_iri_or_404(name), media)
 
 
 @blp.route("/studies/<string:accession>/<path:subpath>")
@@ -86,11 +90,7 @@ def get_study(accession: str) -> Response:
 def get_object(accession: str, subpath: str) -> Response:
     name, suffix = _split_suffix(subpath)
     media = choose(RECORD_TYPES, suffix)
-    try:
-        study = identifiers.study_iri(settings().base_url, accession)
-    except ValueError:
-        raise NotFound(f"{accession!r} is not an accession") from None
-    return record_response(f"{study}/{name}", media)
+    return record_response(f"{study_iri_or_404(accession)}/{name}", media)
 
 
 @blp.route("/links.<string:fmt>")
@@ -139,5 +139,6 @@ def study_links(accession: str) -> Response:
     from api.links import study_links as collect
 
     media = choose(["application/json", "application/ld+json"])
+    study_iri_or_404(accession)
     body = collect(accession, jsonld=media == "application/ld+json")
     return Response(json.dumps(body, ensure_ascii=False, indent=1), mimetype=media)

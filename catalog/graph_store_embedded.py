@@ -192,7 +192,11 @@ class EmbeddedGraphStore(GraphStore):
         iris: dict[str, Any] = {}
         for subject in subjects:
             s = URIRef(subject)
-            for quad in store.quads_for_pattern(ox.NamedNode(subject), None, None, name):
+            try:
+                node = ox.NamedNode(subject)
+            except ValueError:  # not an IRI (e.g. a mangled URL): nothing is said about it
+                continue
+            for quad in store.quads_for_pattern(node, None, None, name):
                 yield s, _rdflib(quad.predicate, iris), _rdflib(quad.object, iris)
 
     def version(self) -> str | None:

@@ -73,6 +73,8 @@ def test_health_openapi_and_docs(client):
 
 def test_errors_share_one_shape(client):
     error_shape(client.get("/studies/S-NOPE1"), 404)
+    error_shape(client.get("/studies/00/links"), 404)  # found by schemathesis: not an accession
+    error_shape(client.get("/studies/S-BIAD1492/e%F1%97%97%9E%F3%94%B5%AE%3A"), 404)  # not an IRI the store can hold
     error_shape(client.get("/no/such/page"), 404)
     error_shape(client.delete("/studies"), 405)
     error_shape(client.get("/studies?limit=many"), 400)
