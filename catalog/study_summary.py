@@ -22,6 +22,15 @@ _P = {
 PREFIXES = "".join(f"PREFIX {k}: <{v}>\n" for k, v in _P.items())
 
 
+#: Imaging methods by label; where the term is FBbi's generic root (no term matched the depositor's words), the
+#: words as written (kept as an "Imaging method" attribute of the acquisition) name the method instead.
+_IMAGING_METHODS = """SELECT ?v WHERE {{ {g} {{ ?b rembi:imagingMethod ?o . ?o rdfs:label ?label .
+  OPTIONAL {{ FILTER(?o = <http://purl.obolibrary.org/obo/FBbi_00000222>)
+    ?b rembi:attributes ?a . ?a schema:name ?n ; schema:value ?text .
+    FILTER(LCASE(STR(?n)) IN ("imaging method", "imaging method (as written)")) }}
+  BIND(COALESCE(?text, ?label) AS ?v) }} }}"""
+
+
 def _values(store: GraphStore, query: str) -> list[str]:
     return [b["v"]["value"] for b in store.select(PREFIXES + query) if "v" in b]
 
@@ -75,9 +84,7 @@ def study_document(
             f"SELECT ?v WHERE {{ {g} {{ {s} schema:creator ?a . ?a schema:name ?v . OPTIONAL {{ ?a schema:position ?p }} }} }} ORDER BY ?p",
         ),
         organisms=sorted(set(_values(store, f"SELECT ?v WHERE {{ {g} {{ ?b rembi:organism ?o . ?o rdfs:label ?v }} }}"))),
-        imaging_methods=sorted(
-            set(_values(store, f"SELECT ?v WHERE {{ {g} {{ ?b rembi:imagingMethod ?o . ?o rdfs:label ?v }} }}"))
-        ),
+        imaging_methods=sorted(set(_values(store, _IMAGING_METHODS.format(g=g)))),
         licence=(model.enum_name("LicenseEnum", licence_iri) or licence_iri) if licence_iri else None,
         release_date=(val("released") or "")[:10] or None,
         source=(model.enum_name("ResourceEnum", source_iri) if source_iri else None) or "BioImage Archive",

@@ -35,18 +35,20 @@ EXPERIMENT_TYPES = {
 SCALES = {1: "molecule", 2: "virus", 3: "cell", 4: "tissue", 5: "organism"}
 #: Experiment types that image one specimen with two modalities: linked to their partner datasets.
 CORRELATIVE = {"CLEM", "CLXM", "SXT"}
-#: Experiment type → the imaging method named for the FBbi lookup.
+#: Experiment type → the FBbi imaging method it is an instance of. The catalog's FBbi table has no narrower term
+#: for cryo-EM, tomography, SXT or CLEM, so the broader one is used; the experiment type itself is kept as an
+#: attribute (and CLEM/CLXM/SXT as a correlative modality).
 METHODS = {
-    "EMDB": "cryo-electron microscopy",
-    "SXT": "soft X-ray tomography",
+    "EMDB": "transmission electron microscopy",
+    "ssET": "transmission electron microscopy",
+    "SXT": "X-ray microscopy",
+    "CLXM": "X-ray microscopy",
+    "Hard X-ray/X-ray microCT": "X-ray computed tomography",
     "SBF-SEM": "serial block face scanning electron microscopy",
     "FIB-SEM": "focused ion beam scanning electron microscopy",
     "ATUM-SEM": "scanning electron microscopy",
-    "CLEM": "correlative light and electron microscopy",
-    "CLXM": "X-ray microscopy",
-    "MicroED": "electron diffraction",
-    "ssET": "electron tomography",
-    "Hard X-ray/X-ray microCT": "X-ray computed tomography",
+    "CLEM": "electron microscopy",
+    "MicroED": "electron microscopy",
 }
 IMAGESET_ATTRIBUTES = (
     "category", "header_format", "data_format", "num_images_or_tilt_series", "frames_per_image", "frame_range_min",
