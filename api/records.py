@@ -122,7 +122,7 @@ def record_response(iri: str, media: str) -> Response:
 
 def render_record(record: Record, media: str) -> Response:
     if media in RDFLIB_FORMATS:
-        graph = record.graph
+        graph = record.graph.to_rdflib()
         for prefix, namespace in PREFIXES.items():
             graph.bind(prefix, namespace)
         graph.bind("schema", "http://schema.org/")
@@ -138,7 +138,7 @@ def render_record(record: Record, media: str) -> Response:
                 mimetype="text/html",
             )
         else:
-            response = Response(json.dumps(tree, ensure_ascii=False, indent=1), mimetype=media)
+            response = Response(json.dumps(tree, ensure_ascii=False, separators=(",", ":")), mimetype=media)
     if record.is_study:
         response.headers["Link"] = signposting(record)
     if request_owner() is None:

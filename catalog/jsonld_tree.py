@@ -12,7 +12,7 @@ import functools
 from collections import defaultdict, deque
 from typing import Any
 
-from rdflib import BNode, Graph, Literal, URIRef
+from rdflib import BNode, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
 PREFIXES = {
@@ -79,7 +79,7 @@ def _id(term: Any) -> str:
     return f"_:{term}" if isinstance(term, BNode) else compact_iri(str(term), vocab=False)
 
 
-def record_jsonld(graph: Graph, root: str) -> dict[str, Any]:
+def record_jsonld(graph: Any, root: str) -> dict[str, Any]:
     """The JSON-LD document of ``graph`` nested from ``root``."""
     index: dict[Any, list[tuple[Any, Any]]] = defaultdict(list)
     for s, p, o in graph:

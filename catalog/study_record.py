@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from rdflib import BNode, Graph, Literal, Namespace, URIRef
+from rdflib import BNode, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
 
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.graph_store import GraphStore
+from catalog.record_graph import RecordGraph
 
 SCHEMA = Namespace("http://schema.org/")
 REMBI = Namespace("https://w3id.org/rembi/")
@@ -35,7 +36,7 @@ class Record:
     iri: str
     accession: str
     study_iri: str
-    graph: Graph
+    graph: RecordGraph
     is_study: bool
 
     @property
@@ -75,9 +76,9 @@ def _statements(store: GraphStore, graph_iri: str, subjects: list[Any]) -> Itera
             yield _term(row["s"]), _term(row["p"]), _term(row["o"])
 
 
-def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: set[str] = SKIPPED_EDGES) -> Graph:
+def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: set[str] = SKIPPED_EDGES) -> RecordGraph:
     """The triples of ``roots`` and of every node reachable from them in one named graph (not via ``skipped``)."""
-    out = Graph()
+    out = RecordGraph()
     seen: set[Any] = set()
     frontier = [URIRef(r) for r in roots]
     for _depth in range(MAX_DEPTH):
@@ -123,7 +124,7 @@ _SCHEMA_RELATION = {
 }
 
 
-def add_inferred_links(graph: Graph, store: GraphStore, study: URIRef, base_url: str) -> None:
+def add_inferred_links(graph: RecordGraph, store: GraphStore, study: URIRef, base_url: str) -> None:
     """``schema:isRelatedTo`` for the study-to-study links ``bia link`` inferred (either direction)."""
     base = base_url.rstrip("/")
     rows = store.select(
@@ -135,7 +136,7 @@ def add_inferred_links(graph: Graph, store: GraphStore, study: URIRef, base_url:
         graph.add((study, SCHEMA.isRelatedTo, URIRef(row["other"]["value"])))
 
 
-def add_dataset_view(graph: Graph, study: URIRef, base_url: str, catalog_name: str) -> None:
+def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str) -> None:
     """Add the schema.org ``Dataset`` (Bioschemas Dataset profile) statements derived from the REMBI ones."""
     add = graph.add
     add((study, RDF.type, SCHEMA.Dataset))
