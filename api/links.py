@@ -10,7 +10,7 @@ from api.app import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.study_record import describe
-from linkers.discover import asserted_graph, inferred_graph
+from linkers.discover import asserted_graph, cross_reference_rows, inferred_graph
 
 _PREFIXES = "PREFIX rembi: <https://w3id.org/rembi/>\nPREFIX dcterms: <http://purl.org/dc/terms/>\n"
 
@@ -115,16 +115,11 @@ def study_links(accession: str, jsonld: bool = False) -> dict[str, Any]:
     graphs = [asserted_graph(base), inferred_graph(base)]
     outgoing, incoming = _links(store, graphs, "linkSource", study), _links(store, graphs, "linkTarget", study)
     if not outgoing:  # `bia link` has not run since this study came in: its own cross-references
-        rows = store.select(
-            _PREFIXES
-            + f"""SELECT ?target ?relation ?resource ?accession WHERE {{ GRAPH <{study}> {{
-            <{study}> rembi:cross_references ?x . ?x rembi:target ?target . OPTIONAL {{ ?x rembi:relation ?relation }}
-            OPTIONAL {{ ?x rembi:resource ?resource }} OPTIONAL {{ ?x rembi:target_accession ?accession }} }} }}"""
-        )
         model = services().archive.model
-        outgoing = [{"target": _value(r, "target"), "relation": _relation_name(_value(r, "relation")),
-                     "resource": model.enum_name("ResourceEnum", _value(r, "resource") or "") or _value(r, "resource"),
-                     "accession": _value(r, "accession"), "inferred": False, "evidence": ["cross-reference"]} for r in rows]
+        outgoing = [{"target": r["target"], "relation": _relation_name(r.get("relation")),
+                     "resource": model.enum_name("ResourceEnum", r.get("resource", "")) or r.get("resource"),
+                     "accession": r.get("accession"), "inferred": False, "evidence": ["cross-reference"]}
+                    for r in cross_reference_rows(store, study)]
     correlative = {link.get("target") or link.get("source") for link in outgoing + incoming if link["relation"] == "same_specimen_imaged"}
     transforms = transformations(study) if correlative else []
     for partner in sorted(p for p in correlative if p and p.startswith(f"{base}/studies/") and store.has_graph(p)):

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from flask import Response, render_template, request
+from flask import Response, current_app, render_template, request
 from rdflib import URIRef
 from rdflib.namespace import DCTERMS
 
@@ -90,9 +90,29 @@ def signposting(record: Record) -> str:
     return ", ".join(links)
 
 
-_CACHE: "OrderedDict[tuple, tuple[bytes, str, dict[str, str]]]" = OrderedDict()
 _CACHE_SIZE = 1024
-_CACHE_LOCK = threading.Lock()
+
+
+class RecordCache:
+    """Rendered released records of one app, keyed by IRI, media type and graph-store snapshot."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: "OrderedDict[tuple, tuple[bytes, str, dict[str, str]]]" = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[bytes, str, dict[str, str]] | None:
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple, value: tuple[bytes, str, dict[str, str]]) -> None:
+        with self.lock:
+            self.entries[key] = value
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
 
 
 def record_response(iri: str, media: str) -> Response:
@@ -105,17 +125,12 @@ def record_response(iri: str, media: str) -> Response:
     etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
     if etag in request.if_none_match:
         return Response(status=304, headers={"ETag": f'"{etag}"'})
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
+    cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
+    hit = cache.get(key)
     if hit is None:
         response = render_record(load_record(iri), media)
         hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
-        with _CACHE_LOCK:
-            _CACHE[key] = hit
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+        cache.put(key, hit)
     body, mimetype, headers = hit
     return Response(body, mimetype=mimetype, headers={**headers, "ETag": f'"{etag}"'})
 
@@ -218,7 +233,7 @@ def render_study_page(record: Record, tree: dict[str, Any]) -> str:
     )
 
 
-def page_links(total: int, limit: int, offset: int, endpoint: str = "", **_: Any) -> dict[str, str | None]:
+def page_links(total: int, limit: int, offset: int) -> dict[str, str | None]:
     def link(new_offset: int) -> str:
         return self_url(limit=limit, offset=new_offset)
 

@@ -36,7 +36,6 @@ def search() -> Response:
     sort = request.args.get("sort", "relevance")
     result = services().archive.public.search.search(q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS)
     base = settings().base_url
-    extra = {k: request.args.getlist(k) for k in request.args if k not in ("limit", "offset")}
     body = {
         "query": q,
         "total": result.total,
@@ -57,7 +56,7 @@ def search() -> Response:
             for h in result.hits
         ],
         "facets": {name: [{"value": v, "count": n} for v, n in values] for name, values in result.facets.items()},
-        **page_links(result.total, max(limit, 1), offset, "search.search", **extra),
+        **page_links(result.total, max(limit, 1), offset),
     }
     media = choose(["application/json", "text/html"])
     if media == "text/html":

@@ -6,7 +6,7 @@ import json
 from typing import Iterator
 from xml.sax.saxutils import escape
 
-from flask import Response, abort, render_template, request, send_from_directory, stream_with_context
+from flask import Response, abort, current_app, render_template, request, send_from_directory, stream_with_context
 from flask_smorest import Blueprint
 
 from api.app import services, settings
@@ -25,7 +25,6 @@ def health() -> Response:
     return Response(json.dumps({"status": "ok", "studies": archive.public.search.count()}), mimetype="application/json")
 
 
-_STATS_CACHE: dict[str, tuple[float, dict]] = {}
 STATS_TTL = 300.0
 
 
@@ -36,9 +35,8 @@ def catalog_stats() -> dict:
     import time
 
     archive = services().archive
-    key = str(settings().data_dir)
     version = archive.public.search.count()
-    cached = _STATS_CACHE.get(key)
+    cached = current_app.extensions.get("bia.stats")
     if cached and time.monotonic() - cached[0] < STATS_TTL and cached[1]["studies"] == version:
         return cached[1]
     result = archive.public.search.search("", limit=0, facet_limit=1000)
@@ -59,7 +57,7 @@ def catalog_stats() -> dict:
         "by_file_format": dict(sorted(formats.items(), key=lambda kv: -kv[1])),
         "growth": growth,
     }
-    _STATS_CACHE[key] = (time.monotonic(), stats)
+    current_app.extensions["bia.stats"] = (time.monotonic(), stats)
     return stats
 
 

@@ -70,7 +70,7 @@ def list_studies() -> Response:
         }
         for h in result.hits
     ]
-    body = {"items": items, "total": result.total, **page_links(result.total, limit, offset, "studies.list_studies")}
+    body = {"items": items, "total": result.total, **page_links(result.total, limit, offset)}
     media = choose(["application/json", "text/html"])
     if media == "text/html":
         return Response(render_template("studies.html", page=body, settings=settings(), limit=limit, offset=offset), mimetype=media)

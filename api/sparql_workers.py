@@ -20,7 +20,7 @@ from typing import Any
 
 from catalog.config import Settings
 from catalog.errors import CatalogError
-from catalog.graph_store import GraphStoreError, GraphStoreUnavailable, NotAcceptable
+from catalog.graph_store import GraphStoreError, GraphStoreTimeout, GraphStoreUnavailable, NotAcceptable
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +203,8 @@ class QueryRunner:
         if self._remote is not None:
             try:
                 body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)
-            except GraphStoreUnavailable as exc:
-                if "timed out" in str(exc).lower() or "timeout" in str(exc).lower():
-                    raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
-                raise
+            except GraphStoreTimeout as exc:
+                raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
             if len(body) > self.settings.sparql_max_bytes:
                 raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
             return body, media

@@ -200,8 +200,7 @@ class Archive:
         builder.join()
         if "table" in staged:
             staged["table"].publish()  # type: ignore[attr-defined]
-            totals = {"files": summary.files, "bytes": summary.total_size}
-            target.search.upsert(study_document(target.graph, study, accession, self.model, files=totals))
+            target.search.upsert(self._document(target, accession))
         else:
             log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged.get("error"))
             self._index_from(target, accession, None)
@@ -216,13 +215,21 @@ class Archive:
         )
         return CommitResult(accession, target.name, summary.triples, summary.files, summary.total_size)
 
-    def _index_from(self, view: CatalogView, accession: str, files: FilesFactory | None) -> None:
-        """Update the view's file table and search entry of a study from its stored graph (and file rows)."""
+    def _document(self, view: CatalogView, accession: str):
+        """The search document of a study in a view (its file counts from the view's file table)."""
+        study = self.study_iri(accession)
+        return study_document(view.graph, study, accession, self.model, files=view.files.totals(accession))
+
+    def _rebuild_table(self, view: CatalogView, accession: str, files: FilesFactory | None = None):
+        """Rebuild a study's file table (from ``files``, else from its stored graph); returns its search document."""
         study = self.study_iri(accession)
         rows = files() if files is not None else study_files(view.graph, study)
         view.files.replace_study(accession, (f.table_row(study) for f in rows))
-        totals = view.files.totals(accession)
-        view.search.upsert(study_document(view.graph, study, accession, self.model, files=totals))
+        return self._document(view, accession)
+
+    def _index_from(self, view: CatalogView, accession: str, files: FilesFactory | None) -> None:
+        """Update the view's file table and search entry of a study from its stored graph (and file rows)."""
+        view.search.upsert(self._rebuild_table(view, accession, files))
 
     def _drop_elsewhere(self, accession: str, keep: str) -> None:
         for name in (PUBLIC, PRIVATE):
@@ -331,9 +338,7 @@ class Archive:
                 study = self.study_iri(accession)
                 if not view.graph.has_graph(study):
                     continue
-                view.files.replace_study(accession, (f.table_row(study) for f in study_files(view.graph, study)))
-                totals = view.files.totals(accession)
-                docs.append(study_document(view.graph, study, accession, self.model, files=totals))
+                docs.append(self._rebuild_table(view, accession))
                 if progress:
                     progress(accession)
             view.search.replace_all(docs)

@@ -218,13 +218,16 @@ class FileIndex:
         table = self._table(accession)
         return [Column(name, kind, distinct) for name, (_, kind, distinct) in table.columns.items()]
 
-    def _where(self, table: _Table, filters: Sequence[Filter], skip_column: str | None = None) -> tuple[str, list]:
+    def _where(
+        self, table: _Table, filters: Sequence[Filter], skip_column: str | None = None, as_value: bool = False
+    ) -> tuple[str, list]:
+        """SQL condition and parameters; ``as_value`` writes every column as ``value`` (for ``facet_cache``)."""
         clauses, params = [], []
         equal: dict[str, list[Any]] = {}
         for f in filters:
             if f.op not in OPERATORS:
                 raise InvalidFilter(f"unknown filter operator {f.op!r}; use one of {', '.join(OPERATORS)}")
-            column = table.sql_column(f.column)
+            column = "value" if as_value else table.sql_column(f.column)
             if f.column == skip_column:
                 continue
             value = str(f.value) if f.column in TEXT_COLUMNS else typed(f.value)
@@ -331,8 +334,7 @@ class FileIndex:
             if column not in table.columns or table.columns[column][2] > CACHED_FACET_DISTINCT:
                 continue
             mine = [f for f in filters if f.column == column]
-            where, params = self._where(table, mine)
-            where = where.replace(table.columns[column][0], "value")
+            where, params = self._where(table, mine, as_value=True)
             with table.lock:
                 (estimate,) = table.db.execute(f"SELECT TOTAL(n) FROM facet_cache WHERE col = ? AND {where}", [column, *params]).fetchone()
             if best is None or estimate < best[0]:

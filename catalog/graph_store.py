@@ -48,6 +48,12 @@ class GraphStoreUnavailable(CatalogError):
     code = "graph_store_unavailable"
 
 
+class GraphStoreTimeout(GraphStoreUnavailable):
+    """A request to a remote store ran past its time limit."""
+
+    code = "graph_store_timeout"
+
+
 class GraphStore(abc.ABC):
     """A set of named graphs with SPARQL 1.1 query and update."""
 

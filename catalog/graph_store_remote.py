@@ -26,6 +26,7 @@ from catalog.graph_store import (
     Binding,
     GraphStore,
     GraphStoreError,
+    GraphStoreTimeout,
     GraphStoreUnavailable,
     NotAcceptable,
 )
@@ -59,6 +60,8 @@ class RemoteGraphStore(GraphStore):
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self._http.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise GraphStoreTimeout(f"the SPARQL server at {url} did not answer within {self.timeout:g} s") from exc
         except requests.RequestException as exc:
             raise GraphStoreUnavailable(f"the SPARQL server at {url} cannot be reached: {exc}") from exc
         if response.status_code >= 500:

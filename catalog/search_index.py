@@ -31,7 +31,7 @@ import tantivy
 
 from catalog.errors import CatalogError
 
-#: Full-text columns, in FTS5 order, with their BM25 weights.
+#: Full-text fields with their BM25 boosts.
 TEXT_FIELDS: dict[str, float] = {
     "accession": 20.0,
     "title": 6.0,

@@ -67,7 +67,8 @@ def open_view(settings: Settings, name: str, read_only: bool = False) -> Catalog
     return CatalogView(
         name=name,
         graph=graph,
-        reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only else None,
+        # read paths are public; the private view is read by its owners through the writer
+        reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only and name == PUBLIC else None,
         search=SearchIndex(index_dir / "search"),
         files=FileIndex(index_dir / "files"),
     )

@@ -77,6 +77,15 @@ def _rows(store: GraphStore, query: str) -> list[dict[str, str]]:
     return [{k: v["value"] for k, v in row.items()} for row in store.select(PREFIXES + query)]
 
 
+def cross_reference_rows(store: GraphStore, study: str | None = None) -> list[dict[str, str]]:
+    """The cross-references studies assert (of one study, or of all): study, target, relation, resource, accession."""
+    values = f"VALUES ?study {{ <{study}> }}" if study else ""
+    return _rows(store, f"""SELECT ?study ?target ?relation ?resource ?accession WHERE {{ {values} GRAPH ?study {{
+        ?study rembi:cross_references ?x . ?x rembi:target ?target .
+        OPTIONAL {{ ?x rembi:relation ?relation }} OPTIONAL {{ ?x rembi:resource ?resource }}
+        OPTIONAL {{ ?x rembi:target_accession ?accession }} }} }}""")
+
+
 class Discovery:
     """One run of link discovery over a public graph store."""
 
@@ -108,10 +117,7 @@ class Discovery:
         links: list[Link] = []
         relation_names = {iri: name for name, iri in self.model.enums.get("RelationEnum", {}).items()}
         resource_names = {iri: name for name, iri in self.model.enums.get("ResourceEnum", {}).items()}
-        for row in _rows(self.store, """SELECT ?study ?target ?relation ?resource ?accession WHERE { GRAPH ?study {
-            ?study rembi:cross_references ?x . ?x rembi:target ?target .
-            OPTIONAL { ?x rembi:relation ?relation } OPTIONAL { ?x rembi:resource ?resource }
-            OPTIONAL { ?x rembi:target_accession ?accession } } }"""):
+        for row in cross_reference_rows(self.store):
             resource = resource_names.get(row.get("resource", ""), row.get("resource"))
             relation = relation_names.get(row.get("relation", ""), "related_to")
             accession = row.get("accession")

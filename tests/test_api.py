@@ -402,7 +402,7 @@ def test_sitemap_stats_links_robots(client, catalog):
 
 def test_the_api_on_oxigraph_serve(tmp_path, oxigraph_pair):
     public, private = oxigraph_pair
-    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, sparql_timeout=5.0)
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, sparql_timeout=3.0)
     with open_services(settings) as services:
         assert Harvester(services.archive).run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
         app = create_app(settings, services=services)
@@ -414,6 +414,9 @@ def test_the_api_on_oxigraph_serve(tmp_path, oxigraph_pair):
             assert answer.status_code == 200 and answer.get_json()["results"]["bindings"][0]["n"]["value"] == "1"
             error_shape(client.get("/sparql", query_string={"query": "DROP ALL"}), 403)
             assert client.get("/search?q=kidney").get_json()["total"] == 1
+            heavy = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"  # last: the server stays busy
+            body = error_shape(client.get("/sparql", query_string={"query": heavy}), 503)
+            assert body["code"] == "query_timeout"
         finally:
             app.extensions["bia.sparql"].close()
 
