@@ -44,8 +44,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.sparql_workers import QueryRunner
 
     app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
-    if not settings.read_only:  # a read-only replica leaves releases to the writer
+    if not settings.read_only:  # a read-only replica leaves releases and re-rendering to the writer
         _start_release_timer(app, opened)
+        _start_stale_record_rendering(app, opened)
 
     api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
@@ -79,6 +80,22 @@ def _start_release_timer(app: Flask, services: Services, every: float = 3600.0) 
         timer.start()
 
     tick()
+
+
+def _start_stale_record_rendering(app: Flask, services: Services) -> None:
+    """Render again, in the background, the stored records this version or configuration would render otherwise
+    (until then they are built on each request)."""
+    archive = services.archive
+    if not any(view.records.stale(archive.record_fingerprint) for view in (archive.public, archive.private) if view):
+        return
+
+    def run() -> None:
+        try:
+            app.logger.info("re-rendered %d stored records", archive.render_stale_records())
+        except Exception:  # noqa: BLE001 - logged; records are built per request meanwhile
+            app.logger.exception("re-rendering stale records failed")
+
+    threading.Thread(target=run, name="stale-records", daemon=True).start()
 
 
 def settings() -> Settings:

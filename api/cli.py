@@ -277,7 +277,7 @@ def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
 @cli.command()
 @click.pass_context
 def reindex(ctx: click.Context) -> None:
-    """Rebuild the search and file-table indexes from the graph stores."""
+    """Rebuild the search indexes, file tables and rendered records from the graph stores."""
     from api.services import open_services
 
     with open_services(_settings(ctx)) as services:

@@ -1,30 +1,61 @@
-"""Records over HTTP: one :class:`catalog.study_record.Record` per resource, rendered by media type.
+"""Records over HTTP: one JSON-LD document per resource, rendered by media type.
 
-JSON-LD, Turtle, N-Triples, RDF/XML and HTML all come from the same record graph; HTML is drawn from the same
-nested JSON-LD tree search engines read (and embeds it), so the page and the data never disagree.
+A record is the nested JSON-LD document :meth:`catalog.study_record.Record.body` builds from the record graph.
+A released study's document is rendered when the study changes and read from the view's record index
+(:mod:`catalog.record_index`); any other record (an object inside a study, a study its owner sees before its
+release, a study whose stored document is stale) is built on request by the same code. Turtle, N-Triples and
+RDF/XML are that document parsed back into triples (pyoxigraph), and HTML draws the same tree (and embeds it),
+so every format of a record says the same thing.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
-
+import functools
 import hashlib
+import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
+import pyoxigraph as ox
 from flask import Response, current_app, render_template, request
-from rdflib import URIRef
-from rdflib.namespace import DCTERMS
 
 from api.app import services, settings
+from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
-from catalog.jsonld_tree import PREFIXES, record_jsonld
-from catalog.study_record import Record, build_record
+from catalog.jsonld_tree import PREFIXES, expand_iri
+from catalog.record_index import body_digest
+from catalog.study_record import build_record, rendering_fingerprint
 
 RECORD_TYPES = ["application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "text/html", "application/json"]
-RDFLIB_FORMATS = {"text/turtle": "turtle", "application/n-triples": "nt", "application/rdf+xml": "xml"}
+RDF_FORMATS = {"text/turtle": ox.RdfFormat.TURTLE, "application/n-triples": ox.RdfFormat.N_TRIPLES,
+               "application/rdf+xml": ox.RdfFormat.RDF_XML}
+RDF_PREFIXES = {**PREFIXES, "schema": "http://schema.org/"}
 SIGNPOSTING_FORMATS = [("application/ld+json", "jsonld"), ("text/turtle", "ttl"), ("application/n-triples", "nt"), ("application/rdf+xml", "rdf")]
+
+
+@dataclass
+class RecordDocument:
+    """What every renderer of a record gets: its JSON-LD document (compact UTF-8 JSON) and whose it is."""
+
+    iri: str
+    accession: str
+    study_iri: str
+    is_study: bool
+    body: bytes
+    digest: str
+    #: False for a study shown to its owner before its release
+    released: bool = True
+
+    @functools.cached_property
+    def tree(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+    @property
+    def root(self) -> dict[str, Any]:
+        """The node of the resource itself."""
+        return self.tree["@graph"][0] if "@graph" in self.tree else self.tree
 
 
 def request_owner() -> str | None:
@@ -38,34 +69,43 @@ def request_owner() -> str | None:
         return None
 
 
-def load_record(iri: str) -> Record:
-    """The released record of ``iri``, or the embargoed one when its owner asks; else :class:`NotFound`."""
-    archive = services().archive
+def stored_document(iri: str) -> RecordDocument | None:
+    """The document of a released study as rendered at its last change, if it is stored and current."""
+    accession = identifiers.accession_of(iri)
     base = settings().base_url
     try:
-        return build_record(archive.public.reads, base, iri, catalog_name=settings().catalog_name)
+        if accession is None or iri != identifiers.study_iri(base, accession):
+            return None
+    except ValueError:
+        return None
+    stored = services().archive.public.records.get(iri, rendering_fingerprint(base, settings().catalog_name))
+    if stored is None:
+        return None
+    return RecordDocument(iri, accession, iri, True, stored.body, stored.digest)
+
+
+def build_document(iri: str) -> RecordDocument:
+    """The document of ``iri`` built from the graph store: the released record, or the embargoed one when its
+    owner asks; else :class:`NotFound`."""
+    archive, base, name = services().archive, settings().base_url, settings().catalog_name
+    released = True
+    try:
+        record = build_record(archive.public.reads, base, iri, catalog_name=name)
     except ValueError:  # not an IRI the store can hold
         raise NotFound(f"no record {iri}") from None
     except NotFound:
         owner = request_owner()
-        record = record_owner_view(iri, owner) if owner else None
-        if record is None:
+        accession = identifiers.accession_of(iri)
+        row = archive.registry.study(accession) if accession else None
+        if owner is None or row is None or row.owner != owner or archive.private is None:
             raise
-        return record
-
-
-def record_owner_view(iri: str, owner: str) -> Record | None:
-    from catalog import identifiers
-
-    archive = services().archive
-    accession = identifiers.accession_of(iri)
-    row = archive.registry.study(accession) if accession else None
-    if row is None or row.owner != owner or archive.private is None:
-        return None
-    try:
-        return build_record(archive.private.graph, settings().base_url, iri, catalog_name=settings().catalog_name)
-    except NotFound:
-        return None
+        stored = archive.private.records.get(iri, rendering_fingerprint(base, name))
+        if stored is not None:
+            return RecordDocument(iri, row.accession, iri, True, stored.body, stored.digest, released=False)
+        record = build_record(archive.private.graph, base, iri, catalog_name=name)
+        released = False
+    body = record.body()
+    return RecordDocument(record.iri, record.accession, record.study_iri, record.is_study, body, body_digest(body), released)
 
 
 def script_json(data: Any) -> str:
@@ -73,20 +113,28 @@ def script_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def signposting(record: Record) -> str:
+def _values(node: dict[str, Any], key: str) -> list[Any]:
+    value = node.get(key)
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _plain(value: Any) -> str:
+    return str(value.get("@id") or value.get("@value")) if isinstance(value, dict) else str(value)
+
+
+def signposting(doc: RecordDocument) -> str:
     """FAIR signposting ``Link`` header of a study's landing page."""
-    graph, study = record.graph, URIRef(record.study_iri)
-    links = []
-    doi = next((str(d) for d in graph.objects(study, URIRef("https://w3id.org/rembi/doi"))), None)
-    links.append(f'<{"https://doi.org/" + doi if doi else record.study_iri}>; rel="cite-as"')
+    root = doc.root
+    doi = next((_plain(d) for d in _values(root, "rembi:doi")), None)
+    links = [f'<{"https://doi.org/" + doi if doi else doc.study_iri}>; rel="cite-as"']
     for media, suffix in SIGNPOSTING_FORMATS:
-        links.append(f'<{record.study_iri}.{suffix}>; rel="describedby"; type="{media}"')
-    for licence in graph.objects(study, DCTERMS.license):
-        links.append(f'<{licence}>; rel="license"')
+        links.append(f'<{doc.study_iri}.{suffix}>; rel="describedby"; type="{media}"')
+    for licence in _values(root, "license"):
+        links.append(f'<{expand_iri(_plain(licence))}>; rel="license"')
     links.append('<https://schema.org/Dataset>; rel="type"')
     links.append('<https://schema.org/AboutPage>; rel="type"')
-    links.append(f'<{record.study_iri}/download>; rel="item"; type="application/zip"')
-    links.append(f'<{record.study_iri}/files>; rel="item"; type="application/json"')
+    links.append(f'<{doc.study_iri}/download>; rel="item"; type="application/zip"')
+    links.append(f'<{doc.study_iri}/files>; rel="item"; type="application/json"')
     return ", ".join(links)
 
 
@@ -94,7 +142,7 @@ _CACHE_SIZE = 1024
 
 
 class RecordCache:
-    """Rendered released records of one app, keyed by IRI, media type and graph-store snapshot."""
+    """Rendered released records of one app, keyed by IRI, media type and what the record was built from."""
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self.size = size
@@ -116,48 +164,51 @@ class RecordCache:
 
 
 def record_response(iri: str, media: str) -> Response:
-    """The rendered record of ``iri`` — from a cache of released records keyed by the store's snapshot (a new
-    commit, release or link run makes a new one), with an ETag that conditional requests are answered by."""
-    version = services().archive.public.reads.version()
-    if version is None or request.headers.get("Authorization") or "no-cache" in request.headers.get("Cache-Control", ""):
-        return render_record(load_record(iri), media)
-    key = (iri, media, version, settings().base_url)
-    etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    """The rendered record of ``iri``, with an ETag that conditional requests are answered by.
+
+    A released study's stored document is tagged by its digest; a record built on request by the graph-store
+    snapshot it was built from (a new commit, release or link run makes a new one). Renderings are kept in a
+    per-app cache under that tag (``Cache-Control: no-cache`` renders again); an owner's view is never cached.
+    """
+    stored = stored_document(iri)
+    if stored is not None:
+        tag: str | None = stored.digest
+    else:
+        version = services().archive.public.reads.version()
+        tag = None if version is None or request.headers.get("Authorization") else f"{version}|{settings().base_url}"
+    if tag is None:
+        return render_record(build_document(iri), media)
+    etag = hashlib.sha1(f"{iri}|{media}|{tag}".encode("utf-8")).hexdigest()[:20]
     if etag in request.if_none_match:
         return Response(status=304, headers={"ETag": f'"{etag}"'})
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
-    hit = cache.get(key)
+    key = (iri, media, tag)
+    hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
     if hit is None:
-        response = render_record(load_record(iri), media)
+        response = render_record(stored or build_document(iri), media)
         hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
         cache.put(key, hit)
     body, mimetype, headers = hit
     return Response(body, mimetype=mimetype, headers={**headers, "ETag": f'"{etag}"'})
 
 
-def render_record(record: Record, media: str) -> Response:
-    if media in RDFLIB_FORMATS:
-        graph = record.graph.to_rdflib()
-        for prefix, namespace in PREFIXES.items():
-            graph.bind(prefix, namespace)
-        graph.bind("schema", "http://schema.org/")
-        response = Response(graph.serialize(format=RDFLIB_FORMATS[media]), mimetype=media)
+def render_record(doc: RecordDocument, media: str) -> Response:
+    if media in RDF_FORMATS:
+        triples = ox.parse(doc.body, format=ox.RdfFormat.JSON_LD)
+        response = Response(ox.serialize(triples, format=RDF_FORMATS[media], prefixes=RDF_PREFIXES), mimetype=media)
+    elif media == "text/html" and doc.is_study and "@graph" not in doc.tree:
+        response = Response(render_study_page(doc), mimetype="text/html")
+    elif media == "text/html":
+        response = Response(
+            render_template("record.html", record=doc, tree=doc.tree, jsonld=script_json(doc.tree),
+                            settings=settings(), formats=SIGNPOSTING_FORMATS),
+            mimetype="text/html",
+        )
     else:
-        tree = record_jsonld(record.graph, record.iri)
-        if media == "text/html" and record.is_study and "@graph" not in tree:
-            response = Response(render_study_page(record, tree), mimetype="text/html")
-        elif media == "text/html":
-            response = Response(
-                render_template("record.html", record=record, tree=tree, jsonld=script_json(tree),
-                                settings=settings(), formats=SIGNPOSTING_FORMATS),
-                mimetype="text/html",
-            )
-        else:
-            response = Response(json.dumps(tree, ensure_ascii=False, separators=(",", ":")), mimetype=media)
-    if record.is_study:
-        response.headers["Link"] = signposting(record)
-    if request_owner() is None:
-        response.headers["Cache-Control"] = "public, max-age=300"
+        response = Response(doc.body, mimetype=media)
+    if doc.is_study:
+        response.headers["Link"] = signposting(doc)
+    response.headers["Cache-Control"] = "public, max-age=300" if doc.released else "private, no-store"
     return response
 
 
@@ -198,7 +249,7 @@ def _titles(node: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def citation_text(tree: dict[str, Any], record: Record) -> str:
+def citation_text(tree: dict[str, Any], record: RecordDocument) -> str:
     authors = tree.get("creator") or []
     authors = authors if isinstance(authors, list) else [authors]
     names = [a.get("name", "") for a in sorted(authors, key=lambda a: a.get("position", 0) if isinstance(a.get("position"), int) else 0)]
@@ -210,8 +261,9 @@ def citation_text(tree: dict[str, Any], record: Record) -> str:
     return f"{who} ({year}). {tree.get('name', record.accession)}. {settings().catalog_name}, {record.accession}. {where}"
 
 
-def render_study_page(record: Record, tree: dict[str, Any]) -> str:
+def render_study_page(record: RecordDocument) -> str:
     """The study page: the same record, drawn as readable REMBI sections."""
+    tree = record.tree
     links = []
     try:
         from api.links import study_links

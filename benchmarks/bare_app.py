@@ -23,3 +23,13 @@ def create_app() -> Flask:
         return Response(result.serialize(format=ox.RdfFormat.JSON_LD), mimetype="application/ld+json")
 
     return app
+
+
+def empty_answer(environ: dict, start_response) -> list[bytes]:
+    """The floor of the HTTP stack: a WSGI callable answering every request with a fixed empty SPARQL result.
+
+    gunicorn -w 2 'benchmarks.bare_app:empty_answer'
+    """
+    body = b'{"head":{"vars":["p","o"]},"results":{"bindings":[]}}'
+    start_response("200 OK", [("Content-Type", "application/sparql-results+json"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -35,6 +35,7 @@ from catalog.file_store import FileStore, open_file_store
 from catalog.registry import EMBARGOED, FAILED, FINALIZING, RELEASED, RELEASING, Registry, StudyRow
 from catalog.rembi_model import load_model
 from catalog.study_files import FilesSummary, StudyFile, write_file_triples
+from catalog.study_record import build_record, rendering_fingerprint
 from catalog.study_summary import study_document, study_files
 from catalog.views import PRIVATE, PUBLIC, CatalogView, open_view
 
@@ -201,6 +202,7 @@ class Archive:
         if "table" in staged:
             staged["table"].publish()  # type: ignore[attr-defined]
             target.search.upsert(self._document(target, accession))
+            self._render_record(target, accession)
         else:
             log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged.get("error"))
             self._index_from(target, accession, None)
@@ -228,8 +230,42 @@ class Archive:
         return self._document(view, accession)
 
     def _index_from(self, view: CatalogView, accession: str, files: FilesFactory | None) -> None:
-        """Update the view's file table and search entry of a study from its stored graph (and file rows)."""
+        """Update the view's file table, search entry and rendered record of a study from its stored graph."""
         view.search.upsert(self._rebuild_table(view, accession, files))
+        self._render_record(view, accession)
+
+    @property
+    def record_fingerprint(self) -> str:
+        return rendering_fingerprint(self.settings.base_url, self.settings.catalog_name)
+
+    def _render_record(self, view: CatalogView, accession: str) -> None:
+        """Render a study's record from the view's graph into the view's record index (or drop a vanished one)."""
+        study = self.study_iri(accession)
+        try:
+            record = build_record(view.graph, self.settings.base_url, study, catalog_name=self.settings.catalog_name)
+        except NotFound:
+            view.records.delete(study)
+            return
+        view.records.put(study, record.body(), self.record_fingerprint)
+
+    @_serialized
+    def render_records(self, accessions: Iterable[str], view: str = PUBLIC) -> int:
+        """Render the records of some studies of a view again (after a link run changed what they link to)."""
+        rendered = 0
+        for accession in accessions:
+            self._render_record(self.view(view), accession)
+            rendered += 1
+        return rendered
+
+    def render_stale_records(self, batch: int = 100) -> int:
+        """Render again every stored record rendered under another fingerprint (after an upgrade, or a new base
+        URL or catalog name), a batch at a time so commits are never held up for long. Returns how many."""
+        rendered = 0
+        for name in (PUBLIC, PRIVATE) if self.private is not None else (PUBLIC,):
+            stale = [a for a in map(identifiers.accession_of, self.view(name).records.stale(self.record_fingerprint)) if a]
+            for start in range(0, len(stale), batch):
+                rendered += self.render_records(stale[start : start + batch], view=name)
+        return rendered
 
     def _drop_elsewhere(self, accession: str, keep: str) -> None:
         for name in (PUBLIC, PRIVATE):
@@ -239,6 +275,7 @@ class Archive:
             view.graph.drop_graph(self.study_iri(accession))
             view.files.delete_study(accession)
             view.search.delete(accession)
+            view.records.delete(self.study_iri(accession))
 
     @_serialized
     def delete_study(self, accession: str) -> None:
@@ -328,20 +365,25 @@ class Archive:
 
     @_serialized
     def reindex(self, progress: Callable[[str], None] | None = None) -> dict[str, int]:
-        """Rebuild both views' search and file indexes from the graphs. Returns studies per view."""
+        """Rebuild both views' search indexes, file indexes and rendered records from the graphs. Returns studies
+        per view."""
         counts = {}
         for name in (PUBLIC, PRIVATE):
             view = self.view(name)
             wanted = {r.accession for r in self.registry.studies(states=(RELEASED,) if name == PUBLIC else (EMBARGOED,))}
-            docs = []
+            docs, indexed = [], set()
             for accession in sorted(wanted):
                 study = self.study_iri(accession)
                 if not view.graph.has_graph(study):
                     continue
                 docs.append(self._rebuild_table(view, accession))
+                self._render_record(view, accession)
+                indexed.add(study)
                 if progress:
                     progress(accession)
             view.search.replace_all(docs)
+            for iri in set(view.records.iris()) - indexed:
+                view.records.delete(iri)
             counts[name] = len(docs)
         return counts
 

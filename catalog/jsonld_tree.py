@@ -123,3 +123,11 @@ def _fill(index: dict[Any, list[tuple[Any, Any]]], subject: Any, node: dict[str,
 def _sort_key(term: Any) -> tuple[int, str]:
     """Objects in a stable order: positions of authors and matrix elements are numbers in the graph."""
     return (0 if isinstance(term, Literal) else 1, str(term))
+
+
+def expand_iri(value: str) -> str:
+    """The IRI a CURIE of :data:`PREFIXES` stands for (anything else is returned as it is)."""
+    prefix, sep, local = value.partition(":")
+    if sep and prefix in PREFIXES and not local.startswith("//"):
+        return PREFIXES[prefix] + local
+    return value

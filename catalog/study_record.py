@@ -2,12 +2,18 @@
 
 :func:`build_record` reads the triples that describe an IRI from its study's named graph — the resource and
 everything reachable from it, except the (possibly millions of) files a study links to, which the file table
-serves — and, for a study, adds the schema.org / Bioschemas ``Dataset`` view search engines read. JSON-LD,
-Turtle, N-Triples, RDF/XML and HTML are all renderings of this one graph, so they always agree.
+serves — and, for a study, adds the schema.org / Bioschemas ``Dataset`` view search engines read.
+:meth:`Record.body` nests that graph into one JSON-LD document; JSON-LD, Turtle, N-Triples, RDF/XML and HTML are
+all renderings of that document, so they always agree. The archive stores each released study's document when
+the study changes (:mod:`catalog.record_index`), under the :func:`rendering_fingerprint` of this code.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from rdflib import BNode, Literal, Namespace, URIRef
@@ -16,6 +22,7 @@ from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.graph_store import GraphStore
+from catalog.jsonld_tree import record_jsonld
 from catalog.record_graph import RecordGraph
 
 SCHEMA = Namespace("http://schema.org/")
@@ -39,9 +46,22 @@ class Record:
     graph: RecordGraph
     is_study: bool
 
-    @property
-    def types(self) -> list[str]:
-        return sorted(str(t) for t in self.graph.objects(URIRef(self.iri), RDF.type))
+    def body(self) -> bytes:
+        """The record as one nested JSON-LD document, compact UTF-8 JSON: what every renderer starts from."""
+        return json.dumps(record_jsonld(self.graph, self.iri), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+#: the modules whose code decides what a rendered record holds
+_RENDERING_MODULES = ("study_record.py", "jsonld_tree.py", "record_graph.py")
+
+
+@functools.lru_cache(maxsize=16)
+def rendering_fingerprint(base_url: str, catalog_name: str) -> str:
+    """What a stored record was rendered under: the base URL, the catalog name and the rendering code."""
+    digest = hashlib.sha1(f"{base_url}\n{catalog_name}\n".encode("utf-8"))
+    for name in _RENDERING_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _term(binding: dict[str, Any]):

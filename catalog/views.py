@@ -1,7 +1,7 @@
 """The two views of a catalog: *public* (released studies only) and *private* (studies under embargo).
 
-Each view has its own graph store, search index and file index, in separate folders (or separate SPARQL
-servers). A study lives in exactly one of them: in the private view until its release date, then it is moved
+Each view has its own graph store, search index, file index and rendered records, in separate folders (or
+separate SPARQL servers). A study lives in exactly one of them: in the private view until its release date, then it is moved
 to the public one. Every public read path (SPARQL, search, facets, listings, sitemap, exports, files) is built
 on the public view only, so it physically cannot see unreleased data.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from catalog.config import Settings
 from catalog.file_index import FileIndex
 from catalog.graph_store import GraphStore, open_graph_store
+from catalog.record_index import RecordIndex
 from catalog.search_index import SearchIndex
 
 PUBLIC, PRIVATE = "public", "private"
@@ -26,6 +27,8 @@ class CatalogView:
     graph: GraphStore
     search: SearchIndex
     files: FileIndex
+    #: the rendered record of each of the view's studies
+    records: RecordIndex
     #: the handle read paths use: a follower of the published snapshots (embedded), so a reader never sees a
     #: graph half-replaced; the store itself where it is already consistent (remote, read-only)
     reader: GraphStore | None = None
@@ -35,7 +38,7 @@ class CatalogView:
         return self.reader or self.graph
 
     def close(self) -> None:
-        for part in (self.graph, self.reader, self.search, self.files):
+        for part in (self.graph, self.reader, self.search, self.files, self.records):
             close = getattr(part, "close", None)
             if close:
                 close()
@@ -71,4 +74,5 @@ def open_view(settings: Settings, name: str, read_only: bool = False) -> Catalog
         reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only and name == PUBLIC else None,
         search=SearchIndex(index_dir / "search"),
         files=FileIndex(index_dir / "files"),
+        records=RecordIndex(index_dir / "records.sqlite"),
     )

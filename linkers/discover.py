@@ -216,6 +216,21 @@ class Discovery:
         return self.report
 
 
+def inferred_neighbours(store: GraphStore, base_url: str) -> dict[str, set[str]]:
+    """Each study's inferred links, either direction (what its record's ``schema:isRelatedTo`` lists)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for row in _rows(store, f"SELECT ?a ?b WHERE {{ GRAPH <{inferred_graph(base_url)}> {{ ?l rembi:linkSource ?a ; rembi:linkTarget ?b }} }}"):
+        found[row["a"]].add(row["b"])
+        found[row["b"]].add(row["a"])
+    return found
+
+
 def link_catalog(archive: Any) -> LinkReport:
-    """Rebuild the link graphs of an archive's public view."""
-    return Discovery(archive.public.graph, archive.settings.base_url, archive.model).run()
+    """Rebuild the link graphs of an archive's public view, and the records of the studies whose links changed."""
+    store, base = archive.public.graph, archive.settings.base_url
+    before = inferred_neighbours(store, base)
+    report = Discovery(store, base, archive.model).run()
+    after = inferred_neighbours(store, base)
+    changed = sorted(s for s in before.keys() | after.keys() if before.get(s) != after.get(s))
+    archive.render_records(a for a in map(identifiers.accession_of, changed) if a)
+    return report

@@ -1,0 +1,140 @@
+"""Rendered study records (catalog/record_index.py): stored whenever a study changes, served as stored, and never
+served when they were rendered under another base URL, catalog name or rendering code."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from pyld import jsonld
+from rdflib import Graph
+from rdflib.compare import isomorphic
+
+from api.app import create_app
+from api.services import open_services
+from catalog.study_record import build_record
+from loaders.harvest import Harvester
+from tests.catalog_helpers import BASE, make_settings, stage_sample
+
+TESTS = Path(__file__).parent
+PAGETAB = TESTS / "data" / "harvest" / "biostudies"
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    settings = make_settings(tmp_path)
+    services = open_services(settings)
+    harvester = Harvester(services.archive)
+    assert harvester.run("pagetab", [str(PAGETAB / "S-BIAD1492.json")]).loaded
+    assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
+    apps = []
+
+    def app(app_settings=settings):
+        made = create_app(app_settings, services=services)
+        apps.append(made)
+        return made.test_client()
+
+    state = {"services": services, "settings": settings, "client": app, "harvester": harvester, "tmp": tmp_path}
+    yield state
+    for made in apps:
+        made.extensions["bia.sparql"].close()
+    state["services"].close()
+
+
+def served_graph(response) -> Graph:
+    nquads = jsonld.to_rdf(json.loads(response.data), {"format": "application/n-quads"})
+    return Graph().parse(data=nquads, format="nquads")
+
+
+def live_graph(services, settings, accession: str) -> Graph:
+    record = build_record(services.archive.public.graph, BASE, f"{BASE}/studies/{accession}", catalog_name=settings.catalog_name)
+    return record.graph.to_rdflib()
+
+
+def test_each_released_study_is_served_as_stored_and_as_the_store_says(catalog):
+    services, settings, client = catalog["services"], catalog["settings"], catalog["client"]()
+    archive = services.archive
+    for accession in ("S-BIAD1492", "EMPIAR-10934"):
+        stored = archive.public.records.get(f"{BASE}/studies/{accession}", archive.record_fingerprint)
+        assert stored is not None
+        response = client.get(f"/studies/{accession}.jsonld", headers={"Cache-Control": "no-cache"})
+        assert response.status_code == 200 and response.data == stored.body
+        assert isomorphic(served_graph(response), live_graph(services, settings, accession))
+        for suffix, fmt in (("ttl", "turtle"), ("nt", "nt"), ("rdf", "xml")):
+            served = Graph().parse(data=client.get(f"/studies/{accession}.{suffix}").get_data(as_text=True), format=fmt)
+            assert isomorphic(served, live_graph(services, settings, accession)), suffix
+
+
+def test_a_stored_record_keeps_its_etag_across_other_studies_commits(catalog):
+    client = catalog["client"]()
+    first = client.get("/studies/EMPIAR-10934.jsonld")
+    assert catalog["harvester"].run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+    again = client.get("/studies/EMPIAR-10934.jsonld")
+    assert first.headers["ETag"] == again.headers["ETag"]
+    assert client.get("/studies/EMPIAR-10934.jsonld", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+
+
+def test_a_new_version_of_a_study_is_rendered_again(catalog):
+    client = catalog["client"]()
+    changed = catalog["tmp"] / "pagetab"
+    shutil.copytree(PAGETAB, changed)
+    record = changed / "S-BIAD1492.json"
+    data = json.loads(record.read_text())
+    for attribute in data["attributes"]:
+        if attribute["name"] == "Title":
+            attribute["value"] = "Synthetic HL-60 nuclei, second version"
+    record.write_text(json.dumps(data))
+    before = client.get("/studies/S-BIAD1492.jsonld")
+    assert catalog["harvester"].run("pagetab", [str(record)]).loaded
+    after = client.get("/studies/S-BIAD1492.jsonld", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and after.get_json()["name"] == "Synthetic HL-60 nuclei, second version"
+    assert b"second version" in client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).data
+
+
+def test_release_stores_and_delete_drops_a_record(catalog):
+    services, client = catalog["services"], catalog["client"]()
+    archive = services.archive
+    owner = archive.registry.owner_of_token(archive.registry.create_token("jane"))
+    accession = services.deposits.finalize(stage_sample(services.deposits, owner, release_date="2999-01-01"), owner)
+    iri = f"{BASE}/studies/{accession}"
+    assert archive.public.records.get(iri, archive.record_fingerprint) is None
+    assert client.get(f"/studies/{accession}.jsonld").status_code == 404
+    assert archive.release_due(today="2999-01-01") == [accession]
+    assert archive.public.records.get(iri, archive.record_fingerprint) is not None
+    assert client.get(f"/studies/{accession}.jsonld").status_code == 200
+    archive.delete_study(accession)
+    assert archive.public.records.get(iri, archive.record_fingerprint) is None
+    assert client.get(f"/studies/{accession}.jsonld").status_code == 404
+
+
+def test_records_rendered_under_another_catalog_name_are_not_served_but_rendered_again(catalog):
+    services, settings = catalog["services"], catalog["settings"]
+    renamed = make_settings(catalog["tmp"], catalog_name="Renamed Image Archive")
+    client = catalog["client"](renamed)  # an app configured differently from the archive that rendered the records
+    served = json.dumps(client.get("/studies/EMPIAR-10934.jsonld").get_json())
+    assert "Renamed Image Archive" in served and settings.catalog_name not in served
+    services.close()
+    with open_services(renamed) as reopened:  # the writer, restarted under the new name
+        archive = reopened.archive
+        assert len(archive.public.records.stale(archive.record_fingerprint)) == 2
+        app = create_app(renamed, services=reopened)  # renders them again in the background
+        deadline = time.monotonic() + 30
+        while archive.public.records.stale(archive.record_fingerprint) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        app.extensions["bia.sparql"].close()
+        assert archive.public.records.stale(archive.record_fingerprint) == []
+        stored = archive.public.records.get(f"{BASE}/studies/EMPIAR-10934", archive.record_fingerprint)
+        assert b"Renamed Image Archive" in stored.body
+    catalog["services"] = open_services(settings)  # closed again by the fixture
+
+
+def test_reindex_renders_lost_records_and_drops_orphans(catalog):
+    archive = catalog["services"].archive
+    records, fingerprint = archive.public.records, archive.record_fingerprint
+    records.delete(f"{BASE}/studies/S-BIAD1492")
+    records.put(f"{BASE}/studies/S-GONE1", b"{}", fingerprint)
+    assert archive.reindex()["public"] == 2
+    assert records.get(f"{BASE}/studies/S-BIAD1492", fingerprint) is not None
+    assert records.iris() == [f"{BASE}/studies/EMPIAR-10934", f"{BASE}/studies/S-BIAD1492"]
