@@ -129,10 +129,16 @@ def sitemap() -> Response:
     return Response(stream_with_context(lines()), mimetype="application/xml")
 
 
+#: What crawlers are kept out of: endless filter and query combinations, downloads, dumps and deposits.
+ROBOTS_DISALLOW = ["/sparql", "/search", "/studies/*/files?", "/studies/*/download", "/studies/*/manifest",
+                   "/files/*/download", "/export.nq", "/links.", "/deposit", "/me/"]
+
+
 @blp.route("/robots.txt")
 @blp.doc(summary="robots.txt naming the sitemap")
 def robots() -> Response:
-    return Response(f"User-agent: *\nAllow: /\nSitemap: {settings().base_url}/sitemap.xml\n", mimetype="text/plain")
+    rules = "".join(f"Disallow: {path}\n" for path in ROBOTS_DISALLOW)
+    return Response(f"User-agent: *\n{rules}Allow: /\nSitemap: {settings().base_url}/sitemap.xml\n", mimetype="text/plain")
 
 
 @blp.route("/export.nq")

@@ -243,10 +243,15 @@ class Archive:
         study = self.study_iri(accession)
         try:
             record = build_record(view.graph, self.settings.base_url, study, catalog_name=self.settings.catalog_name)
+            body = record.body()
         except NotFound:
             view.records.delete(study)
             return
-        view.records.put(study, record.body(), self.record_fingerprint)
+        except Exception:  # noqa: BLE001 - a rendering fault must not undo a commit; requests build the record
+            log.exception("rendering the record of %s failed; it is built per request", accession)
+            view.records.delete(study)
+            return
+        view.records.put(study, body, self.record_fingerprint)
 
     @_serialized
     def render_records(self, accessions: Iterable[str], view: str = PUBLIC) -> int:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 import zipfile
@@ -393,8 +394,22 @@ def test_sitemap_stats_links_robots(client, catalog):
     assert stats["growth"][-1]["cumulative"] == released
     links = client.get("/studies/EMPIAR-10934/links").get_json()
     assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" for link in links["outgoing"])
-    assert "Sitemap:" in client.get("/robots.txt").get_data(as_text=True)
     assert b"released studies" in client.get("/", headers={"Accept": "text/html"}).data
+
+
+def test_robots_txt_lets_crawlers_reach_every_study_but_not_endless_combinations(client):
+    from protego import Protego
+
+    robots = Protego.parse(client.get("/robots.txt").get_data(as_text=True))
+    assert list(robots.sitemaps) == [f"{BASE}/sitemap.xml"]
+    sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+    pages = re.findall(r"<loc>([^<]+)</loc>", sitemap)
+    assert pages and all(robots.can_fetch(page, "Googlebot") for page in pages)
+    for allowed in ("/", "/studies", "/studies/S-BIAD1492", "/studies/S-BIAD1492.jsonld", "/studies/S-BIAD1492/files"):
+        assert robots.can_fetch(BASE + allowed, "Googlebot"), allowed
+    for kept_out in ("/search?q=cell", "/sparql?query=ASK%7B%7D", "/studies/S-BIAD1492/files?sort=size",
+                     "/studies/S-BIAD1492/download", "/files/S-BIAD1492/abc/download", "/export.nq", "/deposit"):
+        assert not robots.can_fetch(BASE + kept_out, "Googlebot"), kept_out
 
 
 # ---------------------------------------------------------------------- remote stores

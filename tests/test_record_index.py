@@ -138,3 +138,20 @@ def test_reindex_renders_lost_records_and_drops_orphans(catalog):
     assert archive.reindex()["public"] == 2
     assert records.get(f"{BASE}/studies/S-BIAD1492", fingerprint) is not None
     assert records.iris() == [f"{BASE}/studies/EMPIAR-10934", f"{BASE}/studies/S-BIAD1492"]
+
+
+def test_a_rendering_fault_never_undoes_a_commit(catalog, monkeypatch):
+    from catalog import study_record
+    from catalog.registry import RELEASED
+
+    def broken(self):
+        raise RuntimeError("a renderer bug")
+
+    monkeypatch.setattr(study_record.Record, "body", broken)
+    assert catalog["harvester"].run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
+    archive = catalog["services"].archive
+    assert archive.registry.study("idr0038").state == RELEASED
+    assert archive.public.records.get(f"{BASE}/studies/idr0038", archive.record_fingerprint) is None
+    monkeypatch.undo()
+    client = catalog["client"]()
+    assert client.get("/studies/idr0038.jsonld").get_json()["identifier"]  # built per request meanwhile
