@@ -15,6 +15,8 @@ from api.sparql_protocol import RESULT_TYPES, NotAQuery, ReadOnly, check_service
 blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over the released studies")
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Type"}
+PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type, Accept",
+             "Access-Control-Max-Age": "86400"}
 SD_TYPES = ["text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"]
 
 
@@ -78,29 +80,26 @@ def sparql() -> Response:
                         mimetype="text/html")
     asked = "application/sparql-results+json" if media == "application/json" else media
     body, returned = runner.run(query, asked, default, named)
-    response = Response(body, mimetype=media if media == "application/json" else returned)
-    response.headers.update(CORS)
-    return response
+    return Response(body, mimetype=media if media == "application/json" else returned)
 
 
-@blp.route("/sparql", methods=["OPTIONS"])
-@blp.doc(summary="CORS preflight")
-def sparql_options() -> Response:
-    response = Response(status=204)
+@blp.after_request
+def cors(response: Response) -> Response:
+    """Every answer of the endpoint (errors and preflights too) readable by browser SPARQL clients elsewhere."""
     response.headers.update(CORS)
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
+    if request.method == "OPTIONS":
+        response.headers.update(PREFLIGHT)
     return response
 
 
 def _rdf_response(turtle: str, media: str) -> Response:
     if media == "text/turtle":
-        return Response(turtle, mimetype=media, headers=CORS)
+        return Response(turtle, mimetype=media)
     from rdflib import Graph
 
     graph = Graph().parse(data=turtle, format="turtle")
     fmt = {"application/n-triples": "nt", "application/ld+json": "json-ld", "application/rdf+xml": "xml"}[media]
-    return Response(graph.serialize(format=fmt), mimetype=media, headers=CORS)
+    return Response(graph.serialize(format=fmt), mimetype=media)
 
 
 def _service_description() -> str:
@@ -161,6 +160,5 @@ def sparql_examples() -> Response:
         return Response(
             json.dumps([{"id": e.id, "title": e.title, "query": e.query} for e in EXAMPLES], indent=1),
             mimetype="application/json",
-            headers=CORS,
         )
     return _rdf_response(examples_turtle(settings().base_url), media)

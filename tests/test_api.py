@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -167,6 +168,18 @@ def test_sparql_select_in_every_results_format(client, accept):
     assert response.status_code == 200 and response.mimetype == accept
     assert b"4" in response.data
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_browser_sparql_clients_pass_cors_preflight_and_read_errors(client):
+    preflight = client.options("/sparql", headers={"Origin": "https://yasgui.example", "Access-Control-Request-Method": "POST",
+                                                   "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code in (200, 204) and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    for bad in ("SELEC nonsense", "INSERT DATA { <a:b> <a:b> <a:b> }"):
+        error = client.post("/sparql", data=bad, content_type="application/sparql-query", headers={"Origin": "https://yasgui.example"})
+        assert error.status_code in (400, 403) and error.headers["Access-Control-Allow-Origin"] == "*"
+        error_shape(error, error.status_code)
 
 
 def test_sparql_protocol_methods_and_dataset(client, catalog):
@@ -592,6 +605,40 @@ def test_records_are_cached_per_snapshot_with_etags(tmp_path):
             assert second.get_json()["name"].startswith("Changed title of")
         finally:
             app.extensions["bia.sparql"].close()
+
+
+def test_a_federated_query_from_another_endpoint_reaches_this_one(catalog, tmp_path):
+    """An integrator's own endpoint (``oxigraph serve``) joins its data with ours through ``SERVICE``; rdflib's
+    SPARQLStore reads the same endpoint as a third client."""
+    from rdflib.plugins.stores.sparqlstore import SPARQLStore
+    from werkzeug.serving import make_server
+
+    from tests.servers.oxigraph_server import start_oxigraph, stop_oxigraph
+    from tests.servers.seaweedfs_server import free_ports
+
+    (port,) = free_ports(1)
+    server = make_server("127.0.0.1", port, catalog["app"], threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    theirs = start_oxigraph(tmp_path / "theirs")
+    try:
+        study = f"{BASE}/studies/idr0038"
+        mine = f"<https://lab.example.org/notes/1> <http://schema.org/about> <{study}> .\n".encode()
+        urllib.request.urlopen(urllib.request.Request(f"{theirs.url}/store?default", data=mine,
+                                                      headers={"Content-Type": "application/n-triples"}, method="POST")).read()
+        query = (f"SELECT ?note ?title WHERE {{ ?note <http://schema.org/about> ?study . "
+                 f"SERVICE <http://127.0.0.1:{port}/sparql> {{ GRAPH ?study {{ ?study <http://purl.org/dc/terms/title> ?title }} }} }}")
+        request = urllib.request.Request(f"{theirs.url}/query", data=query.encode(), method="POST",
+                                         headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"})
+        rows = json.loads(urllib.request.urlopen(request, timeout=60).read())["results"]["bindings"]
+        assert [r["note"]["value"] for r in rows] == ["https://lab.example.org/notes/1"]
+        assert rows[0]["title"]["value"] == catalog["client"].get("/studies/idr0038.jsonld").get_json()["name"]
+        store = SPARQLStore(f"http://127.0.0.1:{port}/sparql")
+        assert bool(store.query(f"ASK {{ GRAPH <{study}> {{ <{study}> ?p ?o }} }}"))
+        titles = list(store.query(f"SELECT ?t WHERE {{ GRAPH <{study}> {{ <{study}> <http://purl.org/dc/terms/title> ?t }} }}"))
+        assert len(titles) == 1
+    finally:
+        stop_oxigraph(theirs)
+        server.shutdown()
 
 
 def test_sparqlwrapper_as_a_client_over_real_http(catalog):
