@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pyoxigraph as ox
 from flask import Response, current_app, render_template, request
+from werkzeug.http import http_date
 
 from api.app import services, settings
 from catalog import identifiers
@@ -47,6 +48,8 @@ class RecordDocument:
     digest: str
     #: False for a study shown to its owner before its release
     released: bool = True
+    #: when a stored rendering last changed (seconds since the epoch); None for one built on request
+    modified: float | None = None
 
     @functools.cached_property
     def tree(self) -> dict[str, Any]:
@@ -81,7 +84,7 @@ def stored_document(iri: str) -> RecordDocument | None:
     stored = services().archive.public.records.get(iri, rendering_fingerprint(base, settings().catalog_name))
     if stored is None:
         return None
-    return RecordDocument(iri, accession, iri, True, stored.body, stored.digest)
+    return RecordDocument(iri, accession, iri, True, stored.body, stored.digest, modified=stored.changed)
 
 
 def build_document(iri: str) -> RecordDocument:
@@ -179,8 +182,11 @@ def record_response(iri: str, media: str) -> Response:
     if tag is None:
         return render_record(build_document(iri), media)
     etag = hashlib.sha1(f"{iri}|{media}|{tag}".encode("utf-8")).hexdigest()[:20]
-    if etag in request.if_none_match:
-        return Response(status=304, headers={"ETag": f'"{etag}"'})
+    validators = {"ETag": f'"{etag}"'}
+    if stored is not None and stored.modified is not None:
+        validators["Last-Modified"] = http_date(stored.modified)
+    if etag in request.if_none_match or _not_modified_since(stored):
+        return Response(status=304, headers=validators)
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
     key = (iri, media, tag)
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
@@ -189,7 +195,15 @@ def record_response(iri: str, media: str) -> Response:
         hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
         cache.put(key, hit)
     body, mimetype, headers = hit
-    return Response(body, mimetype=mimetype, headers={**headers, "ETag": f'"{etag}"'})
+    return Response(body, mimetype=mimetype, headers={**headers, **validators})
+
+
+def _not_modified_since(stored: RecordDocument | None) -> bool:
+    """``If-Modified-Since`` answered (only when the request has no ``If-None-Match``, which takes precedence)."""
+    since = request.if_modified_since
+    if stored is None or stored.modified is None or since is None or request.if_none_match:
+        return False
+    return int(stored.modified) <= since.timestamp()
 
 
 def render_record(doc: RecordDocument, media: str) -> Response:

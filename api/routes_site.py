@@ -13,6 +13,7 @@ from api.app import services, settings
 from api.negotiate import choose
 from api.routes_studies import int_arg
 from catalog import identifiers
+from catalog.registry import RELEASED
 
 blp = Blueprint("site", __name__, description="Home, health, statistics, sitemap")
 SITEMAP_URLS = 50_000
@@ -97,10 +98,15 @@ def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dic
             "first": growth[0]["month"], "last": growth[-1]["month"]}
 
 
-def _lastmod(accession: str) -> str:
-    row = services().archive.registry.study(accession)
-    stamp = (row.updated_at if row else "") or ""
-    return stamp[:10] or dt.date.today().isoformat()
+def _lastmods() -> dict[str, str]:
+    """Each released study's sitemap ``lastmod``: when its record last changed (else when its entry did)."""
+    archive = services().archive
+    dates = {r.accession: (r.updated_at or "")[:10] for r in archive.registry.studies(states=(RELEASED,))}
+    for iri, changed in archive.public.records.changed().items():
+        accession = identifiers.accession_of(iri)
+        if accession:
+            dates[accession] = dt.datetime.fromtimestamp(changed, dt.timezone.utc).date().isoformat()
+    return dates
 
 
 @blp.route("/sitemap.xml")
@@ -119,11 +125,13 @@ def sitemap() -> Response:
     if page is not None and not chunk:
         abort(404)
 
+    lastmods, today = _lastmods(), dt.date.today().isoformat()
+
     def lines() -> Iterator[str]:
         yield '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
         for accession in chunk:
             url = escape(identifiers.study_iri(base, accession))
-            yield f"<url><loc>{url}</loc><lastmod>{_lastmod(accession)}</lastmod></url>\n"
+            yield f"<url><loc>{url}</loc><lastmod>{lastmods.get(accession) or today}</lastmod></url>\n"
         yield "</urlset>\n"
 
     return Response(stream_with_context(lines()), mimetype="application/xml")

@@ -2,6 +2,7 @@
 served when they were rendered under another base URL, catalog name or rendering code."""
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import time
@@ -155,3 +156,21 @@ def test_a_rendering_fault_never_undoes_a_commit(catalog, monkeypatch):
     monkeypatch.undo()
     client = catalog["client"]()
     assert client.get("/studies/idr0038.jsonld").get_json()["identifier"]  # built per request meanwhile
+
+
+def test_last_modified_moves_only_when_the_record_changes(catalog):
+    archive, client = catalog["services"].archive, catalog["client"]()
+    iri = f"{BASE}/studies/EMPIAR-10934"
+    first = client.get("/studies/EMPIAR-10934.jsonld")
+    stamp = first.headers["Last-Modified"]
+    assert client.get("/studies/EMPIAR-10934.jsonld", headers={"If-Modified-Since": stamp}).status_code == 304
+    assert client.get("/studies/EMPIAR-10934.jsonld", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+    changed = archive.public.records.get(iri, archive.record_fingerprint).changed
+    archive.reindex()  # renders every record again: the same content keeps its time
+    assert archive.public.records.get(iri, archive.record_fingerprint).changed == changed
+    assert client.get("/studies/EMPIAR-10934.jsonld").headers["Last-Modified"] == stamp
+    archive.public.records.put(iri, first.data.replace(b'"name":"', b'"name":"Renamed: '), archive.record_fingerprint)
+    assert archive.public.records.get(iri, archive.record_fingerprint).changed > changed
+    sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+    day = datetime.datetime.fromtimestamp(changed, datetime.timezone.utc).date().isoformat()
+    assert f"<loc>{iri}</loc><lastmod>{day}</lastmod>" in sitemap
