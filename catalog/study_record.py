@@ -84,30 +84,36 @@ def _sparql_term(term) -> str:
     return term.n3()
 
 
-def _statements(store: GraphStore, graph_iri: str, subjects: list[Any]) -> Iterable[tuple[Any, Any, Any]]:
-    """Every triple of ``subjects`` in one named graph, as rdflib terms (index lookups when the store is local)."""
+def _statements(store: GraphStore, graph_iri: str, subjects: list[Any], skipped: set[str]) -> Iterable[tuple[Any, Any, Any]]:
+    """Every triple of ``subjects`` in one named graph but those of ``skipped`` predicates, as rdflib terms (index
+    lookups when the store is local); the store leaves the skipped ones out, however many there are."""
     lookup = getattr(store, "triples_of", None)
     if lookup is not None:
-        yield from lookup(graph_iri, [str(s) for s in subjects if isinstance(s, URIRef)])
+        yield from lookup(graph_iri, [str(s) for s in subjects if isinstance(s, URIRef)], exclude=skipped)
         return
+    excluded = f" FILTER(?p NOT IN ({', '.join(f'<{p}>' for p in sorted(skipped))}))" if skipped else ""
     for start in range(0, len(subjects), BATCH):
         values = " ".join(_sparql_term(n) for n in subjects[start : start + BATCH])
-        for row in store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o }} }}"):
+        for row in store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o{excluded} }} }}"):
             yield _term(row["s"]), _term(row["p"]), _term(row["o"])
 
 
 def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: set[str] = SKIPPED_EDGES) -> RecordGraph:
-    """The triples of ``roots`` and of every node reachable from them in one named graph (not via ``skipped``)."""
+    """The triples of ``roots`` and of every node reachable from them in one named graph (not via ``skipped``).
+
+    Only the roots' lookups filter ``skipped`` inside the store (the edges to skip start at the study); deeper
+    nodes are looked up directly and any skipped edge among theirs is dropped here.
+    """
     out = RecordGraph()
     seen: set[Any] = set()
     frontier = [URIRef(r) for r in roots]
-    for _depth in range(MAX_DEPTH):
+    for depth in range(MAX_DEPTH):
         frontier = [n for n in frontier if n not in seen]
         if not frontier:
             break
         seen.update(frontier)
         following = []
-        for s, p, o in _statements(store, graph_iri, frontier):
+        for s, p, o in _statements(store, graph_iri, frontier, skipped if depth == 0 else set()):
             if str(p) in skipped:
                 continue
             out.add((s, p, o))

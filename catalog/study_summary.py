@@ -22,13 +22,26 @@ _P = {
 PREFIXES = "".join(f"PREFIX {k}: <{v}>\n" for k, v in _P.items())
 
 
-#: Imaging methods by label; where the term is FBbi's generic root (no term matched the depositor's words), the
-#: words as written (kept as an "Imaging method" attribute of the acquisition) name the method instead.
-_IMAGING_METHODS = """SELECT ?v WHERE {{ {g} {{ ?b rembi:imagingMethod ?o . ?o rdfs:label ?label .
-  OPTIONAL {{ FILTER(?o = <http://purl.obolibrary.org/obo/FBbi_00000222>)
-    ?b rembi:attributes ?a . ?a schema:name ?n ; schema:value ?text .
-    FILTER(LCASE(STR(?n)) IN ("imaging method", "imaging method (as written)")) }}
-  BIND(COALESCE(?text, ?label) AS ?v) }} }}"""
+#: FBbi's generic root: the term a depositor's imaging method gets when no FBbi term matched their words.
+FBBI_GENERIC = "http://purl.obolibrary.org/obo/FBbi_00000222"
+_IMAGING_METHODS = "SELECT ?b ?o ?label WHERE {{ {g} {{ ?b rembi:imagingMethod ?o . ?o rdfs:label ?label }} }}"
+#: The method as written, for the nodes given (VALUES first: the planner follows the written order, so only their
+#: attributes are read, never those of a study's files).
+_METHODS_AS_WRITTEN = """SELECT ?b ?text WHERE {{ {g} {{ VALUES ?b {{ {nodes} }} ?b rembi:attributes ?a .
+  ?a schema:name ?n ; schema:value ?text . FILTER(LCASE(STR(?n)) IN ("imaging method", "imaging method (as written)")) }} }}"""
+
+
+def imaging_methods(store: GraphStore, g: str) -> list[str]:
+    """Imaging methods by label; where the term is FBbi's generic root, the depositor's words (kept as an
+    "Imaging method" attribute of the acquisition) name the method instead."""
+    found = [(r["b"], r["o"]["value"], r["label"]["value"]) for r in store.select(PREFIXES + _IMAGING_METHODS.format(g=g))]
+    generic = {b["value"]: b for b, term, _label in found if term == FBBI_GENERIC and b["type"] == "uri"}
+    written: dict[str, str] = {}
+    if generic:
+        nodes = " ".join(f"<{iri}>" for iri in sorted(generic))
+        for row in store.select(PREFIXES + _METHODS_AS_WRITTEN.format(g=g, nodes=nodes)):
+            written.setdefault(row["b"]["value"], row["text"]["value"])
+    return sorted({written.get(b["value"], label) if term == FBBI_GENERIC else label for b, term, label in found})
 
 
 def _values(store: GraphStore, query: str) -> list[str]:
@@ -84,7 +97,7 @@ def study_document(
             f"SELECT ?v WHERE {{ {g} {{ {s} schema:creator ?a . ?a schema:name ?v . OPTIONAL {{ ?a schema:position ?p }} }} }} ORDER BY ?p",
         ),
         organisms=sorted(set(_values(store, f"SELECT ?v WHERE {{ {g} {{ ?b rembi:organism ?o . ?o rdfs:label ?v }} }}"))),
-        imaging_methods=sorted(set(_values(store, _IMAGING_METHODS.format(g=g)))),
+        imaging_methods=imaging_methods(store, g),
         licence=(model.enum_name("LicenseEnum", licence_iri) or licence_iri) if licence_iri else None,
         release_date=(val("released") or "")[:10] or None,
         source=(model.enum_name("ResourceEnum", source_iri) if source_iri else None) or "BioImage Archive",

@@ -198,7 +198,8 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
         record["biosamples"] = [biosample]
         component["component_biosamples"] = [biosample["title"]]
     if methods:
-        record["image_acquisitions"] = [{"title": f"{record['accession']} imaging", "imaging_methods": methods}]
+        written = [{"name": "imaging method (as written)", "value": str(m)} for m in _as_list(value("imaging_methods"))]
+        record["image_acquisitions"] = [{"title": f"{record['accession']} imaging", "imaging_methods": methods, "attributes": written}]
         component["component_image_acquisitions"] = [f"{record['accession']} imaging"]
     record["components"] = [component]
     used = {str(path).split(".")[0] for path in fields.values()}
@@ -207,7 +208,6 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
         for key, val in source.items()
         if key not in used and val not in (None, "", [], {})
     ]
-    attributes += [{"name": "imaging method (as written)", "value": str(m)} for m in _as_list(value("imaging_methods"))]
     if attributes:
         record["attributes"] = attributes
     provenance: dict[str, Any] = {

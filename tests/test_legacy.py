@@ -1,6 +1,8 @@
 """Legacy collections: a folder of records plus a mapping; identifiers kept, provenance named, bad records alone fail."""
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,14 @@ def test_tsv_collections_name_the_row(tmp_path):
     loaded = list(load_legacy_collection(tmp_path))
     assert loaded[0].record["authors"][1]["name"] == "C D"
     assert isinstance(loaded[1], LegacyCollectionError) and loaded[1].where.endswith("studies.tsv:3")
+
+
+def test_a_method_no_fbbi_term_matched_is_faceted_by_the_depositors_words(tmp_path):
+    collection = tmp_path / "jcb"
+    shutil.copytree(COLLECTION, collection)
+    record = collection / "records" / "S-JCBD13.json"
+    record.write_text(record.read_text().replace("spinning disk confocal microscopy", "home-built quantum ghost imaging rig"))
+    with open_services(make_settings(tmp_path)) as services:
+        assert "S-JCBD13" in Harvester(services.archive).run("legacy", [str(collection / "mapping.yaml")]).loaded
+        facets = services.archive.public.search.search("", facet_limit=100).facets["imaging_method"]
+        assert "home-built quantum ghost imaging rig" in dict(facets) and "imaging method" not in dict(facets)
