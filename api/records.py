@@ -26,7 +26,7 @@ from api.app import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES, expand_iri
-from catalog.record_index import body_digest
+from catalog.record_index import StoredRecord, body_digest
 from catalog.study_record import build_record, rendering_fingerprint
 
 RECORD_TYPES = ["application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "text/html", "application/json"]
@@ -50,6 +50,11 @@ class RecordDocument:
     released: bool = True
     #: when a stored rendering last changed (seconds since the epoch); None for one built on request
     modified: float | None = None
+
+    @classmethod
+    def stored(cls, row: StoredRecord, accession: str, *, released: bool = True) -> "RecordDocument":
+        """The document of a study as its record index keeps it."""
+        return cls(row.iri, accession, row.iri, True, row.body, row.digest, released, modified=row.changed)
 
     @functools.cached_property
     def tree(self) -> dict[str, Any]:
@@ -84,7 +89,7 @@ def stored_document(iri: str) -> RecordDocument | None:
     stored = services().archive.public.records.get(iri, rendering_fingerprint(base, settings().catalog_name))
     if stored is None:
         return None
-    return RecordDocument(iri, accession, iri, True, stored.body, stored.digest, modified=stored.changed)
+    return RecordDocument.stored(stored, accession)
 
 
 def build_document(iri: str) -> RecordDocument:
@@ -104,7 +109,7 @@ def build_document(iri: str) -> RecordDocument:
             raise
         stored = archive.private.records.get(iri, rendering_fingerprint(base, name))
         if stored is not None:
-            return RecordDocument(iri, row.accession, iri, True, stored.body, stored.digest, released=False)
+            return RecordDocument.stored(stored, row.accession, released=False)
         record = build_record(archive.private.graph, base, iri, catalog_name=name)
         released = False
     body = record.body()

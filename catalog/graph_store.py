@@ -17,7 +17,7 @@ import abc
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, TextIO, TypeVar
+from typing import Any, Callable, Iterable, TextIO, TypeVar
 
 from catalog.errors import CatalogError
 
@@ -152,6 +152,12 @@ class GraphStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def predicate_filter(excluded: Iterable[str]) -> str:
+    """A SPARQL ``FILTER`` leaving the ``?p`` predicates ``excluded`` out (empty when there are none)."""
+    iris = ", ".join(f"<{p}>" for p in sorted(excluded))
+    return f" FILTER(?p NOT IN ({iris}))" if iris else ""
 
 
 def open_graph_store(location: str | Path, read_only: bool = False, **options: Any) -> GraphStore:

@@ -37,6 +37,7 @@ from catalog.graph_store import (
     GraphStoreError,
     GraphStoreUnavailable,
     NotAcceptable,
+    predicate_filter,
 )
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class EmbeddedGraphStore(GraphStore):
         """
         store, name = self._reader(), ox.NamedNode(graph)
         iris: dict[str, Any] = {}
-        excluded = " ".join(f"<{p}>" for p in sorted(exclude))
+        excluded = predicate_filter(exclude)
         for subject in subjects:
             s = URIRef(subject)
             try:
@@ -202,7 +203,7 @@ class EmbeddedGraphStore(GraphStore):
             except ValueError:  # not an IRI (e.g. a mangled URL): nothing is said about it
                 continue
             if excluded:
-                rows = store.query(f"SELECT ?p ?o WHERE {{ GRAPH {name} {{ {node} ?p ?o FILTER(?p NOT IN ({excluded.replace(' ', ', ')})) }} }}")
+                rows = store.query(f"SELECT ?p ?o WHERE {{ GRAPH {name} {{ {node} ?p ?o{excluded} }} }}")
                 for row in rows:
                     yield s, _rdflib(row[0], iris), _rdflib(row[1], iris)
                 continue

@@ -95,7 +95,3 @@ class RecordIndex:
     def iris(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT iri FROM records ORDER BY iri")]
-
-    def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]

@@ -21,7 +21,7 @@ from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
 
 from catalog import identifiers
 from catalog.errors import NotFound
-from catalog.graph_store import GraphStore
+from catalog.graph_store import GraphStore, predicate_filter
 from catalog.jsonld_tree import record_jsonld
 from catalog.record_graph import RecordGraph
 
@@ -91,7 +91,7 @@ def _statements(store: GraphStore, graph_iri: str, subjects: list[Any], skipped:
     if lookup is not None:
         yield from lookup(graph_iri, [str(s) for s in subjects if isinstance(s, URIRef)], exclude=skipped)
         return
-    excluded = f" FILTER(?p NOT IN ({', '.join(f'<{p}>' for p in sorted(skipped))}))" if skipped else ""
+    excluded = predicate_filter(skipped)
     for start in range(0, len(subjects), BATCH):
         values = " ".join(_sparql_term(n) for n in subjects[start : start + BATCH])
         for row in store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o{excluded} }} }}"):
