@@ -61,6 +61,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         response.headers.add("Vary", "Accept")
         return response
 
+    if settings.sparql_cache_mb > 0:
+        from api.sparql_cache import SparqlResultCache
+
+        app.wsgi_app = SparqlResultCache(app.wsgi_app, opened.archive.public.reads.version, settings.sparql_cache_mb << 20)  # type: ignore[method-assign]
+        app.extensions["bia.sparql_cache"] = app.wsgi_app
     return app
 
 

@@ -2,6 +2,7 @@
 description, VoID and example queries. Read-only, time-limited, capped, SERVICE allow-listed, released data only."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 from flask import Response, current_app, render_template, request
@@ -10,13 +11,16 @@ from flask_smorest import Blueprint
 from api.app import services, settings
 from api.negotiate import choose
 from api.sparql_examples import EXAMPLES, examples_turtle
-from api.sparql_protocol import RESULT_TYPES, NotAQuery, ReadOnly, check_services, query_form, result_kind
+from api.sparql_cache import etag_matches
+from api.sparql_protocol import RESULT_TYPES, NotAQuery, ReadOnly, check_services, query_form, repeatable, result_kind
 
 blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over the released studies")
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Type"}
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type, Accept",
              "Access-Control-Max-Age": "86400"}
+#: answers may be kept, but checked again (ETag) before each reuse: a release changes them
+REVALIDATE = "public, no-cache"
 SD_TYPES = ["text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"]
 
 
@@ -65,6 +69,16 @@ def sparql() -> Response:
     check_services(query, settings().sparql_service_allowlist)
     kind = result_kind(form)
     media = choose(RESULT_TYPES[kind] + ["text/html"])
+    tag = _result_tag(query, default, named, media)
+    if tag and etag_matches(request.headers.get("If-None-Match"), tag):
+        return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
+    response = _answer(query, default, named, kind, media)
+    if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
+        response.headers.update({"ETag": tag, "Cache-Control": REVALIDATE})
+    return response
+
+
+def _answer(query: str, default: list[str], named: list[str], kind: str, media: str) -> Response:
     runner = current_app.extensions["bia.sparql"]
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
@@ -81,6 +95,18 @@ def sparql() -> Response:
     asked = "application/sparql-results+json" if media == "application/json" else media
     body, returned = runner.run(query, asked, default, named)
     return Response(body, mimetype=media if media == "application/json" else returned)
+
+
+def _result_tag(query: str, default: list[str], named: list[str], media: str) -> str | None:
+    """An ETag for a query whose answer depends only on the published snapshot it reads (None otherwise, and
+    for a remote store, which cannot say when it changed)."""
+    if not repeatable(query):
+        return None
+    version = services().archive.public.reads.version()
+    if version is None:
+        return None
+    digest = hashlib.sha256("\0".join([query, *default, "", *named, "", media]).encode()).hexdigest()[:24]
+    return f'W/"{version}-{digest}"'
 
 
 @blp.after_request

@@ -101,3 +101,12 @@ def check_services(query: str, allowed: tuple[str, ...] | list[str]) -> None:
                 + (f"; allowed: {', '.join(allowed)}" if allowed else " (no federated endpoints are configured)"),
                 [{"field": "query", "value": target, "message": "endpoint not in the allow-list"}],
             )
+
+
+_VOLATILE = re.compile(r"(?<![?$:\w])(?:(?:RAND|NOW|UUID|STRUUID|BNODE)\s*\(|SERVICE\b)", re.IGNORECASE)
+
+
+def repeatable(query: str) -> bool:
+    """Whether the query's answer depends only on the data it reads: no ``RAND()``, ``NOW()``, ``UUID()``,
+    ``STRUUID()`` or ``BNODE()``, and no ``SERVICE`` (another endpoint's data may change at any time)."""
+    return _VOLATILE.search(_masked(query)) is None

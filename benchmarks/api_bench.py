@@ -8,7 +8,9 @@
    record rendered when its study changed, read from the record index: what a crawler's first visit gets); and
    built from the graph store on every request (a replica whose catalog name differs, so no stored rendering
    is current);
-2. ``/sparql`` point queries against ``oxigraph serve`` holding the same data: latency p50/p99 (target <= 1.5x);
+2. ``/sparql`` point queries against ``oxigraph serve`` holding the same data: latency p50/p99 (target <= 1.5x),
+   for repeated queries (answered from the per-process result cache) and first-time ones (each query text new,
+   so each one runs), with the floors of both HTTP servers;
 3. a file download through the API (redirect to a presigned SeaweedFS URL) against a direct S3 GET of the same
    object: MiB/s (target >= 0.9x).
 """
@@ -163,22 +165,28 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], port: int
         ]
         oxi_port = int(urllib.parse.urlsplit(server.url).port)
         headers = {"Accept": "application/sparql-results+json"}
-        ours = [f"/sparql?{urllib.parse.urlencode({'query': q})}" for q in queries]
-        theirs = [f"/query?{urllib.parse.urlencode({'query': q})}" for q in queries]
-        load(port, ours, 1, 1, headers)
-        _, ours_p50, ours_p99 = load(port, ours, 5, 1, headers)
-        _, oxi_p50, oxi_p99 = load(oxi_port, theirs, 5, 1, headers)
+        # repeated: the same few queries again and again (answered from the per-process cache after the first);
+        # first-time: every request a query text not seen before (a trailing comment), so each one really runs
+        repeated = [urllib.parse.urlencode({"query": q}) for q in queries]
+        first_time = [urllib.parse.urlencode({"query": f"{q} # {n}"}) for n in range(40_000 // len(queries) + 1) for q in queries]
+        load(port, [f"/sparql?{q}" for q in repeated], 1, 1, headers)
+        figures = {}
+        for name, texts in (("repeated", repeated), ("first-time", first_time)):
+            _, ours_p50, ours_p99 = load(port, [f"/sparql?{q}" for q in texts], 5, 1, headers)
+            _, oxi_p50, oxi_p99 = load(oxi_port, [f"/query?{q}" for q in texts], 5, 1, headers)
+            figures[name] = (ours_p50, ours_p99, oxi_p50, oxi_p99)
         empty_port = free_port()
         empty = gunicorn("benchmarks.bare_app:empty_answer", empty_port, {})
         try:
-            _, floor_p50, floor_p99 = load(empty_port, ours, 5, 1, headers)
+            _, floor_p50, floor_p99 = load(empty_port, [f"/sparql?{q}" for q in repeated], 5, 1, headers)
         finally:
             stop(empty)
         _, oxi_floor_p50, _ = load(oxi_port, [f"/query?{urllib.parse.urlencode({'query': 'ASK {}'})}"], 5, 1, headers)
-        print("SPARQL point queries (one client):")
-        print(f"  API /sparql     p50 {ours_p50:6.2f} ms  p99 {ours_p99:6.2f} ms")
-        print(f"  oxigraph serve  p50 {oxi_p50:6.2f} ms  p99 {oxi_p99:6.2f} ms")
-        print(f"  -> latency ratio p50 {ours_p50 / oxi_p50:.2f}x, p99 {ours_p99 / oxi_p99:.2f}x (target <= 1.5x)")
+        print("SPARQL point queries (one client, API on 2 gunicorn workers):")
+        for name, (ours_p50, ours_p99, oxi_p50, oxi_p99) in figures.items():
+            print(f"  {name:10} API p50 {ours_p50:5.2f} ms p99 {ours_p99:5.2f} ms | oxigraph serve p50 {oxi_p50:5.2f} ms "
+                  f"p99 {oxi_p99:5.2f} ms -> p50 {ours_p50 / oxi_p50:.2f}x, p99 {ours_p99 / oxi_p99:.2f}x (target <= 1.5x)")
+        oxi_p50 = figures["first-time"][2]
         print(f"  floors: gunicorn answering a fixed body p50 {floor_p50:.2f} ms ({floor_p50 / oxi_p50:.2f}x oxigraph's whole answer);"
               f" oxigraph serve answering ASK {{}} p50 {oxi_floor_p50:.2f} ms")
     finally:
@@ -236,12 +244,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--download-mib", type=int, default=256)
+    parser.add_argument("--download-mib", type=int, default=256, help="0: skip the download benchmark")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bia-api-bench-") as name:
         tmp = Path(name)
         bench_records(tmp, args.seconds, args.clients)
-        bench_download(tmp, args.download_mib)
+        if args.download_mib:
+            bench_download(tmp, args.download_mib)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ factory do) and pass the result down.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,6 +44,8 @@ class Settings:
     sparql_max_bytes: int = 50_000_000
     #: query worker processes of the embedded SPARQL endpoint (killed and replaced at the time limit)
     sparql_workers: int = 2
+    #: MiB of answers to repeated public SPARQL GETs kept per process until the next snapshot (0: none)
+    sparql_cache_mb: int = 64
     #: serve the public view only, from read-only handles that follow the writer's snapshots: lets several
     #: worker processes serve one embedded catalog while a single writer (CLI, harvests) changes it
     read_only: bool = False
@@ -79,6 +82,7 @@ class Settings:
         "sparql_timeout": ("BIA_SPARQL_TIMEOUT", float),
         "sparql_max_bytes": ("BIA_SPARQL_MAX_BYTES", int),
         "sparql_workers": ("BIA_SPARQL_WORKERS", int),
+        "sparql_cache_mb": ("BIA_SPARQL_CACHE_MB", int),
         "catalog_name": ("BIA_CATALOG_NAME", str),
         "read_only": ("BIA_READ_ONLY", _bool),
         "biostudies_url": ("BIA_BIOSTUDIES_URL", str),
@@ -89,7 +93,7 @@ class Settings:
         "harvest_attempts": ("BIA_HARVEST_ATTEMPTS", int),
         "sparql_service_allowlist": (
             "BIA_SPARQL_SERVICE_ALLOWLIST",
-            lambda v: tuple(u for u in v.split() if u),
+            lambda v: tuple(u for u in re.split(r"[\s,]+", v) if u),
         ),
     }
 

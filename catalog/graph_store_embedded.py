@@ -125,6 +125,8 @@ class EmbeddedGraphStore(GraphStore):
         self._current_file = self.path / "CURRENT"
         self._journal = self.path / "journal.json"
         self._snapshot_id: str | None = None
+        self._current_seen: tuple[int, int, int] | None = None
+        self._current_cached: str | None = None
         self._store: ox.Store | None = None
         if read_only:
             self._follow()
@@ -144,10 +146,20 @@ class EmbeddedGraphStore(GraphStore):
     # ---------------------------------------------------------------- snapshots
 
     def _current_id(self) -> str | None:
+        """The newest snapshot's id. ``CURRENT`` is replaced by a rename on every publish, so its inode and
+        mtime say whether it changed: one ``stat`` per call instead of a read (every read path asks)."""
         try:
-            return self._current_file.read_text(encoding="utf-8").strip() or None
+            stat = os.stat(self._current_file)
         except FileNotFoundError:
             return None
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen != self._current_seen:
+            try:
+                current = self._current_file.read_text(encoding="utf-8").strip() or None
+            except FileNotFoundError:
+                return None
+            self._current_seen, self._current_cached = seen, current
+        return self._current_cached
 
     def _follow(self) -> ox.Store:
         """(Read-only) the store of the newest published snapshot."""

@@ -440,6 +440,7 @@ def test_the_api_on_oxigraph_serve(tmp_path, oxigraph_pair):
             assert record.status_code == 200 and record.get_json()["identifier"]
             answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"})
             assert answer.status_code == 200 and answer.get_json()["results"]["bindings"][0]["n"]["value"] == "1"
+            assert "ETag" not in answer.headers  # a remote store cannot say when it changed: answers are not kept
             error_shape(client.get("/sparql", query_string={"query": "DROP ALL"}), 403)
             assert client.get("/search?q=kidney").get_json()["total"] == 1
             heavy = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"  # last: the server stays busy
