@@ -34,9 +34,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.config.update(config or {})
     app.extensions["bia.settings"] = settings
     app.jinja_env.globals["as_list"] = lambda value: value if isinstance(value, list) else ([] if value is None else [value])
-    from api.records import self_url
+    from api.records import canonical_url, self_url
 
     app.jinja_env.globals["self_url"] = self_url
+    app.jinja_env.globals["canonical_url"] = canonical_url
     opened = services or open_services(settings)
     app.extensions["bia.services"] = opened
     if services is None:

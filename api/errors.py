@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from catalog.errors import CatalogError
@@ -28,10 +28,21 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(exc.status, exc.code, exc.message, exc.errors)
         if exc.status in (401,):
             response.headers["WWW-Authenticate"] = 'Bearer realm="bia"'
+        if getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if exc.code == 404 and request.routing_exception is exc and len(request.path) > 1 and request.path.endswith("/"):
+            bare = request.path.rstrip("/")
+            try:
+                app.url_map.bind("").match(bare, method=request.method)
+            except HTTPException:
+                pass
+            else:  # /studies/S-BIAD1/ is /studies/S-BIAD1: one URL per page
+                query = request.query_string.decode("latin-1")
+                return redirect(f"{request.root_path}{bare}" + (f"?{query}" if query else ""), code=308)
         errors: list[dict[str, Any]] = []
         data = getattr(exc, "data", None) or {}
         messages = data.get("messages") if isinstance(data, dict) else None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import request
+from werkzeug.datastructures import MIMEAccept
 
 from catalog.errors import CatalogError
 
@@ -52,19 +53,27 @@ def choose(offered: list[str], suffix: str | None = None) -> str:
             raise NotAcceptable(f"no {suffix!r} rendering here; available: {', '.join(offered)}")
         return media
     requested = request.args.get("format") or request.args.get("output")
-    if not requested and request.method == "POST":
+    if not requested and request.method == "POST" and request.mimetype != "application/sparql-query":
         requested = request.form.get("format") or request.form.get("output")
     if requested:
         candidates = FORMAT_ALIASES.get(requested.lower(), (SUFFIXES.get(requested.lower(), requested),))
         for media in candidates:
             if media in offered:
                 return media
-        raise NotAcceptable(f"format {requested!r} is not available; available: {', '.join(offered)}")
-    if not request.accept_mimetypes:
-        return offered[0]
-    best = request.accept_mimetypes.best_match(offered)
-    if best is None:
+        if not request.accept_mimetypes or not _accepted(offered):  # else a hint it cannot follow: Accept decides
+            raise NotAcceptable(f"format {requested!r} is not available; available: {', '.join(offered)}")
+    accepted = _accepted(offered)
+    if accepted is None:
         raise NotAcceptable(
             f"none of the requested media types ({request.headers.get('Accept')}) is available; available: {', '.join(offered)}"
         )
-    return best
+    return accepted
+
+
+def _accepted(offered: list[str]) -> str | None:
+    """The best of ``offered`` for the Accept header, its media-type parameters (``charset``, ``profile``…) set
+    aside: each type here has one form, UTF-8 where it is text. No Accept header: the first offered."""
+    if not request.accept_mimetypes:
+        return offered[0]
+    bare = MIMEAccept([(value.split(";", 1)[0].strip(), quality) for value, quality in request.accept_mimetypes])
+    return bare.best_match(offered)

@@ -25,6 +25,7 @@ from werkzeug.http import http_date
 from api.app import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
+from catalog.views import PRIVATE
 from catalog.jsonld_tree import PREFIXES, expand_iri
 from catalog.record_index import StoredRecord, body_digest
 from catalog.study_record import build_record, rendering_fingerprint
@@ -98,7 +99,7 @@ def build_document(iri: str) -> RecordDocument:
     archive, base, name = services().archive, settings().base_url, settings().catalog_name
     released = True
     try:
-        record = build_record(archive.public.reads, base, iri, catalog_name=name)
+        record = build_record(archive.public.reads, base, iri, catalog_name=name, holds_files=archive.holds_files)
     except ValueError:  # not an IRI the store can hold
         raise NotFound(f"no record {iri}") from None
     except NotFound:
@@ -110,7 +111,8 @@ def build_document(iri: str) -> RecordDocument:
         stored = archive.private.records.get(iri, rendering_fingerprint(base, name))
         if stored is not None:
             return RecordDocument.stored(stored, row.accession, released=False)
-        record = build_record(archive.private.graph, base, iri, catalog_name=name)
+        record = build_record(archive.private.graph, base, iri, catalog_name=name,
+                              holds_files=lambda accession: archive.holds_files(accession, PRIVATE))
         released = False
     body = record.body()
     return RecordDocument(record.iri, record.accession, record.study_iri, record.is_study, body, body_digest(body), released)
@@ -141,12 +143,15 @@ def signposting(doc: RecordDocument) -> str:
         links.append(f'<{expand_iri(_plain(licence))}>; rel="license"')
     links.append('<https://schema.org/Dataset>; rel="type"')
     links.append('<https://schema.org/AboutPage>; rel="type"')
-    links.append(f'<{doc.study_iri}/download>; rel="item"; type="application/zip"')
+    if _values(root, "distribution"):
+        links.append(f'<{doc.study_iri}/download>; rel="item"; type="application/zip"')
     links.append(f'<{doc.study_iri}/files>; rel="item"; type="application/json"')
     return ", ".join(links)
 
 
 _CACHE_SIZE = 1024
+#: how long shared caches may keep a released record before checking its ETag again
+PUBLIC_RECORD = "public, max-age=300"
 
 
 class RecordCache:
@@ -190,8 +195,8 @@ def record_response(iri: str, media: str) -> Response:
     validators = {"ETag": f'"{etag}"'}
     if stored is not None and stored.modified is not None:
         validators["Last-Modified"] = http_date(stored.modified)
-    if etag in request.if_none_match or _not_modified_since(stored):
-        return Response(status=304, headers=validators)
+    if request.if_none_match.contains_weak(etag) or _not_modified_since(stored):  # RFC 9110: weak comparison
+        return Response(status=304, headers={**validators, "Cache-Control": PUBLIC_RECORD})
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
     key = (iri, media, tag)
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
@@ -227,8 +232,15 @@ def render_record(doc: RecordDocument, media: str) -> Response:
         response = Response(doc.body, mimetype=media)
     if doc.is_study:
         response.headers["Link"] = signposting(doc)
-    response.headers["Cache-Control"] = "public, max-age=300" if doc.released else "private, no-store"
+    response.headers["Cache-Control"] = PUBLIC_RECORD if doc.released else "private, no-store"
     return response
+
+
+def canonical_url() -> str:
+    """This page's one URL for search engines: under the base URL, without an ``.html`` suffix or format hints."""
+    path = request.path.removesuffix(".html")
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("format", "output")]
+    return f"{settings().base_url}{path}" + (f"?{urlencode(args)}" if args else "")
 
 
 def self_url(**changes: Any) -> str:

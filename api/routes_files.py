@@ -18,6 +18,7 @@ from api.routes_studies import BadParameter, int_arg
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.file_index import OPERATORS, FileIndex, Filter
+from catalog.views import PRIVATE, PUBLIC
 
 blp = Blueprint("files", __name__, description="File tables, downloads and manifests")
 _FILTER = re.compile(r"^filter\[(?P<column>.+?)\](?:\[(?P<op>[a-z]+)\])?$")
@@ -99,7 +100,10 @@ def file_table(accession: str, fmt: str | None) -> Response:
         "facets": {col: [{"value": v, "count": n} for v, n in values] for col, values in index.facets(name, facet_columns, filters).items()},
     }
     if media == "text/html":
-        return Response(render_template("files.html", table=body, accession=name, settings=settings(), args=request.args), mimetype=media)
+        archive = services().archive
+        held = archive.holds_files(name, PUBLIC if index is archive.public.files else PRIVATE)
+        return Response(render_template("files.html", table=body, accession=name, settings=settings(), args=request.args, held=held),
+                        mimetype=media)
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
@@ -202,7 +206,11 @@ class _Sink(io.RawIOBase):
 @blp.doc(summary="The whole study (every stored file) as a streamed zip")
 def download_study(accession: str) -> Response:
     index = file_index_for(accession)
-    store = services().archive.file_store
+    archive = services().archive
+    store = archive.file_store
+    if not archive.holds_files(accession, PUBLIC if index is archive.public.files else PRIVATE):
+        raise NotFound(f"the files of {accession} are listed here but not held by this archive (a harvested record); "
+                       "download them from the resource the record came from")
 
     def generate() -> Iterator[bytes]:
         sink = _Sink()

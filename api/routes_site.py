@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from api.app import services, settings
 from api.negotiate import choose
+from api.records import script_json
 from api.routes_studies import int_arg
 from catalog import identifiers
 from catalog.registry import RELEASED
@@ -84,7 +85,13 @@ def home() -> Response:
             ("sitemap", "/sitemap.xml"))}
         return Response(json.dumps(links), mimetype=media)
     stats = catalog_stats()
-    return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings()), mimetype=media)
+    catalog = {  # the DataCatalog every study's includedInDataCatalog names
+        "@context": "http://schema.org/", "@type": "DataCatalog", "@id": f"{base}/#catalog", "name": settings().catalog_name,
+        "url": f"{base}/", "description": f"{settings().catalog_name}: REMBI metadata of {stats['studies']} released bioimaging studies.",
+        "measurementTechnique": sorted(stats.get("by_imaging_method", {}))[:50],
+    }
+    return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings(),
+                                    catalog_jsonld=script_json(catalog)), mimetype=media)
 
 
 def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 
 from flask import Response, current_app, render_template, request
 from flask_smorest import Blueprint
@@ -16,7 +17,8 @@ from api.sparql_protocol import RESULT_TYPES, NotAQuery, ReadOnly, check_service
 
 blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over the released studies")
 
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Type"}
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Type, ETag, Retry-After"}
+CORS_PATHS = {"/sparql", "/.well-known/void", "/.well-known/sparql-examples"}
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type, Accept",
              "Access-Control-Max-Age": "86400"}
 #: answers may be kept, but checked again (ETag) before each reuse: a release changes them
@@ -24,27 +26,59 @@ REVALIDATE = "public, no-cache"
 SD_TYPES = ["text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"]
 
 
+def _decoded_params(raw: bytes, where: str) -> dict[str, list[str]]:
+    """``application/x-www-form-urlencoded`` parameters, strictly UTF-8 (a query is never guessed at)."""
+    params: dict[str, list[str]] = {}
+    for pair in raw.split(b"&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition(b"=")
+        try:
+            decoded = [urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8") for part in (name, value)]
+        except UnicodeDecodeError as exc:
+            raise NotAQuery(f"the {where} is not UTF-8 once percent-decoded ({exc.reason} at byte {exc.start})") from exc
+        params.setdefault(decoded[0], []).append(decoded[1])
+    return params
+
+
 def _query_from_request() -> tuple[str | None, list[str], list[str]]:
+    """The query and the protocol's dataset, per SPARQL 1.1 Protocol 2.1 (GET, POST form, POST direct)."""
+    params = _decoded_params(request.query_string, "query string")
     if request.method == "POST":
         ctype = (request.mimetype or "").lower()
-        if ctype == "application/sparql-update" or "update" in request.form:
+        if ctype == "application/sparql-update":
             raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
         if ctype == "application/sparql-query":
-            query = request.get_data(as_text=True)
-        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            query = request.form.get("query")
+            charset = request.mimetype_params.get("charset", "utf-8").lower()
+            if charset not in ("utf-8", "utf8"):
+                raise NotAQuery(f"a query sent as application/sparql-query is UTF-8 (got charset={charset})")
+            try:
+                direct = request.get_data().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise NotAQuery(f"the query is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            if "query" in params:
+                raise NotAQuery("send the query either as the request body or as the 'query' parameter, not both")
+            params["query"] = [direct]
+        elif ctype == "application/x-www-form-urlencoded":
+            for name, values in _decoded_params(request.get_data(), "form body").items():
+                params.setdefault(name, []).extend(values)
+        elif ctype == "multipart/form-data":
+            for name, values in request.form.lists():
+                params.setdefault(name, []).extend(values)
         else:
             raise NotAQuery(
                 f"POST a query as application/sparql-query or as the form field 'query' (got {ctype or 'no content type'})"
             )
-        default = request.args.getlist("default-graph-uri") + request.form.getlist("default-graph-uri")
-        named = request.args.getlist("named-graph-uri") + request.form.getlist("named-graph-uri")
-    else:
-        if "update" in request.args:
-            raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
-        query = request.args.get("query")
-        default, named = request.args.getlist("default-graph-uri"), request.args.getlist("named-graph-uri")
-    return query, default, named
+    if "update" in params:
+        raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
+    queries = params.get("query", [])
+    if len(queries) > 1:
+        raise NotAQuery(f"one query per request ({len(queries)} 'query' parameters were sent)")
+    if queries and not queries[0].strip():
+        raise NotAQuery("the query is empty")
+    if request.method == "POST" and not queries:
+        raise NotAQuery("no query: POST it as application/sparql-query or as the form field 'query'")
+    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", [])
 
 
 @blp.route("/sparql", methods=["GET", "POST"])
@@ -69,8 +103,8 @@ def sparql() -> Response:
     check_services(query, settings().sparql_service_allowlist)
     kind = result_kind(form)
     media = choose(RESULT_TYPES[kind] + ["text/html"])
-    tag = _result_tag(query, default, named, media)
-    if tag and etag_matches(request.headers.get("If-None-Match"), tag):
+    tag = _result_tag(query, default, named, media) if request.method in ("GET", "HEAD") else None
+    if tag and request.headers.get("If-None-Match", "").strip() != "*" and etag_matches(request.headers.get("If-None-Match"), tag):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
     response = _answer(query, default, named, kind, media)
     if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
@@ -109,12 +143,18 @@ def _result_tag(query: str, default: list[str], named: list[str], media: str) ->
     return f'W/"{version}-{digest}"'
 
 
-@blp.after_request
+@blp.after_app_request
 def cors(response: Response) -> Response:
-    """Every answer of the endpoint (errors and preflights too) readable by browser SPARQL clients elsewhere."""
+    """Every answer of the endpoint (errors, preflights and wrong methods too) readable by browser SPARQL clients
+    elsewhere; a preflight is granted the request headers it asks for."""
+    if request.path not in CORS_PATHS:
+        return response
     response.headers.update(CORS)
     if request.method == "OPTIONS":
         response.headers.update(PREFLIGHT)
+        asked = request.headers.get("Access-Control-Request-Headers")
+        if asked:
+            response.headers["Access-Control-Allow-Headers"] = asked
     return response
 
 

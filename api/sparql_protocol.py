@@ -11,7 +11,8 @@ from catalog.errors import CatalogError, Forbidden
 
 QUERY_FORMS = ("SELECT", "CONSTRUCT", "DESCRIBE", "ASK")
 UPDATE_KEYWORDS = ("INSERT", "DELETE", "LOAD", "CLEAR", "DROP", "CREATE", "ADD", "MOVE", "COPY", "WITH")
-#: Media types per result kind, preferred first.
+#: Media types per result kind, preferred first (``application/xml``/``text/xml`` and ``application/json`` are
+#: the generic types older clients send; pyoxigraph writes the SPARQL results or RDF/XML form for them).
 RESULT_TYPES = {
     "solutions": [
         "application/sparql-results+json",
@@ -19,8 +20,22 @@ RESULT_TYPES = {
         "text/csv",
         "text/tab-separated-values",
         "application/json",
+        "application/xml",
+        "text/xml",
     ],
-    "graph": ["text/turtle", "application/ld+json", "application/n-triples", "application/rdf+xml", "application/n-quads"],
+    # the SPARQL CSV/TSV formats have no form for a boolean
+    "boolean": ["application/sparql-results+json", "application/sparql-results+xml", "application/json", "application/xml", "text/xml"],
+    "graph": [
+        "text/turtle",
+        "application/ld+json",
+        "application/n-triples",
+        "application/rdf+xml",
+        "application/n-quads",
+        "application/trig",
+        "text/n3",
+        "application/xml",
+        "text/xml",
+    ],
 }
 _MASK = re.compile(
     r"""(\#[^\n]*)                                  # comment
@@ -56,8 +71,13 @@ def _masked(query: str) -> str:
     return _MASK.sub(blank, query)
 
 
-_PROLOGUE = re.compile(r"\s*(?:PREFIX\s+(?:[A-Za-z][\w.-]*)?:\s*<\s*>|BASE\s*<\s*>)", re.IGNORECASE)
-
+#: a prefix name (PN_PREFIX: a letter first, any script) and a prefixed name's local part (PN_LOCAL, escapes kept)
+_PN_PREFIX = r"[^\W\d_][\w.-]*"
+_PN_LOCAL = r"(?:[\w:%-]|\\.|\.(?=[\w:%\\-]))*"
+_PROLOGUE = re.compile(rf"\s*(?:PREFIX\s+(?:{_PN_PREFIX})?:\s*<\s*>|BASE\s*<\s*>)", re.IGNORECASE)
+_PREFIX_DECLARATION = re.compile(rf"(?<![\w:?$])PREFIX\s+({_PN_PREFIX})?:\s*<", re.IGNORECASE)
+_SERVICE = re.compile(r"(?<![\w:?$])SERVICE\s+(?:SILENT\s*)?|(?<![\w:?$])SERVICE(?=<)", re.IGNORECASE)
+_DATASET_CLAUSE = re.compile(r"(?<![\w:?$])FROM\b", re.IGNORECASE)
 
 def query_form(query: str) -> str:
     """``SELECT``/``CONSTRUCT``/``DESCRIBE``/``ASK``; :class:`ReadOnly` for an update, :class:`NotAQuery` else."""
@@ -75,26 +95,34 @@ def query_form(query: str) -> str:
 
 
 def result_kind(form: str) -> str:
-    return "solutions" if form in ("SELECT", "ASK") else "graph"
+    return {"SELECT": "solutions", "ASK": "boolean"}.get(form, "graph")
+
+
+def _iri_at(query: str, masked: str, start: int) -> str:
+    """The IRI whose ``<`` is at ``start`` (read from the original text; the masked one keeps the brackets)."""
+    end = masked.find(">", start)
+    return query[start + 1 : end] if end > start else ""
 
 
 def check_services(query: str, allowed: tuple[str, ...] | list[str]) -> None:
-    """Refuse any ``SERVICE`` whose endpoint is not in ``allowed`` (a variable endpoint is never allowed)."""
+    """Refuse any ``SERVICE`` whose endpoint is not in ``allowed`` (a variable endpoint is never allowed).
+
+    Keywords and ``PREFIX`` declarations are found in the masked text only, so a comment or a string can neither
+    hide a ``SERVICE`` nor declare a prefix; a prefix declared twice resolves to the later IRI, as in parsers.
+    """
     masked = _masked(query)
-    prefixes = {
-        m.group(1): m.group(2)
-        for m in re.finditer(r"PREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", query, re.IGNORECASE)
-    }
-    for m in re.finditer(r"\bSERVICE\b\s*(SILENT\b\s*)?", masked, re.IGNORECASE):
-        rest = query[m.end() :]
-        iri = re.match(r"<([^>]*)>", rest)
-        if iri:
-            target = iri.group(1)
+    prefixes = {m.group(1) or "": _iri_at(query, masked, m.end() - 1) for m in _PREFIX_DECLARATION.finditer(masked)}
+    for m in _SERVICE.finditer(masked):
+        at = m.end()
+        if masked.startswith("<", at):
+            target = _iri_at(query, masked, at)
         else:
-            name = re.match(r"([A-Za-z][\w.-]*)?:([\w.-]*)", rest)
+            name = re.match(rf"({_PN_PREFIX})?:({_PN_LOCAL})", masked[at:])
             if not name:
                 raise ServiceNotAllowed("SERVICE with a variable endpoint is not allowed on this endpoint")
-            target = prefixes.get(name.group(1) or "", "") + name.group(2)
+            if (name.group(1) or "") not in prefixes:
+                raise NotAQuery(f"SERVICE {name.group(0)}: the prefix {name.group(1) or ''}: is not declared")
+            target = prefixes[name.group(1) or ""] + name.group(2)
         if target not in allowed:
             raise ServiceNotAllowed(
                 f"SERVICE <{target}> is not allowed on this endpoint"
@@ -103,7 +131,21 @@ def check_services(query: str, allowed: tuple[str, ...] | list[str]) -> None:
             )
 
 
-_VOLATILE = re.compile(r"(?<![?$:\w])(?:(?:RAND|NOW|UUID|STRUUID|BNODE)\s*\(|SERVICE\b)", re.IGNORECASE)
+def dataset(query: str, default: list[str], named: list[str]) -> dict:
+    """The dataset a query runs on, as pyoxigraph query options (IRIs as strings).
+
+    The protocol's ``default-graph-uri``/``named-graph-uri`` win over the query's ``FROM``/``FROM NAMED``
+    (SPARQL 1.1 Protocol 2.1.4), and name exactly the dataset: only named graphs given means an empty default
+    graph, and the other way round. Else the query's own ``FROM`` clauses apply; with neither, the default graph
+    is the union of all graphs (the service description's ``sd:UnionDefaultGraph``).
+    """
+    if default or named:
+        return {"default_graph": list(default), "named_graphs": list(named)}
+    if _DATASET_CLAUSE.search(_masked(query)):
+        return {}
+    return {"use_default_graph_as_union": True}
+
+_VOLATILE = re.compile(r"(?<![\w:?$])(?:(?:RAND|NOW|UUID|STRUUID|BNODE)\s*\(|SERVICE\b)", re.IGNORECASE)
 
 
 def repeatable(query: str) -> bool:

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from api.sparql_protocol import dataset
 from catalog.config import Settings
 from catalog.errors import CatalogError
 from catalog.graph_store import GraphStoreError, GraphStoreTimeout, GraphStoreUnavailable, NotAcceptable
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 class QueryTimeout(CatalogError):
     status = 503
     code = "query_timeout"
+
+
+class WorkersBusy(CatalogError):
+    status = 503
+    code = "workers_busy"
+    retry_after = 5
 
 
 class ResultTooLarge(CatalogError):
@@ -58,7 +65,7 @@ class _Capped:
 
 
 def _worker_main(conn: Connection) -> None:
-    """Answer (snapshot, query, accept, default graphs, named graphs, max bytes) requests until told to stop."""
+    """Answer (snapshot, query, accept, dataset options, max bytes) requests until told to stop."""
     import pyoxigraph as ox
 
     stores: dict[str, Any] = {}
@@ -69,19 +76,16 @@ def _worker_main(conn: Connection) -> None:
             return
         if request is None:
             return
-        snapshot, query, accept, default_graphs, named_graphs, max_bytes = request
+        snapshot, query, accept, dataset, max_bytes = request
         try:
             if snapshot not in stores:
                 stores.clear()
                 stores[snapshot] = ox.Store.read_only(snapshot) if snapshot else ox.Store()
             store = stores[snapshot]
-            kwargs: dict[str, Any] = {}
-            if default_graphs:
-                kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
-            else:
-                kwargs["use_default_graph_as_union"] = True
-            if named_graphs:
-                kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+            kwargs: dict[str, Any] = dict(dataset)
+            for option in ("default_graph", "named_graphs"):
+                if option in kwargs:
+                    kwargs[option] = [ox.NamedNode(g) for g in kwargs[option]]
             result = store.query(query, **kwargs)
             media = accept
             if isinstance(result, ox.QueryTriples):
@@ -209,10 +213,11 @@ class QueryRunner:
                 raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
             return body, media
         if not self._slots.acquire(timeout=self.settings.sparql_timeout):
-            raise QueryTimeout("every query worker is busy; try again shortly")
+            raise WorkersBusy(f"every query worker was busy for {self.settings.sparql_timeout:g} s; try again shortly")
         try:
             worker = self._take()
-            request = (self._snapshot(), query, accept, list(default_graphs), list(named_graphs), self.settings.sparql_max_bytes)
+            request = (self._snapshot(), query, accept, dataset(query, list(default_graphs), list(named_graphs)),
+                       self.settings.sparql_max_bytes)
             try:
                 worker.conn.send(request)
                 if not worker.conn.poll(self.settings.sparql_timeout):

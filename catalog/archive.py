@@ -242,7 +242,8 @@ class Archive:
         """Render a study's record from the view's graph into the view's record index (or drop a vanished one)."""
         study = self.study_iri(accession)
         try:
-            record = build_record(view.graph, self.settings.base_url, study, catalog_name=self.settings.catalog_name)
+            record = build_record(view.graph, self.settings.base_url, study, catalog_name=self.settings.catalog_name,
+                                  holds_files=lambda acc: self.holds_files(acc, view.name))
             body = record.body()
         except NotFound:
             view.records.delete(study)
@@ -252,6 +253,15 @@ class Archive:
             view.records.delete(study)
             return
         view.records.put(study, body, self.record_fingerprint)
+
+    def holds_files(self, accession: str, view: str = PUBLIC) -> bool:
+        """Whether the archive holds the bytes of the study's files (a deposit), not only their list (a harvested
+        record whose files are elsewhere): judged by its first listed file."""
+        try:
+            first = self.view(view).files.query(accession, limit=1).items
+        except NotFound:
+            return False
+        return bool(first) and self.file_store.stat(f"studies/{accession}/{first[0]['path']}") is not None
 
     @_serialized
     def render_records(self, accessions: Iterable[str], view: str = PUBLIC) -> int:

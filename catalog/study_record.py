@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rdflib import BNode, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
@@ -24,6 +25,7 @@ from catalog.errors import NotFound
 from catalog.graph_store import GraphStore, predicate_filter
 from catalog.jsonld_tree import record_jsonld
 from catalog.record_graph import RecordGraph
+from catalog.study_summary import FBBI_GENERIC
 
 SCHEMA = Namespace("http://schema.org/")
 REMBI = Namespace("https://w3id.org/rembi/")
@@ -123,8 +125,12 @@ def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: s
     return out
 
 
-def build_record(store: GraphStore, base_url: str, iri: str, *, catalog_name: str = "BioImage Archive catalog") -> Record:
-    """The record of a study or of an object inside one; :class:`NotFound` when this store does not hold it."""
+def build_record(
+    store: GraphStore, base_url: str, iri: str, *, catalog_name: str = "BioImage Archive catalog",
+    holds_files: Callable[[str], bool] = lambda accession: False,
+) -> Record:
+    """The record of a study or of an object inside one; :class:`NotFound` when this store does not hold it.
+    ``holds_files(accession)``: whether the archive holds the study's files (see :func:`add_dataset_view`)."""
     accession = identifiers.accession_of(iri)
     if accession is None:
         raise NotFound(f"no record {iri}")
@@ -138,7 +144,7 @@ def build_record(store: GraphStore, base_url: str, iri: str, *, catalog_name: st
         raise NotFound(f"no record {iri}")
     is_study = resource == study
     if is_study:
-        add_dataset_view(graph, URIRef(study), base_url, catalog_name)
+        add_dataset_view(graph, URIRef(study), base_url, catalog_name, downloadable=holds_files(accession))
         add_inferred_links(graph, store, URIRef(study), base_url)
     return Record(iri=resource, accession=accession, study_iri=study, graph=graph, is_study=is_study)
 
@@ -162,8 +168,27 @@ def add_inferred_links(graph: RecordGraph, store: GraphStore, study: URIRef, bas
         graph.add((study, SCHEMA.isRelatedTo, URIRef(row["other"]["value"])))
 
 
-def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str) -> None:
-    """Add the schema.org ``Dataset`` (Bioschemas Dataset profile) statements derived from the REMBI ones."""
+_AS_WRITTEN = {"imaging method", "imaging method (as written)"}
+#: words that make an author a body rather than a person (BioStudies lists both as authors, by name only)
+_ORGANISATION = re.compile(
+    r"\b(institute|institut|university|universit[äéy]|platform|facility|consortium|centre|center|laborator(y|ies)|"
+    r"department|project|team|group|foundation|network|initiative|inc|ltd|gmbh|corporation|society|programme|program)\b",
+    re.IGNORECASE,
+)
+
+
+def _method_as_written(graph: RecordGraph, node: Any) -> str | None:
+    """The imaging method as the depositor wrote it, kept as an attribute of ``node`` when no FBbi term matched."""
+    for attribute in graph.objects(node, REMBI.attributes):
+        if any(str(name).lower() in _AS_WRITTEN for name in graph.objects(attribute, SCHEMA.name)):
+            return next((str(v) for v in graph.objects(attribute, SCHEMA.value)), None)
+    return None
+
+
+def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str, downloadable: bool = False) -> None:
+    """Add the schema.org ``Dataset`` (Bioschemas Dataset profile) statements derived from the REMBI ones;
+    ``downloadable``: the archive holds the study's files, so its zip is a ``DataDownload`` (a harvested record
+    lists files whose bytes are elsewhere, and advertises no download here)."""
     add = graph.add
     add((study, RDF.type, SCHEMA.Dataset))
     add((study, DCTERMS.conformsTo, BIOSCHEMAS_DATASET))
@@ -182,7 +207,9 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
     for released in graph.objects(study, DCTERMS.available):
         add((study, SCHEMA.datePublished, Literal(str(released)[:10], datatype=XSD.date)))
     for author in graph.objects(study, SCHEMA.creator):
-        add((author, RDF.type, SCHEMA.Person))
+        names = [str(n) for n in graph.objects(author, SCHEMA.name)]
+        organisation = any(_ORGANISATION.search(n) for n in names)
+        add((author, RDF.type, SCHEMA.Organization if organisation else SCHEMA.Person))
     for publication in graph.objects(study, SCHEMA.citation):
         add((publication, RDF.type, SCHEMA.ScholarlyArticle))
         for title in graph.objects(publication, DCTERMS.title):
@@ -193,16 +220,28 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
         relation = graph.value(xref, REMBI.relation)
         for target in graph.objects(xref, REMBI.target):
             add((study, _SCHEMA_RELATION.get(str(relation), SCHEMA.isRelatedTo), URIRef(str(target))))
-    for term in set(graph.objects(None, REMBI.imagingMethod)):
+    methods: set[str] = set()
+    for node, _p, term in list(graph.triples((None, REMBI.imagingMethod, None))):
+        written = _method_as_written(graph, node) if str(term) == FBBI_GENERIC else None
+        if written:  # FBbi's generic root says nothing: the depositor's words name the technique
+            add((study, SCHEMA.measurementTechnique, Literal(written)))
+            methods.add(written)
+            continue
         add((study, SCHEMA.measurementTechnique, term))
         add((term, RDF.type, SCHEMA.DefinedTerm))
         for label in graph.objects(term, RDFS.label):
             add((term, SCHEMA.name, label))
-    download = URIRef(f"{study}#download")
-    add((study, SCHEMA.distribution, download))
-    add((download, RDF.type, SCHEMA.DataDownload))
-    add((download, SCHEMA.contentUrl, URIRef(f"{study}/download")))
-    add((download, SCHEMA.encodingFormat, Literal("application/zip")))
+            methods.add(str(label))
+    if next(iter(graph.objects(study, SCHEMA.keywords)), None) is None:  # required by Bioschemas: what it is about
+        organisms = {str(label) for term in graph.objects(None, REMBI.organism) for label in graph.objects(term, RDFS.label)}
+        for keyword in sorted(methods - {"imaging method"}) + sorted(organisms):
+            add((study, SCHEMA.keywords, Literal(keyword)))
+    if downloadable:
+        download = URIRef(f"{study}#download")
+        add((study, SCHEMA.distribution, download))
+        add((download, RDF.type, SCHEMA.DataDownload))
+        add((download, SCHEMA.contentUrl, URIRef(f"{study}/download")))
+        add((download, SCHEMA.encodingFormat, Literal("application/zip")))
     catalog = URIRef(f"{base_url.rstrip('/')}/#catalog")
     add((study, SCHEMA.includedInDataCatalog, catalog))
     add((catalog, RDF.type, SCHEMA.DataCatalog))

@@ -125,12 +125,30 @@ def test_jsonld_is_a_bioschemas_dataset(client):
     doc = client.get("/studies/S-BIAD1492", headers={"Accept": "application/ld+json"}).get_json()
     types = doc["@type"] if isinstance(doc["@type"], list) else [doc["@type"]]
     assert "Dataset" in types
-    for key in ("name", "description", "identifier", "url", "license", "creator", "datePublished", "distribution",
+    for key in ("name", "description", "identifier", "url", "license", "creator", "datePublished", "keywords",
                 "includedInDataCatalog", "isAccessibleForFree", "measurementTechnique"):
         assert key in doc, key
-    assert doc["distribution"]["contentUrl"]["@id"].endswith("/studies/S-BIAD1492/download")
     html = client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert '<script type="application/ld+json">' in html and 'rel="alternate" type="text/turtle"' in html
+    assert f'<link rel="canonical" href="{BASE}/studies/S-BIAD1492">' in html
+    description = re.search(r'<meta name="description" content="([^"]*)">', html).group(1)
+    assert 50 <= len(description) <= 303 and description.split()[0] in doc["description"]
+    assert f'<link rel="canonical" href="{BASE}/studies/S-BIAD1492">' in client.get("/studies/S-BIAD1492.html").get_data(as_text=True)
+
+
+def test_only_studies_whose_files_are_held_advertise_a_download(client, catalog):
+    deposited = client.get(f"/studies/{catalog['released']}", headers={"Accept": "application/ld+json"})
+    assert deposited.get_json()["distribution"]["contentUrl"]["@id"] == f"{BASE}/studies/{catalog['released']}/download"
+    assert f'<{BASE}/studies/{catalog["released"]}/download>; rel="item"' in deposited.headers["Link"]
+    zipped = client.get(f"/studies/{catalog['released']}/download")
+    assert zipped.status_code == 200 and len(zipfile.ZipFile(io.BytesIO(zipped.data)).namelist()) == len(listed_paths())
+    harvested = client.get("/studies/S-BIAD1492", headers={"Accept": "application/ld+json"})
+    assert "distribution" not in harvested.get_json() and "/download>" not in harvested.headers["Link"]
+    assert "not held by this archive" in error_shape(client.get("/studies/S-BIAD1492/download"), 404)["message"]
+    page = client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "/studies/S-BIAD1492/download" not in page
+    files_page = client.get("/studies/S-BIAD1492/files", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "/download" not in files_page
 
 
 def test_every_sub_object_iri_dereferences(client):
@@ -228,6 +246,108 @@ def test_sparql_service_outside_the_allow_list_is_refused_without_a_request(clie
     assert body["code"] == "service_not_allowed"
     error_shape(client.get("/sparql", query_string={"query": "SELECT * WHERE { SERVICE ?x { ?s ?p ?o } }"}), 403)
     assert replay_server.requests == []
+
+
+def test_a_service_target_cannot_be_hidden_by_comments_strings_or_prefix_tricks(catalog, replay_server):
+    allowed = "http://127.0.0.1:9/sparql"
+    app = create_app(catalog["settings"].with_(sparql_service_allowlist=(allowed,)), services=catalog["services"])
+    client = app.test_client()
+    decoy = f"{replay_server.url}/"
+    try:
+        for query in (
+            f"PREFIX ex: <{decoy}>\n# PREFIX ex: <http://127.0.0.1:9/>\nSELECT * WHERE {{ SERVICE ex:sparql {{ ?s ?p ?o }} }}",
+            f'PREFIX ex: <{decoy}>\nSELECT * WHERE {{ BIND("PREFIX ex: <http://127.0.0.1:9/>" AS ?x) SERVICE ex:sparql {{ ?s ?p ?o }} }}',
+            "PREFIX ex: <http://127.0.0.1:9/>\nSELECT * WHERE { SERVICE ex:sparql:x { ?s ?p ?o } }",
+            f"PREFIX ex: <http://127.0.0.1:9/>\nPREFIX ex: <{decoy}>\nSELECT * WHERE {{ SERVICE SILENT ex:sparql {{ ?s ?p ?o }} }}",
+        ):
+            assert error_shape(client.get("/sparql", query_string={"query": query}), 403)["code"] == "service_not_allowed", query
+        assert replay_server.requests == []
+    finally:
+        app.extensions["bia.sparql"].close()
+
+
+def test_the_word_service_elsewhere_is_not_a_service_call(client):
+    for query in ("SELECT ?service WHERE { ?service a ?t } LIMIT 1",
+                  "PREFIX sd: <http://www.w3.org/ns/sparql-service-description#> ASK { ?x a sd:Service }",
+                  "PREFIX é: <http://example.org/> SELECT ?s WHERE { ?s é:service ?o } LIMIT 1"):
+        assert client.get("/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"}).status_code == 200, query
+
+
+def count_of(client, query, **params) -> int:
+    answer = client.get("/sparql", query_string={"query": query, **params}, headers={"Accept": "application/sparql-results+json"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return int(answer.get_json()["results"]["bindings"][0]["n"]["value"])
+
+
+def test_from_clauses_and_the_protocol_dataset_are_honoured(client, catalog):
+    one, other = f"{BASE}/studies/idr0038", f"{BASE}/studies/EMPIAR-10934"
+    everything = count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
+    in_one = count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{one}> WHERE {{ ?s ?p ?o }}")
+    in_other = count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{other}> WHERE {{ ?s ?p ?o }}")
+    assert 0 < in_one < everything and 0 < in_other < everything
+    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{one}> FROM <{other}> WHERE {{ ?s ?p ?o }}") == in_one + in_other
+    assert count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", **{"default-graph-uri": one}) == in_one
+    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM NAMED <{one}> WHERE {{ ?s ?p ?o }}") == 0  # empty default graph
+    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM NAMED <{one}> WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }}") == in_one
+    # the protocol names the whole dataset and wins over FROM (SPARQL 1.1 Protocol 2.1.4)
+    assert count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }", **{"default-graph-uri": one}) == 0
+    assert count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", **{"named-graph-uri": one}) == 0
+    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{one}> WHERE {{ ?s ?p ?o }}", **{"default-graph-uri": other}) == in_other
+    embargoed = f"{BASE}/studies/{catalog['embargoed']}"
+    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{embargoed}> WHERE {{ ?s ?p ?o }}") == 0
+
+
+def test_malformed_protocol_requests_are_400(client):
+    for response in (
+        client.post("/sparql", data={"query": ""}),
+        client.post("/sparql", data={"foo": "bar"}),
+        client.post("/sparql", data="", content_type="application/sparql-query"),
+        client.get("/sparql", query_string=[("query", COUNT_STUDIES), ("query", "ASK {}")]),
+        client.get("/sparql?query=SELECT%20%28%22%E9%22%20AS%20%3Fx%29%20%7B%7D"),  # Latin-1, not UTF-8
+        client.post("/sparql", data='SELECT ("\xe9" AS ?x) {}'.encode("latin-1"), content_type="application/sparql-query; charset=ISO-8859-1"),
+    ):
+        assert error_shape(response, 400)["code"] == "invalid_query"
+    utf8 = client.post("/sparql", data='SELECT ("é日本" AS ?x) {}'.encode(), content_type="application/sparql-query; charset=utf-8",
+                       headers={"Accept": "application/sparql-results+json"})
+    assert utf8.get_json()["results"]["bindings"][0]["x"]["value"] == "é日本"
+
+
+@pytest.mark.parametrize(("form", "accept", "expected"), [
+    ("SELECT", "text/csv; charset=utf-8", "text/csv"),
+    ("SELECT", "application/sparql-results+json;charset=utf-8", "application/sparql-results+json"),
+    ("SELECT", "application/xml", "application/xml"),
+    ("ASK", "text/xml", "text/xml"),
+    ("CONSTRUCT", "text/turtle; charset=utf-8", "text/turtle"),
+    ("CONSTRUCT", 'application/ld+json; profile="http://www.w3.org/ns/json-ld#expanded"', "application/ld+json"),
+    ("CONSTRUCT", "application/trig", "application/trig"),
+    ("CONSTRUCT", "text/n3", "text/n3"),
+])
+def test_accept_headers_with_parameters_and_generic_types(client, form, accept, expected):
+    query = {"SELECT": COUNT_STUDIES, "ASK": "ASK { ?s ?p ?o }", "CONSTRUCT": "CONSTRUCT WHERE { ?s ?p ?o } LIMIT 3"}[form]
+    response = client.get("/sparql", query_string={"query": query}, headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == expected, response.get_data(as_text=True)
+    if form == "CONSTRUCT" and expected != "application/ld+json":
+        assert len(Graph().parse(data=response.get_data(as_text=True), format={"application/trig": "trig", "text/n3": "n3"}.get(expected, "turtle"))) == 3
+
+
+def test_ask_has_no_csv_form_and_format_hints_yield_to_accept(client):
+    error_shape(client.get("/sparql", query_string={"query": "ASK { ?s ?p ?o }"}, headers={"Accept": "text/csv"}), 406)
+    # SPARQLWrapper asking a SELECT "as turtle": format=turtle with Accept */*
+    hinted = client.get("/sparql", query_string={"query": COUNT_STUDIES, "format": "turtle"}, headers={"Accept": "*/*"})
+    assert hinted.status_code == 200 and hinted.mimetype == "application/sparql-results+json"
+    error_shape(client.get("/sparql", query_string={"query": COUNT_STUDIES, "format": "turtle"}), 406)
+
+
+def test_cors_on_wrong_methods_and_preflights_grant_the_asked_headers(client):
+    wrong = client.put("/sparql", data="x")
+    assert error_shape(wrong, 405) and wrong.headers["Access-Control-Allow-Origin"] == "*"
+    preflight = client.options("/sparql", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET",
+                                                   "Access-Control-Request-Headers": "x-requested-with, if-none-match"})
+    assert preflight.headers["Access-Control-Allow-Headers"] == "x-requested-with, if-none-match"
+    answer = client.get("/sparql", query_string={"query": COUNT_STUDIES})
+    assert "ETag" in answer.headers["Access-Control-Expose-Headers"]
+    posted = client.post("/sparql", data={"query": COUNT_STUDIES}, headers={"If-None-Match": answer.headers["ETag"]})
+    assert posted.status_code == 200 and "ETag" not in posted.headers  # conditional GETs only
 
 
 def test_embargoed_data_is_invisible_to_sparql(client, catalog):
@@ -408,6 +528,19 @@ def test_sitemap_stats_links_robots(client, catalog):
     links = client.get("/studies/EMPIAR-10934/links").get_json()
     assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" for link in links["outgoing"])
     assert b"released studies" in client.get("/", headers={"Accept": "text/html"}).data
+
+
+def test_pages_for_crawlers_name_their_one_url_and_the_catalog(client):
+    moved = client.get("/studies/S-BIAD1492/?x=1")
+    assert moved.status_code == 308 and moved.headers["Location"].endswith("/studies/S-BIAD1492?x=1")
+    error_shape(client.get("/no-such-page/"), 404)
+    home = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    catalog_jsonld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', home, re.DOTALL).group(1))
+    study = client.get("/studies/S-BIAD1492.jsonld").get_json()
+    assert catalog_jsonld["@type"] == "DataCatalog" and catalog_jsonld["@id"] == study["includedInDataCatalog"]["@id"]
+    for path in ("/", "/studies", "/stats", "/studies/S-BIAD1492/files"):
+        page = client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
+        assert f'<link rel="canonical" href="{BASE}{path}">' in page and '<meta name="description" content="' in page, path
 
 
 def test_robots_txt_lets_crawlers_reach_every_study_but_not_endless_combinations(client):
@@ -597,7 +730,10 @@ def test_records_are_cached_per_snapshot_with_etags(tmp_path):
             client = app.test_client()
             first = client.get("/studies/idr0038", headers={"Accept": "application/ld+json"})
             etag = first.headers["ETag"]
-            assert client.get("/studies/idr0038", headers={"Accept": "application/ld+json", "If-None-Match": etag}).status_code == 304
+            not_modified = client.get("/studies/idr0038", headers={"Accept": "application/ld+json", "If-None-Match": etag})
+            assert not_modified.status_code == 304 and not_modified.headers["Cache-Control"].startswith("public")
+            weakened = client.get("/studies/idr0038", headers={"Accept": "application/ld+json", "If-None-Match": f"W/{etag}"})
+            assert weakened.status_code == 304  # proxies that weaken ETags still revalidate
             assert client.get("/studies/idr0038", headers={"Accept": "text/turtle", "If-None-Match": etag}).status_code == 200
             source.write_text(source.read_text().replace("Ex vivo live cell tracking", "Changed title of"))
             assert harvester.run("idr", [str(source)]).loaded
