@@ -124,6 +124,7 @@ class EmbeddedGraphStore(GraphStore):
         self._checkpoints = self.path / "checkpoints"
         self._current_file = self.path / "CURRENT"
         self._journal = self.path / "journal.json"
+        self._dirty = self.path / "DIRTY"  # the live store has changes no snapshot has yet
         self._snapshot_id: str | None = None
         self._current_seen: tuple[int, int, int] | None = None
         self._current_cached: str | None = None
@@ -141,7 +142,9 @@ class EmbeddedGraphStore(GraphStore):
                 "(e.g. `bia serve`) or use its HTTP API, or configure a remote SPARQL store"
             ) from exc
         self._roll_back()
-        self._publish()
+        current = self._current_id()
+        if current is None or self._dirty.exists() or not (self._checkpoints / current).exists():
+            self._publish()  # else the newest snapshot is the live store: its id (ETags, caches) stays
 
     # ---------------------------------------------------------------- snapshots
 
@@ -188,8 +191,13 @@ class EmbeddedGraphStore(GraphStore):
         snapshot = f"{time.time_ns():020d}"
         store.backup(str(self._checkpoints / snapshot))
         _fsync_write(self._current_file, snapshot)
+        self._dirty.unlink(missing_ok=True)
         self._prune(keep=snapshot)
         return snapshot
+
+    def _mark_dirty(self) -> None:
+        if not self._dirty.exists():
+            _fsync_write(self._dirty, "the live store has changes no snapshot has yet\n")
 
     def _prune(self, keep: str) -> None:
         names = sorted((p.name for p in self._checkpoints.iterdir() if p.is_dir()), reverse=True)
@@ -241,7 +249,11 @@ class EmbeddedGraphStore(GraphStore):
             return
         entry = json.loads(self._journal.read_text(encoding="utf-8"))
         graph, snapshot = entry["graph"], entry.get("snapshot")
+        if self._current_id() != snapshot:  # a snapshot was published after the journal: the replacement completed
+            self._journal.unlink()
+            return
         log.warning("rolling back an interrupted replacement of %s", graph)
+        self._mark_dirty()
         store = self._writer()
         if store.contains_named_graph(ox.NamedNode(graph)):
             store.remove_graph(ox.NamedNode(graph))
@@ -262,6 +274,7 @@ class EmbeddedGraphStore(GraphStore):
         with self._lock:
             store = self._writer()
             _fsync_write(self._journal, json.dumps({"graph": graph, "snapshot": self._current_id()}))
+            self._mark_dirty()
             try:
                 if store.contains_named_graph(ox.NamedNode(graph)):
                     store.remove_graph(ox.NamedNode(graph))
@@ -323,6 +336,7 @@ class EmbeddedGraphStore(GraphStore):
         with self._lock:
             store = self._writer()
             if store.contains_named_graph(name):
+                self._mark_dirty()
                 store.remove_graph(name)
                 self._publish()
 
@@ -388,6 +402,7 @@ class EmbeddedGraphStore(GraphStore):
 
     def update(self, update: str) -> None:
         with self._lock:
+            self._mark_dirty()
             try:
                 self._writer().update(update)
             except SyntaxError as exc:

@@ -109,6 +109,36 @@ def test_remote_leftover_staging_graphs_are_invisible_and_dropped(oxigraph_serve
     assert store.drop_stale_staging() == [stale]
 
 
+def test_reopening_keeps_the_snapshot_unless_the_live_store_moved_on(tmp_path):
+    store = EmbeddedGraphStore(tmp_path / "g")
+    store.replace_graph(G1, nt(1, 4))
+    published = store.version()
+    store.close()
+    reopened = EmbeddedGraphStore(tmp_path / "g")
+    assert reopened.version() == published  # nothing changed: the same snapshot, so ETags and caches stay valid
+    reopened.drop_graph(G1)
+    assert reopened.version() != published
+    dropped = reopened.version()
+    reopened.close()
+    (tmp_path / "g" / "DIRTY").write_text("a write a crash cut off before its snapshot")
+    after_crash = EmbeddedGraphStore(tmp_path / "g")
+    assert after_crash.version() != dropped and not (tmp_path / "g" / "DIRTY").exists()
+    after_crash.close()
+
+
+def test_a_journal_left_after_its_snapshot_was_published_keeps_the_replacement(tmp_path):
+    store = EmbeddedGraphStore(tmp_path / "g")
+    store.replace_graph(G1, nt(1, 4, tag="old"))
+    before = store.version()
+    store.replace_graph(G1, nt(1, 7, tag="new"))
+    store.close()
+    # a crash between publishing the new snapshot and removing the journal leaves the journal behind
+    (tmp_path / "g" / "journal.json").write_text(json.dumps({"graph": G1, "snapshot": before}))
+    reopened = EmbeddedGraphStore(tmp_path / "g")
+    assert reopened.count(G1) == 7 and not (tmp_path / "g" / "journal.json").exists()
+    reopened.close()
+
+
 _CHILD = textwrap.dedent(
     """
     import sys
