@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import re
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote
@@ -106,9 +107,14 @@ def prepare_study(record: dict[str, Any], base_url: str, model: RembiModel | Non
     return rec
 
 
+#: C0 control characters other than tab, LF and CR: never meaningful in metadata, and not allowed in XML 1.0
+#: (an RDF/XML export holding one would not parse)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _literal(value: Any, datatype: str | None) -> Literal:
     if datatype in (None, str(XSD.string)):
-        return Literal(str(value))
+        return Literal(_CONTROL.sub("", str(value)))
     if isinstance(value, bool):
         lexical = "true" if value else "false"
     elif isinstance(value, dt.datetime):

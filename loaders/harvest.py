@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import json
 import os
 import re
@@ -32,6 +33,8 @@ from loaders.pagetab import LoadedRecord
 
 KINDS = ("pagetab", "empiar", "idr", "legacy", "rocrate")
 LOADER_VERSION = "1"
+
+log = logging.getLogger(__name__)
 
 
 class HarvestError(CatalogError):
@@ -148,6 +151,10 @@ class Harvester:
                 except CatalogError as exc:
                     summary.failed.append((item, _reason(exc)))
                     continue
+                except Exception as exc:  # noqa: BLE001 - a record the loaders do not cope with stops only itself
+                    log.exception("harvesting %s failed", item)
+                    summary.failed.append((item, f"could not be read ({type(exc).__name__}: {exc}); this is a loader fault, logged"))
+                    continue
                 for loaded in records:
                     if isinstance(loaded, CatalogError):  # one record of a collection that could not be read
                         summary.failed.append((getattr(loaded, "where", item), _reason(loaded)))
@@ -157,6 +164,10 @@ class Harvester:
                         outcome = self._commit(loaded, fetched, Path(tmp))
                     except CatalogError as exc:
                         summary.failed.append((label, _reason(exc)))
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - nothing was committed; the other records go on
+                        log.exception("committing %s failed", label)
+                        summary.failed.append((label, f"could not be committed ({type(exc).__name__}: {exc}); logged"))
                         continue
                     (summary.loaded if outcome == "loaded" else summary.unchanged).append(label)
                 if progress:
@@ -301,7 +312,7 @@ def _source_name(record: dict[str, Any]) -> str:
 
 def _reason(exc: CatalogError) -> str:
     details = "; ".join(
-        " ".join(str(d[k]) for k in ("file", "line", "node", "field", "message") if d.get(k) not in (None, ""))
+        " ".join(str(d[k]) for k in ("file", "line", "node", "focus", "field", "path", "message") if d.get(k) not in (None, ""))
         for d in exc.errors[:5]
     )
     return exc.message + (f" — {details}" if details else "")

@@ -41,6 +41,7 @@ from typing import Any, Iterator, Literal
 
 from catalog.errors import CatalogError
 from loaders import ontology_terms
+from loaders.file_lists import normalise_path
 
 LOADER_NAME = "pagetab"
 LOADER_VERSION = "1.0.0"
@@ -115,6 +116,10 @@ def _qualifiers(items: Any) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+#: attribute names written more than one way in real records
+_KEY_ALIASES = {"release date": "releasedate", "release time": "releasedate"}
+
+
 def _attrs(obj: dict[str, Any]) -> list[Attr]:
     result = []
     for item in _flatten(obj.get("attributes")):
@@ -125,7 +130,7 @@ def _attrs(obj: dict[str, Any]) -> list[Attr]:
         result.append(
             Attr(
                 name=name,
-                key=_key(name),
+                key=_KEY_ALIASES.get(_key(name), _key(name)),
                 value=_text(item.get("value")),
                 reference=reference is True or str(reference).lower() == "true",
                 valqual=_qualifiers(item.get("valqual")),
@@ -205,7 +210,8 @@ _LICENCE_WORDS = [
     (r"non-?commercial", "nc"),
     (r"share-?alike", "sa"),
     (r"no-?deriv(?:ative)?s?", "nd"),
-    (r"licen[cs]e|international|unported|generic|public\s*domain\s*dedication", ""),
+    (r"licen[cs]e|international|unported|generic|universal|public\s*domain\s*dedication", ""),
+    (r"\bv(?=\d)", ""),  # "v1.0"
 ]
 _LICENCES = {
     "cc0": "CC0-1.0",
@@ -237,12 +243,18 @@ def licence_name(text: str) -> str | None:
     if url:
         kind = "0" if url.group(2) else url.group(1).lower().replace("-", "")
         return _LICENCES.get(f"cc{kind}{url.group(3)}")
-    compact = text.casefold()
-    for pattern, replacement in _LICENCE_WORDS:
-        compact = re.sub(pattern, replacement, compact)
-    compact = re.sub(r"[^a-z0-9.]+", "", compact)
-    compact = f"cc{compact}" if compact.startswith("by") else compact
-    return _LICENCES.get(compact) or _LICENCES.get(f"{compact}.0")
+    # "Creative Commons Attribution 4.0 International (CC BY 4.0)": the whole, the name, or the bracketed short form
+    pieces = [text, re.sub(r"\(.*?\)", " ", text), *re.findall(r"\((.*?)\)", text)]
+    for piece in pieces:
+        compact = piece.casefold()
+        for pattern, replacement in _LICENCE_WORDS:
+            compact = re.sub(pattern, replacement, compact)
+        compact = re.sub(r"[^a-z0-9.]+", "", compact)
+        compact = f"cc{compact}" if compact.startswith("by") else compact
+        found = _LICENCES.get(compact) or _LICENCES.get(f"{compact}.0")
+        if found:
+            return found
+    return None
 
 
 def _release_date(value: Any) -> str | None:
@@ -405,6 +417,23 @@ _KINDS = {
     "imaging method": "imaging method",
     "version": "version",
 }
+
+
+def _kind_key(name: str) -> str:
+    """A section type reduced for lookup: CamelCase split, case, spacing and a plural ``s`` set aside
+    (``Study Components`` = ``StudyComponent`` = ``study component``)."""
+    key = _key(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)).replace(" ", "")
+    return key[:-1] if key.endswith("s") else key
+
+
+_KIND_INDEX = {_kind_key(name): kind for name, kind in _KINDS.items()} | {_kind_key("image analyses"): "analysis"}
+
+
+def _kind(section: dict[str, Any]) -> str | None:
+    """The REMBI kind of a PageTab section (None: a section type no REMBI slot holds)."""
+    return _KIND_INDEX.get(_kind_key(_type(section)))
+
+
 #: REMBI object kind → (record slot of Study, component association slot).
 _OBJECT_SLOTS = {
     "biosample": ("biosamples", "component_biosamples"),
@@ -549,6 +578,7 @@ class _Loader:
         self.default_license = default_license
         self.notes: list[str] = []
         self.file_lists: list[FileListRef] = []
+        self.inline_paths: set[str] = set()
         self.study: dict[str, Any] = {}
         self.objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _OBJECT_SLOTS}
         self.titles: dict[str, set[str]] = {kind: set() for kind in [*_OBJECT_SLOTS, "component"]}
@@ -600,7 +630,7 @@ class _Loader:
         self._files(root, None)
         subsections = list(_flatten(root.get("subsections")))
         for section in subsections:  # organisations first: authors refer to them
-            if _KINDS.get(_key(_type(section))) == "organisation":
+            if _kind(section) == "organisation":
                 self._organisation(section)
         for section in subsections:
             self._section(section)
@@ -646,10 +676,11 @@ class _Loader:
         where = self.where(root)
         keywords: list[str] = []
         keyword_attrs = [a for a in attrs if a.key in {"keywords", "keyword"} and a.value]
-        if len(keyword_attrs) == 1 and re.search(r"[,;]", keyword_attrs[0].value or ""):
-            keywords = [k.strip() for k in re.split(r"[,;]", keyword_attrs[0].value or "")]
-        else:
-            keywords = [a.value or "" for a in keyword_attrs]
+        for attr in keyword_attrs:  # one list ("a, b; c"), or one keyword per attribute (which may hold a comma)
+            if len(keyword_attrs) == 1:
+                keywords.extend(k.strip() for k in re.split(r"[,;]", attr.value or ""))
+            else:
+                keywords.append(attr.value or "")
         licence_attr = None
         for attr in attrs:
             if attr.key in {"title", "releasedate", "keywords", "keyword"}:
@@ -670,6 +701,11 @@ class _Loader:
                 self._study_doi(attr, where)
             elif attr.key == "funding statement":
                 self.study.setdefault("funding", []).append({"funding_statement": attr.value})
+            elif attr.key == "file list":
+                title = self._unique_title("component", "Study files", root)
+                self.note(f"{where}: File List {attr.value!r} on the Study section; its files form the component {title!r}")
+                self.components.append(({"title": title, "file_list_name": attr.value}, {}, []))
+                self.file_lists.append(FileListRef(title, attr.value, _accno(root), _type(root)))
             elif attr.key == "idr accession number":
                 ref = cross_reference(attr.value, "IDR")
                 if ref and ref.get("resource") == "IDR" and ref["target"].startswith("https://identifiers.org/idr:"):
@@ -705,7 +741,7 @@ class _Loader:
 
     def _section(self, section: dict[str, Any], associations: dict[str, list[str]] | None = None) -> None:
         """One subsection of the study (or a REMBI section nested in a component, recorded in ``associations``)."""
-        kind = _KINDS.get(_key(_type(section)))
+        kind = _kind(section)
         if (
             not _attrs(section)
             and not list(_flatten(section.get("subsections")))
@@ -725,6 +761,9 @@ class _Loader:
             "funding": self._funding,
             "organisation": lambda s: None,
         }.get(kind or "")
+        if handler is None and any(a.key == "file list" and a.value for a in _attrs(section)):
+            self.note(f"{self.where(section)}: a {_type(section)} section with a File List read as a study component")
+            handler, kind = self._component, "component"
         if handler is None:
             self._unmapped_section(section, self.study)
             return
@@ -791,7 +830,7 @@ class _Loader:
             else:
                 self.keep(obj, attr, where)
         for sub in _flatten(section.get("subsections")):
-            sub_kind = _KINDS.get(_key(_type(sub)))
+            sub_kind = _kind(sub)
             if kind == "biosample" and sub_kind == "organism":
                 self._organism_section(obj, sub)
             elif kind == "acquisition" and sub_kind == "imaging method":
@@ -1103,11 +1142,22 @@ class _Loader:
             if str(item.get("type", "file")).lower() == "directory":
                 self.note(f"{where}: directory {path!r} attached to the section is not a file; left out")
                 continue
+            try:
+                path, _ = normalise_path(path.lstrip("/"))
+            except ValueError as exc:
+                self.note(f"{where}: file {path!r} left out: {exc}")
+                continue
             size = item.get("size")
-            if not isinstance(size, int) or isinstance(size, bool):
+            if isinstance(size, str) and size.strip().isdigit():
+                size = int(size.strip())
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 self.note(f"{where}: file {path!r} has no size; left out of the record (add it with a file list)")
                 continue
-            ref: dict[str, Any] = {"path": path.lstrip("/"), "size_bytes": size}
+            if path in self.inline_paths:
+                self.note(f"{where}: file {path!r} is attached twice; the second left out")
+                continue
+            self.inline_paths.add(path)
+            ref: dict[str, Any] = {"path": path, "size_bytes": size}
             if component:
                 ref["file_component"] = component
             attributes = [{"name": a.name, "value": a.value} for a in _attrs(item) if a.value is not None]
@@ -1133,7 +1183,8 @@ class _Loader:
             else:
                 self.keep(component, attr, where)
         if "title" not in component:
-            component["title"] = _accno(section) or f"Study Component {len(self.components) + 1}"
+            named = _type(section) if _kind(section) != "component" else None  # e.g. an older study's "Data" section
+            component["title"] = _accno(section) or named or f"Study Component {len(self.components) + 1}"
             self.note(f"{where}: no Name; titled {component['title']!r}")
         component["title"] = self._unique_title("component", component["title"], section)
         if "file_list_name" in component:
@@ -1143,7 +1194,7 @@ class _Loader:
         nested: dict[str, list[str]] = {}
         written: list[dict[str, list[str]]] = []
         for sub in _flatten(section.get("subsections")):
-            kind = _KINDS.get(_key(_type(sub)))
+            kind = _kind(sub)
             if kind == "associations":
                 written.append(self._associations(sub, component))
             elif kind in _OBJECT_SLOTS:
@@ -1166,6 +1217,9 @@ class _Loader:
                 found.setdefault(kind, []).append(attr.value)
             else:
                 self.keep(component, attr, where, prefix="Association ")
+        for link in _flatten(section.get("links")):  # tables the TSV form attaches to the last section read
+            self._link(link, where)
+        self._files(section, component.get("title"))
         return found
 
     def _match_title(self, kind: str, name: str) -> str | None:
@@ -1295,6 +1349,12 @@ def _read_document(doc: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[s
             raise PageTabError(
                 f"{path}: cannot read the PageTab file ({exc.strerror})", [{"file": str(path), "message": str(exc)}]
             ) from exc
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise PageTabError(
+                f"{path}: not UTF-8 (line {line}, byte {exc.start}: {exc.reason}); PageTab JSON is UTF-8",
+                [{"file": str(path), "line": line, "message": f"not UTF-8: {exc.reason}"}],
+            ) from exc
         name = path.name
     try:
         data = json.loads(text)
@@ -1303,6 +1363,8 @@ def _read_document(doc: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[s
             f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
             [{"file": name, "line": exc.lineno, "message": exc.msg}],
         ) from exc
+    except RecursionError as exc:
+        raise PageTabError(f"{name}: JSON nested too deeply to be a PageTab submission", [{"file": name, "message": "nested too deeply"}]) from exc
     if not isinstance(data, dict):
         raise PageTabError(
             f"{name}: a PageTab submission must be a JSON object, not {type(data).__name__}",

@@ -29,6 +29,13 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
     rows = []
     line = 1
     for cells in reader:
+        for cell in cells:
+            if "\n" in cell and "\t" in cell:  # rows swallowed into one value: a quote was opened, never closed
+                raise PageTabError(
+                    f"line {line}: a quoted value runs on over {cell.count(chr(10)) + 1} lines of tab-separated rows; "
+                    "is its closing quote missing?",
+                    [{"line": line, "message": "unclosed quote"}],
+                )
         rows.append((line, [c.strip() for c in cells]))
         line = reader.line_num + 1
     return rows

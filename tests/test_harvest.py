@@ -103,3 +103,33 @@ def test_remote_biostudies_harvest_replays_the_api(services, replay_server):  # 
 def test_unknown_identifiers_are_reported(services):
     summary = Harvester(services.archive).run("empiar", ["not-an-id"])
     assert summary.failed and "EMPIAR identifier" in summary.failed[0][1]
+
+
+def test_a_record_no_loader_copes_with_fails_alone_and_reasons_name_the_field(services, tmp_path, monkeypatch):
+    import loaders.harvest as harvest
+
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"accno": "S-BIAD8", "attributes": [{"name": "Title", "value": "Caf\u00e9"}]}'.encode("latin-1"))
+    bad_date = json.loads((DATA / "S-BIAD1492.json").read_text())
+    bad_date["attributes"] = [a for a in bad_date["attributes"] if a.get("name") != "ReleaseDate"] + [
+        {"name": "ReleaseDate", "value": "05/01/2024"}]
+    (tmp_path / "bad-date.json").write_text(json.dumps(bad_date))
+    for name in ("bbc024_images.json", "bbc024_masks.json"):
+        shutil.copy(DATA / name, tmp_path / name)
+    real = harvest.load_records
+
+    def fragile(kind, path, **options):
+        if path.name == "broken.json":
+            raise RuntimeError("a loader bug")
+        return real(kind, path, **options)
+
+    monkeypatch.setattr(harvest, "load_records", fragile)
+    (tmp_path / "broken.json").write_text("{}")
+    shutil.copy(DATA / "S-BIADTEST.json", tmp_path / "S-BIADTEST.json")
+    items = [str(tmp_path / n) for n in ("latin.json", "broken.json", "bad-date.json")]
+    summary = Harvester(services.archive, metadata_only=True).run("pagetab", items + [str(tmp_path / "S-BIADTEST.json")])
+    reasons = dict(summary.failed)
+    assert summary.loaded == ["S-BIADTEST"]  # the item after the faults is harvested
+    assert "not UTF-8" in reasons[items[0]]
+    assert "RuntimeError: a loader bug" in reasons[items[1]]
+    assert "release_date" in reasons["S-BIAD1492"]  # the field, not only the message

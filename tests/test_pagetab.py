@@ -607,6 +607,10 @@ def test_orcids_are_normalised_and_checked(text, orcid):
         ("https://creativecommons.org/licenses/by-nc-sa/4.0/", "CC-BY-NC-SA-4.0"),
         ("Creative Commons Attribution 4.0 International", "CC-BY-4.0"),
         ("Apache 2.0", "Apache-2.0"),
+        ("Creative Commons Attribution 4.0 International (CC BY 4.0)", "CC-BY-4.0"),
+        ("Attribution-NonCommercial 4.0 International (CC BY-NC 4.0)", "CC-BY-NC-4.0"),
+        ("CC0 1.0 Universal", "CC0-1.0"),
+        ("Creative Commons Zero v1.0 Universal", "CC0-1.0"),
         ("All rights reserved", None),
         ("CC BY", None),
     ],
@@ -767,6 +771,94 @@ def test_not_json_is_a_clear_error(tmp_path):
     assert err.value.status == 422
     assert "S-BIAD9.json" in err.value.message and "not JSON" in err.value.message
     assert err.value.errors[0]["line"] == 2
+
+
+def test_a_file_that_is_not_utf8_or_nested_too_deeply_is_a_clear_error(tmp_path):
+    latin = tmp_path / "S-BIAD8.json"
+    latin.write_bytes('{"accno": "S-BIAD8",\n "attributes": [{"name": "Title", "value": "Caf\u00e9"}]}'.encode("latin-1"))
+    with pytest.raises(PageTabError) as err:
+        load_pagetab_json(latin)
+    assert "S-BIAD8.json" in err.value.message and "not UTF-8" in err.value.message and err.value.errors[0]["line"] == 2
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PageTabError, match="nested too deeply"):
+        load_pagetab_json(deep)
+
+
+def minimal(*subsections, study_attributes=(), files=None) -> dict:
+    """A small legal submission around some subsections."""
+    section = {"type": "Study", "attributes": [{"name": "Title", "value": "A study"}, {"name": "Description", "value": "What it is."},
+                                                 {"name": "License", "value": "CC0"}, *study_attributes],
+               "subsections": list(subsections)}
+    if files is not None:
+        section["files"] = files
+    return {"accno": "S-BIAD7", "attributes": [{"name": "ReleaseDate", "value": "2024-01-05"}], "section": section}
+
+
+def test_section_types_written_in_other_ways_are_recognised():
+    doc = minimal(
+        {"type": "Authors", "attributes": [{"name": "Name", "value": "Jane Doe"}]},
+        {"type": "Biosamples", "attributes": [{"name": "Title", "value": "bs"}, {"name": "Biological entity", "value": "cells"}]},
+        {"type": "ImageAcquisition", "attributes": [{"name": "Title", "value": "acq"}, {"name": "Imaging method", "value": "confocal microscopy"}]},
+        {"type": "Study Components", "attributes": [{"name": "Name", "value": "comp"}, {"name": "Description", "value": "d"}]},
+        {"type": "StudyComponent", "attributes": [{"name": "Name", "value": "comp 2"}]},
+    )
+    record = load_pagetab_json(doc).record
+    assert [a["name"] for a in record["authors"]] == ["Jane Doe"]
+    assert [b["title"] for b in record["biosamples"]] == ["bs"]
+    assert [a["title"] for a in record["image_acquisitions"]] == ["acq"]
+    assert [c["title"] for c in record["components"]] == ["comp", "comp 2"]
+
+
+def test_file_lists_outside_study_components_are_read():
+    doc = minimal({"type": "Data", "accno": "Data-1", "attributes": [{"name": "File List", "value": "data.json"}]},
+                  study_attributes=[{"name": "File List", "value": "study.json"}])
+    loaded = load_pagetab_json(doc)
+    assert {(ref.component, ref.file_list) for ref in loaded.file_lists} == {("Study files", "study.json"), ("Data-1", "data.json")}
+    assert {c["title"] for c in loaded.record["components"]} == {"Study files", "Data-1"}
+    assert not any(a.get("name") == "File List" for a in loaded.record.get("attributes", []))
+
+
+def test_links_and_files_attached_to_associations_are_kept():
+    component = {"type": "Study Component", "attributes": [{"name": "Name", "value": "comp"}],
+                 "subsections": [{"type": "Associations", "attributes": [{"name": "Comment", "value": "x"}],
+                                  "links": [{"url": "EMPIAR-10934", "attributes": [{"name": "Type", "value": "EMPIAR"}]}],
+                                  "files": [{"path": "a.tif", "size": 5}]}]}
+    record = load_pagetab_json(minimal(component)).record
+    assert any("10934" in ref["target"] for ref in record["cross_references"])
+    assert record["files"] == [{"path": "a.tif", "size_bytes": 5, "file_component": "comp"}]
+
+
+def test_inline_files_are_checked_like_file_lists():
+    loaded = load_pagetab_json(minimal(files=[
+        {"path": "../escape.tif", "size": 1}, {"path": "dir\\win.tif", "size": 1}, {"path": "ok.tif", "size": "12"},
+        {"path": "ok.tif", "size": 13}, {"path": "nosize.tif"},
+    ]))
+    assert loaded.record["files"] == [{"path": "ok.tif", "size_bytes": 12}]
+    notes = " ".join(loaded.unmapped)
+    assert "'..' in path" in notes and "backslash" in notes and "attached twice" in notes and "no size" in notes
+
+
+@pytest.mark.parametrize("name", ["ReleaseDate", "Release Date", "release_date"])
+def test_release_date_attribute_spellings(name):
+    doc = minimal()
+    doc["attributes"] = [{"name": name, "value": "2024-02-03"}]
+    assert load_pagetab_json(doc).record["release_date"] == "2024-02-03"
+
+
+def test_control_characters_never_reach_the_graph():
+    doc = minimal({"type": "Author", "attributes": [{"name": "Name", "value": "Jane Doe"}]})
+    doc["section"]["attributes"][0]["value"] = "Bad\x00 ti\x07tle"
+    graph = assert_conforms(load_pagetab_json(doc).record)
+    titles = {str(o) for _s, p, o in graph if str(p) == "http://purl.org/dc/terms/title"}
+    assert "Bad title" in titles
+    graph.serialize(format="xml")  # an RDF/XML export stays well-formed
+
+
+def test_tsv_with_an_unclosed_quote_names_its_line():
+    text = 'Submission\tS-BIAD5\nTitle\t"Unclosed title\n\nStudy\nDescription\tx\nLicense\tCC0\n'
+    with pytest.raises(PageTabError, match="line 2: a quoted value runs on"):
+        load_pagetab_tsv(text)
 
 
 def test_a_deposit_without_an_accession_loads_for_the_accession_given_at_finalize():
