@@ -25,12 +25,14 @@ from werkzeug.http import http_date
 from api.app import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
-from catalog.views import PRIVATE
 from catalog.jsonld_tree import PREFIXES, expand_iri
 from catalog.record_index import StoredRecord, body_digest
 from catalog.study_record import build_record, rendering_fingerprint
+from catalog.views import PRIVATE
 
-RECORD_TYPES = ["application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "text/html", "application/json"]
+#: a record's forms; the first answers ``*/*`` and no Accept: the landing page, as DOI landing pages and linked-data
+#: IRIs answer (RDF clients ask for their form, and ``describedby`` links name each one by its suffix)
+RECORD_TYPES = ["text/html", "application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "application/json"]
 RDF_FORMATS = {"text/turtle": ox.RdfFormat.TURTLE, "application/n-triples": ox.RdfFormat.N_TRIPLES,
                "application/rdf+xml": ox.RdfFormat.RDF_XML}
 RDF_PREFIXES = {**PREFIXES, "schema": "http://schema.org/"}

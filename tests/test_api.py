@@ -111,6 +111,14 @@ def test_record_content_negotiation(client, accept, suffix, media):
     assert 'rel="license"' in by_header.headers["Link"] and "https://schema.org/Dataset" in by_header.headers["Link"]
 
 
+def test_a_record_iri_without_a_preference_is_its_landing_page(client):
+    for headers in ({}, {"Accept": "*/*"}, {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}):
+        page = client.get("/studies/S-BIAD1492", headers=headers)
+        assert page.mimetype == "text/html" and b'<script type="application/ld+json">' in page.data, headers
+    for accept in ("application/ld+json", "application/ld+json, */*;q=0.1", "application/json"):
+        assert client.get("/studies/S-BIAD1492", headers={"Accept": accept}).get_json()["identifier"], accept
+
+
 def test_jsonld_expands_to_exactly_the_turtle_triples(client):
     for accession in ("S-BIAD1492", "EMPIAR-10934", "idr0038"):
         doc = client.get(f"/studies/{accession}.jsonld").get_json()
