@@ -178,12 +178,13 @@ class RecordCache:
                 self.entries.popitem(last=False)
 
 
-def record_response(iri: str, media: str) -> Response:
+def record_response(iri: str, media: str, document: bool = False) -> Response:
     """The rendered record of ``iri``, with an ETag that conditional requests are answered by.
 
     A released study's stored document is tagged by its digest; a record built on request by the graph-store
     snapshot it was built from (a new commit, release or link run makes a new one). Renderings are kept in a
     per-app cache under that tag (``Cache-Control: no-cache`` renders again); an owner's view is never cached.
+    ``document``: asked by a suffix (``.jsonld``…): a metadata document, which signposts what it describes.
     """
     stored = stored_document(iri)
     if stored is not None:
@@ -192,7 +193,7 @@ def record_response(iri: str, media: str) -> Response:
         version = services().archive.public.reads.version()
         tag = None if version is None or request.headers.get("Authorization") else f"{version}|{settings().base_url}"
     if tag is None:
-        return render_record(build_document(iri), media)
+        return render_record(build_document(iri), media, document)
     etag = hashlib.sha1(f"{iri}|{media}|{tag}".encode("utf-8")).hexdigest()[:20]
     validators = {"ETag": f'"{etag}"'}
     if stored is not None and stored.modified is not None:
@@ -200,10 +201,10 @@ def record_response(iri: str, media: str) -> Response:
     if request.if_none_match.contains_weak(etag) or _not_modified_since(stored):  # RFC 9110: weak comparison
         return Response(status=304, headers={**validators, "Cache-Control": PUBLIC_RECORD})
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
-    key = (iri, media, tag)
+    key = (iri, media, tag, document)
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
     if hit is None:
-        response = render_record(stored or build_document(iri), media)
+        response = render_record(stored or build_document(iri), media, document)
         hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
         cache.put(key, hit)
     body, mimetype, headers = hit
@@ -218,7 +219,7 @@ def _not_modified_since(stored: RecordDocument | None) -> bool:
     return int(stored.modified) <= since.timestamp()
 
 
-def render_record(doc: RecordDocument, media: str) -> Response:
+def render_record(doc: RecordDocument, media: str, document: bool = False) -> Response:
     if media in RDF_FORMATS:
         triples = ox.parse(doc.body, format=ox.RdfFormat.JSON_LD)
         response = Response(ox.serialize(triples, format=RDF_FORMATS[media], prefixes=RDF_PREFIXES), mimetype=media)
@@ -232,7 +233,9 @@ def render_record(doc: RecordDocument, media: str) -> Response:
         )
     else:
         response = Response(doc.body, mimetype=media)
-    if doc.is_study:
+    if doc.is_study and document and media != "text/html":  # FAIR signposting: a metadata resource names its landing page
+        response.headers["Link"] = f'<{doc.study_iri}>; rel="describes"; type="text/html"'
+    elif doc.is_study:
         response.headers["Link"] = signposting(doc)
     response.headers["Cache-Control"] = PUBLIC_RECORD if doc.released else "private, no-store"
     return response

@@ -82,7 +82,7 @@ def list_studies() -> Response:
 def get_study(accession: str) -> Response:
     name, suffix = _split_suffix(accession)
     media = choose(RECORD_TYPES, suffix)
-    return record_response(study_iri_or_404(name), media)
+    return record_response(study_iri_or_404(name), media, document=suffix is not None)
 
 
 @blp.route("/studies/<string:accession>/<path:subpath>")
@@ -90,7 +90,7 @@ def get_study(accession: str) -> Response:
 def get_object(accession: str, subpath: str) -> Response:
     name, suffix = _split_suffix(subpath)
     media = choose(RECORD_TYPES, suffix)
-    return record_response(f"{study_iri_or_404(accession)}/{name}", media)
+    return record_response(f"{study_iri_or_404(accession)}/{name}", media, document=suffix is not None)
 
 
 @blp.route("/links.<string:fmt>")

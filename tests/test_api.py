@@ -109,6 +109,8 @@ def test_record_content_negotiation(client, accept, suffix, media):
     assert by_header.mimetype == by_suffix.mimetype == media
     assert 'rel="cite-as"' in by_header.headers["Link"] and 'rel="describedby"' in by_header.headers["Link"]
     assert 'rel="license"' in by_header.headers["Link"] and "https://schema.org/Dataset" in by_header.headers["Link"]
+    if media != "text/html":  # the .ttl/.jsonld… document is a metadata resource: it names what it describes
+        assert by_suffix.headers["Link"] == f'<{BASE}/studies/S-BIAD1492>; rel="describes"; type="text/html"'
 
 
 def test_a_record_iri_without_a_preference_is_its_landing_page(client):
