@@ -70,7 +70,7 @@ def load_empiar(path: str | Path, source_url: str | None = None, harvested_at: s
     """Read an EMPIAR entry JSON (API or deposition shape) or header XML file."""
     path = Path(path)
     data = path.read_bytes()
-    if data.lstrip().startswith(b"<"):
+    if data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<"):  # XML, after any UTF-8 byte-order mark
         return load_empiar_xml(data, name=str(path), source_url=source_url, harvested_at=harvested_at)
     return load_empiar_json(data, name=str(path), source_url=source_url, harvested_at=harvested_at)
 
@@ -145,7 +145,10 @@ def _normalise_json(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ref_name(ref: Any) -> str:
-    return str(ref.get("name") if isinstance(ref, dict) else ref).strip()
+    """The accession a cross-reference names ("" when it names none)."""
+    if isinstance(ref, dict):
+        ref = next((ref[k] for k in ("name", "emdb_id", "accession", "id") if ref.get(k)), None)
+    return "" if ref is None else str(ref).strip()
 
 
 def _citation_json(c: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +247,9 @@ def _cross_reference(resource: str, accession: str, relation: str) -> dict[str, 
     if not accession:
         return None
     if resource == "EMDB":
-        number = accession.upper().removeprefix("EMD-")
+        number = accession.upper().removeprefix("EMD-").strip()
+        if not re.fullmatch(r"\d{4,6}", number):
+            return None  # not an EMDB accession ("PDB 7ABC", a name…): not a link to make
         target, accession = f"https://www.ebi.ac.uk/emdb/EMD-{number}", f"EMD-{number}"
     elif resource == "BioStudies":
         target = f"https://www.ebi.ac.uk/biostudies/studies/{accession}"
@@ -252,7 +257,9 @@ def _cross_reference(resource: str, accession: str, relation: str) -> dict[str, 
     elif resource == "IDR":
         target = f"https://idr.openmicroscopy.org/search/?query=Name:{accession}"
     else:
-        number = accession.upper().removeprefix("EMPIAR-")
+        number = accession.upper().removeprefix("EMPIAR-").strip()
+        if not re.fullmatch(r"\d{5,6}", number):
+            return None
         target, accession = EMPIAR_ENTRY.format(accession=f"EMPIAR-{number}"), f"EMPIAR-{number}"
     return {"target": target, "target_accession": accession, "resource": resource, "relation": relation,
             "label": f"{resource} {accession}"}
@@ -334,15 +341,18 @@ def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: st
     if publications:
         record["publications"] = publications
 
-    references = [_cross_reference("EMDB", a, "references_map") for a in entry.get("emdb") or []]
-    references += [
-        _cross_reference("BioStudies", a, "same_specimen_imaged" if correlative else "related_to")
-        for a in entry.get("biostudies") or []
-    ]
-    references += [_cross_reference("IDR", a, "related_to") for a in entry.get("idr") or []]
-    references += [_cross_reference("EMPIAR", a, "related_to") for a in entry.get("empiar") or []]
-    if any(references):
-        record["cross_references"] = [r for r in references if r]
+    references = []
+    for resource, key, relation in (("EMDB", "emdb", "references_map"),
+                                    ("BioStudies", "biostudies", "same_specimen_imaged" if correlative else "related_to"),
+                                    ("IDR", "idr", "related_to"), ("EMPIAR", "empiar", "related_to")):
+        for written in entry.get(key) or []:
+            reference = _cross_reference(resource, written, relation)
+            if reference:
+                references.append(reference)
+            elif written.strip():
+                unmapped.append(f"cross-reference {written!r} is not a {resource} accession; left out")
+    if references:
+        record["cross_references"] = references
 
     method_name = METHODS.get(experiment or "", "electron microscopy")
     term, _exact = imaging_method_term(method_name)

@@ -43,13 +43,21 @@ class IdrError(ValidationFailed):
 def _rows(text: str) -> list[tuple[int, str, list[str]]]:
     """(line number, key, non-empty values) of every data line."""
     rows = []
-    for number, fields in enumerate(csv.reader(io.StringIO(text), delimiter="\t"), start=1):
+    reader = csv.reader(io.StringIO(text), delimiter="\t")
+    number = 1  # the line a row starts on (a quoted value may span lines)
+    for fields in reader:
+        start, number = number, reader.line_num + 1
+        if any("\n" in v and "\t" in v for v in fields):  # rows swallowed into one value: an unclosed quote
+            raise IdrError(
+                f"line {start}: a quoted value runs on over tab-separated lines; is its closing quote missing?",
+                [{"line": start, "field": fields[0].strip() if fields else None, "message": "unclosed quote"}],
+            )
         if not fields or not fields[0].strip() or fields[0].lstrip().startswith("#"):
             continue
         values = [v.strip() for v in fields[1:]]
         while values and not values[-1]:
             values.pop()
-        rows.append((number, fields[0].strip(), values))
+        rows.append((start, fields[0].strip(), values))
     return rows
 
 
@@ -233,9 +241,10 @@ def _component(kind: str, block: dict[str, list[str]], accession: str, biosample
         terms.append((term or GENERIC_IMAGING_METHOD).as_record())
     used |= {f"{kind} Imaging Method", f"{kind} Imaging Method Term Source REF", f"{kind} Imaging Method Term Accession"}
     acquisition = {"title": f"{name} imaging", "imaging_methods": terms or [GENERIC_IMAGING_METHOD.as_record()]}
-    protocols = {
-        t: d for t, d in zip(block.get("Protocol Type", block.get("Protocol Name", [])), block.get("Protocol Description", [])) if d
-    }
+    protocols: dict[str, str] = {}  # type → description(s): two protocols of one type are both kept
+    for t, d in zip(block.get("Protocol Type", block.get("Protocol Name", [])), block.get("Protocol Description", [])):
+        if d:
+            protocols[t] = f"{protocols[t]}\n{d}" if t in protocols else d
     used |= {"Protocol Name", "Protocol Type", "Protocol Type Term Source REF", "Protocol Type Term Accession", "Protocol Description"}
     acquisition_protocol = "\n".join(d for t, d in protocols.items() if "acqui" in t.lower())
     if acquisition_protocol:

@@ -25,6 +25,7 @@ fails alone, naming the file (and row) and the field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -59,6 +60,8 @@ def _as_list(value: Any) -> list[Any]:
         return []
     if isinstance(value, list):
         return [v for v in value if v not in (None, "")]
+    if isinstance(value, dict):  # one structured item (an author object), not a list written as text
+        return [value]
     return [v.strip() for v in re.split(r"[;|]" if ";" in str(value) or "|" in str(value) else ",", str(value)) if v.strip()]
 
 
@@ -69,18 +72,27 @@ def _records(mapping_path: Path, pattern: str) -> Iterator[tuple[str, dict[str, 
             continue
         suffix = path.suffix.lower()
         if suffix in (".tsv", ".csv"):
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-                for row in reader:
-                    yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k}
+            try:
+                text = path.read_text("utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                yield str(path), {"__error__": f"cannot be read as UTF-8 text: {exc}"}
+                continue
+            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+            for row in reader:
+                extra = [cell for cell in row.pop(None, None) or [] if cell.strip()]  # cells past the header
+                record = {k: v for k, v in row.items() if k}
+                if extra:
+                    record["__extra__"] = extra
+                yield f"{path}:{reader.line_num}", record
         elif suffix in (".json", ".yaml", ".yml"):
             try:
                 data = json.loads(path.read_text("utf-8")) if suffix == ".json" else yaml.safe_load(path.read_text("utf-8"))
-            except (ValueError, yaml.YAMLError) as exc:
+            except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
                 yield str(path), {"__error__": f"cannot be read: {exc}"}
                 continue
             for i, item in enumerate(data if isinstance(data, list) else [data]):
-                yield (f"{path}[{i}]" if isinstance(data, list) else str(path)), item
+                where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+                yield where, item if isinstance(item, dict) else {"__error__": f"a record is a mapping of fields, not {type(item).__name__}"}
 
 
 def load_mapping(mapping_path: Path) -> dict[str, Any]:
@@ -116,12 +128,22 @@ def load_legacy_collection(
     if mapping_path.is_dir():
         mapping_path = mapping_path / "mapping.yaml"
     mapping = load_mapping(mapping_path)
+    seen: dict[str, str] = {}
     for where, source in _records(mapping_path, mapping["records"]):
         try:
-            yield _map(where, source, mapping, harvested_at)
+            loaded = _map(where, source, mapping, harvested_at)
+            accession = str(loaded.record.get("accession"))
+            if accession in seen:
+                raise LegacyCollectionError(f"{where}: accession {accession} is already the record at {seen[accession]}",
+                                            [{"file": where, "field": "accession", "value": accession}])
+            seen[accession] = where
+            yield loaded
         except LegacyCollectionError as exc:
             exc.where = where
             yield exc
+    if not seen and not any(True for _ in _records(mapping_path, mapping["records"])):
+        raise LegacyCollectionError(f"{mapping_path}: records {mapping['records']!r} match no file beside the mapping",
+                                    [{"file": str(mapping_path), "field": "records"}])
 
 
 def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_at: str | None) -> LoadedRecord:
@@ -177,6 +199,8 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
         authors.append(author)
     record["authors"] = authors
     unmapped: list[str] = []
+    if source.get("__extra__"):
+        unmapped.append(f"{where}: cells past the header's columns left out: {source['__extra__']!r}")
     organisms = []
     for name in _as_list(value("organisms")):
         term = organism_term(str(name))

@@ -239,6 +239,9 @@ _LICENCE_URL = re.compile(r"creativecommons\.org/(?:licenses/([a-z\-]+)|publicdo
 
 def licence_name(text: str) -> str | None:
     """The ``LicenseEnum`` name of a licence written as text (``CC BY 4.0``, ``CC0``) or a URL, or None."""
+    spdx = re.search(r"spdx\.org/licenses/([\w.+-]+?)(?:\.html|\.json)?/?$", text.strip())
+    if spdx:  # an SPDX identifier IRI: the enum names are SPDX ids
+        return spdx.group(1) if spdx.group(1) in _LICENCES.values() else None
     url = _LICENCE_URL.search(text)
     if url:
         kind = "0" if url.group(2) else url.group(1).lower().replace("-", "")

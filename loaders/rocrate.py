@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import ValidationFailed
-from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, taxon_curie, term_by_id
+from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, taxon_curie, term_by_id, term_curie
 from loaders.pagetab import FileListRef, LoadedRecord, licence_name
 
 LOADER_NAME = "bia-catalog RO-Crate loader"
@@ -35,9 +35,13 @@ def _types(node: dict[str, Any]) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value not in (None, "", {}) else []
+
+
 def _ids(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else [value] if value else []
-    return [i["@id"] if isinstance(i, dict) else str(i) for i in items if i]
+    """The ``@id`` of each reference (entities embedded without one have none and are left out)."""
+    return [str(i["@id"]) if isinstance(i, dict) else str(i) for i in _items(value) if i and (not isinstance(i, dict) or "@id" in i)]
 
 
 def _text(value: Any) -> str | None:
@@ -52,15 +56,27 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
     metadata = path / METADATA if path.is_dir() else path
     name = str(metadata)
     try:
-        doc = json.loads(metadata.read_text(encoding="utf-8"))
+        doc = json.loads(metadata.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise RoCrateError(f"{name}: cannot read the crate metadata ({exc})", [{"file": name}]) from exc
     graph = doc.get("@graph") if isinstance(doc, dict) else None
     if not isinstance(graph, list):
         raise RoCrateError(f"{name}: no @graph: not an RO-Crate", [{"file": name, "field": "@graph"}])
     nodes = {n["@id"]: n for n in graph if isinstance(n, dict) and "@id" in n}
+
+    def resolve(value: Any) -> list[dict[str, Any]]:
+        """The entities a property points to: by ``@id``, embedded, or a bare IRI/text (as ``{"@id": …}``)."""
+        found = []
+        for item in _items(value):
+            if isinstance(item, dict):
+                found.append(nodes.get(item["@id"], item) if "@id" in item else item)
+            elif item:
+                found.append(nodes.get(str(item), {"@id": str(item)}))
+        return found
+
     descriptor = nodes.get(METADATA) or {}
-    root_id = (descriptor.get("about") or {}).get("@id", "./")
+    about = descriptor.get("about")
+    root_id = about.get("@id", "./") if isinstance(about, dict) else str(about or "./")
     root = nodes.get(root_id)
     if root is None:
         raise RoCrateError(f"{name}: no root data entity {root_id!r}", [{"file": name, "field": "about"}])
@@ -79,11 +95,12 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
         record["accession"] = accession
     if _text(root.get("datePublished")):
         record["release_date"] = _text(root.get("datePublished"))[:10]  # type: ignore[index]
-    licence = _ids(root.get("license"))
-    if licence:
-        named = licence_name(licence[0])
+    for licence in resolve(root.get("license"))[:1]:  # an IRI, or a licence entity naming one
+        written = [_text(licence.get(k)) for k in ("@id", "url", "identifier", "name")]
+        named = next((licence_name(w) for w in written if w and licence_name(w)), None)
         if not named:
-            raise RoCrateError(f"{name}: licence {licence[0]!r} is not one the catalog knows", [{"file": name, "node": root_id, "field": "license"}])
+            shown = next((w for w in written if w), "(none)")
+            raise RoCrateError(f"{name}: licence {shown!r} is not one the catalog knows", [{"file": name, "node": root_id, "field": "license"}])
         record["license"] = named
     keywords = root.get("keyword") or root.get("keywords") or []
     keywords = [k.strip() for k in (keywords.split(",") if isinstance(keywords, str) else keywords) if str(k).strip()]
@@ -93,20 +110,26 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
         record["acknowledgements"] = _text(root.get("acknowledgement"))
 
     authors = []
-    for ref in _ids(root.get("contributor") or root.get("author")):
-        person = nodes.get(ref, {"@id": ref})
-        author: dict[str, Any] = {"name": _text(person.get("displayName")) or _text(person.get("name")) or ref, "position": len(authors) + 1}
+    for person in resolve(root.get("contributor") or root.get("author")):
+        ref = str(person.get("@id", ""))
+        who = _text(person.get("displayName")) or _text(person.get("name")) or ref
+        if not who:
+            unmapped.append(f"{name}: a contributor without a name or @id left out")
+            continue
+        author: dict[str, Any] = {"name": who, "position": len(authors) + 1}
         if re.match(r"^https://orcid\.org/\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", ref):
             author["orcid"] = ref
         if _text(person.get("contactEmail")) and "@" in _text(person.get("contactEmail")):  # type: ignore[operator]
             author["email"] = _text(person.get("contactEmail"))
-        roles = [r for r in (person.get("role") or []) if isinstance(r, str) and r]
+        roles = [r for r in _items(person.get("role")) if isinstance(r, str) and r]
         if roles:
             author["roles"] = roles
         affiliations = []
-        for org_id in _ids(person.get("affiliation")):
-            org = nodes.get(org_id, {})
+        for org in resolve(person.get("affiliation")):
+            org_id = str(org.get("@id", ""))
             affiliation = {"name": _text(org.get("displayName")) or _text(org.get("name")) or org_id}
+            if not affiliation["name"]:
+                continue
             if org_id.startswith("https://ror.org/"):
                 affiliation["ror"] = org_id
             affiliations.append(affiliation)
@@ -118,31 +141,30 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
     # REMBI objects from the entities the datasets reference
     kinds = {
         "bia:ImageAcquisitionProtocol": "image_acquisitions",
-        "bia:Specimen": "specimens",
         "bia:BioSample": "biosamples",
         "bia:ImageAnalysisMethod": "image_analyses",
         "bia:AnnotationMethod": "annotation_methods",
         "bia:ImageCorrelationMethod": "image_correlations",
-        "bia:SpecimenImagingPreparationProtocol": "specimens",
     }
     titles: dict[str, str] = {}
     for node_id, node in nodes.items():
         for kind, key in kinds.items():
             if kind in _types(node):
-                obj = _rembi_object(key, node, name, unmapped)
+                obj = _rembi_object(key, node, resolve, unmapped)
                 record.setdefault(key, []).append(obj)
                 titles[node_id] = obj["title"]
+    datasets = [n for n in resolve(root.get("hasPart")) if {"bia:Dataset", "Dataset"} & _types(n)]
+    _add_specimens(record, nodes, datasets, titles, resolve, unmapped)
     components, by_dataset = [], {}
-    for ref in _ids(root.get("hasPart")):
-        node = nodes.get(ref, {})
-        if "bia:Dataset" not in _types(node) and "Dataset" not in _types(node):
-            continue
+    for node in datasets:
+        ref = str(node.get("@id", ""))
         component: dict[str, Any] = {"title": _text(node.get("name")) or urllib.parse.unquote(ref.lstrip("#"))}
         if _text(node.get("description")):
             component["description"] = _text(node.get("description"))
         for prop, slot in (
             ("associatedImageAcquisitionProtocol", "component_image_acquisitions"),
             ("associatedSpecimen", "component_specimens"),
+            ("associatedSpecimenImagingPreparationProtocol", "component_specimens"),
             ("associatedBiologicalEntity", "component_biosamples"),
             ("associatedImageAnalysisMethod", "component_image_analyses"),
             ("associatedAnnotationMethod", "component_annotation_methods"),
@@ -150,11 +172,12 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
         ):
             linked = [titles[i] for i in _ids(node.get(prop)) if i in titles]
             if linked:
-                component[slot] = linked
+                component[slot] = list(dict.fromkeys(component.get(slot, []) + linked))
         components.append(component)
         by_dataset[ref] = component["title"]
     if components:
         record["components"] = components
+    _add_publications_funding_links(record, root, resolve, unmapped)
 
     file_lists = [
         FileListRef(None, node_id, node_id, "RO-Crate file list", component_column="dataset", component_by_value=by_dataset)
@@ -172,7 +195,77 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
     return LoadedRecord(record=record, file_lists=file_lists, unmapped=unmapped)
 
 
-def _rembi_object(key: str, node: dict[str, Any], name: str, unmapped: list[str]) -> dict[str, Any]:
+def _add_specimens(record: dict[str, Any], nodes: dict[str, dict[str, Any]], datasets: list[dict[str, Any]],
+                   titles: dict[str, str], resolve: Any, unmapped: list[str]) -> None:
+    """REMBI specimens: a ``bia:Specimen`` (its preparation protocols and the biosamples it was made from), or a
+    ``bia:SpecimenImagingPreparationProtocol`` that datasets use with biosamples (BIA's newer crates imply the
+    specimen by that pair). A protocol no biosample goes with has no REMBI specimen; it is noted."""
+    specimens: list[dict[str, Any]] = []
+    used_protocols: set[str] = set()
+    for node_id, node in nodes.items():
+        if "bia:Specimen" not in _types(node):
+            continue
+        protocols = resolve(node.get("imagingPreparationProtocol"))
+        used_protocols |= {str(p.get("@id")) for p in protocols}
+        text = "; ".join(filter(None, (_text(p.get("protocolDescription")) or _text(p.get("title")) or _text(p.get("name")) for p in protocols)))
+        title = _text(node.get("title")) or _text(node.get("name")) or urllib.parse.unquote(node_id.lstrip("#"))
+        specimens.append({"title": title, "sample_preparation": text or _text(node.get("description")) or title,
+                          "specimen_biosamples": [titles[i] for i in _ids(node.get("biologicalEntity")) if i in titles]})
+        titles[node_id] = title
+    for node_id, node in nodes.items():
+        if "bia:SpecimenImagingPreparationProtocol" not in _types(node) or node_id in used_protocols:
+            continue
+        title = _text(node.get("title")) or _text(node.get("name")) or urllib.parse.unquote(node_id.lstrip("#"))
+        biosamples = [titles[b] for d in datasets if node_id in _ids(d.get("associatedSpecimenImagingPreparationProtocol"))
+                      for b in _ids(d.get("associatedBiologicalEntity")) if b in titles]
+        if not biosamples:
+            unmapped.append(f"{node_id}: preparation protocol {title!r} goes with no biosample, so it makes no REMBI specimen")
+            continue
+        specimens.append({"title": title, "sample_preparation": _text(node.get("protocolDescription")) or _text(node.get("description")) or title,
+                          "specimen_biosamples": list(dict.fromkeys(biosamples))})
+        titles[node_id] = title
+    if specimens:
+        record["specimens"] = specimens
+
+
+def _add_publications_funding_links(record: dict[str, Any], root: dict[str, Any], resolve: Any, unmapped: list[str]) -> None:
+    """Publications (``relatedPublication``/``citation``), grants (``funding``) and links (``seeAlso``)."""
+    from loaders.pagetab import cross_reference, normalise_doi
+
+    for article in resolve(root.get("relatedPublication") or root.get("citation")):
+        ids = [_text(article.get(k)) for k in ("@id", "identifier", "doi", "url")]
+        doi = next((normalise_doi(i) for i in ids if i and normalise_doi(i)), None)
+        title = _text(article.get("title")) or _text(article.get("name")) or _text(article.get("headline"))
+        if not (title or doi):
+            continue
+        publication: dict[str, Any] = {"title": title or f"doi:{doi}"}
+        if doi:
+            publication["doi"] = doi
+        year = _text(article.get("yearPublished")) or _text(article.get("datePublished"))
+        if year and year[:4].isdigit():
+            publication["year"] = int(year[:4])
+        if _text(article.get("authorNames")):
+            publication["publication_authors"] = _text(article.get("authorNames"))
+        pubmed = _text(article.get("pubmedId"))
+        if pubmed and pubmed.isdigit():
+            publication["pubmed_id"] = pubmed
+        record.setdefault("publications", []).append(publication)
+    for grant in resolve(root.get("funding")):
+        funder = next((_text(f.get("displayName")) or _text(f.get("name")) or (None if str(f.get("@id", "#")).startswith("#") else _text(f.get("@id")))
+                       for f in resolve(grant.get("funder"))), None)
+        entry = {k: v for k, v in (("funder", funder), ("grant_id", _text(grant.get("identifier")))) if v}
+        if entry:
+            record.setdefault("funding", []).append(entry)
+    for link in resolve(root.get("seeAlso")):
+        target = next((t for t in (_text(link.get(k)) for k in ("link", "url", "@id")) if t and "://" in t), None)
+        ref = cross_reference(target) if target else None
+        if ref:
+            record.setdefault("cross_references", []).append(ref)
+        elif target:
+            unmapped.append(f"seeAlso {target!r} is not a link the catalog understands; left out")
+
+
+def _rembi_object(key: str, node: dict[str, Any], resolve: Any, unmapped: list[str]) -> dict[str, Any]:
     """One referenced entity as the REMBI object of its kind (protocol text in the required slot)."""
     title = _text(node.get("title")) or _text(node.get("name")) or urllib.parse.unquote(str(node["@id"]).lstrip("#"))
     text = _text(node.get("protocolDescription")) or _text(node.get("description")) or title
@@ -180,8 +273,8 @@ def _rembi_object(key: str, node: dict[str, Any], name: str, unmapped: list[str]
     used = {"@id", "@type", "title", "name", "protocolDescription", "description"}
     if key == "image_acquisitions":
         method = _text(node.get("imagingMethodName"))
-        fbbi = [i for i in _ids(node.get("fbbiId")) if i]
-        term = term_by_id(f"FBbi:{fbbi[0].rsplit('_', 1)[-1]}") if fbbi else None
+        fbbi = [term_curie(i) for i in _ids(node.get("fbbiId")) if i]
+        term = next((term_by_id(c) for c in fbbi if c and term_by_id(c)), None)
         if term is None and method:
             term, _ = imaging_method_term(method)
         obj["imaging_methods"] = [(term or GENERIC_IMAGING_METHOD).as_record()]
@@ -189,18 +282,18 @@ def _rembi_object(key: str, node: dict[str, Any], name: str, unmapped: list[str]
         if _text(node.get("imagingInstrumentDescription")):
             obj["imaging_instrument"] = _text(node.get("imagingInstrumentDescription"))
         used |= {"imagingMethodName", "fbbiId", "imagingInstrumentDescription"}
-    elif key == "specimens":
-        obj["sample_preparation"] = text
-        obj["specimen_biosamples"] = []
     elif key == "biosamples":
         obj["biological_entity"] = _text(node.get("biologicalEntityDescription")) or title
         organisms = []
-        for organism in node.get("organismClassification") or []:
-            label = _text(organism.get("scientificName") if isinstance(organism, dict) else organism)
-            curie = taxon_curie(str(organism.get("@id", ""))) if isinstance(organism, dict) else None
-            term = organism_term(label or "") if label else None
-            if term or curie:
-                organisms.append({"id": curie or term.id, "label": label or term.label, "ontology_name": "NCBITaxon"})  # type: ignore[union-attr]
+        for taxon in resolve(node.get("organismClassification")):  # Taxon entities, or taxon IRIs
+            label = _text(taxon.get("scientificName")) or _text(taxon.get("commonName")) or _text(taxon.get("name"))
+            curie = next((taxon_curie(str(v)) for v in (taxon.get("ncbiId"), taxon.get("@id")) if v and taxon_curie(str(v))), None)
+            term = (organism_term(label) if label else None) or (term_by_id(curie) if curie else None)
+            if curie or term:
+                organisms.append({"id": curie or term.id, "label": label or (term.label if term else curie),  # type: ignore[union-attr]
+                                  "ontology_name": "NCBITaxon"})
+            elif label:
+                unmapped.append(f"{node['@id']}: organism {label!r} has no NCBITaxon id the catalog knows; left out")
         if organisms:
             obj["organisms"] = organisms
         used |= {"biologicalEntityDescription", "organismClassification"}
@@ -210,9 +303,15 @@ def _rembi_object(key: str, node: dict[str, Any], name: str, unmapped: list[str]
         obj["annotation_criteria"] = text
     elif key == "image_correlations":
         obj["spatial_and_temporal_alignment"] = text
+    def is_reference(value: Any) -> bool:
+        return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(i, dict) for i in value))
+
     attributes = [
-        {"name": k, "value": _text(v)} for k, v in node.items() if k not in used and _text(v) and not isinstance(v, dict)
+        {"name": k, "value": _text(v)} for k, v in node.items() if k not in used and _text(v) and not is_reference(v)
     ]
+    dropped = [k for k, v in node.items() if k not in used and is_reference(v)]
+    if dropped:
+        unmapped.append(f"{node['@id']}: {', '.join(dropped)} (references) not mapped")
     if attributes:
         obj["attributes"] = attributes
     return obj

@@ -107,3 +107,19 @@ def test_harvest_by_id_replays_the_empiar_api(tmp_path, replay_server):
         assert archive.public.search.search("", filters={"source": ["EMPIAR"]}).total == 1
         failed = harvester.run("empiar", [str(DATA / "working_example.json")])
         assert failed.loaded == [] and failed.failed  # a deposition JSON has no accession: refused, named
+
+
+def test_cross_references_that_name_no_accession_are_left_out_with_a_note(tmp_path):
+    entry = json.loads((DATA / "working_example.json").read_text())
+    entry = entry if "cross_references" in entry else next(iter(entry.values()))
+    entry["cross_references"] = [{"name": "EMD-1111"}, {"emdb_id": "EMD-2222"}, {"name": None}, "PDB 7ABC", "3333"]
+    loaded = load_empiar_json(entry)
+    assert [r["target_accession"] for r in loaded.record.get("cross_references", []) if r["resource"] == "EMDB"] == [
+        "EMD-1111", "EMD-2222", "EMD-3333"]
+    assert any("'PDB 7ABC'" in note for note in loaded.unmapped)
+
+
+def test_header_xml_with_a_byte_order_mark(tmp_path):
+    marked = tmp_path / "10934.xml"
+    marked.write_bytes(b"\xef\xbb\xbf" + (DATA / "10934.xml").read_bytes())
+    assert load_empiar(marked).record["accession"] == "EMPIAR-10934"

@@ -77,3 +77,22 @@ def test_harvest_by_study_folder_name(tmp_path, replay_server):
         assert summary.loaded == ["idr0038"], summary.failed
         assert services.archive.public.search.search("kidney organoids", filters={"source": ["IDR"]}).total == 1
         assert harvester.run("idr", [name]).unchanged == ["idr0038"]  # the same source: nothing rewritten
+
+
+def test_an_unclosed_quote_names_its_line_and_repeated_protocol_types_are_both_kept(tmp_path):
+    lines = (DATA / "idr0004-study.txt").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Screen Description"))
+    broken = tmp_path / "idr0004-study.txt"
+    broken.write_text("\n".join(lines[:at] + [lines[at].replace("\t", '\t"', 1)] + lines[at + 1:]) + "\n")
+    with pytest.raises(IdrError, match=f"line {at + 1}: a quoted value runs on"):
+        load_idr_study(broken)
+    twice = tmp_path / "twice" / "idr0004-study.txt"
+    twice.parent.mkdir()
+    protocol_types = next(i for i, line in enumerate(lines) if line.startswith("Protocol Type\t"))
+    descriptions = next(i for i, line in enumerate(lines) if line.startswith("Protocol Description\t"))
+    edited = list(lines)
+    edited[protocol_types] = edited[protocol_types].replace("HCS library protocol", "growth protocol")
+    twice.write_text("\n".join(edited) + "\n")
+    specimen = load_idr_study(twice).record["specimens"][0]
+    first, second = edited[descriptions].split("\t")[1:3]
+    assert first.strip('"')[:30] in specimen["growth_protocol"] and second.strip('"')[:30] in specimen["growth_protocol"]

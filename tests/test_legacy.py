@@ -1,6 +1,7 @@
 """Legacy collections: a folder of records plus a mapping; identifiers kept, provenance named, bad records alone fail."""
 from __future__ import annotations
 
+import json
 import shutil
 
 from pathlib import Path
@@ -76,3 +77,25 @@ def test_a_method_no_fbbi_term_matched_is_faceted_by_the_depositors_words(tmp_pa
         assert "S-JCBD13" in Harvester(services.archive).run("legacy", [str(collection / "mapping.yaml")]).loaded
         facets = services.archive.public.search.search("", facet_limit=100).facets["imaging_method"]
         assert "home-built quantum ghost imaging rig" in dict(facets) and "imaging method" not in dict(facets)
+
+
+def test_each_unreadable_file_fails_alone_and_nothing_is_silently_doubled(tmp_path):
+    collection = tmp_path / "jcb"
+    shutil.copytree(COLLECTION, collection)
+    records = collection / "records"
+    good = json.loads((records / "S-JCBD12.json").read_text())
+    (records / "S-JCBD31.json").write_text("null")
+    (records / "S-JCBD32.json").write_bytes('{"accession": "S-JCBD32", "figure_legend": "caf\u00e9"}'.encode("latin-1"))
+    (records / "S-JCBD35.json").write_text(json.dumps({**good, "accession": "S-JCBD35",
+                                                        "article": {**good["article"], "authors": {"name": "Thorpe PH"}}}))
+    (records / "S-JCBD12-again.json").write_text(json.dumps(good))
+    loaded = list(load_legacy_collection(collection))
+    failed = {Path(r.where).name: r.message for r in loaded if isinstance(r, Exception)}
+    ok = {r.record["accession"]: r.record for r in loaded if not isinstance(r, Exception)}
+    assert {"S-JCBD12", "S-JCBD13", "S-JCBD35"} <= set(ok)
+    assert "not NoneType" in failed["S-JCBD31.json"] and "cannot be read" in failed["S-JCBD32.json"]
+    assert "already the record at" in failed["S-JCBD12.json"] or "already the record at" in failed["S-JCBD12-again.json"]
+    assert ok["S-JCBD35"]["authors"] == [{"name": "Thorpe PH", "position": 1}]
+    (collection / "mapping.yaml").write_text((collection / "mapping.yaml").read_text().replace("records/*.json", "records/*.xml"))
+    with pytest.raises(LegacyCollectionError, match="match no file"):
+        list(load_legacy_collection(collection))
