@@ -233,7 +233,7 @@ def load_empiar_xml(
 
 
 def _orcid(value: Any) -> str | None:
-    text = str(value or "").strip().removeprefix("https://orcid.org/").removeprefix("http://orcid.org/")
+    text = str(value or "").strip().removeprefix("https://orcid.org/").removeprefix("http://orcid.org/").upper()  # …-123x
     return f"https://orcid.org/{text}" if re.match(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", text) else None
 
 

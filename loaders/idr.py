@@ -129,7 +129,7 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
             f"{name}:{lines['Study Public Release Date']}: release date {released!r} is not YYYY-MM-DD",
             [{"file": name, "line": lines["Study Public Release Date"], "field": "Study Public Release Date"}],
         )
-    keywords = [k for v in study.get("Study Key Words", []) for k in v.split(",") if k.strip()]
+    keywords = [k.strip() for v in study.get("Study Key Words", []) for k in re.split(r"[,;]", v) if k.strip()]
     if keywords:
         record["keywords"] = [k.strip() for k in keywords]
     licence = licence_name(_first(study, "Study License URL") or "") or licence_name(_first(study, "Study License") or "")
@@ -157,8 +157,9 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
             author["email"] = emails[i]
         if i < len(roles) and roles[i]:
             author["roles"] = [r.strip() for r in roles[i].split(",") if r.strip()]
-        if i < len(orcids) and re.match(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", orcids[i].rsplit("/", 1)[-1]):
-            author["orcid"] = "https://orcid.org/" + orcids[i].rsplit("/", 1)[-1]
+        orcid = orcids[i].rsplit("/", 1)[-1].strip().upper() if i < len(orcids) else ""
+        if re.match(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", orcid):
+            author["orcid"] = "https://orcid.org/" + orcid
         authors.append(author)
     if not authors:  # IDR files always name a publication author list; better than no author
         for i, person in enumerate((_first(study, "Study Author List") or "").split(",")):

@@ -193,7 +193,7 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
         if not name:
             continue
         author: dict[str, Any] = {"name": str(name).strip(), "position": len(authors) + 1}
-        orcid = str(item.get("orcid") or "") if isinstance(item, dict) else ""
+        orcid = str(item.get("orcid") or "").strip().upper() if isinstance(item, dict) else ""
         if re.search(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", orcid):
             author["orcid"] = "https://orcid.org/" + orcid[-19:]
         authors.append(author)
