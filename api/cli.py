@@ -195,7 +195,7 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
                 click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
             accession = deposits.finalize(sub_id, owner)
         except BaseException:
-            deposits.discard(sub_id, owner)
+            deposits.discard(sub_id, owner, only_if_open=True)
             raise
         row = services.archive.registry.study(accession)
         state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"

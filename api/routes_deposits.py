@@ -11,6 +11,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from api.app import services, settings
+from api.routes_studies import BadParameter
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
 
@@ -91,6 +92,11 @@ def _declared_md5() -> str | None:
 @blp.doc(summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent", **AUTH)
 def upload(sub_id: str, path: str) -> Response:
     who = owner()
+    declared = request.headers.get("Content-Length")
+    if declared is not None and not declared.strip().isdigit():
+        raise BadParameter(f"Content-Length {declared!r} is not a byte count", [{"field": "Content-Length", "value": declared}])
+    if declared is None and "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        raise BadParameter("send the file's bytes with a Content-Length (or chunked)", [{"field": "Content-Length"}])
     size = request.content_length
     stored = services().deposits.upload(
         sub_id, who, path, request.stream, size=size, md5=_declared_md5(), sha256=request.headers.get("X-Checksum-SHA256")

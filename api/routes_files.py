@@ -12,12 +12,14 @@ from flask import Response, redirect, render_template, request, stream_with_cont
 from flask_smorest import Blueprint
 
 from api.app import services, settings
+from api.errors import error_response
 from api.negotiate import choose
 from api.records import request_owner, self_url
 from api.routes_studies import BadParameter, int_arg
 from catalog import identifiers
-from catalog.errors import NotFound
+from catalog.errors import NotFound, PreconditionFailed
 from catalog.file_index import OPERATORS, FileIndex, Filter
+from catalog.file_store import content_disposition
 from catalog.views import PRIVATE, PUBLIC
 
 blp = Blueprint("files", __name__, description="File tables, downloads and manifests")
@@ -65,7 +67,8 @@ def _download_url(accession: str, file_id: str) -> str:
 
 def _decorate(accession: str, row: dict[str, Any]) -> dict[str, Any]:
     study = identifiers.study_iri(settings().base_url, accession)
-    return {"@id": f"{study}/files/{row.get('file_id')}", **row, "download": _download_url(accession, row["file_id"])}
+    # the file's own identifiers win over file-list columns of the same name
+    return {**row, "@id": f"{study}/files/{row.get('file_id')}", "download": _download_url(accession, row["file_id"])}
 
 
 @blp.route("/studies/<string:accession>/files", defaults={"fmt": None})
@@ -82,7 +85,8 @@ def file_table(accession: str, fmt: str | None) -> Response:
     filters, sort = parse_filters(), parse_sort()
     columns = index.columns(name)
     if media in ("text/csv", "text/tab-separated-values"):
-        return _export(index, name, filters, [c.name for c in columns], "," if media == "text/csv" else "\t", media)
+        index.query(name, filters, sort, limit=1)  # a bad filter or sort is a 400 now, not a broken stream later
+        return _export(index, name, filters, sort, [c.name for c in columns], "," if media == "text/csv" else "\t", media)
     limit = int_arg("limit", 100, 1, 1000)
     page = index.query(name, filters, sort, limit=limit, cursor=request.args.get("cursor"))
     wanted = request.args.get("facets")
@@ -107,12 +111,13 @@ def file_table(accession: str, fmt: str | None) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
-def _export(index: FileIndex, accession: str, filters: list[Filter], columns: list[str], delimiter: str, media: str) -> Response:
+def _export(index: FileIndex, accession: str, filters: list[Filter], sort: list[tuple[str, bool]], columns: list[str],
+            delimiter: str, media: str) -> Response:
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow([*columns, "download"])
-        for i, row in enumerate(index.iter_rows(accession, filters)):
+        for i, row in enumerate(index.iter_rows(accession, filters, sort=sort)):
             writer.writerow([row.get(c, "") for c in columns] + [_download_url(accession, row["file_id"])])
             if i % 1000 == 999:
                 yield buffer.getvalue()
@@ -124,7 +129,7 @@ def _export(index: FileIndex, accession: str, filters: list[Filter], columns: li
     return Response(
         stream_with_context(rows()),
         mimetype=media,
-        headers={"Content-Disposition": f'attachment; filename="{accession}-files.{extension}"'},
+        headers={"Content-Disposition": content_disposition(f"{accession}-files.{extension}")},
     )
 
 
@@ -160,22 +165,37 @@ def download_file(accession: str, file_id: str) -> Response:
     url = store.presigned_get_url(key, filename=filename)
     if url:
         return redirect(url, code=302)
+    etag = f'"{stored.md5}"'
     headers = {
         "Accept-Ranges": "bytes",
-        "ETag": f'"{stored.md5}"',
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        "ETag": etag,
+        "Content-Disposition": content_disposition(filename),
         "Digest": f"md5={stored.md5}",
     }
+    if request.if_none_match.contains_weak(stored.md5):
+        return Response(status=304, headers={"ETag": etag})
+    if request.if_match and not request.if_match.contains(stored.md5):
+        raise PreconditionFailed(f"{row['path']} has changed: its ETag is {etag}")
     ranges = request.range
+    # If-Range: a range only while the client's copy is this one (else the whole file, RFC 9110 13.1.5)
+    if ranges is not None and "If-Range" in request.headers and request.if_range.etag != stored.md5:
+        ranges = None
+    mimetype = stored.content_type or "application/octet-stream"
     if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1:
-        span = ranges.range_for_length(stored.size)
+        first, last = ranges.ranges[0]
+        if first < 0:  # a suffix: the last -first bytes, all of them if the file is shorter
+            span = (max(0, stored.size + first), stored.size) if stored.size and first != 0 else None
+        else:
+            span = ranges.range_for_length(stored.size)
         if span is None:
-            return Response(status=416, headers={"Content-Range": f"bytes */{stored.size}"})
+            response = error_response(416, "range_not_satisfiable", f"{row['path']} has {stored.size} bytes; the range asked is outside them")
+            response.headers["Content-Range"] = f"bytes */{stored.size}"
+            return response
         start, stop = span
         headers.update({"Content-Range": f"bytes {start}-{stop - 1}/{stored.size}", "Content-Length": str(stop - start)})
-        return Response(store.open_range(key, start, stop - 1), status=206, mimetype=stored.content_type or "application/octet-stream", headers=headers)
+        return Response(store.open_range(key, start, stop - 1), status=206, mimetype=mimetype, headers=headers)
     headers["Content-Length"] = str(stored.size)
-    return Response(store.open_range(key), mimetype=stored.content_type or "application/octet-stream", headers=headers)
+    return Response(store.open_range(key), mimetype=mimetype, headers=headers)
 
 
 class _Sink(io.RawIOBase):
@@ -230,7 +250,7 @@ def download_study(accession: str) -> Response:
     return Response(
         stream_with_context(generate()),
         mimetype="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{accession}.zip"'},
+        headers={"Content-Disposition": content_disposition(f"{accession}.zip")},
     )
 
 

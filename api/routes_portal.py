@@ -128,11 +128,11 @@ def deposit_submit() -> Response:
             message = FRIENDLY.get(place, str(error.get("message"))) if "does not match" in str(error.get("message")) else str(error.get("message"))
             errors.setdefault(place, []).append(message + (f" ({error['value']})" if error.get("value") and place in ("file_list", "files") else ""))
         if errors:
-            deposits.discard(sub, owner)
+            deposits.discard(sub, owner, only_if_open=True)
             return _form_page(form, errors, 422)
         accession = deposits.finalize(sub, owner)
     except CatalogError as exc:
-        deposits.discard(sub, owner)
+        deposits.discard(sub, owner, only_if_open=True)
         for detail in exc.errors or [{"message": exc.message}]:
             errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import itertools
 import sqlite3
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -117,14 +119,17 @@ class Deposits:
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}")
         path = _clean_path(path)
-        key = self._staged_key(sub_id, path)
-        if self.registry.staged_file(sub_id, path) is not None:
-            self.archive.file_store.delete(key)  # a re-upload replaces the staged copy (staging is transient)
-            self.registry.unstage_file(sub_id, path)
-        stored = self.archive.file_store.put(
-            key, stream, size=size, expected_md5=md5, expected_sha256=sha256, progress=progress
-        )
-        self.registry.stage_file(sub_id, path, stored.size, stored.md5, stored.sha256)
+        # each upload lands under a key of its own: a failed or late one never touches the copy already staged
+        key = f"staging/{sub_id}/uploads/{uuid.uuid4().hex}"
+        store = self.archive.file_store
+        stored = store.put(key, stream, size=size, expected_md5=md5, expected_sha256=sha256, progress=progress)
+        try:
+            replaced = self.registry.stage_file(sub_id, path, stored.size, stored.md5, stored.sha256, key)
+        except BaseException:  # the submission closed (finalize began) while the bytes were arriving
+            store.delete(key)
+            raise
+        if replaced is not None:  # a re-upload: the earlier copy goes only now
+            store.delete(replaced or self._staged_key(sub_id, path))
         return {"path": path, "size": stored.size, "md5": stored.md5, "sha256": stored.sha256}
 
     def attach_file_list(self, sub_id: str, owner: str, name: str, stream: BinaryIO, component: str | None = None) -> dict[str, Any]:
@@ -152,11 +157,15 @@ class Deposits:
         self.registry.update_submission(sub_id, **fields)
         return {"name": name, "title": parsed.record.get("title"), "notes": parsed.notes}
 
-    def discard(self, sub_id: str, owner: str) -> None:
-        """Delete an open submission's staged files and file lists (e.g. after a failed CLI deposit)."""
+    def discard(self, sub_id: str, owner: str, *, only_if_open: bool = False) -> None:
+        """Delete an open submission's staged files and file lists; :class:`Conflict` for one being finalized or
+        finalized (``only_if_open``: leave those alone quietly, as cleanup after a failed CLI or form deposit)."""
         sub = self.registry.submission(sub_id, owner)
-        if sub["status"] != "open":
+        if sub["status"] == "discarded" or (only_if_open and sub["status"] != "open"):
             return
+        if sub["status"] != "open":
+            raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub.get("accession") else "")
+                           + "; only an open submission can be discarded")
         self.archive.file_store.delete_prefix(f"staging/{sub_id}/")
         self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
         self.registry.finish_submission(sub_id, "discarded")
@@ -172,8 +181,13 @@ class Deposits:
     # ------------------------------------------------------------------ validation
 
     def validate(self, sub_id: str, owner: str | None = None) -> dict[str, Any]:
-        """Check everything finalize needs; returns ``{valid, errors, warnings, files}`` and stores it."""
+        """Check everything finalize needs; returns ``{valid, errors, warnings, files}`` and stores it. A submission
+        no longer open (finalized, discarded) answers with the report it was last checked with."""
         sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            if sub.get("report"):
+                return sub["report"]
+            raise Conflict(f"submission {sub_id} is {sub['status']}; it has no report to show")
         errors: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
         checked, parsed = None, None
@@ -317,7 +331,7 @@ class Deposits:
         store = self.archive.file_store
 
         def move(staged: dict[str, Any]) -> None:
-            src = self._staged_key(sub_id, staged["path"])
+            src = staged.get("key") or self._staged_key(sub_id, staged["path"])
             dst = f"studies/{accession}/{staged['path']}"
             done = store.stat(dst)
             if done is not None and done.sha256 == staged["sha256"]:
@@ -385,7 +399,9 @@ class Deposits:
 
 def _check_date(value: str) -> str:
     try:
-        return dt.date.fromisoformat(str(value)).isoformat()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value).strip()):  # fromisoformat takes 20300101 and 2030-W01-1 too
+            raise ValueError
+        return dt.date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
         raise ValidationFailed(
             f"release date {value!r} is not a date (YYYY-MM-DD)", [{"field": "release_date", "value": str(value), "message": "not a date"}]

@@ -48,3 +48,8 @@ class Forbidden(CatalogError):
 class Unauthorized(CatalogError):
     status = 401
     code = "unauthorized"
+
+
+class PreconditionFailed(CatalogError):
+    status = 412
+    code = "precondition_failed"

@@ -11,6 +11,7 @@ Paging is keyset-based: a page's ``next_cursor`` encodes the sort value and row 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -272,8 +273,9 @@ class FileIndex:
         where, params = self._where(table, filters)
         column, descending = (table.sql_column(sort[0][0]), bool(sort[0][1])) if sort else ("rowid", False)
         keyset, keyset_params, known_total = "1", [], None
+        signature = _query_signature(accession, filters, sort)
         if cursor:
-            last_value, last_id, known_total = _decode_cursor(cursor)
+            last_value, last_id, known_total = _decode_cursor(cursor, signature)
             keyset, keyset_params = _after(column, descending, last_value, last_id)
         direction = "DESC" if descending else "ASC"
         order = f"{column} {direction}, rowid {direction}" if column != "rowid" else f"rowid {direction}"
@@ -296,7 +298,7 @@ class FileIndex:
         more = len(rows) > limit
         rows = rows[:limit]
         items = [{n: v for n, v in zip(names, row[2:]) if v is not None} for row in rows]
-        next_cursor = _encode_cursor(rows[-1][1], rows[-1][0], total) if more and rows else None
+        next_cursor = _encode_cursor(rows[-1][1], rows[-1][0], total, signature) if more and rows else None
         return FilePage(items, total, next_cursor)
 
     def facets(
@@ -375,11 +377,13 @@ class FileIndex:
             n, size = table.db.execute(f"SELECT COUNT(*), TOTAL(c1) FROM {source} WHERE {where}", params).fetchone()
         return {"files": n, "bytes": int(size)}
 
-    def iter_rows(self, accession: str, filters: Sequence[Filter] = (), batch: int = 5000) -> Iterator[dict[str, Any]]:
-        """Every matching row in table order (streamed by keyset pages)."""
+    def iter_rows(
+        self, accession: str, filters: Sequence[Filter] = (), batch: int = 5000, sort: Sequence[tuple[str, bool]] = ()
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching row in table order, or ``sort``'s (streamed by keyset pages)."""
         cursor = None
         while True:
-            page = self.query(accession, filters, limit=batch, cursor=cursor)
+            page = self.query(accession, filters, sort, limit=batch, cursor=cursor)
             yield from page.items
             if not page.next_cursor:
                 return
@@ -394,18 +398,27 @@ class FileIndex:
 # ---------------------------------------------------------------------- keyset cursors
 
 
-def _encode_cursor(value: Any, rowid: int, total: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, rowid, total], separators=(",", ":")).encode()).decode().rstrip("=")
+def _query_signature(accession: str, filters: Sequence[Filter], sort: Sequence[tuple[str, bool]]) -> str:
+    """What a cursor continues: its study, filters and sort (a cursor used with others would page wrongly)."""
+    query = [accession, sorted([f.column, f.op, str(f.value)] for f in filters), [[c, bool(d)] for c, d in sort]]
+    return hashlib.sha256(json.dumps(query).encode()).hexdigest()[:12]
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, int, int | None]:
+def _encode_cursor(value: Any, rowid: int, total: int, signature: str) -> str:
+    data = json.dumps([value, rowid, total, signature], separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, signature: str) -> tuple[Any, int, int | None]:
     try:
-        value, rowid, total = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, rowid, total, issued_for = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(rowid, int) or not isinstance(total, int):
             raise ValueError
-        return value, rowid, total
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("the cursor is not one this table issued; start again without it") from exc
+    if issued_for != signature:
+        raise InvalidCursor("the cursor belongs to another query (study, filters or sort); start again without it")
+    return value, rowid, total
 
 
 def _after(column: str, descending: bool, value: Any, rowid: int) -> tuple[str, list]:

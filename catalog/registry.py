@@ -82,6 +82,9 @@ class Registry:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)  # executescript manages its own transaction
+            columns = {row[1] for row in db.execute("PRAGMA table_info(staged_files)")}
+            if "key" not in columns:  # registries made before uploads had keys of their own
+                db.execute("ALTER TABLE staged_files ADD COLUMN key TEXT")
         finally:
             db.close()
 
@@ -127,9 +130,14 @@ class Registry:
     # ------------------------------------------------------------------ accessions and studies
 
     def mint_accession(self, prefix: str, db: sqlite3.Connection) -> str:
-        """The next accession (inside the caller's IMMEDIATE transaction); never reused."""
+        """The next accession (inside the caller's IMMEDIATE transaction); never reused, and never one a study
+        already has (a harvested S-BIAD record keeps its source's accession, which the counter may reach)."""
         row = db.execute("SELECT value FROM counters WHERE name = ?", (prefix,)).fetchone()
-        value = (row["value"] if row else 0) + 1
+        value = row["value"] if row else 0
+        while True:
+            value += 1
+            if db.execute("SELECT 1 FROM studies WHERE accession = ?", (f"{prefix}{value}",)).fetchone() is None:
+                break
         db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", (prefix, value))
         return f"{prefix}{value}"
 
@@ -161,6 +169,8 @@ class Registry:
             previous = db.execute("SELECT * FROM studies WHERE accession = ?", (accession,)).fetchone()
             if previous is not None and previous["state"] in IN_FLIGHT:
                 raise Conflict(f"{accession} is being {previous['state']} by another process")
+            if previous is not None and previous["source"] == "deposit" and source != "deposit":
+                raise Conflict(f"{accession} was deposited here; a {source} record with that accession cannot replace it")
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, source, title, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(accession) DO UPDATE SET owner = excluded.owner,"
@@ -252,13 +262,23 @@ class Registry:
                 raise Conflict(f"submission {sub_id} is {row['status']} and can no longer change")
             db.execute(f"UPDATE submissions SET {assignments} WHERE id = ?", (*fields.values(), sub_id))
 
-    def stage_file(self, sub_id: str, path: str, size: int, md5: str, sha256: str) -> None:
-        with self._connect() as db:
+    def stage_file(self, sub_id: str, path: str, size: int, md5: str, sha256: str, key: str) -> str | None:
+        """Record an uploaded file under ``path`` if the submission is still open (:class:`Conflict` else, e.g.
+        when a finalize began while it was uploading); returns the storage key of the copy it replaces."""
+        with self._connect(immediate=True) as db:
+            sub = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
+            if sub is None:
+                raise NotFound(f"no submission {sub_id}")
+            if sub["status"] != "open":
+                raise Conflict(f"submission {sub_id} is {sub['status']}; the upload of {path} was not kept")
+            old = db.execute("SELECT key FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).fetchone()
             db.execute(
-                "INSERT INTO staged_files VALUES (?, ?, ?, ?, ?) ON CONFLICT(submission_id, path) DO UPDATE SET"
-                " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256",
-                (sub_id, path, size, md5, sha256),
+                "INSERT INTO staged_files (submission_id, path, size, md5, sha256, key) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(submission_id, path) DO UPDATE SET"
+                " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
+                (sub_id, path, size, md5, sha256, key),
             )
+        return (old["key"] or "") if old is not None else None
 
     def unstage_file(self, sub_id: str, path: str) -> bool:
         with self._connect() as db:

@@ -465,6 +465,11 @@ def test_file_table_exports(client, catalog):
     assert len(lines) - 1 == sum(1 for p in listed_paths() if p.startswith("plate1/"))
     tsv = client.get(f"/studies/{accession}/files", headers={"Accept": "text/tab-separated-values"})
     assert tsv.mimetype == "text/tab-separated-values" and "\t" in tsv.get_data(as_text=True)
+    backwards = client.get(f"/studies/{accession}/files.csv", query_string={"sort": "-path"}).get_data(as_text=True)
+    paths = [line.split(",")[0] for line in backwards.strip().splitlines()[1:]]
+    assert paths == sorted(listed_paths(), reverse=True)
+    for bad in ({"filter[nope]": "x"}, {"sort": "nope"}):
+        assert error_shape(client.get(f"/studies/{accession}/files.csv", query_string=bad), 400)["code"]
 
 
 def test_file_metadata_download_and_range(client, catalog):
@@ -478,6 +483,17 @@ def test_file_metadata_download_and_range(client, catalog):
     part = client.get(item["download"].replace(BASE, ""), headers={"Range": "bytes=10-19"})
     assert part.status_code == 206 and part.data == content[10:20]
     assert part.headers["Content-Range"] == f"bytes 10-19/{len(content)}"
+    url = item["download"].replace(BASE, "")
+    assert "filename*=UTF-8''" in whole.headers["Content-Disposition"]  # any file name, in any script
+    everything = client.get(url, headers={"Range": f"bytes=-{len(content) + 100}"})  # a suffix past the start
+    assert everything.status_code == 206 and everything.data == content
+    stale = client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"another-version"'})
+    assert stale.status_code == 200 and stale.data == content  # If-Range: a changed file comes whole
+    assert client.get(url, headers={"Range": "bytes=0-9", "If-Range": whole.headers["ETag"]}).status_code == 206
+    assert client.get(url, headers={"If-None-Match": whole.headers["ETag"]}).status_code == 304
+    error_shape(client.get(url, headers={"If-Match": '"another-version"'}), 412)
+    outside = client.get(url, headers={"Range": f"bytes={len(content) + 5}-{len(content) + 9}"})
+    assert error_shape(outside, 416)["code"] == "range_not_satisfiable" and outside.headers["Content-Range"] == f"bytes */{len(content)}"
     error_shape(client.get(f"/files/{accession}/nope"), 404)
     harvested = client.get("/studies/S-BIAD1492/files?limit=1").get_json()["items"][0]
     assert "not held" in error_shape(client.get(harvested["download"].replace(BASE, "")), 404)["message"]

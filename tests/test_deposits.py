@@ -97,6 +97,58 @@ def test_accessions_are_never_reused(services, owner):
     assert (first, second) == ("S-BIAD1", "S-BIAD2")
 
 
+def test_minting_skips_accessions_harvested_records_hold_and_harvests_never_replace_deposits(services, owner, tmp_path):
+    from loaders.harvest import Harvester
+
+    registry = services.archive.registry
+    registry.begin_put("S-BIAD1", None, "2020-01-01", "pagetab", "a harvested study")  # as a harvest of S-BIAD1 would
+    registry.set_state("S-BIAD1", "released")
+    first = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
+    assert first == "S-BIAD2"
+    record = (DATA.parent / "harvest" / "biostudies" / "S-BIADTEST.json").read_text().replace("S-BIADTEST", first)
+    (tmp_path / "clash.json").write_text(record)
+    summary = Harvester(services.archive, metadata_only=True).run("pagetab", [str(tmp_path / "clash.json")])
+    assert summary.loaded == [] and "a harvest never replaces it" in dict(summary.failed)[first]
+    assert registry.study(first).source == "deposit" and registry.study(first).owner == owner
+
+
+def test_a_failed_or_late_upload_never_touches_the_staged_copy(services, owner):
+    deposits = services.deposits
+    sub = stage_sample(deposits, owner)
+    path = listed_paths()[0]
+    with pytest.raises(CatalogError):  # a re-upload with a wrong checksum
+        deposits.upload(sub, owner, path, io.BytesIO(b"other bytes"), md5="0" * 32)
+    assert deposits.validate(sub, owner)["valid"]
+
+    class SlowBody(io.BytesIO):  # an upload still arriving when the finalize begins
+        def read(self, *args):
+            finalized.wait(30)
+            return super().read(*args)
+
+    finalized = threading.Event()
+    late: dict = {}
+
+    def upload_late():
+        try:
+            deposits.upload(sub, owner, path, SlowBody(b"replacement"))
+        except CatalogError as exc:
+            late["error"] = exc
+
+    thread = threading.Thread(target=upload_late)
+    thread.start()
+    accession = deposits.finalize(sub, owner)
+    finalized.set()
+    thread.join(30)
+    assert isinstance(late.get("error"), Conflict)
+    stored = services.archive.file_store.stat(f"studies/{accession}/{path}")
+    assert stored is not None and stored.md5 == hashlib.md5(file_bytes(path)).hexdigest()
+    with pytest.raises(Conflict):
+        deposits.discard(sub, owner)  # a finalized submission is not discarded
+    assert deposits.validate(sub, owner)["valid"]  # it shows the report it was finalized with
+    with pytest.raises(ValidationFailed, match="YYYY-MM-DD"):
+        deposits.set_release_date(deposits.create(owner), owner, "20300101")
+
+
 def test_missing_and_unlisted_files_are_reported(services, owner):
     deposits = services.deposits
     sub = stage_sample(deposits, owner, skip=("plate2/B01.tif",))

@@ -82,6 +82,10 @@ def test_bad_requests_are_400_and_unknown_studies_404(index):
         (lambda: index.query("S-BIAD9", [Filter("Colour", "eq", "red")]), UnknownColumn),
         (lambda: index.query("S-BIAD9", sort=[("Colour", False)]), UnknownColumn),
         (lambda: index.query("S-BIAD9", cursor="not-a-cursor"), InvalidCursor),
+        # a cursor continues the query that issued it, and no other: another sort or filter would page wrongly
+        (lambda: index.query("S-BIAD9", sort=[("Plate", True)], cursor=index.query("S-BIAD9", sort=[("Plate", False)], limit=2).next_cursor),
+         InvalidCursor),
+        (lambda: index.query("S-BIAD9", [Filter("Plate", "eq", 1)], cursor=index.query("S-BIAD9", limit=2).next_cursor), InvalidCursor),
         (lambda: index.query("S-BIAD9", [Filter("Plate", "gte", "many")]), InvalidFilter),
         (lambda: index.query("S-BIAD9", [Filter("Plate", "like", "1")]), InvalidFilter),
     ]:
