@@ -20,7 +20,7 @@ from typing import Any
 
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, Term, imaging_method_term, organism_term, term_by_id
-from loaders.pagetab import LoadedRecord, licence_name
+from loaders.pagetab import LoadedRecord, licence_name, normalise_pubmed, pubmed_reference
 
 LOADER_NAME = "bia-catalog IDR loader"
 LOADER_VERSION = "1"
@@ -176,12 +176,14 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
             pub["title"] = titles[i]
         if i < len(dois) and _doi(dois[i]):
             pub["doi"] = _doi(dois[i])
-        if i < len(pubmeds) and pubmeds[i].isdigit():
-            pub["pubmed_id"] = pubmeds[i]
+        if i < len(pubmeds) and normalise_pubmed(pubmeds[i]):
+            pub["pubmed_id"] = normalise_pubmed(pubmeds[i])
         if i < len(author_lists) and author_lists[i]:
             pub["publication_authors"] = author_lists[i]
         if pub.get("title") or pub.get("doi"):
             publications.append(pub)
+        elif pub.get("pubmed_id"):  # known by its PubMed id alone: a link to it
+            record.setdefault("cross_references", []).append(pubmed_reference(pub["pubmed_id"]))
     if publications:
         record["publications"] = publications
 
@@ -221,7 +223,7 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
     record["cross_references"] = [{
         "target": IDR_STUDY.format(accession=accession), "target_accession": accession, "resource": "IDR",
         "relation": "same_as", "label": f"IDR {accession}",
-    }]
+    }, *record.get("cross_references", [])]
     return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)
 
 

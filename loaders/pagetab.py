@@ -178,6 +178,22 @@ def normalise_doi(text: str) -> str | None:
     return doi if _DOI.match(doi) else None
 
 
+_PUBMED = re.compile(r"^(?:pmid\s*:?\s*|pubmed\s*:?\s*|https?://(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/)?(\d+)/?$",
+                     re.IGNORECASE)
+
+
+def normalise_pubmed(text: str) -> str | None:
+    """The digits of a PubMed id written bare, as ``PMID: 123`` or as a PubMed URL; None otherwise."""
+    match = _PUBMED.match(text.strip())
+    return match.group(1) if match else None
+
+
+def pubmed_reference(pmid: str) -> dict[str, Any]:
+    """A cross-reference to a publication known only by its PubMed id (REMBI publications need a title or DOI)."""
+    return {"target": f"https://identifiers.org/pubmed:{pmid}", "resource": "PubMed", "target_accession": pmid,
+            "relation": "supplements_publication"}
+
+
 def _orcid_check_digit(digits: str) -> str:
     total = 0
     for d in digits:
@@ -1081,14 +1097,17 @@ class _Loader:
                 else:
                     self.note(f"{where}: DOI {attr.value!r} of publication {number} is not a DOI; left out")
             elif attr.key in {"pubmed id", "pmid", "pubmed"}:
-                if re.fullmatch(r"\d+", attr.value):
-                    pub["pubmed_id"] = attr.value
+                if normalise_pubmed(attr.value):
+                    pub["pubmed_id"] = normalise_pubmed(attr.value)
                 else:
                     self.note(f"{where}: PubMed ID {attr.value!r} of publication {number} is not a PubMed ID; left out")
             else:
                 self.keep(self.study, attr, where, prefix=f"Publication {number}: ")
         if not pub.get("title") and not pub.get("doi"):
-            if pub:
+            if pub.get("pubmed_id"):  # known by its PubMed id alone: a link to it
+                self._add_cross_reference(pubmed_reference(pub["pubmed_id"]))
+                self.note(f"{where}: publication {number} has only a PubMed id; kept as a link to PubMed")
+            elif pub:
                 self.note(f"{where}: publication {number} has neither a title nor a DOI; left out ({pub})")
             return
         ordered = {k: pub[k] for k in ("title", "publication_authors", "year", "doi", "pubmed_id") if k in pub}

@@ -96,3 +96,18 @@ def test_an_unclosed_quote_names_its_line_and_repeated_protocol_types_are_both_k
     specimen = load_idr_study(twice).record["specimens"][0]
     first, second = edited[descriptions].split("\t")[1:3]
     assert first.strip('"')[:30] in specimen["growth_protocol"] and second.strip('"')[:30] in specimen["growth_protocol"]
+
+
+def test_a_publication_known_only_by_its_pubmed_id_becomes_a_link(tmp_path):
+    lines = (DATA / "idr0004-study.txt").read_text().splitlines()
+    kept = ["Study PubMed ID\tPMID: 22094257" if line.startswith("Study PubMed ID") else line
+            for line in lines if not line.startswith(("Study Publication Title", "Study DOI"))]
+    source = tmp_path / "idr0004-study.txt"
+    source.write_text("\n".join(kept) + "\n")
+    record = load_idr_study(source).record
+    assert "publications" not in record
+    pubmed = [r for r in record["cross_references"] if r["resource"] == "PubMed"]
+    assert pubmed == [{"target": "https://identifiers.org/pubmed:22094257", "resource": "PubMed", "target_accession": "22094257",
+                       "relation": "supplements_publication"}]
+    checked = check_study_record(record, BASE)
+    assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]

@@ -855,6 +855,14 @@ def test_control_characters_never_reach_the_graph():
     graph.serialize(format="xml")  # an RDF/XML export stays well-formed
 
 
+def test_pubmed_ids_in_the_ways_they_are_written():
+    doc = minimal({"type": "Publication", "attributes": [{"name": "Title", "value": "A paper"}, {"name": "PMID", "value": "PMID: 123"}]},
+                  {"type": "Publication", "attributes": [{"name": "PubMed ID", "value": "https://pubmed.ncbi.nlm.nih.gov/456/"}]})
+    record = load_pagetab_json(doc).record
+    assert record["publications"] == [{"title": "A paper", "pubmed_id": "123"}]
+    assert [r["target_accession"] for r in record["cross_references"] if r["resource"] == "PubMed"] == ["456"]
+
+
 def test_tsv_with_an_unclosed_quote_names_its_line():
     text = 'Submission\tS-BIAD5\nTitle\t"Unclosed title\n\nStudy\nDescription\tx\nLicense\tCC0\n'
     with pytest.raises(PageTabError, match="line 2: a quoted value runs on"):
