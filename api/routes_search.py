@@ -10,12 +10,12 @@ from flask_smorest import Blueprint
 from api.app import services, settings
 from api.negotiate import choose
 from api.records import page_links
-from api.routes_studies import int_arg
+from api.routes_studies import BadParameter, int_arg
 from catalog import identifiers
 from catalog.search_index import FACET_FIELDS
 
 blp = Blueprint("search", __name__, description="Keyword search")
-_FILTER = re.compile(r"^filter\[(?P<field>[a-z_]+)\]$")
+_FILTER = re.compile(r"^filter\[(?P<field>[^\]]*)\](?P<rest>.*)$")
 
 
 @blp.route("/search")
@@ -27,11 +27,13 @@ _FILTER = re.compile(r"^filter\[(?P<field>[a-z_]+)\]$")
 )
 def search() -> Response:
     q = request.args.get("q", "")
-    filters = {}
+    filters: dict[str, list[str]] = {}
     for key in request.args:
         match = _FILTER.match(key)
         if match:
-            filters[match.group("field")] = request.args.getlist(key)
+            if match.group("rest") not in ("", "[]"):  # filter[organism][] is the array form some clients send
+                raise BadParameter(f"{key}: write a facet filter as filter[FACET]=VALUE", [{"field": key}])
+            filters.setdefault(match.group("field").lower(), []).extend(request.args.getlist(key))
     limit, offset = int_arg("limit", 20, 0, 200), int_arg("offset", 0, 0, 100_000)
     sort = request.args.get("sort", "relevance")
     result = services().archive.public.search.search(q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS)

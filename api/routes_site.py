@@ -45,11 +45,14 @@ def catalog_stats() -> dict:
     formats: dict[str, int] = {}
     for accession in archive.public.files.studies():
         for value, n in archive.public.files.facets(accession, ["format"], limit=1000).get("format", []):
-            formats[str(value)] = formats.get(str(value), 0) + n
+            name = str(value) if value not in (None, "") else "(unknown)"
+            formats[name] = formats.get(name, 0) + n
     growth, running = [], 0
-    for month, released in archive.public.search.release_months():
-        running += released
-        growth.append({"month": month, "released": released, "cumulative": running})
+    by_month = dict(archive.public.search.release_months())
+    months = _months(min(by_month), max(by_month)) if by_month else []  # months without releases too
+    for month in months if len(months) <= 1200 else sorted(by_month):  # (an odd date a century off: releases only)
+        running += by_month.get(month, 0)
+        growth.append({"month": month, "released": by_month.get(month, 0), "cumulative": running})
     stats = {
         "studies": result.total,
         "by_source": dict(result.facets.get("source", [])),
@@ -92,6 +95,16 @@ def home() -> Response:
     }
     return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings(),
                                     catalog_jsonld=script_json(catalog)), mimetype=media)
+
+
+def _months(first: str, last: str) -> list[str]:
+    """Every ``YYYY-MM`` from ``first`` to ``last``."""
+    year, month = int(first[:4]), int(first[5:7])
+    months = []
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dict:

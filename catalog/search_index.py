@@ -137,6 +137,11 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", text.lower())
 
 
+#: limits that keep one query cheap: a prefix becomes a regular expression over every field, and every word a clause
+MAX_PREFIX = 64
+MAX_CLAUSES = 64
+
+
 def parse_query(q: str) -> ParsedQuery:
     """Parse the query language above; :class:`InvalidQuery` names what cannot be read."""
     groups: list[list[Clause]] = [[]]
@@ -163,6 +168,9 @@ def parse_query(q: str) -> ParsedQuery:
         words = words_of(text.rstrip("*") if prefix else text)
         if not words:
             continue
+        if prefix and len(words[-1]) > MAX_PREFIX:
+            raise InvalidQuery(f"a prefix search (word*) takes at most {MAX_PREFIX} characters before the *",
+                               [{"field": "q", "value": text[:40] + "…", "message": "prefix too long"}])
         name = None
         if fieldname is not None:
             name = FIELD_ALIASES.get(fieldname.lower(), fieldname.lower())
@@ -177,6 +185,10 @@ def parse_query(q: str) -> ParsedQuery:
         else:
             groups[-1].append(clause)
         negate_next = False
+    clauses = sum(len(g) for g in groups) + len(excluded)
+    if clauses > MAX_CLAUSES:
+        raise InvalidQuery(f"the query has {clauses} words or phrases; at most {MAX_CLAUSES} are searched at once",
+                           [{"field": "q", "message": "too many terms"}])
     return ParsedQuery([g for g in groups if g], excluded)
 
 

@@ -569,6 +569,24 @@ def test_pages_for_crawlers_name_their_one_url_and_the_catalog(client):
         assert f'<link rel="canonical" href="{BASE}{path}">' in page and '<meta name="description" content="' in page, path
 
 
+def test_search_refuses_queries_that_would_cost_too_much_and_reads_facet_names_in_any_case(client):
+    for q in ("x" * 1000 + "*", " ".join(f"w{i}" for i in range(200))):
+        assert error_shape(client.get("/search", query_string={"q": q}), 400)["code"] == "invalid_query"
+    everything = client.get("/search").get_json()["total"]
+    organism = next(iter(client.get("/search").get_json()["facets"]["organism"]))["value"]
+    for key in ("filter[organism]", "filter[Organism]", "filter[organism][]"):
+        assert client.get("/search", query_string={key: organism}).get_json()["total"] < everything, key
+    error_shape(client.get("/search", query_string={"filter[organism][x]": organism}), 400)
+    growth = client.get("/stats").get_json()["growth"]
+    months = [g["month"] for g in growth]
+    assert len(months) == len(set(months)) and growth[-1]["cumulative"] == everything
+    def next_month(month: str) -> str:
+        year, number = int(month[:4]), int(month[5:])
+        return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+    assert all(later == next_month(earlier) for earlier, later in zip(months, months[1:]))  # no month left out
+
+
 def test_robots_txt_lets_crawlers_reach_every_study_but_not_endless_combinations(client):
     from protego import Protego
 
