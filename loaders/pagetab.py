@@ -438,6 +438,10 @@ _KINDS = {
 }
 
 
+#: Study fields some records write on the submission rather than on its Study section
+_SECTION_FIELDS_ON_ENVELOPE = {"description", "abstract", "keywords", "keyword", "license", "licence"}
+
+
 def _kind_key(name: str) -> str:
     """A section type reduced for lookup: CamelCase split, case, spacing and a plural ``s`` set aside
     (``Study Components`` = ``StudyComponent`` = ``study component``)."""
@@ -642,6 +646,9 @@ class _Loader:
             self.note("submission: no accession (accno)")
         envelope = _attrs(doc)
         study_attrs = _attrs(root)
+        on_section = {a.key for a in study_attrs}
+        # the study's own fields written on the submission instead (older records): read as the section's
+        study_attrs += [a for a in envelope if a.key in _SECTION_FIELDS_ON_ENVELOPE and a.key not in on_section]
         self._envelope(envelope, study_attrs, root)
         self._study_attributes(study_attrs, root)
         for link in _flatten(root.get("links")):
@@ -673,6 +680,8 @@ class _Loader:
         if date:
             self.study["release_date"] = date
         for attr in envelope:
+            if attr.key in _SECTION_FIELDS_ON_ENVELOPE:
+                continue  # read with the Study section's attributes
             if attr.key in {"title", "releasedate"}:
                 if attr.key == "title" and attr.value and attr.value != self.study.get("title"):
                     self.keep(self.study, attr, "submission")
@@ -711,7 +720,12 @@ class _Loader:
                     self.keep(self.study, attr, where)
                 continue
             if attr.key == "description":
-                self.study.setdefault("description", attr.value)
+                if "description" in self.study and self.study["description"] != attr.value:
+                    self.keep(self.study, attr, where)  # a second description: kept, not lost
+                else:
+                    self.study["description"] = attr.value
+            elif attr.key == "abstract" and "description" not in self.study and not any(a.key == "description" for a in attrs):
+                self.study["description"] = attr.value  # no Description: the Abstract describes the study
             elif attr.key in {"license", "licence"}:
                 licence_attr = licence_attr or attr
             elif attr.key == "acknowledgements":

@@ -863,6 +863,17 @@ def test_pubmed_ids_in_the_ways_they_are_written():
     assert [r["target_accession"] for r in record["cross_references"] if r["resource"] == "PubMed"] == ["456"]
 
 
+def test_study_fields_on_the_submission_an_abstract_and_a_second_description():
+    doc = minimal()
+    doc["section"]["attributes"] = [{"name": "Title", "value": "A study"}, {"name": "Abstract", "value": "What it found."}]
+    doc["attributes"] += [{"name": "License", "value": "CC BY 4.0"}, {"name": "Keywords", "value": "a; b"}]
+    record = load_pagetab_json(doc).record
+    assert (record["description"], record["license"], record["keywords"]) == ("What it found.", "CC-BY-4.0", ["a", "b"])
+    doc["section"]["attributes"] += [{"name": "Description", "value": "First."}, {"name": "Description", "value": "Second."}]
+    record = load_pagetab_json(doc).record
+    assert record["description"] == "First." and {"name": "Description", "value": "Second."} in record["attributes"]
+
+
 def test_tsv_with_an_unclosed_quote_names_its_line():
     text = 'Submission\tS-BIAD5\nTitle\t"Unclosed title\n\nStudy\nDescription\tx\nLicense\tCC0\n'
     with pytest.raises(PageTabError, match="line 2: a quoted value runs on"):
