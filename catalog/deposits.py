@@ -210,7 +210,8 @@ class Deposits:
                 rows, problems = self.formats.check_file_list(local, entry["name"])
             listed += rows
             errors.extend(problems)
-        missing, unlisted = self._cross_check(sub)
+        missing, unlisted, contradicted = self._cross_check(sub)
+        errors.extend(contradicted[:100])
         for path, where in missing[:100]:
             errors.append({**where, "field": "path", "value": path, "message": "listed in a file list but not uploaded"})
         if len(missing) > 100:
@@ -239,16 +240,18 @@ class Deposits:
         )
         return record
 
-    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-        """(listed but not staged, staged but not listed), using an on-disk table of listed paths."""
+    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[dict[str, Any]]]:
+        """(listed but not staged, staged but not listed, listed sizes or MD5s the uploaded bytes contradict), using
+        an on-disk table of listed paths."""
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
             db = sqlite3.connect(f"{tmp}/listed.sqlite")
-            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER)")
+            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER, size INTEGER, md5 TEXT)")
             for entry in sub["file_lists"]:
                 with self._local_copy(entry["key"]) as local:
                     try:
-                        rows = ((r.path, entry["name"], r.line) for r in self.formats.iter_file_list(local, entry["name"]))
-                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?)", rows)
+                        rows = ((r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes))
+                                for r in self.formats.iter_file_list(local, entry["name"]))
+                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?)", rows)
                     except CatalogError:
                         pass  # reported by check_file_list
             db.commit()
@@ -269,8 +272,20 @@ class Deposits:
                     (sub["id"],),
                 )
             ]
+            contradicted = []
+            for path, file, line, size, md5, got_size, got_md5 in db.execute(
+                "SELECT l.path, l.file, l.line, l.size, l.md5, s.size, s.md5 FROM listed l JOIN reg.staged_files s"
+                " ON s.submission_id = ? AND s.path = l.path WHERE (l.size IS NOT NULL AND l.size != s.size)"
+                " OR (l.md5 IS NOT NULL AND l.md5 != s.md5) ORDER BY l.file, l.line LIMIT 101",
+                (sub["id"],),
+            ):
+                where = {"file": file, "line": line, "value": path}
+                if size is not None and size != got_size:
+                    contradicted.append({**where, "field": "size", "message": f"listed as {size} bytes, but the uploaded file has {got_size}"})
+                if md5 is not None and md5 != got_md5:
+                    contradicted.append({**where, "field": "md5", "message": f"listed MD5 {md5}, but the uploaded file's is {got_md5}"})
             db.close()
-        return missing, unlisted
+        return missing, unlisted, contradicted
 
     # ------------------------------------------------------------------ finalize
 
@@ -395,6 +410,15 @@ class Deposits:
             yield handle.name
         finally:
             os.unlink(handle.name)
+
+
+def _listed_md5(columns: dict[str, str]) -> str | None:
+    """The MD5 a file-list row states (an ``md5``/``md5sum``/``checksum`` column of 32 hex digits), lower case."""
+    for name, value in columns.items():
+        if name.strip().lower().replace(" ", "_") in ("md5", "md5sum", "md5_checksum", "checksum", "checksum_md5"):
+            text = str(value or "").strip().lower()
+            return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
+    return None
 
 
 def _check_date(value: str) -> str:

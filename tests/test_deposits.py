@@ -164,6 +164,22 @@ def test_missing_and_unlisted_files_are_reported(services, owner):
     assert services.archive.registry.studies() == []  # nothing minted
 
 
+def test_listed_sizes_and_md5s_are_checked_against_the_uploaded_bytes(services, owner):
+    deposits = services.deposits
+    sub = stage_sample(deposits, owner)
+    lines = (DATA / "files.tsv").read_text().splitlines()
+    rows = [lines[0] + "\tsize\tmd5"]
+    for i, line in enumerate(lines[1:]):
+        content = file_bytes(line.split("\t")[0])
+        size = len(content) + (1 if i == 0 else 0)
+        md5 = hashlib.md5(content).hexdigest() if i != 1 else "0" * 32
+        rows.append(f"{line}\t{size}\t{md5}")
+    deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(("\n".join(rows) + "\n").encode()))
+    report = deposits.validate(sub, owner)
+    wrong = {(e["line"], e["field"]) for e in report["errors"] if e.get("file") == "files.tsv"}
+    assert wrong == {(2, "size"), (3, "md5")}, report["errors"]
+
+
 def test_invalid_metadata_names_file_line_and_field(services, owner):
     deposits = services.deposits
     sub = deposits.create(owner)
