@@ -40,6 +40,12 @@ def file_index_for(accession: str) -> FileIndex:
     raise NotFound(f"no released study {accession}")
 
 
+def _holds_files(accession: str, index: FileIndex) -> bool:
+    """Whether the archive holds the bytes of the study whose file table is ``index`` (public, or its owner's)."""
+    archive = services().archive
+    return archive.holds_files(accession, PUBLIC if index is archive.public.files else PRIVATE)
+
+
 def parse_filters() -> list[Filter]:
     filters = []
     for key in request.args:
@@ -104,8 +110,7 @@ def file_table(accession: str, fmt: str | None) -> Response:
         "facets": {col: [{"value": v, "count": n} for v, n in values] for col, values in index.facets(name, facet_columns, filters).items()},
     }
     if media == "text/html":
-        archive = services().archive
-        held = archive.holds_files(name, PUBLIC if index is archive.public.files else PRIVATE)
+        held = _holds_files(name, index)
         return Response(render_template("files.html", table=body, accession=name, settings=settings(), args=request.args, held=held),
                         mimetype=media)
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
@@ -226,9 +231,8 @@ class _Sink(io.RawIOBase):
 @blp.doc(summary="The whole study (every stored file) as a streamed zip")
 def download_study(accession: str) -> Response:
     index = file_index_for(accession)
-    archive = services().archive
-    store = archive.file_store
-    if not archive.holds_files(accession, PUBLIC if index is archive.public.files else PRIVATE):
+    store = services().archive.file_store
+    if not _holds_files(accession, index):
         raise NotFound(f"the files of {accession} are listed here but not held by this archive (a harvested record); "
                        "download them from the resource the record came from")
 

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from werkzeug.http import parse_etags, unquote_etag
+
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 #: headers a 304 repeats (RFC 9110 15.4.5), plus CORS so browser clients can read it
 _NOT_MODIFIED_HEADERS = {"etag", "cache-control", "vary", "access-control-allow-origin", "access-control-expose-headers"}
@@ -29,13 +31,8 @@ class _Answer:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, ``*`` included)."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    bare = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == bare for tag in if_none_match.split(","))
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, ``*`` included; werkzeug parses it)."""
+    return parse_etags(if_none_match).contains_weak(unquote_etag(etag)[0])
 
 
 class SparqlResultCache:

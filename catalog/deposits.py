@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import re
-import itertools
 import sqlite3
 import tempfile
 import uuid
@@ -129,7 +129,7 @@ class Deposits:
             store.delete(key)
             raise
         if replaced is not None:  # a re-upload: the earlier copy goes only now
-            store.delete(replaced or self._staged_key(sub_id, path))
+            store.delete(self._staged_key(sub_id, replaced))
         return {"path": path, "size": stored.size, "md5": stored.md5, "sha256": stored.sha256}
 
     def attach_file_list(self, sub_id: str, owner: str, name: str, stream: BinaryIO, component: str | None = None) -> dict[str, Any]:
@@ -175,8 +175,9 @@ class Deposits:
         self.registry.update_submission(sub_id, release_date=_check_date(release_date))
 
     @staticmethod
-    def _staged_key(sub_id: str, path: str) -> str:
-        return f"staging/{sub_id}/{path}"
+    def _staged_key(sub_id: str, staged: dict[str, Any]) -> str:
+        """Where a staged file's bytes are: its upload's own key (older registries: under its path)."""
+        return staged.get("key") or f"staging/{sub_id}/{staged['path']}"
 
     # ------------------------------------------------------------------ validation
 
@@ -346,7 +347,7 @@ class Deposits:
         store = self.archive.file_store
 
         def move(staged: dict[str, Any]) -> None:
-            src = staged.get("key") or self._staged_key(sub_id, staged["path"])
+            src = self._staged_key(sub_id, staged)
             dst = f"studies/{accession}/{staged['path']}"
             done = store.stat(dst)
             if done is not None and done.sha256 == staged["sha256"]:

@@ -264,30 +264,21 @@ class Registry:
 
     def stage_file(self, sub_id: str, path: str, size: int, md5: str, sha256: str, key: str) -> str | None:
         """Record an uploaded file under ``path`` if the submission is still open (:class:`Conflict` else, e.g.
-        when a finalize began while it was uploading); returns the storage key of the copy it replaces."""
+        when a finalize began while it was uploading); returns the row of the copy it replaces, if any."""
         with self._connect(immediate=True) as db:
             sub = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
             if sub is None:
                 raise NotFound(f"no submission {sub_id}")
             if sub["status"] != "open":
                 raise Conflict(f"submission {sub_id} is {sub['status']}; the upload of {path} was not kept")
-            old = db.execute("SELECT key FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).fetchone()
+            old = db.execute("SELECT * FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).fetchone()
             db.execute(
                 "INSERT INTO staged_files (submission_id, path, size, md5, sha256, key) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(submission_id, path) DO UPDATE SET"
                 " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
                 (sub_id, path, size, md5, sha256, key),
             )
-        return (old["key"] or "") if old is not None else None
-
-    def unstage_file(self, sub_id: str, path: str) -> bool:
-        with self._connect() as db:
-            return db.execute("DELETE FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).rowcount > 0
-
-    def staged_file(self, sub_id: str, path: str) -> dict[str, Any] | None:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).fetchone()
-        return dict(row) if row else None
+        return dict(old) if old is not None else None
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:
         """Staged files of a submission, by path (streamed from the database)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term
-from loaders.pagetab import LoadedRecord
+from loaders.pagetab import LoadedRecord, provenance
 
 LOADER_NAME = "bia-catalog EMPIAR loader"
 LOADER_VERSION = "1"
@@ -392,13 +392,8 @@ def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: st
         attributes.append({"name": "correlative modality", "value": experiment})
     if attributes:
         record["attributes"] = attributes
-    provenance: dict[str, Any] = {"source_resource": "EMPIAR", "loader": LOADER_NAME, "loader_version": LOADER_VERSION}
-    if accession:
-        provenance["source_accession"] = accession
-    provenance["source_url"] = source_url or (EMPIAR_ENTRY.format(accession=accession) if accession else None)
-    if provenance["source_url"] is None:
-        del provenance["source_url"]
-    if harvested_at:
-        provenance["harvested_at"] = harvested_at
-    record["provenance"] = provenance
+    record["provenance"] = provenance(
+        "EMPIAR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
+        source_url=source_url or (EMPIAR_ENTRY.format(accession=accession) if accession else None),
+    )
     return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)

@@ -20,7 +20,7 @@ from typing import Any
 
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, Term, imaging_method_term, organism_term, term_by_id
-from loaders.pagetab import LoadedRecord, licence_name, normalise_pubmed, pubmed_reference
+from loaders.pagetab import LoadedRecord, licence_name, normalise_pubmed, provenance, pubmed_reference
 
 LOADER_NAME = "bia-catalog IDR loader"
 LOADER_VERSION = "1"
@@ -210,16 +210,8 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
     for key in ("image_acquisitions", "specimens", "image_analyses", "attributes"):
         if not record[key]:
             del record[key]
-    provenance: dict[str, Any] = {
-        "source_resource": "IDR",
-        "source_accession": accession,
-        "source_url": source_url or IDR_STUDY.format(accession=accession),
-        "loader": LOADER_NAME,
-        "loader_version": LOADER_VERSION,
-    }
-    if harvested_at:
-        provenance["harvested_at"] = harvested_at
-    record["provenance"] = provenance
+    record["provenance"] = provenance("IDR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
+                                      source_url=source_url or IDR_STUDY.format(accession=accession))
     record["cross_references"] = [{
         "target": IDR_STUDY.format(accession=accession), "target_accession": accession, "resource": "IDR",
         "relation": "same_as", "label": f"IDR {accession}",

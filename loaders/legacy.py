@@ -35,7 +35,7 @@ import yaml
 
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term
-from loaders.pagetab import LoadedRecord, licence_name
+from loaders.pagetab import LoadedRecord, licence_name, provenance
 
 LOADER_VERSION = "1"
 TEXT_FIELDS = ("accession", "title", "description", "release_date", "doi", "source_url", "license")
@@ -129,7 +129,9 @@ def load_legacy_collection(
         mapping_path = mapping_path / "mapping.yaml"
     mapping = load_mapping(mapping_path)
     seen: dict[str, str] = {}
+    read = 0
     for where, source in _records(mapping_path, mapping["records"]):
+        read += 1
         try:
             loaded = _map(where, source, mapping, harvested_at)
             accession = str(loaded.record.get("accession"))
@@ -141,7 +143,7 @@ def load_legacy_collection(
         except LegacyCollectionError as exc:
             exc.where = where
             yield exc
-    if not seen and not any(True for _ in _records(mapping_path, mapping["records"])):
+    if not read:
         raise LegacyCollectionError(f"{mapping_path}: records {mapping['records']!r} match no file beside the mapping",
                                     [{"file": str(mapping_path), "field": "records"}])
 
@@ -234,15 +236,8 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
     ]
     if attributes:
         record["attributes"] = attributes
-    provenance: dict[str, Any] = {
-        "source_resource": mapping.get("resource") or "Other",
-        "source_accession": record["accession"],
-        "loader": f"legacy collection: {collection}",
-        "loader_version": LOADER_VERSION,
-    }
-    if value("source_url"):
-        provenance["source_url"] = str(value("source_url"))
-    if harvested_at:
-        provenance["harvested_at"] = harvested_at
-    record["provenance"] = provenance
+    record["provenance"] = provenance(
+        mapping.get("resource") or "Other", f"legacy collection: {collection}", LOADER_VERSION,
+        accession=record["accession"], source_url=str(value("source_url") or "") or None, harvested_at=harvested_at,
+    )
     return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)

@@ -80,6 +80,14 @@ class LoadedRecord:
     unmapped: list[str] = field(default_factory=list)
 
 
+def provenance(source_resource: str, loader: str, loader_version: str, *, accession: str | None = None,
+               source_url: str | None = None, harvested_at: str | None = None) -> dict[str, Any]:
+    """A record's ``provenance``: where it came from and which loader made it (the unknown parts left out)."""
+    found = {"source_resource": source_resource, "source_accession": accession, "source_url": source_url,
+             "harvested_at": harvested_at, "loader": loader, "loader_version": loader_version}
+    return {k: v for k, v in found.items() if v}
+
+
 # --------------------------------------------------------------------------- the PageTab JSON model
 
 
@@ -1330,15 +1338,10 @@ class _Loader:
                 self.study[slot] = [self._ordered(o) for o in self.objects[kind]]
         # BioStudies holds S-BSST… and other collections; S-BIAD… and new deposits (no accno yet) are this archive's
         from_biostudies = bool(accession) and not str(accession).upper().startswith("S-BIAD")
-        provenance: dict[str, Any] = {"source_resource": "BioStudies" if from_biostudies else "BioImage Archive"}
-        if accession:
-            provenance["source_accession"] = accession
-        if source_url:
-            provenance["source_url"] = source_url
-        if harvested_at:
-            provenance["harvested_at"] = harvested_at
-        provenance.update(loader=LOADER_NAME, loader_version=LOADER_VERSION)
-        self.study["provenance"] = provenance
+        self.study["provenance"] = provenance(
+            "BioStudies" if from_biostudies else "BioImage Archive", LOADER_NAME, LOADER_VERSION,
+            accession=accession, source_url=source_url, harvested_at=harvested_at,
+        )
         order = [
             "accession",
             "title",

@@ -19,7 +19,7 @@ from typing import Any
 
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, taxon_curie, term_by_id, term_curie
-from loaders.pagetab import FileListRef, LoadedRecord, licence_name
+from loaders.pagetab import FileListRef, LoadedRecord, cross_reference, licence_name, normalise_doi, provenance
 
 LOADER_NAME = "bia-catalog RO-Crate loader"
 LOADER_VERSION = "1"
@@ -184,14 +184,8 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
         for node_id, node in nodes.items()
         if "bia:FileList" in _types(node) or ("csvw:Table" in _types(node) and "File" in _types(node))
     ]
-    provenance: dict[str, Any] = {"source_resource": "BioImage Archive", "loader": LOADER_NAME, "loader_version": LOADER_VERSION}
-    if accession:
-        provenance["source_accession"] = accession
-    if source_url:
-        provenance["source_url"] = source_url
-    if harvested_at:
-        provenance["harvested_at"] = harvested_at
-    record["provenance"] = provenance
+    record["provenance"] = provenance("BioImage Archive", LOADER_NAME, LOADER_VERSION,
+                                      accession=accession, source_url=source_url, harvested_at=harvested_at)
     return LoadedRecord(record=record, file_lists=file_lists, unmapped=unmapped)
 
 
@@ -230,8 +224,6 @@ def _add_specimens(record: dict[str, Any], nodes: dict[str, dict[str, Any]], dat
 
 def _add_publications_funding_links(record: dict[str, Any], root: dict[str, Any], resolve: Any, unmapped: list[str]) -> None:
     """Publications (``relatedPublication``/``citation``), grants (``funding``) and links (``seeAlso``)."""
-    from loaders.pagetab import cross_reference, normalise_doi
-
     for article in resolve(root.get("relatedPublication") or root.get("citation")):
         ids = [_text(article.get(k)) for k in ("@id", "identifier", "doi", "url")]
         doi = next((normalise_doi(i) for i in ids if i and normalise_doi(i)), None)
