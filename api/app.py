@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import atexit
-import threading
 from typing import Any
 
 from flask import Flask, current_app
@@ -19,6 +18,8 @@ API_VERSION = "1"
 def create_app(settings: Settings | None = None, *, services: Services | None = None, config: dict[str, Any] | None = None) -> Flask:
     """An app serving ``settings`` (default: from ``BIA_*`` variables); ``services`` lets tests share an archive."""
     settings = settings or Settings.from_env()
+    opened = services or open_services(settings, recover=False)
+    settings = settings.with_(base_url=opened.archive.settings.base_url)  # the base URL the catalog remembers
     app = Flask(__name__)
     app.config.update(
         API_TITLE=API_TITLE,
@@ -38,16 +39,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app.jinja_env.globals["self_url"] = self_url
     app.jinja_env.globals["canonical_url"] = canonical_url
-    opened = services or open_services(settings)
     app.extensions["bia.services"] = opened
     if services is None:
         atexit.register(opened.close)
     from api.sparql_workers import QueryRunner
 
     app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
-    if not settings.read_only:  # a read-only replica leaves releases and re-rendering to the writer
-        _start_release_timer(app, opened)
-        _start_stale_record_rendering(app, opened)
+    if not settings.read_only:  # a read-only replica leaves background duties to the writers
+        opened.maintenance.start()  # recovery, releases, re-rendering, clean-up: in the lease holder only
 
     api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
@@ -68,40 +67,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.wsgi_app = SparqlResultCache(app.wsgi_app, opened.archive.public.reads.version, settings.sparql_cache_mb << 20)  # type: ignore[method-assign]
         app.extensions["bia.sparql_cache"] = app.wsgi_app
     return app
-
-
-def _start_release_timer(app: Flask, services: Services, every: float = 3600.0) -> None:
-    """Release studies whose date has come: now, then every hour while the app runs."""
-
-    def tick() -> None:
-        try:
-            if services.archive.release_due():
-                from linkers.discover import link_catalog
-
-                link_catalog(services.archive)
-        except Exception:  # noqa: BLE001 - logged; the next tick tries again
-            app.logger.exception("releasing due studies failed")
-        timer = threading.Timer(every, tick)
-        timer.daemon = True
-        timer.start()
-
-    tick()
-
-
-def _start_stale_record_rendering(app: Flask, services: Services) -> None:
-    """Render again, in the background, the stored records this version or configuration would render otherwise
-    (until then they are built on each request)."""
-    archive = services.archive
-    if not any(view.records.stale(archive.record_fingerprint) for view in (archive.public, archive.private) if view):
-        return
-
-    def run() -> None:
-        try:
-            app.logger.info("re-rendered %d stored records", archive.render_stale_records())
-        except Exception:  # noqa: BLE001 - logged; records are built per request meanwhile
-            app.logger.exception("re-rendering stale records failed")
-
-    threading.Thread(target=run, name="stale-records", daemon=True).start()
 
 
 def settings() -> Settings:

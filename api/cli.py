@@ -270,7 +270,7 @@ def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
 
     media = {"nquads": "application/n-quads", "ntriples": "application/n-triples", "turtle": "text/turtle",
              "trig": "application/trig", "rdfxml": "application/rdf+xml", "jsonld": "application/ld+json"}[fmt]
-    with open_services(_settings(ctx)) as services:
+    with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
         services.archive.export(sys.stdout.buffer, media, accession)
 
 
@@ -291,13 +291,12 @@ def reindex(ctx: click.Context) -> None:
 def release(ctx: click.Context, today: str | None) -> None:
     """Release every study whose release date has come (the server also does this by itself)."""
     from api.services import open_services
+    from catalog.dates import parse_date
 
-    from linkers.discover import link_catalog
-
+    if today is not None:
+        today = parse_date(today, "--today")
     with open_services(_settings(ctx)) as services:
-        released = services.archive.release_due(today)
-        if released:
-            link_catalog(services.archive)
+        released = services.maintenance.release(today)
     click.echo(f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else ""))
 
 
@@ -309,8 +308,36 @@ def stats(ctx: click.Context) -> None:
 
     from api.services import open_services
 
-    with open_services(_settings(ctx)) as services:
+    with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
         click.echo(json.dumps(services.archive.stats(), indent=2, sort_keys=True))
+
+
+@cli.command()
+@click.pass_context
+def recover(ctx: click.Context) -> None:
+    """Finish (or undo) now every commit, release or finalize a crash or an outage cut off. Work a live process
+    holds is left alone; `bia serve` does this in the background by itself."""
+    from api.services import open_services
+
+    with open_services(_settings(ctx), recover=False) as services:
+        handled = services.maintenance.recover()
+        waiting = [r.accession for r in services.archive.registry.studies(states=("finalizing", "releasing"))]
+    click.echo(f"recovered {len(handled)}" + (": " + " ".join(handled) if handled else ""))
+    if waiting:
+        click.echo(f"still in flight (held by a live process, or waiting for a store): {' '.join(waiting)}")
+
+
+@cli.command()
+@click.pass_context
+def cleanup(ctx: click.Context) -> None:
+    """Expire submissions left open longer than BIA_SUBMISSION_TTL_DAYS (and failed ones), removing their staged
+    files; remove uploads and loads a crash cut off. `bia serve` does this in the background by itself."""
+    from api.services import open_services
+
+    with open_services(_settings(ctx), recover=False) as services:
+        expired, purged = services.maintenance.clean()
+    click.echo(f"expired {len(expired)} submission(s)" + (": " + " ".join(expired) if expired else "")
+               + f"; removed {purged} leftover(s) of interrupted uploads and loads")
 
 
 def _format_issue(path: str, line_of, issue) -> str:
@@ -385,7 +412,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
 
     from api.app import create_app
     from api.services import open_services
-    from catalog.archive import minted_base_url
+    from catalog.remembered import minted_base_url
 
     settings = _settings(ctx)
     explicit = os.environ.get("BIA_BASE_URL") or (ctx.parent and ctx.parent.params.get("base_url"))
@@ -394,7 +421,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     elif not explicit:
         public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         settings = settings.with_(base_url=f"http://{public_host}:{port}")
-    services = open_services(settings)
+    services = open_services(settings, recover=False)  # recovery runs in the background, /health answers meanwhile
     if demo:
         click.echo(load_demo(services))
         from linkers.discover import link_catalog

@@ -1,4 +1,5 @@
-"""Wiring of the catalog's parts for the faces (CLI, HTTP): the archive, deposits with the loaders' formats."""
+"""Wiring of the catalog's parts for the faces (CLI, HTTP): the archive, deposits with the loaders' formats, and the
+background duties (linking released studies is the linkers' part)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,17 +7,20 @@ from dataclasses import dataclass
 from catalog.archive import Archive
 from catalog.config import Settings
 from catalog.deposits import Deposits
+from catalog.maintenance import Maintenance
 from loaders.deposit_formats import DefaultFormats
 
 
 @dataclass
 class Services:
-    """An open archive and its deposit lifecycle."""
+    """An open archive, its deposit lifecycle and its background duties."""
 
     archive: Archive
     deposits: Deposits
+    maintenance: Maintenance
 
     def close(self) -> None:
+        self.maintenance.stop()
         self.archive.close()
 
     def __enter__(self) -> "Services":
@@ -26,10 +30,22 @@ class Services:
         self.close()
 
 
-def open_services(settings: Settings, *, recover: bool = True) -> Services:
-    """Open the archive, then roll forward any commit, release or finalize a crash interrupted."""
-    archive = Archive(settings, recover=False)
+def _link_released(archive: Archive):
+    def link(_released: list[str]) -> None:
+        from linkers.discover import link_catalog
+
+        link_catalog(archive)  # links follow the catalog: rebuilt after every release
+
+    return link
+
+
+def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:
+    """Open the archive (``public_only``: the public view only, e.g. read-only commands beside a running server);
+    with ``recover``, first take over any commit, release or finalize whose holder died or whose lease expired
+    (never live work: see :mod:`catalog.leases`)."""
+    archive = Archive(settings, public_only=public_only)
     deposits = Deposits(archive, DefaultFormats())
-    if recover and not settings.read_only:
-        archive.recover(finish_deposit=deposits.finish_interrupted)
-    return Services(archive, deposits)
+    services = Services(archive, deposits, Maintenance(deposits, after_release=_link_released(archive)))
+    if recover and not public_only and not archive.settings.read_only:
+        services.maintenance.recover()
+    return services

@@ -2,21 +2,24 @@
 
 A study (deposited or harvested) is committed by :meth:`Archive.commit_study`:
 
-1. the registry records the work in flight (state ``finalizing``): the journal;
-2. the study's complete RDF — metadata and every file — is written to a temporary N-Triples file
-   (streamed, so a 1.3 M-file list is never in memory) and swapped into the study's named graph of the view
-   its release date puts it in (``public`` or ``private``), atomically: **the commit point**;
-3. the derived indexes (file table, search) are updated from the same rows and from the stored graph;
+1. the registry records the work in flight (state ``finalizing``) under this process's lease, with a commit id;
+2. the study's complete RDF — metadata and every file — is generated (streamed, so a 1.3 M-file list is never in
+   memory) and bulk-loaded into the study's named graph of the view its release date puts it in (``public`` or
+   ``private``), while its file table is built beside the live one; once both are ready the graph replacement is
+   committed under the commit id: **the commit point**;
+3. the file table built for that commit is published, the search entry and the rendered record are updated;
 4. a copy in the other view (release date changed) is dropped, and the registry records the final state.
 
-A crash after (2) is rolled forward by :meth:`Archive.recover` from the stored graph; a crash before it
-leaves the previous version (or nothing) in place. Release dates are applied by :meth:`release_due`, which
-moves a study from the private to the public view by the same steps.
+A crash before (2) leaves the previous version in place (the embedded graph store undoes an uncommitted
+replacement in milliseconds at its next open, whatever the study's size); recovery then puts the registry row back.
+A crash after it is rolled forward by :meth:`Archive.recover` from what was committed: the file table already built
+for the commit is published, the rest derived again. Recovery takes over only work whose lease expired or whose
+holder died, so it never fights a live commit. Release dates are applied by :meth:`release_due`, which moves a
+study from the private to the public view the same way.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import os
@@ -28,11 +31,12 @@ from typing import Callable, Iterable, Iterator
 
 from rdflib import Graph
 
-from catalog import identifiers
+from catalog import identifiers, remembered
 from catalog.config import Settings
-from catalog.errors import NotFound
+from catalog.dates import parse_date, today_iso
+from catalog.errors import NotFound, is_transient
 from catalog.file_store import FileStore, open_file_store
-from catalog.registry import EMBARGOED, FAILED, FINALIZING, RELEASED, RELEASING, Registry, StudyRow
+from catalog.registry import EMBARGOED, FAILED, RELEASED, RELEASING, InFlight, LeaseLost, Registry, StudyRow
 from catalog.rembi_model import load_model
 from catalog.study_files import FilesSummary, StudyFile, write_file_triples
 from catalog.study_record import build_record, rendering_fingerprint
@@ -56,21 +60,9 @@ def _serialized(method):
     return locked
 
 
-#: the base URL a catalog's IRIs were minted under, written when the catalog is created
-BASE_URL_FILE = "BASE_URL"
-
-
-def minted_base_url(data_dir: Path) -> str | None:
-    """The base URL the catalog in ``data_dir`` mints its IRIs under (None for a new catalog)."""
-    try:
-        return (Path(data_dir) / BASE_URL_FILE).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def today_iso() -> str:
-    """Today's date in UTC, ``YYYY-MM-DD``."""
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+#: re-exported for callers that knew them here
+minted_base_url = remembered.minted_base_url
+__all__ = ["Archive", "CommitResult", "minted_base_url", "today_iso"]
 
 
 @dataclass
@@ -87,19 +79,12 @@ class CommitResult:
 class Archive:
     """A catalog's stores and lifecycle. Open one per process; close it when done."""
 
-    def __init__(self, settings: Settings, *, recover: bool = True, public_only: bool = False) -> None:
-        self.settings = settings
-        self.model = load_model()
+    def __init__(self, settings: Settings, *, public_only: bool = False) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        minted = minted_base_url(settings.data_dir)
-        if minted is None:
-            (settings.data_dir / BASE_URL_FILE).write_text(settings.base_url + "\n", encoding="utf-8")
-        elif minted != settings.base_url:
-            log.warning(
-                "this catalog's IRIs were minted under %s but BIA_BASE_URL is %s: records will not dereference; "
-                "set BIA_BASE_URL=%s", minted, settings.base_url, minted,
-            )
-        self.registry = Registry(settings.data_dir / "registry.sqlite")
+        #: the settings, with the base URL the catalog remembers (other stores or base URLs are refused)
+        self.settings = settings = remembered.resolve(settings)
+        self.model = load_model()
+        self.registry = Registry(settings.data_dir / "registry.sqlite", lease_seconds=settings.lease_seconds)
         self.file_store: FileStore = open_file_store(settings)
         public_only = public_only or settings.read_only
         self.public = open_view(settings, PUBLIC, read_only=settings.read_only)
@@ -108,10 +93,9 @@ class Archive:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: one commit, release or delete at a time in this process (the graph store allows one writer process)
         self._commit_lock = threading.RLock()
-        if recover and self.private is not None:
-            self.recover()
 
     def close(self) -> None:
+        self.registry.close()
         self.public.close()
         if self.private is not None:
             self.private.close()
@@ -135,8 +119,9 @@ class Archive:
         return self.private
 
     def view_name_for(self, release_date: str, today: str | None = None) -> str:
-        """``public`` if the release date has come, else ``private``."""
-        return PUBLIC if release_date <= (today or today_iso()) else PRIVATE
+        """``public`` if the release date has come, else ``private`` (both parsed as dates)."""
+        released = parse_date(release_date, "release_date") <= parse_date(today or today_iso(), "today")
+        return PUBLIC if released else PRIVATE
 
     @contextlib.contextmanager
     def _temp_ntriples(self) -> Iterator[tuple[Path, "os._wrap_close"]]:
@@ -166,11 +151,38 @@ class Archive:
     ) -> CommitResult:
         """Store a study whole (metadata graph + files), replacing any previous version, and index it.
 
-        ``files`` is called twice (graph, file table) and must yield the same files each time.
+        ``files`` is called twice (graph, file table) and must yield the same files each time. With
+        ``already_registered`` the study's row is in flight and held by this process (a finalize, or recovery).
         """
-        if not already_registered:
+        release_date = parse_date(release_date, "release_date")
+        row = self.registry.study(accession) if already_registered else self._begin_put(accession, owner, release_date, source, title)
+        if row is None or row.commit_id is None:
+            raise NotFound(f"{accession} is not in flight")
+        with self.registry.holding(accession):
+            try:
+                summary, target = self._commit(row, metadata, files)
+            except BaseException as exc:
+                self._after_failed_commit(row, exc)
+                raise
+            self.registry.finish(accession, RELEASED if target.name == PUBLIC else EMBARGOED, file_count=summary.files,
+                                 total_size=summary.total_size, title=title, content_hash=content_hash)
+        return CommitResult(accession, target.name, summary.triples, summary.files, summary.total_size)
+
+    def _begin_put(self, accession: str, owner: str | None, release_date: str, source: str, title: str | None) -> StudyRow | None:
+        """Record a harvest's in-flight load (first recovering an earlier one of the same study a crash cut off)."""
+        try:
             self.registry.begin_put(accession, owner, release_date, source, title)
-        target = self.view(self.view_name_for(release_date))
+        except InFlight as exc:
+            if not exc.expired:
+                raise
+            self.recover()
+            self.registry.begin_put(accession, owner, release_date, source, title)
+        return self.registry.study(accession)
+
+    def _commit(self, row: StudyRow, metadata: Graph, files: FilesFactory) -> tuple[FilesSummary, CatalogView]:
+        """Load the graph and build the file table of ``row``'s commit, commit both, then derive the rest."""
+        accession, commit = row.accession, row.commit_id
+        target = self.view(self.view_name_for(row.release_date))
         study = self.study_iri(accession)
 
         def produce(out) -> FilesSummary:
@@ -180,53 +192,75 @@ class Archive:
             summary.triples += metadata_nt.count("\n")
             return summary
 
-        # the file table is built beside the live one while the graph loads, and shown once the graph is in
+        # the file table is built beside the live one while the graph loads, and kept under the commit's id
         staged: dict[str, object] = {}
 
         def build_table() -> None:
             try:
-                staged["table"] = target.files.build_study(accession, (f.table_row(study) for f in files()))
-            except BaseException as exc:  # noqa: BLE001 - reported after the graph commit
+                staged["table"] = target.files.build_study(accession, (f.table_row(study) for f in files()), commit=commit)
+            except BaseException as exc:  # noqa: BLE001 - the table is then rebuilt from the committed graph
                 staged["error"] = exc
 
         builder = threading.Thread(target=build_table, name="file-table", daemon=True)
         builder.start()
         try:
-            summary = target.graph.replace_graph_from(study, produce, tmp_dir=self.tmp_dir)  # the commit point
+            summary = target.graph.replace_graph_from(study, produce, tmp_dir=self.tmp_dir, tag=commit,
+                                                      before_commit=builder.join)  # the commit point
         except BaseException:
             builder.join()
-            if "table" in staged:
-                staged["table"].discard()  # type: ignore[attr-defined]
+            target.files.discard_staged(accession)
             raise
-        builder.join()
-        if "table" in staged:
-            staged["table"].publish()  # type: ignore[attr-defined]
-            target.search.upsert(self._document(target, accession))
-            self._render_record(target, accession)
-        else:
-            log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged.get("error"))
-            self._index_from(target, accession, None)
-        self._drop_elsewhere(accession, keep=target.name)
-        self.registry.set_state(
-            accession,
-            RELEASED if target.name == PUBLIC else EMBARGOED,
-            file_count=summary.files,
-            total_size=summary.total_size,
-            title=title,
-            content_hash=content_hash,
-        )
-        return CommitResult(accession, target.name, summary.triples, summary.files, summary.total_size)
+        if "error" in staged:
+            log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged["error"])
+        self._finish_commit(target, accession, commit, staged.get("table"))  # type: ignore[arg-type]
+        return summary, target
+
+    def _finish_commit(self, view: CatalogView, accession: str, commit: str | None, table=None) -> None:
+        """Everything after a commit point, from what was committed: publish the file table built for the commit
+        (else build it from the graph), update the search entry and the rendered record, drop the other view's copy."""
+        table = table or (view.files.ready_table(accession, commit) if commit else None)
+        if table is not None:
+            table.publish()
+        elif commit is None or view.files.commit_of(accession) != commit:
+            self._rebuild_table(view, accession, commit=commit)
+        view.files.discard_staged(accession)
+        view.search.upsert(self._document(view, accession))
+        self._render_record(view, accession)
+        self._drop_elsewhere(accession, keep=view.name)
+
+    def committed(self, row: StudyRow) -> CatalogView | None | bool:
+        """Where the commit of an in-flight row was committed (its view), ``False`` if it never was, ``None`` if
+        the graph stores cannot tell (remote stores keep no commit tags)."""
+        study = self.study_iri(row.accession)
+        views = [self.view(name) for name in (PUBLIC, PRIVATE)]
+        for view in views:
+            if row.commit_id and view.graph.committed_tag(study) == row.commit_id:
+                return view
+        return False if all(view.graph.keeps_tags for view in views) else None
+
+    def _after_failed_commit(self, row: StudyRow, exc: BaseException) -> None:
+        """A commit failed in this process: a harvest that never reached its commit point leaves the study as it was;
+        anything else stays in flight, free for its owner or recovery to take up (an outage costs no attempt)."""
+        try:
+            if row.submission_id is None and self.committed(row) is False:
+                self.view(PUBLIC).files.discard_staged(row.accession)
+                self.view(PRIVATE).files.discard_staged(row.accession)
+                self.registry.abandon(row)
+            elif row.submission_id is None or self.committed(row):
+                self.registry.let_go(row.accession, count_attempt=not is_transient(exc))
+        except Exception:  # noqa: BLE001 - the row stays in flight; recovery takes it up when its lease runs out
+            log.exception("could not record the failed commit of %s", row.accession)
 
     def _document(self, view: CatalogView, accession: str):
         """The search document of a study in a view (its file counts from the view's file table)."""
         study = self.study_iri(accession)
         return study_document(view.graph, study, accession, self.model, files=view.files.totals(accession))
 
-    def _rebuild_table(self, view: CatalogView, accession: str, files: FilesFactory | None = None):
+    def _rebuild_table(self, view: CatalogView, accession: str, files: FilesFactory | None = None, commit: str | None = None):
         """Rebuild a study's file table (from ``files``, else from its stored graph); returns its search document."""
         study = self.study_iri(accession)
         rows = files() if files is not None else study_files(view.graph, study)
-        view.files.replace_study(accession, (f.table_row(study) for f in rows))
+        view.files.replace_study(accession, (f.table_row(study) for f in rows), commit=commit)
         return self._document(view, accession)
 
     def _index_from(self, view: CatalogView, accession: str, files: FilesFactory | None) -> None:
@@ -303,16 +337,27 @@ class Archive:
     # ------------------------------------------------------------------ release dates
 
     def release_due(self, today: str | None = None) -> list[str]:
-        """Move every embargoed study whose release date has come to the public view; returns accessions."""
+        """Move every embargoed study whose release date has come to the public view; returns accessions. Each
+        release is claimed first (compare-and-set), so concurrent callers never release one study twice; a failed
+        one stays in flight for recovery."""
+        today = parse_date(today, "today") if today is not None else today_iso()
         released = []
-        for row in self.registry.due_for_release(today or today_iso()):
-            self.registry.set_state(row.accession, RELEASING)
-            self._release(row.accession)
+        for row in self.registry.due_for_release(today):
+            if not self.registry.claim_release(row.accession):
+                continue  # another process took it
+            with self.registry.holding(row.accession):
+                try:
+                    self._release(row.accession)
+                except Exception as exc:  # noqa: BLE001 - the others go on; recovery takes this one up
+                    log.exception("releasing %s failed", row.accession)
+                    self._let_go(row.accession, exc)
+                    continue
             released.append(row.accession)
         return released
 
     @_serialized
     def _release(self, accession: str) -> None:
+        """Move a study held by this process (state ``releasing``) to the public view; idempotent."""
         study = self.study_iri(accession)
         private, public = self.view(PRIVATE), self.public
         if private.graph.has_graph(study):
@@ -324,38 +369,87 @@ class Archive:
             raise NotFound(f"{accession} is in no graph store")
         self._index_from(public, accession, None)
         self._drop_elsewhere(accession, keep=PUBLIC)
-        self.registry.set_state(accession, RELEASED)
+        self.registry.finish(accession, RELEASED)
+
+    def _let_go(self, accession: str, exc: BaseException) -> None:
+        """Stop holding failed work (if this process still holds it), so that it can be taken up again."""
+        try:
+            self.registry.let_go(accession, count_attempt=not is_transient(exc))
+        except LeaseLost:
+            pass  # completed otherwise (e.g. a finalize reopened) or taken over
+        except Exception:  # noqa: BLE001 - its lease then simply runs out
+            log.exception("could not let go of %s", accession)
 
     # ------------------------------------------------------------------ recovery
 
-    @_serialized
-    def recover(self, finish_deposit: Callable[[StudyRow], None] | None = None) -> list[str]:
-        """Roll forward (or back) every commit or release a crash interrupted. Returns the accessions handled.
+    def recover(
+        self,
+        finish_deposit: Callable[[StudyRow], None] | None = None,
+        give_up_deposit: Callable[[StudyRow], None] | None = None,
+    ) -> list[str]:
+        """Take over every commit, release or finalize whose lease expired or whose holder died, and roll it forward
+        (or, for a harvest that never reached its commit point, back). Returns the accessions handled.
 
-        ``finish_deposit`` re-runs an interrupted deposit finalize from its submission (files still staged);
-        :class:`catalog.deposits.Deposits` passes it. Without it, such studies are left for the next call.
+        ``finish_deposit`` completes an interrupted deposit finalize from its submission (files still staged) and
+        ``give_up_deposit`` reopens one that failed too often; :class:`catalog.deposits.Deposits` passes both.
+        Without them, such studies are left for a caller that has them. An outage (a store unreachable) costs no
+        attempt: the work waits and is taken up again.
         """
         handled = []
-        for row in self.registry.studies(states=(FINALIZING, RELEASING)):
-            attempts = self.registry.bump_attempts(row.accession)
-            try:
-                if attempts > MAX_RECOVERY_ATTEMPTS:
-                    self._give_up(row)
-                elif row.state == RELEASING:
-                    self._release(row.accession)
-                elif row.submission_id is not None:
-                    if finish_deposit is None:
-                        continue
-                    finish_deposit(row)
-                else:
-                    self._recover_put(row)
-                handled.append(row.accession)
-            except Exception:  # noqa: BLE001 - keep recovering the others; the attempt is counted
-                log.exception("recovery of %s failed (attempt %d)", row.accession, attempts)
+        for row in self.registry.claim_expired():
+            with self.registry.holding(row.accession):
+                try:
+                    if self._recover_one(row, finish_deposit):
+                        handled.append(row.accession)
+                except Exception as exc:  # noqa: BLE001 - keep recovering the others
+                    log.exception("recovery of %s failed (attempt %d)", row.accession, row.attempts)
+                    if is_transient(exc) or row.attempts < MAX_RECOVERY_ATTEMPTS:
+                        self._let_go(row.accession, exc)
+                    else:
+                        self._give_up(row, give_up_deposit)
         return handled
 
+    def take_up(self, row: StudyRow, finish_deposit: Callable[[StudyRow], None] | None = None) -> None:
+        """Roll forward one piece of in-flight work this process just claimed (its owner retrying); errors are
+        raised to the caller, and the work is let go again for a later try."""
+        with self.registry.holding(row.accession):
+            try:
+                self._recover_one(row, finish_deposit)
+            except BaseException as exc:
+                current = self.registry.study(row.accession)
+                if current is not None and current.lease_owner == self.registry.holder:
+                    self._let_go(row.accession, exc)
+                raise
+
+    @_serialized
+    def _recover_one(self, row: StudyRow, finish_deposit: Callable[[StudyRow], None] | None) -> bool:
+        """Roll one claimed row forward or back; False if it must wait for a caller that can finish it."""
+        if row.state == RELEASING:
+            self._release(row.accession)
+            return True
+        where = self.committed(row)
+        if isinstance(where, CatalogView):  # the graph holds the commit: finish what came after it
+            self._finish_commit(where, row.accession, row.commit_id)
+            totals = where.files.totals(row.accession)
+            self.registry.finish(row.accession, RELEASED if where.name == PUBLIC else EMBARGOED,
+                                 file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
+        elif row.submission_id is not None:
+            if finish_deposit is None:
+                self.registry.let_go(row.accession, count_attempt=False)
+                return False
+            self.registry.new_commit(row.accession)
+            finish_deposit(self.registry.study(row.accession))  # type: ignore[arg-type]
+        elif where is False:  # a harvest cut off before its commit point: the study stays as it was
+            for name in (PUBLIC, PRIVATE):
+                self.view(name).files.discard_staged(row.accession)
+            self.registry.abandon(row)
+        else:
+            self._recover_put(row)
+        return True
+
     def _recover_put(self, row: StudyRow) -> None:
-        """A harvested study whose commit was interrupted: keep whichever whole graph exists."""
+        """A harvested study whose commit was interrupted on stores that cannot say whether it was committed: keep
+        whichever whole graph exists and derive the rest from it again."""
         study = self.study_iri(row.accession)
         target = self.view(self.view_name_for(row.release_date))
         other = self.view(PRIVATE if target.name == PUBLIC else PUBLIC)
@@ -363,18 +457,23 @@ class Archive:
             target = other  # the new version never reached its view: the old one stays, where it was
         if not target.graph.has_graph(study):
             self._drop_elsewhere(row.accession, keep="")
-            self.registry.delete_study(row.accession)
+            self.registry.abandon(row.__class__(**{**row.__dict__, "previous": None}))
             return
-        self._index_from(target, row.accession, None)
-        self._drop_elsewhere(row.accession, keep=target.name)
-        self.registry.set_state(row.accession, RELEASED if target.name == PUBLIC else EMBARGOED)
+        self._finish_commit(target, row.accession, None)
+        totals = target.files.totals(row.accession)
+        self.registry.finish(row.accession, RELEASED if target.name == PUBLIC else EMBARGOED,
+                             file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
 
-    def _give_up(self, row: StudyRow) -> None:
-        log.error("giving up on %s after %d attempts; it stays invisible", row.accession, MAX_RECOVERY_ATTEMPTS)
-        self._drop_elsewhere(row.accession, keep="")
-        self.registry.set_state(row.accession, FAILED)
-        if row.submission_id:
-            self.registry.finish_submission(row.submission_id, "failed")
+    def _give_up(self, row: StudyRow, give_up_deposit: Callable[[StudyRow], None] | None) -> None:
+        log.error("giving up on %s after %d attempts", row.accession, row.attempts)
+        try:
+            if row.submission_id is not None and row.state != RELEASING and give_up_deposit is not None:
+                give_up_deposit(row)  # the submission opens again; nothing is shown
+                return
+            self._drop_elsewhere(row.accession, keep="")
+            self.registry.finish(row.accession, FAILED)
+        except Exception:  # noqa: BLE001 - tried again at the next round
+            log.exception("could not give up on %s", row.accession)
 
     # ------------------------------------------------------------------ maintenance
 

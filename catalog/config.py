@@ -66,6 +66,16 @@ class Settings:
     harvest_interval: float = 0.5
     #: attempts per request before a harvest gives up on a record
     harvest_attempts: int = 4
+    #: seconds a lease on in-flight work lasts unless its holder renews it (a crashed holder's work is taken over
+    #: after this; on the same host at once)
+    lease_seconds: float = 60.0
+    #: seconds between two rounds of background duties (recovery, releases, clean-up) in the serving process
+    #: that holds the maintenance lease
+    maintenance_interval: float = 30.0
+    #: days an open submission may go unchanged before it expires and its staged bytes are removed
+    submission_ttl_days: float = 30.0
+    #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
+    given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     ENV = {
         "data_dir": ("BIA_DATA", Path),
@@ -91,6 +101,9 @@ class Settings:
         "idr_url": ("BIA_IDR_URL", str),
         "harvest_interval": ("BIA_HARVEST_INTERVAL", float),
         "harvest_attempts": ("BIA_HARVEST_ATTEMPTS", int),
+        "lease_seconds": ("BIA_LEASE_SECONDS", float),
+        "maintenance_interval": ("BIA_MAINTENANCE_INTERVAL", float),
+        "submission_ttl_days": ("BIA_SUBMISSION_TTL_DAYS", float),
         "sparql_service_allowlist": (
             "BIA_SPARQL_SERVICE_ALLOWLIST",
             lambda v: tuple(u for u in re.split(r"[\s,]+", v) if u),
@@ -112,12 +125,20 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
+        given = frozenset(values)
         values["base_url"] = str(values.get("base_url", cls.base_url)).rstrip("/")
-        return cls(**values)
+        return cls(**values, given=given)
 
     def with_(self, **changes: Any) -> "Settings":
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (they count as given)."""
+        given = None if self.given is None else self.given | set(changes)
+        return replace(self, **changes, given=given)
+
+    def is_given(self, name: str) -> bool:
+        """Whether the field was set explicitly rather than left at its default."""
+        if self.given is not None:
+            return name in self.given
+        return getattr(self, name) != getattr(type(self), name, None)
 
 
 __all__ = ["Settings"]

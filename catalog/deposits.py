@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import os
 import re
 import sqlite3
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
-from catalog.archive import Archive, CommitResult, today_iso
-from catalog.errors import CatalogError, Conflict, ValidationFailed
-from catalog.registry import StudyRow
+from catalog.archive import Archive, CommitResult
+from catalog.dates import InvalidDate, parse_date, today_iso
+from catalog.errors import CatalogError, Conflict, ValidationFailed, is_transient
+from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
+from catalog.registry import LeaseLost, StudyRow
 from catalog.rembi_rdf import record_to_graph
 from catalog.study_files import StudyFile, files_from_record
 from catalog.validation import ValidationIssue, check_study_record
@@ -71,13 +74,13 @@ class DepositFormats(Protocol):
 
 
 def _clean_path(path: str) -> str:
-    """A depositor's relative POSIX path (``./`` stripped), or ValidationFailed."""
+    """A depositor's relative POSIX path (``./`` stripped) if the file store can keep it, else ValidationFailed."""
     clean = path[2:] if path.startswith("./") else path
-    parts = clean.split("/")
-    if not clean or clean.startswith("/") or "\\" in clean or "\x00" in clean or any(p in ("", ".", "..") for p in parts):
+    problem = path_problem(clean, max_bytes=MAX_PATH_BYTES)
+    if problem:
         raise ValidationFailed(
-            f"invalid file path {path!r}",
-            [{"field": "path", "value": path, "message": "must be a relative path inside the study (no '..', no leading '/')"}],
+            f"invalid file path {path[:200]!r}: it has {problem}",
+            [{"field": "path", "value": path[:200], "message": f"the file store cannot keep this path: it has {problem}"}],
         )
     return clean
 
@@ -153,7 +156,7 @@ class Deposits:
         parsed = self.formats.read_metadata(name, data)  # raises a CatalogError naming file, line, field
         fields: dict[str, Any] = {"metadata": data.decode("utf-8"), "metadata_name": name}
         if release_date is not None:
-            fields["release_date"] = _check_date(release_date)
+            fields["release_date"] = parse_date(release_date, "release_date")
         self.registry.update_submission(sub_id, **fields)
         return {"name": name, "title": parsed.record.get("title"), "notes": parsed.notes}
 
@@ -170,9 +173,21 @@ class Deposits:
         self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
         self.registry.finish_submission(sub_id, "discarded")
 
+    def expire_abandoned(self, ttl_days: float) -> list[str]:
+        """Expire open submissions unchanged for ``ttl_days`` (and failed ones) and remove their staged bytes;
+        returns their ids. Idempotent; safe beside live uploads (an upload that arrives first keeps one open)."""
+        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=ttl_days)).replace(microsecond=0).isoformat()
+        expired = []
+        for sub in self.registry.submissions_to_clean(cutoff):
+            if self.registry.expire_submission(sub["id"], sub["updated_at"]):
+                self.archive.file_store.delete_prefix(f"staging/{sub['id']}/")
+                self.archive.file_store.delete_prefix(f"submissions/{sub['id']}/")
+                expired.append(sub["id"])
+        return expired
+
     def set_release_date(self, sub_id: str, owner: str, release_date: str) -> None:
         self.registry.submission(sub_id, owner)
-        self.registry.update_submission(sub_id, release_date=_check_date(release_date))
+        self.registry.update_submission(sub_id, release_date=parse_date(release_date, "release_date"))
 
     @staticmethod
     def _staged_key(sub_id: str, staged: dict[str, Any]) -> str:
@@ -201,17 +216,22 @@ class Deposits:
             except CatalogError as exc:
                 errors.extend(exc.errors or [{"file": name, "message": exc.message}])
         if parsed is not None:
-            record = self._with_release_date(parsed.record, sub)
-            checked = check_study_record(record, self.archive.settings.base_url, accession=f"{self.prefix}0")
-            for issue in checked.report.issues:
-                (errors if issue.severity == "Violation" else warnings).append(_issue_dict(issue, name, parsed))
+            try:
+                record = self._with_release_date(parsed.record, sub)
+            except InvalidDate as exc:
+                errors.extend({**e, "file": name} for e in exc.errors)
+            else:
+                checked = check_study_record(record, self.archive.settings.base_url, accession=f"{self.prefix}0")
+                for issue in checked.report.issues:
+                    (errors if issue.severity == "Violation" else warnings).append(_issue_dict(issue, name, parsed))
         listed = 0
         for entry in sub["file_lists"]:
             with self._local_copy(entry["key"]) as local:
                 rows, problems = self.formats.check_file_list(local, entry["name"])
             listed += rows
             errors.extend(problems)
-        missing, unlisted, contradicted = self._cross_check(sub)
+        missing, unlisted, contradicted, path_errors = self._cross_check(sub)
+        errors.extend(path_errors[:100])
         errors.extend(contradicted[:100])
         for path, where in missing[:100]:
             errors.append({**where, "field": "path", "value": path, "message": "listed in a file list but not uploaded"})
@@ -231,32 +251,36 @@ class Deposits:
         return report
 
     def _with_release_date(self, record: dict[str, Any], sub: dict[str, Any]) -> dict[str, Any]:
+        """The record with the submission's release date (else its own, else today), parsed (InvalidDate if not)."""
         record = dict(record)
         if sub.get("release_date"):
             record["release_date"] = sub["release_date"]
-        record.setdefault("release_date", today_iso())
+        record["release_date"] = parse_date(record.get("release_date") or today_iso(), "release_date")
         record.setdefault(
             "provenance",
             {"source_resource": "BioImage Archive", "loader": "deposit", "loader_version": self.archive.model.version},
         )
         return record
 
-    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[dict[str, Any]]]:
-        """(listed but not staged, staged but not listed, listed sizes or MD5s the uploaded bytes contradict), using
-        an on-disk table of listed paths."""
+    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(listed but not staged, staged but not listed, listed sizes or MD5s the uploaded bytes contradict, listed
+        paths the file store cannot keep or that clash with another), using an on-disk table of listed paths."""
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
             db = sqlite3.connect(f"{tmp}/listed.sqlite")
-            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER, size INTEGER, md5 TEXT)")
+            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER, size INTEGER, md5 TEXT, fold TEXT)")
+            bad: list[dict[str, Any]] = []
             for entry in sub["file_lists"]:
                 with self._local_copy(entry["key"]) as local:
                     try:
-                        rows = ((r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes))
-                                for r in self.formats.iter_file_list(local, entry["name"]))
-                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?)", rows)
+                        rows = ((r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes), clash_key(r.path))
+                                for r in self.formats.iter_file_list(local, entry["name"]) if _storable(r, entry["name"], bad))
+                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?, ?)", rows)
                     except CatalogError:
                         pass  # reported by check_file_list
+            db.execute("CREATE INDEX listed_fold ON listed(fold)")
             db.commit()
             db.execute("ATTACH DATABASE ? AS reg", (str(self.registry.path),))
+            bad.extend(_listed_clashes(db, sub["id"]))
             missing = [
                 (path, {"file": file, "line": line})
                 for path, file, line in db.execute(
@@ -286,13 +310,17 @@ class Deposits:
                 if md5 is not None and md5 != got_md5:
                     contradicted.append({**where, "field": "md5", "message": f"listed MD5 {md5}, but the uploaded file's is {got_md5}"})
             db.close()
-        return missing, unlisted, contradicted
+        return missing, unlisted, contradicted, bad
 
     # ------------------------------------------------------------------ finalize
 
     def finalize(self, sub_id: str, owner: str) -> str:
-        """Validate, mint the accession and commit the study; returns the accession."""
+        """Validate, mint the accession and commit the study; returns the accession. Every check that can fail runs
+        before the accession is minted. A finalize an outage or a crash cut off is taken up again by its owner
+        calling this once more (or by recovery); one that fails for good reopens the submission, files unmoved."""
         sub = self.registry.submission(sub_id, owner)
+        if sub["status"] == "finalizing" and sub["accession"]:
+            return self._resume(sub_id, sub["accession"])
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
         report = self.validate(sub_id, owner)
@@ -304,18 +332,40 @@ class Deposits:
         self._complete(sub_id, accession)
         return accession
 
+    def _resume(self, sub_id: str, accession: str) -> str:
+        """Take up a finalize nobody holds any more (cut off by an outage or a crash), as recovery would."""
+        row = self.registry.claim(accession)
+        if row is None:
+            raise Conflict(f"submission {sub_id} is being finalized as {accession}; try again shortly")
+        self.archive.take_up(row, self.finish_interrupted)
+        return accession
+
     def finish_interrupted(self, row: StudyRow) -> None:
         """Recovery hook: roll an interrupted finalize forward from what is still staged."""
         self._complete(row.submission_id, row.accession)  # type: ignore[arg-type]
 
+    def give_up(self, row: StudyRow) -> None:
+        """Recovery hook: a finalize that failed too often; its submission opens again, its files put back."""
+        self._reopen(row.submission_id, row.accession, f"the finalize failed {row.attempts} times")  # type: ignore[arg-type]
+
     def _complete(self, sub_id: str, accession: str) -> CommitResult:
+        """Move the staged files under the accession and commit the study (the finalize held by this process)."""
         sub = self.registry.submission(sub_id)
+        try:
+            result = self._commit(sub, accession)
+        except BaseException as exc:
+            self._after_failed_finalize(sub_id, accession, exc)
+            raise
+        self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
+        return result
+
+    def _commit(self, sub: dict[str, Any], accession: str) -> CommitResult:
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
         checked = check_study_record(record, self.archive.settings.base_url, accession=accession)
         if not checked.report.conforms:  # cannot happen after validate, unless the schema changed in between
             raise ValidationFailed(f"{accession}: metadata no longer valid", [i.to_dict() for i in checked.report.violations])
-        self._move_staged_files(sub_id, accession)
+        self._move_staged_files(sub["id"], accession)
         inline = list(files_from_record(checked.record))
         metadata = record_to_graph({k: v for k, v in checked.record.items() if k != "files"})
         components = {c.get("title"): c["id"] for c in checked.record.get("components") or []}
@@ -328,7 +378,7 @@ class Deposits:
         def files() -> Iterator[StudyFile]:
             return self._study_files(sub, accession, inline, components, list_components, only_component)
 
-        result = self.archive.commit_study(
+        return self.archive.commit_study(
             accession,
             metadata,
             files,
@@ -338,9 +388,27 @@ class Deposits:
             title=record.get("title"),
             already_registered=True,
         )
-        self.registry.finish_submission(sub_id, "finalized")
-        self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
-        return result
+
+    def _after_failed_finalize(self, sub_id: str, accession: str, exc: BaseException) -> None:
+        """An outage (or an interruption) leaves the finalize in flight, free for its owner or recovery to take up
+        at once; any other failure before the commit point reopens the submission with the reason."""
+        try:
+            row = self.registry.study(accession)
+            if row is None or row.lease_owner != self.registry.holder:
+                return  # let go already (after its commit point), or taken over
+            if is_transient(exc) or not isinstance(exc, Exception) or self.archive.committed(row):
+                self.registry.let_go(accession, count_attempt=False)
+            else:
+                self._reopen(sub_id, accession, str(getattr(exc, "message", exc)))
+        except (LeaseLost, CatalogError):
+            logging.getLogger(__name__).exception("could not record the failed finalize of %s", accession)
+
+    def _reopen(self, sub_id: str, accession: str, reason: str) -> None:
+        """Put the moved files back into staging and open the submission again (its accession is never used)."""
+        self._move_back(sub_id, accession)
+        report = {"valid": False, "errors": [{"field": "finalize", "value": accession,
+                                               "message": f"finalize failed and was undone: {reason}"}], "warnings": []}
+        self.registry.fail_finalize(accession, sub_id, report)
 
     def _move_staged_files(self, sub_id: str, accession: str) -> None:
         """Move every staged file under the accession; idempotent, so recovery can repeat it."""
@@ -355,10 +423,25 @@ class Deposits:
                 return
             store.move(src, dst)
 
-        # moves are independent (server-side copies on S3): several at a time
-        with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
+        self._each_staged(sub_id, move)
+
+    def _move_back(self, sub_id: str, accession: str) -> None:
+        """Undo :meth:`_move_staged_files` (idempotent): files moved under the accession go back to staging."""
+        store = self.archive.file_store
+
+        def back(staged: dict[str, Any]) -> None:
+            src = self._staged_key(sub_id, staged)
+            dst = f"studies/{accession}/{staged['path']}"
+            if store.stat(src) is None and store.stat(dst) is not None:
+                store.move(dst, src)
+
+        self._each_staged(sub_id, back)
+
+    def _each_staged(self, sub_id: str, action: Callable[[dict[str, Any]], None]) -> None:
+        """Run ``action`` on every staged file, several at a time (moves are server-side copies on S3)."""
+        with ThreadPoolExecutor(max_workers=self.archive.file_store.concurrency) as pool:
             for batch in _batches(self.registry.staged_files(sub_id), 1000):
-                list(pool.map(move, batch))
+                list(pool.map(action, batch))
 
     def _study_files(
         self,
@@ -413,6 +496,42 @@ class Deposits:
             os.unlink(handle.name)
 
 
+def _storable(row: FileListRow, file: str, problems: list[dict[str, Any]]) -> bool:
+    """Whether the file store can keep a listed path (else a problem naming its line is added)."""
+    problem = path_problem(row.path, max_bytes=MAX_PATH_BYTES)
+    if problem and len(problems) < 101:
+        problems.append({"file": file, "line": row.line, "field": "path", "value": row.path[:200],
+                         "message": f"the file store cannot keep this path: it has {problem}"})
+    return problem is None
+
+
+#: pairs of listed (and staged) paths that would clash on disk: the same name once case and Unicode normalisation
+#: are set aside, or a file where another path needs a folder
+_CLASHES = (
+    ("SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON a.fold = b.fold AND a.path > b.path",
+     "names the same file on case-insensitive or Unicode-normalising file systems as"),
+    ("SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON s.submission_id = :sub"
+     " AND s.fold_key = a.fold AND s.path != a.path", "names the same file on case-insensitive or Unicode-normalising"
+     " file systems as the uploaded"),
+    ("SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON b.fold > a.fold || '/' AND b.fold < a.fold || '0'",
+     "is a file where a folder is needed for"),
+    ("SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON s.submission_id = :sub"
+     " AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'", "is a file where a folder is needed for the uploaded"),
+    ("SELECT a.path, a.file, a.line, s.path FROM reg.staged_files s JOIN listed a ON s.submission_id = :sub"
+     " AND a.fold > s.fold_key || '/' AND a.fold < s.fold_key || '0'", "needs a folder where there is an uploaded file:"),
+)
+
+
+def _listed_clashes(db: sqlite3.Connection, sub_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for query, how in _CLASHES:
+        for path, file, line, other in db.execute(query + f" LIMIT {limit - len(found)}", {"sub": sub_id}):
+            found.append({"file": file, "line": line, "field": "path", "value": path, "message": f"{how} {other!r}"})
+        if len(found) >= limit:
+            break
+    return found
+
+
 def _listed_md5(columns: dict[str, str]) -> str | None:
     """The MD5 a file-list row states (an ``md5``/``md5sum``/``checksum`` column of 32 hex digits), lower case."""
     for name, value in columns.items():
@@ -420,17 +539,6 @@ def _listed_md5(columns: dict[str, str]) -> str | None:
             text = str(value or "").strip().lower()
             return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
     return None
-
-
-def _check_date(value: str) -> str:
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value).strip()):  # fromisoformat takes 20300101 and 2030-W01-1 too
-            raise ValueError
-        return dt.date.fromisoformat(str(value).strip()).isoformat()
-    except ValueError:
-        raise ValidationFailed(
-            f"release date {value!r} is not a date (YYYY-MM-DD)", [{"field": "release_date", "value": str(value), "message": "not a date"}]
-        ) from None
 
 
 def _issue_dict(issue: ValidationIssue, name: str, parsed: ParsedMetadata) -> dict[str, Any]:

@@ -53,3 +53,11 @@ class Unauthorized(CatalogError):
 class PreconditionFailed(CatalogError):
     status = 412
     code = "precondition_failed"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is an outage (a store or server unreachable, busy or timing out) that retrying later may
+    get past, as opposed to something wrong with the work itself."""
+    if isinstance(exc, CatalogError):
+        return exc.status == 503
+    return isinstance(exc, (ConnectionError, TimeoutError))

@@ -105,9 +105,9 @@ class _Table:
             name: (f"c{idx}", kind, distinct)
             for idx, name, kind, distinct in self.db.execute("SELECT idx, name, kind, n_distinct FROM columns ORDER BY idx")
         }
-        meta = dict(self.db.execute("SELECT key, value FROM meta"))
-        self.total = int(meta.get("files", 0))
-        self.bytes = int(meta.get("bytes", 0))
+        self.meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        self.total = int(self.meta.get("files", 0))
+        self.bytes = int(self.meta.get("bytes", 0))
 
     def sql_column(self, name: str) -> str:
         if name not in self.columns:
@@ -155,22 +155,50 @@ class FileIndex:
 
     # ---------------------------------------------------------------- building
 
-    def replace_study(self, accession: str, rows: Iterable[dict[str, Any]]) -> int:
+    def replace_study(self, accession: str, rows: Iterable[dict[str, Any]], commit: str | None = None) -> int:
         """Build the study's table from ``rows`` (streamed) and swap it in; returns the row count."""
-        staged = self.build_study(accession, rows)
+        staged = self.build_study(accession, rows, commit=commit)
         staged.publish()
         return staged.rows
 
-    def build_study(self, accession: str, rows: Iterable[dict[str, Any]]) -> "StagedTable":
-        """Build the study's table beside the live one; it replaces it when :meth:`StagedTable.publish` is called."""
+    def build_study(self, accession: str, rows: Iterable[dict[str, Any]], commit: str | None = None) -> "StagedTable":
+        """Build the study's table beside the live one; it replaces it when :meth:`StagedTable.publish` is called.
+
+        With a ``commit`` id the finished table is kept as ``.<accession>.<commit>.ready`` (and says which commit it
+        belongs to), so recovery can publish it after a crash instead of building it again."""
         target = self._path(accession)
         tmp = target.with_name(f".{accession}.{uuid.uuid4().hex}.tmp")
         try:
-            count = _build(tmp, rows)
+            count = _build(tmp, rows, {"commit": commit} if commit else {})
+            if commit:
+                ready = self._ready_path(accession, commit)
+                os.replace(tmp, ready)
+                tmp = ready
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return StagedTable(self, accession, tmp, target, count)
+
+    def _ready_path(self, accession: str, commit: str) -> Path:
+        return self._path(accession).with_name(f".{accession}.{commit}.ready")
+
+    def ready_table(self, accession: str, commit: str) -> "StagedTable | None":
+        """The finished, unpublished table built for ``commit`` (None if there is none)."""
+        path = self._ready_path(accession, commit)
+        return StagedTable(self, accession, path, self._path(accession), -1) if path.exists() else None
+
+    def commit_of(self, accession: str) -> str | None:
+        """The commit the study's live table was built for (None: unknown, or no table)."""
+        try:
+            return self._table(accession).meta.get("commit")
+        except NotFound:
+            return None
+
+    def discard_staged(self, accession: str) -> None:
+        """Remove tables built for the study and never published (left by failed or interrupted commits)."""
+        for leftover in self.directory.glob(f".{accession}.*"):
+            if leftover.suffix in (".tmp", ".ready"):
+                leftover.unlink(missing_ok=True)
 
     def delete_study(self, accession: str) -> None:
         self._path(accession).unlink(missing_ok=True)
@@ -437,7 +465,7 @@ def _after(column: str, descending: bool, value: Any, rowid: int) -> tuple[str, 
 # ---------------------------------------------------------------------- building
 
 
-def _build(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+def _build(path: Path, rows: Iterable[dict[str, Any]], meta: dict[str, Any] | None = None) -> int:
     db = sqlite3.connect(str(path), isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=OFF")
@@ -500,7 +528,7 @@ def _build(path: Path, rows: Iterable[dict[str, Any]]) -> int:
                 )
         db.execute("CREATE INDEX facet_cache_col ON facet_cache(col, n)")
         db.execute("CREATE INDEX facet_cache_value ON facet_cache(col, value)")
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [("files", count), ("bytes", total_bytes)])
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("files", count), ("bytes", total_bytes), *(meta or {}).items()])
         db.execute("COMMIT")
         db.execute("ANALYZE")
     finally:

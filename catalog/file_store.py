@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed
+from catalog.file_paths import MAX_KEY_BYTES, path_problem
 
 if TYPE_CHECKING:
     from catalog.config import Settings
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 RESERVED_PREFIX = ".bia-"
 #: where uploads in progress live until their checksums are verified
 INCOMING = RESERVED_PREFIX + "incoming"
-MAX_KEY_BYTES = 1024
-MAX_SEGMENT_BYTES = 255
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 Progress = Callable[[int], None]
@@ -96,9 +95,6 @@ class StoredObject:
     content_type: str | None = None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def check_key(key: str) -> str:
     """Return ``key`` if it is a clean relative POSIX path, else raise :class:`InvalidKey`."""
     if not isinstance(key, str) or not key:
@@ -129,29 +125,9 @@ def check_prefix(prefix: str) -> str:
 
 
 def _check_path(path: str, shown: str) -> None:
-    if "\x00" in path:
-        raise InvalidKey(f"object key {shown!r} contains a NUL character")
-    if "\\" in path:
-        raise InvalidKey(
-            f"object key {shown!r} contains a backslash; use '/' between folders"
-        )
-    if _CONTROL.search(path):
-        raise InvalidKey(f"object key {shown!r} contains a control character")
-    if path.startswith("/"):
-        raise InvalidKey(f"object key {shown!r} is absolute; keys are relative paths")
-    if len(path.encode("utf-8")) > MAX_KEY_BYTES:
-        raise InvalidKey(
-            f"object key {shown[:60]!r}... is longer than {MAX_KEY_BYTES} bytes"
-        )
-    for segment in path.split("/"):
-        if segment == "":
-            raise InvalidKey(f"object key {shown!r} has an empty path segment")
-        if segment in (".", ".."):
-            raise InvalidKey(f"object key {shown!r} contains a {segment!r} segment")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise InvalidKey(
-                f"object key {shown!r} has a segment longer than {MAX_SEGMENT_BYTES} bytes"
-            )
+    problem = path_problem(path, max_bytes=MAX_KEY_BYTES)
+    if problem:
+        raise InvalidKey(f"object key {shown[:80]!r} has {problem}")
 
 
 def check_checksums(

@@ -57,6 +57,9 @@ class GraphStoreTimeout(GraphStoreUnavailable):
 class GraphStore(abc.ABC):
     """A set of named graphs with SPARQL 1.1 query and update."""
 
+    #: whether :meth:`committed_tag` knows the tag of every committed replacement (atomically with the data)
+    keeps_tags = False
+
     # ---------------------------------------------------------------- graphs
 
     @abc.abstractmethod
@@ -66,13 +69,26 @@ class GraphStore(abc.ABC):
         Returns the graph's triple count (``-1`` when ``count`` is false: counting a huge graph takes seconds).
         """
 
-    def replace_graph_from(self, graph: str, produce: Callable[[TextIO], T], tmp_dir: Path | None = None) -> T:
-        """Replace ``graph`` with the N-Triples ``produce(out)`` writes (streamed); returns what ``produce`` returns."""
+    def replace_graph_from(
+        self,
+        graph: str,
+        produce: Callable[[TextIO], T],
+        tmp_dir: Path | None = None,
+        *,
+        tag: str | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> T:
+        """Replace ``graph`` with the N-Triples ``produce(out)`` writes (streamed); returns what ``produce`` returns.
+
+        ``before_commit`` runs once the data is ready, before the replacement becomes visible; ``tag`` names this
+        replacement for :meth:`committed_tag` (stores that cannot keep it atomically with the data ignore it)."""
         fd, name = tempfile.mkstemp(prefix="graph-", suffix=".nt", dir=tmp_dir)
         path = Path(name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
                 result = produce(out)
+            if before_commit is not None:
+                before_commit()
             self.replace_graph(graph, path, count=False)
         finally:
             path.unlink(missing_ok=True)
@@ -93,6 +109,10 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def get_graph(self, graph: str, format: str = N_TRIPLES) -> bytes:
         """One named graph, serialized in the media type ``format``."""
+
+    def committed_tag(self, graph: str) -> str | None:
+        """The ``tag`` of the last replacement of ``graph`` that was committed (None: not known)."""
+        return None
 
     def version(self) -> str | None:
         """An identifier of the store's current state that changes with every change (None: not known, e.g.

@@ -2,14 +2,20 @@
 
 Layout of the folder::
 
-    live/             the read-write RocksDB store (one writer process: Oxigraph holds a lock on it)
-    journal.json      present only while a graph is being replaced: which graph, and the snapshot before it
+    WRITER.lock       held (flock) by the one writer process for as long as it has the store open
+    LIVE              the name of the folder holding the read-write RocksDB store (``live`` if absent)
+    live…/            that store; other ``live…`` folders are leftovers of restores, removed at open
+    journal.json      present only while a graph is being replaced: which graph, the snapshot before it, its tag
     checkpoints/<id>  snapshots made by ``Store.backup`` (hard links, ~1 ms) after every change
     CURRENT           the id of the newest snapshot
+    tags/<hash>       the tag (commit id) of the last completed replacement of each graph
 
-``replace_graph`` writes the journal, drops the graph, bulk-loads the new data (fast, not transactional),
-publishes a snapshot and removes the journal. Opening the writer after a crash finds the journal and puts the
-graph back as the snapshot named in it had it, so a replacement is all or nothing.
+``replace_graph`` publishes any unpublished change, writes the journal, drops the graph, bulk-loads the new data
+(fast, not transactional), publishes a snapshot (**the commit point**: ``CURRENT`` renamed) and removes the
+journal. Before the commit point the live store differs from the journal's snapshot only by this replacement, so
+undoing an interrupted one is putting that snapshot back as the live store: a new checkpoint of it (hard links,
+milliseconds) in a new folder, then ``LIVE`` renamed to name it. Its cost does not grow with the size of the graph,
+and a restore that is itself interrupted starts again from the journal at the next open (each step is idempotent).
 
 Read-only handles (``read_only=True``, for public read paths and query workers) answer from the newest
 snapshot and move to a newer one when ``CURRENT`` changes, so they never see a graph half-replaced.
@@ -17,6 +23,8 @@ snapshot and move to a newer one when ``CURRENT`` changes, so they never see a g
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -105,6 +113,14 @@ def _fsync_write(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _unblock(fifo: Path) -> None:
     """Let a producer blocked on opening or writing a pipe whose reader is gone fail instead of hanging."""
     try:
@@ -117,6 +133,8 @@ def _unblock(fifo: Path) -> None:
 class EmbeddedGraphStore(GraphStore):
     """pyoxigraph in ``path``: the writer (default) or a read-only snapshot follower."""
 
+    keeps_tags = True
+
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
@@ -125,26 +143,50 @@ class EmbeddedGraphStore(GraphStore):
         self._current_file = self.path / "CURRENT"
         self._journal = self.path / "journal.json"
         self._dirty = self.path / "DIRTY"  # the live store has changes no snapshot has yet
+        self._tags = self.path / "tags"
+        self._live_pointer = self.path / "LIVE"
+        self._stale_live: list[Path] = []
         self._snapshot_id: str | None = None
         self._current_seen: tuple[int, int, int] | None = None
         self._current_cached: str | None = None
         self._store: ox.Store | None = None
+        self._writer_lock: int | None = None
         if read_only:
             self._follow()
             return
         self.path.mkdir(parents=True, exist_ok=True)
         self._checkpoints.mkdir(exist_ok=True)
+        self._tags.mkdir(exist_ok=True)
+        self._take_writer_lock()
         try:
-            self._store = ox.Store(str(self.path / "live"))
+            self._recover()
+            try:
+                self._store = ox.Store(str(self._live_dir()))
+            except OSError as exc:
+                raise GraphStoreUnavailable(f"the graph store in {self.path} cannot be opened: {exc}") from exc
+            current = self._current_id()
+            if current is None or self._dirty.exists() or not (self._checkpoints / current).exists():
+                self._publish()  # else the newest snapshot is the live store: its id (ETags, caches) stays
+        except BaseException:
+            self._release_writer_lock()
+            raise
+
+    def _take_writer_lock(self) -> None:
+        fd = os.open(self.path / "WRITER.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            os.close(fd)
             raise GraphStoreUnavailable(
                 f"the graph store in {self.path} is open for writing by another process ({exc}); stop it "
                 "(e.g. `bia serve`) or use its HTTP API, or configure a remote SPARQL store"
             ) from exc
-        self._roll_back()
-        current = self._current_id()
-        if current is None or self._dirty.exists() or not (self._checkpoints / current).exists():
-            self._publish()  # else the newest snapshot is the live store: its id (ETags, caches) stays
+        self._writer_lock = fd
+
+    def _release_writer_lock(self) -> None:
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)  # closing the descriptor drops the flock
+            self._writer_lock = None
 
     # ---------------------------------------------------------------- snapshots
 
@@ -193,6 +235,8 @@ class EmbeddedGraphStore(GraphStore):
         _fsync_write(self._current_file, snapshot)
         self._dirty.unlink(missing_ok=True)
         self._prune(keep=snapshot)
+        while self._stale_live:  # folders of live stores an undo replaced (their handles are gone by now)
+            shutil.rmtree(self._stale_live.pop(), ignore_errors=True)
         return snapshot
 
     def _mark_dirty(self) -> None:
@@ -243,48 +287,108 @@ class EmbeddedGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- crash safety
 
-    def _roll_back(self) -> None:
-        """Undo a replacement a crash interrupted: restore its graph from the snapshot taken before it."""
-        if not self._journal.exists():
-            return
-        entry = json.loads(self._journal.read_text(encoding="utf-8"))
-        graph, snapshot = entry["graph"], entry.get("snapshot")
-        if self._current_id() != snapshot:  # a snapshot was published after the journal: the replacement completed
+    def _live_dir(self) -> Path:
+        """The folder of the read-write store that ``LIVE`` names."""
+        try:
+            name = self._live_pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            name = ""
+        return self.path / (name or "live")
+
+    def _recover(self, remove_leftovers: bool = True) -> None:
+        """(Writer, live store closed) finish or undo what a crash interrupted: a replacement that did not reach its
+        commit point (undone by restoring the snapshot the journal names), or one that did (its tag kept); then
+        remove the leftovers of restores."""
+        if self._journal.exists():
+            entry = json.loads(self._journal.read_text(encoding="utf-8"))
+            graph, snapshot = entry["graph"], entry.get("snapshot")
+            pending = self._tag_file(graph, pending=True)
+            if self._current_id() != snapshot:  # a snapshot was published after the journal: it completed
+                if pending.exists() or entry.get("tag") is None:
+                    self._keep_tag(graph, entry.get("tag"))
+            else:
+                log.warning("undoing an interrupted replacement of %s: restoring snapshot %s", graph, snapshot)
+                self._restore(snapshot)
+                pending.unlink(missing_ok=True)
+                self._dirty.unlink(missing_ok=True)
             self._journal.unlink()
+        if not remove_leftovers:
             return
-        log.warning("rolling back an interrupted replacement of %s", graph)
-        self._mark_dirty()
-        store = self._writer()
-        if store.contains_named_graph(ox.NamedNode(graph)):
-            store.remove_graph(ox.NamedNode(graph))
+        live = self._live_dir()
+        for folder in self.path.glob("live*"):
+            if folder.is_dir() and folder != live:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _restore(self, snapshot: str | None) -> None:
+        """Make the snapshot (or, with none, an empty store) the live store: a checkpoint of it in a new folder,
+        then ``LIVE`` pointed at that folder (the step that counts)."""
+        folder = self.path / f"live-{time.time_ns()}"
         if snapshot and (self._checkpoints / snapshot).exists():
             old = ox.Store.read_only(str(self._checkpoints / snapshot))
-            if old.contains_named_graph(ox.NamedNode(graph)):
-                data = old.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.NamedNode(graph))
-                store.load(data, format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))
+            old.backup(str(folder))  # hard links to the snapshot's immutable files
             del old
-        store.flush()
-        self._journal.unlink()
+        else:  # nothing was published before: the store was empty
+            ox.Store(str(folder)).flush()
+        _fsync_dir(folder)
+        self._stale_live.append(self._live_dir())
+        _fsync_write(self._live_pointer, folder.name)
+
+    def _tag_file(self, graph: str, pending: bool = False) -> Path:
+        name = hashlib.sha256(graph.encode("utf-8")).hexdigest()[:40]
+        return self._tags / (name + (".pending" if pending else ""))
+
+    def committed_tag(self, graph: str) -> str | None:
+        """The tag given to the last replacement of ``graph`` that reached its commit point (None: none known)."""
+        try:
+            return self._tag_file(graph).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
 
     # ---------------------------------------------------------------- graphs
 
     @contextlib.contextmanager
-    def _replacing(self, graph: str) -> Iterator[ox.Store]:
-        """Journal, drop the old graph, let the caller load the new one; roll back if anything fails."""
+    def _replacing(self, graph: str, tag: str | None = None, before_commit: Callable[[], None] | None = None) -> Iterator[ox.Store]:
+        """Journal, drop the old graph, let the caller load the new one, publish (the commit point); undo it all if
+        anything fails before that. ``before_commit`` runs once the data is loaded; ``tag`` is what
+        :meth:`committed_tag` answers for the graph once this replacement is committed."""
         with self._lock:
             store = self._writer()
-            _fsync_write(self._journal, json.dumps({"graph": graph, "snapshot": self._current_id()}))
+            if self._dirty.exists():  # the journal's snapshot must be exactly the live store before this change
+                self._publish()
+            before, pending = self._current_id(), self._tag_file(graph, pending=True)
+            _fsync_write(self._journal, json.dumps({"graph": graph, "snapshot": before, "tag": tag}))
             self._mark_dirty()
             try:
                 if store.contains_named_graph(ox.NamedNode(graph)):
                     store.remove_graph(ox.NamedNode(graph))
                 yield store
                 store.flush()
+                if before_commit is not None:
+                    before_commit()
+                if tag is not None:
+                    _fsync_write(pending, tag)
+                self._publish()  # the commit point
             except BaseException:
-                self._roll_back()
+                if self._current_id() == before:
+                    del store
+                    self._undo()
                 raise
-            self._publish()
+            self._keep_tag(graph, tag)
             self._journal.unlink()
+
+    def _keep_tag(self, graph: str, tag: str | None) -> None:
+        """After a committed replacement: its tag becomes the graph's (none: the graph's old tag no longer holds)."""
+        if tag is not None:
+            os.replace(self._tag_file(graph, pending=True), self._tag_file(graph))
+        else:
+            self._tag_file(graph).unlink(missing_ok=True)
+
+    def _undo(self) -> None:
+        """Undo a replacement that failed in this process: restore the live store from the journal's snapshot in a
+        new folder and reopen it there (the old handle closes once nothing refers to it; its folder goes later)."""
+        self._store = None
+        self._recover(remove_leftovers=False)
+        self._store = ox.Store(str(self._live_dir()))
 
     def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True) -> int:
         fmt = rdf_format(format)
@@ -299,7 +403,15 @@ class EmbeddedGraphStore(GraphStore):
             raise GraphStoreError(f"the data for {graph} is not valid {format}: {exc}") from exc
         return self._count_graph(self._writer(), graph) if count else -1
 
-    def replace_graph_from(self, graph: str, produce: Callable[[TextIO], T], tmp_dir: Path | None = None) -> T:
+    def replace_graph_from(
+        self,
+        graph: str,
+        produce: Callable[[TextIO], T],
+        tmp_dir: Path | None = None,
+        *,
+        tag: str | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> T:
         """Bulk-load N-Triples while ``produce`` writes them, through a pipe: generating and loading overlap."""
         name = ox.NamedNode(graph)
         with tempfile.TemporaryDirectory(prefix="load-", dir=tmp_dir) as folder:
@@ -316,7 +428,7 @@ class EmbeddedGraphStore(GraphStore):
 
             writer = threading.Thread(target=run, name="nt-producer", daemon=True)
             try:
-                with self._replacing(graph) as store:
+                with self._replacing(graph, tag, before_commit) as store:
                     writer.start()
                     try:
                         store.bulk_load(path=str(fifo), format=ox.RdfFormat.N_TRIPLES, to_graph=name)
@@ -339,6 +451,7 @@ class EmbeddedGraphStore(GraphStore):
                 self._mark_dirty()
                 store.remove_graph(name)
                 self._publish()
+            self._tag_file(graph).unlink(missing_ok=True)
 
     def has_graph(self, graph: str) -> bool:
         store = self._reader()
@@ -417,4 +530,5 @@ class EmbeddedGraphStore(GraphStore):
             if self._store is not None and not self.read_only:
                 self._store.flush()
             self._store = None
+            self._release_writer_lock()
 

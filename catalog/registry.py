@@ -1,9 +1,11 @@
 """The catalog's registry: accessions, studies' lifecycle state, submissions, staged files and owner tokens.
 
 One SQLite database (WAL mode) shared by every process of a site. It is the journal that makes finalize and
-release crash-safe: a study row in state ``finalizing`` or ``releasing`` names work that recovery rolls
-forward. Accessions come from a counter that only ever goes up, so an accession is never reused, even when a
-finalize fails.
+release crash-safe: a study row in state ``finalizing`` or ``releasing`` names work in flight, held under a lease
+(:mod:`catalog.leases`) by the process doing it; recovery takes over only a lease that expired or whose holder
+died. Every change of a study's state is a compare-and-set on its holder (or on its state), so two processes
+never both run one finalize, release or recovery. Accessions come from a counter that only ever goes up, so an
+accession is never reused, even when a finalize fails.
 """
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ import hashlib
 import json
 import secrets
 import sqlite3
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from catalog.errors import Conflict, NotFound, Unauthorized
+from catalog import leases
+from catalog.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from catalog.file_paths import ancestors, clash_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -37,11 +43,41 @@ CREATE TABLE IF NOT EXISTS studies (
     updated_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS studies_state ON studies(state, release_date);
 CREATE INDEX IF NOT EXISTS studies_owner ON studies(owner);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
 """
+#: columns added after the first release, with their definitions (registries made earlier gain them at open)
+ADDED_COLUMNS = {
+    # where an upload's bytes are; the path's clash key (catalog.file_paths.clash_key)
+    "staged_files": {"key": "TEXT", "fold_key": "TEXT"},
+    # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
+    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened
+    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT"},
+}
+#: lifecycle columns of a study row restored when an uncommitted replacement is abandoned
+_RESTORED = ("owner", "state", "release_date", "submission_id", "source", "title", "file_count", "total_size",
+             "content_hash", "created_at", "updated_at")
 
-#: Study states. ``finalizing``/``releasing``/``withdrawing`` are in-flight work recovery rolls forward.
+#: Study states. ``finalizing``/``releasing`` are in-flight work recovery rolls forward.
 FINALIZING, EMBARGOED, RELEASING, RELEASED, FAILED = "finalizing", "embargoed", "releasing", "released", "failed"
 IN_FLIGHT = (FINALIZING, RELEASING)
+#: seconds a lease lasts unless its holder renews it
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+class InFlight(Conflict):
+    """The study is being changed by someone else (``expired``: that work was cut off and awaits recovery)."""
+
+    code = "in_flight"
+
+    def __init__(self, message: str, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class LeaseLost(Conflict):
+    """This process no longer holds the work it tried to complete (it was taken over after its lease expired)."""
+
+    code = "lease_lost"
 
 
 def now_iso() -> str:
@@ -66,6 +102,10 @@ class StudyRow:
     created_at: str
     updated_at: str
     attempts: int
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    commit_id: str | None = None
+    previous: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -75,18 +115,34 @@ class StudyRow:
 class Registry:
     """Access to the registry database; every method opens its own short connection (thread- and process-safe)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lease_seconds = lease_seconds
         db = sqlite3.connect(self.path, timeout=60)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)  # executescript manages its own transaction
-            columns = {row[1] for row in db.execute("PRAGMA table_info(staged_files)")}
-            if "key" not in columns:  # registries made before uploads had keys of their own
-                db.execute("ALTER TABLE staged_files ADD COLUMN key TEXT")
+            for table, added in ADDED_COLUMNS.items():
+                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, definition in added.items():
+                    if name not in columns:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+                        if name == "fold_key":  # uploads staged before clash keys existed
+                            db.create_function("clash_key", 1, clash_key, deterministic=True)
+                            db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
+            db.execute("CREATE INDEX IF NOT EXISTS staged_clash ON staged_files(submission_id, fold_key)")
+            db.commit()
         finally:
             db.close()
+        #: this handle's name as a lease holder
+        self.holder = leases.new_holder()
+        self._heartbeat = leases.Heartbeat(self._renew, lease_seconds)
+
+    def close(self) -> None:
+        """Stop renewing leases; work this handle still holds becomes free for recovery."""
+        self._heartbeat.stop()
+        leases.forget(self.holder)
 
     @contextmanager
     def _connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
@@ -142,7 +198,8 @@ class Registry:
         return f"{prefix}{value}"
 
     def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None) -> str:
-        """Mint an accession and record the in-flight finalize, atomically; Conflict if already finalizing."""
+        """Mint an accession and record the in-flight finalize under this holder's lease, atomically; Conflict if
+        the submission is not open."""
         with self._connect(immediate=True) as db:
             sub = db.execute("SELECT status, accession FROM submissions WHERE id = ?", (submission_id,)).fetchone()
             if sub is None:
@@ -152,9 +209,10 @@ class Registry:
             accession = self.mint_accession(prefix, db)
             stamp = now_iso()
             db.execute(
-                "INSERT INTO studies (accession, owner, state, release_date, submission_id, source, title, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?)",
-                (accession, owner, FINALIZING, release_date, submission_id, title, stamp, stamp),
+                "INSERT INTO studies (accession, owner, state, release_date, submission_id, source, title, created_at,"
+                " updated_at, lease_owner, lease_expires, commit_id) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?, ?, ?, ?)",
+                (accession, owner, FINALIZING, release_date, submission_id, title, stamp, stamp, self.holder,
+                 self._expiry(), _new_commit()),
             )
             db.execute(
                 "UPDATE submissions SET status = 'finalizing', accession = ?, updated_at = ? WHERE id = ?",
@@ -163,35 +221,173 @@ class Registry:
         return accession
 
     def begin_put(self, accession: str, owner: str | None, release_date: str, source: str, title: str | None) -> StudyRow | None:
-        """Record an in-flight load of a harvested (or updated) study; returns the previous row, if any."""
+        """Record an in-flight load of a harvested (or updated) study under this holder's lease; returns the row as
+        it was before (kept in the row, and put back by :meth:`abandon` if the load is never committed)."""
         stamp = now_iso()
         with self._connect(immediate=True) as db:
             previous = db.execute("SELECT * FROM studies WHERE accession = ?", (accession,)).fetchone()
             if previous is not None and previous["state"] in IN_FLIGHT:
-                raise Conflict(f"{accession} is being {previous['state']} by another process")
+                if leases.expired(previous["lease_owner"], previous["lease_expires"]):
+                    raise InFlight(f"an interrupted {previous['state']} of {accession} awaits recovery", expired=True)
+                raise InFlight(f"{accession} is being {previous['state']} by another process")
             if previous is not None and previous["source"] == "deposit" and source != "deposit":
                 raise Conflict(f"{accession} was deposited here; a {source} record with that accession cannot replace it")
+            kept = json.dumps({k: previous[k] for k in _RESTORED}) if previous is not None else None
             db.execute(
-                "INSERT INTO studies (accession, owner, state, release_date, source, title, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(accession) DO UPDATE SET owner = excluded.owner,"
-                " state = excluded.state, release_date = excluded.release_date, source = excluded.source,"
-                " title = excluded.title, updated_at = excluded.updated_at, attempts = 0",
-                (accession, owner, FINALIZING, release_date, source, title, stamp, stamp),
+                "INSERT INTO studies (accession, owner, state, release_date, source, title, created_at, updated_at,"
+                " lease_owner, lease_expires, commit_id, previous) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(accession) DO UPDATE SET owner = excluded.owner, state = excluded.state,"
+                " release_date = excluded.release_date, source = excluded.source, title = excluded.title,"
+                " updated_at = excluded.updated_at, attempts = 0, lease_owner = excluded.lease_owner,"
+                " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous",
+                (accession, owner, FINALIZING, release_date, source, title, stamp, stamp, self.holder, self._expiry(),
+                 _new_commit(), kept),
             )
         return StudyRow(**dict(previous)) if previous is not None else None
 
-    def set_state(self, accession: str, state: str, **fields: Any) -> None:
-        """Move a study to ``state`` and update other columns."""
-        columns = {"state": state, "updated_at": now_iso(), **fields}
-        assignments = ", ".join(f"{k} = ?" for k in columns)
-        with self._connect() as db:
-            db.execute(f"UPDATE studies SET {assignments} WHERE accession = ?", (*columns.values(), accession))
+    def new_commit(self, accession: str) -> str:
+        """A fresh commit id for in-flight work this holder took over (its earlier commit never happened)."""
+        commit = _new_commit()
+        self._held_update(accession, "commit_id = ?", (commit,))
+        return commit
 
-    def bump_attempts(self, accession: str) -> int:
-        """Count one more recovery attempt; returns the new count."""
+    def finish(self, accession: str, state: str, **fields: Any) -> None:
+        """Complete held in-flight work: move the study to ``state`` and update other columns, if this holder still
+        holds it (:class:`LeaseLost` else). A deposit's submission is finalized in the same transaction."""
+        columns = {"state": state, "updated_at": now_iso(), "attempts": 0, "lease_owner": None, "lease_expires": None,
+                   "previous": None, **fields}
+        with self._connect(immediate=True) as db:
+            done = db.execute(f"UPDATE studies SET {', '.join(f'{k} = ?' for k in columns)} WHERE accession = ? AND lease_owner = ?",
+                              (*columns.values(), accession, self.holder))
+            if done.rowcount != 1:
+                raise LeaseLost(f"{accession} is no longer held by this process (another took its work over)")
+            if state in (EMBARGOED, RELEASED):
+                finalized = db.execute("UPDATE submissions SET status = 'finalized', updated_at = ? WHERE accession = ?"
+                                       " AND status = 'finalizing' RETURNING id", (now_iso(), accession)).fetchall()
+                for (sub_id,) in finalized:
+                    db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
+
+    def abandon(self, row: StudyRow) -> None:
+        """Held in-flight work that was never committed: put the study's row back as it was before (or remove it)."""
+        with self._connect(immediate=True) as db:
+            if row.previous is None:
+                done = db.execute("DELETE FROM studies WHERE accession = ? AND lease_owner = ?", (row.accession, self.holder))
+            else:
+                before = json.loads(row.previous)
+                assignments = ", ".join(f"{k} = ?" for k in before)
+                done = db.execute(
+                    f"UPDATE studies SET {assignments}, attempts = 0, lease_owner = NULL, lease_expires = NULL,"
+                    " previous = NULL WHERE accession = ? AND lease_owner = ?",
+                    (*before.values(), row.accession, self.holder),
+                )
+            if done.rowcount != 1:
+                raise LeaseLost(f"{row.accession} is no longer held by this process")
+
+    def fail_finalize(self, accession: str, submission_id: str, report: dict[str, Any]) -> None:
+        """A finalize that cannot complete: its accession is burned (state ``failed``, never shown) and the
+        submission is open again, with ``report`` saying why, to be fixed and finalized again or discarded."""
+        with self._connect(immediate=True) as db:
+            done = db.execute(
+                "UPDATE studies SET state = ?, updated_at = ?, lease_owner = NULL, lease_expires = NULL"
+                " WHERE accession = ? AND lease_owner = ?",
+                (FAILED, now_iso(), accession, self.holder),
+            )
+            if done.rowcount != 1:
+                raise LeaseLost(f"{accession} is no longer held by this process")
+            db.execute(
+                "UPDATE submissions SET status = 'open', accession = NULL, report = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(report), now_iso(), submission_id),
+            )
+
+    def let_go(self, accession: str, count_attempt: bool = True) -> None:
+        """Stop holding in-flight work without completing it (it stays in flight and anyone may take it over now):
+        after a failure, counted as an attempt unless it was an outage."""
+        uncount = "" if count_attempt else ", attempts = max(attempts - 1, 0)"
+        self._held_update(accession, "lease_owner = NULL, lease_expires = NULL" + uncount, ())
+
+    def claim(self, accession: str, states: tuple[str, ...] = IN_FLIGHT) -> StudyRow | None:
+        """Take over the in-flight work on a study if its lease expired or its holder died (compare-and-set, one
+        attempt counted); None if it is held by someone alive or not in ``states``."""
+        row = self.study(accession)
+        if row is None or row.state not in states or not leases.expired(row.lease_owner, row.lease_expires):
+            return None
         with self._connect() as db:
-            db.execute("UPDATE studies SET attempts = attempts + 1 WHERE accession = ?", (accession,))
-            return db.execute("SELECT attempts FROM studies WHERE accession = ?", (accession,)).fetchone()["attempts"]
+            done = db.execute(
+                "UPDATE studies SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1 WHERE accession = ?"
+                " AND state = ? AND lease_owner IS ? AND lease_expires IS ?",
+                (self.holder, self._expiry(), accession, row.state, row.lease_owner, row.lease_expires),
+            )
+        return self.study(accession) if done.rowcount == 1 else None
+
+    def claim_expired(self) -> list[StudyRow]:
+        """Take over every piece of in-flight work whose lease expired or whose holder died."""
+        claimed = []
+        for row in self.studies(states=IN_FLIGHT):
+            if leases.expired(row.lease_owner, row.lease_expires):
+                taken = self.claim(row.accession)
+                if taken is not None:
+                    claimed.append(taken)
+        return claimed
+
+    def claim_release(self, accession: str) -> bool:
+        """Start releasing an embargoed study (compare-and-set on its state): False if another process did."""
+        with self._connect() as db:
+            done = db.execute(
+                "UPDATE studies SET state = ?, updated_at = ?, lease_owner = ?, lease_expires = ?, attempts = 0"
+                " WHERE accession = ? AND state = ?",
+                (RELEASING, now_iso(), self.holder, self._expiry(), accession, EMBARGOED),
+            )
+        return done.rowcount == 1
+
+    @contextmanager
+    def holding(self, accession: str) -> Iterator[None]:
+        """Renew this holder's lease on a study for as long as the block runs."""
+        key = "study:" + accession
+        self._heartbeat.hold(key)
+        try:
+            yield
+        finally:
+            self._heartbeat.drop(key)
+
+    def try_lease(self, name: str) -> bool:
+        """Hold (or go on holding) the named lease, e.g. the one for background duties; False if someone alive
+        holds it. The heartbeat renews it until :meth:`drop_lease`."""
+        now = time.time()
+        with self._connect(immediate=True) as db:
+            row = db.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row["holder"] != self.holder and not leases.expired(row["holder"], row["expires"], now):
+                return False
+            db.execute("INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                       " expires = excluded.expires", (name, self.holder, now + self.lease_seconds))
+        if row is None or row["holder"] != self.holder:
+            self._heartbeat.hold("lease:" + name)
+        return True
+
+    def drop_lease(self, name: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, self.holder))
+        self._heartbeat.drop("lease:" + name)
+
+    def _renew(self, keys: Any) -> None:
+        expires = self._expiry()
+        with self._connect() as db:
+            for key in keys:
+                kind, _, name = key.partition(":")
+                if kind == "study":
+                    db.execute("UPDATE studies SET lease_expires = ? WHERE accession = ? AND lease_owner = ?",
+                               (expires, name, self.holder))
+                else:
+                    db.execute("UPDATE leases SET expires = ? WHERE name = ? AND holder = ?", (expires, name, self.holder))
+
+    def _held_update(self, accession: str, assignments: str, values: tuple[Any, ...]) -> None:
+        with self._connect() as db:
+            done = db.execute(f"UPDATE studies SET {assignments} WHERE accession = ? AND lease_owner = ?",
+                              (*values, accession, self.holder))
+        if done.rowcount != 1:
+            raise LeaseLost(f"{accession} is no longer held by this process (another took its work over)")
+
+    def _expiry(self) -> float:
+        return time.time() + self.lease_seconds
 
     def study(self, accession: str) -> StudyRow | None:
         with self._connect() as db:
@@ -272,12 +468,16 @@ class Registry:
             if sub["status"] != "open":
                 raise Conflict(f"submission {sub_id} is {sub['status']}; the upload of {path} was not kept")
             old = db.execute("SELECT * FROM staged_files WHERE submission_id = ? AND path = ?", (sub_id, path)).fetchone()
+            fold = clash_key(path)
+            if old is None:
+                _refuse_clash(db, sub_id, path, fold)
             db.execute(
-                "INSERT INTO staged_files (submission_id, path, size, md5, sha256, key) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO staged_files (submission_id, path, size, md5, sha256, key, fold_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(submission_id, path) DO UPDATE SET"
                 " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
-                (sub_id, path, size, md5, sha256, key),
+                (sub_id, path, size, md5, sha256, key, fold),
             )
+            db.execute("UPDATE submissions SET updated_at = ? WHERE id = ?", (now_iso(), sub_id))  # in use: not abandoned
         return dict(old) if old is not None else None
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:
@@ -303,9 +503,59 @@ class Registry:
             if status in ("finalized", "discarded"):
                 db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
 
+    def submissions_to_clean(self, open_before: str) -> list[dict[str, Any]]:
+        """Submissions whose bytes should go: open ones unchanged since ``open_before`` (ISO time, abandoned),
+        ``failed`` ones (from before finalize reopened failures), and finalized or discarded ones whose file lists
+        a crash left behind are cleaned by their key prefix anyway."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, owner, status, updated_at FROM submissions WHERE (status = 'open' AND updated_at < ?)"
+                              " OR status = 'failed' ORDER BY updated_at", (open_before,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def expire_submission(self, sub_id: str, seen_at: str) -> bool:
+        """Mark an abandoned submission ``expired`` if it has not changed since ``seen_at`` (compare-and-set, so an
+        upload arriving meanwhile keeps it open); its staged rows go. True if it was expired."""
+        with self._connect(immediate=True) as db:
+            done = db.execute("UPDATE submissions SET status = 'expired', updated_at = ? WHERE id = ? AND updated_at = ?"
+                              " AND status IN ('open', 'failed')", (now_iso(), sub_id, seen_at))
+            if done.rowcount == 1:
+                db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
+        return done.rowcount == 1
+
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
             return {r["state"]: r["n"] for r in db.execute("SELECT state, count(*) AS n FROM studies GROUP BY state")}
+
+
+class PathClash(ValidationFailed):
+    """Two paths of one submission that would name the same file, or a file where a folder is needed."""
+
+    code = "path_clash"
+
+
+def _refuse_clash(db: sqlite3.Connection, sub_id: str, path: str, fold: str) -> None:
+    """:class:`PathClash` if ``path`` clashes with a file already staged in the submission."""
+    same = db.execute("SELECT path FROM staged_files WHERE submission_id = ? AND fold_key = ? LIMIT 1", (sub_id, fold)).fetchone()
+    if same is not None:
+        _clash(path, same[0], "names the same file on case-insensitive or Unicode-normalising file systems as")
+    inside = db.execute("SELECT path FROM staged_files WHERE submission_id = ? AND fold_key > ? AND fold_key < ? LIMIT 1",
+                        (sub_id, fold + "/", fold + "0")).fetchone()
+    if inside is not None:
+        _clash(path, inside[0], "would be a file where a folder is needed for")
+    folders = ancestors(fold)
+    if folders:
+        above = db.execute(f"SELECT path FROM staged_files WHERE submission_id = ? AND fold_key IN ({','.join('?' * len(folders))})"
+                           " LIMIT 1", (sub_id, *folders)).fetchone()
+        if above is not None:
+            _clash(path, above[0], "needs a folder where there is already a file:")
+
+
+def _clash(path: str, other: str, how: str) -> None:
+    raise PathClash(f"{path!r} {how} {other!r}", [{"field": "path", "value": path, "message": f"{how} {other!r}"}])
+
+
+def _new_commit() -> str:
+    return uuid.uuid4().hex
 
 
 def _hash(token: str) -> str:

@@ -102,7 +102,7 @@ def test_minting_skips_accessions_harvested_records_hold_and_harvests_never_repl
 
     registry = services.archive.registry
     registry.begin_put("S-BIAD1", None, "2020-01-01", "pagetab", "a harvested study")  # as a harvest of S-BIAD1 would
-    registry.set_state("S-BIAD1", "released")
+    registry.finish("S-BIAD1", "released")
     first = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
     assert first == "S-BIAD2"
     record = (DATA.parent / "harvest" / "biostudies" / "S-BIADTEST.json").read_text().replace("S-BIADTEST", first)

@@ -184,3 +184,71 @@ def test_kill_during_replace_leaves_the_old_graph_or_the_new_one(tmp_path, seed)
     reader = open_graph_store(tmp_path / "g", read_only=True)
     assert reader.count(G1) == reopened.count(G1)
     reopened.close()
+
+
+def _produce(n: int, tag: str, fail_after: int | None = None):
+    def produce(out):
+        for i in range(n):
+            if fail_after is not None and i == fail_after:
+                raise RuntimeError("the source failed half-way")
+            out.write(f'<https://x.org/s1/{i}> <https://x.org/p> "{tag}{i}" .\n')
+        return n
+
+    return produce
+
+
+def test_a_replacement_failing_in_process_keeps_the_old_graph_its_tag_and_a_usable_store(tmp_path):
+    store = EmbeddedGraphStore(tmp_path / "g")
+    store.replace_graph_from(G1, _produce(50, "old"), tag="commit-1")
+    store.replace_graph(G2, nt(2, 3))
+    with pytest.raises(RuntimeError, match="half-way"):
+        store.replace_graph_from(G1, _produce(5000, "new", fail_after=4000), tag="commit-2")
+    assert store.count(G1) == 50 and store.count(G2) == 3
+    assert store.committed_tag(G1) == "commit-1"
+
+    def refuse() -> None:
+        raise RuntimeError("the file table could not be built")
+
+    with pytest.raises(RuntimeError, match="file table"):
+        store.replace_graph_from(G1, _produce(70, "newer"), tag="commit-3", before_commit=refuse)
+    assert store.count(G1) == 50 and store.committed_tag(G1) == "commit-1"
+    store.replace_graph_from(G1, _produce(60, "newest"), tag="commit-4")
+    assert store.count(G1) == 60 and store.committed_tag(G1) == "commit-4"
+    assert [p.name for p in (tmp_path / "g").glob("live*") if p.is_dir()] == [(tmp_path / "g" / "LIVE").read_text()]
+    store.close()
+    reopened = EmbeddedGraphStore(tmp_path / "g")
+    assert reopened.count(G1) == 60 and reopened.count(G2) == 3 and reopened.committed_tag(G1) == "commit-4"
+    reopened.close()
+
+
+def test_a_crash_before_the_commit_point_is_undone_at_open_and_an_interrupted_undo_resumes(tmp_path):
+    import pyoxigraph as ox
+
+    folder = tmp_path / "g"
+    store = EmbeddedGraphStore(folder)
+    store.replace_graph_from(G1, _produce(40, "old"), tag="commit-1")
+    store.replace_graph(G2, nt(2, 3))
+    before = store.version()
+    store.close()
+    # what a kill -9 half-way through a replacement leaves: the journal, a pending tag, the graph half-loaded...
+    (folder / "journal.json").write_text(json.dumps({"graph": G1, "snapshot": before, "tag": "commit-2"}))
+    store.close()
+    (folder / "tags").joinpath(next(p.name for p in (folder / "tags").iterdir()) + ".pending").write_text("commit-2")
+    live = ox.Store(str(folder / "live"))
+    live.remove_graph(ox.NamedNode(G1))
+    live.extend([ox.Quad(ox.NamedNode(f"https://x.org/n{i}"), ox.NamedNode("https://x.org/p"), ox.Literal("new"), ox.NamedNode(G1)) for i in range(9)])
+    live.flush()
+    del live
+    # ... and an earlier undo that was itself killed while copying the snapshot
+    (folder / "live-123").mkdir()
+    (folder / "live-123" / "000001.sst").write_bytes(b"half a copy")
+    reopened = EmbeddedGraphStore(folder)
+    assert reopened.count(G1) == 40 and reopened.count(G2) == 3
+    assert reopened.committed_tag(G1) == "commit-1" and reopened.version() == before
+    assert not (folder / "journal.json").exists() and not list((folder / "tags").glob("*.pending"))
+    assert sorted(p.name for p in folder.glob("live*") if p.is_dir()) == [(folder / "LIVE").read_text()]
+    reopened.replace_graph(G2, nt(2, 4))  # the restored store takes writes
+    reopened.close()
+    again = EmbeddedGraphStore(folder)
+    assert again.count(G1) == 40 and again.count(G2) == 4
+    again.close()

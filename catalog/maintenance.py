@@ -1,0 +1,113 @@
+"""Background duties of a catalog, done by one process at a time: whichever holds the ``maintenance`` lease.
+
+Every serving process (each gunicorn worker, ``bia serve``) runs a :class:`Maintenance` loop, but only the holder
+of the lease acts; the others wait and take over if it dies. Each round: take over in-flight work whose holder died
+or whose lease expired (recovery), release studies whose date has come, render stored records made by another
+version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``), uploads cut off half-way and
+staging graphs of interrupted remote loads go.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from catalog.deposits import Deposits
+
+log = logging.getLogger(__name__)
+LEASE = "maintenance"
+
+
+@dataclass
+class Round:
+    """What one round of duties did."""
+
+    recovered: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    rendered: int = 0
+    expired: list[str] = field(default_factory=list)
+    purged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Maintenance:
+    """The duties of one catalog; ``after_release`` runs after studies were released (e.g. linking them)."""
+
+    def __init__(self, deposits: Deposits, after_release: Callable[[list[str]], None] | None = None) -> None:
+        self.deposits = deposits
+        self.archive = deposits.archive
+        self.after_release = after_release
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def recover(self) -> list[str]:
+        """Take over and finish (or undo) in-flight work whose holder is gone."""
+        return self.archive.recover(finish_deposit=self.deposits.finish_interrupted, give_up_deposit=self.deposits.give_up)
+
+    def release(self, today: str | None = None) -> list[str]:
+        released = self.archive.release_due(today)
+        if released and self.after_release is not None:
+            self.after_release(released)
+        return released
+
+    def clean(self) -> tuple[list[str], int]:
+        """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
+        expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
+        purged = self.archive.file_store.purge_incomplete()
+        for name in ("public", "private"):
+            drop = getattr(self.archive.view(name).graph, "drop_stale_staging", None)
+            if drop is not None:
+                purged += len(drop())
+        return expired, purged
+
+    def run_once(self) -> Round:
+        """One round of every duty; a duty that fails is logged and the others still run."""
+        done = Round()
+        for name, duty in (("recovery", self.recover), ("releases", self.release),
+                           ("records", self.archive.render_stale_records), ("clean-up", self.clean)):
+            try:
+                result = duty()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.exception("background %s failed", name)
+                done.errors.append(f"{name}: {exc}")
+                continue
+            if name == "recovery":
+                done.recovered = result  # type: ignore[assignment]
+            elif name == "releases":
+                done.released = result  # type: ignore[assignment]
+            elif name == "records":
+                done.rendered = result  # type: ignore[assignment]
+            else:
+                done.expired, done.purged = result  # type: ignore[misc]
+        return done
+
+    def start(self) -> None:
+        """Run rounds in a background thread every ``BIA_MAINTENANCE_INTERVAL`` seconds while this process holds
+        the lease (trying to take it each time)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        registry = self.archive.registry
+        interval = self.archive.settings.maintenance_interval
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if registry.try_lease(LEASE):
+                    self.run_once()
+            except Exception:  # noqa: BLE001 - e.g. the registry briefly unreachable
+                log.exception("background duties failed")
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        try:
+            self.archive.registry.drop_lease(LEASE)
+        except Exception:  # noqa: BLE001 - it then simply runs out
+            log.exception("could not drop the maintenance lease")

@@ -1,0 +1,111 @@
+"""What a catalog remembers about itself, so that no process can write into it under another identity.
+
+A catalog's IRIs are minted under one base URL, and its studies live in the stores it was created with. Both are
+written to ``BIA_DATA/CATALOG.json`` when the catalog is first opened. Every later open compares: a base URL that
+was not given is taken from there (a CLI command run without ``BIA_BASE_URL`` mints under the catalog's own); a
+different base URL given, or other stores (a shell that forgot ``BIA_PUBLIC_SPARQL_URL`` or ``BIA_S3_*``), is
+refused with a message saying what the catalog uses, instead of writing studies that do not dereference or that
+land in a new, empty store.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from catalog.config import Settings
+from catalog.errors import CatalogError
+
+CATALOG_FILE = "CATALOG.json"
+#: written by catalogs made before ``CATALOG.json``: the base URL alone
+BASE_URL_FILE = "BASE_URL"
+
+
+class CatalogMismatch(CatalogError):
+    """The settings name another base URL or other stores than the catalog in ``BIA_DATA`` was made with."""
+
+    status = 500
+    code = "catalog_mismatch"
+
+
+def stores_of(settings: Settings) -> dict[str, Any]:
+    """The stores ``settings`` point at, as remembered (no credentials)."""
+    graph: Any = "embedded"
+    if settings.sparql_url or settings.public_sparql_url:
+        graph = {"public": settings.public_sparql_url, "private": settings.sparql_url}
+    files: Any = "local"
+    if settings.s3_endpoint:
+        files = {"s3_endpoint": settings.s3_endpoint, "bucket": settings.s3_bucket}
+    return {"graph": graph, "files": files}
+
+
+def remembered(data_dir: Path) -> dict[str, Any] | None:
+    """What the catalog in ``data_dir`` remembers (None for a new catalog)."""
+    try:
+        return json.loads((Path(data_dir) / CATALOG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        pass
+    try:
+        base = (Path(data_dir) / BASE_URL_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return {"base_url": base} if base else None
+
+
+def minted_base_url(data_dir: Path) -> str | None:
+    """The base URL the catalog in ``data_dir`` mints its IRIs under (None for a new catalog)."""
+    return (remembered(data_dir) or {}).get("base_url")
+
+
+def resolve(settings: Settings) -> Settings:
+    """``settings`` as the catalog in their ``data_dir`` must be opened with: its own base URL unless one was given;
+    :class:`CatalogMismatch` if the given base URL or stores differ. A new catalog remembers them now."""
+    data_dir = settings.data_dir
+    known = remembered(data_dir)
+    stores = stores_of(settings)
+    if known is None or "graph" not in known:  # new, or made before stores were remembered: remember them now
+        if known is not None and not settings.is_given("base_url"):
+            settings = settings.with_(base_url=known["base_url"])
+        _check_base(settings, known)
+        _write(data_dir, {"base_url": (known or {}).get("base_url", settings.base_url), **stores})
+        return settings
+    if not settings.is_given("base_url"):
+        settings = settings.with_(base_url=known["base_url"])
+    _check_base(settings, known)
+    for part, shown in (("graph", "graph stores (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL)"),
+                        ("files", "file store (BIA_S3_ENDPOINT, BIA_S3_BUCKET)")):
+        if known.get(part) != stores[part]:
+            raise CatalogMismatch(
+                f"the catalog in {data_dir} keeps its studies in the {shown} {_shown(known.get(part))}, but these "
+                f"settings name {_shown(stores[part])}; set the same variables as the processes that made it"
+            )
+    return settings
+
+
+def _check_base(settings: Settings, known: dict[str, Any] | None) -> None:
+    if known is not None and known.get("base_url") and known["base_url"] != settings.base_url:
+        raise CatalogMismatch(
+            f"the catalog in {settings.data_dir} mints its IRIs under {known['base_url']}, but BIA_BASE_URL (or "
+            f"--base-url) says {settings.base_url}: its records would not dereference. Unset it, or set it to "
+            f"{known['base_url']}"
+        )
+
+
+def _shown(stores: Any) -> str:
+    if stores == "embedded":
+        return "embedded in BIA_DATA"
+    if stores == "local":
+        return "folder in BIA_DATA"
+    return json.dumps(stores, sort_keys=True)
+
+
+def _write(data_dir: Path, content: dict[str, Any]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (CATALOG_FILE + ".tmp")
+    tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, data_dir / CATALOG_FILE)
+    (data_dir / BASE_URL_FILE).write_text(content["base_url"] + "\n", encoding="utf-8")
+
+
+__all__ = ["CatalogMismatch", "minted_base_url", "remembered", "resolve", "stores_of"]
