@@ -176,6 +176,7 @@ def validate_record(record: dict[str, Any], class_name: str = "Study", model: Re
         )
     if class_name == "Study":
         issues.extend(_dangling_references(record, model or load_model()))
+        issues.extend(foreign_ids(record, model or load_model()))
     return ValidationReport(issues)
 
 
@@ -226,6 +227,46 @@ class CheckedStudy:
     record: dict[str, Any]
     graph: Graph
     report: ValidationReport
+
+
+#: classes whose nodes stand for terms of other resources (ontology terms): their IRIs are theirs, not the study's
+TERM_CLASSES = frozenset({"OntologyTerm"})
+
+
+def foreign_ids(prepared: dict[str, Any], model: RembiModel) -> list[ValidationIssue]:
+    """Objects of a (prepared) study whose IRIs would make it speak about things it does not own: an object of the
+    study with an id outside the study's own IRIs (``{study}/…``, ``{study}#…``), or a term with an id inside this
+    catalog's IRIs but outside the study's (a deposit naming ``{base}/studies/S-BIAD1492`` would give that study a
+    second title in the public graph)."""
+    study = str(prepared.get("id") or "")
+    own = (study + "/", study + "#")
+    catalog_space = study.rsplit("/studies/", 1)[0] + "/" if "/studies/" in study else study + "/"
+    issues: list[ValidationIssue] = []
+
+    def visit(obj: Any, class_name: str, location: str) -> None:
+        cls = model.classes.get(class_name)
+        if cls is None or not isinstance(obj, dict):
+            return
+        if cls.identifier and location and obj.get(cls.identifier):
+            iri = str(obj[cls.identifier])
+            if class_name in TERM_CLASSES:
+                bad = iri.startswith(catalog_space) and not iri.startswith(own)
+                why = "a term's id may not name an object of this catalog other than the study's own"
+            else:
+                bad = not iri.startswith(own)
+                why = f"an object's id must lie inside the study's own IRIs ({study}/…)"
+            if bad:
+                issues.append(ValidationIssue(focus=location, path=cls.identifier, message=why, value=iri, source="linkml"))
+        for slot in cls.slots.values():
+            if slot.kind != "object" or not slot.inlined and slot.range not in model.classes:
+                continue
+            values = obj.get(slot.name)
+            for i, item in enumerate(values if isinstance(values, list) else [values]):
+                if isinstance(item, dict):
+                    visit(item, slot.range or "", f"{location}/{slot.name}" + (f"/{i}" if isinstance(values, list) else ""))
+
+    visit(prepared, "Study", "")
+    return issues
 
 
 def check_study_record(

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from catalog.archive import Archive, today_iso
+from catalog.archive import Archive
+from catalog.dates import parse_date, today_iso
 from catalog.errors import CatalogError, ValidationFailed
 from catalog.registry import EMBARGOED, RELEASED
 from catalog.rembi_rdf import record_to_graph
@@ -289,7 +290,7 @@ class Harvester:
             accession,
             record_to_graph({k: v for k, v in prepared.items() if k != "files"}),
             files,
-            release_date=str(prepared.get("release_date") or today_iso())[:10],
+            release_date=parse_date(prepared.get("release_date") or today_iso(), "release_date", allow_time=True),
             source=_source_name(prepared),
             title=prepared.get("title"),
             content_hash=digest,

@@ -23,7 +23,7 @@ def listed_paths() -> list[str]:
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
-    return Settings.from_env({}, data_dir=tmp_path / "data", base_url=BASE, **overrides)
+    return Settings.from_env({}, **{"data_dir": tmp_path / "data", "base_url": BASE, **overrides})
 
 
 def stage_sample(deposits, owner: str, *, release_date: str | None = None, skip: tuple[str, ...] = ()) -> str:

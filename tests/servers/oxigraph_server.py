@@ -39,11 +39,13 @@ class OxigraphServer:
     process: subprocess.Popen
 
 
-def start_oxigraph(location: Path, timeout: float = 30.0) -> OxigraphServer:
-    """Start ``oxigraph serve`` on a free port with its store in ``location``; wait until it answers."""
+def start_oxigraph(location: Path, timeout: float = 30.0, port: int | None = None) -> OxigraphServer:
+    """Start ``oxigraph serve`` on a free port (or ``port``: a restart) with its store in ``location``; wait until
+    it answers."""
     location.mkdir(parents=True, exist_ok=True)
-    (port,) = free_ports(1)
-    log = (location.parent / f"{location.name}.log").open("wb")
+    if port is None:
+        (port,) = free_ports(1)
+    log = (location.parent / f"{location.name}.log").open("ab")
     process = subprocess.Popen(
         [oxigraph_binary(), "serve", "--location", str(location), "--bind", f"127.0.0.1:{port}", "--union-default-graph"],
         stdout=log,
@@ -68,6 +70,11 @@ def stop_oxigraph(server: OxigraphServer) -> None:
     if server.process.poll() is None:
         os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=10)
+
+
+def restart_oxigraph(server: OxigraphServer) -> OxigraphServer:
+    """Start a stopped server again on its port, over its data (an outage ends)."""
+    return start_oxigraph(server.location, port=int(server.url.rsplit(":", 1)[1]))
 
 
 @pytest.fixture

@@ -1,0 +1,341 @@
+"""Who does in-flight work, and what happens when it fails: leases, compare-and-set, outages, finalize failures,
+dates, the catalog's remembered identity, abandoned submissions.
+
+The multi-process tests run on two real `oxigraph serve` (the production recipe), where several processes may
+open one catalog at once; each child process is ``tests/lifecycle_child.py`` or the ``bia`` command.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli import cli
+from api.services import open_services
+from catalog.dates import InvalidDate
+from catalog.errors import ValidationFailed
+from catalog.graph_store import GraphStoreError, GraphStoreUnavailable
+from catalog.registry import Registry
+from catalog.remembered import CatalogMismatch
+from tests.catalog_helpers import BASE, DATA, listed_paths, make_settings, stage_sample
+from tests.servers.oxigraph_server import restart_oxigraph, stop_oxigraph
+
+ROOT = Path(__file__).resolve().parent.parent
+BIA = str(Path(sys.executable).parent / "bia")
+
+
+@pytest.fixture
+def remote(tmp_path, oxigraph_pair):
+    """A catalog on two oxigraph servers; ``env`` runs children on it."""
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
+    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private.url,
+           "BIA_PUBLIC_SPARQL_URL": public.url, "PYTHONPATH": str(ROOT)}
+    return {"settings": settings, "env": env, "servers": [public, private]}
+
+
+def _child(env, *args, stdin=None):
+    return subprocess.Popen([sys.executable, "-m", "tests.lifecycle_child", *args], cwd=ROOT, env=env, text=True,
+                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _row(settings, accession):
+    return Registry(settings.data_dir / "registry.sqlite").study(accession)
+
+
+def _held_finalize(remote):
+    with open_services(remote["settings"]) as services:
+        sub = stage_sample(services.deposits, "jane")
+    child = _child(remote["env"], "hold", sub, "jane", stdin=subprocess.PIPE)
+    line = child.stdout.readline().split()
+    assert line[:1] == ["held"], child.stderr.read()
+    return child, sub, line[1]
+
+
+def _check_released(settings, accession, sub):
+    with open_services(settings, recover=False) as services:
+        row = services.archive.registry.study(accession)
+        assert row.state == "released" and row.attempts == 0 and row.lease_owner is None
+        assert services.deposits.get(sub, "jane")["status"] == "finalized"
+        assert services.archive.public.graph.has_graph(f"{BASE}/studies/{accession}")
+        assert len(list(services.archive.file_store.list(f"studies/{accession}/"))) == len(listed_paths())
+
+
+def test_commands_and_restarted_workers_beside_a_live_finalize_leave_it_alone(remote):
+    child, sub, accession = _held_finalize(remote)
+    try:
+        before = _row(remote["settings"], accession)
+        assert before.state == "finalizing" and before.lease_owner
+        stats = subprocess.run([BIA, "stats"], env=remote["env"], capture_output=True, text=True, timeout=120)
+        assert stats.returncode == 0, stats.stderr
+        recover = subprocess.run([BIA, "recover"], env=remote["env"], capture_output=True, text=True, timeout=120)
+        assert recover.returncode == 0 and "recovered 0" in recover.stdout and accession in recover.stdout, recover.stdout
+        workers = [_child(remote["env"], "reopen") for _ in range(4)]  # a reload of four workers
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+            assert f"row {accession} finalizing 0" in out
+        after = _row(remote["settings"], accession)
+        assert (after.state, after.attempts, after.lease_owner) == ("finalizing", 0, before.lease_owner)
+    finally:
+        out, err = child.communicate("go\n", timeout=180)
+    assert child.returncode == 0 and "done" in out, err
+    _check_released(remote["settings"], accession, sub)
+
+
+def test_a_finalize_whose_process_died_is_taken_over_at_once(remote):
+    child, sub, accession = _held_finalize(remote)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    recover = subprocess.run([BIA, "recover"], env=remote["env"], capture_output=True, text=True, timeout=180)
+    assert recover.returncode == 0 and f"recovered 1: {accession}" in recover.stdout, recover.stdout + recover.stderr
+    _check_released(remote["settings"], accession, sub)
+
+
+def test_an_outage_during_a_reload_of_four_workers_never_fails_a_deposit(remote):
+    child, sub, accession = _held_finalize(remote)
+    child.send_signal(signal.SIGKILL)  # the finalize is cut off...
+    child.wait(timeout=30)
+    public, private = remote["servers"]
+    stop_oxigraph(public)  # ... and both graph servers are down while the workers restart
+    stop_oxigraph(private)
+    workers = [_child(remote["env"], "reopen") for _ in range(4)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+    row = _row(remote["settings"], accession)
+    assert row.state == "finalizing" and row.attempts == 0, row  # waiting, every attempt given back
+    with open_services(remote["settings"], recover=False) as services:
+        assert services.deposits.get(sub, "jane")["status"] == "finalizing"
+    remote["servers"][:] = [restart_oxigraph(public), restart_oxigraph(private)]  # the outage ends
+    reopened = _child(remote["env"], "reopen")
+    out, err = reopened.communicate(timeout=180)
+    assert reopened.returncode == 0 and f"row {accession} released 0" in out, err
+    _check_released(remote["settings"], accession, sub)
+
+
+def test_concurrent_releases_release_each_study_once(remote):
+    with open_services(remote["settings"]) as services:
+        accessions = []
+        for _ in range(4):
+            sub = stage_sample(services.deposits, "jane", release_date="2999-01-01")
+            accessions.append(services.deposits.finalize(sub, "jane"))
+        assert all(services.archive.registry.study(a).state == "embargoed" for a in accessions)
+    releasers = [_child(remote["env"], "release", "3000-01-01") for _ in range(3)]
+    released: list[str] = []
+    for releaser in releasers:
+        out, err = releaser.communicate(timeout=300)
+        assert releaser.returncode == 0, err
+        released.extend(out.split()[1:])
+    assert sorted(released) == sorted(accessions)  # each exactly once, by one of them
+    with open_services(remote["settings"], recover=False) as services:
+        for accession in accessions:
+            row = services.archive.registry.study(accession)
+            assert row.state == "released" and row.attempts == 0
+            assert services.archive.public.graph.has_graph(f"{BASE}/studies/{accession}")
+            assert not services.archive.private.graph.has_graph(f"{BASE}/studies/{accession}")
+
+
+def test_one_process_holds_the_maintenance_lease(tmp_path):
+    first = Registry(tmp_path / "registry.sqlite", lease_seconds=60)
+    second = Registry(tmp_path / "registry.sqlite", lease_seconds=60)
+    assert first.try_lease("maintenance") and first.try_lease("maintenance")
+    assert not second.try_lease("maintenance")
+    first.close()  # its process would have died: the lease is free at once, not after 60 s
+    assert second.try_lease("maintenance")
+    second.close()
+
+
+# ----------------------------------------------------------------------------- finalize failures
+
+
+@pytest.fixture
+def services(tmp_path):
+    with open_services(make_settings(tmp_path)) as opened:
+        yield opened
+
+
+def test_a_finalize_failing_for_good_reopens_the_submission_with_its_files(services, monkeypatch):
+    sub = stage_sample(services.deposits, "jane")
+    graph = services.archive.public.graph
+
+    def broken(*args, **kwargs):
+        raise GraphStoreError("the store refused the data")
+
+    monkeypatch.setattr(graph, "replace_graph_from", broken)
+    with pytest.raises(GraphStoreError):
+        services.deposits.finalize(sub, "jane")
+    submission = services.deposits.get(sub, "jane")
+    assert submission["status"] == "open" and submission["accession"] is None
+    assert "finalize failed and was undone" in submission["report"]["errors"][0]["message"]
+    assert submission["staged_files"] == len(listed_paths())
+    assert list(services.archive.file_store.list("studies/S-BIAD1/")) == []  # moved bytes were put back
+    assert services.archive.registry.study("S-BIAD1").state == "failed"  # the accession is burned, never shown
+    monkeypatch.undo()
+    assert services.deposits.finalize(sub, "jane") == "S-BIAD2"  # fixed: finalized again
+    assert services.archive.registry.study("S-BIAD2").state == "released"
+    assert len(list(services.archive.file_store.list("studies/S-BIAD2/"))) == len(listed_paths())
+
+
+def test_a_finalize_cut_off_by_an_outage_is_resumed_by_its_owner(services, monkeypatch):
+    sub = stage_sample(services.deposits, "jane")
+    graph = services.archive.public.graph
+
+    def down(*args, **kwargs):
+        raise GraphStoreUnavailable("the graph store is not answering")
+
+    monkeypatch.setattr(graph, "replace_graph_from", down)
+    with pytest.raises(GraphStoreUnavailable):
+        services.deposits.finalize(sub, "jane")
+    row = services.archive.registry.study("S-BIAD1")
+    assert row.state == "finalizing" and row.attempts == 0 and row.lease_owner is None
+    assert services.deposits.get(sub, "jane")["status"] == "finalizing"
+    monkeypatch.undo()
+    assert services.deposits.finalize(sub, "jane") == "S-BIAD1"  # the retry finishes it, same accession
+    assert services.archive.registry.study("S-BIAD1").state == "released"
+    assert services.deposits.get(sub, "jane")["status"] == "finalized"
+
+
+# ----------------------------------------------------------------------------- paths the store cannot keep
+
+
+@pytest.mark.parametrize("path, problem", [
+    ("a\tb.tif", "control character"),
+    ("line\nbreak.tif", "control character"),
+    ("x" * 256 + ".tif", "longer than 255 bytes"),
+    ("evil\u202egnp.exe", "bidirectional"),
+    ("../up.tif", "'..'"),
+])
+def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem):
+    sub = services.deposits.create("jane")
+    with pytest.raises(ValidationFailed, match=problem):
+        services.deposits.upload(sub, "jane", path, io.BytesIO(b"x"))
+
+
+@pytest.mark.parametrize("first, second, problem", [
+    ("plate1/A01.tif", "plate1/a01.TIF", "same file"),
+    ("caf\u00e9.tif", "cafe\u0301.tif", "same file"),  # NFC and NFD
+    ("data/raw", "data/raw/1.tif", "needs a folder"),
+    ("data/raw/1.tif", "data/raw", "folder is needed"),
+])
+def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first, second, problem):
+    sub = services.deposits.create("jane")
+    services.deposits.upload(sub, "jane", first, io.BytesIO(b"x"))
+    with pytest.raises(ValidationFailed, match=problem):
+        services.deposits.upload(sub, "jane", second, io.BytesIO(b"y"))
+    services.deposits.upload(sub, "jane", first, io.BytesIO(b"z"))  # a re-upload of the same path is fine
+
+
+def test_validation_names_listed_paths_that_cannot_be_kept_or_clash(services):
+    sub = stage_sample(services.deposits, "jane")
+    listing = (DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+    services.deposits.attach_file_list(sub, "jane", "files.tsv", io.BytesIO(listing.encode()))
+    report = services.deposits.validate(sub, "jane")
+    messages = {(e.get("value"), e["message"].split(":")[0]) for e in report["errors"]}
+    assert not report["valid"]
+    assert any(value == "plate1/A01.TIF" and "same file" in message for value, message in messages), report["errors"]
+    assert any(value == "bad\u202egnp.exe" and "cannot keep" in message for value, message in messages), report["errors"]
+    assert all(e.get("line") for e in report["errors"] if e.get("field") == "path")
+    assert services.archive.registry.studies() == []  # nothing minted
+
+
+# ----------------------------------------------------------------------------- dates
+
+
+def test_release_refuses_a_today_that_is_not_a_date(tmp_path):
+    data = tmp_path / "data"
+    with open_services(make_settings(tmp_path)) as services:
+        sub = stage_sample(services.deposits, "jane", release_date="2999-01-01")
+        accession = services.deposits.finalize(sub, "jane")
+    result = CliRunner().invoke(cli, ["--data", str(data), "--base-url", BASE, "release", "--today", "garbage"], obj={})
+    assert result.exit_code == 2 and "--today 'garbage' is not a date" in result.output
+    with open_services(make_settings(tmp_path)) as services:
+        assert services.archive.registry.study(accession).state == "embargoed"
+        with pytest.raises(InvalidDate):
+            services.archive.release_due("2999-99-99")
+        with pytest.raises(InvalidDate):
+            services.archive.commit_study("S-X1", __import__("rdflib").Graph(), list, release_date="soon")
+        assert services.archive.registry.study(accession).state == "embargoed"
+
+
+# ----------------------------------------------------------------------------- the catalog's identity
+
+
+def test_commands_use_the_base_url_the_catalog_remembers_and_refuse_another(tmp_path):
+    data = tmp_path / "data"
+    served = "http://localhost:5303"
+    with open_services(make_settings(tmp_path, base_url=served)):
+        pass  # first served on port 5303
+    result = CliRunner(env={"BIA_BASE_URL": None}).invoke(cli, ["--data", str(data), "token", "create", "jane"], obj={})
+    token = result.output.strip().splitlines()[-1]
+    deposit = CliRunner(env={"BIA_BASE_URL": None}).invoke(
+        cli, ["--data", str(data), "deposit", str(DATA / "study.yaml"), "--token", token], obj={}, catch_exceptions=False)
+    assert deposit.exit_code == 0, deposit.output
+    with open_services(make_settings(tmp_path, base_url=served)) as services:
+        assert services.archive.public.graph.has_graph(f"{served}/studies/S-BIAD1")
+    refused = CliRunner(env={"BIA_BASE_URL": None}).invoke(
+        cli, ["--data", str(data), "--base-url", "http://localhost:5000", "deposit", str(DATA / "study.yaml"), "--token", token],
+        obj={})
+    assert refused.exit_code == 2 and f"mints its IRIs under {served}" in refused.output
+
+
+def test_a_catalog_refuses_to_open_with_other_stores(tmp_path, oxigraph_pair):
+    public, private = oxigraph_pair
+    remote = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
+    with open_services(remote):
+        pass
+    with pytest.raises(CatalogMismatch, match="BIA_SPARQL_URL"):
+        open_services(make_settings(tmp_path))  # a shell that forgot the graph servers
+    with pytest.raises(CatalogMismatch, match="BIA_S3_ENDPOINT"):
+        open_services(make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url,
+                                    s3_endpoint="127.0.0.1:1", s3_access_key="a", s3_secret_key="b"))
+    assert not (tmp_path / "data" / "graph").exists()  # nothing was written into a new local store
+
+
+# ----------------------------------------------------------------------------- abandoned submissions
+
+
+def test_abandoned_submissions_expire_and_their_bytes_go(tmp_path):
+    settings = make_settings(tmp_path, submission_ttl_days=30)
+    with open_services(settings) as services:
+        old = stage_sample(services.deposits, "jane")
+        fresh = stage_sample(services.deposits, "jane")
+        db = sqlite3.connect(settings.data_dir / "registry.sqlite")
+        db.execute("UPDATE submissions SET updated_at = '2020-01-01T00:00:00+00:00' WHERE id = ?", (old,))
+        db.commit()
+        db.close()
+    result = CliRunner().invoke(cli, ["--data", str(settings.data_dir), "--base-url", BASE, "cleanup"], obj={})
+    assert result.exit_code == 0 and f"expired 1 submission(s): {old}" in result.output, result.output
+    with open_services(settings) as services:
+        assert services.deposits.get(old, "jane")["status"] == "expired"
+        assert services.deposits.get(old, "jane")["staged_files"] == 0
+        assert list(services.archive.file_store.list(f"staging/{old}/")) == []
+        assert list(services.archive.file_store.list(f"submissions/{old}/")) == []
+        assert services.deposits.get(fresh, "jane")["staged_files"] == len(listed_paths())
+        assert services.maintenance.run_once().expired == []  # the background round finds nothing more
+
+
+# ----------------------------------------------------------------------------- whose IRIs a record may use
+
+
+def test_a_deposit_cannot_make_statements_about_another_studys_iris(services):
+    import yaml
+
+    record = yaml.safe_load((DATA / "study.yaml").read_text())
+    record["components"][0]["id"] = f"{BASE}/studies/S-BIAD1492"
+    record["biosamples"][0]["organisms"] = [{"id": f"{BASE}/studies/S-BIAD1492", "label": "a second title"}]
+    sub = services.deposits.create("jane")
+    services.deposits.attach_metadata(sub, "jane", "study.yaml", yaml.safe_dump(record).encode())
+    report = services.deposits.validate(sub, "jane")
+    foreign = [e for e in report["errors"] if e.get("value") == f"{BASE}/studies/S-BIAD1492"]
+    assert {e["field"] for e in foreign} >= {"/components/0/id", "/biosamples/0/organisms/0/id"}, report["errors"]
+    assert all(e.get("line") for e in foreign)
+    with pytest.raises(ValidationFailed):
+        services.deposits.finalize(sub, "jane")
