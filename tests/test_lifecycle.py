@@ -339,3 +339,42 @@ def test_a_deposit_cannot_make_statements_about_another_studys_iris(services):
     assert all(e.get("line") for e in foreign)
     with pytest.raises(ValidationFailed):
         services.deposits.finalize(sub, "jane")
+
+
+def test_the_server_answers_while_recovery_runs_in_the_background(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from api.app import create_app
+    from catalog.dates import today_iso
+    from catalog.deposits import Deposits
+
+    settings = make_settings(tmp_path)
+    with open_services(settings) as services:
+        released = services.deposits.finalize(stage_sample(services.deposits, "jane"), "jane")
+        cut_off = stage_sample(services.deposits, "jane")
+        in_flight = services.archive.registry.begin_finalize(cut_off, "jane", "S-BIAD", today_iso(), "cut off")
+    # closing the catalog is what its process dying would be: the finalize is nobody's now
+    gate = threading.Event()
+    finish = Deposits.finish_interrupted
+    monkeypatch.setattr(Deposits, "finish_interrupted", lambda self, row: (gate.wait(60), finish(self, row)))
+    services = open_services(settings, recover=False)
+    try:
+        client = create_app(settings, services=services).test_client()
+        start = time.monotonic()
+        assert client.get("/health").status_code == 200
+        assert client.get(f"/studies/{released}", headers={"Accept": "application/ld+json"}).status_code == 200
+        assert time.monotonic() - start < 5
+        deadline = time.monotonic() + 30
+        while services.archive.registry.study(in_flight).lease_owner != services.archive.registry.holder:
+            assert time.monotonic() < deadline, "the background recovery never took the finalize up"
+            time.sleep(0.05)
+        assert services.archive.registry.study(in_flight).state == "finalizing"  # being recovered right now
+        gate.set()
+        while services.archive.registry.study(in_flight).state != "released":
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.05)
+        assert client.get(f"/studies/{in_flight}", headers={"Accept": "application/ld+json"}).status_code == 200
+    finally:
+        gate.set()
+        services.close()
