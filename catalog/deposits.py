@@ -169,9 +169,9 @@ class Deposits:
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub.get("accession") else "")
                            + "; only an open submission can be discarded")
+        self.registry.discard_submission(sub_id)  # first, so a finalize beginning meanwhile keeps its files
         self.archive.file_store.delete_prefix(f"staging/{sub_id}/")
         self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
-        self.registry.finish_submission(sub_id, "discarded")
 
     def expire_abandoned(self, ttl_days: float) -> list[str]:
         """Expire open submissions unchanged for ``ttl_days`` (and failed ones) and remove their staged bytes;

@@ -63,8 +63,16 @@ class GraphStore(abc.ABC):
     # ---------------------------------------------------------------- graphs
 
     @abc.abstractmethod
-    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True) -> int:
-        """Replace the named graph ``graph`` with ``data`` (a file, or serialized RDF).
+    def replace_graph(
+        self,
+        graph: str,
+        data: Path | bytes | str,
+        format: str = N_TRIPLES,
+        count: bool = True,
+        before_commit: Callable[[], None] | None = None,
+    ) -> int:
+        """Replace the named graph ``graph`` with ``data`` (a file, or serialized RDF); ``before_commit`` runs once the
+        data is in the store and before the replacement becomes visible.
 
         Returns the graph's triple count (``-1`` when ``count`` is false: counting a huge graph takes seconds).
         """
@@ -87,9 +95,7 @@ class GraphStore(abc.ABC):
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
                 result = produce(out)
-            if before_commit is not None:
-                before_commit()
-            self.replace_graph(graph, path, count=False)
+            self.replace_graph(graph, path, count=False, before_commit=before_commit)
         finally:
             path.unlink(missing_ok=True)
         return result

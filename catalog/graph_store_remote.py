@@ -15,7 +15,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import requests
 from SPARQLWrapper import JSON, POST, SPARQLWrapper
@@ -77,7 +77,8 @@ class RemoteGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- graphs
 
-    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True) -> int:
+    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
+                      before_commit: Callable[[], None] | None = None) -> int:
         staging = f"{STAGING_PREFIX}{time.time_ns()}:{uuid.uuid4().hex}"
         headers = {"Content-Type": format}
         try:
@@ -87,6 +88,8 @@ class RemoteGraphStore(GraphStore):
             else:
                 body_bytes = data.encode("utf-8") if isinstance(data, str) else data
                 self._request("PUT", self.store_url, params=self._graph_params(staging), data=body_bytes, headers=headers)
+            if before_commit is not None:
+                before_commit()
             self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
         except BaseException:
             try:

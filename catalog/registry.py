@@ -497,11 +497,16 @@ class Registry:
             ).fetchone()
         return row["n"], row["bytes"]
 
-    def finish_submission(self, sub_id: str, status: str) -> None:
-        with self._connect() as db:
-            db.execute("UPDATE submissions SET status = ?, updated_at = ? WHERE id = ?", (status, now_iso(), sub_id))
-            if status in ("finalized", "discarded"):
-                db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
+    def discard_submission(self, sub_id: str) -> None:
+        """Close an open submission for good (compare-and-set: :class:`Conflict` if a finalize began meanwhile);
+        its staged rows go. Its bytes are removed afterwards by the caller."""
+        with self._connect(immediate=True) as db:
+            done = db.execute("UPDATE submissions SET status = 'discarded', updated_at = ? WHERE id = ? AND status = 'open'",
+                              (now_iso(), sub_id))
+            if done.rowcount != 1:
+                row = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
+                raise Conflict(f"submission {sub_id} is {row['status'] if row else 'gone'}; only an open submission can be discarded")
+            db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
 
     def submissions_to_clean(self, open_before: str) -> list[dict[str, Any]]:
         """Submissions whose bytes should go: open ones unchanged since ``open_before`` (ISO time, abandoned),
