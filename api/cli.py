@@ -196,6 +196,10 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
             accession = deposits.finalize(sub_id, owner)
         except BaseException:
             deposits.discard(sub_id, owner, only_if_open=True)
+            left = deposits.get(sub_id, owner)
+            if left["status"] == "finalizing":  # cut off by an outage: it completes once the stores answer again
+                click.echo(f"note: the deposit is kept as {left['accession']} (submission {sub_id}) and completes "
+                           "when the stores answer again (`bia recover`, or the server by itself)", err=True)
             raise
         row = services.archive.registry.study(accession)
         state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"
