@@ -515,9 +515,10 @@ _CLASHES = (
      " file systems as the uploaded"),
     ("SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON b.fold > a.fold || '/' AND b.fold < a.fold || '0'",
      "is a file where a folder is needed for"),
-    ("SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON s.submission_id = :sub"
+    # CROSS JOIN keeps the written order: the outer table scanned once, the inner one searched by index range
+    ("SELECT a.path, a.file, a.line, s.path FROM listed a CROSS JOIN reg.staged_files s ON s.submission_id = :sub"
      " AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'", "is a file where a folder is needed for the uploaded"),
-    ("SELECT a.path, a.file, a.line, s.path FROM reg.staged_files s JOIN listed a ON s.submission_id = :sub"
+    ("SELECT a.path, a.file, a.line, s.path FROM reg.staged_files s CROSS JOIN listed a ON s.submission_id = :sub"
      " AND a.fold > s.fold_key || '/' AND a.fold < s.fold_key || '0'", "needs a folder where there is an uploaded file:"),
 )
 
