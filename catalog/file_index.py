@@ -305,10 +305,11 @@ class FileIndex:
     def facets(
         self, accession: str, columns: Sequence[str], filters: Sequence[Filter] = (), limit: int = 50
     ) -> dict[str, list[tuple[Any, int]]]:
-        """Value counts per column over the rows matching the filters on the *other* columns."""
+        """Value counts per column over the rows matching the filters on the *other* columns (a column named twice
+        is counted once: each count may read the whole table)."""
         table = self._table(accession)
         out: dict[str, list[tuple[Any, int]]] = {}
-        for name in columns:
+        for name in dict.fromkeys(columns):
             column = table.sql_column(name)
             where, params = self._where(table, filters, skip_column=name)
             with table.lock:
