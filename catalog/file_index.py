@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -332,10 +333,11 @@ class FileIndex:
     def facets(
         self, accession: str, columns: Sequence[str], filters: Sequence[Filter] = (), limit: int = 50
     ) -> dict[str, list[tuple[Any, int]]]:
-        """Value counts per column over the rows matching the filters on the *other* columns."""
+        """Value counts per column over the rows matching the filters on the *other* columns (a column named twice
+        is counted once: each count may read the whole table)."""
         table = self._table(accession)
         out: dict[str, list[tuple[Any, int]]] = {}
-        for name in columns:
+        for name in dict.fromkeys(columns):
             column = table.sql_column(name)
             where, params = self._where(table, filters, skip_column=name)
             with table.lock:
@@ -437,10 +439,23 @@ def _encode_cursor(value: Any, rowid: int, total: int, signature: str) -> str:
     return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
 
 
+_SQLITE_INT = range(-(2**63), 2**63)
+
+
+def _storable(value: Any) -> bool:
+    """Whether ``value`` is a cell value this table could hold (what a cursor it issued can carry)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value in _SQLITE_INT
+    return value is None or isinstance(value, str) or isinstance(value, float) and math.isfinite(value)
+
+
 def _decode_cursor(cursor: str, signature: str) -> tuple[Any, int, int | None]:
     try:
         value, rowid, total, issued_for = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(rowid, int) or not isinstance(total, int):
+        if not (_storable(value) and isinstance(rowid, int) and isinstance(total, int) and _storable(rowid)
+                and total in _SQLITE_INT and total >= 0):
             raise ValueError
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("the cursor is not one this table issued; start again without it") from exc
