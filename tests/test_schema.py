@@ -29,6 +29,7 @@ EXPECTED_FAILURE = {
     "Publication-malformed-doi.yaml": ("doi", "https://w3id.org/rembi/doi"),
     "Study-release-date-not-a-date.yaml": ("release_date", "http://purl.org/dc/terms/available"),
     "StudyComponent-unknown-biosample.yaml": ("component_biosamples", "https://w3id.org/rembi/biosample"),
+    "CrossReference-target-not-a-web-iri.yaml": ("target", "https://w3id.org/rembi/target"),
 }
 
 
