@@ -15,7 +15,7 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Response, g
+from flask import Response, request
 from jinja2 import BaseLoader
 
 #: inline ``<style>`` elements whose text is the same on every rendering (no Jinja inside)
@@ -24,11 +24,14 @@ DENY_FRAMING = "frame-ancestors 'none'"
 OTHER_POLICY = f"default-src 'none'; {DENY_FRAMING}; sandbox"
 
 
+#: where a request keeps the nonce of its inline scripts (on the request itself: an app context, and so ``g``,
+#: can outlive a request, e.g. while a streamed answer is read)
+_NONCE = "bia.csp_nonce"
+
+
 def csp_nonce() -> str:
     """The nonce of this request's inline scripts (made on first use; a page that uses it gets the docs policy)."""
-    if "csp_nonce" not in g:
-        g.csp_nonce = secrets.token_urlsafe(18)
-    return g.csp_nonce
+    return request.environ.setdefault(_NONCE, secrets.token_urlsafe(18))
 
 
 def style_hashes(loader: BaseLoader | None) -> list[str]:
@@ -64,8 +67,9 @@ class SecurityHeaders:
     def apply(self, response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        if "csp_nonce" in g:
-            policy = self.docs_policy(g.csp_nonce)
+        nonce = request.environ.get(_NONCE)
+        if nonce:
+            policy = self.docs_policy(nonce)
         elif response.mimetype == "text/html":
             policy = self.page_policy
         else:

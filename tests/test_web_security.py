@@ -184,6 +184,7 @@ def test_every_answer_is_nosniff_and_not_framable(client, catalog):
                client.get("/static/swagger-ui/swagger-ui-bundle.js"), client.get(f"/studies/{catalog['accession']}.ttl"),
                client.get("/sitemap.xml"), client.post("/deposits"), client.get("/docs")]
     for answer in answers:
+        answer.get_data()  # a streamed answer (the sitemap) is read to its end
         assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.request.path
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert policy(answer)["frame-ancestors"] == ["'none'"]
@@ -228,6 +229,14 @@ def test_docs_run_only_swagger_ui_from_this_site(client):
     assert all(attrs["src"].startswith("/static/swagger-ui/") for attrs, text in scripts if not text.strip())
     assert policy(second)["script-src"] != rules["script-src"]  # a nonce per answer
     assert "validatorUrl: null" in first.get_data(as_text=True)  # no badge fetched from elsewhere
+
+
+def test_the_docs_policy_stays_with_the_docs(client):
+    """A streamed answer still being read keeps its app context (and ``g``) alive; the next page's policy is its own."""
+    streaming = client.get("/sitemap.xml")  # not read yet
+    assert "script-src" in policy(client.get("/docs"))
+    assert "script-src" not in policy(client.get("/", headers={"Accept": "text/html"}))
+    streaming.get_data()
 
 
 # ---------------------------------------------------------------------- item 14: tokens and error bodies
