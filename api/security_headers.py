@@ -4,7 +4,7 @@ page load nothing from elsewhere.
 The portal's pages run no script: their policy allows only their own inline stylesheet (by its hash, taken from
 the templates when the app is built), images from this site and forms posted here. The Swagger UI page (``/docs``)
 runs the bundle served from ``/static/swagger-ui/`` and one inline script marked with a per-request nonce
-(:func:`csp_nonce`); nothing else does. Any other answer (JSON, RDF, files) gets a policy that allows nothing and
+(:func:`csp_nonce`); nothing else does. Any other answer (JSON, RDF, files) gets a policy that loads nothing and
 sandboxes it, so a file a depositor uploaded can never run script on this site.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from jinja2 import BaseLoader
 #: inline ``<style>`` elements whose text is the same on every rendering (no Jinja inside)
 _STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 DENY_FRAMING = "frame-ancestors 'none'"
-OTHER_POLICY = f"default-src 'none'; {DENY_FRAMING}; sandbox"
+#: JSON, RDF, files: nothing runs, nothing loads (inline styles only, for a browser's own image and text viewers)
+OTHER_POLICY = f"default-src 'none'; style-src 'unsafe-inline'; sandbox; {DENY_FRAMING}"
 
 
 #: where a request keeps the nonce of its inline scripts (on the request itself: an app context, and so ``g``,
