@@ -1,18 +1,40 @@
-# The catalog with its embedded stores: `docker run -p 5000:5000 -v bia-data:/data IMAGE`.
+# The catalog served by gunicorn (api/gunicorn_conf.py) from its embedded stores on /data, as user bia (10001):
+#   docker build -t bia-catalog .
+#   docker run -p 5000:5000 -v bia-data:/data -e BIA_BASE_URL=https://bia.example.org bia-catalog
+# BIA_BASE_URL is required (the server refuses to start without it): every IRI the catalog mints is under it.
+# Tokens: docker exec CONTAINER bia token create NAME (list, revoke likewise).
 FROM python:3.11-slim
 
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --gid 10001 bia \
+ && useradd --uid 10001 --gid bia --create-home --shell /usr/sbin/nologin bia \
+ && mkdir /data \
+ && chown bia:bia /data
+
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md ./
+# The dependencies pinned in setup.cfg, in a layer of their own: a change to the code does not reinstall them.
+COPY setup.cfg pyproject.toml ./
+RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
+COPY README.md ./
 COPY schema ./schema
 COPY shapes ./shapes
 COPY catalog ./catalog
 COPY loaders ./loaders
 COPY linkers ./linkers
 COPY api ./api
-RUN pip install --no-cache-dir . && rm -rf /app/build
+RUN pip install --no-cache-dir --no-deps . \
+ && rm -rf /app/build
 
-ENV BIA_DATA=/data \
-    BIA_BASE_URL=http://localhost:5000
+USER 10001:10001
+ENV BIA_DATA=/data
 VOLUME ["/data"]
 EXPOSE 5000
-CMD ["bia", "serve", "--host", "0.0.0.0", "--port", "5000"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=4)"]
+CMD ["gunicorn", "--config", "python:api.gunicorn_conf", "api.app:create_app()"]

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app.jinja_env.globals["self_url"] = self_url
     app.jinja_env.globals["canonical_url"] = canonical_url
+    _register_link_and_header_rules(app, settings)
     app.extensions["bia.services"] = opened
     if services is None:
         atexit.register(opened.close)
@@ -67,6 +68,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.wsgi_app = SparqlResultCache(app.wsgi_app, opened.archive.public.reads.version, settings.sparql_cache_mb << 20)  # type: ignore[method-assign]
         app.extensions["bia.sparql_cache"] = app.wsgi_app
     return app
+
+
+def _register_link_and_header_rules(app: Flask, settings: Settings) -> None:
+    """Pages link only to web IRIs (``|href``, ``is web_iri``); every answer carries the security headers."""
+    from api.html_links import href, is_web_iri
+    from api.security_headers import SecurityHeaders, csp_nonce
+
+    app.jinja_env.filters["href"] = href
+    app.jinja_env.tests["web_iri"] = is_web_iri
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.after_request(SecurityHeaders(app.jinja_loader, settings.base_url).apply)
 
 
 def settings() -> Settings:

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from catalog.config import Settings
 from catalog.errors import CatalogError
+
+if TYPE_CHECKING:
+    from catalog.registry import Registry
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -144,16 +148,45 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, name: str) -> None:
     """Create a bearer token for the owner NAME; the token is printed on the last line."""
-    from catalog.registry import Registry
+    from catalog.registry import token_id
 
-    settings = _settings(ctx)
-    registry = Registry(settings.data_dir / "registry.sqlite")
+    registry = _registry(ctx)
     try:
         value = registry.create_token(name)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"token for {name} (keep it secret; it is shown only once):")
+    click.echo(f"token {token_id(value)} for {name} (keep it secret; it is shown only once):")
     click.echo(value)
+
+
+@token.command("list")
+@click.option("--owner", help="Only this owner's tokens.")
+@click.pass_context
+def token_list(ctx: click.Context, owner: str | None) -> None:
+    """List tokens: id (not secret; names the token to revoke), owner, created (UTC). Tokens are not shown."""
+    rows = _registry(ctx).tokens(owner)
+    click.echo(f"{'ID':<14}{'OWNER':<24}CREATED")
+    for row in rows:
+        click.echo(f"{row.id:<14}{row.owner:<24}{row.created_at}")
+
+
+@token.command("revoke")
+@click.argument("token_id", required=False)
+@click.option("--owner", help="Revoke every token of this owner.")
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: str | None, owner: str | None) -> None:
+    """Revoke the token with id TOKEN_ID (from `bia token list`), or every token of --owner; requests with a
+    revoked token get 401 at once."""
+    if (token_id is None) == (owner is None):
+        raise click.UsageError("give a token id or --owner NAME (one of them)")
+    for row in _registry(ctx).revoke_tokens(token_id=token_id, owner=owner):
+        click.echo(f"revoked {row.id} of {row.owner} (created {row.created_at})")
+
+
+def _registry(ctx: click.Context) -> Registry:
+    from catalog.registry import Registry
+
+    return Registry(_settings(ctx).data_dir / "registry.sqlite")
 
 
 @cli.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, current_app, redirect, request
+from jinja2.utils import htmlsafe_json_dumps
 from werkzeug.exceptions import HTTPException
 
 from catalog.errors import CatalogError
@@ -13,9 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
-    response = jsonify({"code": code, "status": status, "message": message, "errors": errors or []})
-    response.status_code = status
-    return response
+    """The error shape as JSON with ``<``, ``>``, ``&`` and ``'`` escaped (``\\u003c``…): a message that echoes a
+    request's path or parameters holds no markup, whatever a client makes of the body."""
+    body = htmlsafe_json_dumps({"code": code, "status": status, "message": message, "errors": errors or []},
+                               dumps=current_app.json.dumps)
+    return Response(f"{body}\n", status=status, mimetype="application/json")
 
 
 def _http_code(exc: HTTPException) -> str:

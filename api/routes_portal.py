@@ -36,8 +36,10 @@ def _licences() -> list[str]:
 
 
 def _form_page(form: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Response:
+    """The form, filled in again with what was sent, except the token: a secret is never written into a page."""
+    kept = {name: value for name, value in form.items() if name != "token"}
     return Response(
-        render_template("deposit.html", form=form, errors=errors, licences=_licences(), settings=settings()),
+        render_template("deposit.html", form=kept, errors=errors, licences=_licences(), settings=settings()),
         status=status, mimetype="text/html",
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -175,13 +176,38 @@ class Registry:
         return token
 
     def owner_of_token(self, token: str | None) -> str:
-        """The owner a token belongs to; Unauthorized if it is unknown."""
+        """The owner a token belongs to; Unauthorized if it is unknown (or revoked: every request reads the table)."""
         if token:
             with self._connect() as db:
                 row = db.execute("SELECT owner FROM tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
             if row:
                 return row["owner"]
         raise Unauthorized("a valid bearer token is required (create one with `bia token create NAME`)")
+
+    def tokens(self, owner: str | None = None) -> list[TokenRow]:
+        """Every token (or ``owner``'s), oldest first, by its non-secret id; the tokens themselves are not kept."""
+        query = "SELECT token_hash, owner, created_at FROM tokens" + (" WHERE owner = ?" if owner is not None else "")
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY created_at, token_hash", (owner,) if owner is not None else ()).fetchall()
+        return [TokenRow.of(row) for row in rows]
+
+    def revoke_tokens(self, *, token_id: str | None = None, owner: str | None = None) -> list[TokenRow]:
+        """Delete the token with id ``token_id``, or every token of ``owner``; the revoked rows, NotFound if none."""
+        if (token_id is None) == (owner is None):
+            raise ValueError("name a token id or an owner")
+        if token_id is not None:
+            token_id = token_id.strip().lower()
+            if not re.fullmatch(f"[0-9a-f]{{{TOKEN_ID_LENGTH}}}", token_id):
+                raise NotFound(f"{token_id!r} is not a token id (`bia token list` shows {TOKEN_ID_LENGTH} hex digits)")
+            where, value = f"substr(token_hash, 1, {TOKEN_ID_LENGTH}) = ?", token_id
+        else:
+            where, value = "owner = ?", str(owner)
+        with self._connect(immediate=True) as db:
+            rows = db.execute(f"SELECT token_hash, owner, created_at FROM tokens WHERE {where}", (value,)).fetchall()
+            db.execute(f"DELETE FROM tokens WHERE {where}", (value,))
+        if not rows:
+            raise NotFound(f"no token with id {token_id}" if token_id is not None else f"no token of {owner!r}")
+        return [TokenRow.of(row) for row in rows]
 
     # ------------------------------------------------------------------ accessions and studies
 
@@ -561,6 +587,28 @@ def _clash(path: str, other: str, how: str) -> None:
 
 def _new_commit() -> str:
     return uuid.uuid4().hex
+
+
+#: hex digits of a token's hash that name it in `bia token list` (not a secret: the hash of a random token)
+TOKEN_ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A token as the registry knows it: its short id, whose it is and when it was made."""
+
+    id: str
+    owner: str
+    created_at: str
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> TokenRow:
+        return cls(row["token_hash"][:TOKEN_ID_LENGTH], row["owner"], row["created_at"])
+
+
+def token_id(token: str) -> str:
+    """The short non-secret id that names ``token`` in listings and revocations."""
+    return _hash(token)[:TOKEN_ID_LENGTH]
 
 
 def _hash(token: str) -> str:

@@ -130,6 +130,10 @@ def validate_graph(data: Graph) -> ValidationReport:
 # --------------------------------------------------------------------------- records (LinkML JSON Schema)
 
 
+#: what the patterns of IRI-valued slots in schema/rembi.yaml share (a link's scheme: http, https or ftp)
+_WEB_IRI_MARK = "([Hh][Tt][Tt][Pp][Ss]?|[Ff][Tt][Pp])://"
+
+
 @lru_cache(maxsize=1)
 def _json_schema() -> dict[str, Any]:
     return json.loads((resources.generated_folder() / JSON_SCHEMA_NAME).read_text(encoding="utf-8"))
@@ -148,6 +152,14 @@ def _validator(class_name: str):
 
 def _location(path: Iterable[Any]) -> str:
     return "/" + "/".join(str(p) for p in path)
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, in words where its own would quote a regular expression."""
+    if error.validator == "pattern" and _WEB_IRI_MARK in str(error.validator_value):
+        curie = " nor an ontology term's CURIE (NCBITaxon:9606)" if ":[0-9]+" in str(error.validator_value) else ""
+        return f"{error.instance!r} is not an http, https or ftp IRI{curie} (the catalog's pages link to it)"
+    return error.message
 
 
 def validate_record(record: dict[str, Any], class_name: str = "Study", model: RembiModel | None = None) -> ValidationReport:
@@ -169,7 +181,7 @@ def validate_record(record: dict[str, Any], class_name: str = "Study", model: Re
             ValidationIssue(
                 focus=_location(location),
                 path=field_name,
-                message=error.message,
+                message=_message(error),
                 value=None if isinstance(error.instance, (dict, list)) else str(error.instance),
                 source="linkml",
             )

@@ -200,3 +200,64 @@ def test_pages_work_without_javascript_and_keyboard(site, tmp_path_factory):
         assert "<script src" not in html and "http://cdn" not in html and "https://cdn" not in html
         for input_id in __import__("re").findall(r'<(?:input|textarea|select)[^>]* id="([^"]+)"', html):
             assert f'for="{input_id}"' in html, (path, input_id)
+
+
+#: records every Content-Security-Policy violation of a page (DevTools adds it before the page's own code runs)
+CSP_WATCH = """window.__cspWatch = true; window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
+
+
+@pytest.fixture
+def csp_violations(browser):
+    """A function returning the CSP violations of the page loaded last (the watcher is removed afterwards)."""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_WATCH})
+
+    def violations() -> list[str]:
+        time.sleep(0.3)  # violation events are dispatched asynchronously
+        assert browser.execute_script("return window.__cspWatch === true"), "the CSP watcher did not run"
+        return browser.execute_script("return window.__cspViolations")
+
+    yield violations
+    browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+
+
+def test_pages_render_under_their_content_security_policy(site, browser, csp_violations):
+    """The policy blocks nothing the pages use: the inline stylesheet (by hash), the SVG chart, the JSON-LD data
+    block, the forms; and it blocks what a page does not use (a positive control: an image from elsewhere)."""
+    driver, accession = browser, site["accession"]
+    for path in ("/", "/studies", "/search?q=HeLa", f"/studies/{accession}", f"/studies/{accession}/files", "/sparql",
+                 "/deposit", "/my-deposits", "/stats"):
+        driver.get(site["base"] + path)
+        wait_for(driver, By.TAG_NAME, "main")
+        header = driver.find_element(By.TAG_NAME, "header")
+        assert header.value_of_css_property("background-color") == "rgba(11, 79, 108, 1)", path  # the stylesheet applies
+        assert csp_violations() == [], path
+    driver.get(site["base"] + "/")
+    chart = wait_for(driver, By.CSS_SELECTOR, "figure svg polyline")
+    assert chart.size["width"] > 0
+    shot(driver, "11-home-under-csp")
+    driver.execute_script("var i = document.createElement('img'); i.src = 'http://192.0.2.1/x.png'; document.body.appendChild(i);")
+    assert any(v.startswith("img-src http://192.0.2.1") for v in csp_violations())
+
+
+def test_a_javascript_iri_in_a_result_is_not_a_link(site, browser, csp_violations):
+    from urllib.parse import quote
+
+    driver = browser
+    query = 'SELECT ?x WHERE { BIND(IRI("javascript:document.title=\'pwned\'") AS ?x) }'
+    driver.get(f"{site['base']}/sparql?query={quote(query)}&format=html")
+    cell = wait_for(driver, By.CSS_SELECTOR, "#results td a")
+    assert cell.get_attribute("href") is None and "javascript:" in cell.text
+    cell.click()
+    assert driver.title != "pwned" and csp_violations() == []
+
+
+def test_swagger_ui_works_under_its_policy(site, browser, csp_violations):
+    driver = browser
+    driver.get(site["base"] + "/docs")
+    operation = wait_for(driver, By.CSS_SELECTOR, ".opblock-summary", timeout=30)  # the bundle ran and read /openapi.json
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) > 10
+    operation.click()
+    wait_for(driver, By.CSS_SELECTOR, ".try-out__btn")
+    shot(driver, "12-docs-under-csp")
+    assert csp_violations() == []
