@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from catalog.archive import Archive
 from catalog.config import Settings
 from catalog.deposits import Deposits
+from catalog.records import DocumentLimits
 from loaders.deposit_formats import DefaultFormats
 
 
@@ -29,7 +30,7 @@ class Services:
 def open_services(settings: Settings, *, recover: bool = True) -> Services:
     """Open the archive, then roll forward any commit, release or finalize a crash interrupted."""
     archive = Archive(settings, recover=False)
-    deposits = Deposits(archive, DefaultFormats())
+    deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
     if recover and not settings.read_only:
         archive.recover(finish_deposit=deposits.finish_interrupted)
     return Services(archive, deposits)

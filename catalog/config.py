@@ -66,6 +66,10 @@ class Settings:
     harvest_interval: float = 0.5
     #: attempts per request before a harvest gives up on a record
     harvest_attempts: int = 4
+    #: largest study metadata document (PageTab, REMBI JSON/YAML) deposits, the web form and ``bia validate`` read
+    max_metadata_bytes: int = 16 * 1024 * 1024
+    #: largest request body of any endpoint but the streamed uploads of files and file lists (larger: a 413)
+    max_request_bytes: int = 64 * 1024 * 1024
 
     ENV = {
         "data_dir": ("BIA_DATA", Path),
@@ -91,6 +95,8 @@ class Settings:
         "idr_url": ("BIA_IDR_URL", str),
         "harvest_interval": ("BIA_HARVEST_INTERVAL", float),
         "harvest_attempts": ("BIA_HARVEST_ATTEMPTS", int),
+        "max_metadata_bytes": ("BIA_MAX_METADATA_BYTES", int),
+        "max_request_bytes": ("BIA_MAX_REQUEST_BYTES", int),
         "sparql_service_allowlist": (
             "BIA_SPARQL_SERVICE_ALLOWLIST",
             lambda v: tuple(u for u in re.split(r"[\s,]+", v) if u),
