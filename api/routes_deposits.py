@@ -11,9 +11,11 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from api.app import services, settings
+from api.body_limits import streamed_body
 from api.routes_studies import BadParameter
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
+from catalog.records import MetadataTooLarge
 
 blp = Blueprint("deposits", __name__, description="Deposit studies (bearer token: `bia token create NAME`)")
 AUTH = {"security": [{"bearerAuth": []}]}
@@ -90,6 +92,7 @@ def _declared_md5() -> str | None:
 
 @blp.route("/deposits/<string:sub_id>/files/<path:path>", methods=["PUT"])
 @blp.doc(summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent", **AUTH)
+@streamed_body
 def upload(sub_id: str, path: str) -> Response:
     who = owner()
     declared = request.headers.get("Content-Length")
@@ -106,6 +109,7 @@ def upload(sub_id: str, path: str) -> Response:
 
 @blp.route("/deposits/<string:sub_id>/file-lists/<string:name>", methods=["PUT"])
 @blp.doc(summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)", **AUTH)
+@streamed_body
 def file_list(sub_id: str, name: str) -> Response:
     entry = services().deposits.attach_file_list(sub_id, owner(), name, request.stream, component=request.args.get("component"))
     return _json({k: v for k, v in entry.items() if k != "key"}, 201)
@@ -120,7 +124,19 @@ def file_list(sub_id: str, name: str) -> Response:
 )
 def metadata(sub_id: str) -> Response:
     name = request.args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
-    entry = services().deposits.attach_metadata(sub_id, owner(), name, request.get_data(), release_date=request.args.get("release_date"))
+    who = owner()
+    limit = settings().max_metadata_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise MetadataTooLarge(
+            f"{name}: the document has {request.content_length} bytes; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)",
+            [{"file": name, "message": f"larger than {limit} bytes"}],
+        )
+    request.max_content_length = min(limit + 1, request.max_content_length or limit + 1)  # a chunked body: one byte over
+    data = request.get_data()
+    if len(data) > limit:
+        raise MetadataTooLarge(f"{name}: metadata may have at most {limit} bytes (BIA_MAX_METADATA_BYTES)",
+                               [{"file": name, "message": f"larger than {limit} bytes"}])
+    entry = services().deposits.attach_metadata(sub_id, who, name, data, release_date=request.args.get("release_date"))
     return _json(entry)
 
 
