@@ -19,6 +19,7 @@ A path ending in ``/`` (or a JSON entry of ``"type": "directory"``) is a directo
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -50,6 +51,8 @@ MAX_SIZE = 2**63 - 1
 MAX_JSON_DEPTH = MAX_DEPTH
 MAX_JSON_ENTRY_BYTES = 1 << 20
 MAX_JSON_NUMBER_DIGITS = 100
+#: the longest line of a TSV/CSV file list
+MAX_LINE_BYTES = 1 << 20
 
 _HEAD_BYTES = 64 * 1024
 _BUFFER_BYTES = 1 << 20
@@ -340,7 +343,8 @@ class _Scan:
             yield from self._json_rows(body)
         else:
             if b"\r" in head and b"\n" not in head:  # classic Mac line ends: let TextIOWrapper split them
-                lines: Iterator[str] = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
+                text = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
+                lines: Iterator[str] = _bounded_lines(text.readline, "")
             else:
                 lines = _decoded_lines(body)
             yield from self._delimited_rows(lines, "\t" if self.format == "tsv" else ",")
@@ -400,6 +404,8 @@ class _Scan:
                     yield FileRow(line, path, size, attributes, kind)
         except csv.Error as exc:
             raise self.fatal(start, None, f"malformed row ({exc}); is a quote (\") left open?") from None
+        except _LineTooLong:
+            raise self.fatal(reader.line_num + 1, None, f"a line longer than {MAX_LINE_BYTES} bytes") from None
         except UnicodeDecodeError:
             raise self.fatal(reader.line_num + 1, None, "not UTF-8 text; save the file list as UTF-8") from None
 
@@ -527,9 +533,22 @@ class _Scan:
         return True
 
 
+class _LineTooLong(Exception):
+    """A line of a TSV/CSV file list over :data:`MAX_LINE_BYTES`."""
+
+
+def _bounded_lines(readline: Callable[[int], Any], end: Any) -> Iterator[Any]:
+    """Lines from ``readline``, refusing (:class:`_LineTooLong`) one longer than :data:`MAX_LINE_BYTES` before it is
+    held whole: a single 500 MB line of tabs would otherwise become a row of 500 M cells."""
+    for line in iter(functools.partial(readline, MAX_LINE_BYTES + 1), end):
+        if len(line) > MAX_LINE_BYTES:
+            raise _LineTooLong
+        yield line
+
+
 def _decoded_lines(body: BinaryIO) -> Iterator[str]:
     """The lines of a UTF-8 stream (a BOM dropped); UnicodeDecodeError at the first line that is not UTF-8."""
-    lines = iter(body)
+    lines = _bounded_lines(body.readline, b"")
     for first in lines:
         yield first.decode("utf-8-sig")
         break

@@ -1377,11 +1377,11 @@ class _Loader:
 def _read_document(doc: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     """The JSON model and a name for messages (the file name, or the accession), read within the limits of
     :func:`catalog.records.read_document` (size, nesting, number of values)."""
+    if isinstance(doc, dict):
+        name = str(_accno(doc) or "PageTab document")
+        check_shape(doc, name)
+        return doc, name
     try:
-        if isinstance(doc, dict):
-            name = str(_accno(doc) or "PageTab document")
-            check_shape(doc, name)
-            return doc, name
         if isinstance(doc, str) and doc.lstrip().startswith(("{", "[")):
             data: str | bytes = doc
             name = "PageTab JSON"
