@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from typing import Any
 
 from flask import Response, request
@@ -15,7 +16,7 @@ from api.body_limits import streamed_body
 from api.routes_studies import BadParameter
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
-from catalog.records import MetadataTooLarge
+from catalog.records import metadata_too_large
 
 blp = Blueprint("deposits", __name__, description="Deposit studies (bearer token: `bia token create NAME`)")
 AUTH = {"security": [{"bearerAuth": []}]}
@@ -127,15 +128,11 @@ def metadata(sub_id: str) -> Response:
     who = owner()
     limit = settings().max_metadata_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise MetadataTooLarge(
-            f"{name}: the document has {request.content_length} bytes; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)",
-            [{"file": name, "message": f"larger than {limit} bytes"}],
-        )
-    request.max_content_length = min(limit + 1, request.max_content_length or limit + 1)  # a chunked body: one byte over
+        raise metadata_too_large(name, request.content_length, limit)
+    request.max_content_length = min(limit + 1, request.max_content_length or sys.maxsize)  # one byte over: to tell
     data = request.get_data()
-    if len(data) > limit:
-        raise MetadataTooLarge(f"{name}: metadata may have at most {limit} bytes (BIA_MAX_METADATA_BYTES)",
-                               [{"file": name, "message": f"larger than {limit} bytes"}])
+    if len(data) > limit:  # a chunked body
+        raise metadata_too_large(name, None, limit)
     entry = services().deposits.attach_metadata(sub_id, who, name, data, release_date=request.args.get("release_date"))
     return _json(entry)
 

@@ -125,7 +125,7 @@ def decode_document(data: bytes | str, name: str, limits: DocumentLimits) -> str
     """The text of a document within ``limits.max_bytes`` (:class:`MetadataTooLarge` past them)."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
-        raise _too_large(name, size, limits.max_bytes)
+        raise metadata_too_large(name, size, limits.max_bytes)
     return _decode(data, name) if isinstance(data, bytes) else data.removeprefix("\ufeff")
 
 
@@ -143,15 +143,10 @@ def read_limited(path: str | Path, max_bytes: int) -> bytes:
             data = stream.read(max_bytes + 1)
             if len(data) > max_bytes:
                 stream.seek(0, 2)
-                raise _too_large(str(path), stream.tell(), max_bytes)
+                raise metadata_too_large(str(path), stream.tell(), max_bytes)
     except OSError as exc:
         raise ValidationFailed(f"{path}: cannot read the file: {exc.strerror or exc}", [{"file": str(path), "message": str(exc)}]) from exc
     return data
-
-
-def parse_record_text(text: str, path: str = "<record>") -> RecordSource:
-    """Parse JSON or YAML text within the default limits (see :func:`read_document`)."""
-    return read_document(text, path)
 
 
 def check_shape(data: Any, name: str, limits: DocumentLimits | None = None) -> None:
@@ -315,9 +310,10 @@ def _unreadable_value(name: str, exc: Exception) -> MetadataLimitExceeded:
     return _limit_error(MetadataLimitExceeded, name, None, str(exc))
 
 
-def _too_large(name: str, size: int, limit: int) -> MetadataLimitExceeded:
-    return _limit_error(MetadataTooLarge, name, None,
-                        f"the document has {size} bytes; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)")
+def metadata_too_large(name: str, size: int | None, limit: int) -> MetadataLimitExceeded:
+    """The error for a document of ``size`` bytes (None: more than ``limit``) over the limit."""
+    has = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    return _limit_error(MetadataTooLarge, name, None, f"the document has {has}; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)")
 
 
 def _too_deep(name: str, line: int | None, limit: int) -> MetadataLimitExceeded:
