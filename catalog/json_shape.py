@@ -102,7 +102,7 @@ def _key(token: str) -> str:
 
 _BYTE_STRINGS = re.compile(_STRING.encode(), re.DOTALL)
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_DIGITS = b"0123456789"
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
 _ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -119,7 +119,7 @@ class BoundedJsonStream:
     def __init__(self, stream: BinaryIO, *, max_depth: int, max_entry_bytes: int, max_digits: int) -> None:
         self._stream = stream
         self._max_depth, self._max_entry, self._max_digits = max_depth, max_entry_bytes, max_digits
-        self._long_number = re.compile(rb"[0-9]{%d,}" % (max_digits + 1))
+        self._long_number = b"0" * (max_digits + 1)
         self._depth = 0
         self._in_string = self._escaped = False
         self._entry_bytes = 0  # bytes read since the text was last back at the array's own level
@@ -174,15 +174,16 @@ class BoundedJsonStream:
         return match.end()
 
     def _check_numbers(self, outside: bytes, *, continues: bool) -> None:
-        leading = len(outside) - len(outside.lstrip(_DIGITS))
-        if self._digits + leading > self._max_digits or self._long_number.search(outside):
+        digits = outside.translate(_DIGITS_AS_ZEROS)  # every digit a 0, anything else a space: searched at C speed
+        leading = len(digits) - len(digits.lstrip(b"0"))
+        if self._digits + leading > self._max_digits or self._long_number in digits:
             raise JsonShapeError(f"a number with more than {self._max_digits} digits")
         if not continues:
             self._digits = 0
-        elif leading == len(outside):
+        elif leading == len(digits):
             self._digits += leading
         else:
-            self._digits = len(outside) - len(outside.rstrip(_DIGITS))
+            self._digits = len(digits) - len(digits.rstrip(b"0"))
 
     def _grow_entry(self, size: int) -> None:
         self._entry_bytes += size

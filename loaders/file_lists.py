@@ -19,7 +19,6 @@ A path ending in ``/`` (or a JSON entry of ``"type": "directory"``) is a directo
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import os
 import re
@@ -52,10 +51,9 @@ MAX_JSON_DEPTH = MAX_DEPTH
 MAX_JSON_ENTRY_BYTES = 1 << 20
 MAX_JSON_NUMBER_DIGITS = 100
 #: the longest line of a TSV/CSV file list
-MAX_LINE_BYTES = 1 << 20
+MAX_LINE_BYTES = _BUFFER_BYTES = 1 << 20
 
 _HEAD_BYTES = 64 * 1024
-_BUFFER_BYTES = 1 << 20
 _FORBIDDEN_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:/")
 _BOM = b"\xef\xbb\xbf"
@@ -263,12 +261,15 @@ def _problem(file: str, line: int | None, column: str | None, message: str, valu
 
 
 class _Rejoined(io.RawIOBase):
-    """A binary stream serving bytes already read (``head``) and then the rest of ``stream``."""
+    """A binary stream serving bytes already read (``head``) and then the rest of ``stream``; with ``lines``, reading
+    on past :data:`MAX_LINE_BYTES` without a line end raises :class:`_LineTooLong`, before the line is held whole."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, *, lines: bool = False) -> None:
         super().__init__()
         self._head = memoryview(head)
         self._stream = stream
+        self._lines = lines
+        self._line_bytes = len(head) - max(head.rfind(b"\n"), head.rfind(b"\r")) - 1  # of the line read last
 
     def readable(self) -> bool:
         return True
@@ -280,6 +281,11 @@ class _Rejoined(io.RawIOBase):
             self._head = self._head[n:]
             return n
         data = self._stream.read(len(buffer))
+        if self._lines:
+            end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            self._line_bytes = self._line_bytes + len(data) if end < 0 else len(data) - end - 1
+            if self._line_bytes > MAX_LINE_BYTES:
+                raise _LineTooLong
         buffer[: len(data)] = data
         return len(data)
 
@@ -334,7 +340,7 @@ class _Scan:
         self.format = self.format or detect_format(self.label, head)
         if self.format == "json":
             head = head.removeprefix(_BOM)
-        body = io.BufferedReader(_Rejoined(head, stream), buffer_size=_BUFFER_BYTES)
+        body = io.BufferedReader(_Rejoined(head, stream, lines=self.format != "json"), buffer_size=_BUFFER_BYTES)
         if self.format == "json":
             first = head.lstrip()[:1]
             if first != b"[":
@@ -343,8 +349,7 @@ class _Scan:
             yield from self._json_rows(body)
         else:
             if b"\r" in head and b"\n" not in head:  # classic Mac line ends: let TextIOWrapper split them
-                text = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
-                lines: Iterator[str] = _bounded_lines(text.readline, "")
+                lines: Iterator[str] = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
             else:
                 lines = _decoded_lines(body)
             yield from self._delimited_rows(lines, "\t" if self.format == "tsv" else ",")
@@ -534,21 +539,13 @@ class _Scan:
 
 
 class _LineTooLong(Exception):
-    """A line of a TSV/CSV file list over :data:`MAX_LINE_BYTES`."""
-
-
-def _bounded_lines(readline: Callable[[int], Any], end: Any) -> Iterator[Any]:
-    """Lines from ``readline``, refusing (:class:`_LineTooLong`) one longer than :data:`MAX_LINE_BYTES` before it is
-    held whole: a single 500 MB line of tabs would otherwise become a row of 500 M cells."""
-    for line in iter(functools.partial(readline, MAX_LINE_BYTES + 1), end):
-        if len(line) > MAX_LINE_BYTES:
-            raise _LineTooLong
-        yield line
+    """A line of a TSV/CSV file list over :data:`MAX_LINE_BYTES`: a single 500 MB line of tabs would otherwise be
+    read whole and become a row of 500 M cells."""
 
 
 def _decoded_lines(body: BinaryIO) -> Iterator[str]:
     """The lines of a UTF-8 stream (a BOM dropped); UnicodeDecodeError at the first line that is not UTF-8."""
-    lines = _bounded_lines(body.readline, b"")
+    lines = iter(body)
     for first in lines:
         yield first.decode("utf-8-sig")
         break
