@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_smorest import Api
 
+from api.body_limits import limit_request_bodies
 from api.errors import register_error_handlers
 from api.services import Services, open_services
 from catalog.config import Settings
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/static/swagger-ui/",
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=None,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,  # streamed uploads lift it: api/body_limits.py
     )
     app.config.update(config or {})
     app.extensions["bia.settings"] = settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
+    limit_request_bodies(app, settings.max_request_bytes)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     from api import routes_deposits, routes_files, routes_portal, routes_search, routes_site, routes_sparql, routes_studies
 

@@ -93,15 +93,16 @@ def schema_lint_cmd() -> None:
 @click.pass_context
 def validate(ctx: click.Context, records: tuple[Path, ...], file_lists: tuple[Path, ...]) -> None:
     """Validate study metadata (PageTab JSON/TSV or REMBI JSON/YAML) and file lists; store nothing."""
+    from catalog.records import DocumentLimits, read_limited
     from catalog.validation import check_study_record
     from loaders.deposit_formats import DefaultFormats
 
     settings = _settings(ctx)
-    formats = DefaultFormats()
+    formats = DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes))
     failed = 0
     for path in records:
         try:
-            parsed = formats.read_metadata(str(path), path.read_bytes())
+            parsed = formats.read_metadata(str(path), read_limited(path, settings.max_metadata_bytes))
         except CatalogError as exc:
             failed += 1
             click.echo(_format_error(exc), err=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from typing import Any
 
 from flask import Response, request
 from flask_smorest import Blueprint
 
 from api.app import services, settings
+from api.body_limits import streamed_body
 from api.routes_studies import BadParameter
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
+from catalog.records import metadata_too_large
 
 blp = Blueprint("deposits", __name__, description="Deposit studies (bearer token: `bia token create NAME`)")
 AUTH = {"security": [{"bearerAuth": []}]}
@@ -90,6 +93,7 @@ def _declared_md5() -> str | None:
 
 @blp.route("/deposits/<string:sub_id>/files/<path:path>", methods=["PUT"])
 @blp.doc(summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent", **AUTH)
+@streamed_body
 def upload(sub_id: str, path: str) -> Response:
     who = owner()
     declared = request.headers.get("Content-Length")
@@ -106,6 +110,7 @@ def upload(sub_id: str, path: str) -> Response:
 
 @blp.route("/deposits/<string:sub_id>/file-lists/<string:name>", methods=["PUT"])
 @blp.doc(summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)", **AUTH)
+@streamed_body
 def file_list(sub_id: str, name: str) -> Response:
     entry = services().deposits.attach_file_list(sub_id, owner(), name, request.stream, component=request.args.get("component"))
     return _json({k: v for k, v in entry.items() if k != "key"}, 201)
@@ -120,7 +125,15 @@ def file_list(sub_id: str, name: str) -> Response:
 )
 def metadata(sub_id: str) -> Response:
     name = request.args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
-    entry = services().deposits.attach_metadata(sub_id, owner(), name, request.get_data(), release_date=request.args.get("release_date"))
+    who = owner()
+    limit = settings().max_metadata_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise metadata_too_large(name, request.content_length, limit)
+    request.max_content_length = min(limit + 1, request.max_content_length or sys.maxsize)  # one byte over: to tell
+    data = request.get_data()
+    if len(data) > limit:  # a chunked body
+        raise metadata_too_large(name, None, limit)
+    entry = services().deposits.attach_metadata(sub_id, who, name, data, release_date=request.args.get("release_date"))
     return _json(entry)
 
 

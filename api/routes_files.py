@@ -1,8 +1,8 @@
 """File tables, file metadata and downloads (single files with Range, whole studies as a streamed zip, manifests)."""
 from __future__ import annotations
 
-import csv
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -16,6 +16,7 @@ from api.errors import error_response
 from api.negotiate import choose
 from api.records import request_owner, self_url
 from api.routes_studies import BadParameter, int_arg
+from api.tabular import table_text
 from catalog import identifiers
 from catalog.errors import NotFound, PreconditionFailed
 from catalog.file_index import OPERATORS, FileIndex, Filter
@@ -118,21 +119,14 @@ def file_table(accession: str, fmt: str | None) -> Response:
 
 def _export(index: FileIndex, accession: str, filters: list[Filter], sort: list[tuple[str, bool]], columns: list[str],
             delimiter: str, media: str) -> Response:
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-        writer.writerow([*columns, "download"])
-        for i, row in enumerate(index.iter_rows(accession, filters, sort=sort)):
-            writer.writerow([row.get(c, "") for c in columns] + [_download_url(accession, row["file_id"])])
-            if i % 1000 == 999:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+    def rows() -> Iterator[list[Any]]:
+        yield [*columns, "download"]
+        for row in index.iter_rows(accession, filters, sort=sort):
+            yield [row.get(c) for c in columns] + [_download_url(accession, row["file_id"])]
 
     extension = "csv" if delimiter == "," else "tsv"
     return Response(
-        stream_with_context(rows()),
+        stream_with_context(table_text(rows(), delimiter)),
         mimetype=media,
         headers={"Content-Disposition": content_disposition(f"{accession}-files.{extension}")},
     )
@@ -279,9 +273,6 @@ def manifest(accession: str) -> Response:
     if media == "application/json":
         return Response(json.dumps(list(entries())), mimetype=media)
 
-    def lines() -> Iterator[str]:
-        yield "url\tpath\tsize\tmd5\tsha256\n"
-        for e in entries():
-            yield "\t".join("" if e[k] is None else str(e[k]) for k in ("url", "path", "size", "md5", "sha256")) + "\n"
-
-    return Response(stream_with_context(lines()), mimetype=media)
+    columns = ("url", "path", "size", "md5", "sha256")
+    rows = itertools.chain([columns], ([e[k] for k in columns] for e in entries()))
+    return Response(stream_with_context(table_text(rows, "\t")), mimetype=media)

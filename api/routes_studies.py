@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from api.app import services, settings
 from api.negotiate import SUFFIXES, choose
 from api.records import RECORD_TYPES, page_links, record_response
+from api.tabular import table_text
 from catalog import identifiers
 from catalog.errors import CatalogError, NotFound
 
@@ -117,10 +118,9 @@ def link_graph(fmt: str) -> Response:
     for link in links:
         link["relation"] = model.enum_name("RelationEnum", link["relation"]) or link["relation"]
     if fmt == "tsv":
-        lines = ["source\trelation\ttarget\tinferred\tevidence"] + [
-            "\t".join(link.get(k, "") for k in ("source", "relation", "target", "inferred", "evidence")) for link in links
-        ]
-        return Response("\n".join(lines) + "\n", mimetype="text/tab-separated-values")
+        columns = ("source", "relation", "target", "inferred", "evidence")
+        rows = [columns, *([link.get(k, "") for k in columns] for link in links)]
+        return Response("".join(table_text(rows, "\t")), mimetype="text/tab-separated-values")
     doc = {
         "@context": {"@vocab": "https://w3id.org/rembi/", "linkSource": {"@type": "@id"}, "linkTarget": {"@type": "@id"}},
         "@graph": [

@@ -8,6 +8,7 @@ from catalog.archive import Archive
 from catalog.config import Settings
 from catalog.deposits import Deposits
 from catalog.maintenance import Maintenance
+from catalog.records import DocumentLimits
 from loaders.deposit_formats import DefaultFormats
 
 
@@ -44,7 +45,7 @@ def open_services(settings: Settings, *, recover: bool = True, public_only: bool
     with ``recover``, first take over any commit, release or finalize whose holder died or whose lease expired
     (never live work: see :mod:`catalog.leases`)."""
     archive = Archive(settings, public_only=public_only)
-    deposits = Deposits(archive, DefaultFormats())
+    deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
     services = Services(archive, deposits, Maintenance(deposits, after_release=_link_released(archive)))
     if recover and not public_only and not archive.settings.read_only:
         services.maintenance.recover()

@@ -74,6 +74,10 @@ class Settings:
     maintenance_interval: float = 30.0
     #: days an open submission may go unchanged before it expires and its staged bytes are removed
     submission_ttl_days: float = 30.0
+    #: largest study metadata document (PageTab, REMBI JSON/YAML) deposits, the web form and ``bia validate`` read
+    max_metadata_bytes: int = 16 * 1024 * 1024
+    #: largest request body of any endpoint but the streamed uploads of files and file lists (larger: a 413)
+    max_request_bytes: int = 64 * 1024 * 1024
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -104,6 +108,8 @@ class Settings:
         "lease_seconds": ("BIA_LEASE_SECONDS", float),
         "maintenance_interval": ("BIA_MAINTENANCE_INTERVAL", float),
         "submission_ttl_days": ("BIA_SUBMISSION_TTL_DAYS", float),
+        "max_metadata_bytes": ("BIA_MAX_METADATA_BYTES", int),
+        "max_request_bytes": ("BIA_MAX_REQUEST_BYTES", int),
         "sparql_service_allowlist": (
             "BIA_SPARQL_SERVICE_ALLOWLIST",
             lambda v: tuple(u for u in re.split(r"[\s,]+", v) if u),

@@ -6,12 +6,12 @@ RO-Crate file list TSV.
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from catalog.deposits import FileListRow, ParsedMetadata
 from catalog.errors import ValidationFailed
-from catalog.records import parse_record_text
+from catalog.records import DocumentLimits, decode_document, read_document
 from loaders import file_lists
 
 
@@ -25,22 +25,23 @@ def _looks_like_pagetab_tsv(text: str) -> bool:
 
 
 class DefaultFormats:
-    """PageTab and REMBI metadata; every file-list format :mod:`loaders.file_lists` reads."""
+    """PageTab and REMBI metadata; every file-list format :mod:`loaders.file_lists` reads. Metadata documents are
+    read within ``limits`` (size, nesting, values: :func:`catalog.records.read_document`)."""
+
+    def __init__(self, limits: DocumentLimits | None = None) -> None:
+        self.limits = limits or DocumentLimits()
 
     def read_metadata(self, name: str, data: bytes) -> ParsedMetadata:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValidationFailed(f"{name}: not UTF-8 text", [{"file": name, "message": str(exc)}]) from exc
-        if _looks_like_pagetab_tsv(text):
-            from loaders.pagetab import load_pagetab_tsv
+        from loaders.pagetab import load_pagetab_json
 
-            return _from_pagetab(load_pagetab_tsv(text))
-        source = parse_record_text(text, name)
+        if _looks_like_pagetab_tsv(data[:4096].decode("utf-8-sig", "ignore")):
+            from loaders.pagetab_tsv import parse_pagetab_tsv
+
+            text = decode_document(data, name, self.limits)
+            return _from_pagetab(load_pagetab_json(parse_pagetab_tsv(text, name=name)))
+        source = read_document(data, name, self.limits)
         if _looks_like_pagetab_json(source.data):
-            from loaders.pagetab import load_pagetab_json
-
-            return _from_pagetab(load_pagetab_json(json.loads(text)))
+            return _from_pagetab(load_pagetab_json(source.data))
         if not isinstance(source.data, dict):
             raise ValidationFailed(
                 f"{name}: a study record must be a JSON/YAML mapping", [{"file": name, "line": 1, "message": "not a mapping"}]

@@ -32,6 +32,8 @@ from typing import Any, BinaryIO, TextIO
 import ijson
 
 from catalog.errors import CatalogError
+from catalog.json_shape import BoundedJsonStream, JsonShapeError
+from catalog.records import MAX_DEPTH
 
 #: header names (compared lower-cased, spaces and hyphens as ``_``) of the path column; the first match wins
 PATH_COLUMNS = ("path", "files", "file", "filename", "file_name", "file_path", "filepath")
@@ -42,9 +44,16 @@ JSON_PATH_KEYS = ("path", "filePath", "fileName")
 FORMATS = ("json", "tsv", "csv")
 MAX_COLUMNS = 1000
 MAX_PATH_LENGTH = 4096
+#: the largest size a row may give: a file table keeps sizes as SQLite INTEGERs (signed 64-bit)
+MAX_SIZE = 2**63 - 1
+#: a JSON file list: the deepest nesting (the array counts), the longest entry and the longest number read
+MAX_JSON_DEPTH = MAX_DEPTH
+MAX_JSON_ENTRY_BYTES = 1 << 20
+MAX_JSON_NUMBER_DIGITS = 100
+#: the longest line of a TSV/CSV file list
+MAX_LINE_BYTES = _BUFFER_BYTES = 1 << 20
 
 _HEAD_BYTES = 64 * 1024
-_BUFFER_BYTES = 1 << 20
 _FORBIDDEN_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:/")
 _BOM = b"\xef\xbb\xbf"
@@ -252,12 +261,15 @@ def _problem(file: str, line: int | None, column: str | None, message: str, valu
 
 
 class _Rejoined(io.RawIOBase):
-    """A binary stream serving bytes already read (``head``) and then the rest of ``stream``."""
+    """A binary stream serving bytes already read (``head``) and then the rest of ``stream``; with ``lines``, reading
+    on past :data:`MAX_LINE_BYTES` without a line end raises :class:`_LineTooLong`, before the line is held whole."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, *, lines: bool = False) -> None:
         super().__init__()
         self._head = memoryview(head)
         self._stream = stream
+        self._lines = lines
+        self._line_bytes = len(head) - max(head.rfind(b"\n"), head.rfind(b"\r")) - 1  # of the line read last
 
     def readable(self) -> bool:
         return True
@@ -269,6 +281,11 @@ class _Rejoined(io.RawIOBase):
             self._head = self._head[n:]
             return n
         data = self._stream.read(len(buffer))
+        if self._lines:
+            end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            self._line_bytes = self._line_bytes + len(data) if end < 0 else len(data) - end - 1
+            if self._line_bytes > MAX_LINE_BYTES:
+                raise _LineTooLong
         buffer[: len(data)] = data
         return len(data)
 
@@ -323,7 +340,7 @@ class _Scan:
         self.format = self.format or detect_format(self.label, head)
         if self.format == "json":
             head = head.removeprefix(_BOM)
-        body = io.BufferedReader(_Rejoined(head, stream), buffer_size=_BUFFER_BYTES)
+        body = io.BufferedReader(_Rejoined(head, stream, lines=self.format != "json"), buffer_size=_BUFFER_BYTES)
         if self.format == "json":
             first = head.lstrip()[:1]
             if first != b"[":
@@ -383,9 +400,8 @@ class _Scan:
                 if size_index is not None:
                     raw_size = cells[size_index].strip()
                     if raw_size:
-                        if raw_size.isdigit() and raw_size.isascii():
-                            size = int(raw_size)
-                        else:
+                        size = parse_size(raw_size)
+                        if size is None:
                             report(_problem(label, line, size_column, _size_problem(raw_size), raw_size))
                             ok = False
                 if ok:
@@ -393,6 +409,8 @@ class _Scan:
                     yield FileRow(line, path, size, attributes, kind)
         except csv.Error as exc:
             raise self.fatal(start, None, f"malformed row ({exc}); is a quote (\") left open?") from None
+        except _LineTooLong:
+            raise self.fatal(reader.line_num + 1, None, f"a line longer than {MAX_LINE_BYTES} bytes") from None
         except UnicodeDecodeError:
             raise self.fatal(reader.line_num + 1, None, "not UTF-8 text; save the file list as UTF-8") from None
 
@@ -425,11 +443,16 @@ class _Scan:
 
     def _json_rows(self, body: BinaryIO) -> Iterator[FileRow]:
         line = 0
+        bounded = BoundedJsonStream(
+            body, max_depth=MAX_JSON_DEPTH, max_entry_bytes=MAX_JSON_ENTRY_BYTES, max_digits=MAX_JSON_NUMBER_DIGITS
+        )
         try:
-            for line, item in enumerate(ijson.items(body, "item"), 1):
+            for line, item in enumerate(ijson.items(bounded, "item"), 1):
                 row = self._json_row(line, item)
                 if row is not None:
                     yield row
+        except JsonShapeError as exc:
+            raise self.fatal(line + 1, None, f"{exc} (in entry {line + 1} or soon after); the file list is not read further") from None
         except ijson.JSONError as exc:
             detail = exc.args[0] if exc.args else exc
             if isinstance(detail, bytes):
@@ -464,11 +487,11 @@ class _Scan:
                 report(_problem(label, line, "type", "type must be 'file' or 'directory'", declared))
                 ok = False
         size = item.get("size")
-        if isinstance(size, str) and size.strip().isdigit() and size.strip().isascii():
-            size = int(size.strip())
-        elif size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            report(_problem(label, line, "size", _size_problem(str(size)), size))
-            ok = False
+        if size is not None:
+            size = parse_size(size)
+            if size is None:
+                report(_problem(label, line, "size", _size_problem(str(item["size"])), item["size"]))
+                ok = False
         attributes = self._json_attributes(line, item.get("attributes"))
         if attributes is None or not ok or not self._add_columns(line, attributes):
             return None
@@ -515,6 +538,11 @@ class _Scan:
         return True
 
 
+class _LineTooLong(Exception):
+    """A line of a TSV/CSV file list over :data:`MAX_LINE_BYTES`: a single 500 MB line of tabs would otherwise be
+    read whole and become a row of 500 M cells."""
+
+
 def _decoded_lines(body: BinaryIO) -> Iterator[str]:
     """The lines of a UTF-8 stream (a BOM dropped); UnicodeDecodeError at the first line that is not UTF-8."""
     lines = iter(body)
@@ -537,9 +565,25 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def parse_size(value: Any) -> int | None:
+    """A listed size in bytes (a whole JSON number, or ASCII digits), or None if it is not one from 0 to
+    :data:`MAX_SIZE` (:func:`_size_problem` says why)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isdigit() and text.isascii()) or len(text.lstrip("0")) > len(str(MAX_SIZE)):
+            return None
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+        return None
+    return value
+
+
 def _size_problem(raw: str) -> str:
-    if raw.startswith("-") and raw[1:].strip().replace(".", "", 1).isdigit():
+    text = raw.strip()
+    if text.startswith("-") and text[1:].strip().replace(".", "", 1).isdigit():
         return "size is negative"
+    if text.isdigit() and text.isascii():
+        return f"size is larger than {MAX_SIZE} bytes (2^63 - 1, the largest a file table holds)"
     return "size must be a whole number of bytes"
 
 

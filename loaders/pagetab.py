@@ -32,7 +32,6 @@ Decisions the archive would make, applied here:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from catalog.errors import CatalogError
+from catalog.records import MAX_BYTES, check_shape, read_document, read_limited
 from loaders import ontology_terms
 from loaders.file_lists import normalise_path
 
@@ -1375,41 +1375,30 @@ class _Loader:
 
 
 def _read_document(doc: dict[str, Any] | str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
-    """The JSON model and a name for messages (the file name, or the accession)."""
+    """The JSON model and a name for messages (the file name, or the accession), read within the limits of
+    :func:`catalog.records.read_document` (size, nesting, number of values)."""
     if isinstance(doc, dict):
-        return doc, str(_accno(doc) or "PageTab document")
-    if isinstance(doc, str) and doc.lstrip().startswith(("{", "[")):
-        text, name = doc, "PageTab JSON"
-    else:
-        path = Path(doc)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise PageTabError(
-                f"{path}: cannot read the PageTab file ({exc.strerror})", [{"file": str(path), "message": str(exc)}]
-            ) from exc
-        except UnicodeDecodeError as exc:
-            line = path.read_bytes()[: exc.start].count(b"\n") + 1
-            raise PageTabError(
-                f"{path}: not UTF-8 (line {line}, byte {exc.start}: {exc.reason}); PageTab JSON is UTF-8",
-                [{"file": str(path), "line": line, "message": f"not UTF-8: {exc.reason}"}],
-            ) from exc
-        name = path.name
+        name = str(_accno(doc) or "PageTab document")
+        check_shape(doc, name)
+        return doc, name
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        if isinstance(doc, str) and doc.lstrip().startswith(("{", "[")):
+            data: str | bytes = doc
+            name = "PageTab JSON"
+        else:
+            path = Path(doc)
+            data, name = read_limited(path, MAX_BYTES), path.name
+        document = read_document(data, name, allow_yaml=False).data
+    except PageTabError:
+        raise
+    except CatalogError as exc:
+        raise PageTabError(exc.message, exc.errors) from None
+    if not isinstance(document, dict):
         raise PageTabError(
-            f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            [{"file": name, "line": exc.lineno, "message": exc.msg}],
-        ) from exc
-    except RecursionError as exc:
-        raise PageTabError(f"{name}: JSON nested too deeply to be a PageTab submission", [{"file": name, "message": "nested too deeply"}]) from exc
-    if not isinstance(data, dict):
-        raise PageTabError(
-            f"{name}: a PageTab submission must be a JSON object, not {type(data).__name__}",
+            f"{name}: a PageTab submission must be a JSON object, not {type(document).__name__}",
             [{"file": name, "message": "not a JSON object"}],
         )
-    return data, name
+    return document, name
 
 
 def load_pagetab_json(
