@@ -7,28 +7,13 @@ from pathlib import Path
 
 import pytest
 import rdflib
-from click.testing import CliRunner
 
-from api.cli import cli
 from catalog.registry import Registry
 from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths
 
 FUTURE = "2999-01-01"
 
 
-@pytest.fixture
-def run(tmp_path):
-    """Invoke ``bia`` on a catalog in a temp folder; returns the click Result."""
-    data = tmp_path / "data"
-
-    def invoke(*args: str, ok: bool = True):
-        result = CliRunner().invoke(cli, ["--data", str(data), "--base-url", BASE, *args], obj={}, catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    invoke.data = data
-    return invoke
 
 
 @pytest.fixture

@@ -6,29 +6,13 @@ import datetime as dt
 import re
 import time
 
-import pytest
-from click.testing import CliRunner
 
 from api.app import create_app
-from api.cli import cli
 from api.services import open_services
 from catalog.config import Settings
 from tests.catalog_helpers import BASE
 
 
-@pytest.fixture
-def run(tmp_path):
-    """Invoke ``bia`` on a catalog in a temp folder; returns the click Result."""
-    data = tmp_path / "data"
-
-    def invoke(*args: str, ok: bool = True):
-        result = CliRunner().invoke(cli, ["--data", str(data), "--base-url", BASE, *args], obj={}, catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    invoke.data = data
-    return invoke
 
 
 def create(run, owner: str) -> tuple[str, str]:
