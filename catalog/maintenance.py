@@ -65,22 +65,25 @@ class Maintenance:
     def run_once(self) -> Round:
         """One round of every duty; a duty that fails is logged and the others still run."""
         done = Round()
-        for name, duty in (("recovery", self.recover), ("releases", self.release),
-                           ("records", self.archive.render_stale_records), ("clean-up", self.clean)):
+
+        def recover() -> None:
+            done.recovered = self.recover()
+
+        def release() -> None:
+            done.released = self.release()
+
+        def render() -> None:
+            done.rendered = self.archive.render_stale_records()
+
+        def clean() -> None:
+            done.expired, done.purged = self.clean()
+
+        for name, duty in (("recovery", recover), ("releases", release), ("records", render), ("clean-up", clean)):
             try:
-                result = duty()
+                duty()
             except Exception as exc:  # noqa: BLE001 - the next round tries again
                 log.exception("background %s failed", name)
                 done.errors.append(f"{name}: {exc}")
-                continue
-            if name == "recovery":
-                done.recovered = result  # type: ignore[assignment]
-            elif name == "releases":
-                done.released = result  # type: ignore[assignment]
-            elif name == "records":
-                done.rendered = result  # type: ignore[assignment]
-            else:
-                done.expired, done.purged = result  # type: ignore[misc]
         return done
 
     def start(self) -> None:

@@ -484,7 +484,7 @@ class Registry:
                 raise Conflict(f"submission {sub_id} is {row['status']} and can no longer change")
             db.execute(f"UPDATE submissions SET {assignments} WHERE id = ?", (*fields.values(), sub_id))
 
-    def stage_file(self, sub_id: str, path: str, size: int, md5: str, sha256: str, key: str) -> str | None:
+    def stage_file(self, sub_id: str, path: str, size: int, md5: str, sha256: str, key: str) -> dict[str, Any] | None:
         """Record an uploaded file under ``path`` if the submission is still open (:class:`Conflict` else, e.g.
         when a finalize began while it was uploading); returns the row of the copy it replaces, if any."""
         with self._connect(immediate=True) as db:
