@@ -114,11 +114,15 @@ def test_an_outage_during_a_reload_of_four_workers_never_fails_a_deposit(remote)
     assert row.state == "finalizing" and row.attempts == 0, row  # waiting, every attempt given back
     with open_services(remote["settings"], recover=False) as services:
         assert services.deposits.get(sub, "jane")["status"] == "finalizing"
-    remote["servers"][:] = [restart_oxigraph(public), restart_oxigraph(private)]  # the outage ends
-    reopened = _child(remote["env"], "reopen")
-    out, err = reopened.communicate(timeout=180)
-    assert reopened.returncode == 0 and f"row {accession} released 0" in out, err
-    _check_released(remote["settings"], accession, sub)
+    restarted = [restart_oxigraph(public), restart_oxigraph(private)]  # the outage ends
+    try:
+        reopened = _child(remote["env"], "reopen")
+        out, err = reopened.communicate(timeout=180)
+        assert reopened.returncode == 0 and f"row {accession} released 0" in out, err
+        _check_released(remote["settings"], accession, sub)
+    finally:
+        for server in restarted:
+            stop_oxigraph(server)
 
 
 def test_concurrent_releases_release_each_study_once(remote):
