@@ -85,9 +85,9 @@ def _body(limit: int) -> bytes:
         raise _too_large(limit) from exc
 
 
-def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str]]:
-    """The query and the protocol's dataset, per SPARQL 1.1 Protocol 2.1 (GET, POST form, POST direct); sizes
-    are checked before anything is read or decoded."""
+def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], bool]:
+    """The query, the protocol's dataset (SPARQL 1.1 Protocol 2.1: GET, POST form, POST direct) and whether a
+    ``format``/``output`` hint came with them; sizes are checked before anything is read or decoded."""
     if len(request.query_string) > _encoded_limit(limit):
         raise _too_large(limit)
     params = _decoded_params(request.query_string, "query string", limit)
@@ -128,7 +128,17 @@ def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str]]:
         raise NotAQuery("the query is empty")
     if request.method == "POST" and not queries:
         raise NotAQuery("no query: POST it as application/sparql-query or as the form field 'query'")
-    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", [])
+    hinted = "format" in params or "output" in params
+    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", []), hinted
+
+
+def _media(offered: list[str], hinted: bool) -> str:
+    """:func:`api.negotiate.choose`, without parsing the request again in the common case: no format hint and
+    an ``Accept`` of one bare media type offered here (or none)."""
+    accept = request.headers.get("Accept", "").strip()
+    if not hinted and (accept in offered or not accept):
+        return accept or offered[0]
+    return choose(offered)
 
 
 def client_address() -> str:
@@ -155,7 +165,7 @@ def client_address() -> str:
 )
 def sparql() -> Response:
     config = settings()
-    query, default, named = _query_from_request(config.sparql_max_query_bytes)
+    query, default, named, hinted = _query_from_request(config.sparql_max_query_bytes)
     if not query:
         media = choose(["text/html", *SD_TYPES])
         if media == "text/html":
@@ -164,7 +174,7 @@ def sparql() -> Response:
     shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
     kind = result_kind(shape.form)
     check_services(shape, config.sparql_service_allowlist)
-    media = choose(RESULT_TYPES[kind] + ["text/html"])
+    media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
     tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
     if tag and request.headers.get("If-None-Match", "").strip() != "*" and etag_matches(request.headers.get("If-None-Match"), tag):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})

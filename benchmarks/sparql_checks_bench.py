@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from api.sparql_protocol import check_services, dataset, repeatable, scan
+from api.sparql_protocol import check_services, dataset, repeatable, result_kind, scan
 
 MIB = 1 << 20
 
@@ -88,7 +88,7 @@ def legacy_checks(query: str) -> None:
 
 def new_checks(query: str) -> None:
     shape = scan(query)
-    shape.keyword in ("SELECT",)  # noqa: B015 - the form is read, as the endpoint does
+    result_kind(shape.form)
     check_services(shape, ())
     repeatable(shape)
     dataset(shape, [], [])

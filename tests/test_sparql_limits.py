@@ -104,7 +104,7 @@ def test_query_text_over_the_limit_is_413_in_the_error_shape(catalog):
         over = "SELECT * WHERE { ?s ?p ?o } #" + "x" * 10_000
         for answer in (
             request(port, "GET", "/sparql?" + urllib.parse.urlencode({"query": over})),
-            request(port, "GET", "/sparql?" + urllib.parse.urlencode({"query": "ASK {} #" + "é" * 5000})),  # bytes, not characters
+            request(port, "GET", "/sparql?" + urllib.parse.urlencode({"query": "ASK {} #" + "é" * 5000})),  # bytes count
         ):
             assert error_of(answer, 413)["code"] == "query_too_large"
         assert request(port, "GET", "/sparql?" + urllib.parse.urlencode({"query": "ASK {} #" + "é" * 4990}))[0] == 200
