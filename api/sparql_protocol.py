@@ -118,9 +118,10 @@ class QueryShape:
 
 #: whitespace and comments
 _BLANK = r"(?:\s+|\#[^\n]*)"
+#: string literals; a long one left open runs to the end (the parser fails on it), so no opener is scanned twice
 _STRINGS = (
-    r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'
-    r"|'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+'''"
+    r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)'
+    r"|'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+(?:'''|\Z)"
     r'|"[^"\\\n\r]*+(?:\\.[^"\\\n\r]*+)*+"'
     r"|'[^'\\\n\r]*+(?:\\.[^'\\\n\r]*+)*+'"
 )
