@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -294,3 +295,33 @@ def test_an_unterminated_string_is_400(catalog):
     with served(catalog) as (port, _):
         shape = error_of(post_query(port, 'SELECT * WHERE { ?s ?p "open\n } '), 400)
         assert shape["code"] == "invalid_query" and "line 1" in shape["message"]
+
+
+# ---------------------------------------------------------------------- the documented production server
+
+
+def test_granian_serves_a_read_only_replica_with_the_limits(catalog):
+    """The production command of the README (granian, WSGI, the app factory) on a replica of this catalog."""
+    (port,) = free_ports(1)
+    settings = catalog["settings"]
+    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url, "BIA_READ_ONLY": "1",
+           "BIA_SPARQL_MAX_QUERY_BYTES": "1000"}
+    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--factory", "--workers", "2",
+               "--blocking-threads", "4", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "api.app:create_app"]
+    server = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert request(port, "GET", "/health", timeout=2)[0] == 200
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        status, headers, body = post_query(port, COUNT)
+        assert status == 200 and int(json.loads(body)["results"]["bindings"][0]["n"]["value"]) > 0
+        assert error_of(post_query(port, COUNT + " #" + "x" * 1000), 413)["code"] == "query_too_large"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
