@@ -77,8 +77,6 @@ class QueryShape:
 
     #: the first word after the prologue, upper-cased ("" if none)
     keyword: str = ""
-    #: PREFIX declarations after the prologue (the parser reads them before it fails)
-    late_prefixes: dict[str, str] = field(default_factory=dict)
     #: SERVICE targets: ("iri", IRI), ("pname", prefix, local) or ("variable", text)
     services: list[tuple[str, ...]] = field(default_factory=list)
     #: INSERT or DELETE followed by DATA, WHERE or ``{`` anywhere
@@ -104,9 +102,10 @@ class QueryShape:
 
     @property
     def prefixes(self) -> dict[str, str]:
-        """PREFIX declarations (a prefix declared twice: the later IRI, as in parsers)."""
+        """The prologue's PREFIX declarations (a prefix declared twice: the later IRI, as in parsers). A word
+        ``PREFIX…`` after the prologue declares nothing: the parser fails on it or reads it as a prefixed name."""
         found = _PROLOGUE_PREFIXES.findall(self.text, 0, self.prologue_end)
-        return {**{name: iri for declared, name, iri in found if declared}, **self.late_prefixes}
+        return {name: iri for declared, name, iri in found if declared}
 
     @property
     def repeatable(self) -> bool:
@@ -173,7 +172,6 @@ _PROLOGUE = re.compile(rf"(?:{_BLANK}|{_PREFIX_DECLARATION}|{_BASE_DECLARATION})
 _PROLOGUE_PREFIXES = re.compile(
     rf"{_BLANK}*+(?:{_BASE_DECLARATION}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)"
 )
-_DECLARATION_AFTER = re.compile(rf"{_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}")
 _SERVICE_CALL = re.compile(
     rf"{_BLANK}*+(?:SILENT{_BLANK}*+)?(?:{_IRI}|({_PN_PREFIX})?:({_PN_LOCAL})|([?$]\w+)){_BLANK}*+\{{", re.IGNORECASE
 )
@@ -254,11 +252,7 @@ def _keyword(query: str, at: int, word: str, shape: QueryShape, tally: _Tally) -
             iri, prefix, local, variable = call.groups()
             shape.services.append(("iri", iri) if iri is not None else ("variable", variable) if variable is not None
                                   else ("pname", prefix or "", local))
-    elif word == "PREFIX":  # after the prologue: not a query, but the parser reads it first
-        declared = _DECLARATION_AFTER.match(query, at)
-        if declared:
-            shape.late_prefixes[declared.group(1) or ""] = declared.group(2)
-    elif word == "FROM":
+    elif word == "FROM" and tally.depth == 0:  # a dataset clause stands outside every group (``?s from:p ?o`` does not)
         shape.has_from = shape.has_from or bool(_FROM_CLAUSE.match(query, at))
     elif word in _VOLATILE:
         shape.volatile = True

@@ -282,6 +282,8 @@ def test_service_targets_are_read_as_the_parser_reads_them(catalog):
                 f"PREFIX ex: <{decoy}> SELECT * WHERE {{ SERVICE SILENTex:sparql {{ ?s ?p ?o }} }}",
                 f"SELECT * WHERE {{ SERVICESILENT <{decoy}sparql> {{ ?s ?p ?o }} }}",
                 f"SELECT * WHERE {{ service#comment\n<{decoy}sparql>{{ ?s ?p ?o }} }}",
+                # a word PREFIX… after the prologue declares nothing (here it is a predicate): ex: stays the decoy
+                f"PREFIX ex: <{decoy}> SELECT * WHERE {{ ?s prefixex: <http://127.0.0.1:9/> . SERVICE ex:sparql {{ ?s ?p ?o }} }}",
             ):
                 assert error_of(post_query(port, query), 403)["code"] == "service_not_allowed", query
             assert recorder.requests == []
@@ -289,6 +291,16 @@ def test_service_targets_are_read_as_the_parser_reads_them(catalog):
             assert post_query(port, legit)[0] == 200
     finally:
         recorder.httpd.shutdown()
+
+
+def test_prefixes_named_from_or_service_are_only_prefixes(catalog):
+    """``from:title`` in a pattern is no FROM clause (the default graph stays the union of the studies), and
+    ``service:x ?p ?o`` no SERVICE call."""
+    with served(catalog) as (port, _):
+        for prefix in ("dc", "from", "service"):
+            query = f"PREFIX {prefix}: <http://purl.org/dc/terms/> SELECT (COUNT(*) AS ?n) WHERE {{ ?s {prefix}:title ?o }}"
+            status, _, body = post_query(port, query)
+            assert status == 200 and int(json.loads(body)["results"]["bindings"][0]["n"]["value"]) > 0, (prefix, body)
 
 
 def test_an_unterminated_string_is_400(catalog):
