@@ -125,6 +125,25 @@ def test_a_body_declared_over_the_limit_is_refused_unread(catalog):
         assert json.loads(body)["code"] == "query_too_large"
 
 
+def test_a_chunked_body_over_the_limit_is_413_not_cut(catalog):
+    """A body sent without a length (chunked) is read up to the limit only, and refused past it: never cut to a
+    shorter query that would run."""
+    def chunked(port: int, body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/sparql", body=(body[i:i + 300] for i in range(0, len(body), 300)), encode_chunked=True,
+                         headers={"Content-Type": "application/sparql-query", "Accept": JSON, "Transfer-Encoding": "chunked"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    with served(catalog, sparql_max_query_bytes=1000) as (port, _):
+        assert chunked(port, b"ASK {} #" + b"x" * 900)[0] == 200
+        status, body = chunked(port, b"ASK {} #" + b"x" * 5000)
+        assert status == 413 and json.loads(body)["code"] == "query_too_large"
+
+
 # ---------------------------------------------------------------------- 400: too deep, too many operators
 
 
