@@ -115,8 +115,8 @@ class QueryShape:
 
 # ---------------------------------------------------------------------- the one scanner
 
-#: whitespace and comments
-_BLANK = r"(?:\s+|\#[^\n]*)"
+#: whitespace and comments (a comment ends at a CR as well as at a LF, as in the parser)
+_BLANK = r"(?:\s+|\#[^\r\n]*)"
 #: string literals; a long one left open runs to the end (the parser fails on it), so no opener is scanned twice
 _STRINGS = (
     r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)'
@@ -141,7 +141,7 @@ _SKIP = rf"""(?:
   | (?!{_KEYWORD})[^\W\d]\w*(?:(?:[.-]+\w+)*:{_PN_LOCAL})?  # word, or prefixed name
   | <[^<>"{{}}|^`\\\x00-\x20,&(\[]*+>                  # IRI (see _TOKEN for the others)
   | {_STRINGS}
-  | \#[^\n]*                                             # comment
+  | \#[^\r\n]*                                           # comment
   | :{_PN_LOCAL}                                         # prefixed name with the empty prefix
   | \d+(?:\.\d+)?(?:[eE][+-]?\d+)?                       # number
   | @[A-Za-z]+(?:-[A-Za-z0-9]+)*                        # language tag

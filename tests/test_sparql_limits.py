@@ -301,6 +301,7 @@ def test_service_targets_are_read_as_the_parser_reads_them(catalog):
                 f"PREFIX ex: <{decoy}> SELECT * WHERE {{ SERVICE SILENTex:sparql {{ ?s ?p ?o }} }}",
                 f"SELECT * WHERE {{ SERVICESILENT <{decoy}sparql> {{ ?s ?p ?o }} }}",
                 f"SELECT * WHERE {{ service#comment\n<{decoy}sparql>{{ ?s ?p ?o }} }}",
+                f"SELECT * WHERE {{ # a comment ends at a carriage return\rSERVICE <{decoy}sparql> {{ ?s ?p ?o }} }}",
                 # a word PREFIX… after the prologue declares nothing (here it is a predicate): ex: stays the decoy
                 f"PREFIX ex: <{decoy}> SELECT * WHERE {{ ?s prefixex: <http://127.0.0.1:9/> . SERVICE ex:sparql {{ ?s ?p ?o }} }}",
             ):
