@@ -199,7 +199,7 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], seconds: 
             ours = launch("api.app:create_app()", port, env, **options)
             try:
                 load(port, [f"/sparql?{q}" for q in repeated], 1, 1, headers)
-                _, rep_p50, rep_p99 = load(port, [f"/sparql?{q}" for q in repeated], seconds, 1, headers)
+                _, rep_p50, _ = load(port, [f"/sparql?{q}" for q in repeated], seconds, 1, headers)
                 _, first_p50, first_p99 = load(port, [f"/sparql?{q}" for q in first_time], seconds, 1, headers)
             finally:
                 stop(ours)

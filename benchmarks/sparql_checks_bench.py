@@ -20,7 +20,14 @@ import threading
 import time
 from pathlib import Path
 
-from api.sparql_protocol import QueryTooComplex, check_services, dataset, repeatable, result_kind, scan
+from api.sparql_protocol import (
+    QueryTooComplex,
+    check_services,
+    dataset,
+    repeatable,
+    result_kind,
+    scan,
+)
 
 MIB = 1 << 20
 

@@ -183,7 +183,7 @@ def test_a_query_that_crashes_its_worker_is_400_and_a_worker_killed_otherwise_is
 
 def worker_pids() -> list[int]:
     """The query worker processes this test process started."""
-    ps = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "pid=,args="], capture_output=True, text=True)
+    ps = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "pid=,args="], capture_output=True, text=True, check=True)
     return [int(line.split()[0]) for line in ps.stdout.splitlines() if "api.sparql_workers" in line]
 
 
@@ -277,7 +277,7 @@ class Recorder:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_GET = do_POST = _record  # noqa: N815 - http.server's naming
+            do_GET = do_POST = _record
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -303,7 +303,7 @@ def test_service_targets_are_read_as_the_parser_reads_them(catalog):
                 f"SELECT * WHERE {{ service#comment\n<{decoy}sparql>{{ ?s ?p ?o }} }}",
                 f"SELECT * WHERE {{ # a comment ends at a carriage return\rSERVICE <{decoy}sparql> {{ ?s ?p ?o }} }}",
                 # a word PREFIX… after the prologue declares nothing (here it is a predicate): ex: stays the decoy
-                f"PREFIX ex: <{decoy}> SELECT * WHERE {{ ?s prefixex: <http://127.0.0.1:9/> . SERVICE ex:sparql {{ ?s ?p ?o }} }}",
+                f"PREFIX ex: <{decoy}> SELECT * WHERE {{ ?s prefixex: <http://127.0.0.1:9/> . SERVICE ex:sparql {{ ?s ?p ?o }}}}",
             ):
                 assert error_of(post_query(port, query), 403)["code"] == "service_not_allowed", query
             assert recorder.requests == []
@@ -351,7 +351,7 @@ def test_granian_serves_a_read_only_replica_with_the_limits(catalog):
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline
                 time.sleep(0.3)
-        status, headers, body = post_query(port, COUNT)
+        status, _, body = post_query(port, COUNT)
         assert status == 200 and int(json.loads(body)["results"]["bindings"][0]["n"]["value"]) > 0
         assert error_of(post_query(port, COUNT + " #" + "x" * 1000), 413)["code"] == "query_too_large"
     finally:
