@@ -8,12 +8,25 @@ import urllib.parse
 
 from flask import Response, current_app, render_template, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.app import services, settings
 from api.negotiate import choose
-from api.sparql_examples import EXAMPLES, examples_turtle
 from api.sparql_cache import etag_matches
-from api.sparql_protocol import RESULT_TYPES, NotAQuery, ReadOnly, check_services, query_form, repeatable, result_kind
+from api.sparql_examples import EXAMPLES, examples_turtle
+from api.sparql_protocol import (
+    RESULT_TYPES,
+    Limits,
+    NotAQuery,
+    QueryShape,
+    ReadOnly,
+    check_services,
+    dataset,
+    result_kind,
+    scan,
+)
+from api.sparql_workers import Run
+from catalog.errors import CatalogError
 
 blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over the released studies")
 
@@ -26,24 +39,61 @@ REVALIDATE = "public, no-cache"
 SD_TYPES = ["text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"]
 
 
-def _decoded_params(raw: bytes, where: str) -> dict[str, list[str]]:
-    """``application/x-www-form-urlencoded`` parameters, strictly UTF-8 (a query is never guessed at)."""
+class QueryTooLarge(CatalogError):
+    status = 413
+    code = "query_too_large"
+
+
+def _too_large(limit: int) -> QueryTooLarge:
+    return QueryTooLarge(f"the query is over the {limit:,}-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)",
+                         [{"field": "query", "message": f"over {limit:,} bytes"}])
+
+
+def _encoded_limit(limit: int) -> int:
+    """The most bytes a percent-encoded query of ``limit`` bytes (and the other parameters) can take."""
+    return 3 * limit + 65536
+
+
+def _decoded_params(raw: bytes, where: str, limit: int) -> dict[str, list[str]]:
+    """``application/x-www-form-urlencoded`` parameters, strictly UTF-8 (a query is never guessed at); a query
+    over ``limit`` bytes once decoded is :class:`QueryTooLarge`."""
     params: dict[str, list[str]] = {}
     for pair in raw.split(b"&"):
         if not pair:
             continue
         name, _, value = pair.partition(b"=")
+        parts = [urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")) for part in (name, value)]
+        if len(parts[1]) > limit and parts[0] == b"query":
+            raise _too_large(limit)
         try:
-            decoded = [urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8") for part in (name, value)]
+            decoded = [part.decode("utf-8") for part in parts]
         except UnicodeDecodeError as exc:
             raise NotAQuery(f"the {where} is not UTF-8 once percent-decoded ({exc.reason} at byte {exc.start})") from exc
         params.setdefault(decoded[0], []).append(decoded[1])
     return params
 
 
-def _query_from_request() -> tuple[str | None, list[str], list[str]]:
-    """The query and the protocol's dataset, per SPARQL 1.1 Protocol 2.1 (GET, POST form, POST direct)."""
-    params = _decoded_params(request.query_string, "query string")
+def _body(limit: int) -> bytes:
+    """The request body, refused unread when it declares more than ``limit`` bytes, and read no further than
+    that when it declares nothing (chunked)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    request.max_content_length = limit + 1  # werkzeug stops a chunked body there, silently: one byte more tells
+    try:
+        body = request.get_data()
+    except RequestEntityTooLarge as exc:
+        raise _too_large(limit) from exc
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], bool]:
+    """The query, the protocol's dataset (SPARQL 1.1 Protocol 2.1: GET, POST form, POST direct) and whether a
+    ``format``/``output`` hint came with them; sizes are checked before anything is read or decoded."""
+    if len(request.query_string) > _encoded_limit(limit):
+        raise _too_large(limit)
+    params = _decoded_params(request.query_string, "query string", limit)
     if request.method == "POST":
         ctype = (request.mimetype or "").lower()
         if ctype == "application/sparql-update":
@@ -53,17 +103,20 @@ def _query_from_request() -> tuple[str | None, list[str], list[str]]:
             if charset not in ("utf-8", "utf8"):
                 raise NotAQuery(f"a query sent as application/sparql-query is UTF-8 (got charset={charset})")
             try:
-                direct = request.get_data().decode("utf-8")
+                direct = _body(limit).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise NotAQuery(f"the query is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
             if "query" in params:
                 raise NotAQuery("send the query either as the request body or as the 'query' parameter, not both")
             params["query"] = [direct]
         elif ctype == "application/x-www-form-urlencoded":
-            for name, values in _decoded_params(request.get_data(), "form body").items():
+            for name, values in _decoded_params(_body(_encoded_limit(limit)), "form body", limit).items():
                 params.setdefault(name, []).extend(values)
         elif ctype == "multipart/form-data":
+            _body(_encoded_limit(limit))
             for name, values in request.form.lists():
+                if name == "query" and any(len(value.encode()) > limit for value in values):
+                    raise _too_large(limit)
                 params.setdefault(name, []).extend(values)
         else:
             raise NotAQuery(
@@ -78,7 +131,28 @@ def _query_from_request() -> tuple[str | None, list[str], list[str]]:
         raise NotAQuery("the query is empty")
     if request.method == "POST" and not queries:
         raise NotAQuery("no query: POST it as application/sparql-query or as the form field 'query'")
-    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", [])
+    hinted = "format" in params or "output" in params
+    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", []), hinted
+
+
+def _media(offered: list[str], hinted: bool) -> str:
+    """:func:`api.negotiate.choose`, without parsing the request again in the common case: no format hint and
+    an ``Accept`` of one bare media type offered here (or none)."""
+    accept = request.headers.get("Accept", "").strip()
+    if not hinted and (accept in offered or not accept):
+        return accept or offered[0]
+    return choose(offered)
+
+
+def client_address() -> str:
+    """Who sent the request: the connection's address, or, behind ``BIA_TRUSTED_PROXIES`` proxies, the
+    ``X-Forwarded-For`` entry the outermost trusted proxy appended (what a client writes there itself is ignored)."""
+    hops = settings().trusted_proxies
+    if hops > 0:
+        forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if a.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.remote_addr or ""
 
 
 @blp.route("/sparql", methods=["GET", "POST"])
@@ -93,48 +167,49 @@ def _query_from_request() -> tuple[str | None, list[str], list[str]]:
     ],
 )
 def sparql() -> Response:
-    query, default, named = _query_from_request()
+    config = settings()
+    query, default, named, hinted = _query_from_request(config.sparql_max_query_bytes)
     if not query:
         media = choose(["text/html", *SD_TYPES])
         if media == "text/html":
-            return Response(render_template("sparql.html", examples=EXAMPLES, settings=settings()), mimetype="text/html")
+            return Response(render_template("sparql.html", examples=EXAMPLES, settings=config), mimetype="text/html")
         return _rdf_response(_service_description(), media)
-    form = query_form(query)
-    check_services(query, settings().sparql_service_allowlist)
-    kind = result_kind(form)
-    media = choose(RESULT_TYPES[kind] + ["text/html"])
-    tag = _result_tag(query, default, named, media) if request.method in ("GET", "HEAD") else None
+    shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
+    kind = result_kind(shape.form)
+    check_services(shape, config.sparql_service_allowlist)
+    media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
+    tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
     if tag and request.headers.get("If-None-Match", "").strip() != "*" and etag_matches(request.headers.get("If-None-Match"), tag):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
-    response = _answer(query, default, named, kind, media)
+    response = _answer(query, Run(dataset(shape, default, named), client_address()), kind, media)
     if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
         response.headers.update({"ETag": tag, "Cache-Control": REVALIDATE})
     return response
 
 
-def _answer(query: str, default: list[str], named: list[str], kind: str, media: str) -> Response:
+def _answer(query: str, run: Run, kind: str, media: str) -> Response:
     runner = current_app.extensions["bia.sparql"]
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
-            body, _ = runner.run(query, "text/turtle", default, named)
+            body, _ = runner.run(query, "text/turtle", run=run)
             return Response(render_template("sparql_results.html", query=query, boolean=None, variables=["turtle"],
                                             rows=[{"turtle": {"type": "literal", "value": body.decode()}}], settings=settings()),
                             mimetype="text/html")
-        body, _ = runner.run(query, "application/sparql-results+json", default, named)
+        body, _ = runner.run(query, "application/sparql-results+json", run=run)
         data = json.loads(body)
         return Response(render_template("sparql_results.html", query=query, boolean=data.get("boolean"),
                                         variables=data.get("head", {}).get("vars", []),
                                         rows=data.get("results", {}).get("bindings", []), settings=settings()),
                         mimetype="text/html")
     asked = "application/sparql-results+json" if media == "application/json" else media
-    body, returned = runner.run(query, asked, default, named)
+    body, returned = runner.run(query, asked, run=run)
     return Response(body, mimetype=media if media == "application/json" else returned)
 
 
-def _result_tag(query: str, default: list[str], named: list[str], media: str) -> str | None:
+def _result_tag(query: str, shape: QueryShape, default: list[str], named: list[str], media: str) -> str | None:
     """An ETag for a query whose answer depends only on the published snapshot it reads (None otherwise, and
     for a remote store, which cannot say when it changed)."""
-    if not repeatable(query):
+    if not shape.repeatable:
         return None
     version = services().archive.public.reads.version()
     if version is None:

@@ -23,7 +23,7 @@ _NOT_MODIFIED_HEADERS = {"etag", "cache-control", "vary", "access-control-allow-
 
 
 class _Answer:
-    __slots__ = ("status", "headers", "body", "etag")
+    __slots__ = ("body", "etag", "headers", "status")
 
     def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status, self.headers, self.body = status, headers, body

@@ -1,11 +1,17 @@
-"""What the public SPARQL endpoint checks before a query runs: its form, that it reads only, where SERVICE goes.
+"""What the public SPARQL endpoint checks before a query runs: its form, that it reads only, where SERVICE goes,
+how deeply it nests, and which dataset it names.
 
-The checks work on the query text with comments, string literals and IRIs masked out, so a keyword inside a
-string (``"DELETE me"``) or an IRI never counts, and a ``SERVICE`` target is read from the original text.
+All of it comes from one linear pass over the text (:func:`scan`): a single compiled regular expression skips,
+in C, whitespace, comments, string literals, IRIs, variables, prefixed names and other words, and stops only at
+what the checks need (a few keywords, brackets, operators); a keyword inside a string (``"DELETE me"``), a
+comment or an IRI never counts, and a ``PREFIX`` or ``SERVICE`` target is read where its keyword stands. A query
+that nests deeper, or holds more operators, than the limits is refused as soon as the scan passes them
+(pyoxigraph builds its algebra recursively: 5,000 nested groups or 20,000 UNIONs overflow its stack).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from catalog.errors import CatalogError, Forbidden
 
@@ -37,18 +43,15 @@ RESULT_TYPES = {
         "text/xml",
     ],
 }
-_MASK = re.compile(
-    r"""(\#[^\n]*)                                  # comment
-      |("{3}.*?"{3}|'{3}.*?'{3}|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')   # string literals
-      |(<[^<>"{}|^`\\\s]*>)                         # IRIs
-    """,
-    re.VERBOSE | re.DOTALL,
-)
 
 
 class NotAQuery(CatalogError):
     status = 400
     code = "invalid_query"
+
+
+class QueryTooComplex(NotAQuery):
+    code = "query_too_complex"
 
 
 class ReadOnly(Forbidden):
@@ -59,70 +62,238 @@ class ServiceNotAllowed(Forbidden):
     code = "service_not_allowed"
 
 
-def _masked(query: str) -> str:
-    """The query with comments, strings and IRIs replaced by spaces of the same length (offsets kept)."""
+@dataclass(frozen=True)
+class Limits:
+    """How deeply a query may nest (``{``, ``(``, ``[``) and how many UNION, OPTIONAL, MINUS and operators
+    (``|| && = != < > <= >= + - * / ! ^ | ?``, property paths included) it may hold."""
 
-    def blank(m: re.Match) -> str:
-        text = m.group(0)
-        if m.group(3):  # keep IRIs' brackets so SERVICE <…> is still recognisable
-            return "<" + " " * (len(text) - 2) + ">"
-        return " " * len(text)
-
-    return _MASK.sub(blank, query)
+    max_depth: int = 256
+    max_operators: int = 4096
 
 
+@dataclass
+class QueryShape:
+    """What one scan found in a query (see :func:`scan`)."""
+
+    #: the first word after the prologue, upper-cased ("" if none)
+    keyword: str = ""
+    #: SERVICE targets: ("iri", IRI), ("pname", prefix, local) or ("variable", text)
+    services: list[tuple[str, ...]] = field(default_factory=list)
+    #: INSERT or DELETE followed by DATA, WHERE or ``{`` anywhere
+    update: bool = False
+    has_from: bool = False
+    #: RAND, NOW, UUID, STRUUID or BNODE called
+    volatile: bool = False
+    depth: int = 0
+    operators: int = 0
+
+    @property
+    def form(self) -> str:
+        """``SELECT``/``CONSTRUCT``/``DESCRIBE``/``ASK``; :class:`ReadOnly` for an update, :class:`NotAQuery` else."""
+        if self.keyword in QUERY_FORMS:
+            return self.keyword
+        if self.keyword in UPDATE_KEYWORDS or self.update:
+            raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
+        raise NotAQuery("not a SPARQL query: expected SELECT, CONSTRUCT, DESCRIBE or ASK after the prologue")
+
+    #: the query text and where its prologue ends (its prefixes are read only when a SERVICE names one)
+    text: str = field(default="", repr=False)
+    prologue_end: int = 0
+
+    @property
+    def prefixes(self) -> dict[str, str]:
+        """The prologue's PREFIX declarations (a prefix declared twice: the later IRI, as in parsers). A word
+        ``PREFIX…`` after the prologue declares nothing: the parser fails on it or reads it as a prefixed name."""
+        found = _PROLOGUE_PREFIXES.findall(self.text, 0, self.prologue_end)
+        return {name: iri for declared, name, iri in found if declared}
+
+    @property
+    def repeatable(self) -> bool:
+        """No volatile function and no ``SERVICE`` (another endpoint's data may change at any time)."""
+        return not (self.volatile or self.services)
+
+
+# ---------------------------------------------------------------------- the one scanner
+
+#: whitespace and comments (a comment ends at a CR as well as at a LF, as in the parser)
+_BLANK = r"(?:\s+|\#[^\r\n]*)"
+#: string literals; a long one left open runs to the end (the parser fails on it), so no opener is scanned twice
+_STRINGS = (
+    r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)'
+    r"|'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+(?:'''|\Z)"
+    r'|"[^"\\\n\r]*+(?:\\.[^"\\\n\r]*+)*+"'
+    r"|'[^'\\\n\r]*+(?:\\.[^'\\\n\r]*+)*+'"
+)
+_IRI = r"<([^<>\"{}|^`\\\x00-\x20]*+)>"
 #: a prefix name (PN_PREFIX: a letter first, any script) and a prefixed name's local part (PN_LOCAL, escapes kept)
-_PN_PREFIX = r"[^\W\d_][\w.-]*"
-_PN_LOCAL = r"(?:[\w:%-]|\\.|\.(?=[\w:%\\-]))*"
-_PROLOGUE = re.compile(rf"\s*(?:PREFIX\s+(?:{_PN_PREFIX})?:\s*<\s*>|BASE\s*<\s*>)", re.IGNORECASE)
-_PREFIX_DECLARATION = re.compile(rf"(?<![\w:?$])PREFIX\s+({_PN_PREFIX})?:\s*<", re.IGNORECASE)
-_SERVICE = re.compile(r"(?<![\w:?$])SERVICE\s+(?:SILENT\s*)?|(?<![\w:?$])SERVICE(?=<)", re.IGNORECASE)
-_DATASET_CLAUSE = re.compile(r"(?<![\w:?$])FROM\b", re.IGNORECASE)
+_PN_PREFIX = r"[^\W\d_](?:[\w.-]*[\w-])?"
+_PN_LOCAL = r"(?:[\w:%-]+|\\.|\.(?=[\w:%\\-]))*+"
+#: pyoxigraph's parser (a PEG) reads these keywords at the start of any word: ``SERVICEex:s {…}`` is
+#: ``SERVICE ex:s {…}`` and ``PREFIX:<…>`` declares the empty prefix, so they count wherever a word begins with them
+_LEADING_KEYWORDS = r"(?i:SERVICE|PREFIX|BASE|FROM)"
+_WORD_KEYWORDS = r"(?i:OPTIONAL|STRUUID|INSERT|DELETE|UNION|MINUS|BNODE|RAND|UUID|NOW)(?![\w:])"
+_KEYWORD = rf"{_LEADING_KEYWORDS}|{_WORD_KEYWORDS}"
+#: everything the checks need not see, each alternative consuming a whole token (never part of one), the most
+#: frequent first
+_SKIP = rf"""(?:
+    [\s.,;]+
+  | [?$]\w+                                              # variable
+  | (?!{_KEYWORD})[^\W\d]\w*(?:(?:[.-]+\w+)*:{_PN_LOCAL})?  # word, or prefixed name
+  | <[^<>"{{}}|^`\\\x00-\x20,&(\[]*+>                  # IRI (see _TOKEN for the others)
+  | {_STRINGS}
+  | \#[^\r\n]*                                           # comment
+  | :{_PN_LOCAL}                                         # prefixed name with the empty prefix
+  | \d+(?:\.\d+)?(?:[eE][+-]?\d+)?                       # number
+  | @[A-Za-z]+(?:-[A-Za-z0-9]+)*                        # language tag
+  | \^\^                                                 # datatype
+  | [^\s\w"'<>\#{{}}()\[\]|&!=+*/^?$:-]                  # other punctuation
+)*+"""
+_TOKEN = re.compile(
+    rf"""{_SKIP}(?:
+        (?P<keyword>{_KEYWORD})
+      | (?P<iri><[^<>"{{}}|^`\\\x00-\x20]*+>)
+      | (?P<open>[{{(\[])
+      | (?P<close>[}})\]])
+      | (?P<operator>\|\||&&|!=|<=|>=|[=<>+*/|^!?$-])
+      | (?P<quote>["'])
+      | (?P<end>\Z)
+    )""",
+    re.VERBOSE,
+)
+#: what counts inside an IRI holding a comma, ``&`` or a bracket: ``FILTER(?a<(((1)))&&1>?b)`` and
+#: ``IF(?a<1-1-1,2>?b, 1, 2)`` are expressions, not IRIs, and their brackets and operators count as well
+_INSIDE_IRI = re.compile(r"(?P<open>[(\[])|(?P<close>[)\]])|(?P<operator>&&|!=|<=|>=|[=+*/!?-])")
+_PREFIX_DECLARATION = rf"(?i:PREFIX){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}"
+_BASE_DECLARATION = rf"(?i:BASE){_BLANK}*+<[^<>\"{{}}|^`\\\x00-\x20]*+>"
+#: the prologue: blanks, comments and declarations only (matched in C, however many prefixes it declares)
+_PROLOGUE = re.compile(rf"(?:{_BLANK}|{_PREFIX_DECLARATION}|{_BASE_DECLARATION})*+")
+#: each declaration of a prologue with the blanks before it, as (PREFIX, name, IRI) or ("", "", "") for a BASE
+#: (and the blanks at its end), so that consecutive matches tile the prologue and none starts inside a comment
+_PROLOGUE_PREFIXES = re.compile(
+    rf"{_BLANK}*+(?:{_BASE_DECLARATION}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)"
+)
+_SERVICE_CALL = re.compile(
+    rf"{_BLANK}*+(?:SILENT{_BLANK}*+)?(?:{_IRI}|({_PN_PREFIX})?:({_PN_LOCAL})|([?$]\w+)){_BLANK}*+\{{", re.IGNORECASE
+)
+_FROM_CLAUSE = re.compile(rf"{_BLANK}*+(?:NAMED{_BLANK}*+)?(?:<|(?:{_PN_PREFIX})?:)", re.IGNORECASE)
+_UPDATE_FOLLOWS = re.compile(rf"{_BLANK}*+(?:\{{|(?:DATA|WHERE)(?![\w:]))", re.IGNORECASE)
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+_VOLATILE = frozenset({"RAND", "NOW", "UUID", "STRUUID", "BNODE"})
+_FORM_WORDS = sorted(QUERY_FORMS + UPDATE_KEYWORDS, key=len, reverse=True)
 
-def query_form(query: str) -> str:
+
+class _Tally:
+    """Nesting depth and operator count, refused as soon as either passes its limit."""
+
+    __slots__ = ("deepest", "depth", "limits", "operators")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits, self.depth, self.deepest, self.operators = limits, 0, 0, 0
+
+    def open(self) -> None:
+        self.depth += 1
+        if self.depth > self.deepest:
+            self.deepest = self.depth
+            if self.depth > self.limits.max_depth:
+                raise QueryTooComplex(f"the query nests deeper than {self.limits.max_depth} levels of {{ }}, ( ) or [ ]",
+                                      [{"field": "query", "message": f"nesting over {self.limits.max_depth}"}])
+
+    def operator(self) -> None:
+        self.operators += 1
+        if self.operators > self.limits.max_operators:
+            raise QueryTooComplex(f"the query holds more than {self.limits.max_operators} UNION, OPTIONAL, MINUS and operators",
+                                  [{"field": "query", "message": f"operators over {self.limits.max_operators}"}])
+
+    def inside_iri(self, iri: str) -> None:
+        for m in _INSIDE_IRI.finditer(iri):
+            kind = m.lastgroup
+            if kind == "open":
+                self.open()
+            elif kind == "close":
+                self.depth -= 1
+            else:
+                self.operator()
+
+
+def scan(query: str, limits: Limits = Limits()) -> QueryShape:
+    """Everything the checks need, in one linear pass; :class:`QueryTooComplex` as soon as a limit is passed,
+    :class:`NotAQuery` for a string literal left open."""
+    prologue_end = _PROLOGUE.match(query).end()  # type: ignore[union-attr]  # (it matches the empty string too)
+    shape, tally = QueryShape(text=query, prologue_end=prologue_end), _Tally(limits)
+    for m in _TOKEN.finditer(query, prologue_end):
+        kind = m.lastgroup
+        if kind == "open":
+            tally.open()
+        elif kind == "close":
+            tally.depth -= 1
+        elif kind == "operator":
+            tally.operator()
+        elif kind == "keyword":
+            _keyword(query, m.end(), m.group(kind).upper(), shape, tally)
+        elif kind == "iri":
+            tally.inside_iri(m.group(kind))
+        elif kind == "quote":
+            line = query.count("\n", 0, m.start(kind)) + 1
+            raise NotAQuery(f"a string literal opened on line {line} is not closed")
+    shape.depth, shape.operators = tally.deepest, tally.operators
+    word = _FIRST_WORD.match(query, prologue_end)
+    first = word.group(0).upper() if word else ""
+    shape.keyword = next((form for form in _FORM_WORDS if first.startswith(form)), first)
+    return shape
+
+
+def _keyword(query: str, at: int, word: str, shape: QueryShape, tally: _Tally) -> None:
+    """Note what a keyword ending at ``at`` says about the query."""
+    if word in ("UNION", "OPTIONAL", "MINUS"):
+        tally.operator()
+    elif word == "SERVICE":
+        call = _SERVICE_CALL.match(query, at)
+        if call:  # else not a SERVICE call (``service:x ?p ?o``): the parser reads it as the triples it is
+            iri, prefix, local, variable = call.groups()
+            shape.services.append(("iri", iri) if iri is not None else ("variable", variable) if variable is not None
+                                  else ("pname", prefix or "", local))
+    elif word == "FROM" and tally.depth == 0:  # a dataset clause stands outside every group (``?s from:p ?o`` does not)
+        shape.has_from = shape.has_from or bool(_FROM_CLAUSE.match(query, at))
+    elif word in _VOLATILE:
+        shape.volatile = True
+    elif word in ("INSERT", "DELETE") and _UPDATE_FOLLOWS.match(query, at):
+        shape.update = True
+
+
+# ---------------------------------------------------------------------- the checks, each reading one scan
+
+
+def _shape(query: str | QueryShape) -> QueryShape:
+    return query if isinstance(query, QueryShape) else scan(query)
+
+
+def query_form(query: str | QueryShape) -> str:
     """``SELECT``/``CONSTRUCT``/``DESCRIBE``/``ASK``; :class:`ReadOnly` for an update, :class:`NotAQuery` else."""
-    masked = _masked(query)
-    pos = 0
-    while m := _PROLOGUE.match(masked, pos):
-        pos = m.end()
-    word = re.match(r"\s*([A-Za-z]+)", masked[pos:])
-    keyword = word.group(1).upper() if word else ""
-    if keyword in QUERY_FORMS:
-        return keyword
-    if keyword in UPDATE_KEYWORDS or re.search(r"(?<![?$\w:])(INSERT|DELETE)\s+(DATA\b|\{|WHERE\b)", masked, re.IGNORECASE):
-        raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
-    raise NotAQuery("not a SPARQL query: expected SELECT, CONSTRUCT, DESCRIBE or ASK after the prologue")
+    return _shape(query).form
 
 
 def result_kind(form: str) -> str:
     return {"SELECT": "solutions", "ASK": "boolean"}.get(form, "graph")
 
 
-def _iri_at(query: str, masked: str, start: int) -> str:
-    """The IRI whose ``<`` is at ``start`` (read from the original text; the masked one keeps the brackets)."""
-    end = masked.find(">", start)
-    return query[start + 1 : end] if end > start else ""
-
-
-def check_services(query: str, allowed: tuple[str, ...] | list[str]) -> None:
+def check_services(query: str | QueryShape, allowed: tuple[str, ...] | list[str]) -> None:
     """Refuse any ``SERVICE`` whose endpoint is not in ``allowed`` (a variable endpoint is never allowed).
 
-    Keywords and ``PREFIX`` declarations are found in the masked text only, so a comment or a string can neither
-    hide a ``SERVICE`` nor declare a prefix; a prefix declared twice resolves to the later IRI, as in parsers.
+    Keywords and ``PREFIX`` declarations count only outside comments, strings and IRIs, so neither can hide a
+    ``SERVICE`` nor declare a prefix; a prefix declared twice resolves to the later IRI, as in parsers.
     """
-    masked = _masked(query)
-    prefixes = {m.group(1) or "": _iri_at(query, masked, m.end() - 1) for m in _PREFIX_DECLARATION.finditer(masked)}
-    for m in _SERVICE.finditer(masked):
-        at = m.end()
-        if masked.startswith("<", at):
-            target = _iri_at(query, masked, at)
+    shape = _shape(query)
+    prefixes = shape.prefixes if any(service[0] == "pname" for service in shape.services) else {}
+    for service in shape.services:
+        if service[0] == "variable":
+            raise ServiceNotAllowed("SERVICE with a variable endpoint is not allowed on this endpoint")
+        if service[0] == "iri":
+            target = service[1]
         else:
-            name = re.match(rf"({_PN_PREFIX})?:({_PN_LOCAL})", masked[at:])
-            if not name:
-                raise ServiceNotAllowed("SERVICE with a variable endpoint is not allowed on this endpoint")
-            if (name.group(1) or "") not in prefixes:
-                raise NotAQuery(f"SERVICE {name.group(0)}: the prefix {name.group(1) or ''}: is not declared")
-            target = prefixes[name.group(1) or ""] + name.group(2)
+            prefix, local = service[1], service[2]
+            if prefix not in prefixes:
+                raise NotAQuery(f"SERVICE {prefix}:{local}: the prefix {prefix}: is not declared")
+            target = prefixes[prefix] + local
         if target not in allowed:
             raise ServiceNotAllowed(
                 f"SERVICE <{target}> is not allowed on this endpoint"
@@ -131,7 +302,7 @@ def check_services(query: str, allowed: tuple[str, ...] | list[str]) -> None:
             )
 
 
-def dataset(query: str, default: list[str], named: list[str]) -> dict:
+def dataset(query: str | QueryShape, default: list[str], named: list[str]) -> dict:
     """The dataset a query runs on, as pyoxigraph query options (IRIs as strings).
 
     The protocol's ``default-graph-uri``/``named-graph-uri`` win over the query's ``FROM``/``FROM NAMED``
@@ -141,14 +312,12 @@ def dataset(query: str, default: list[str], named: list[str]) -> dict:
     """
     if default or named:
         return {"default_graph": list(default), "named_graphs": list(named)}
-    if _DATASET_CLAUSE.search(_masked(query)):
+    if _shape(query).has_from:
         return {}
     return {"use_default_graph_as_union": True}
 
-_VOLATILE = re.compile(r"(?<![\w:?$])(?:(?:RAND|NOW|UUID|STRUUID|BNODE)\s*\(|SERVICE\b)", re.IGNORECASE)
 
-
-def repeatable(query: str) -> bool:
+def repeatable(query: str | QueryShape) -> bool:
     """Whether the query's answer depends only on the data it reads: no ``RAND()``, ``NOW()``, ``UUID()``,
     ``STRUUID()`` or ``BNODE()``, and no ``SERVICE`` (another endpoint's data may change at any time)."""
-    return _VOLATILE.search(_masked(query)) is None
+    return _shape(query).repeatable

@@ -6,14 +6,23 @@ store read-only (nothing writes into a snapshot, so killing a worker never harms
 past ``BIA_SPARQL_TIMEOUT`` gets its worker SIGKILLed and replaced; the client gets a ``query_timeout`` error and
 every other request keeps being served. With a remote store the query goes to the public SPARQL server with the
 same limit on the HTTP request.
+
+A worker runs queries on a thread with a large stack, so the deepest query the pre-checks let through is far from
+overflowing it; a worker that dies of a crash signal while it runs a query (the query's fault) answers
+``400 query_failed``, one that dies otherwise (killed from outside) ``503``. No client (address) may have more than
+``BIA_SPARQL_MAX_PER_CLIENT`` queries running or waiting at once, so one client cannot hold every worker.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -21,7 +30,12 @@ from typing import Any
 from api.sparql_protocol import dataset
 from catalog.config import Settings
 from catalog.errors import CatalogError
-from catalog.graph_store import GraphStoreError, GraphStoreTimeout, GraphStoreUnavailable, NotAcceptable
+from catalog.graph_store import (
+    GraphStoreError,
+    GraphStoreTimeout,
+    GraphStoreUnavailable,
+    NotAcceptable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +54,36 @@ class WorkersBusy(CatalogError):
 class ResultTooLarge(CatalogError):
     status = 413
     code = "result_too_large"
+
+
+class QueryCrashed(CatalogError):
+    status = 400
+    code = "query_failed"
+
+
+class TooManyQueries(CatalogError):
+    status = 429
+    code = "too_many_queries"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+#: signals a worker dies of when the query it runs crashes it (a stack overflow aborts, a bad access faults)
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE})
+#: the stack of the thread a worker runs queries on (reserved, not used, until a deep query needs it): pyoxigraph
+#: recurses once per nesting level and operator, and a process's main thread has 8 MiB
+WORKER_STACK_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Run:
+    """How to run one query: its dataset (pyoxigraph query options, see ``api.sparql_protocol.dataset``) and the
+    client it runs for (its address; "" counts as one client)."""
+
+    dataset: dict
+    client: str = ""
 
 
 # ---------------------------------------------------------------------- the worker process
@@ -65,6 +109,14 @@ class _Capped:
 
 
 def _worker_main(conn: Connection) -> None:
+    """Answer requests on a thread with a :data:`WORKER_STACK_BYTES` stack until told to stop."""
+    threading.stack_size(WORKER_STACK_BYTES)
+    thread = threading.Thread(target=_answer_requests, args=(conn,), name="queries")
+    thread.start()
+    thread.join()
+
+
+def _answer_requests(conn: Connection) -> None:
     """Answer (snapshot, query, accept, dataset options, max bytes) requests until told to stop."""
     import pyoxigraph as ox
 
@@ -169,6 +221,33 @@ class _Worker:
 # ---------------------------------------------------------------------- the runner the endpoint uses
 
 
+class ClientSlots:
+    """How many queries each client has running or waiting; :class:`TooManyQueries` past ``limit``."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        self.limit, self.retry_after = limit, retry_after
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        with self._lock:
+            held = self._held.get(client, 0)
+            if held >= self.limit:
+                raise TooManyQueries(
+                    f"this client already has {held} SPARQL quer{'y' if held == 1 else 'ies'} running or waiting "
+                    f"(at most {self.limit} at once); try again when one has finished", self.retry_after)
+            self._held[client] = held + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._held[client] <= 1:
+                    del self._held[client]
+                else:
+                    self._held[client] -= 1
+
+
 class QueryRunner:
     """Runs public SPARQL queries within the time limit, on the embedded snapshot or the remote public store."""
 
@@ -182,7 +261,10 @@ class QueryRunner:
             self._remote = RemoteGraphStore(settings.public_sparql_url, timeout=settings.sparql_timeout)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max(1, settings.sparql_workers))
+        workers = max(1, settings.sparql_workers)
+        self._slots = threading.BoundedSemaphore(workers)
+        per_client = settings.sparql_max_per_client or max(1, workers - 1)
+        self.clients = ClientSlots(per_client, retry_after=max(1, round(min(settings.sparql_timeout, 5))))
 
     def _snapshot(self) -> str:
         graph = self.archive.public.graph
@@ -202,43 +284,65 @@ class QueryRunner:
         with self._lock:
             self._idle.append(worker)
 
-    def run(self, query: str, accept: str, default_graphs=(), named_graphs=()) -> tuple[bytes, str]:
-        """The serialized result (bytes, media type); errors are :class:`CatalogError` subclasses."""
-        if self._remote is not None:
+    def run(self, query: str, accept: str, default_graphs=(), named_graphs=(), *, run: Run | None = None) -> tuple[bytes, str]:
+        """The serialized result (bytes, media type); errors are :class:`CatalogError` subclasses. ``run`` gives
+        the dataset (else read from the query and the graphs given) and the client."""
+        run = run or Run(dataset(query, list(default_graphs), list(named_graphs)))
+        with self.clients.hold(run.client):
+            if self._remote is not None:
+                return self._run_remote(query, accept, default_graphs, named_graphs)
+            if not self._slots.acquire(timeout=self.settings.sparql_timeout):
+                raise WorkersBusy(f"every query worker was busy for {self.settings.sparql_timeout:g} s; try again shortly")
             try:
-                body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)
-            except GraphStoreTimeout as exc:
-                raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
-            if len(body) > self.settings.sparql_max_bytes:
-                raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
-            return body, media
-        if not self._slots.acquire(timeout=self.settings.sparql_timeout):
-            raise WorkersBusy(f"every query worker was busy for {self.settings.sparql_timeout:g} s; try again shortly")
-        try:
-            worker = self._take()
-            request = (self._snapshot(), query, accept, dataset(query, list(default_graphs), list(named_graphs)),
-                       self.settings.sparql_max_bytes)
-            try:
-                worker.conn.send(request)
-                if not worker.conn.poll(self.settings.sparql_timeout):
-                    log.warning("SPARQL query over %s s: worker %s killed", self.settings.sparql_timeout, worker.process.pid)
-                    worker.kill()
-                    raise QueryTimeout(
-                        f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped; narrow it or add a LIMIT"
-                    )
-                answer = worker.conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                worker.kill()
-                raise GraphStoreUnavailable(f"the query worker failed: {exc}") from exc
-            self._give_back(worker)
-        finally:
-            self._slots.release()
+                answer = self._run_in_worker((self._snapshot(), query, accept, run.dataset, self.settings.sparql_max_bytes))
+            finally:
+                self._slots.release()
         if answer[0] == "ok":
             return answer[1], answer[2]
         _, status, code, message = answer
         error = {406: NotAcceptable, 413: ResultTooLarge}.get(status, GraphStoreError)(message)
         error.status, error.code = status, code
         raise error
+
+    def _run_remote(self, query: str, accept: str, default_graphs, named_graphs) -> tuple[bytes, str]:
+        try:
+            body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)  # type: ignore[union-attr]
+        except GraphStoreTimeout as exc:
+            raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
+        if len(body) > self.settings.sparql_max_bytes:
+            raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
+        return body, media
+
+    def _run_in_worker(self, request: tuple) -> tuple:
+        """The worker's answer to ``request``; the worker is killed at the time limit, and its death explained."""
+        worker = self._take()
+        try:
+            worker.conn.send(request)
+            if not worker.conn.poll(self.settings.sparql_timeout):
+                log.warning("SPARQL query over %s s: worker %s killed", self.settings.sparql_timeout, worker.process.pid)
+                worker.kill()
+                raise QueryTimeout(
+                    f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped; narrow it or add a LIMIT"
+                )
+            answer = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died(worker, exc) from exc
+        self._give_back(worker)
+        return answer
+
+    def _died(self, worker: _Worker, exc: BaseException) -> CatalogError:
+        """Why a worker stopped answering: a crash signal means the query crashed it (400), else it failed (503)."""
+        try:
+            code = worker.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        worker.kill()
+        if code is not None and code < 0 and -code in CRASH_SIGNALS:
+            name = signal.Signals(-code).name
+            log.warning("SPARQL query crashed worker %s (%s)", worker.process.pid, name)
+            return QueryCrashed(f"the query failed: it crashed the query engine ({name}); simplify it",
+                                [{"field": "query", "message": f"the worker died of {name}"}])
+        return GraphStoreUnavailable(f"the query worker failed: {exc or 'it exited'} (exit status {code})")
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,8 @@
    is current);
 2. ``/sparql`` point queries against ``oxigraph serve`` holding the same data: latency p50/p99 (target <= 1.5x),
    for repeated queries (answered from the per-process result cache) and first-time ones (each query text new,
-   so each one runs), with the floors of both HTTP servers;
+   so each one runs), under gunicorn (sync and gthread workers) and granian in the same run, with the floor of
+   each server (a fixed body) and of oxigraph serve (``ASK {}``); ``--only-sparql`` runs this part alone;
 3. a file download through the API (redirect to a presigned SeaweedFS URL) against a direct S3 GET of the same
    object: MiB/s (target >= 0.9x).
 """
@@ -42,11 +43,31 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],
-        env={**os.environ, **env}, cwd=ROOT, start_new_session=True,
-    )
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2, threads: int = 1) -> subprocess.Popen:
+    """``app`` under gunicorn: sync workers (no keep-alive) by default, gthread workers with ``threads`` > 1."""
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+               "--log-level", "warning"] + (["--threads", str(threads)] if threads > 1 else []) + [app]
+    return _started(subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, start_new_session=True), app, port)
+
+
+def granian(app: str, port: int, env: dict[str, str], workers: int = 2, threads: int = 4) -> subprocess.Popen:
+    """``app`` (``module:factory()`` as for gunicorn, or ``module:callable``) under granian's WSGI interface."""
+    target, factory = (app[:-2], True) if app.endswith("()") else (app, False)
+    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--workers", str(workers),
+               "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "--no-access-log"] + (["--factory"] if factory else []) + [target]
+    return _started(subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, start_new_session=True), app, port)
+
+
+#: the WSGI servers the SPARQL benchmark compares, each as (launcher, keyword arguments)
+SERVERS = {
+    "gunicorn sync": (gunicorn, {}),
+    "gunicorn gthread": (gunicorn, {"threads": 4}),
+    "granian": (granian, {"threads": 4}),
+}
+
+
+def _started(process: subprocess.Popen, app: str, port: int) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -141,14 +162,12 @@ def bench_records(tmp: Path, seconds: float, clients: int) -> None:
     print(f"  bare baseline  {bare_rps:8.0f} req/s  p50 {bare_p50:6.2f} ms  p99 {bare_p99:6.2f} ms")
     print(f"  -> throughput ratio {ours_rps / bare_rps:.2f}x cached, {cold_rps / bare_rps:.2f}x no-cache, "
           f"{live_rps / bare_rps:.2f}x built per request (target >= 0.7x)")
-    ours = gunicorn("api.app:create_app()", port, {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1"})
-    try:
-        bench_sparql(tmp, settings, accessions, port)
-    finally:
-        stop(ours)
+    bench_sparql(tmp, settings, accessions)
 
 
-def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], port: int) -> None:
+def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], seconds: float = 5) -> None:
+    """Point queries, repeated and first-time, under each WSGI server of :data:`SERVERS` against ``oxigraph serve``
+    on the same data, with each server's floor (a WSGI callable answering a fixed body)."""
     from catalog.archive import as_nquads
     from catalog.graph_store_embedded import EmbeddedGraphStore
     from tests.servers.oxigraph_server import start_oxigraph, stop_oxigraph
@@ -169,26 +188,30 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], port: int
         # first-time: every request a query text not seen before (a trailing comment), so each one really runs
         repeated = [urllib.parse.urlencode({"query": q}) for q in queries]
         first_time = [urllib.parse.urlencode({"query": f"{q} # {n}"}) for n in range(40_000 // len(queries) + 1) for q in queries]
-        load(port, [f"/sparql?{q}" for q in repeated], 1, 1, headers)
-        figures = {}
-        for name, texts in (("repeated", repeated), ("first-time", first_time)):
-            _, ours_p50, ours_p99 = load(port, [f"/sparql?{q}" for q in texts], 5, 1, headers)
-            _, oxi_p50, oxi_p99 = load(oxi_port, [f"/query?{q}" for q in texts], 5, 1, headers)
-            figures[name] = (ours_p50, ours_p99, oxi_p50, oxi_p99)
-        empty_port = free_port()
-        empty = gunicorn("benchmarks.bare_app:empty_answer", empty_port, {})
-        try:
-            _, floor_p50, floor_p99 = load(empty_port, [f"/sparql?{q}" for q in repeated], 5, 1, headers)
-        finally:
-            stop(empty)
-        _, oxi_floor_p50, _ = load(oxi_port, [f"/query?{urllib.parse.urlencode({'query': 'ASK {}'})}"], 5, 1, headers)
-        print("SPARQL point queries (one client, API on 2 gunicorn workers):")
-        for name, (ours_p50, ours_p99, oxi_p50, oxi_p99) in figures.items():
-            print(f"  {name:10} API p50 {ours_p50:5.2f} ms p99 {ours_p99:5.2f} ms | oxigraph serve p50 {oxi_p50:5.2f} ms "
-                  f"p99 {oxi_p99:5.2f} ms -> p50 {ours_p50 / oxi_p50:.2f}x, p99 {ours_p99 / oxi_p99:.2f}x (target <= 1.5x)")
-        oxi_p50 = figures["first-time"][2]
-        print(f"  floors: gunicorn answering a fixed body p50 {floor_p50:.2f} ms ({floor_p50 / oxi_p50:.2f}x oxigraph's whole answer);"
-              f" oxigraph serve answering ASK {{}} p50 {oxi_floor_p50:.2f} ms")
+        load(oxi_port, [f"/query?{q}" for q in repeated], 1, 1, headers)
+        _, oxi_p50, oxi_p99 = load(oxi_port, [f"/query?{q}" for q in first_time], seconds, 1, headers)
+        _, oxi_floor_p50, _ = load(oxi_port, [f"/query?{urllib.parse.urlencode({'query': 'ASK {}'})}"], seconds, 1, headers)
+        env = {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url, "BIA_READ_ONLY": "1"}
+        print(f"SPARQL point queries (one client; API with 2 worker processes) against oxigraph serve "
+              f"(first-time p50 {oxi_p50:.2f} ms, p99 {oxi_p99:.2f} ms; ASK {{}} p50 {oxi_floor_p50:.2f} ms):")
+        for name, (launch, options) in SERVERS.items():
+            port = free_port()
+            ours = launch("api.app:create_app()", port, env, **options)
+            try:
+                load(port, [f"/sparql?{q}" for q in repeated], 1, 1, headers)
+                _, rep_p50, _ = load(port, [f"/sparql?{q}" for q in repeated], seconds, 1, headers)
+                _, first_p50, first_p99 = load(port, [f"/sparql?{q}" for q in first_time], seconds, 1, headers)
+            finally:
+                stop(ours)
+            empty_port = free_port()
+            empty = launch("benchmarks.bare_app:empty_answer", empty_port, {}, **options)
+            try:
+                _, floor_p50, _ = load(empty_port, [f"/sparql?{q}" for q in repeated], seconds, 1, headers)
+            finally:
+                stop(empty)
+            print(f"  {name:16} first-time p50 {first_p50:5.2f} ms p99 {first_p99:5.2f} ms -> {first_p50 / oxi_p50:.2f}x p50, "
+                  f"{first_p99 / oxi_p99:.2f}x p99 (target <= 1.5x) | repeated {rep_p50:5.2f} ms ({rep_p50 / oxi_p50:.2f}x) | "
+                  f"floor (fixed body) p50 {floor_p50:.2f} ms ({floor_p50 / oxi_p50:.2f}x)")
     finally:
         stop_oxigraph(server)
 
@@ -245,9 +268,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--download-mib", type=int, default=256, help="0: skip the download benchmark")
+    parser.add_argument("--only-sparql", action="store_true", help="run the SPARQL point-query part only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bia-api-bench-") as name:
         tmp = Path(name)
+        if args.only_sparql:
+            settings, accessions = build_catalog(tmp, f"http://127.0.0.1:{free_port()}")
+            bench_sparql(tmp, settings, accessions, args.seconds)
+            return
         bench_records(tmp, args.seconds, args.clients)
         if args.download_mib:
             bench_download(tmp, args.download_mib)

@@ -46,6 +46,18 @@ class Settings:
     sparql_workers: int = 2
     #: MiB of answers to repeated public SPARQL GETs kept per process until the next snapshot (0: none)
     sparql_cache_mb: int = 64
+    #: largest SPARQL query text (bytes, UTF-8) the endpoint reads; a larger one is refused (413) unread
+    sparql_max_query_bytes: int = 1 << 20
+    #: deepest nesting of ``{ }``, ``( )`` and ``[ ]`` a SPARQL query may have (deeper: 400)
+    sparql_max_depth: int = 256
+    #: most UNION, OPTIONAL, MINUS and operators (``|| && = < + * / !``…, property paths too) a query may hold
+    sparql_max_operators: int = 4096
+    #: SPARQL queries one client (address) may have running or waiting at once, per process; more get 429
+    #: (0: one less than the query workers, at least 1)
+    sparql_max_per_client: int = 0
+    #: reverse proxies in front of the app that append to ``X-Forwarded-For``: a client's address is the entry
+    #: that many from the end (0: the connection's address; the header is ignored)
+    trusted_proxies: int = 0
     #: serve the public view only, from read-only handles that follow the writer's snapshots: lets several
     #: worker processes serve one embedded catalog while a single writer (CLI, harvests) changes it
     read_only: bool = False
@@ -97,6 +109,11 @@ class Settings:
         "sparql_max_bytes": ("BIA_SPARQL_MAX_BYTES", int),
         "sparql_workers": ("BIA_SPARQL_WORKERS", int),
         "sparql_cache_mb": ("BIA_SPARQL_CACHE_MB", int),
+        "sparql_max_query_bytes": ("BIA_SPARQL_MAX_QUERY_BYTES", int),
+        "sparql_max_depth": ("BIA_SPARQL_MAX_DEPTH", int),
+        "sparql_max_operators": ("BIA_SPARQL_MAX_OPERATORS", int),
+        "sparql_max_per_client": ("BIA_SPARQL_MAX_PER_CLIENT", int),
+        "trusted_proxies": ("BIA_TRUSTED_PROXIES", int),
         "catalog_name": ("BIA_CATALOG_NAME", str),
         "read_only": ("BIA_READ_ONLY", _bool),
         "biostudies_url": ("BIA_BIOSTUDIES_URL", str),
