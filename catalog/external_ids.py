@@ -175,6 +175,8 @@ def ena(text: str) -> str | None:
 
 # ----------------------------------------------------------------------------- the table
 
+IDENTIFIERS_ORG = "https://identifiers.org/"
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -272,15 +274,22 @@ def iri(kind: str, text: Any) -> str | None:
     return registry.get_identifiers_org_iri(entry.prefix, entry.local(canonical))
 
 
-def landing_page(kind: str, text: Any) -> str | None:
-    """The resource's web page for an identifier of ``kind`` (what pages link to), or None if it is not one."""
-    canonical = accession(kind, text)
+def landing_page(kind: str, text: Any, *, as_written: bool = False) -> str | None:
+    """The resource's web page for an identifier of ``kind`` (what pages link to), or None if it is not one;
+    ``as_written``: the page of the text as written when it is not (a test entry's own accession)."""
+    canonical = accession(kind, text) or (str(text).strip() if as_written and text else None)
     if canonical is None:
         return None
     entry = KINDS[kind]
     if entry.page:
         return entry.page.format(canonical, local=entry.local(canonical), lower=canonical.lower())
     return _bioregistry().get_default_iri(entry.prefix, entry.local(canonical))
+
+
+def identifiers_org_namespace(kind: str) -> str:
+    """What the stored IRIs of a kind stored as identifiers.org IRIs start with (``https://identifiers.org/emdb:``),
+    for queries; known without loading the Bioregistry."""
+    return f"{IDENTIFIERS_ORG}{KINDS[kind].prefix}:"
 
 
 def pattern(kind: str) -> re.Pattern[str]:

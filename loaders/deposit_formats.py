@@ -35,7 +35,7 @@ class DefaultFormats:
         from loaders.pagetab import load_pagetab_json
 
         if _looks_like_pagetab_tsv(data[:4096].decode("utf-8-sig", "ignore")):
-            from loaders.pagetab_tsv import parse_pagetab_tsv
+            from loaders.pagetab import parse_pagetab_tsv
 
             text = decode_document(data, name, self.limits)
             return _from_pagetab(load_pagetab_json(parse_pagetab_tsv(text, name=name)))

@@ -9,7 +9,8 @@ Three source shapes are read into one intermediate form (the REST API's entry ob
 Image sets become study components (category, formats, image counts, dimensions, pixel sizes and voxel type as
 attributes); authors keep their ORCIDs, with the corresponding author and principal investigators marked in
 their roles; grants become funding; citations become publications; EMDB, BioStudies, IDR and EMPIAR references
-become typed cross-references. CLEM, CLXM and SXT entries are marked as correlative modalities.
+become typed cross-references (:mod:`catalog.external_ids`). CLEM, CLXM and SXT entries are marked as
+correlative modalities.
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from catalog import external_ids
 from catalog.errors import ValidationFailed
+from loaders.loaded import Draft, LoadedRecord, cross_reference, is_email, provenance, year
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term
-from loaders.pagetab import LoadedRecord, provenance
 
 LOADER_NAME = "bia-catalog EMPIAR loader"
 LOADER_VERSION = "1"
-EMPIAR_ENTRY = "https://www.ebi.ac.uk/empiar/{accession}"
 
 #: Deposition JSON codes (empiar_deposition.schema.json) → the API's experiment type names.
 EXPERIMENT_TYPES = {
@@ -55,6 +56,12 @@ IMAGESET_ATTRIBUTES = (
     "frame_range_max", "voxel_type", "image_width", "image_height", "pixel_width", "pixel_height", "directory",
     "micrographs_file_pattern", "picked_particles_file_pattern", "picked_particles_directory",
 )
+#: Entry facts kept as study attributes: key → attribute name.
+ENTRY_ATTRIBUTES = (("experiment_type", "experiment type"), ("scale", "scale"), ("dataset_size", "dataset size"),
+                    ("status", "status"), ("deposition_date", "deposition date"))
+#: The entry's reference lists: key → (the kind of identifier they hold, the JSON key they come from).
+REFERENCES = {"emdb": ("EMDB", "cross_references"), "biostudies": ("BioStudies", "biostudies_references"),
+              "idr": ("IDR", "idr_references"), "empiar": ("EMPIAR", "empiar_references")}
 
 
 class EmpiarError(ValidationFailed):
@@ -108,40 +115,39 @@ def _person_json(item: Any) -> dict[str, Any]:
     if tuple_name:
         name = f"{tuple_name.group(1)} {tuple_name.group(2)}"
     if not name:
-        name = " ".join(str(item.get(k) or "") for k in ("first_name", "middle_name", "last_name")).split()
-        name = " ".join(name)
+        name = " ".join(" ".join(str(item.get(k) or "") for k in ("first_name", "middle_name", "last_name")).split())
     return {"name": name, "orcid": item.get("author_orcid"), "email": item.get("email"),
             "organization": item.get("organization")}
 
 
-def _normalise_json(entry: dict[str, Any]) -> dict[str, Any]:
-    experiment = entry.get("experiment_type")
-    scale = entry.get("scale")
+def _decoded(entry: dict[str, Any]) -> dict[str, Any]:
+    """Experiment type and scale, decoded from the deposition JSON's integer codes."""
+    experiment, scale = entry.get("experiment_type"), entry.get("scale")
+    return {
+        "experiment_type": EXPERIMENT_TYPES.get(experiment, str(experiment)) if isinstance(experiment, int) else experiment,
+        "scale": SCALES.get(int(str(scale)), str(scale)) if str(scale or "").isdigit() else scale,
+    }
+
+
+def _people_json(entry: dict[str, Any]) -> dict[str, Any]:
     corresponding = entry.get("corresponding_author")
     pis = entry.get("principal_investigator") or []
     return {
-        "title": entry.get("title"),
-        "release_date": entry.get("release_date"),
-        "deposition_date": entry.get("deposition_date"),
-        "status": entry.get("status"),
-        "doi": entry.get("entry_doi"),
-        "dataset_size": entry.get("dataset_size"),
-        "experiment_type": EXPERIMENT_TYPES.get(experiment, str(experiment)) if isinstance(experiment, int) else experiment,
-        "scale": SCALES.get(int(scale), str(scale)) if str(scale or "").isdigit() else scale,
         "authors": [_person_json(a) for a in entry.get("authors") or []],
         "corresponding_author": _person_json(corresponding) if corresponding else None,
         "principal_investigators": [_person_json(p) for p in (pis if isinstance(pis, list) else [pis])],
-        "grants": [
-            {"funder": g.get("funding_body"), "grant_id": g.get("code")}
-            for g in entry.get("grant_references") or [] if isinstance(g, dict)
-        ],
-        "citations": [_citation_json(c) for c in entry.get("citation") or [] if isinstance(c, dict)],
-        "emdb": [_ref_name(r) for r in entry.get("cross_references") or []],
-        "biostudies": [_ref_name(r) for r in entry.get("biostudies_references") or []],
-        "idr": [_ref_name(r) for r in entry.get("idr_references") or []],
-        "empiar": [_ref_name(r) for r in entry.get("empiar_references") or []],
-        "imagesets": [i for i in entry.get("imagesets") or [] if isinstance(i, dict)],
     }
+
+
+def _normalise_json(entry: dict[str, Any]) -> dict[str, Any]:
+    found = {key: entry.get(key) for key in ("title", "release_date", "deposition_date", "status", "dataset_size")}
+    grants = [g for g in entry.get("grant_references") or [] if isinstance(g, dict)]
+    return found | _decoded(entry) | _people_json(entry) | {
+        "doi": entry.get("entry_doi"),
+        "grants": [{"funder": g.get("funding_body"), "grant_id": g.get("code")} for g in grants],
+        "citations": [_citation_json(c) for c in entry.get("citation") or [] if isinstance(c, dict)],
+        "imagesets": [i for i in entry.get("imagesets") or [] if isinstance(i, dict)],
+    } | {key: [_ref_name(r) for r in entry.get(source) or []] for key, (_kind, source) in REFERENCES.items()}
 
 
 def _ref_name(ref: Any) -> str:
@@ -157,243 +163,194 @@ def _citation_json(c: dict[str, Any]) -> dict[str, Any]:
             "pubmed_id": c.get("pubmedid") or c.get("pubmed_id"), "authors": authors}
 
 
+class _Xml:
+    """An entry header XML document, read with or without its namespace."""
+
+    def __init__(self, root: ET.Element) -> None:
+        self.root = root
+        self.ns = {"e": root.tag[1: root.tag.index("}")]} if root.tag.startswith("{") else {"e": ""}
+        self.prefix = "e:" if self.ns["e"] else ""
+
+    def q(self, path: str) -> str:
+        return "/".join(f"{self.prefix}{part}" if part not in (".", "..") else part for part in path.split("/"))
+
+    def text(self, node: ET.Element, path: str) -> str | None:
+        return node.findtext(self.q(path), None, self.ns)
+
+    def all(self, node: ET.Element, path: str) -> list[ET.Element]:
+        return list(node.iterfind(self.q(path), self.ns))
+
+    def texts(self, path: str) -> list[str]:
+        return [(e.text or "").strip() for e in self.all(self.root, path)]
+
+    def person(self, node: ET.Element | None) -> dict[str, Any] | None:
+        if node is None:
+            return None
+        first, last = self.text(node, "firstName"), self.text(node, "lastName")
+        return {"name": " ".join(x for x in (first, last) if x), "orcid": self.text(node, "authorORCID"),
+                "organization": self.text(node, "organization")}
+
+    def citations(self) -> list[dict[str, Any]]:
+        found = []
+        for cit in self.all(self.root, "crossReferences/citationList/universalCitation/journalCitation"):
+            refs = {r.get("type"): (r.text or "").strip() for r in self.all(cit, "externalReferences")}
+            found.append({"title": self.text(cit, "title"), "year": self.text(cit, "year"), "doi": refs.get("doi"),
+                          "pubmed_id": refs.get("pubmed"), "authors": [(a.text or "").strip() for a in self.all(cit, "author")]})
+        return found
+
+    def imagesets(self) -> list[dict[str, Any]]:
+        tags = {"name": "name", "directory": "directory", "category": "category", "header_format": "headerFormat",
+                "data_format": "dataFormat", "num_images_or_tilt_series": "numImagesOrTiltSeries",
+                "frames_per_image": "framesPerImage", "voxel_type": "voxelType", "details": "details",
+                "micrographs_file_pattern": "micrographsFilePattern", "image_width": "dimensions/imageWidth",
+                "image_height": "dimensions/imageHeight", "pixel_width": "dimensions/pixelWidth",
+                "pixel_height": "dimensions/pixelHeight"}
+        return [{key: self.text(node, tag) for key, tag in tags.items()} for node in self.all(self.root, "imageSet")]
+
+    def admin(self, admin: ET.Element) -> dict[str, Any]:
+        size = admin.find(self.q("datasetSize"), self.ns)
+        tags = {"title": "title", "release_date": "keyDates/releaseDate", "deposition_date": "keyDates/depositionDate",
+                "status": "currentStatus", "doi": "entryDOI", "experiment_type": "experimentType", "scale": "scale"}
+        return {key: self.text(admin, tag) for key, tag in tags.items()} | {
+            "dataset_size": f"{size.text.strip()} {size.get('units', '')}".strip() if size is not None and size.text else None,
+            "authors": [{"name": (a.text or "").strip(), "orcid": a.get("authorORCID")} for a in self.all(admin, "authorsList/author")],
+            "corresponding_author": self.person(admin.find(self.q("correspondingAuthor"), self.ns)),
+            "principal_investigators": [self.person(n) for n in self.all(admin, "principalInvestigator")],
+            "grants": [{"funder": self.text(g, "fundingBody"), "grant_id": self.text(g, "code")}
+                       for g in self.all(admin, "grantReferences/grantReference")],
+        }
+
+
+_XML_REFERENCES = {"emdb": "relatedEMDBEntries/emdbEntry", "biostudies": "biostudiesReferences/biostudiesReference",
+                   "idr": "idrReferences/idrReference", "empiar": "empiarReferences/empiarReference"}
+
+
 def load_empiar_xml(
     data: bytes | str, name: str = "entry.xml", source_url: str | None = None, harvested_at: str | None = None
 ) -> LoadedRecord:
     try:
-        root = ET.fromstring(data)
+        xml = _Xml(ET.fromstring(data))
     except ET.ParseError as exc:
         raise EmpiarError(f"{name}: not well-formed XML ({exc})", [{"file": name, "line": exc.position[0]}]) from exc
-    ns = {"e": root.tag[1 : root.tag.index("}")]} if root.tag.startswith("{") else {"e": ""}
-    p = "e:" if ns["e"] else ""
-
-    def q(path: str) -> str:
-        return "/".join(f"{p}{part}" if part not in (".", "..") else part for part in path.split("/"))
-
-    def person(node: ET.Element) -> dict[str, Any]:
-        first, last = node.findtext(q("firstName"), None, ns), node.findtext(q("lastName"), None, ns)
-        return {"name": " ".join(x for x in (first, last) if x), "orcid": node.findtext(q("authorORCID"), None, ns),
-                "organization": node.findtext(q("organization"), None, ns)}
-
-    accession = root.get("accessionCode")
-    admin = root.find(q("admin"), ns)
+    admin = xml.root.find(xml.q("admin"), xml.ns)
     if admin is None:
         raise EmpiarError(f"{name}: no <admin> element", [{"file": name, "field": "admin"}])
-    citations = []
-    for cit in root.iterfind(q("crossReferences/citationList/universalCitation/journalCitation"), ns):
-        refs = {r.get("type"): (r.text or "").strip() for r in cit.iterfind(q("externalReferences"), ns)}
-        citations.append({
-            "title": cit.findtext(q("title"), None, ns), "year": cit.findtext(q("year"), None, ns),
-            "doi": refs.get("doi"), "pubmed_id": refs.get("pubmed"),
-            "authors": [(a.text or "").strip() for a in cit.iterfind(q("author"), ns)],
-        })
-    imagesets = []
-    for node in root.iterfind(q("imageSet"), ns):
-        item = {
-            "name": node.findtext(q("name"), None, ns), "directory": node.findtext(q("directory"), None, ns),
-            "category": node.findtext(q("category"), None, ns), "header_format": node.findtext(q("headerFormat"), None, ns),
-            "data_format": node.findtext(q("dataFormat"), None, ns),
-            "num_images_or_tilt_series": node.findtext(q("numImagesOrTiltSeries"), None, ns),
-            "frames_per_image": node.findtext(q("framesPerImage"), None, ns),
-            "voxel_type": node.findtext(q("voxelType"), None, ns), "details": node.findtext(q("details"), None, ns),
-            "micrographs_file_pattern": node.findtext(q("micrographsFilePattern"), None, ns),
-        }
-        for tag, key in (("imageWidth", "image_width"), ("imageHeight", "image_height"),
-                         ("pixelWidth", "pixel_width"), ("pixelHeight", "pixel_height")):
-            item[key] = node.findtext(q(f"dimensions/{tag}"), None, ns)
-        imagesets.append(item)
-    size = admin.find(q("datasetSize"), ns)
-    corresponding = admin.find(q("correspondingAuthor"), ns)
-    entry = {
-        "title": admin.findtext(q("title"), None, ns),
-        "release_date": admin.findtext(q("keyDates/releaseDate"), None, ns),
-        "deposition_date": admin.findtext(q("keyDates/depositionDate"), None, ns),
-        "status": admin.findtext(q("currentStatus"), None, ns),
-        "doi": admin.findtext(q("entryDOI"), None, ns),
-        "dataset_size": f"{size.text.strip()} {size.get('units', '')}".strip() if size is not None and size.text else None,
-        "experiment_type": admin.findtext(q("experimentType"), None, ns),
-        "scale": admin.findtext(q("scale"), None, ns),
-        "authors": [{"name": (a.text or "").strip(), "orcid": a.get("authorORCID")}
-                    for a in admin.iterfind(q("authorsList/author"), ns)],
-        "corresponding_author": person(corresponding) if corresponding is not None else None,
-        "principal_investigators": [person(n) for n in admin.iterfind(q("principalInvestigator"), ns)],
-        "grants": [{"funder": g.findtext(q("fundingBody"), None, ns), "grant_id": g.findtext(q("code"), None, ns)}
-                   for g in admin.iterfind(q("grantReferences/grantReference"), ns)],
-        "citations": citations,
-        "emdb": [(e.text or "").strip() for e in root.iterfind(q("crossReferences/relatedEMDBEntries/emdbEntry"), ns)],
-        "biostudies": [(e.text or "").strip() for e in root.iterfind(q("crossReferences/biostudiesReferences/biostudiesReference"), ns)],
-        "idr": [(e.text or "").strip() for e in root.iterfind(q("crossReferences/idrReferences/idrReference"), ns)],
-        "empiar": [(e.text or "").strip() for e in root.iterfind(q("crossReferences/empiarReferences/empiarReference"), ns)],
-        "imagesets": imagesets,
-    }
-    return _map(accession, entry, name, source_url, harvested_at)
+    entry = xml.admin(admin) | {"citations": xml.citations(), "imagesets": xml.imagesets()}
+    entry |= {key: xml.texts(f"crossReferences/{path}") for key, path in _XML_REFERENCES.items()}
+    return _map(xml.root.get("accessionCode"), entry, name, source_url, harvested_at)
 
 
 # ---------------------------------------------------------------------- one mapping to REMBI
 
 
-def _orcid(value: Any) -> str | None:
-    text = str(value or "").strip().removeprefix("https://orcid.org/").removeprefix("http://orcid.org/").upper()  # …-123x
-    return f"https://orcid.org/{text}" if re.match(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", text) else None
-
-
-def _doi(value: Any) -> str | None:
-    text = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", str(value or "").strip(), flags=re.I).replace(" ", "")
-    return text if text.startswith("10.") else None
-
-
-def _cross_reference(resource: str, accession: str, relation: str) -> dict[str, Any] | None:
-    accession = accession.strip()
-    if not accession:
-        return None
-    if resource == "EMDB":
-        number = accession.upper().removeprefix("EMD-").strip()
-        if not re.fullmatch(r"\d{4,6}", number):
-            return None  # not an EMDB accession ("PDB 7ABC", a name…): not a link to make
-        target, accession = f"https://www.ebi.ac.uk/emdb/EMD-{number}", f"EMD-{number}"
-    elif resource == "BioStudies":
-        target = f"https://www.ebi.ac.uk/biostudies/studies/{accession}"
-        resource = "BioImage Archive" if accession.startswith("S-BIAD") else "BioStudies"
-    elif resource == "IDR":
-        target = f"https://idr.openmicroscopy.org/search/?query=Name:{accession}"
-    else:
-        number = accession.upper().removeprefix("EMPIAR-").strip()
-        if not re.fullmatch(r"\d{5,6}", number):
-            return None
-        target, accession = EMPIAR_ENTRY.format(accession=f"EMPIAR-{number}"), f"EMPIAR-{number}"
-    return {"target": target, "target_accession": accession, "resource": resource, "relation": relation,
-            "label": f"{resource} {accession}"}
-
-
 def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: str | None, harvested_at: str | None) -> LoadedRecord:
-    unmapped: list[str] = []
     title = (entry.get("title") or "").strip()
     if not title:
         raise EmpiarError(f"{name}: the entry has no title", [{"file": name, "field": "title"}])
     experiment = (entry.get("experiment_type") or "").strip() or None
-    correlative = experiment in CORRELATIVE
-    record: dict[str, Any] = {"title": title, "license": "CC0-1.0"}
-    if accession:
-        record["accession"] = accession
+    draft = Draft()
+    draft.record.update({"title": title, "license": "CC0-1.0"} | ({"accession": accession} if accession else {}))
+    _study_fields(draft, entry, title)
+    _authors(draft, entry)
+    for grant in entry.get("grants") or []:
+        if grant.get("funder"):
+            draft.add_funding(grant["funder"], grant.get("grant_id"))
+    for citation in entry.get("citations") or []:
+        _citation(draft, citation)
+    _references(draft, entry, experiment in CORRELATIVE)
+    _images(draft, entry, experiment)
+    _attributes(draft, entry, experiment)
+    draft.record["provenance"] = provenance(
+        "EMPIAR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
+        source_url=source_url or (external_ids.landing_page("EMPIAR", accession, as_written=True) if accession else None),
+    )
+    return draft.loaded()
+
+
+def _study_fields(draft: Draft, entry: dict[str, Any], title: str) -> None:
+    """Release date, DOI and a description made of the entry's facts."""
     release = str(entry.get("release_date") or "")[:10]
     if re.match(r"^\d{4}-\d{2}-\d{2}$", release):
-        record["release_date"] = release
+        draft.record["release_date"] = release
     elif entry.get("release_date"):
-        unmapped.append(f"release_date {entry['release_date']!r} is not a date (deposition JSON code?)")
-    doi = _doi(entry.get("doi"))
+        draft.note(f"release_date {entry['release_date']!r} is not a date (deposition JSON code?)")
+    doi = external_ids.doi(str(entry.get("doi") or ""))
     if doi:
-        record["doi"] = doi
-    facts = [f"experiment type {experiment}" if experiment else None,
+        draft.record["doi"] = doi
+    facts = [f"experiment type {entry['experiment_type']}" if entry.get("experiment_type") else None,
              f"scale {entry['scale']}" if entry.get("scale") else None,
              f"dataset size {entry['dataset_size']}" if entry.get("dataset_size") else None]
-    record["description"] = f"EMPIAR entry: {title}." + (
-        " " + "; ".join(f for f in facts if f).capitalize() + "." if any(facts) else ""
-    )
+    written = "; ".join(f for f in facts if f)
+    draft.record["description"] = f"EMPIAR entry: {title}." + (f" {written.capitalize()}." if written else "")
 
-    # authors, with the corresponding author and PIs in their roles
-    authors: list[dict[str, Any]] = []
+
+def _authors(draft: Draft, entry: dict[str, Any]) -> None:
+    """The authors, with the corresponding author and the principal investigators marked in their roles (matched
+    by ORCID iD or name; added when not an author)."""
     for person in entry.get("authors") or []:
         if person.get("name"):
-            author = {"name": person["name"], "position": len(authors) + 1}
-            if _orcid(person.get("orcid")):
-                author["orcid"] = _orcid(person.get("orcid"))
-            authors.append(author)
-
-    def mark(person: dict[str, Any] | None, role: str) -> None:
-        if not person or not person.get("name"):
-            return
-        orcid = _orcid(person.get("orcid"))
-        for author in authors:
-            if (orcid and author.get("orcid") == orcid) or author["name"] == person["name"]:
-                author.setdefault("roles", []).append(role)
-                break
-        else:
-            author = {"name": person["name"], "position": len(authors) + 1, "roles": [role]}
-            if orcid:
-                author["orcid"] = orcid
-            authors.append(author)
-        if person.get("email") and "@" in str(person["email"]):
-            author.setdefault("email", person["email"])
-
-    mark(entry.get("corresponding_author"), "corresponding author")
+            draft.author(person["name"], orcid=person.get("orcid"))
+    draft.record.setdefault("authors", [])
+    _mark(draft, entry.get("corresponding_author"), "corresponding author")
     for pi in entry.get("principal_investigators") or []:
-        mark(pi, "principal investigator")
-    record["authors"] = authors
+        _mark(draft, pi, "principal investigator")
 
-    funding = [{k: v for k, v in g.items() if v} for g in entry.get("grants") or [] if g.get("funder")]
-    if funding:
-        record["funding"] = funding
-    publications = []
-    for c in entry.get("citations") or []:
-        pub: dict[str, Any] = {}
-        if c.get("title"):
-            pub["title"] = c["title"]
-        if _doi(c.get("doi")):
-            pub["doi"] = _doi(c.get("doi"))
-        if str(c.get("year") or "").isdigit():
-            pub["year"] = int(c["year"])
-        if str(c.get("pubmed_id") or "").isdigit():
-            pub["pubmed_id"] = str(c["pubmed_id"])
-        if c.get("authors"):
-            pub["publication_authors"] = ", ".join(a for a in c["authors"] if a)
-        if pub.get("title") or pub.get("doi"):
-            publications.append(pub)
-    if publications:
-        record["publications"] = publications
 
-    references = []
-    for resource, key, relation in (("EMDB", "emdb", "references_map"),
-                                    ("BioStudies", "biostudies", "same_specimen_imaged" if correlative else "related_to"),
-                                    ("IDR", "idr", "related_to"), ("EMPIAR", "empiar", "related_to")):
+def _mark(draft: Draft, person: dict[str, Any] | None, role: str) -> None:
+    if not person or not person.get("name"):
+        return
+    orcid = external_ids.iri("ORCID", str(person.get("orcid") or ""))
+    author = next((a for a in draft.record["authors"] if (orcid and a.get("orcid") == orcid) or a["name"] == person["name"]), None)
+    if author is None:
+        author = draft.author(person["name"], orcid=orcid)
+    draft.add_role(author, role)
+    if is_email(person.get("email")):
+        author.setdefault("email", person["email"].strip())
+
+
+def _citation(draft: Draft, citation: dict[str, Any]) -> None:
+    authors = ", ".join(a for a in citation.get("authors") or [] if a)
+    draft.publication(citation.get("title"), doi=citation.get("doi"), pubmed=citation.get("pubmed_id"),
+                      year_=year(citation.get("year")), authors=authors or None)
+
+
+def _references(draft: Draft, entry: dict[str, Any], correlative: bool) -> None:
+    """EMDB maps, BioStudies/BioImage Archive studies (imaging the same specimen, for correlative entries), IDR
+    studies and other EMPIAR entries."""
+    relations = {"emdb": "references_map", "biostudies": "same_specimen_imaged" if correlative else "related_to"}
+    for key, (kind, _source) in REFERENCES.items():
         for written in entry.get(key) or []:
-            reference = _cross_reference(resource, written, relation)
-            if reference:
-                references.append(reference)
+            written_kind = "BioImage Archive" if kind == "BioStudies" and written.upper().startswith("S-BIAD") else kind
+            ref = cross_reference(written_kind, written, relations.get(key, "related_to"))
+            if ref:
+                draft.add_cross_reference(ref | {"label": f"{ref['resource']} {ref['target_accession']}"})
             elif written.strip():
-                unmapped.append(f"cross-reference {written!r} is not a {resource} accession; left out")
-    if references:
-        record["cross_references"] = references
+                draft.note(f"cross-reference {written!r} is not a {kind} accession; left out")
 
-    method_name = METHODS.get(experiment or "", "electron microscopy")
-    term, _exact = imaging_method_term(method_name)
-    acquisition = {
-        "title": f"EMPIAR {experiment or 'imaging'}",
-        "imaging_methods": [(term or GENERIC_IMAGING_METHOD).as_record()],
-    }
-    record["image_acquisitions"] = [acquisition]
-    components = []
+
+def _images(draft: Draft, entry: dict[str, Any], experiment: str | None) -> None:
+    """One image acquisition (the experiment type's FBbi method); one component per image set."""
+    term, _exact = imaging_method_term(METHODS.get(experiment or "", "electron microscopy"))
+    acquisition = {"title": f"EMPIAR {experiment or 'imaging'}", "imaging_methods": [(term or GENERIC_IMAGING_METHOD).as_record()]}
+    draft.record["image_acquisitions"] = [acquisition]
     for i, imageset in enumerate(entry.get("imagesets") or [], start=1):
-        attributes = [
-            {"name": key, "value": str(imageset[key])}
-            for key in IMAGESET_ATTRIBUTES
-            if imageset.get(key) not in (None, "")
-        ]
+        attributes = [{"name": key, "value": str(imageset[key])} for key in IMAGESET_ATTRIBUTES if imageset.get(key) not in (None, "")]
         extra = sorted(set(imageset) - set(IMAGESET_ATTRIBUTES) - {"name", "details", "segmentations"})
-        unmapped += [f"imagesets[{i}].{key}" for key in extra if imageset.get(key) not in (None, "", [])]
-        component = {
-            "title": (imageset.get("name") or f"Image set {i}").strip(),
-            "component_image_acquisitions": [acquisition["title"]],
-        }
+        for key in extra:
+            if imageset.get(key) not in (None, "", []):
+                draft.note(f"imagesets[{i}].{key}")
+        component: dict[str, Any] = {"title": (imageset.get("name") or f"Image set {i}").strip(),
+                                     "component_image_acquisitions": [acquisition["title"]]}
         if imageset.get("details"):
             component["description"] = imageset["details"]
         if attributes:
             component["attributes"] = attributes
-        components.append(component)
-    if components:
-        record["components"] = components
+        draft.record.setdefault("components", []).append(component)
 
-    attributes = [
-        {"name": label, "value": str(entry[key])}
-        for key, label in (("experiment_type", "experiment type"), ("scale", "scale"), ("dataset_size", "dataset size"),
-                           ("status", "status"), ("deposition_date", "deposition date"))
-        if entry.get(key)
-    ]
-    if correlative:
+
+def _attributes(draft: Draft, entry: dict[str, Any], experiment: str | None) -> None:
+    attributes = [{"name": label, "value": str(entry[key])} for key, label in ENTRY_ATTRIBUTES if entry.get(key)]
+    if experiment in CORRELATIVE:
         attributes.append({"name": "correlative modality", "value": experiment})
     if attributes:
-        record["attributes"] = attributes
-    record["provenance"] = provenance(
-        "EMPIAR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
-        source_url=source_url or (EMPIAR_ENTRY.format(accession=accession) if accession else None),
-    )
-    return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)
+        draft.record["attributes"] = attributes

@@ -30,7 +30,7 @@ from catalog.study_files import StudyFile, files_from_record
 from catalog.validation import check_study_record
 from loaders import file_lists as file_list_reader
 from loaders.fetch import Fetcher, FetchError
-from loaders.pagetab import LoadedRecord
+from loaders.loaded import LoadedRecord
 
 KINDS = ("pagetab", "empiar", "idr", "legacy", "rocrate")
 LOADER_VERSION = "1"
@@ -78,28 +78,28 @@ def now_iso() -> str:
 # ----------------------------------------------------------------------------- loading one record
 
 
-def load_records(kind: str, path: Path, *, source_url: str | None, harvested_at: str) -> list[LoadedRecord]:
-    """Every REMBI record in a local source file or folder of ``kind``."""
-    options = {"source_url": source_url, "harvested_at": harvested_at}
+def load_records(kind: str, path: Path, *, source_url: str | None, harvested_at: str) -> list[LoadedRecord | CatalogError]:
+    """Every REMBI record in a local source file or folder of ``kind`` (a legacy collection's unreadable records
+    as their errors)."""
     if kind == "pagetab":
         from loaders.pagetab import load_pagetab_json, load_pagetab_tsv
 
-        # a published record is kept whole: an association to a missing section becomes a noted attribute
-        if path.suffix.lower() in (".tsv", ".txt"):
-            return [load_pagetab_tsv(path, unresolved_associations="drop", **options)]
-        return [load_pagetab_json(path, unresolved_associations="drop", **options)]
+        # a published record is kept whole: an association to a missing section becomes a noted attribute, and
+        # what the archive's own record lacks is filled as the archive shows it (noted)
+        read = load_pagetab_tsv if path.suffix.lower() in (".tsv", ".txt") else load_pagetab_json
+        return [read(path, unresolved_associations="drop", published=True, source_url=source_url, harvested_at=harvested_at)]
     if kind == "empiar":
         from loaders.empiar import load_empiar
 
-        return [load_empiar(path, **options)]
+        return [load_empiar(path, source_url=source_url, harvested_at=harvested_at)]
     if kind == "idr":
         from loaders.idr import load_idr_study
 
-        return [load_idr_study(path, **options)]
+        return [load_idr_study(path, source_url=source_url, harvested_at=harvested_at)]
     if kind == "rocrate":
         from loaders.rocrate import load_rocrate
 
-        return [load_rocrate(path, **options)]
+        return [load_rocrate(path, source_url=source_url, harvested_at=harvested_at)]
     if kind == "legacy":
         from loaders.legacy import load_legacy_collection
 

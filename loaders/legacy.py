@@ -33,9 +33,11 @@ from typing import Any, Iterator
 
 import yaml
 
+from catalog import external_ids
 from catalog.errors import ValidationFailed
+from loaders.enums import licence_name
+from loaders.loaded import Draft, LoadedRecord, provenance
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term
-from loaders.pagetab import LoadedRecord, licence_name, provenance
 
 LOADER_VERSION = "1"
 TEXT_FIELDS = ("accession", "title", "description", "release_date", "doi", "source_url", "license")
@@ -72,27 +74,37 @@ def _records(mapping_path: Path, pattern: str) -> Iterator[tuple[str, dict[str, 
             continue
         suffix = path.suffix.lower()
         if suffix in (".tsv", ".csv"):
-            try:
-                text = path.read_text("utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                yield str(path), {"__error__": f"cannot be read as UTF-8 text: {exc}"}
-                continue
-            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
-            for row in reader:
-                extra = [cell for cell in row.pop(None, None) or [] if cell.strip()]  # cells past the header
-                record = {k: v for k, v in row.items() if k}
-                if extra:
-                    record["__extra__"] = extra
-                yield f"{path}:{reader.line_num}", record
+            yield from _table_records(path, "\t" if suffix == ".tsv" else ",")
         elif suffix in (".json", ".yaml", ".yml"):
-            try:
-                data = json.loads(path.read_text("utf-8")) if suffix == ".json" else yaml.safe_load(path.read_text("utf-8"))
-            except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
-                yield str(path), {"__error__": f"cannot be read: {exc}"}
-                continue
-            for i, item in enumerate(data if isinstance(data, list) else [data]):
-                where = f"{path}[{i}]" if isinstance(data, list) else str(path)
-                yield where, item if isinstance(item, dict) else {"__error__": f"a record is a mapping of fields, not {type(item).__name__}"}
+            yield from _document_records(path, suffix)
+
+
+def _table_records(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One record per row of a TSV/CSV file (cells past the header's columns kept aside, to be noted)."""
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        yield str(path), {"__error__": f"cannot be read as UTF-8 text: {exc}"}
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    for row in reader:
+        extra = [cell for cell in row.pop(None, None) or [] if cell.strip()]  # type: ignore[call-overload]
+        record: dict[str, Any] = {k: v for k, v in row.items() if k}
+        if extra:
+            record["__extra__"] = extra
+        yield f"{path}:{reader.line_num}", record
+
+
+def _document_records(path: Path, suffix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One record per JSON/YAML file, or one per item of a list."""
+    try:
+        data = json.loads(path.read_text("utf-8")) if suffix == ".json" else yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
+        yield str(path), {"__error__": f"cannot be read: {exc}"}
+        return
+    for i, item in enumerate(data if isinstance(data, list) else [data]):
+        where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+        yield where, item if isinstance(item, dict) else {"__error__": f"a record is a mapping of fields, not {type(item).__name__}"}
 
 
 def load_mapping(mapping_path: Path) -> dict[str, Any]:
@@ -148,87 +160,47 @@ def load_legacy_collection(
                                     [{"file": str(mapping_path), "field": "records"}])
 
 
+class _Source:
+    """One source record read through the mapping: a field's value (or its default), required or not."""
+
+    def __init__(self, where: str, source: dict[str, Any], mapping: dict[str, Any]) -> None:
+        self.where, self.source = where, source
+        self.fields: dict[str, str] = mapping["fields"]
+        self.defaults: dict[str, Any] = mapping.get("defaults") or {}
+
+    def value(self, name: str) -> Any:
+        found = _get(self.source, self.fields[name]) if name in self.fields else None
+        return found if found not in (None, "", []) else self.defaults.get(name)
+
+    def need(self, name: str) -> str:
+        found = self.value(name)
+        if found in (None, ""):
+            raise self.fail(f"no {name} (mapped from {self.fields.get(name, '(unmapped)')!r})", self.fields.get(name, name),
+                            message=f"{name} is required")
+        return str(found).strip()
+
+    def fail(self, problem: str, field: str, **more: Any) -> LegacyCollectionError:
+        return LegacyCollectionError(f"{self.where}: {problem}", [{"file": self.where, "field": field, **more}])
+
+
 def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_at: str | None) -> LoadedRecord:
     if "__error__" in source:
         raise LegacyCollectionError(f"{where}: {source['__error__']}", [{"file": where}])
-    fields: dict[str, str] = mapping["fields"]
-    defaults: dict[str, Any] = mapping.get("defaults") or {}
-
-    def value(name: str) -> Any:
-        found = _get(source, fields[name]) if name in fields else None
-        return found if found not in (None, "", []) else defaults.get(name)
-
-    def need(name: str) -> str:
-        found = value(name)
-        if found in (None, ""):
-            raise LegacyCollectionError(
-                f"{where}: no {name} (mapped from {fields.get(name, '(unmapped)')!r})",
-                [{"file": where, "field": fields.get(name, name), "message": f"{name} is required"}],
-            )
-        return str(found).strip()
-
-    collection = str(mapping["collection"])
-    record: dict[str, Any] = {"accession": need("accession"), "title": need("title")}
-    record["description"] = str(value("description") or record["title"])
-    released = str(value("release_date") or "")[:10]
-    if released:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", released):
-            raise LegacyCollectionError(f"{where}: release date {released!r} is not YYYY-MM-DD",
-                                        [{"file": where, "field": fields.get("release_date", "release_date")}])
-        record["release_date"] = released
-    licence = value("license")
-    if licence:
-        named = licence_name(str(licence))
-        if not named:
-            raise LegacyCollectionError(f"{where}: licence {licence!r} is not one the catalog knows",
-                                        [{"file": where, "field": fields.get("license", "defaults.license")}])
-        record["license"] = named
-    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", str(value("doi") or ""), flags=re.I).strip()
-    if doi:
-        record["doi"] = doi
-    keywords = [str(k) for k in _as_list(value("keywords"))]
-    if keywords:
-        record["keywords"] = keywords
-    authors = []
-    for item in _as_list(value("authors")):
+    read = _Source(where, source, mapping)
+    draft = Draft()
+    record = draft.record
+    record.update(accession=read.need("accession"), title=read.need("title"))
+    record["description"] = str(read.value("description") or record["title"])
+    _study_fields(read, draft)
+    for item in _as_list(read.value("authors")):
         name = item.get("name") if isinstance(item, dict) else str(item)
-        if not name:
-            continue
-        author: dict[str, Any] = {"name": str(name).strip(), "position": len(authors) + 1}
-        orcid = str(item.get("orcid") or "").strip().upper() if isinstance(item, dict) else ""
-        if re.search(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]$", orcid):
-            author["orcid"] = "https://orcid.org/" + orcid[-19:]
-        authors.append(author)
-    record["authors"] = authors
-    unmapped: list[str] = []
+        if name:
+            draft.author(str(name).strip(), orcid=item.get("orcid") if isinstance(item, dict) else None, where=f"{where}: ")
+    record.setdefault("authors", [])
     if source.get("__extra__"):
-        unmapped.append(f"{where}: cells past the header's columns left out: {source['__extra__']!r}")
-    organisms = []
-    for name in _as_list(value("organisms")):
-        term = organism_term(str(name))
-        if term:
-            organisms.append(term.as_record())
-        else:
-            unmapped.append(f"organism {name!r}: no NCBITaxon term")
-    methods = []
-    for name in _as_list(value("imaging_methods")):
-        term, _ = imaging_method_term(str(name))
-        methods.append((term or GENERIC_IMAGING_METHOD).as_record())
-        if term is None:
-            unmapped.append(f"imaging method {name!r}: no FBbi term (kept as the generic term and an attribute)")
-    component: dict[str, Any] = {"title": f"{record['accession']} images"}
-    if organisms or value("organisms"):
-        biosample = {"title": f"{record['accession']} sample", "biological_entity": "; ".join(map(str, _as_list(value("organisms"))))}
-        if organisms:
-            biosample["organisms"] = organisms
-        record["biosamples"] = [biosample]
-        component["component_biosamples"] = [biosample["title"]]
-    if methods:
-        written = [{"name": "imaging method (as written)", "value": str(m)} for m in _as_list(value("imaging_methods"))]
-        record["image_acquisitions"] = [{"title": f"{record['accession']} imaging", "imaging_methods": methods, "attributes": written}]
-        component["component_image_acquisitions"] = [f"{record['accession']} imaging"]
-    record["components"] = [component]
-    used = {str(path).split(".")[0] for path in fields.values()}
+        draft.note(f"{where}: cells past the header's columns left out: {source['__extra__']!r}")
+    _samples_and_imaging(read, draft)
+    used = {str(path).split(".")[0] for path in read.fields.values()}
     attributes = [
         {"name": key, "value": json.dumps(val, ensure_ascii=False) if isinstance(val, (dict, list)) else str(val)}
         for key, val in source.items()
@@ -237,7 +209,63 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
     if attributes:
         record["attributes"] = attributes
     record["provenance"] = provenance(
-        mapping.get("resource") or "Other", f"legacy collection: {collection}", LOADER_VERSION,
-        accession=record["accession"], source_url=str(value("source_url") or "") or None, harvested_at=harvested_at,
+        mapping.get("resource") or "Other", f"legacy collection: {mapping['collection']}", LOADER_VERSION,
+        accession=record["accession"], source_url=str(read.value("source_url") or "") or None, harvested_at=harvested_at,
     )
-    return LoadedRecord(record=record, file_lists=[], unmapped=unmapped)
+    return draft.loaded()
+
+
+def _study_fields(read: _Source, draft: Draft) -> None:
+    """Release date, licence (the mapping's default where a record has none), DOI and keywords."""
+    record = draft.record
+    released = str(read.value("release_date") or "")[:10]
+    if released:
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", released):
+            raise read.fail(f"release date {released!r} is not YYYY-MM-DD", read.fields.get("release_date", "release_date"))
+        record["release_date"] = released
+    licence = read.value("license")
+    if licence:
+        named = licence_name(str(licence))
+        if not named:
+            raise read.fail(f"licence {licence!r} is not one the catalog knows", read.fields.get("license", "defaults.license"))
+        record["license"] = named
+    doi = read.value("doi")
+    if doi and external_ids.doi(str(doi)):
+        record["doi"] = external_ids.doi(str(doi))
+    elif doi:
+        draft.note(f"{read.where}: DOI {doi!r} is not a DOI; left out")
+    keywords = [str(k) for k in _as_list(read.value("keywords"))]
+    if keywords:
+        record["keywords"] = keywords
+
+
+def _samples_and_imaging(read: _Source, draft: Draft) -> None:
+    """A biosample with the organisms' NCBITaxon terms, an image acquisition with the methods' FBbi terms (the
+    words as written kept), and one component using them."""
+    record, accession = draft.record, draft.record["accession"]
+    written_organisms, written_methods = _as_list(read.value("organisms")), _as_list(read.value("imaging_methods"))
+    organisms = []
+    for name in written_organisms:
+        term = organism_term(str(name))
+        if term:
+            organisms.append(term.as_record())
+        else:
+            draft.note(f"organism {name!r}: no NCBITaxon term")
+    methods = []
+    for name in written_methods:
+        term, _ = imaging_method_term(str(name))
+        methods.append((term or GENERIC_IMAGING_METHOD).as_record())
+        if term is None:
+            draft.note(f"imaging method {name!r}: no FBbi term (kept as the generic term and an attribute)")
+    component: dict[str, Any] = {"title": f"{accession} images"}
+    if written_organisms:
+        biosample: dict[str, Any] = {"title": f"{accession} sample", "biological_entity": "; ".join(map(str, written_organisms))}
+        if organisms:
+            biosample["organisms"] = organisms
+        record["biosamples"] = [biosample]
+        component["component_biosamples"] = [biosample["title"]]
+    if methods:
+        written = [{"name": "imaging method (as written)", "value": str(m)} for m in written_methods]
+        record["image_acquisitions"] = [{"title": f"{accession} imaging", "imaging_methods": methods, "attributes": written}]
+        component["component_image_acquisitions"] = [f"{accession} imaging"]
+    record["components"] = [component]

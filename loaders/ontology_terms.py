@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from catalog import external_ids
+
 
 @dataclass(frozen=True)
 class Term:
@@ -235,26 +237,19 @@ def term_by_id(curie: str) -> Term | None:
     return _terms_by_id().get(curie)
 
 
-_TAXON_ID = re.compile(
-    r"^(?:(?:https?://purl\.obolibrary\.org/obo/)?NCBITaxon[_:]|NCBI:txid|txid|taxon:|NCBI:|NCBITaxon:txid)?\s*(\d+)$",
-    re.IGNORECASE,
-)
 _OBO_ID = re.compile(r"^(?:https?://purl\.obolibrary\.org/obo/)?([A-Za-z][A-Za-z0-9]*)[_:](\d+)$")
 
 
-def taxon_curie(text: str) -> str | None:
-    """``NCBITaxon:9606`` from the ways taxon ids are written (9606, NCBI:txid9606, NCBITaxon_9606, IRIs)."""
-    match = _TAXON_ID.match(text.strip())
-    return f"NCBITaxon:{int(match.group(1))}" if match else None
-
-
 def term_curie(text: str) -> str | None:
-    """A CURIE (``FBbi:00000251``) or a full IRI for an ontology term id as written; None if it is neither."""
+    """A CURIE (``FBbi:00000251``) or a full IRI for an ontology term id as written; None if it is neither.
+    FBbi and NCBITaxon ids are spelled as :mod:`catalog.external_ids` spells them."""
     text = text.strip()
+    known = external_ids.fbbi(text) or external_ids.ncbitaxon(text) if _OBO_ID.match(text) else None
+    if known:
+        return known
     match = _OBO_ID.match(text)
     if match:
-        prefix = {"fbbi": "FBbi", "ncbitaxon": "NCBITaxon"}.get(match.group(1).lower(), match.group(1))
-        return f"{prefix}:{match.group(2)}"
+        return f"{match.group(1)}:{match.group(2)}"
     if re.match(r"^https?://\S+$", text):
         return text
     return None

@@ -44,7 +44,7 @@ def test_header_xml_mapping():
     assert publication["doi"] == "10.1038/s41467-021-26251-6" and publication["pubmed_id"] == "34667155"
     assert publication["year"] == 2021
     (xref,) = record["cross_references"]
-    assert xref["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" and xref["relation"] == "references_map"
+    assert xref["target"] == "https://identifiers.org/emdb:EMD-12602" and xref["relation"] == "references_map"
     (component,) = record["components"]
     attributes = {a["name"]: a["value"] for a in component["attributes"]}
     assert attributes["pixel_width"] == "0.543" and attributes["num_images_or_tilt_series"] == "3889"
