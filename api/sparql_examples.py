@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.external_ids import identifiers_org_namespace
+
 PREFIXES = """PREFIX rembi: <https://w3id.org/rembi/>
 PREFIX schema: <http://schema.org/>
 PREFIX dcterms: <http://purl.org/dc/terms/>
@@ -47,10 +49,10 @@ EXAMPLES = [
         "emdb-links",
         "BioImage Archive and EMPIAR studies linked to EMDB maps",
         PREFIXES
-        + """SELECT ?study ?title ?map WHERE {
-  GRAPH ?study { ?study dcterms:title ?title ; rembi:cross_references ?x . ?x rembi:target ?map .
-                 FILTER(STRSTARTS(STR(?map), "https://www.ebi.ac.uk/emdb/")) }
-} ORDER BY ?study""",
+        + "SELECT ?study ?title ?map WHERE {\n"
+        + "  GRAPH ?study { ?study dcterms:title ?title ; rembi:cross_references ?x . ?x rembi:target ?map .\n"
+        + f'                 FILTER(STRSTARTS(STR(?map), "{identifiers_org_namespace("EMDB")}")) }}\n'
+        + "} ORDER BY ?study",
     ),
     Example(
         "shared-publications",

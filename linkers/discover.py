@@ -3,9 +3,10 @@
 ``bia link`` (and every harvest or release) rebuilds two named graphs in the *public* graph store, so links
 can only ever involve released studies:
 
-* ``{base}/graphs/links/asserted``: what the studies themselves say, each as a :class:`Link` to a resolvable
-  IRI: cross-references, publications (DOI, PubMed), authors (ORCID), affiliations (ROR), organisms
-  (NCBITaxon) and imaging methods (FBbi); a cross-reference to a study of this catalog points at its catalog IRI;
+* ``{base}/graphs/links/asserted``: what the studies themselves say, each as a :class:`Link` to the one IRI
+  :mod:`catalog.external_ids` gives an identifier (however a record wrote it): cross-references, publications
+  (DOI, PubMed), authors (ORCID), affiliations (ROR), organisms (NCBITaxon) and imaging methods (FBbi); a
+  cross-reference to a study of this catalog points at its catalog IRI;
 * ``{base}/graphs/links/inferred``: what follows from reading them together: the reverse of every
   study-to-study reference (EMPIAR → BioImage Archive and back, correlative pairs included), identifiers of
   catalog studies mentioned in another study's text, two studies citing one publication, and (weaker) two
@@ -21,11 +22,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from catalog import identifiers
+from catalog import external_ids, identifiers
 from catalog import ntriples as nt
 from catalog.graph_store import GraphStore
 from catalog.rembi_model import RembiModel, load_model
-from linkers.targets import accession_key, mentions, target_iri
 
 REMBI = "https://w3id.org/rembi/"
 PREFIXES = (
@@ -77,6 +77,16 @@ def _rows(store: GraphStore, query: str) -> list[dict[str, str]]:
     return [{k: v["value"] for k, v in row.items()} for row in store.select(PREFIXES + query)]
 
 
+def canonical_target(resource: str | None, accession: str | None, target: str) -> tuple[str, str | None]:
+    """(IRI, accession) of a cross-reference's target as the catalog stores identifiers: from its resource and
+    accession, else from the target IRI itself (any URL of a known resource); other targets as written."""
+    kind = external_ids.kind_named(resource)
+    found = (kind.name, accession) if kind and external_ids.accession(kind.name, accession) else external_ids.recognise(target)
+    if found is None:
+        return target, accession
+    return str(external_ids.iri(*found)), external_ids.accession(*found)
+
+
 def cross_reference_rows(store: GraphStore, study: str | None = None) -> list[dict[str, str]]:
     """The cross-references studies assert (of one study, or of all): study, target, relation, resource, accession."""
     values = f"VALUES ?study {{ <{study}> }}" if study else ""
@@ -108,36 +118,51 @@ class Discovery:
     def _in_catalog(self, resource: str | None, accession: str | None) -> str | None:
         if not accession:
             return None
-        for candidate in (accession, accession_key(resource or "", accession)):
+        kind = external_ids.kind_named(resource)
+        for candidate in (accession, external_ids.accession(kind.name, accession) if kind else None):
             if candidate in self.studies:
                 return self.studies[candidate]
         return None
 
     def asserted(self) -> list[Link]:
-        links: list[Link] = []
+        links = self._cross_references() + self._publications()
+        for row in _rows(self.store, """SELECT DISTINCT ?study ?orcid WHERE { GRAPH ?study { ?study schema:creator ?a . ?a rembi:orcid ?orcid } }"""):
+            links += self._identified(row["study"], "ORCID", row["orcid"], "related_to", "author ORCID")
+        for row in _rows(self.store, """SELECT DISTINCT ?study ?ror WHERE { GRAPH ?study { ?study schema:creator ?a .
+            ?a schema:affiliation ?o . ?o rembi:ror ?ror } }"""):
+            links += self._identified(row["study"], "ROR", row["ror"], "related_to", "affiliation ROR")
+        for predicate, resource in (("rembi:organism", "NCBITaxon"), ("rembi:imagingMethod", "FBbi")):
+            for row in _rows(self.store, f"SELECT DISTINCT ?study ?term WHERE {{ GRAPH ?study {{ ?s {predicate} ?term . FILTER(isIRI(?term)) }} }}"):
+                links.append(Link(row["study"], row["term"], "related_to", resource, row["term"].rsplit("/", 1)[-1], False, (f"{resource} term",)))
+        return [link for link in links if link.source in self.studies.values()]
+
+    def _cross_references(self) -> list[Link]:
+        """The studies' cross-references, to a study of this catalog where they name one, else to the target's IRI."""
+        links = []
         relation_names = {iri: name for name, iri in self.model.enums.get("RelationEnum", {}).items()}
         resource_names = {iri: name for name, iri in self.model.enums.get("ResourceEnum", {}).items()}
         for row in cross_reference_rows(self.store):
             resource = resource_names.get(row.get("resource", ""), row.get("resource"))
             relation = relation_names.get(row.get("relation", ""), "related_to")
-            accession = row.get("accession")
-            target = self._in_catalog(resource, accession) or row["target"]
+            target, accession = canonical_target(resource, row.get("accession"), row["target"])
+            target = self._in_catalog(resource, accession) or target
             links.append(Link(row["study"], target, relation, resource, accession, False, ("cross-reference",)))
+        return links
+
+    def _publications(self) -> list[Link]:
+        links = []
         for row in _rows(self.store, """SELECT ?study ?doi ?pmid WHERE { GRAPH ?study { ?study schema:citation ?p .
             OPTIONAL { ?p rembi:doi ?doi } OPTIONAL { ?p rembi:pubmed_id ?pmid } } }"""):
-            if row.get("doi") and target_iri("DOI", row["doi"]):
-                links.append(Link(row["study"], target_iri("DOI", row["doi"]), "supplements_publication", "DOI", row["doi"], False, ("publication DOI",)))
-            if row.get("pmid") and target_iri("PubMed", row["pmid"]):
-                links.append(Link(row["study"], target_iri("PubMed", row["pmid"]), "supplements_publication", "PubMed", row["pmid"], False, ("publication PubMed ID",)))
-        for row in _rows(self.store, """SELECT DISTINCT ?study ?orcid WHERE { GRAPH ?study { ?study schema:creator ?a . ?a rembi:orcid ?orcid } }"""):
-            links.append(Link(row["study"], row["orcid"], "related_to", "ORCID", row["orcid"].rsplit("/", 1)[-1], False, ("author ORCID",)))
-        for row in _rows(self.store, """SELECT DISTINCT ?study ?ror WHERE { GRAPH ?study { ?study schema:creator ?a .
-            ?a schema:affiliation ?o . ?o rembi:ror ?ror } }"""):
-            links.append(Link(row["study"], row["ror"], "related_to", "ROR", row["ror"].rsplit("/", 1)[-1], False, ("affiliation ROR",)))
-        for predicate, resource in (("rembi:organism", "NCBITaxon"), ("rembi:imagingMethod", "FBbi")):
-            for row in _rows(self.store, f"SELECT DISTINCT ?study ?term WHERE {{ GRAPH ?study {{ ?s {predicate} ?term . FILTER(isIRI(?term)) }} }}"):
-                links.append(Link(row["study"], row["term"], "related_to", resource, row["term"].rsplit("/", 1)[-1], False, (f"{resource} term",)))
-        return [link for link in links if link.source in self.studies.values()]
+            for kind, key, evidence in (("DOI", "doi", "publication DOI"), ("PubMed", "pmid", "publication PubMed ID")):
+                if row.get(key):
+                    links += self._identified(row["study"], kind, row[key], "supplements_publication", evidence)
+        return links
+
+    @staticmethod
+    def _identified(study: str, kind: str, written: str, relation: str, evidence: str) -> list[Link]:
+        """A link to an identifier's IRI (none if it is not one of ``kind``)."""
+        iri = external_ids.iri(kind, written)
+        return [Link(study, iri, relation, kind, external_ids.accession(kind, written), False, (evidence,))] if iri else []
 
     def inferred(self, asserted: list[Link]) -> list[Link]:
         found: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -158,7 +183,7 @@ class Discovery:
             FILTER(isLiteral(?text) && !CONTAINS(STR(?s), "/files/") && REGEX(STR(?text), "EMPIAR-[0-9]|idr[0-9]{4}|S-[A-Z]+[0-9]", "i")) } }"""):
             if row["study"] not in accession_of:
                 continue  # the link graphs themselves
-            for resource, accession in mentions(row["text"]):
+            for resource, accession in external_ids.mentions(row["text"]):
                 target = self._in_catalog(resource, accession)
                 if target and target != row["study"]:
                     add(row["study"], target, "related_to", f"{accession_of[row['study']]} mentions {accession}")
@@ -182,7 +207,7 @@ class Discovery:
         out = []
         for link in links:
             node = nt.iri(f"{self.base}/links/{identifiers.digest(link.source, link.relation, link.target, link.inferred)}")
-            relation = relation_iris.get(link.relation, relation_iris.get("related_to"))
+            relation = relation_iris.get(link.relation) or relation_iris["related_to"]
             source, target = nt.iri(link.source), nt.iri(link.target)
             out.append(nt.triple(node, nt.RDF_TYPE, nt.iri(REMBI + "Link")))
             out.append(nt.triple(node, nt.iri(REMBI + "linkSource"), source))

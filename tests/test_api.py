@@ -552,7 +552,7 @@ def test_sitemap_stats_links_robots(client, catalog):
     assert stats["studies"] == released and stats["by_source"]["IDR"] == 1 and stats["by_file_format"]["tif"] > 0
     assert stats["growth"][-1]["cumulative"] == released
     links = client.get("/studies/EMPIAR-10934/links").get_json()
-    assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" for link in links["outgoing"])
+    assert any(link["target"] == "https://identifiers.org/emdb:EMD-12602" for link in links["outgoing"])
     assert b"released studies" in client.get("/", headers={"Accept": "text/html"}).data
 
 

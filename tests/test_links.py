@@ -127,7 +127,7 @@ def test_inferred_links_state_their_evidence(linked):
     assert {"https://doi.org/10.1038/s41467-021-26251-6", "https://orcid.org/0000-0002-1825-0097",
             "http://purl.obolibrary.org/obo/NCBITaxon_9606", "http://purl.obolibrary.org/obo/FBbi_00000251"} <= normalised
     emdb = client.get("/studies/EMPIAR-10934/links").get_json()["outgoing"]
-    assert any(link["target"] == "https://www.ebi.ac.uk/emdb/EMD-12602" and link["relation"] == "references_map" for link in emdb)
+    assert any(link["target"] == "https://identifiers.org/emdb:EMD-12602" and link["relation"] == "references_map" for link in emdb)
 
 
 def test_links_appear_in_the_records_jsonld(linked):
