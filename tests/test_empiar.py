@@ -123,3 +123,14 @@ def test_header_xml_with_a_byte_order_mark(tmp_path):
     marked = tmp_path / "10934.xml"
     marked.write_bytes(b"\xef\xbb\xbf" + (DATA / "10934.xml").read_bytes())
     assert load_empiar(marked).record["accession"] == "EMPIAR-10934"
+
+
+def test_an_orcid_with_a_wrong_check_digit_is_left_out_with_a_note(tmp_path):
+    """EMPIAR kept any iD shaped like an ORCID; the PageTab loader checked the check digit. Both check it now."""
+    xml = (DATA / "10934.xml").read_text().replace("0000-0001-9064-4085", "0000-0001-9064-4086")
+    path = tmp_path / "10934.xml"
+    path.write_text(xml)
+    loaded = load_empiar(path)
+    authors = {a["name"]: a for a in loaded.record["authors"]}
+    assert "orcid" not in authors["Lancey C"]
+    assert any("ORCID '0000-0001-9064-4086'" in note and "not a valid ORCID iD" in note for note in loaded.unmapped)

@@ -114,3 +114,39 @@ def test_a_publication_known_only_by_its_pubmed_id_becomes_a_link(tmp_path):
                        "relation": "supplements_publication"}]
     checked = check_study_record(record, BASE)
     assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
+
+
+# ---------------------------------------------------------------------- study files the IDR published (issue 14)
+
+
+def test_a_stray_quote_inside_a_value_is_kept_and_noted(tmp_path):
+    """Real IDR files carry '…United Kingdom"<TAB>"Department…': read as the IDR's tools read them (a line is a row,
+    quotes only wrap a whole cell), the file loads, both addresses kept as written and the line named."""
+    loaded = load_idr_study(DATA / "idr0038-stray-quote-study.txt", harvested_at=WHEN)
+    reference = load_idr_study(DATA / "idr0038-study.txt", harvested_at=WHEN)
+    assert [a["name"] for a in loaded.record["authors"]] == ["Marie Held", "Raphael Levy"]
+    assert {k: v for k, v in loaded.record.items() if k != "attributes"} == {k: v for k, v in reference.record.items() if k != "attributes"}
+    assert [n for n in loaded.unmapped if n.startswith("line 31: a quote at one end of")] and len(loaded.unmapped) == 2
+    checked = check_study_record(loaded.record, BASE)
+    assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
+
+
+def test_quotes_inside_a_long_protocol_description_are_text():
+    loaded = load_idr_study(DATA / "idr0038-quoted-protocol-study.txt", harvested_at=WHEN)
+    acquisition = loaded.record["image_acquisitions"][0]["acquisition_parameters"]
+    assert acquisition.endswith('Organoids were then kept in "organoid medium"') and loaded.unmapped == []
+    assert len(loaded.record["components"]) == 3  # nothing after the description was swallowed into it
+    checked = check_study_record(loaded.record, BASE)
+    assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
+
+
+def test_a_study_without_a_licence_line_loads_with_the_default_and_a_note(tmp_path):
+    loaded = load_idr_study(DATA / "idr0004-no-licence-study.txt")
+    assert loaded.record["license"] == "CC0-1.0"
+    assert any("no Study License; the catalog's default CC0-1.0 applied" in note for note in loaded.unmapped)
+    assert load_idr_study(DATA / "idr0004-no-licence-study.txt", default_license="CC-BY-4.0").record["license"] == "CC-BY-4.0"
+    with open_services(make_settings(tmp_path)) as services:
+        files = [str(DATA / name) for name in ("idr0004-no-licence-study.txt", "idr0038-stray-quote-study.txt",
+                                               "idr0038-quoted-protocol-study.txt")]
+        summary = Harvester(services.archive).run("idr", files)
+        assert summary.failed == [] and sorted(summary.loaded) == ["idr0004", "idr0038", "idr0038"]

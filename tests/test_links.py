@@ -195,3 +195,27 @@ def test_every_real_pagetab_sample_harvests_metadata_only_and_links(tmp_path):
             assert client.get("/studies/S-BIAD2808/files").get_json()["total"] == 0
         finally:
             app.extensions["bia.sparql"].close()
+
+
+def test_one_emdb_map_is_one_node_and_the_example_finds_every_study_linking_it(tmp_path):
+    """A PageTab record linking an EMDB map by its EBI page and the EMPIAR entry naming the same map get one target
+    IRI (they had two: identifiers.org and the EBI page), so the shipped example finds both studies."""
+    from api.sparql_examples import EXAMPLES
+
+    doc = json.loads((TESTS / "data" / "pagetab" / "S-BIAD661_original.json").read_text())
+    doc["section"]["links"] = [{"url": "https://www.ebi.ac.uk/emdb/EMD-12602", "attributes": [{"name": "Type", "value": "EMDB"}]}]
+    pagetab = tmp_path / "S-BIAD661.json"
+    pagetab.write_text(json.dumps(doc))
+    with open_services(make_settings(tmp_path)) as services:
+        harvester = Harvester(services.archive, metadata_only=True)
+        assert harvester.run("pagetab", [str(pagetab)]).failed == []
+        assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).failed == []
+        query = next(e.query for e in EXAMPLES if e.id == "emdb-links")
+        rows = services.archive.public.graph.select(query)
+        found = {(r["study"]["value"].rsplit("/", 1)[-1], r["map"]["value"]) for r in rows}
+        assert found == {("S-BIAD661", "https://identifiers.org/emdb:EMD-12602"), ("EMPIAR-10934", "https://identifiers.org/emdb:EMD-12602")}
+        link_catalog(services.archive)
+        emdb_links = services.archive.public.graph.select(
+            "PREFIX rembi: <https://w3id.org/rembi/> SELECT DISTINCT ?target WHERE { GRAPH ?g { ?l rembi:linkTarget ?target ; "
+            "rembi:resource <https://registry.identifiers.org/registry/emdb> } }")
+        assert [r["target"]["value"] for r in emdb_links] == ["https://identifiers.org/emdb:EMD-12602"]

@@ -553,6 +553,47 @@ def test_tolerates_the_shapes_real_documents_take():
     assert_conforms(record)
 
 
+# --------------------------------------------------------------------------- records the archive published (issue 14)
+
+PUBLISHED = DATA / "published"
+
+
+def test_a_published_record_whose_author_has_no_name_loads_and_a_deposit_stays_strict():
+    """The archive published S-BIAD661's author with an e-mail, ORCID and affiliation but no name (it then patched it:
+    "authors is a required property"). A harvest names the author by the e-mail and says so; a deposit is read as
+    written, so validation still refuses it."""
+    loaded = load_pagetab_json(PUBLISHED / "S-BIAD661_author-without-name.json", published=True)
+    (author,) = loaded.record["authors"]
+    assert author["name"] == "agnes.csiszar@meduniwien.ac.at" and author["orcid"] == "https://orcid.org/0000-0001-7911-3427"
+    assert author["affiliations"] == [{"name": "Medical University of Vienna"}] and author["roles"] == ["corresponding author"]
+    assert any("author 1 has no name; named 'agnes.csiszar@meduniwien.ac.at'" in note for note in loaded.unmapped)
+    assert_conforms(loaded.record)
+    deposit = load_pagetab_json(PUBLISHED / "S-BIAD661_author-without-name.json")
+    assert "authors" not in deposit.record and any("author 1 has no name; left out" in n for n in deposit.unmapped)
+    assert "authors" in [v.path for v in check(deposit.record).report.violations]
+
+
+def test_a_published_image_analysis_with_only_a_title_loads_and_a_deposit_stays_strict():
+    loaded = load_pagetab_json(PUBLISHED / "S-BIAD661_analysis-title-only.json", published=True)
+    (analysis,) = loaded.record["image_analyses"]
+    assert analysis["analysis_overview"] == analysis["title"]
+    assert any("no analysis_overview; its title" in note for note in loaded.unmapped)
+    assert_conforms(loaded.record)
+    deposit = load_pagetab_json(PUBLISHED / "S-BIAD661_analysis-title-only.json")
+    assert "analysis_overview" not in deposit.record["image_analyses"][0]
+    assert not check(deposit.record).report.conforms
+
+
+def test_harvests_load_the_published_records_with_their_notes(tmp_path):
+    from api.services import open_services
+    from loaders.harvest import Harvester
+    from tests.catalog_helpers import make_settings
+
+    with open_services(make_settings(tmp_path)) as services:
+        summary = Harvester(services.archive, metadata_only=True).run("pagetab", [str(p) for p in sorted(PUBLISHED.glob("*.json"))])
+        assert summary.failed == [] and summary.loaded == ["S-BIAD661", "S-BIAD661"]
+
+
 # --------------------------------------------------------------------------- normalisation
 
 
