@@ -325,7 +325,7 @@ def _references(draft: Draft, entry: dict[str, Any], correlative: bool) -> None:
             if ref:
                 draft.add_cross_reference(ref | {"label": f"{ref['resource']} {ref['target_accession']}"})
             elif written.strip():
-                draft.note(f"cross-reference {written!r} is not a {kind} accession; left out")
+                draft.warn(f"cross-reference {written!r} is not a {kind} accession; left out")
 
 
 def _images(draft: Draft, entry: dict[str, Any], experiment: str | None) -> None:

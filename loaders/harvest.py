@@ -57,17 +57,20 @@ class Fetched:
 
 @dataclass
 class HarvestSummary:
-    """What a run did: accessions loaded or unchanged, and items that failed with the reason."""
+    """What a run did: accessions loaded or unchanged, items that failed with the reason, and the warnings of the
+    records loaded (what their source lacks or holds in doubt, as the loaders name it)."""
 
     loaded: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "loaded": self.loaded,
             "unchanged": self.unchanged,
             "failed": [{"item": item, "reason": reason} for item, reason in self.failed],
+            "warnings": [{"item": item, "warning": warning} for item, warning in self.warnings],
         }
 
 
@@ -171,6 +174,7 @@ class Harvester:
                         summary.failed.append((label, f"could not be committed ({type(exc).__name__}: {exc}); logged"))
                         continue
                     (summary.loaded if outcome == "loaded" else summary.unchanged).append(label)
+                    summary.warnings += [(label, warning) for warning in loaded.warnings]
                 if progress:
                     progress(item)
         return summary

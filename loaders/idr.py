@@ -58,7 +58,7 @@ def _cell(cell: str, line: int, draft: Draft) -> str:
         return text[1:-1].replace('""', '"').strip()
     if text.startswith('"') or text.endswith('"'):
         shown = text if len(text) <= 80 else f"{text[:38]}…{text[-38:]}"
-        draft.note(f"line {line}: a quote at one end of {shown!r} wraps nothing; kept as written")
+        draft.warn(f"line {line}: a quote at one end of {shown!r} wraps nothing; kept as written")
     return text
 
 
@@ -182,7 +182,7 @@ def _licence(study: _Study, draft: Draft, default_license: str) -> None:
     url, written = study.first("Study License URL"), study.first("Study License")
     if not url and not written:
         draft.record["license"] = default_license
-        draft.note(f"{study.name}: no Study License; the catalog's default {default_license} applied (the IDR states none)")
+        draft.warn(f"{study.name}: no Study License; the catalog's default {default_license} applied (the IDR states none)")
         return
     licence = licence_name(url or "") or licence_name(written or "")
     if not licence:

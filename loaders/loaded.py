@@ -40,11 +40,14 @@ class FileListRef:
 
 @dataclass
 class LoadedRecord:
-    """A REMBI study record read from a source, its file lists and notes of what was not mapped or is doubtful."""
+    """A REMBI study record read from a source, its file lists, notes of what was not mapped or is doubtful
+    (``unmapped``) and, among them, the ``warnings``: what the source lacks or holds in doubt (an identifier that
+    is not one, a licence or a name filled in, a quote that wraps nothing), for harvests to report."""
 
     record: dict[str, Any]
     file_lists: list[FileListRef] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def provenance(source_resource: str, loader: str, loader_version: str, *, accession: str | None = None,
@@ -99,14 +102,21 @@ class Draft:
     def __init__(self, *, numbered_authors: bool = True) -> None:
         self.record: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.warnings: list[str] = []
         self.numbered_authors = numbered_authors
 
     def note(self, message: str) -> None:
         if message not in self.notes:
             self.notes.append(message)
 
+    def warn(self, message: str) -> None:
+        """A note of what the source lacks or holds in doubt (a warning of the harvest too)."""
+        self.note(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+
     def loaded(self, file_lists: Iterable[FileListRef] = ()) -> LoadedRecord:
-        return LoadedRecord(record=self.record, file_lists=list(file_lists), unmapped=self.notes)
+        return LoadedRecord(record=self.record, file_lists=list(file_lists), unmapped=self.notes, warnings=self.warnings)
 
     # ---- people
 
@@ -124,12 +134,12 @@ class Draft:
             if iri:
                 author["orcid"] = iri
             else:
-                self.note(f"{where}ORCID {orcid!r} of author {number} is not a valid ORCID iD; left out")
+                self.warn(f"{where}ORCID {orcid!r} of author {number} is not a valid ORCID iD; left out")
         if email:
             if is_email(email):
                 author["email"] = str(email).strip()
             else:
-                self.note(f"{where}e-mail {email!r} of author {number} is not an e-mail address; left out")
+                self.warn(f"{where}e-mail {email!r} of author {number} is not an e-mail address; left out")
         for role in roles:
             self.add_role(author, role)
         for affiliation in affiliations:
@@ -152,7 +162,7 @@ class Draft:
             if iri:
                 org["ror"] = iri
             else:
-                self.note(f"{where}ROR {ror!r} is not a ROR id; left out")
+                self.warn(f"{where}ROR {ror!r} is not a ROR id; left out")
         org.update({k: v for k, v in (("address", address), ("country", country)) if v})
         return org
 
@@ -174,7 +184,7 @@ class Draft:
                 if canonical:
                     pub[key] = canonical
                 else:
-                    self.note(f"{where}{'DOI' if kind == 'DOI' else 'PubMed ID'} {value!r} of publication {number} "
+                    self.warn(f"{where}{'DOI' if kind == 'DOI' else 'PubMed ID'} {value!r} of publication {number} "
                               f"is not a {'DOI' if kind == 'DOI' else 'PubMed ID'}; left out")
         if pub.get("title") or pub.get("doi"):
             self.record.setdefault("publications", []).append(pub)

@@ -150,3 +150,5 @@ def test_a_study_without_a_licence_line_loads_with_the_default_and_a_note(tmp_pa
                                                "idr0038-quoted-protocol-study.txt")]
         summary = Harvester(services.archive).run("idr", files)
         assert summary.failed == [] and sorted(summary.loaded) == ["idr0004", "idr0038", "idr0038"]
+        warnings = "\n".join(warning for _item, warning in summary.warnings)
+        assert "no Study License; the catalog's default CC0-1.0 applied" in warnings and "line 31: a quote at one end" in warnings

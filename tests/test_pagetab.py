@@ -584,7 +584,7 @@ def test_a_published_image_analysis_with_only_a_title_loads_and_a_deposit_stays_
     assert not check(deposit.record).report.conforms
 
 
-def test_harvests_load_the_published_records_with_their_notes(tmp_path):
+def test_harvests_load_the_published_records_and_report_what_was_filled_in(tmp_path):
     from api.services import open_services
     from loaders.harvest import Harvester
     from tests.catalog_helpers import make_settings
@@ -592,6 +592,10 @@ def test_harvests_load_the_published_records_with_their_notes(tmp_path):
     with open_services(make_settings(tmp_path)) as services:
         summary = Harvester(services.archive, metadata_only=True).run("pagetab", [str(p) for p in sorted(PUBLISHED.glob("*.json"))])
         assert summary.failed == [] and summary.loaded == ["S-BIAD661", "S-BIAD661"]
+        warnings = [w["warning"] for w in summary.to_dict()["warnings"]]
+        assert any("no analysis_overview; its title" in w for w in warnings)
+        assert any("author 1 has no name; named 'agnes.csiszar@meduniwien.ac.at'" in w for w in warnings)
+        assert not any("kept as a generic attribute" in w for w in warnings)  # notes of what was mapped otherwise stay notes
 
 
 # --------------------------------------------------------------------------- normalisation

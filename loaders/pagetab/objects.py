@@ -176,4 +176,4 @@ def _title(conv: Conversion, kind: str, obj: dict[str, Any], section: dict[str, 
     for slot in required_texts(kind) if conv.options.published else ():
         if slot not in obj:
             obj[slot] = obj["title"]
-            conv.note(f"{where}: no {slot}; its title {obj['title']!r} stands in (the published record gives none)")
+            conv.warn(f"{where}: no {slot}; its title {obj['title']!r} stands in (the published record gives none)")

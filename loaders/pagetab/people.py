@@ -68,9 +68,9 @@ def _stand_in_name(conv: Conversion, found: dict[str, Any], number: int, where: 
     email = found.get("email") if is_email(found.get("email")) else None
     stand_in = email or (f"Unnamed author ({organisations})" if organisations else None)
     if conv.options.published and stand_in:
-        conv.note(f"{where}: author {number} has no name; named {stand_in!r} (the published record names none)")
+        conv.warn(f"{where}: author {number} has no name; named {stand_in!r} (the published record names none)")
         return stand_in
-    conv.note(f"{where}: author {number} has no name; left out")
+    conv.warn(f"{where}: author {number} has no name; left out")
     return None
 
 

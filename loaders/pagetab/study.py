@@ -63,7 +63,7 @@ def study_doi(conv: Conversion, attr: Attr, where: str) -> None:
     if found:
         conv.record["doi"] = found
     else:
-        conv.note(f"{where}: DOI {attr.value!r} is not a DOI; left out")
+        conv.warn(f"{where}: DOI {attr.value!r} is not a DOI; left out")
 
 
 def study_attributes(conv: Conversion, attrs: list[Attr], root: dict[str, Any]) -> None:
@@ -157,9 +157,9 @@ def licence(conv: Conversion, attr: Attr | None, where: str) -> None:
     if attr is None or attr.value is None:
         if conv.options.default_license:
             conv.record["license"] = conv.options.default_license
-            conv.note(f"{where}: no License attribute; the default {conv.options.default_license} applied")
+            conv.warn(f"{where}: no License attribute; the default {conv.options.default_license} applied")
         else:
-            conv.note(f"{where}: no License attribute")
+            conv.warn(f"{where}: no License attribute")
         return
     for candidate in [attr.value] + [value for _name, value in attr.valqual]:
         name = licence_name(candidate)
@@ -167,4 +167,4 @@ def licence(conv: Conversion, attr: Attr | None, where: str) -> None:
             conv.record["license"] = name
             return
     conv.keep(conv.record, attr, where)
-    conv.note(f"{where}: licence {attr.value!r} is not one the catalog knows; no licence set")
+    conv.warn(f"{where}: licence {attr.value!r} is not one the catalog knows; no licence set")
