@@ -71,15 +71,16 @@ def check_file_list(
     database under ``tmp_dir`` (default: the system's temporary folder)."""
     label = label_of(source, name)
     collected: list[dict[str, Any]] = []
-    state = {"count": 0, "bad_rows": 0, "last_line": None}
+    counts = {"problems": 0, "bad_rows": 0}
+    last_line: list[int | None] = [None]
 
-    def collect(problem: dict[str, Any]) -> None:
-        state["count"] += 1
-        if problem["line"] != state["last_line"]:
-            state["bad_rows"] += 1
-            state["last_line"] = problem["line"]
+    def collect(found: dict[str, Any]) -> None:
+        counts["problems"] += 1
+        if found["line"] != last_line[0]:
+            counts["bad_rows"] += 1
+            last_line[0] = found["line"]
         if len(collected) < max_errors:
-            collected.append(problem)
+            collected.append(found)
 
     scan = Scan(source, label, fmt, collect)
     report = FileListReport(file=label, format="")
@@ -98,8 +99,8 @@ def check_file_list(
         duplicate_problems, report.duplicates = duplicates.problems(label, max_errors)
     report.format = scan.format
     report.columns = list(scan.columns)
-    report.rows = report.files + report.directories + state["bad_rows"]
-    report.error_count = state["count"] + report.duplicates
+    report.rows = report.files + report.directories + counts["bad_rows"]
+    report.error_count = counts["problems"] + report.duplicates
     report.errors = sorted(collected + duplicate_problems, key=lambda p: p["line"])[:max_errors]
     if report.error_count > len(report.errors):
         report.errors.append(
