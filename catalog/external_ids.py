@@ -28,7 +28,10 @@ the identifiers look in free text (:func:`mentions`).
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -379,9 +382,17 @@ def _from_iri(text: str) -> tuple[str, str] | None:
 
 
 def _bioregistry() -> Any:
-    """The ``bioregistry`` module, imported on first use (loading its registry takes half a second)."""
-    import bioregistry
-
+    """The ``bioregistry`` module, imported on first use (loading its registry takes half a second). Importing it
+    makes folders in ``pystow``'s homes (``~/.data``, ``~/.config``); where none can be made (a container's user
+    without a home folder), those homes are folders of the system's temporary directory instead."""
+    try:
+        import bioregistry
+    except OSError:
+        for name in [m for m in sys.modules if m == "bioregistry" or m.startswith("bioregistry.")]:
+            del sys.modules[name]  # the half-imported package
+        home = os.path.join(tempfile.gettempdir(), "bia-catalog-pystow")
+        os.environ["PYSTOW_HOME"], os.environ["PYSTOW_CONFIG_HOME"] = os.path.join(home, "data"), os.path.join(home, "config")
+        import bioregistry
     return bioregistry
 
 

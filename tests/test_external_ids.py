@@ -139,8 +139,10 @@ def test_the_table_agrees_with_the_bioregistry():
             assert resource.get_miriam_prefix(), kind.name
 
 
-def test_the_table_works_offline(tmp_path):
-    """Its data ships in the wheel: a fresh process with every socket refused reads, checks and maps identifiers."""
+@pytest.mark.parametrize("home", ["writable", "/proc/no-such-home"])
+def test_the_table_works_offline_and_without_a_home_folder(tmp_path, home):
+    """Its data ships in the wheel: a fresh process with every socket refused reads, checks and maps identifiers,
+    also as a container's user whose home folder cannot be made (importing bioregistry makes folders there)."""
     script = textwrap.dedent(f"""
         import socket, sys
         sys.path.insert(0, {str(ROOT)!r})
@@ -153,6 +155,7 @@ def test_the_table_works_offline(tmp_path):
         print(ids.iri("EMDB", "https://www.ebi.ac.uk/emdb/EMD-12602"), ids.recognise("https://www.rcsb.org/structure/1abc"))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path) if home == "writable" else home,
+                               "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["https://identifiers.org/emdb:EMD-12602", "('PDB',", "'1ABC')"]
