@@ -20,22 +20,27 @@ The IRI policy (:func:`iri`), applied by every loader, the linker and the SPARQL
 * pages show the resource's landing page (:func:`landing_page`), which may move without changing what is
   stored.
 
-The accession patterns, the identifiers.org prefixes and the resources' own IRI formats come from the
-Bioregistry (the ``bioregistry`` package, whose data ships in the wheel: read offline, on first use). The
-table adds what the Bioregistry does not say: the catalog's names for the kinds (``ResourceEnum`` values where
-the schema has them), the canonical spelling, landing pages where the Bioregistry's are out of date, and how
-the identifiers look in free text (:func:`mentions`).
+The accession patterns, the identifiers.org IRIs, the resources' own IRI formats and every URL form the
+Bioregistry lists for them are read from ``external_ids.json`` beside this module, which
+:mod:`catalog.external_ids_build` extracts from the Bioregistry (the pinned ``bioregistry`` package, whose data
+ships in its wheel); a test checks the file against it. So nothing is fetched and no registry is loaded at run
+time (the whole Bioregistry costs half a second and 140 MB per process). The table adds what the Bioregistry
+does not say: the catalog's names for the kinds (``ResourceEnum`` values where the schema has them), the
+canonical spelling, landing pages where the Bioregistry's are out of date, and how the identifiers look in free
+text (:func:`mentions`).
 """
 from __future__ import annotations
 
-import os
+import json
 import re
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
+
+#: The Bioregistry's data on the kinds' prefixes (made by :mod:`catalog.external_ids_build`).
+REGISTRY_FILE = Path(__file__).with_name("external_ids.json")
 
 # ----------------------------------------------------------------------------- one function per kind
 
@@ -271,10 +276,8 @@ def iri(kind: str, text: Any) -> str | None:
     if canonical is None:
         return None
     entry = KINDS[kind]
-    registry = _bioregistry()
-    if entry.stored == "own":
-        return registry.get_default_iri(entry.prefix, entry.local(canonical))
-    return registry.get_identifiers_org_iri(entry.prefix, entry.local(canonical))
+    stored = registry(entry.prefix)["provider_iri" if entry.stored == "own" else "identifiers_org_iri"]
+    return str(stored).replace("$1", entry.local(canonical))
 
 
 def landing_page(kind: str, text: Any, *, as_written: bool = False) -> str | None:
@@ -286,12 +289,12 @@ def landing_page(kind: str, text: Any, *, as_written: bool = False) -> str | Non
     entry = KINDS[kind]
     if entry.page:
         return entry.page.format(canonical, local=entry.local(canonical), lower=canonical.lower())
-    return _bioregistry().get_default_iri(entry.prefix, entry.local(canonical))
+    return str(registry(entry.prefix)["provider_iri"]).replace("$1", entry.local(canonical))
 
 
 def identifiers_org_namespace(kind: str) -> str:
     """What the stored IRIs of a kind stored as identifiers.org IRIs start with (``https://identifiers.org/emdb:``),
-    for queries; known without loading the Bioregistry."""
+    for queries."""
     return f"{IDENTIFIERS_ORG}{KINDS[kind].prefix}:"
 
 
@@ -381,28 +384,34 @@ def _from_iri(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _bioregistry() -> Any:
-    """The ``bioregistry`` module, imported on first use (loading its registry takes half a second). Importing it
-    makes folders in ``pystow``'s homes (``~/.data``, ``~/.config``); where none can be made (a container's user
-    without a home folder), those homes are folders of the system's temporary directory instead."""
-    try:
-        import bioregistry
-    except OSError:
-        for name in [m for m in sys.modules if m == "bioregistry" or m.startswith("bioregistry.")]:
-            del sys.modules[name]  # the half-imported package
-        home = os.path.join(tempfile.gettempdir(), "bia-catalog-pystow")
-        os.environ["PYSTOW_HOME"], os.environ["PYSTOW_CONFIG_HOME"] = os.path.join(home, "data"), os.path.join(home, "config")
-        import bioregistry
-    return bioregistry
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict[str, Any]]:
+    return json.loads(REGISTRY_FILE.read_text(encoding="utf-8"))["prefixes"]
+
+
+def registry(prefix: str) -> dict[str, Any]:
+    """The Bioregistry's data on a prefix: ``pattern``, ``example``, ``provider_iri`` (the default provider's) and ``identifiers_org_iri`` (formats
+    over ``$1``, the local id) and ``uri_formats`` (every URL form of its identifiers the Bioregistry lists)."""
+    return _registry()[prefix]
 
 
 @lru_cache(maxsize=None)
 def _pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(_bioregistry().get_pattern(prefix) or r"^\S+$")
+    return re.compile(registry(prefix)["pattern"] or r"^\S+$")
+
+
+@lru_cache(maxsize=1)
+def _uri_forms() -> list[tuple[str, str, str]]:
+    """(before ``$1``, after it, prefix) of the URL forms of every kind's identifiers, the longest start first."""
+    forms = {(f.split("$1")[0], f.split("$1")[1], prefix) for prefix in {k.prefix for k in KINDS.values()}
+             for f in registry(prefix)["uri_formats"] if f.count("$1") == 1}
+    return sorted(forms, key=lambda form: (-len(form[0]), form))
 
 
 @lru_cache(maxsize=4096)
 def _parse_iri(text: str) -> tuple[str, str] | None:
-    """(Bioregistry prefix, local id) of an IRI of any provider the Bioregistry lists, or None."""
-    parsed = _bioregistry().parse_iri(text)
-    return (parsed[0], parsed[1]) if parsed and parsed[0] else None
+    """(Bioregistry prefix, local id) of a URL in one of the forms the Bioregistry lists for a kind, or None."""
+    for head, tail, prefix in _uri_forms():
+        if text.startswith(head) and text.endswith(tail) and len(text) > len(head) + len(tail):
+            return prefix, text[len(head):len(text) - len(tail)]
+    return None

@@ -111,11 +111,3 @@ def test_enum_tables_of_the_loaders_are_the_schemas():
     for name, iri in model.enums["LicenseEnum"].items():  # every licence is read by its name and by its IRI
         assert enums.licence_name(name) == name and enums.licence_name(iri) == name, (name, iri)
     assert set(enums.LICENCE_ALIASES.values()) <= set(model.enums["LicenseEnum"])
-
-
-def test_identifiers_org_namespaces_agree_with_the_iris():
-    for kind in external_ids.KINDS.values():
-        if kind.stored == "identifiers.org":
-            example = external_ids.accession(kind.name, kind.banana + external_ids._bioregistry().get_example(kind.prefix))
-            if example:
-                assert str(external_ids.iri(kind.name, example)).startswith(external_ids.identifiers_org_namespace(kind.name))
