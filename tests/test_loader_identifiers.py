@@ -21,6 +21,7 @@ DEMO = ROOT / "api" / "demo"
 
 def _samples() -> Iterator[tuple[str, Path]]:
     pagetab = [*DATA.glob("pagetab/*.json"), *DATA.glob("pagetab/*.tsv"), *DATA.glob("pagetab/published/*.json"),
+               *(p for p in DATA.glob("harvest/biostudies/S-*.json") if not p.stem.endswith("_INFO")),
                *DEMO.glob("biostudies/S-*.json")]
     yield from (("pagetab", p) for p in pagetab)
     yield from (("empiar", p) for p in [*DATA.glob("empiar/*.json"), *DATA.glob("empiar/*.xml"), *DEMO.glob("empiar/*")]
