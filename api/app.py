@@ -4,7 +4,7 @@ from __future__ import annotations
 import atexit
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_smorest import Api
 
 from api.body_limits import limit_request_bodies
@@ -82,10 +82,3 @@ def _register_link_and_header_rules(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(SecurityHeaders(app.jinja_loader, settings.base_url).apply)
 
-
-def settings() -> Settings:
-    return current_app.extensions["bia.settings"]
-
-
-def services() -> Services:
-    return current_app.extensions["bia.services"]

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.body_limits import streamed_body
 from api.routes_studies import BadParameter
 from catalog import identifiers

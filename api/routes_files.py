@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from flask import Response, redirect, render_template, request, stream_with_context
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.errors import error_response
 from api.negotiate import choose
 from api.records import request_owner, self_url

@@ -8,7 +8,7 @@ import yaml
 from flask import Response, render_template, request
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
 from loaders.ontology_terms import imaging_method_term, organism_term

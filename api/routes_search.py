@@ -7,7 +7,7 @@ import re
 from flask import Response, render_template, request
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.negotiate import choose
 from api.records import page_links
 from api.routes_studies import BadParameter, int_arg

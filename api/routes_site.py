@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 from flask import Response, abort, current_app, render_template, request, send_from_directory, stream_with_context
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.negotiate import choose
 from api.records import script_json
 from api.routes_studies import int_arg

@@ -6,11 +6,11 @@ import hashlib
 import json
 import urllib.parse
 
-from flask import Response, current_app, render_template, request
+from flask import Response, render_template, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.app import services, settings
+from api.context import services, settings, sparql_runner
 from api.negotiate import choose
 from api.sparql_cache import etag_matches
 from api.sparql_examples import EXAMPLES, examples_turtle
@@ -188,7 +188,7 @@ def sparql() -> Response:
 
 
 def _answer(query: str, run: Run, kind: str, media: str) -> Response:
-    runner = current_app.extensions["bia.sparql"]
+    runner = sparql_runner()
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
             body, _ = runner.run(query, "text/turtle", run=run)

@@ -7,7 +7,7 @@ import re
 from flask import Response, render_template, request
 from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.negotiate import SUFFIXES, choose
 from api.records import RECORD_TYPES, page_links, record_response
 from api.tabular import table_text
