@@ -1,6 +1,7 @@
 """What a request is served with: the app's settings, services and SPARQL runner, read from the current app.
 
 Routes and the modules they call import these accessors, never :mod:`api.app` (which imports the routes)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
