@@ -20,7 +20,7 @@ BINARY = {"type": "string", "format": "binary"}
 #: any JSON-LD document: compacted (an object) or expanded (an array of nodes)
 JSONLD = {"description": "A JSON-LD document", "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
 HTML = "text/html"
-AUTH = {"security": [{"bearerAuth": []}]}
+AUTH: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 
 class Api(flask_smorest.Api):

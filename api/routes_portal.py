@@ -8,7 +8,7 @@ import yaml
 from flask import Response, render_template, request
 
 from api.context import services, settings
-from api.openapi import HTML, TEXT, Blueprint, errors
+from api.openapi import HTML, TEXT, Blueprint, errors, responses
 from api.schemas import DepositForm, TokenForm
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
@@ -111,8 +111,11 @@ def _place(error: dict[str, Any]) -> str:
     operationId="submitDepositForm", summary="Submit the deposit form: validate, then finalize (HTML)",
     requestBody={"required": True, "content": {"multipart/form-data": {"schema": DepositForm},
                                                "application/x-www-form-urlencoded": {"schema": DepositForm}}},
-    responses={"4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
-               503: {"description": "A read-only replica: the form again, saying so", **PAGE}, **errors(413)},
+    responses=responses(
+        {"4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
+         503: {"description": "A read-only replica: the form again, saying so", **PAGE}},
+        errors(413),
+    ),
 )
 def deposit_submit() -> Response:
     form = {k: v for k, v in request.form.items()}
