@@ -331,8 +331,14 @@ class Archive:
         """Remove a study from every view and the registry (its files stay in the file store)."""
         if self.registry.study(accession) is None:
             raise NotFound(f"no study {accession}")
-        self._drop_elsewhere(accession, keep="")
+        self.withdraw(accession)
         self.registry.delete_study(accession)
+
+    @_serialized
+    def withdraw(self, accession: str) -> None:
+        """Remove a study from every view (graph, file table, search entry, rendered record); idempotent. Work
+        undone after its commit point (a finalize given up) must not stay visible."""
+        self._drop_elsewhere(accession, keep="")
 
     # ------------------------------------------------------------------ release dates
 

@@ -404,7 +404,10 @@ class Deposits:
             logging.getLogger(__name__).exception("could not record the failed finalize of %s", accession)
 
     def _reopen(self, sub_id: str, accession: str, reason: str) -> None:
-        """Put the moved files back into staging and open the submission again (its accession is never used)."""
+        """Withdraw whatever of the study a commit may have stored (a finalize given up after its commit point, or on
+        stores that cannot tell), put the moved files back into staging and open the submission again (its
+        accession is never used)."""
+        self.archive.withdraw(accession)
         self._move_back(sub_id, accession)
         report = {"valid": False, "errors": [{"field": "finalize", "value": accession,
                                                "message": f"finalize failed and was undone: {reason}"}], "warnings": []}

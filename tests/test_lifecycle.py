@@ -203,6 +203,33 @@ def test_a_finalize_cut_off_by_an_outage_is_resumed_by_its_owner(services, monke
     assert services.deposits.get(sub, "jane")["status"] == "finalized"
 
 
+def test_a_finalize_given_up_after_its_commit_point_leaves_nothing_shown(services, monkeypatch):
+    """The graph took the commit but what follows keeps failing: recovery gives up after its attempts, the
+    submission opens again with its files, and nothing of the burned accession stays in the public view."""
+    sub = stage_sample(services.deposits, "jane")
+    archive = services.archive
+
+    def broken(document):
+        raise RuntimeError("the search index is broken")
+
+    monkeypatch.setattr(archive.public.search, "upsert", broken)
+    with pytest.raises(RuntimeError):
+        services.deposits.finalize(sub, "jane")
+    study = f"{BASE}/studies/S-BIAD1"
+    assert archive.public.graph.has_graph(study)  # past its commit point
+    for _ in range(4):
+        archive.recover(services.deposits.finish_interrupted, services.deposits.give_up)
+    assert archive.registry.study("S-BIAD1").state == "failed"
+    assert services.deposits.get(sub, "jane")["status"] == "open"
+    assert not archive.public.graph.has_graph(study) and not archive.private.graph.has_graph(study)
+    assert archive.public.files.commit_of("S-BIAD1") is None
+    assert study not in archive.public.records.iris()
+    monkeypatch.undo()
+    assert services.deposits.finalize(sub, "jane") == "S-BIAD2"
+    assert archive.public.graph.graphs() == [f"{BASE}/studies/S-BIAD2"]
+    assert len(list(archive.file_store.list("studies/S-BIAD2/"))) == len(listed_paths())
+
+
 # ----------------------------------------------------------------------------- paths the store cannot keep
 
 
