@@ -141,13 +141,21 @@ class Deposits:
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}")
         name = PurePosixPath(name).name or "file-list.tsv"
+        replaced = [fl for fl in sub["file_lists"] if fl["name"] == name]
         lists = [fl for fl in sub["file_lists"] if fl["name"] != name]
-        key = f"submissions/{sub_id}/file-lists/{len(sub['file_lists'])}-{name}"
-        self.archive.file_store.delete(key)
-        self.archive.file_store.put(key, stream)
+        # each attach lands under a key of its own: the bytes a validation read are never changed under a finalize
+        key = f"submissions/{sub_id}/file-lists/{uuid.uuid4().hex}-{name}"
+        store = self.archive.file_store
+        store.put(key, stream)
         entry = {"name": name, "key": key, "component": component}
         lists.append(entry)
-        self.registry.update_submission(sub_id, file_lists=lists)
+        try:
+            self.registry.update_submission(sub_id, file_lists=lists)
+        except BaseException:  # the submission closed (finalize began) while the list was arriving
+            store.delete(key)
+            raise
+        for old in replaced:  # a list attached again under its name: the earlier copy goes only now
+            store.delete(old["key"])
         return entry
 
     def attach_metadata(self, sub_id: str, owner: str, name: str, data: bytes, release_date: str | None = None) -> dict[str, Any]:
@@ -199,7 +207,11 @@ class Deposits:
     def validate(self, sub_id: str, owner: str | None = None) -> dict[str, Any]:
         """Check everything finalize needs; returns ``{valid, errors, warnings, files}`` and stores it. A submission
         no longer open (finalized, discarded) answers with the report it was last checked with."""
-        sub = self.registry.submission(sub_id, owner)
+        return self._validate(self.registry.submission(sub_id, owner))
+
+    def _validate(self, sub: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`validate` of the submission as read in ``sub``."""
+        sub_id = sub["id"]
         if sub["status"] != "open":
             if sub.get("report"):
                 return sub["report"]
@@ -323,12 +335,14 @@ class Deposits:
             return self._resume(sub_id, sub["accession"])
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
-        report = self.validate(sub_id, owner)
+        report = self._validate(sub)
         if not report["valid"]:
             raise ValidationFailed(f"submission {sub_id} is not valid ({len(report['errors'])} error(s))", report["errors"])
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
-        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"))
+        # only the revision validated above is finalized: an upload or a file list arriving meanwhile refuses it
+        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"),
+                                                 revision=sub["revision"])
         self._complete(sub_id, accession)
         return accession
 

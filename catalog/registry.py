@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, 
 ADDED_COLUMNS = {
     # where an upload's bytes are; the path's clash key (catalog.file_paths.clash_key)
     "staged_files": {"key": "TEXT", "fold_key": "TEXT"},
+    # how many times a submission's content (uploads, file lists, metadata, release date) changed: finalize commits
+    # only the content it validated (compare-and-set on it)
+    "submissions": {"revision": "INTEGER NOT NULL DEFAULT 0"},
     # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
     # as it was before a harvest began replacing the study (JSON), put back if that commit never happened
     "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT"},
@@ -223,15 +226,19 @@ class Registry:
         db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", (prefix, value))
         return f"{prefix}{value}"
 
-    def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None) -> str:
+    def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None,
+                       revision: int | None = None) -> str:
         """Mint an accession and record the in-flight finalize under this holder's lease, atomically; Conflict if
-        the submission is not open."""
+        the submission is not open, or if its content changed since ``revision`` (the one that was validated)."""
         with self._connect(immediate=True) as db:
-            sub = db.execute("SELECT status, accession FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+            sub = db.execute("SELECT status, accession, revision FROM submissions WHERE id = ?", (submission_id,)).fetchone()
             if sub is None:
                 raise NotFound(f"no submission {submission_id}")
             if sub["status"] != "open":
                 raise Conflict(f"submission {submission_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
+            if revision is not None and sub["revision"] != revision:
+                raise Conflict(f"submission {submission_id} changed while it was being validated (an upload, a file list "
+                               "or metadata arrived); nothing was finalized: validate and finalize it again")
             accession = self.mint_accession(prefix, db)
             stamp = now_iso()
             db.execute(
@@ -470,12 +477,14 @@ class Registry:
         return [self.submission(i) for i in ids]
 
     def update_submission(self, sub_id: str, *, require_open: bool = True, **fields: Any) -> None:
-        """Change fields of an open submission (Conflict once it is finalizing or finalized)."""
+        """Change fields of an open submission (Conflict once it is finalizing or finalized); a change of anything
+        but its report is a new revision."""
         for key in ("file_lists", "report"):
             if key in fields and not isinstance(fields[key], str) and fields[key] is not None:
                 fields[key] = json.dumps(fields[key])
+        content_changed = any(key != "report" for key in fields)
         fields["updated_at"] = now_iso()
-        assignments = ", ".join(f"{k} = ?" for k in fields)
+        assignments = ", ".join(f"{k} = ?" for k in fields) + (", revision = revision + 1" if content_changed else "")
         with self._connect(immediate=True) as db:
             row = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
             if row is None:
@@ -503,7 +512,8 @@ class Registry:
                 " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
                 (sub_id, path, size, md5, sha256, key, fold),
             )
-            db.execute("UPDATE submissions SET updated_at = ? WHERE id = ?", (now_iso(), sub_id))  # in use: not abandoned
+            db.execute("UPDATE submissions SET updated_at = ?, revision = revision + 1 WHERE id = ?",
+                       (now_iso(), sub_id))  # a new revision, in use: not abandoned
         return dict(old) if old is not None else None
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:
