@@ -201,11 +201,15 @@ class Archive:
             except BaseException as exc:  # noqa: BLE001 - the table is then rebuilt from the committed graph
                 staged["error"] = exc
 
+        def before_commit() -> None:
+            builder.join()
+            self.registry.confirm_held(accession)  # a commit whose work was taken over never lands
+
         builder = threading.Thread(target=build_table, name="file-table", daemon=True)
         builder.start()
         try:
             summary = target.graph.replace_graph_from(study, produce, tmp_dir=self.tmp_dir, tag=commit,
-                                                      before_commit=builder.join)  # the commit point
+                                                      before_commit=before_commit)  # the commit point
         except BaseException:
             builder.join()
             target.files.discard_staged(accession)
@@ -240,7 +244,10 @@ class Archive:
 
     def _after_failed_commit(self, row: StudyRow, exc: BaseException) -> None:
         """A commit failed in this process: a harvest that never reached its commit point leaves the study as it was;
-        anything else stays in flight, free for its owner or recovery to take up (an outage costs no attempt)."""
+        anything else stays in flight, free for its owner or recovery to take up (an outage costs no attempt). Work
+        taken over by another process is theirs: nothing to record."""
+        if isinstance(exc, LeaseLost):
+            return
         try:
             if row.submission_id is None and self.committed(row) is False:
                 self.view(PUBLIC).files.discard_staged(row.accession)

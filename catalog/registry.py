@@ -278,6 +278,11 @@ class Registry:
             )
         return StudyRow(**dict(previous)) if previous is not None else None
 
+    def confirm_held(self, accession: str) -> None:
+        """At a commit point: renew this holder's lease on the study, or :class:`LeaseLost` if another process took the
+        work over meanwhile (a stalled process, a clock running ahead), so that it never commits over that work."""
+        self._held_update(accession, "lease_expires = ?", (self._expiry(),))
+
     def new_commit(self, accession: str) -> str:
         """A fresh commit id for in-flight work this holder took over (its earlier commit never happened)."""
         commit = _new_commit()

@@ -12,17 +12,23 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import DCTERMS
 
 from api.cli import cli
 from api.services import open_services
 from catalog.dates import InvalidDate
 from catalog.errors import ValidationFailed
 from catalog.graph_store import GraphStoreError, GraphStoreUnavailable
-from catalog.registry import Registry
+from catalog.archive import Archive
+from catalog.registry import LeaseLost, Registry
+from catalog.study_files import StudyFile
 from catalog.remembered import CatalogMismatch
 from tests.catalog_helpers import BASE, DATA, listed_paths, make_settings, stage_sample
 from tests.servers.oxigraph_server import restart_oxigraph, stop_oxigraph
@@ -119,6 +125,57 @@ def test_an_outage_during_a_reload_of_four_workers_never_fails_a_deposit(remote)
     out, err = reopened.communicate(timeout=180)
     assert reopened.returncode == 0 and f"row {accession} released 0" in out, err
     _check_released(remote["settings"], accession, sub)
+
+
+def test_a_commit_whose_work_was_taken_over_never_lands(tmp_path, oxigraph_pair):
+    """A harvest's process stalls past its lease (paused, or another host's clock runs ahead): another process
+    takes the work over and recovers the study. When the stalled one wakes up it must not commit over that: the
+    study stays whole at the version recovery settled, its graph, file table and search entry agreeing."""
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, lease_seconds=0.5)
+    accession, study = "EMPIAR-1", f"{BASE}/studies/EMPIAR-1"
+
+    def metadata(title):
+        graph = Graph()
+        graph.add((URIRef(study), DCTERMS.title, Literal(title)))
+        return graph
+
+    stalled, other = Archive(settings), Archive(settings)
+    try:
+        stalled.commit_study(accession, metadata("old"), lambda: [StudyFile(f"old{i}.tif", 1) for i in range(3)],
+                             release_date="2020-01-01", source="empiar", title="old")
+        wake = threading.Event()
+
+        def slow_files():
+            for i in range(5):
+                if i == 2:
+                    wake.wait(60)
+                yield StudyFile(f"new{i}.tif", 2)
+
+        outcome: dict = {}
+
+        def commit():
+            try:
+                stalled.commit_study(accession, metadata("new"), slow_files, release_date="2020-01-01", source="empiar")
+            except Exception as exc:  # noqa: BLE001 - looked at below
+                outcome["error"] = exc
+
+        stalled.registry._heartbeat.stop()  # its lease is no longer renewed
+        worker = threading.Thread(target=commit)
+        worker.start()
+        time.sleep(1.5)
+        assert other.recover() == [accession]
+        wake.set()
+        worker.join(120)
+        assert isinstance(outcome.get("error"), LeaseLost)
+        titles = other.public.graph.select(f"SELECT ?t WHERE {{ GRAPH <{study}> {{ <{study}> <{DCTERMS.title}> ?t }} }}")
+        assert [t["t"]["value"] for t in titles] == ["old"]
+        assert other.public.files.totals(accession)["files"] == 3
+        assert [h.title for h in other.public.search.search(f'accession:"{accession}"').hits] == ["old"]
+        assert other.registry.study(accession).state == "released"
+    finally:
+        stalled.close()
+        other.close()
 
 
 def test_concurrent_releases_release_each_study_once(remote):
