@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from catalog import leases
 from catalog.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from catalog.file_paths import ancestors, clash_key
+from catalog.file_paths import CLASH_KEY_VERSION, ancestors, clash_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -132,9 +132,10 @@ class Registry:
                 for name, definition in added.items():
                     if name not in columns:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-                        if name == "fold_key":  # uploads staged before clash keys existed
-                            db.create_function("clash_key", 1, clash_key, deterministic=True)
-                            db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
+            if db.execute("PRAGMA user_version").fetchone()[0] < CLASH_KEY_VERSION:  # keys of another rule, or none
+                db.create_function("clash_key", 1, clash_key, deterministic=True)
+                db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
+                db.execute(f"PRAGMA user_version = {CLASH_KEY_VERSION}")
             db.execute("CREATE INDEX IF NOT EXISTS staged_clash ON staged_files(submission_id, fold_key)")
             db.commit()
         finally:

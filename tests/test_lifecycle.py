@@ -296,6 +296,10 @@ def test_a_finalize_given_up_after_its_commit_point_leaves_nothing_shown(service
     ("x" * 256 + ".tif", "longer than 255 bytes"),
     ("evil\u202egnp.exe", "bidirectional"),
     ("../up.tif", "'..'"),
+    ("plate1\uff0fA01.tif", "drawn like a folder separator"),  # fullwidth solidus: a file that lists as a folder
+    ("plate1\u2215A01.tif", "drawn like a folder separator"),  # division slash
+    ("data/.../x.tif", "only of dots or spaces"),
+    ("data/ /x.tif", "only of dots or spaces"),
 ])
 def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem):
     sub = services.deposits.create("jane")
@@ -308,6 +312,12 @@ def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem
     ("caf\u00e9.tif", "cafe\u0301.tif", "same file"),  # NFC and NFD
     ("data/raw", "data/raw/1.tif", "needs a folder"),
     ("data/raw/1.tif", "data/raw", "folder is needed"),
+    ("\u03aa\u0301.tif", "\u0390.tif", "same file"),  # upper and lower case of one letter: NFC again after folding
+    ("plate.tif", "pla\u200dte.tif", "same file"),  # a zero-width joiner: looks the same (HFS+ ignores it)
+    ("plate.tif", "plate\u00ad.tif", "same file"),  # a soft hyphen
+    ("scan.tif", "scan.tif.", "same file"),  # Windows drops trailing dots...
+    ("scan.tif", "Scan.tif ", "same file"),  # ... and spaces
+    ("run 1./a.tif", "run 1", "folder is needed"),
 ])
 def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first, second, problem):
     sub = services.deposits.create("jane")
@@ -317,15 +327,42 @@ def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first,
     services.deposits.upload(sub, "jane", first, io.BytesIO(b"z"))  # a re-upload of the same path is fine
 
 
+@pytest.mark.parametrize("path", ["CON.tif", "aux/readout.tif", "12:30:00.tif", "\uff21\uff22.tif", "\u0627\u200c\u0628.tif"])
+def test_uploads_keep_names_only_windows_refuses_or_that_only_look_alike(services, path):
+    """Reserved device names and characters of Windows, fullwidth letters and a ZWNJ inside a Persian name are
+    kept: real data sets hold them, and no two of them clash."""
+    sub = services.deposits.create("jane")
+    assert services.deposits.upload(sub, "jane", path, io.BytesIO(b"x"))["path"] == path
+
+
+def test_clash_keys_stored_by_an_older_rule_are_computed_again(tmp_path):
+    """A registry whose staged files carry clash keys of an earlier rule gets them recomputed at open, so an upload
+    clashing under the current rule is still refused."""
+    with open_services(make_settings(tmp_path)) as services:
+        sub = services.deposits.create("jane")
+        services.deposits.upload(sub, "jane", "pla\u200dte.tif", io.BytesIO(b"x"))
+    db = sqlite3.connect(tmp_path / "data" / "registry.sqlite")
+    db.execute("UPDATE staged_files SET fold_key = 'pla\u200dte.tif'")  # as the first rule kept it
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    with open_services(make_settings(tmp_path)) as services:
+        with pytest.raises(ValidationFailed, match="same file"):
+            services.deposits.upload(sub, "jane", "plate.tif", io.BytesIO(b"y"))
+
+
 def test_validation_names_listed_paths_that_cannot_be_kept_or_clash(services):
     sub = stage_sample(services.deposits, "jane")
-    listing = (DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+    listing = ((DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+               + "plate1\uff0fA02.tif\t1\tA02\t0\tDMSO\n" + "plate1/A0\u200b1.tif\t1\tA01\t0\tDMSO\n")
     services.deposits.attach_file_list(sub, "jane", "files.tsv", io.BytesIO(listing.encode()))
     report = services.deposits.validate(sub, "jane")
     messages = {(e.get("value"), e["message"].split(":")[0]) for e in report["errors"]}
     assert not report["valid"]
     assert any(value == "plate1/A01.TIF" and "same file" in message for value, message in messages), report["errors"]
     assert any(value == "bad\u202egnp.exe" and "cannot keep" in message for value, message in messages), report["errors"]
+    assert any(value == "plate1\uff0fA02.tif" and "cannot keep" in message for value, message in messages), report["errors"]
+    assert any(value == "plate1/A0\u200b1.tif" and "same file" in message for value, message in messages), report["errors"]
     assert all(e.get("line") for e in report["errors"] if e.get("field") == "path")
     assert services.archive.registry.studies() == []  # nothing minted
 
