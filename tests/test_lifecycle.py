@@ -420,6 +420,24 @@ def test_a_catalog_refuses_to_open_with_other_stores(tmp_path, oxigraph_pair):
     assert not (tmp_path / "data" / "graph").exists()  # nothing was written into a new local store
 
 
+def test_a_read_only_command_gives_a_new_catalog_no_identity(tmp_path):
+    """`bia stats` run first, without BIA_BASE_URL, must not make a new catalog remember the default base URL: the
+    server started next with the real one would be refused for a catalog that minted nothing."""
+    data = tmp_path / "data"
+    stats = CliRunner(env={"BIA_BASE_URL": None}).invoke(cli, ["--data", str(data), "stats"], obj={})
+    assert stats.exit_code == 0, stats.output
+    with open_services(make_settings(tmp_path, base_url="https://bia.example.org")) as services:
+        assert services.archive.settings.base_url == "https://bia.example.org"
+
+
+def test_a_store_url_with_a_trailing_slash_is_the_same_store(tmp_path, oxigraph_pair):
+    public, private = oxigraph_pair
+    with open_services(make_settings(tmp_path, sparql_url=private.url + "/", public_sparql_url=public.url)):
+        pass
+    with open_services(make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url + "/")):
+        pass
+
+
 # ----------------------------------------------------------------------------- abandoned submissions
 
 
