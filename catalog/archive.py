@@ -203,7 +203,8 @@ class Archive:
 
         def before_commit() -> None:
             builder.join()
-            self.registry.confirm_held(accession)  # a commit whose work was taken over never lands
+            # a commit whose work was taken over never lands; past this point it goes ahead (recovery completes it)
+            self.registry.confirm_held(accession, committing=target.name)
 
         builder = threading.Thread(target=build_table, name="file-table", daemon=True)
         builder.start()
@@ -234,13 +235,16 @@ class Archive:
 
     def committed(self, row: StudyRow) -> CatalogView | None | bool:
         """Where the commit of an in-flight row was committed (its view), ``False`` if it never was, ``None`` if
-        the graph stores cannot tell (remote stores keep no commit tags)."""
+        the stores cannot tell. Stores that keep commit tags answer from the tag; on others a commit that passed its
+        commit point (the registry says so) counts as committed, its replacement completed by
+        :meth:`GraphStore.settle` if it was cut off (a row from before commit points were recorded: cannot tell)."""
         study = self.study_iri(row.accession)
         views = [self.view(name) for name in (PUBLIC, PRIVATE)]
-        for view in views:
-            if row.commit_id and view.graph.committed_tag(study) == row.commit_id:
-                return view
-        return False if all(view.graph.keeps_tags for view in views) else None
+        if all(view.graph.keeps_tags for view in views):
+            return next((view for view in views if row.commit_id and view.graph.committed_tag(study) == row.commit_id), False)
+        if row.committing is None:
+            return None
+        return self.view(row.committing) if row.committing else False
 
     def _after_failed_commit(self, row: StudyRow, exc: BaseException) -> None:
         """A commit failed in this process: a harvest that never reached its commit point leaves the study as it was;
@@ -442,6 +446,8 @@ class Archive:
             return True
         where = self.committed(row)
         if isinstance(where, CatalogView):  # the graph holds the commit: finish what came after it
+            if row.commit_id:
+                where.graph.settle(self.study_iri(row.accession), row.commit_id)  # a remote move cut off: done now
             self._finish_commit(where, row.accession, row.commit_id)
             totals = where.files.totals(row.accession)
             self.registry.finish(row.accession, RELEASED if where.name == PUBLIC else EMBARGOED,

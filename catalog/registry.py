@@ -54,8 +54,10 @@ ADDED_COLUMNS = {
     # only the content it validated (compare-and-set on it)
     "submissions": {"revision": "INTEGER NOT NULL DEFAULT 0"},
     # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
-    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened
-    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT"},
+    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened; the view
+    # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
+    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT",
+                "committing": "TEXT"},
 }
 #: lifecycle columns of a study row restored when an uncommitted replacement is abandoned
 _RESTORED = ("owner", "state", "release_date", "submission_id", "source", "title", "file_count", "total_size",
@@ -110,6 +112,7 @@ class StudyRow:
     lease_expires: float | None = None
     commit_id: str | None = None
     previous: str | None = None
+    committing: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -244,7 +247,8 @@ class Registry:
             stamp = now_iso()
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, submission_id, source, title, created_at,"
-                " updated_at, lease_owner, lease_expires, commit_id) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?, ?, ?, ?)",
+                " updated_at, lease_owner, lease_expires, commit_id, committing) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?,"
+                " ?, ?, ?, '')",
                 (accession, owner, FINALIZING, release_date, submission_id, title, stamp, stamp, self.holder,
                  self._expiry(), _new_commit()),
             )
@@ -269,25 +273,30 @@ class Registry:
             kept = json.dumps({k: previous[k] for k in _RESTORED}) if previous is not None else None
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, source, title, created_at, updated_at,"
-                " lease_owner, lease_expires, commit_id, previous) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " lease_owner, lease_expires, commit_id, previous, committing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
                 " ON CONFLICT(accession) DO UPDATE SET owner = excluded.owner, state = excluded.state,"
                 " release_date = excluded.release_date, source = excluded.source, title = excluded.title,"
                 " updated_at = excluded.updated_at, attempts = 0, lease_owner = excluded.lease_owner,"
-                " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous",
+                " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous,"
+                " committing = ''",
                 (accession, owner, FINALIZING, release_date, source, title, stamp, stamp, self.holder, self._expiry(),
                  _new_commit(), kept),
             )
         return StudyRow(**dict(previous)) if previous is not None else None
 
-    def confirm_held(self, accession: str) -> None:
+    def confirm_held(self, accession: str, committing: str | None = None) -> None:
         """At a commit point: renew this holder's lease on the study, or :class:`LeaseLost` if another process took the
-        work over meanwhile (a stalled process, a clock running ahead), so that it never commits over that work."""
-        self._held_update(accession, "lease_expires = ?", (self._expiry(),))
+        work over meanwhile (a stalled process, a clock running ahead), so that it never commits over that work.
+        ``committing``: record, in the same step, that the commit goes ahead into that view (recovery completes it)."""
+        if committing is None:
+            self._held_update(accession, "lease_expires = ?", (self._expiry(),))
+        else:
+            self._held_update(accession, "lease_expires = ?, committing = ?", (self._expiry(), committing))
 
     def new_commit(self, accession: str) -> str:
         """A fresh commit id for in-flight work this holder took over (its earlier commit never happened)."""
         commit = _new_commit()
-        self._held_update(accession, "commit_id = ?", (commit,))
+        self._held_update(accession, "commit_id = ?, committing = ''", (commit,))
         return commit
 
     def finish(self, accession: str, state: str, **fields: Any) -> None:

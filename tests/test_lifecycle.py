@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS
@@ -176,6 +177,36 @@ def test_a_commit_whose_work_was_taken_over_never_lands(tmp_path, oxigraph_pair)
     finally:
         stalled.close()
         other.close()
+
+
+def test_a_move_that_lands_after_its_client_died_leaves_the_study_whole(remote):
+    """A harvest's process dies as it sends the update that moves its new graph into place; the server carries that
+    update out later (a MOVE of 300,000 triples landed 15 s after its client was killed). Recovery, running in
+    between, must not settle the study from the graph it reads then: graph, file table, search entry and registry
+    all end at the new version, and the late update changes nothing."""
+    settings, accession = remote["settings"], "EMPIAR-1"
+    study = f"{BASE}/studies/{accession}"
+    with open_services(settings) as services:
+        old = Graph()
+        old.add((URIRef(study), DCTERMS.title, Literal("old")))
+        services.archive.commit_study(accession, old, lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+                                      release_date="2020-01-01", source="empiar", title="old")
+    save = settings.data_dir / "late-move.txt"
+    child = _child(remote["env"], "cut-move", accession, "new", "5", str(save))
+    _out, err = child.communicate(timeout=180)
+    assert child.returncode == 9 and save.exists(), err
+    with open_services(settings) as services:  # recovery, before the late update
+        assert services.archive.registry.study(accession).state == "released"
+    url, statement = save.read_text().split("\n", 1)
+    requests.post(url, data=statement.encode(), headers={"Content-Type": "application/sparql-update"}, timeout=60)
+    with open_services(settings, recover=False) as services:
+        archive = services.archive
+        titles = archive.public.graph.select(f"SELECT ?t WHERE {{ GRAPH <{study}> {{ <{study}> <{DCTERMS.title}> ?t }} }}")
+        assert [t["t"]["value"] for t in titles] == ["new"]
+        assert archive.public.files.totals(accession)["files"] == 5
+        assert [h.title for h in archive.public.search.search(f'accession:"{accession}"').hits] == ["new"]
+        row = archive.registry.study(accession)
+        assert (row.state, row.title, row.file_count) == ("released", "new", 5)
 
 
 def test_concurrent_releases_release_each_study_once(remote):
