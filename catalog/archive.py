@@ -253,6 +253,7 @@ class Archive:
         if isinstance(exc, LeaseLost):
             return
         try:
+            row = self.registry.study(row.accession) or row  # as it is now: the commit point may have been recorded
             if row.submission_id is None and self.committed(row) is False:
                 self.view(PUBLIC).files.discard_staged(row.accession)
                 self.view(PRIVATE).files.discard_staged(row.accession)

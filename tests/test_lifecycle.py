@@ -209,6 +209,42 @@ def test_a_move_that_lands_after_its_client_died_leaves_the_study_whole(remote):
         assert (row.state, row.title, row.file_count) == ("released", "new", 5)
 
 
+def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatch):
+    """The MOVE reaches the server and lands, but its answer is lost (a connection reset): the harvest is past its
+    commit point, so it stays in flight (never put back to the old row) and recovery finishes the new version."""
+    accession = "EMPIAR-2"
+    study = f"{BASE}/studies/{accession}"
+
+    def metadata(title):
+        graph = Graph()
+        graph.add((URIRef(study), DCTERMS.title, Literal(title)))
+        return graph
+
+    with open_services(remote["settings"]) as services:
+        archive = services.archive
+        archive.commit_study(accession, metadata("old"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+                             release_date="2020-01-01", source="empiar", title="old")
+        store = archive.public.graph
+        sent = type(store).update
+
+        def answer_lost(statement):
+            sent(store, statement)
+            if statement.startswith("MOVE"):
+                raise GraphStoreUnavailable("the connection was reset")
+
+        monkeypatch.setattr(store, "update", answer_lost)
+        with pytest.raises(GraphStoreUnavailable):
+            archive.commit_study(accession, metadata("new"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(5)],
+                                 release_date="2020-01-01", source="empiar", title="new")
+        monkeypatch.undo()
+        assert archive.registry.study(accession).state == "finalizing"
+        assert archive.recover() == [accession]
+        row = archive.registry.study(accession)
+        assert (row.state, row.title, row.file_count) == ("released", "new", 5)
+        assert archive.public.files.totals(accession)["files"] == 5
+        assert [h.title for h in archive.public.search.search(f'accession:"{accession}"').hits] == ["new"]
+
+
 def test_concurrent_releases_release_each_study_once(remote):
     with open_services(remote["settings"]) as services:
         accessions = []
