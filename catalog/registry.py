@@ -367,15 +367,15 @@ class Registry:
             )
         return self.study(accession) if done.rowcount == 1 else None
 
-    def claim_expired(self) -> list[StudyRow]:
-        """Take over every piece of in-flight work whose lease expired or whose holder died."""
-        claimed = []
+    def claim_expired(self) -> Iterator[StudyRow]:
+        """Take over, one at a time as the caller asks for the next, every piece of in-flight work whose lease expired
+        or whose holder died (claiming them all at once would let the leases of those still waiting run out while
+        the first is worked on, and another process take them over too)."""
         for row in self.studies(states=IN_FLIGHT):
             if leases.expired(row.lease_owner, row.lease_expires):
                 taken = self.claim(row.accession)
                 if taken is not None:
-                    claimed.append(taken)
-        return claimed
+                    yield taken
 
     def claim_release(self, accession: str) -> bool:
         """Start releasing an embargoed study (compare-and-set on its state): False if another process did."""

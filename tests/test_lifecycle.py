@@ -245,6 +245,37 @@ def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatc
         assert [h.title for h in archive.public.search.search(f'accession:"{accession}"').hits] == ["new"]
 
 
+def test_two_recoveries_never_work_on_one_study(remote, monkeypatch):
+    """Two processes recover at once (a CLI command opening the catalog beside the server). The first must not claim
+    every waiting study before working on the first: those claims would run out unrenewed meanwhile, the second
+    process take them over, and both work on one study."""
+    settings = make_settings(remote["settings"].data_dir.parent, sparql_url=remote["settings"].sparql_url,
+                             public_sparql_url=remote["settings"].public_sparql_url, lease_seconds=0.5)
+    dead = Registry(settings.data_dir / "registry.sqlite", lease_seconds=0.5)
+    for accession in ("EMPIAR-1", "EMPIAR-2"):
+        dead.begin_put(accession, None, "2020-01-01", "empiar", "cut off")  # harvests whose process died
+    dead.close()
+    first, second = Archive(settings), Archive(settings)
+    worked: list[str] = []
+    slow = first._recover_one
+
+    def slowly(row, finish_deposit):
+        worked.append(row.accession)
+        if len(worked) == 1:
+            time.sleep(1.5)  # three leases long
+            worked.extend(second.recover())
+        return slow(row, finish_deposit)
+
+    monkeypatch.setattr(first, "_recover_one", slowly)
+    try:
+        first.recover()
+        assert sorted(worked) == ["EMPIAR-1", "EMPIAR-2"], worked  # each once, by one of them
+        assert first.registry.studies() == []
+    finally:
+        first.close()
+        second.close()
+
+
 def test_concurrent_releases_release_each_study_once(remote):
     with open_services(remote["settings"]) as services:
         accessions = []
