@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from catalog.archive import Archive, CommitResult
 from catalog.dates import InvalidDate, parse_date, today_iso
-from catalog.errors import CatalogError, Conflict, ValidationFailed, is_transient
+from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed, is_transient
 from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
 from catalog.registry import LeaseLost, StudyRow
 from catalog.rembi_rdf import record_to_graph
@@ -210,12 +210,22 @@ class Deposits:
         return self._validate(self.registry.submission(sub_id, owner))
 
     def _validate(self, sub: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`validate` of the submission as read in ``sub``."""
-        sub_id = sub["id"]
+        """:meth:`validate` of the submission as read in ``sub``; a submission discarded or expired while it was being
+        checked (its file lists gone under the check) is a :class:`Conflict` saying so."""
         if sub["status"] != "open":
             if sub.get("report"):
                 return sub["report"]
-            raise Conflict(f"submission {sub_id} is {sub['status']}; it has no report to show")
+            raise Conflict(f"submission {sub['id']} is {sub['status']}; it has no report to show")
+        try:
+            return self._check(sub)
+        except NotFound:
+            now = self.registry.submission(sub["id"])["status"]
+            if now != "open":
+                raise Conflict(f"submission {sub['id']} was {now} while it was being checked") from None
+            raise
+
+    def _check(self, sub: dict[str, Any]) -> dict[str, Any]:
+        sub_id = sub["id"]
         errors: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
         checked, parsed = None, None

@@ -170,6 +170,23 @@ def test_a_finalize_commits_only_what_it_validated(services, owner, monkeypatch)
     assert not report["valid"] and any("bidirectional" in e["message"] for e in report["errors"])
 
 
+def test_a_finalize_racing_a_discard_says_the_submission_was_discarded(services, owner, monkeypatch):
+    """The depositor discards the submission while its finalize is checking it: the finalize is refused as a conflict
+    naming what happened, not a 404 naming a file list's storage key."""
+    deposits = services.deposits
+    sub = stage_sample(deposits, owner)
+    check = deposits.formats.check_file_list
+
+    def discarded_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(deposits.formats, "check_file_list", check)
+        deposits.discard(sub, owner)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(deposits.formats, "check_file_list", discarded_meanwhile)
+    with pytest.raises(Conflict, match="was discarded while it was being checked"):
+        deposits.finalize(sub, owner)
+
+
 def test_a_file_list_refused_late_never_changes_the_list_in_place(services, owner, monkeypatch):
     """Attaching a list under a name again never writes over the bytes the submission names (a finalize that began
     meanwhile reads those); a refused attach leaves no bytes behind."""
