@@ -45,7 +45,10 @@ def remote(tmp_path, oxigraph_pair):
     settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
     env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private.url,
            "BIA_PUBLIC_SPARQL_URL": public.url, "PYTHONPATH": str(ROOT)}
-    return {"settings": settings, "env": env, "servers": [public, private]}
+    opened = {"settings": settings, "env": env, "servers": [public, private]}
+    yield opened
+    for server in opened["servers"]:  # servers a test restarted (an outage that ended) are not the fixture's
+        stop_oxigraph(server)
 
 
 def _child(env, *args, stdin=None):
