@@ -149,15 +149,24 @@ def deposit_submit() -> Response:
         accession = deposits.finalize(sub, owner)
     except CatalogError as exc:
         deposits.discard(sub, owner, only_if_open=True)
+        kept = deposits.get(sub, owner)
+        if kept["status"] == "finalizing":  # cut off by an outage: kept, and stored once the stores answer again
+            return _deposited(kept["accession"], 202)
         for detail in exc.errors or [{"message": exc.message}]:
             errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
+    return _deposited(accession, 201)
+
+
+def _deposited(accession: str, status: int) -> Response:
+    """The page saying what became of a form deposit: stored (201), or kept and completing by itself (202: an outage
+    cut its finalize off; sending the form again would deposit the study twice)."""
     row = services().archive.registry.study(accession)
     return Response(
         render_template("deposited.html", accession=accession, url=identifiers.study_iri(settings().base_url, accession),
                         state=row.state if row else "", release_date=row.release_date if row else "",
                         files=row.file_count if row else 0, settings=settings()),
-        status=201, mimetype="text/html",
+        status=status, mimetype="text/html",
     )
 
 

@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term
 from loaders.pagetab import LoadedRecord, provenance
@@ -275,10 +276,10 @@ def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: st
     record: dict[str, Any] = {"title": title, "license": "CC0-1.0"}
     if accession:
         record["accession"] = accession
-    release = str(entry.get("release_date") or "")[:10]
-    if re.match(r"^\d{4}-\d{2}-\d{2}$", release):
+    release = release_date_of(entry.get("release_date"))
+    if release is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", release):
         record["release_date"] = release
-    elif entry.get("release_date"):
+    elif release is not None:
         unmapped.append(f"release_date {entry['release_date']!r} is not a date (deposition JSON code?)")
     doi = _doi(entry.get("doi"))
     if doi:

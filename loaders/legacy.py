@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term
 from loaders.pagetab import LoadedRecord, licence_name, provenance
@@ -170,9 +171,9 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
     collection = str(mapping["collection"])
     record: dict[str, Any] = {"accession": need("accession"), "title": need("title")}
     record["description"] = str(value("description") or record["title"])
-    released = str(value("release_date") or "")[:10]
+    released = release_date_of(value("release_date"))
     if released:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", released):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", released):
             raise LegacyCollectionError(f"{where}: release date {released!r} is not YYYY-MM-DD",
                                         [{"file": where, "field": fields.get("release_date", "release_date")}])
         record["release_date"] = released

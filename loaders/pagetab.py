@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+from catalog.dates import release_date_of
 from catalog.errors import CatalogError
 from catalog.records import MAX_BYTES, check_shape, read_document, read_limited
 from loaders import ontology_terms
@@ -292,8 +293,7 @@ def _release_date(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    match = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[T ].*)?$", text)
-    return match.group(1) if match else text
+    return release_date_of(text)  # a time: the first UTC day from it; not a date: kept for validation to refuse
 
 
 # --------------------------------------------------------------------------- correlation matrices

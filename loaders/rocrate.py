@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, taxon_curie, term_by_id, term_curie
 from loaders.pagetab import FileListRef, LoadedRecord, cross_reference, licence_name, normalise_doi, provenance
@@ -94,7 +95,7 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
     if accession:
         record["accession"] = accession
     if _text(root.get("datePublished")):
-        record["release_date"] = _text(root.get("datePublished"))[:10]  # type: ignore[index]
+        record["release_date"] = release_date_of(_text(root.get("datePublished")))
     for licence in resolve(root.get("license"))[:1]:  # an IRI, or a licence entity naming one
         written = [_text(licence.get(k)) for k in ("@id", "url", "identifier", "name")]
         named = next((licence_name(w) for w in written if w and licence_name(w)), None)
