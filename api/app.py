@@ -4,11 +4,11 @@ from __future__ import annotations
 import atexit
 from typing import Any
 
-from flask import Flask, current_app
-from flask_smorest import Api
+from flask import Flask
 
 from api.body_limits import limit_request_bodies
 from api.errors import register_error_handlers
+from api.openapi import Api
 from api.services import Services, open_services
 from catalog.config import Settings
 
@@ -50,10 +50,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if not settings.read_only:  # a read-only replica leaves background duties to the writers
         opened.maintenance.start()  # recovery, releases, re-rendering, clean-up: in the lease holder only
 
-    api = Api(app, spec_kwargs={"info": {"description": "REMBI metadata of bioimaging studies: records, SPARQL, search, files, deposits."}})
+    api = Api(app)  # the description, the one error shape, bearer tokens: api/openapi.py
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
     limit_request_bodies(app, settings.max_request_bytes)
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     from api import routes_deposits, routes_files, routes_portal, routes_search, routes_site, routes_sparql, routes_studies
 
     for module in (routes_site, routes_studies, routes_files, routes_search, routes_sparql, routes_deposits, routes_portal):
@@ -82,10 +81,3 @@ def _register_link_and_header_rules(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(SecurityHeaders(app.jinja_loader, settings.base_url).apply)
 
-
-def settings() -> Settings:
-    return current_app.extensions["bia.settings"]
-
-
-def services() -> Services:
-    return current_app.extensions["bia.services"]

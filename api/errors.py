@@ -2,15 +2,61 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
+import marshmallow as ma
 from flask import Flask, Response, current_app, redirect, request
 from jinja2.utils import htmlsafe_json_dumps
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from catalog.errors import CatalogError
 
 log = logging.getLogger(__name__)
+
+
+class ErrorSchema(ma.Schema):
+    """The one error shape, as the OpenAPI description documents every error answer."""
+
+    code = ma.fields.String(required=True, metadata={"description": "A short machine-readable name, e.g. `not_found`"})
+    status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status code"})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong, for people"})
+    errors = ma.fields.List(
+        ma.fields.Dict(), required=True,
+        metadata={"description": "Details, each naming what it is about (`field`, `location`, `value`, `file`, `line`…) "
+                                 "and a `message`"},
+    )
+
+
+class BadParameter(CatalogError):
+    status = 400
+    code = "bad_parameter"
+
+
+class ArgumentsParser(FlaskParser):
+    """The parser of ``@blp.arguments``: a query parameter that does not fit its schema is a :class:`BadParameter`
+    (400) in the one error shape, its message the first field's, each detail naming the field and the value sent."""
+
+    DEFAULT_VALIDATION_STATUS = 400  # what flask-smorest documents
+
+    def handle_error(self, error: ma.ValidationError, req: Any, schema: ma.Schema, *, error_status_code: int | None,
+                     error_headers: Any) -> NoReturn:
+        details = []
+        for location, fields in _as_dict(error.messages).items():
+            for name, texts in _as_dict(fields).items():
+                for text in texts if isinstance(texts, list) else [texts]:
+                    details.append({"field": name, "value": _sent(req, location, name), "message": str(text)})
+        message = details[0]["message"] if details else "the request's parameters are not valid"
+        raise BadParameter(message, details)
+
+
+def _as_dict(messages: Any) -> dict[str, Any]:
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def _sent(req: Any, location: str, name: str) -> Any:
+    values = req.args if location in ("query", "querystring") else req.form if location == "form" else {}
+    return values.get(name)
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> Response:

@@ -37,8 +37,23 @@ def base_url_problem(value: str | None) -> str | None:
     return None
 
 
+def workers_problem(count: int) -> str | None:
+    """Why ``count`` worker processes cannot serve the catalog the ``BIA_*`` variables describe, or None: the
+    embedded graph stores take one writer process (the second worker would fail to boot, and gunicorn stop)."""
+    from catalog.config import Settings
+
+    settings = Settings.from_env()
+    if count > 1 and not (settings.sparql_url or settings.public_sparql_url) and not settings.read_only:
+        return (f"{count} worker processes cannot share the embedded graph stores in BIA_DATA (one process writes "
+                "them): serve with one worker (its threads answer requests side by side), or put the graphs in SPARQL "
+                "servers (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL), or run read-only replicas (BIA_READ_ONLY=1) beside "
+                "one writer")
+    return None
+
+
 def on_starting(server: Any) -> None:
-    """Refuse to start (gunicorn prints the error and exits 1) without a usable ``BIA_BASE_URL``."""
-    problem = base_url_problem(os.environ.get("BIA_BASE_URL"))
+    """Refuse to start (gunicorn prints the error and exits 1) without a usable ``BIA_BASE_URL``, or with more worker
+    processes than the stores allow."""
+    problem = base_url_problem(os.environ.get("BIA_BASE_URL")) or workers_problem(server.cfg.workers)
     if problem:
         raise RuntimeError(problem)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rdflib import URIRef
 
-from api.app import services, settings
+from api.context import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.study_record import describe

@@ -22,7 +22,7 @@ import pyoxigraph as ox
 from flask import Response, current_app, render_template, request
 from werkzeug.http import http_date
 
-from api.app import services, settings
+from api.context import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES, expand_iri

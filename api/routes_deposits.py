@@ -9,17 +9,30 @@ import sys
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
-from api.app import services, settings
 from api.body_limits import streamed_body
-from api.routes_studies import BadParameter
+from api.context import services, settings
+from api.errors import BadParameter
+from api.openapi import AUTH, BINARY, Blueprint, errors, responses
+from api.schemas import (
+    AttachedFileList,
+    AttachedMetadata,
+    FileListArgs,
+    Finalized,
+    MetadataArgs,
+    OwnStudies,
+    StagedFile,
+    SubmissionWithUrl,
+    Submissions,
+    ValidationReport,
+)
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
 from catalog.records import metadata_too_large
 
 blp = Blueprint("deposits", __name__, description="Deposit studies (bearer token: `bia token create NAME`)")
-AUTH = {"security": [{"bearerAuth": []}]}
+#: what every deposit operation can answer: no or a wrong token, a read-only replica
+REFUSED = errors(401, 503)
 
 
 class BadUpload(CatalogError):
@@ -52,7 +65,8 @@ def _submission(sub_id: str, who: str) -> dict[str, Any]:
 
 
 @blp.route("/deposits", methods=["POST"])
-@blp.doc(summary="Open a submission", **AUTH)
+@blp.response(201, SubmissionWithUrl, headers={"Location": {"description": "The submission", "schema": {"type": "string"}}})
+@blp.doc(operationId="createSubmission", summary="Open a submission", responses=REFUSED, **AUTH)
 def create() -> Response:
     who = owner()
     sub_id = services().deposits.create(who)
@@ -62,20 +76,24 @@ def create() -> Response:
 
 
 @blp.route("/deposits", methods=["GET"])
-@blp.doc(summary="The caller's submissions", **AUTH)
+@blp.response(200, Submissions)
+@blp.doc(operationId="listSubmissions", summary="The caller's submissions", responses=REFUSED, **AUTH)
 def list_submissions() -> Response:
     who = owner()
     return _json({"items": [{k: v for k, v in s.items() if k != "metadata"} for s in services().archive.registry.submissions(who)]})
 
 
 @blp.route("/deposits/<string:sub_id>", methods=["GET"])
-@blp.doc(summary="A submission's state", **AUTH)
+@blp.response(200, SubmissionWithUrl)
+@blp.doc(operationId="getSubmission", summary="A submission's state", responses=responses(REFUSED, errors(404)), **AUTH)
 def get(sub_id: str) -> Response:
     return _json(_submission(sub_id, owner()))
 
 
 @blp.route("/deposits/<string:sub_id>", methods=["DELETE"])
-@blp.doc(summary="Discard an open submission and its staged files", **AUTH)
+@blp.response(204, description="Discarded")
+@blp.doc(operationId="discardSubmission", summary="Discard an open submission and its staged files",
+         responses=responses(REFUSED, errors(404, 409)), **AUTH)
 def discard(sub_id: str) -> Response:
     services().deposits.discard(sub_id, owner())
     return Response(status=204)
@@ -92,7 +110,18 @@ def _declared_md5() -> str | None:
 
 
 @blp.route("/deposits/<string:sub_id>/files/<path:path>", methods=["PUT"])
-@blp.doc(summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent", **AUTH)
+@blp.response(201, StagedFile, description="Staged: the file's size and checksums as stored")
+@blp.doc(
+    operationId="uploadFile", summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent",
+    parameters=[
+        {"name": "Content-MD5", "in": "header", "schema": {"type": "string"},
+         "description": "base64 of the MD5 digest (RFC 1864)"},
+        {"name": "X-Checksum-SHA256", "in": "header", "schema": {"type": "string"}, "description": "hex SHA-256 digest"},
+    ],
+    requestBody={"required": True, "description": "The file's bytes, streamed (any media type)",
+                 "content": {"*/*": {"schema": BINARY}}},
+    responses=responses(REFUSED, errors(400, 404, 409, 422)), **AUTH,
+)
 @streamed_body
 def upload(sub_id: str, path: str) -> Response:
     who = owner()
@@ -109,22 +138,33 @@ def upload(sub_id: str, path: str) -> Response:
 
 
 @blp.route("/deposits/<string:sub_id>/file-lists/<string:name>", methods=["PUT"])
-@blp.doc(summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)", **AUTH)
+@blp.arguments(FileListArgs, location="query")
+@blp.response(201, AttachedFileList, description="Attached (checked at validate)")
+@blp.doc(
+    operationId="attachFileList", summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)",
+    requestBody={"required": True, "description": "The file list, streamed; its name's extension tells the format",
+                 "content": {media: {"schema": BINARY}
+                             for media in ("text/tab-separated-values", "text/csv", "application/json")}},
+    responses=responses(REFUSED, errors(400, 404, 409)), **AUTH,
+)
 @streamed_body
-def file_list(sub_id: str, name: str) -> Response:
-    entry = services().deposits.attach_file_list(sub_id, owner(), name, request.stream, component=request.args.get("component"))
+def file_list(args: dict[str, Any], sub_id: str, name: str) -> Response:
+    entry = services().deposits.attach_file_list(sub_id, owner(), name, request.stream, component=args.get("component"))
     return _json({k: v for k, v in entry.items() if k != "key"}, 201)
 
 
 @blp.route("/deposits/<string:sub_id>/metadata", methods=["PUT"])
+@blp.arguments(MetadataArgs, location="query")
+@blp.response(200, AttachedMetadata, description="Attached: the title read and notes on the reading")
 @blp.doc(
-    summary="Attach the study metadata (PageTab JSON/TSV or REMBI JSON/YAML)",
-    parameters=[{"name": "name", "in": "query", "schema": {"type": "string"}, "description": "file name (its extension tells the format)"},
-                {"name": "release_date", "in": "query", "schema": {"type": "string", "format": "date"}}],
-    **AUTH,
+    operationId="attachMetadata", summary="Attach the study metadata (PageTab JSON/TSV or REMBI JSON/YAML)",
+    requestBody={"required": True, "description": "The metadata file (at most BIA_MAX_METADATA_BYTES)",
+                 "content": {media: {"schema": {"type": "string"}}
+                             for media in ("application/json", "application/yaml", "text/yaml", "text/tab-separated-values")}},
+    responses=responses(REFUSED, errors(404, 409, 413, 422)), **AUTH,
 )
-def metadata(sub_id: str) -> Response:
-    name = request.args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
+def metadata(args: dict[str, Any], sub_id: str) -> Response:
+    name = args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
     who = owner()
     limit = settings().max_metadata_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -133,19 +173,24 @@ def metadata(sub_id: str) -> Response:
     data = request.get_data()
     if len(data) > limit:  # a chunked body
         raise metadata_too_large(name, None, limit)
-    entry = services().deposits.attach_metadata(sub_id, who, name, data, release_date=request.args.get("release_date"))
+    entry = services().deposits.attach_metadata(sub_id, who, name, data, release_date=args.get("release_date"))
     return _json(entry)
 
 
 @blp.route("/deposits/<string:sub_id>/validate", methods=["POST"])
-@blp.doc(summary="Validate: metadata against the shapes, file lists, staged vs listed files", **AUTH)
+@blp.response(200, ValidationReport, description="The report (a submission no longer open: the last one)")
+@blp.doc(operationId="validateSubmission", summary="Validate: metadata against the shapes, file lists, staged vs listed files",
+         responses=responses(REFUSED, errors(404, 409)), **AUTH)
 def validate(sub_id: str) -> Response:
     report = services().deposits.validate(sub_id, owner())
     return _json(report, 200)
 
 
 @blp.route("/deposits/<string:sub_id>/finalize", methods=["POST"])
-@blp.doc(summary="Finalize: mint the accession and store the study (released now or on its release date)", **AUTH)
+@blp.response(201, Finalized, headers={"Location": {"description": "The study", "schema": {"type": "string"}}})
+@blp.doc(operationId="finalizeSubmission",
+         summary="Finalize: mint the accession and store the study (released now or on its release date)",
+         responses=responses(REFUSED, errors(404, 409, 422)), **AUTH)
 def finalize(sub_id: str) -> Response:
     who = owner()
     accession = services().deposits.finalize(sub_id, who)
@@ -157,7 +202,8 @@ def finalize(sub_id: str) -> Response:
 
 
 @blp.route("/me/studies", methods=["GET"])
-@blp.doc(summary="The caller's studies, released and embargoed", **AUTH)
+@blp.response(200, OwnStudies)
+@blp.doc(operationId="listOwnStudies", summary="The caller's studies, released and embargoed", responses=REFUSED, **AUTH)
 def my_studies() -> Response:
     who = owner()
     rows = services().archive.registry.studies(owner=who)

@@ -9,13 +9,13 @@ import zipfile
 from typing import Any, Iterator
 
 from flask import Response, redirect, render_template, request, stream_with_context
-from flask_smorest import Blueprint
 
-from api.app import services, settings
-from api.errors import error_response
+from api.context import services, settings
+from api.errors import BadParameter, error_response
 from api.negotiate import choose
+from api.openapi import BINARY, HTML, NOT_MODIFIED, Blueprint, errors, formats, path_choice, responses
 from api.records import request_owner, self_url
-from api.routes_studies import BadParameter, int_arg
+from api.schemas import FILE_FILTERS, FileTable, FileTableArgs, ManifestEntry, StoredFile
 from api.tabular import table_text
 from catalog import identifiers
 from catalog.errors import NotFound, PreconditionFailed
@@ -61,8 +61,7 @@ def parse_filters() -> list[Filter]:
     return filters
 
 
-def parse_sort() -> list[tuple[str, bool]]:
-    raw = request.args.get("sort")
+def parse_sort(raw: str | None) -> list[tuple[str, bool]]:
     if not raw:
         return []
     return [(raw[1:], True)] if raw.startswith("-") else [(raw, False)]
@@ -78,25 +77,43 @@ def _decorate(accession: str, row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "@id": f"{study}/files/{row.get('file_id')}", "download": _download_url(accession, row["file_id"])}
 
 
-@blp.route("/studies/<string:accession>/files", defaults={"fmt": None})
-@blp.route("/studies/<string:accession>/files.<string:fmt>")
-@blp.doc(
-    summary="A study's file table: filter, sort, page, facets, totals; JSON, CSV or TSV",
-    description="filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
-    "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole filtered table.",
-)
-def file_table(accession: str, fmt: str | None) -> Response:
+TABLE_DESCRIPTION = ("filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
+                     "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole "
+                     "filtered table.")
+TABLE_ANSWERS = responses(formats(200, HTML, "text/csv", "text/tab-separated-values"), errors(400, 404, 406))
+
+
+@blp.route("/studies/<string:accession>/files", parameters=FILE_FILTERS)
+@blp.arguments(FileTableArgs, location="query")
+@blp.response(200, FileTable, description="A page of the table with totals, columns and facets (JSON, HTML), or the whole "
+              "filtered table (CSV, TSV)")
+@blp.doc(operationId="getFileTable", summary="A study's file table: filter, sort, page, facets, totals; JSON, CSV or TSV",
+         description=TABLE_DESCRIPTION, responses=TABLE_ANSWERS)
+def file_table(args: dict[str, Any], accession: str) -> Response:
+    return _file_table(args, accession, None)
+
+
+@blp.route("/studies/<string:accession>/files.<string:fmt>",
+           parameters=[path_choice("fmt", "json", "csv", "tsv", "html"), *FILE_FILTERS])
+@blp.arguments(FileTableArgs, location="query")
+@blp.response(200, FileTable, description="The file table as the suffix says: json, csv, tsv or html")
+@blp.doc(operationId="getFileTableAs", summary="A study's file table in the format its suffix names (json, csv, tsv, html)",
+         description=TABLE_DESCRIPTION, responses=TABLE_ANSWERS)
+def file_table_as(args: dict[str, Any], accession: str, fmt: str) -> Response:
+    return _file_table(args, accession, fmt)
+
+
+def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Response:
     name = accession
     index = file_index_for(name)
     media = choose(TABLE_TYPES, fmt)
-    filters, sort = parse_filters(), parse_sort()
+    filters, sort = parse_filters(), parse_sort(args.get("sort"))
     columns = index.columns(name)
     if media in ("text/csv", "text/tab-separated-values"):
         index.query(name, filters, sort, limit=1)  # a bad filter or sort is a 400 now, not a broken stream later
         return _export(index, name, filters, sort, [c.name for c in columns], "," if media == "text/csv" else "\t", media)
-    limit = int_arg("limit", 100, 1, 1000)
-    page = index.query(name, filters, sort, limit=limit, cursor=request.args.get("cursor"))
-    wanted = request.args.get("facets")
+    page = index.query(name, filters, sort, limit=args["limit"], cursor=args.get("cursor"))
+    wanted = args.get("facets")
     facet_columns = (
         [c for c in wanted.split(",") if c] if wanted is not None
         else [c.name for c in columns if c.distinct <= FACET_MAX_DISTINCT and c.name not in ("path", "file_id", "size")]
@@ -140,7 +157,8 @@ def _file_row(accession: str, file_id: str) -> dict[str, Any]:
 
 
 @blp.route("/files/<string:accession>/<string:file_id>")
-@blp.doc(summary="One file's metadata (path, size, format, checksums, attributes)")
+@blp.response(200, StoredFile)
+@blp.doc(operationId="getFile", summary="One file's metadata (path, size, format, checksums, attributes)", responses=errors(404))
 def file_metadata(accession: str, file_id: str) -> Response:
     row = _decorate(accession, _file_row(accession, file_id))
     stored = services().archive.file_store.stat(f"studies/{accession}/{row['path']}")
@@ -152,7 +170,16 @@ def file_metadata(accession: str, file_id: str) -> Response:
 
 
 @blp.route("/files/<string:accession>/<string:file_id>/download")
-@blp.doc(summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)")
+@blp.response(200, BINARY, content_type="*/*",
+              description="The file's bytes, in its own media type (Range, If-Range, If-Match, If-None-Match supported)")
+@blp.doc(
+    operationId="downloadFile", summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)",
+    responses=responses(
+        {206: {"description": "The range asked for (`Content-Range`)", "content": {"*/*": {"schema": BINARY}}},
+         302: {"description": "Where to fetch the bytes: a presigned S3 URL (`Location`)"}, 304: NOT_MODIFIED},
+        errors(404, 412, 416),
+    ),
+)
 def download_file(accession: str, file_id: str) -> Response:
     row = _file_row(accession, file_id)
     key = f"studies/{accession}/{row['path']}"
@@ -222,7 +249,8 @@ class _Sink(io.RawIOBase):
 
 
 @blp.route("/studies/<string:accession>/download")
-@blp.doc(summary="The whole study (every stored file) as a streamed zip")
+@blp.response(200, BINARY, content_type="application/zip", description="A zip of every file the archive holds, streamed")
+@blp.doc(operationId="downloadStudy", summary="The whole study (every stored file) as a streamed zip", responses=errors(404))
 def download_study(accession: str) -> Response:
     index = file_index_for(accession)
     store = services().archive.file_store
@@ -253,7 +281,12 @@ def download_study(accession: str) -> Response:
 
 
 @blp.route("/studies/<string:accession>/manifest")
-@blp.doc(summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools")
+@blp.response(200, {"type": "string", "description": "url, path, size, md5, sha256 columns"},
+              content_type="text/tab-separated-values", description="A line per file (TSV), or a list of them (JSON)")
+@blp.doc(operationId="getManifest",
+         summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools",
+         responses=responses(formats(200, "application/json", schema={"type": "array", "items": ManifestEntry}),
+                             errors(404, 406)))
 def manifest(accession: str) -> Response:
     index = file_index_for(accession)
     store = services().archive.file_store

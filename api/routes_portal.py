@@ -6,14 +6,17 @@ from typing import Any
 
 import yaml
 from flask import Response, render_template, request
-from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
+from api.openapi import HTML, TEXT, Blueprint, errors, responses
+from api.schemas import DepositForm, TokenForm
 from catalog import identifiers
 from catalog.errors import CatalogError, Unauthorized
 from loaders.ontology_terms import imaging_method_term, organism_term
 
 blp = Blueprint("portal", __name__, description="Pages for people: the deposit form")
+#: a page for people, also when it tells them what went wrong
+PAGE = {"content": {HTML: {"schema": TEXT}}}
 
 #: Where a validation error about a record path is shown on the form.
 FIELD_OF_PATH = [
@@ -45,7 +48,8 @@ def _form_page(form: dict[str, Any], errors: dict[str, list[str]], status: int =
 
 
 @blp.route("/deposit", methods=["GET"])
-@blp.doc(summary="The deposit form (HTML)")
+@blp.response(200, TEXT, content_type=HTML)
+@blp.doc(operationId="getDepositForm", summary="The deposit form (HTML)")
 def deposit_form() -> Response:
     return _form_page({}, {})
 
@@ -102,7 +106,17 @@ def _place(error: dict[str, Any]) -> str:
 
 
 @blp.route("/deposit", methods=["POST"])
-@blp.doc(summary="Submit the deposit form: validate, then finalize (HTML)")
+@blp.response(201, TEXT, content_type=HTML, description="Deposited: the study's accession, state and release date")
+@blp.doc(
+    operationId="submitDepositForm", summary="Submit the deposit form: validate, then finalize (HTML)",
+    requestBody={"required": True, "content": {"multipart/form-data": {"schema": DepositForm},
+                                               "application/x-www-form-urlencoded": {"schema": DepositForm}}},
+    responses=responses(
+        {"4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
+         503: {"description": "A read-only replica: the form again, saying so", **PAGE}},
+        errors(413),
+    ),
+)
 def deposit_submit() -> Response:
     form = {k: v for k, v in request.form.items()}
     if settings().read_only:
@@ -135,21 +149,48 @@ def deposit_submit() -> Response:
         accession = deposits.finalize(sub, owner)
     except CatalogError as exc:
         deposits.discard(sub, owner, only_if_open=True)
+        kept = deposits.get(sub, owner)
+        if kept["status"] == "finalizing":  # cut off by an outage: kept, and stored once the stores answer again
+            return _deposited(kept["accession"], 202)
         for detail in exc.errors or [{"message": exc.message}]:
             errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
+    return _deposited(accession, 201)
+
+
+def _deposited(accession: str, status: int) -> Response:
+    """The page saying what became of a form deposit: stored (201), or kept and completing by itself (202: an outage
+    cut its finalize off; sending the form again would deposit the study twice)."""
     row = services().archive.registry.study(accession)
     return Response(
         render_template("deposited.html", accession=accession, url=identifiers.study_iri(settings().base_url, accession),
                         state=row.state if row else "", release_date=row.release_date if row else "",
                         files=row.file_count if row else 0, settings=settings()),
-        status=201, mimetype="text/html",
+        status=status, mimetype="text/html",
     )
 
 
-@blp.route("/my-deposits", methods=["GET", "POST"])
-@blp.doc(summary="A depositor's studies (released and embargoed) and submissions, with their state (HTML)")
+@blp.route("/my-deposits", methods=["GET"])
+@blp.response(200, TEXT, content_type=HTML, description="The form asking for a token")
+@blp.doc(operationId="getOwnDepositsForm", summary="Ask for a depositor's token, to list their studies and submissions (HTML)")
 def my_deposits() -> Response:
+    return _my_deposits()
+
+
+@blp.route("/my-deposits", methods=["POST"])
+@blp.response(200, TEXT, content_type=HTML, description="The depositor's studies and submissions")
+@blp.doc(
+    operationId="listOwnDeposits",
+    summary="A depositor's studies (released and embargoed) and submissions, with their state (HTML)",
+    requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": TokenForm},
+                                               "multipart/form-data": {"schema": TokenForm}}},
+    responses={401: {"description": "The token is not valid: the form again, saying so", **PAGE}},
+)
+def my_deposits_post() -> Response:
+    return _my_deposits()
+
+
+def _my_deposits() -> Response:
     studies = submissions = None
     error = None
     if request.method == "POST":

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from flask import Response, render_template, request
-from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
+from api.errors import BadParameter
 from api.negotiate import choose
+from api.openapi import HTML, Blueprint, errors, formats, responses
 from api.records import page_links
-from api.routes_studies import BadParameter, int_arg
+from api.schemas import SEARCH_FILTERS, SearchArgs, SearchResults
 from catalog import identifiers
 from catalog.search_index import FACET_FIELDS
 
@@ -18,15 +20,20 @@ blp = Blueprint("search", __name__, description="Keyword search")
 _FILTER = re.compile(r"^filter\[(?P<field>[^\]]*)\](?P<rest>.*)$")
 
 
-@blp.route("/search")
+@blp.route("/search", parameters=SEARCH_FILTERS)
+@blp.arguments(SearchArgs, location="query")
+@blp.response(200, SearchResults,
+              description="Hits with highlights, facet counts and paging links (as HTML: the page for people)")
 @blp.doc(
+    operationId="search",
     summary="Search released studies",
     description='q: words, "phrases", prefix*, field:word (accession, title, description, keywords, authors, organism, '
     "imaging_method, source), OR, -word. filter[organism|imaging_method|licence|release_year|source]=VALUE (repeatable). "
     "sort=relevance|newest|oldest; limit; offset.",
+    responses=responses(formats(200, HTML), errors(400, 406)),
 )
-def search() -> Response:
-    q = request.args.get("q", "")
+def search(args: dict[str, Any]) -> Response:
+    q = args["q"]
     filters: dict[str, list[str]] = {}
     for key in request.args:
         match = _FILTER.match(key)
@@ -34,8 +41,7 @@ def search() -> Response:
             if match.group("rest") not in ("", "[]"):  # filter[organism][] is the array form some clients send
                 raise BadParameter(f"{key}: write a facet filter as filter[FACET]=VALUE", [{"field": key}])
             filters.setdefault(match.group("field").lower(), []).extend(request.args.getlist(key))
-    limit, offset = int_arg("limit", 20, 0, 200), int_arg("offset", 0, 0, 100_000)
-    sort = request.args.get("sort", "relevance")
+    limit, offset, sort = args["limit"], args["offset"], args["sort"]
     result = services().archive.public.search.search(q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS)
     base = settings().base_url
     body = {

@@ -3,25 +3,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Iterator
+from typing import Any, Iterator
 from xml.sax.saxutils import escape
 
 from flask import Response, abort, current_app, render_template, request, send_from_directory, stream_with_context
-from flask_smorest import Blueprint
 
-from api.app import services, settings
+from api.context import services, settings
 from api.negotiate import choose
+from api.openapi import BINARY, HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, formats, responses
 from api.records import script_json
-from api.routes_studies import int_arg
+from api.schemas import EntryPoints, Health, SitemapArgs, Stats
 from catalog import identifiers
 from catalog.registry import RELEASED
 
 blp = Blueprint("site", __name__, description="Home, health, statistics, sitemap")
+#: what a file sent as it is (flask.send_from_directory) can answer besides the file
+STATIC_ANSWERS = {206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}}, 304: NOT_MODIFIED,
+                  **errors(416)}
 SITEMAP_URLS = 50_000
 
 
 @blp.route("/health")
-@blp.doc(summary="Liveness: 200 when the app and its stores answer")
+@blp.response(200, Health)
+@blp.doc(operationId="getHealth", summary="Liveness: 200 when the app and its stores answer")
 def health() -> Response:
     archive = services().archive
     return Response(json.dumps({"status": "ok", "studies": archive.public.search.count()}), mimetype="application/json")
@@ -67,7 +71,10 @@ def catalog_stats() -> dict:
 
 
 @blp.route("/stats")
-@blp.doc(summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month")
+@blp.response(200, Stats, description="The counts (as HTML: the home page's charts)")
+@blp.doc(operationId="getStats",
+         summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month",
+         responses=responses(formats(200, HTML), errors(406)))
 def stats() -> Response:
     media = choose(["application/json", "text/html"])
     body = catalog_stats()
@@ -77,7 +84,9 @@ def stats() -> Response:
 
 
 @blp.route("/")
-@blp.doc(summary="Home page (HTML) or the catalog's entry points (JSON)")
+@blp.response(200, TEXT, content_type=HTML, description="The home page")
+@blp.doc(operationId="getHome", summary="Home page (HTML) or the catalog's entry points (JSON)",
+         responses=responses(formats(200, "application/json", schema=EntryPoints), errors(406)))
 def home() -> Response:
     media = choose(["text/html", "application/json"])
     base = settings().base_url
@@ -130,8 +139,11 @@ def _lastmods() -> dict[str, str]:
 
 
 @blp.route("/sitemap.xml")
-@blp.doc(summary="Sitemap of study pages (a sitemap index past 50 000 URLs)")
-def sitemap() -> Response:
+@blp.arguments(SitemapArgs, location="query")
+@blp.response(200, TEXT, content_type="application/xml", description="A sitemap (or, past 50 000 studies, a sitemap index)")
+@blp.doc(operationId="getSitemap", summary="Sitemap of study pages (a sitemap index past 50 000 URLs)",
+         responses=errors(400, 404))
+def sitemap(args: dict[str, Any]) -> Response:
     accessions = services().archive.public.search.accessions()
     base = settings().base_url
     page = request.args.get("page")
@@ -140,7 +152,7 @@ def sitemap() -> Response:
         entries = "".join(f"<sitemap><loc>{escape(base)}/sitemap.xml?page={i + 1}</loc></sitemap>" for i in range(pages))
         body = f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</sitemapindex>\n'
         return Response(body, mimetype="application/xml")
-    number = int_arg("page", 1, 1, 100_000)
+    number = args["page"]
     chunk = accessions[(number - 1) * SITEMAP_URLS : number * SITEMAP_URLS]
     if page is not None and not chunk:
         abort(404)
@@ -163,14 +175,16 @@ ROBOTS_DISALLOW = ["/sparql", "/search", "/studies/*/files?", "/studies/*/downlo
 
 
 @blp.route("/robots.txt")
-@blp.doc(summary="robots.txt naming the sitemap")
+@blp.response(200, TEXT, content_type="text/plain")
+@blp.doc(operationId="getRobots", summary="robots.txt naming the sitemap")
 def robots() -> Response:
     rules = "".join(f"Disallow: {path}\n" for path in ROBOTS_DISALLOW)
     return Response(f"User-agent: *\n{rules}Allow: /\nSitemap: {settings().base_url}/sitemap.xml\n", mimetype="text/plain")
 
 
 @blp.route("/export.nq")
-@blp.doc(summary="Every released study as N-Quads (one named graph per study)")
+@blp.response(200, TEXT, content_type="application/n-quads", description="N-Quads, streamed")
+@blp.doc(operationId="exportNquads", summary="Every released study as N-Quads (one named graph per study)")
 def export() -> Response:
     archive = services().archive
 
@@ -185,7 +199,9 @@ def export() -> Response:
 
 
 @blp.route("/rembi.context.jsonld")
-@blp.doc(summary="The REMBI JSON-LD context generated from the LinkML schema")
+@blp.response(200, JSONLD, content_type="application/ld+json")
+@blp.doc(operationId="getRembiContext", summary="The REMBI JSON-LD context generated from the LinkML schema",
+         responses=STATIC_ANSWERS)
 def rembi_context() -> Response:
     from catalog import resources
 
@@ -193,7 +209,9 @@ def rembi_context() -> Response:
 
 
 @blp.route("/static/swagger-ui/<path:name>")
-@blp.doc(summary="Swagger UI assets (vendored from the swagger-ui-bundle package)")
+@blp.response(200, BINARY, content_type="*/*", description="The asset (JavaScript, CSS, HTML, images)")
+@blp.doc(operationId="getSwaggerUiAsset", summary="Swagger UI assets (vendored from the swagger-ui-bundle package)",
+         responses=responses(STATIC_ANSWERS, errors(404)))
 def swagger_assets(name: str) -> Response:
     import swagger_ui_bundle
 

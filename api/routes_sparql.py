@@ -6,12 +6,13 @@ import hashlib
 import json
 import urllib.parse
 
-from flask import Response, current_app, render_template, request
-from flask_smorest import Blueprint
+from flask import Response, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.app import services, settings
+from api.context import services, settings, sparql_runner
 from api.negotiate import choose
+from api.openapi import HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, formats, responses
+from api.schemas import SparqlArgs, SparqlExample, SparqlForm
 from api.sparql_cache import etag_matches
 from api.sparql_examples import EXAMPLES, examples_turtle
 from api.sparql_protocol import (
@@ -155,18 +156,48 @@ def client_address() -> str:
     return request.remote_addr or ""
 
 
-@blp.route("/sparql", methods=["GET", "POST"])
+SPARQL_DESCRIPTION = ("SELECT/ASK as JSON, XML, CSV or TSV; CONSTRUCT/DESCRIBE as Turtle, JSON-LD, N-Triples or RDF/XML; "
+                      "HTML shows either as a table. Read-only, time-limited, capped; released studies only.")
+#: the answers of a query: results (SELECT, ASK) or a graph (CONSTRUCT, DESCRIBE) in the form asked for
+SPARQL_ANSWERS = responses(
+    formats(200, "application/sparql-results+json", "application/json",
+            schema={"type": "object", "description": "SPARQL 1.1 Query Results JSON"}),
+    formats(200, "application/sparql-results+xml", "text/csv", "text/tab-separated-values", "text/turtle",
+            "application/n-triples", "application/rdf+xml"),
+    formats(200, "application/ld+json", schema=JSONLD),
+    errors(400, 403, 406, 413, 429, 503),
+)
+
+
+@blp.route("/sparql", methods=["GET"])
+@blp.response(200, TEXT, content_type=HTML, description="The query's answer in the form asked for; without a query, the query "
+              "page (HTML) or the service description (RDF)")
 @blp.doc(
-    summary="Run a SPARQL 1.1 query",
-    description="SELECT/ASK as JSON, XML, CSV or TSV; CONSTRUCT/DESCRIBE as Turtle, JSON-LD, N-Triples or RDF/XML. "
-    "A GET without a query returns the service description (RDF) or the query page (HTML).",
-    parameters=[
-        {"name": "query", "in": "query", "schema": {"type": "string"}},
-        {"name": "default-graph-uri", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
-        {"name": "named-graph-uri", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
-    ],
+    operationId="sparqlQuery", summary="Run a SPARQL 1.1 query (or, without one, describe the endpoint)",
+    description=SPARQL_DESCRIPTION,
+    parameters=[{"in": "query", "schema": SparqlArgs}],
+    responses=responses(SPARQL_ANSWERS, {304: NOT_MODIFIED}),
 )
 def sparql() -> Response:
+    return _sparql()
+
+
+@blp.route("/sparql", methods=["POST"])
+@blp.response(200, TEXT, content_type=HTML, description="The query's answer in the form asked for")
+@blp.doc(
+    operationId="sparqlQueryPost", summary="Run a SPARQL 1.1 query sent in the request body", description=SPARQL_DESCRIPTION,
+    requestBody={"required": True, "content": {
+        "application/sparql-query": {"schema": {"type": "string", "description": "The query itself, UTF-8"}},
+        "application/x-www-form-urlencoded": {"schema": SparqlForm},
+        "multipart/form-data": {"schema": SparqlForm},
+    }},
+    responses=SPARQL_ANSWERS,
+)
+def sparql_post() -> Response:
+    return _sparql()
+
+
+def _sparql() -> Response:
     config = settings()
     query, default, named, hinted = _query_from_request(config.sparql_max_query_bytes)
     if not query:
@@ -188,7 +219,7 @@ def sparql() -> Response:
 
 
 def _answer(query: str, run: Run, kind: str, media: str) -> Response:
-    runner = current_app.extensions["bia.sparql"]
+    runner = sparql_runner()
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
             body, _ = runner.run(query, "text/turtle", run=run)
@@ -268,8 +299,13 @@ def _service_description() -> str:
 """
 
 
+SD_ANSWERS = responses(formats(200, "application/n-triples", "application/rdf+xml"),
+                       formats(200, "application/ld+json", schema=JSONLD), errors(406))
+
+
 @blp.route("/.well-known/void")
-@blp.doc(summary="VoID description of the public dataset")
+@blp.response(200, TEXT, content_type="text/turtle")
+@blp.doc(operationId="getVoid", summary="VoID description of the public dataset", responses=SD_ANSWERS)
 def void() -> Response:
     base = settings().base_url
     archive = services().archive
@@ -294,7 +330,9 @@ def void() -> Response:
 
 
 @blp.route("/.well-known/sparql-examples")
-@blp.doc(summary="Example SPARQL queries (SHACL SPARQLExecutable, as SIB's sparql-examples)")
+@blp.response(200, TEXT, content_type="text/turtle")
+@blp.doc(operationId="getSparqlExamples", summary="Example SPARQL queries (SHACL SPARQLExecutable, as SIB's sparql-examples)",
+         responses=responses(SD_ANSWERS, formats(200, "application/json", schema={"type": "array", "items": SparqlExample})))
 def sparql_examples() -> Response:
     media = choose([*SD_TYPES, "application/json"])
     if media == "application/json":

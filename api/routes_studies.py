@@ -3,37 +3,25 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
-from flask import Response, render_template, request
-from flask_smorest import Blueprint
+from flask import Response, render_template
 
-from api.app import services, settings
+from api.context import services, settings
 from api.negotiate import SUFFIXES, choose
+from api.openapi import HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, formats, path_choice, responses
 from api.records import RECORD_TYPES, page_links, record_response
+from api.schemas import StudyLinks, StudyList, StudyListArgs
 from api.tabular import table_text
 from catalog import identifiers
-from catalog.errors import CatalogError, NotFound
+from catalog.errors import NotFound
 
 blp = Blueprint("studies", __name__, description="Study records as JSON-LD, Turtle, N-Triples, RDF/XML and HTML")
 _SUFFIX = re.compile(r"^(?P<name>.+)\.(?P<suffix>" + "|".join(SUFFIXES) + r")$")
-
-
-class BadParameter(CatalogError):
-    status = 400
-    code = "bad_parameter"
-
-
-def int_arg(name: str, default: int, low: int = 0, high: int = 10_000) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be a whole number, not {raw!r}", [{"field": name, "value": raw}]) from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name} must be between {low} and {high}", [{"field": name, "value": raw}])
-    return value
+#: a record's answer in each of its forms (HTML, the landing page, first), and when the client's copy is current
+RECORD_ANSWERS = responses(formats(200, "text/turtle", "application/n-triples", "application/rdf+xml"),
+                           formats(200, "application/ld+json", "application/json", schema=JSONLD), {304: NOT_MODIFIED},
+                           errors(404, 406))
 
 
 def study_iri_or_404(accession: str) -> str:
@@ -50,13 +38,12 @@ def _split_suffix(name: str) -> tuple[str, str | None]:
 
 
 @blp.route("/studies")
-@blp.doc(
-    summary="Released studies, newest first",
-    parameters=[{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}}],
-)
-def list_studies() -> Response:
-    limit, offset = int_arg("limit", 50, 1, 1000), int_arg("offset", 0, 0, 10_000_000)
+@blp.arguments(StudyListArgs, location="query")
+@blp.response(200, StudyList, description="A page of released studies (as HTML: the page for people)")
+@blp.doc(operationId="listStudies", summary="Released studies, newest first",
+         responses=responses(formats(200, HTML), errors(400, 406)))
+def list_studies(args: dict[str, Any]) -> Response:
+    limit, offset = args["limit"], args["offset"]
     result = services().archive.public.search.search("", sort="newest", limit=limit, offset=offset, facet_fields=())
     base = settings().base_url
     items = [
@@ -79,7 +66,11 @@ def list_studies() -> Response:
 
 
 @blp.route("/studies/<string:accession>")
-@blp.doc(summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML or HTML")
+@blp.response(200, TEXT, content_type=HTML, description="The study's record; HTML, its landing page, unless Accept or a suffix "
+              "(.jsonld, .ttl, .nt, .rdf, .html) asks for another form")
+@blp.doc(operationId="getStudy",
+         summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML or HTML",
+         responses=RECORD_ANSWERS)
 def get_study(accession: str) -> Response:
     name, suffix = _split_suffix(accession)
     media = choose(RECORD_TYPES, suffix)
@@ -87,15 +78,21 @@ def get_study(accession: str) -> Response:
 
 
 @blp.route("/studies/<string:accession>/<path:subpath>")
-@blp.doc(summary="An object inside a study (component, biosample, file…), by its IRI")
+@blp.response(200, TEXT, content_type=HTML, description="The object's record (as for a study)")
+@blp.doc(operationId="getStudyObject", summary="An object inside a study (component, biosample, file…), by its IRI",
+         responses=RECORD_ANSWERS)
 def get_object(accession: str, subpath: str) -> Response:
     name, suffix = _split_suffix(subpath)
     media = choose(RECORD_TYPES, suffix)
     return record_response(f"{study_iri_or_404(accession)}/{name}", media, document=suffix is not None)
 
 
-@blp.route("/links.<string:fmt>")
-@blp.doc(summary="The whole link graph (asserted and inferred links with their evidence) as JSON-LD or TSV")
+@blp.route("/links.<string:fmt>", parameters=[path_choice("fmt", "jsonld", "tsv")])
+@blp.response(200, JSONLD, content_type="application/ld+json",
+              description="Every link (fmt=jsonld), or a table of them (fmt=tsv)")
+@blp.doc(operationId="getLinkGraph",
+         summary="The whole link graph (asserted and inferred links with their evidence) as JSON-LD or TSV",
+         responses=responses(formats(200, "text/tab-separated-values"), errors(404)))
 def link_graph(fmt: str) -> Response:
     from linkers.discover import asserted_graph, inferred_graph
 
@@ -134,7 +131,9 @@ def link_graph(fmt: str) -> Response:
 
 
 @blp.route("/studies/<string:accession>/links")
-@blp.doc(summary="Cross-resource links of a study, outgoing and incoming")
+@blp.response(200, StudyLinks)
+@blp.doc(operationId="getStudyLinks", summary="Cross-resource links of a study, outgoing and incoming",
+         responses=responses(formats(200, "application/ld+json", schema=JSONLD), errors(404, 406)))
 def study_links(accession: str) -> Response:
     from api.links import study_links as collect
 

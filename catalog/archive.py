@@ -201,11 +201,16 @@ class Archive:
             except BaseException as exc:  # noqa: BLE001 - the table is then rebuilt from the committed graph
                 staged["error"] = exc
 
+        def before_commit() -> None:
+            builder.join()
+            # a commit whose work was taken over never lands; past this point it goes ahead (recovery completes it)
+            self.registry.confirm_held(accession, committing=target.name)
+
         builder = threading.Thread(target=build_table, name="file-table", daemon=True)
         builder.start()
         try:
             summary = target.graph.replace_graph_from(study, produce, tmp_dir=self.tmp_dir, tag=commit,
-                                                      before_commit=builder.join)  # the commit point
+                                                      before_commit=before_commit)  # the commit point
         except BaseException:
             builder.join()
             target.files.discard_staged(accession)
@@ -230,18 +235,25 @@ class Archive:
 
     def committed(self, row: StudyRow) -> CatalogView | None | bool:
         """Where the commit of an in-flight row was committed (its view), ``False`` if it never was, ``None`` if
-        the graph stores cannot tell (remote stores keep no commit tags)."""
+        the stores cannot tell. Stores that keep commit tags answer from the tag; on others a commit that passed its
+        commit point (the registry says so) counts as committed, its replacement completed by
+        :meth:`GraphStore.settle` if it was cut off (a row from before commit points were recorded: cannot tell)."""
         study = self.study_iri(row.accession)
         views = [self.view(name) for name in (PUBLIC, PRIVATE)]
-        for view in views:
-            if row.commit_id and view.graph.committed_tag(study) == row.commit_id:
-                return view
-        return False if all(view.graph.keeps_tags for view in views) else None
+        if all(view.graph.keeps_tags for view in views):
+            return next((view for view in views if row.commit_id and view.graph.committed_tag(study) == row.commit_id), False)
+        if row.committing is None:
+            return None
+        return self.view(row.committing) if row.committing else False
 
     def _after_failed_commit(self, row: StudyRow, exc: BaseException) -> None:
         """A commit failed in this process: a harvest that never reached its commit point leaves the study as it was;
-        anything else stays in flight, free for its owner or recovery to take up (an outage costs no attempt)."""
+        anything else stays in flight, free for its owner or recovery to take up (an outage costs no attempt). Work
+        taken over by another process is theirs: nothing to record."""
+        if isinstance(exc, LeaseLost):
+            return
         try:
+            row = self.registry.study(row.accession) or row  # as it is now: the commit point may have been recorded
             if row.submission_id is None and self.committed(row) is False:
                 self.view(PUBLIC).files.discard_staged(row.accession)
                 self.view(PRIVATE).files.discard_staged(row.accession)
@@ -331,8 +343,14 @@ class Archive:
         """Remove a study from every view and the registry (its files stay in the file store)."""
         if self.registry.study(accession) is None:
             raise NotFound(f"no study {accession}")
-        self._drop_elsewhere(accession, keep="")
+        self.withdraw(accession)
         self.registry.delete_study(accession)
+
+    @_serialized
+    def withdraw(self, accession: str) -> None:
+        """Remove a study from every view (graph, file table, search entry, rendered record); idempotent. Work
+        undone after its commit point (a finalize given up) must not stay visible."""
+        self._drop_elsewhere(accession, keep="")
 
     # ------------------------------------------------------------------ release dates
 
@@ -429,6 +447,8 @@ class Archive:
             return True
         where = self.committed(row)
         if isinstance(where, CatalogView):  # the graph holds the commit: finish what came after it
+            if row.commit_id:
+                where.graph.settle(self.study_iri(row.accession), row.commit_id)  # a remote move cut off: done now
             self._finish_commit(where, row.accession, row.commit_id)
             totals = where.files.totals(row.accession)
             self.registry.finish(row.accession, RELEASED if where.name == PUBLIC else EMBARGOED,

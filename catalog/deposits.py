@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from catalog.archive import Archive, CommitResult
 from catalog.dates import InvalidDate, parse_date, today_iso
-from catalog.errors import CatalogError, Conflict, ValidationFailed, is_transient
+from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed, is_transient
 from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
 from catalog.registry import LeaseLost, StudyRow
 from catalog.rembi_rdf import record_to_graph
@@ -141,13 +141,21 @@ class Deposits:
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}")
         name = PurePosixPath(name).name or "file-list.tsv"
+        replaced = [fl for fl in sub["file_lists"] if fl["name"] == name]
         lists = [fl for fl in sub["file_lists"] if fl["name"] != name]
-        key = f"submissions/{sub_id}/file-lists/{len(sub['file_lists'])}-{name}"
-        self.archive.file_store.delete(key)
-        self.archive.file_store.put(key, stream)
+        # each attach lands under a key of its own: the bytes a validation read are never changed under a finalize
+        key = f"submissions/{sub_id}/file-lists/{uuid.uuid4().hex}-{name}"
+        store = self.archive.file_store
+        store.put(key, stream)
         entry = {"name": name, "key": key, "component": component}
         lists.append(entry)
-        self.registry.update_submission(sub_id, file_lists=lists)
+        try:
+            self.registry.update_submission(sub_id, file_lists=lists)
+        except BaseException:  # the submission closed (finalize began) while the list was arriving
+            store.delete(key)
+            raise
+        for old in replaced:  # a list attached again under its name: the earlier copy goes only now
+            store.delete(old["key"])
         return entry
 
     def attach_metadata(self, sub_id: str, owner: str, name: str, data: bytes, release_date: str | None = None) -> dict[str, Any]:
@@ -199,11 +207,25 @@ class Deposits:
     def validate(self, sub_id: str, owner: str | None = None) -> dict[str, Any]:
         """Check everything finalize needs; returns ``{valid, errors, warnings, files}`` and stores it. A submission
         no longer open (finalized, discarded) answers with the report it was last checked with."""
-        sub = self.registry.submission(sub_id, owner)
+        return self._validate(self.registry.submission(sub_id, owner))
+
+    def _validate(self, sub: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`validate` of the submission as read in ``sub``; a submission discarded or expired while it was being
+        checked (its file lists gone under the check) is a :class:`Conflict` saying so."""
         if sub["status"] != "open":
             if sub.get("report"):
                 return sub["report"]
-            raise Conflict(f"submission {sub_id} is {sub['status']}; it has no report to show")
+            raise Conflict(f"submission {sub['id']} is {sub['status']}; it has no report to show")
+        try:
+            return self._check(sub)
+        except NotFound:
+            now = self.registry.submission(sub["id"])["status"]
+            if now != "open":
+                raise Conflict(f"submission {sub['id']} was {now} while it was being checked") from None
+            raise
+
+    def _check(self, sub: dict[str, Any]) -> dict[str, Any]:
+        sub_id = sub["id"]
         errors: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
         checked, parsed = None, None
@@ -323,12 +345,14 @@ class Deposits:
             return self._resume(sub_id, sub["accession"])
         if sub["status"] != "open":
             raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
-        report = self.validate(sub_id, owner)
+        report = self._validate(sub)
         if not report["valid"]:
             raise ValidationFailed(f"submission {sub_id} is not valid ({len(report['errors'])} error(s))", report["errors"])
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
-        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"))
+        # only the revision validated above is finalized: an upload or a file list arriving meanwhile refuses it
+        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"),
+                                                 revision=sub["revision"])
         self._complete(sub_id, accession)
         return accession
 
@@ -404,7 +428,10 @@ class Deposits:
             logging.getLogger(__name__).exception("could not record the failed finalize of %s", accession)
 
     def _reopen(self, sub_id: str, accession: str, reason: str) -> None:
-        """Put the moved files back into staging and open the submission again (its accession is never used)."""
+        """Withdraw whatever of the study a commit may have stored (a finalize given up after its commit point, or on
+        stores that cannot tell), put the moved files back into staging and open the submission again (its
+        accession is never used)."""
+        self.archive.withdraw(accession)
         self._move_back(sub_id, accession)
         report = {"valid": False, "errors": [{"field": "finalize", "value": accession,
                                                "message": f"finalize failed and was undone: {reason}"}], "warnings": []}

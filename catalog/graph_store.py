@@ -70,9 +70,12 @@ class GraphStore(abc.ABC):
         format: str = N_TRIPLES,
         count: bool = True,
         before_commit: Callable[[], None] | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
         """Replace the named graph ``graph`` with ``data`` (a file, or serialized RDF); ``before_commit`` runs once the
-        data is in the store and before the replacement becomes visible.
+        data is in the store and before the replacement becomes visible; ``tag`` names the replacement (see
+        :meth:`replace_graph_from`).
 
         Returns the graph's triple count (``-1`` when ``count`` is false: counting a huge graph takes seconds).
         """
@@ -89,13 +92,14 @@ class GraphStore(abc.ABC):
         """Replace ``graph`` with the N-Triples ``produce(out)`` writes (streamed); returns what ``produce`` returns.
 
         ``before_commit`` runs once the data is ready, before the replacement becomes visible; ``tag`` names this
-        replacement for :meth:`committed_tag` (stores that cannot keep it atomically with the data ignore it)."""
+        replacement for :meth:`committed_tag`, or, on stores that cannot keep it atomically with the data, for
+        :meth:`settle`."""
         fd, name = tempfile.mkstemp(prefix="graph-", suffix=".nt", dir=tmp_dir)
         path = Path(name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
                 result = produce(out)
-            self.replace_graph(graph, path, count=False, before_commit=before_commit)
+            self.replace_graph(graph, path, count=False, before_commit=before_commit, tag=tag)
         finally:
             path.unlink(missing_ok=True)
         return result
@@ -119,6 +123,11 @@ class GraphStore(abc.ABC):
     def committed_tag(self, graph: str) -> str | None:
         """The ``tag`` of the last replacement of ``graph`` that was committed (None: not known)."""
         return None
+
+    def settle(self, graph: str, tag: str) -> None:
+        """Complete the replacement of ``graph`` tagged ``tag`` whose ``before_commit`` ran (its data all in the
+        store) if the process doing it was cut off before it became visible; idempotent. Stores whose replacement is
+        atomic with its commit point (:attr:`keeps_tags`) have nothing to do."""
 
     def version(self) -> str | None:
         """An identifier of the store's current state that changes with every change (None: not known, e.g.

@@ -391,11 +391,11 @@ class EmbeddedGraphStore(GraphStore):
         self._store = ox.Store(str(self._live_dir()))
 
     def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
-                      before_commit: Callable[[], None] | None = None) -> int:
+                      before_commit: Callable[[], None] | None = None, *, tag: str | None = None) -> int:
         fmt = rdf_format(format)
         name = ox.NamedNode(graph)
         try:
-            with self._replacing(graph, before_commit=before_commit) as store:
+            with self._replacing(graph, tag, before_commit) as store:
                 if isinstance(data, Path):
                     store.bulk_load(path=str(data), format=fmt, to_graph=name)
                 else:

@@ -8,6 +8,14 @@ of the named graphs (``oxigraph serve --union-default-graph``).
 A graph is replaced without readers ever seeing half of it: the new data is uploaded (streamed) into a staging
 graph by the Graph Store Protocol, then one update ``MOVE``s it over the study's graph. An interrupted upload
 leaves only a staging graph, which :meth:`RemoteGraphStore.drop_stale_staging` removes later.
+
+A server goes on with an update its client no longer waits for (a ``MOVE`` of 300,000 triples whose client was
+killed landed 15 s later), so whether a replacement happened cannot be read from the graph while it may still be
+under way. A tagged replacement is therefore decided by its caller: once ``before_commit`` has returned (the caller
+recorded that it commits) the staging graph is never dropped, and :meth:`RemoteGraphStore.settle` completes it by
+moving it (again): two moves of one staging graph leave the same graph, and a move of a staging graph already
+moved fails without touching anything (``MOVE`` is never ``SILENT`` here: a silent move of a missing graph empties
+the target).
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import requests
 from SPARQLWrapper import JSON, POST, SPARQLWrapper
@@ -78,8 +86,8 @@ class RemoteGraphStore(GraphStore):
     # ---------------------------------------------------------------- graphs
 
     def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
-                      before_commit: Callable[[], None] | None = None) -> int:
-        staging = f"{STAGING_PREFIX}{time.time_ns()}:{uuid.uuid4().hex}"
+                      before_commit: Callable[[], None] | None = None, *, tag: str | None = None) -> int:
+        staging = f"{STAGING_PREFIX}{time.time_ns()}:{tag or uuid.uuid4().hex}"
         headers = {"Content-Type": format}
         try:
             if isinstance(data, Path):
@@ -90,14 +98,38 @@ class RemoteGraphStore(GraphStore):
                 self._request("PUT", self.store_url, params=self._graph_params(staging), data=body_bytes, headers=headers)
             if before_commit is not None:
                 before_commit()
-            self.update(f"MOVE SILENT GRAPH <{staging}> TO GRAPH <{graph}>")
         except BaseException:
-            try:
-                self.update(f"DROP SILENT GRAPH <{staging}>")
-            except GraphStoreUnavailable:
-                pass
+            self._drop_quietly(staging)
             raise
+        try:
+            self.update(f"MOVE GRAPH <{staging}> TO GRAPH <{graph}>")
+        except BaseException:
+            if tag is None:  # untagged work is done again whole by whoever retries it
+                self._drop_quietly(staging)
+            raise  # a tagged move may have landed, or land still: its staging graph stays for settle()
         return self.count(graph) if count else -1
+
+    def settle(self, graph: str, tag: str) -> None:
+        """Move the staging graph of the replacement tagged ``tag`` over ``graph`` if it is still there."""
+        for staging in self._staging_graphs(tag):
+            try:
+                self.update(f"MOVE GRAPH <{staging}> TO GRAPH <{graph}>")
+            except (GraphStoreError, GraphStoreUnavailable):  # oxigraph answers a missing source with a 500
+                if staging in self._staging_graphs(tag):
+                    raise
+                # moved meanwhile (by the update its cut-off client had sent): nothing else was touched
+
+    def _staging_graphs(self, tag: str) -> list[str]:
+        """The staging graphs of a tagged replacement (named graphs listed from the store's index, not its data)."""
+        rows = self.select(f'SELECT ?g WHERE {{ GRAPH ?g {{ }} FILTER(STRSTARTS(STR(?g), "{STAGING_PREFIX}")'
+                           f' && STRENDS(STR(?g), ":{tag}")) }}')
+        return [row["g"]["value"] for row in rows]
+
+    def _drop_quietly(self, staging: str) -> None:
+        try:
+            self.update(f"DROP SILENT GRAPH <{staging}>")
+        except GraphStoreUnavailable:
+            pass  # drop_stale_staging removes it later
 
     def drop_graph(self, graph: str) -> None:
         self.update(f"DROP SILENT GRAPH <{graph}>")
@@ -130,8 +162,9 @@ class RemoteGraphStore(GraphStore):
         rows = self.select(f"SELECT (COUNT(*) AS ?n) WHERE {{ {where} }}")
         return int(rows[0]["n"]["value"]) if rows else 0
 
-    def drop_stale_staging(self, older_than: float = STALE_STAGING_SECONDS) -> list[str]:
-        """Drop staging graphs left by uploads interrupted more than ``older_than`` seconds ago."""
+    def drop_stale_staging(self, older_than: float = STALE_STAGING_SECONDS, keep: Collection[str] = ()) -> list[str]:
+        """Drop staging graphs left by uploads interrupted more than ``older_than`` seconds ago, but those of the
+        tagged replacements in ``keep`` (work in flight, which :meth:`settle` may still complete)."""
         rows = self.select(
             f'SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(STRSTARTS(STR(?g), "{STAGING_PREFIX}")) }}'
         )
@@ -139,8 +172,8 @@ class RemoteGraphStore(GraphStore):
         now = time.time_ns()
         for row in rows:
             graph = row["g"]["value"]
-            stamp = graph[len(STAGING_PREFIX) :].split(":", 1)[0]
-            if stamp.isdigit() and now - int(stamp) >= older_than * 1e9:
+            stamp, _, tag = graph[len(STAGING_PREFIX) :].partition(":")
+            if stamp.isdigit() and now - int(stamp) >= older_than * 1e9 and tag not in keep:
                 self.drop_graph(graph)
                 dropped.append(graph)
         return dropped

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from catalog.deposits import Deposits
+from catalog.registry import IN_FLIGHT
 
 log = logging.getLogger(__name__)
 LEASE = "maintenance"
@@ -56,10 +57,11 @@ class Maintenance:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
         expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
         purged = self.archive.file_store.purge_incomplete()
+        in_flight = {row.commit_id for row in self.archive.registry.studies(states=IN_FLIGHT) if row.commit_id}
         for name in ("public", "private"):
             drop = getattr(self.archive.view(name).graph, "drop_stale_staging", None)
             if drop is not None:
-                purged += len(drop())
+                purged += len(drop(keep=in_flight))  # a commit in flight may still need its staging graph
         return expired, purged
 
     def run_once(self) -> Round:

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from catalog import leases
 from catalog.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from catalog.file_paths import ancestors, clash_key
+from catalog.file_paths import CLASH_KEY_VERSION, ancestors, clash_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -50,9 +50,14 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, 
 ADDED_COLUMNS = {
     # where an upload's bytes are; the path's clash key (catalog.file_paths.clash_key)
     "staged_files": {"key": "TEXT", "fold_key": "TEXT"},
+    # how many times a submission's content (uploads, file lists, metadata, release date) changed: finalize commits
+    # only the content it validated (compare-and-set on it)
+    "submissions": {"revision": "INTEGER NOT NULL DEFAULT 0"},
     # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
-    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened
-    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT"},
+    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened; the view
+    # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
+    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT",
+                "committing": "TEXT"},
 }
 #: lifecycle columns of a study row restored when an uncommitted replacement is abandoned
 _RESTORED = ("owner", "state", "release_date", "submission_id", "source", "title", "file_count", "total_size",
@@ -107,6 +112,7 @@ class StudyRow:
     lease_expires: float | None = None
     commit_id: str | None = None
     previous: str | None = None
+    committing: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -129,9 +135,10 @@ class Registry:
                 for name, definition in added.items():
                     if name not in columns:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-                        if name == "fold_key":  # uploads staged before clash keys existed
-                            db.create_function("clash_key", 1, clash_key, deterministic=True)
-                            db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
+            if db.execute("PRAGMA user_version").fetchone()[0] < CLASH_KEY_VERSION:  # keys of another rule, or none
+                db.create_function("clash_key", 1, clash_key, deterministic=True)
+                db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
+                db.execute(f"PRAGMA user_version = {CLASH_KEY_VERSION}")
             db.execute("CREATE INDEX IF NOT EXISTS staged_clash ON staged_files(submission_id, fold_key)")
             db.commit()
         finally:
@@ -223,20 +230,25 @@ class Registry:
         db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", (prefix, value))
         return f"{prefix}{value}"
 
-    def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None) -> str:
+    def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None,
+                       revision: int | None = None) -> str:
         """Mint an accession and record the in-flight finalize under this holder's lease, atomically; Conflict if
-        the submission is not open."""
+        the submission is not open, or if its content changed since ``revision`` (the one that was validated)."""
         with self._connect(immediate=True) as db:
-            sub = db.execute("SELECT status, accession FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+            sub = db.execute("SELECT status, accession, revision FROM submissions WHERE id = ?", (submission_id,)).fetchone()
             if sub is None:
                 raise NotFound(f"no submission {submission_id}")
             if sub["status"] != "open":
                 raise Conflict(f"submission {submission_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
+            if revision is not None and sub["revision"] != revision:
+                raise Conflict(f"submission {submission_id} changed while it was being validated (an upload, a file list "
+                               "or metadata arrived); nothing was finalized: validate and finalize it again")
             accession = self.mint_accession(prefix, db)
             stamp = now_iso()
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, submission_id, source, title, created_at,"
-                " updated_at, lease_owner, lease_expires, commit_id) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?, ?, ?, ?)",
+                " updated_at, lease_owner, lease_expires, commit_id, committing) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?,"
+                " ?, ?, ?, '')",
                 (accession, owner, FINALIZING, release_date, submission_id, title, stamp, stamp, self.holder,
                  self._expiry(), _new_commit()),
             )
@@ -261,20 +273,30 @@ class Registry:
             kept = json.dumps({k: previous[k] for k in _RESTORED}) if previous is not None else None
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, source, title, created_at, updated_at,"
-                " lease_owner, lease_expires, commit_id, previous) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " lease_owner, lease_expires, commit_id, previous, committing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
                 " ON CONFLICT(accession) DO UPDATE SET owner = excluded.owner, state = excluded.state,"
                 " release_date = excluded.release_date, source = excluded.source, title = excluded.title,"
                 " updated_at = excluded.updated_at, attempts = 0, lease_owner = excluded.lease_owner,"
-                " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous",
+                " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous,"
+                " committing = ''",
                 (accession, owner, FINALIZING, release_date, source, title, stamp, stamp, self.holder, self._expiry(),
                  _new_commit(), kept),
             )
         return StudyRow(**dict(previous)) if previous is not None else None
 
+    def confirm_held(self, accession: str, committing: str | None = None) -> None:
+        """At a commit point: renew this holder's lease on the study, or :class:`LeaseLost` if another process took the
+        work over meanwhile (a stalled process, a clock running ahead), so that it never commits over that work.
+        ``committing``: record, in the same step, that the commit goes ahead into that view (recovery completes it)."""
+        if committing is None:
+            self._held_update(accession, "lease_expires = ?", (self._expiry(),))
+        else:
+            self._held_update(accession, "lease_expires = ?, committing = ?", (self._expiry(), committing))
+
     def new_commit(self, accession: str) -> str:
         """A fresh commit id for in-flight work this holder took over (its earlier commit never happened)."""
         commit = _new_commit()
-        self._held_update(accession, "commit_id = ?", (commit,))
+        self._held_update(accession, "commit_id = ?, committing = ''", (commit,))
         return commit
 
     def finish(self, accession: str, state: str, **fields: Any) -> None:
@@ -345,15 +367,15 @@ class Registry:
             )
         return self.study(accession) if done.rowcount == 1 else None
 
-    def claim_expired(self) -> list[StudyRow]:
-        """Take over every piece of in-flight work whose lease expired or whose holder died."""
-        claimed = []
+    def claim_expired(self) -> Iterator[StudyRow]:
+        """Take over, one at a time as the caller asks for the next, every piece of in-flight work whose lease expired
+        or whose holder died (claiming them all at once would let the leases of those still waiting run out while
+        the first is worked on, and another process take them over too)."""
         for row in self.studies(states=IN_FLIGHT):
             if leases.expired(row.lease_owner, row.lease_expires):
                 taken = self.claim(row.accession)
                 if taken is not None:
-                    claimed.append(taken)
-        return claimed
+                    yield taken
 
     def claim_release(self, accession: str) -> bool:
         """Start releasing an embargoed study (compare-and-set on its state): False if another process did."""
@@ -470,12 +492,14 @@ class Registry:
         return [self.submission(i) for i in ids]
 
     def update_submission(self, sub_id: str, *, require_open: bool = True, **fields: Any) -> None:
-        """Change fields of an open submission (Conflict once it is finalizing or finalized)."""
+        """Change fields of an open submission (Conflict once it is finalizing or finalized); a change of anything
+        but its report is a new revision."""
         for key in ("file_lists", "report"):
             if key in fields and not isinstance(fields[key], str) and fields[key] is not None:
                 fields[key] = json.dumps(fields[key])
+        content_changed = any(key != "report" for key in fields)
         fields["updated_at"] = now_iso()
-        assignments = ", ".join(f"{k} = ?" for k in fields)
+        assignments = ", ".join(f"{k} = ?" for k in fields) + (", revision = revision + 1" if content_changed else "")
         with self._connect(immediate=True) as db:
             row = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
             if row is None:
@@ -503,7 +527,8 @@ class Registry:
                 " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
                 (sub_id, path, size, md5, sha256, key, fold),
             )
-            db.execute("UPDATE submissions SET updated_at = ? WHERE id = ?", (now_iso(), sub_id))  # in use: not abandoned
+            db.execute("UPDATE submissions SET updated_at = ?, revision = revision + 1 WHERE id = ?",
+                       (now_iso(), sub_id))  # a new revision, in use: not abandoned
         return dict(old) if old is not None else None
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:

@@ -30,14 +30,22 @@ class CatalogMismatch(CatalogError):
 
 
 def stores_of(settings: Settings) -> dict[str, Any]:
-    """The stores ``settings`` point at, as remembered (no credentials)."""
+    """The stores ``settings`` point at, as remembered (no credentials; URLs without a trailing ``/``, which names
+    the same server)."""
     graph: Any = "embedded"
     if settings.sparql_url or settings.public_sparql_url:
         graph = {"public": settings.public_sparql_url, "private": settings.sparql_url}
     files: Any = "local"
     if settings.s3_endpoint:
         files = {"s3_endpoint": settings.s3_endpoint, "bucket": settings.s3_bucket}
-    return {"graph": graph, "files": files}
+    return _normal({"graph": graph, "files": files})
+
+
+def _normal(stores: Any) -> Any:
+    """Stores as compared: every URL without its trailing slashes."""
+    if isinstance(stores, dict):
+        return {key: _normal(value) for key, value in stores.items()}
+    return stores.rstrip("/") if isinstance(stores, str) and "/" in stores else stores
 
 
 def remembered(data_dir: Path) -> dict[str, Any] | None:
@@ -68,14 +76,15 @@ def resolve(settings: Settings) -> Settings:
         if known is not None and not settings.is_given("base_url"):
             settings = settings.with_(base_url=known["base_url"])
         _check_base(settings, known)
-        _write(data_dir, {"base_url": (known or {}).get("base_url", settings.base_url), **stores})
+        if not settings.read_only:  # a read-only open (bia stats, bia export, a replica) mints nothing: it fixes nothing
+            _write(data_dir, {"base_url": (known or {}).get("base_url", settings.base_url), **stores})
         return settings
     if not settings.is_given("base_url"):
         settings = settings.with_(base_url=known["base_url"])
     _check_base(settings, known)
     for part, shown in (("graph", "graph stores (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL)"),
                         ("files", "file store (BIA_S3_ENDPOINT, BIA_S3_BUCKET)")):
-        if known.get(part) != stores[part]:
+        if _normal(known.get(part)) != stores[part]:
             raise CatalogMismatch(
                 f"the catalog in {data_dir} keeps its studies in the {shown} {_shown(known.get(part))}, but these "
                 f"settings name {_shown(stores[part])}; set the same variables as the processes that made it"

@@ -13,9 +13,11 @@ Both return :class:`ValidationIssue` lists; issues of severity ``Warning``/``Inf
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable
+from urllib.parse import unquote
 
 from rdflib import RDF, Graph, Namespace, URIRef
 from rdflib.term import Node
@@ -262,11 +264,11 @@ def foreign_ids(prepared: dict[str, Any], model: RembiModel) -> list[ValidationI
         if cls.identifier and location and obj.get(cls.identifier):
             iri = str(obj[cls.identifier])
             if class_name in TERM_CLASSES:
-                bad = iri.startswith(catalog_space) and not iri.startswith(own)
+                bad = iri.startswith(catalog_space) and (not iri.startswith(own) or has_dot_segments(iri))
                 why = "a term's id may not name an object of this catalog other than the study's own"
             else:
-                bad = not iri.startswith(own)
-                why = f"an object's id must lie inside the study's own IRIs ({study}/…)"
+                bad = not iri.startswith(own) or has_dot_segments(iri)
+                why = f"an object's id must lie inside the study's own IRIs ({study}/…, without '.' or '..' segments)"
             if bad:
                 issues.append(ValidationIssue(focus=location, path=cls.identifier, message=why, value=iri, source="linkml"))
         for slot in cls.slots.values():
@@ -279,6 +281,13 @@ def foreign_ids(prepared: dict[str, Any], model: RembiModel) -> list[ValidationI
 
     visit(prepared, "Study", "")
     return issues
+
+
+def has_dot_segments(iri: str) -> bool:
+    """Whether an IRI's path has ``.`` or ``..`` segments (also percent-encoded): ``{study}/../S-BIAD1492/…`` starts
+    with the study's IRI, but every client that follows it (RFC 3986 removes dot segments) reaches another study."""
+    path = re.split(r"[?#]", iri.split("://", 1)[-1], maxsplit=1)[0]
+    return any(unquote(segment) in (".", "..") for segment in path.split("/")[1:])
 
 
 def check_study_record(

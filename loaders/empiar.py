@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import external_ids
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.loaded import Draft, LoadedRecord, cross_reference, is_email, provenance, year
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term
@@ -269,10 +270,10 @@ def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: st
 
 def _study_fields(draft: Draft, entry: dict[str, Any], title: str) -> None:
     """Release date, DOI and a description made of the entry's facts."""
-    release = str(entry.get("release_date") or "")[:10]
-    if re.match(r"^\d{4}-\d{2}-\d{2}$", release):
+    release = release_date_of(entry.get("release_date"))
+    if release is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", release):
         draft.record["release_date"] = release
-    elif entry.get("release_date"):
+    elif release is not None:
         draft.note(f"release_date {entry['release_date']!r} is not a date (deposition JSON code?)")
     doi = external_ids.doi(str(entry.get("doi") or ""))
     if doi:

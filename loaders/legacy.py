@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import yaml
 
 from catalog import external_ids
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.enums import licence_name
 from loaders.loaded import Draft, LoadedRecord, provenance
@@ -218,9 +219,9 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
 def _study_fields(read: _Source, draft: Draft) -> None:
     """Release date, licence (the mapping's default where a record has none), DOI and keywords."""
     record = draft.record
-    released = str(read.value("release_date") or "")[:10]
+    released = release_date_of(read.value("release_date"))
     if released:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", released):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", released):
             raise read.fail(f"release date {released!r} is not YYYY-MM-DD", read.fields.get("release_date", "release_date"))
         record["release_date"] = released
     licence = read.value("license")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import external_ids
+from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.enums import licence_name
 from loaders.loaded import Draft, FileListRef, LoadedRecord, link_reference, provenance, year
@@ -157,7 +158,7 @@ class _Crate:
         if accession:
             self.record["accession"] = accession
         if _text(root.get("datePublished")):
-            self.record["release_date"] = str(_text(root.get("datePublished")))[:10]
+            self.record["release_date"] = release_date_of(_text(root.get("datePublished")))
         for licence in self.resolve(root.get("license"))[:1]:  # an IRI, or a licence entity naming one
             written = [w for w in (_text(licence.get(k)) for k in ("@id", "url", "identifier", "name")) if w]
             named = next((licence_name(w) for w in written if licence_name(w)), None)

@@ -854,3 +854,29 @@ def test_sparqlwrapper_as_a_client_over_real_http(catalog):
         assert endpoint.query().convert()["boolean"] is True
     finally:
         server.shutdown()
+
+
+def test_a_form_deposit_cut_off_by_an_outage_says_it_is_kept(tmp_path, monkeypatch):
+    """The graph store stops answering during the form's finalize: the deposit is kept and completes by itself, so the
+    page must say so (202), not show the form again with an error (the depositor would send it twice)."""
+    from catalog.graph_store import GraphStoreUnavailable
+
+    with open_services(make_settings(tmp_path)) as services:
+        token = services.archive.registry.create_token("ada")
+        app = create_app(services.archive.settings, services=services)
+        try:
+            def down(*args, **kwargs):
+                raise GraphStoreUnavailable("the graph store is not answering")
+
+            monkeypatch.setattr(services.archive.public.graph, "replace_graph_from", down)
+            form = {"token": token, "title": "Cells from the form", "description": "Two images.", "author_name": "Ada",
+                    "organism": "Homo sapiens", "imaging_method": "confocal microscopy", "license": "CC0-1.0",
+                    "files": (io.BytesIO(b"image bytes"), "cell1.tif")}
+            page = app.test_client().post("/deposit", data=form, content_type="multipart/form-data")
+            html = page.get_data(as_text=True)
+            assert page.status_code == 202 and 'id="kept"' in html and "S-BIAD1" in html, html[-2000:]
+            monkeypatch.undo()
+            assert services.maintenance.recover() == ["S-BIAD1"]  # the outage over, it is stored
+            assert services.archive.registry.study("S-BIAD1").state == "released"
+        finally:
+            app.extensions["bia.sparql"].close()

@@ -149,6 +149,64 @@ def test_a_failed_or_late_upload_never_touches_the_staged_copy(services, owner):
         deposits.set_release_date(deposits.create(owner), owner, "20300101")
 
 
+def test_a_finalize_commits_only_what_it_validated(services, owner, monkeypatch):
+    """A file list attached between a finalize's validation and its accession (two requests racing) refuses the
+    finalize: its paths were never checked. Nothing is minted; validated again, the list's errors show."""
+    deposits, registry = services.deposits, services.archive.registry
+    sub = stage_sample(deposits, owner)
+    begin = registry.begin_finalize
+    bad_list = (DATA / "files.tsv").read_text() + "evil\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+
+    def racing_attach(*args, **kwargs):
+        monkeypatch.setattr(registry, "begin_finalize", begin)
+        deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(bad_list.encode()))
+        return begin(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "begin_finalize", racing_attach)
+    with pytest.raises(Conflict, match="changed while it was being validated"):
+        deposits.finalize(sub, owner)
+    assert registry.study("S-BIAD1") is None and deposits.get(sub, owner)["status"] == "open"
+    report = deposits.validate(sub, owner)
+    assert not report["valid"] and any("bidirectional" in e["message"] for e in report["errors"])
+
+
+def test_a_finalize_racing_a_discard_says_the_submission_was_discarded(services, owner, monkeypatch):
+    """The depositor discards the submission while its finalize is checking it: the finalize is refused as a conflict
+    naming what happened, not a 404 naming a file list's storage key."""
+    deposits = services.deposits
+    sub = stage_sample(deposits, owner)
+    check = deposits.formats.check_file_list
+
+    def discarded_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(deposits.formats, "check_file_list", check)
+        deposits.discard(sub, owner)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(deposits.formats, "check_file_list", discarded_meanwhile)
+    with pytest.raises(Conflict, match="was discarded while it was being checked"):
+        deposits.finalize(sub, owner)
+
+
+def test_a_file_list_refused_late_never_changes_the_list_in_place(services, owner, monkeypatch):
+    """Attaching a list under a name again never writes over the bytes the submission names (a finalize that began
+    meanwhile reads those); a refused attach leaves no bytes behind."""
+    deposits, store = services.deposits, services.archive.file_store
+    sub = stage_sample(deposits, owner)
+    listing = (DATA / "files.tsv").read_bytes()
+    deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing))
+    (entry,) = services.archive.registry.submission(sub)["file_lists"]
+    before = set(o.key for o in store.list(f"submissions/{sub}/"))
+
+    def finalize_began(*args, **kwargs):
+        raise Conflict(f"submission {sub} is finalizing")
+
+    monkeypatch.setattr(services.archive.registry, "update_submission", finalize_began)
+    with pytest.raises(Conflict):
+        deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(b"path\nother.tif\n"))
+    assert b"".join(store.open_range(entry["key"])) == listing
+    assert set(o.key for o in store.list(f"submissions/{sub}/")) == before
+
+
 def test_missing_and_unlisted_files_are_reported(services, owner):
     deposits = services.deposits
     sub = stage_sample(deposits, owner, skip=("plate2/B01.tif",))

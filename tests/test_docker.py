@@ -190,3 +190,18 @@ def test_the_command_refuses_to_start_without_a_usable_base_url(tmp_path, base_u
         stop(server)
     log = (tmp_path / "gunicorn.log").read_text()
     assert "Error: BIA_BASE_URL" in log and "Booting worker" not in log
+
+
+def test_the_command_refuses_more_workers_than_embedded_stores_allow(tmp_path):
+    """WEB_CONCURRENCY=3 on the embedded stores: the second worker could not open the graph store, and gunicorn stopped
+    with a traceback blaming `bia serve`; it now refuses at once, saying what to do."""
+    (port,) = free_ports(1)
+    env = clean_env(BIA_DATA=str(tmp_path / "data"), BIA_BASE_URL="https://bia.example.org", WEB_CONCURRENCY="3",
+                    GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
+    server = start(command(), env, tmp_path / "gunicorn.log")
+    try:
+        assert server.wait(timeout=60) != 0
+    finally:
+        stop(server)
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "Error: 3 worker processes cannot share the embedded graph stores" in log and "Booting worker" not in log

@@ -109,6 +109,51 @@ def test_remote_leftover_staging_graphs_are_invisible_and_dropped(oxigraph_serve
     assert store.drop_stale_staging() == [stale]
 
 
+def test_remote_a_staging_graph_gone_before_its_move_never_empties_the_graph(oxigraph_server):
+    """``MOVE SILENT`` of a missing graph empties its target on oxigraph: a staging graph removed before its move (a
+    clean-up that took it for a leftover) must fail the replacement, not leave the study empty."""
+    from catalog.graph_store_remote import STAGING_PREFIX, RemoteGraphStore
+
+    store = RemoteGraphStore(oxigraph_server.url)
+    store.replace_graph(G1, nt(1, 3))
+
+    def cleaned_up():
+        for row in store.select(f'SELECT ?g WHERE {{ GRAPH ?g {{ }} FILTER(STRSTARTS(STR(?g), "{STAGING_PREFIX}")) }}'):
+            store.drop_graph(row["g"]["value"])
+
+    with pytest.raises((GraphStoreError, GraphStoreUnavailable)):
+        store.replace_graph(G1, nt(1, 5, tag="new"), before_commit=cleaned_up)
+    assert store.count(G1) == 3
+
+
+def test_remote_settle_completes_a_cut_off_move_once(oxigraph_server):
+    """A tagged replacement whose move was cut off keeps its staging graph (kept from clean-up while its work is in
+    flight); settling moves it, and settling again, or the late move itself, changes nothing."""
+    from catalog.graph_store_remote import RemoteGraphStore
+
+    store = RemoteGraphStore(oxigraph_server.url)
+    store.replace_graph(G1, nt(1, 3))
+    moves: list[str] = []
+
+    def cut_off(statement):
+        if statement.startswith("MOVE"):
+            moves.append(statement)
+            raise GraphStoreUnavailable("the connection was reset")
+        return RemoteGraphStore.update(store, statement)
+
+    store.update = cut_off  # type: ignore[method-assign]
+    with pytest.raises(GraphStoreUnavailable):
+        store.replace_graph(G1, nt(1, 5, tag="new"), tag="commit-2")
+    del store.update
+    assert store.count(G1) == 3 and store.drop_stale_staging(older_than=0, keep={"commit-2"}) == []
+    store.settle(G1, "commit-2")
+    assert store.count(G1) == 5
+    store.settle(G1, "commit-2")
+    with pytest.raises((GraphStoreError, GraphStoreUnavailable)):
+        store.update(moves[0])  # the late move: its staging graph is gone, the graph untouched
+    assert store.count(G1) == 5 and store.graphs() == [G1]
+
+
 def test_reopening_keeps_the_snapshot_unless_the_live_store_moved_on(tmp_path):
     store = EmbeddedGraphStore(tmp_path / "g")
     store.replace_graph(G1, nt(1, 4))

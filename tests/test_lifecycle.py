@@ -12,17 +12,24 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import DCTERMS
 
 from api.cli import cli
 from api.services import open_services
 from catalog.dates import InvalidDate
 from catalog.errors import ValidationFailed
 from catalog.graph_store import GraphStoreError, GraphStoreUnavailable
-from catalog.registry import Registry
+from catalog.archive import Archive
+from catalog.registry import LeaseLost, Registry
+from catalog.study_files import StudyFile
 from catalog.remembered import CatalogMismatch
 from tests.catalog_helpers import BASE, DATA, listed_paths, make_settings, stage_sample
 from tests.servers.oxigraph_server import restart_oxigraph, stop_oxigraph
@@ -38,7 +45,10 @@ def remote(tmp_path, oxigraph_pair):
     settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
     env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private.url,
            "BIA_PUBLIC_SPARQL_URL": public.url, "PYTHONPATH": str(ROOT)}
-    return {"settings": settings, "env": env, "servers": [public, private]}
+    opened = {"settings": settings, "env": env, "servers": [public, private]}
+    yield opened
+    for server in opened["servers"]:  # servers a test restarted (an outage that ended) are not the fixture's
+        stop_oxigraph(server)
 
 
 def _child(env, *args, stdin=None):
@@ -125,6 +135,154 @@ def test_an_outage_during_a_reload_of_four_workers_never_fails_a_deposit(remote)
             stop_oxigraph(server)
 
 
+def test_a_commit_whose_work_was_taken_over_never_lands(tmp_path, oxigraph_pair):
+    """A harvest's process stalls past its lease (paused, or another host's clock runs ahead): another process
+    takes the work over and recovers the study. When the stalled one wakes up it must not commit over that: the
+    study stays whole at the version recovery settled, its graph, file table and search entry agreeing."""
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, lease_seconds=0.5)
+    accession, study = "EMPIAR-1", f"{BASE}/studies/EMPIAR-1"
+
+    def metadata(title):
+        graph = Graph()
+        graph.add((URIRef(study), DCTERMS.title, Literal(title)))
+        return graph
+
+    stalled, other = Archive(settings), Archive(settings)
+    try:
+        stalled.commit_study(accession, metadata("old"), lambda: [StudyFile(f"old{i}.tif", 1) for i in range(3)],
+                             release_date="2020-01-01", source="empiar", title="old")
+        wake = threading.Event()
+
+        def slow_files():
+            for i in range(5):
+                if i == 2:
+                    wake.wait(60)
+                yield StudyFile(f"new{i}.tif", 2)
+
+        outcome: dict = {}
+
+        def commit():
+            try:
+                stalled.commit_study(accession, metadata("new"), slow_files, release_date="2020-01-01", source="empiar")
+            except Exception as exc:  # noqa: BLE001 - looked at below
+                outcome["error"] = exc
+
+        stalled.registry._heartbeat.stop()  # its lease is no longer renewed
+        worker = threading.Thread(target=commit)
+        worker.start()
+        time.sleep(1.5)
+        assert other.recover() == [accession]
+        wake.set()
+        worker.join(120)
+        assert isinstance(outcome.get("error"), LeaseLost)
+        titles = other.public.graph.select(f"SELECT ?t WHERE {{ GRAPH <{study}> {{ <{study}> <{DCTERMS.title}> ?t }} }}")
+        assert [t["t"]["value"] for t in titles] == ["old"]
+        assert other.public.files.totals(accession)["files"] == 3
+        assert [h.title for h in other.public.search.search(f'accession:"{accession}"').hits] == ["old"]
+        assert other.registry.study(accession).state == "released"
+    finally:
+        stalled.close()
+        other.close()
+
+
+def test_a_move_that_lands_after_its_client_died_leaves_the_study_whole(remote):
+    """A harvest's process dies as it sends the update that moves its new graph into place; the server carries that
+    update out later (a MOVE of 300,000 triples landed 15 s after its client was killed). Recovery, running in
+    between, must not settle the study from the graph it reads then: graph, file table, search entry and registry
+    all end at the new version, and the late update changes nothing."""
+    settings, accession = remote["settings"], "EMPIAR-1"
+    study = f"{BASE}/studies/{accession}"
+    with open_services(settings) as services:
+        old = Graph()
+        old.add((URIRef(study), DCTERMS.title, Literal("old")))
+        services.archive.commit_study(accession, old, lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+                                      release_date="2020-01-01", source="empiar", title="old")
+    save = settings.data_dir / "late-move.txt"
+    child = _child(remote["env"], "cut-move", accession, "new", "5", str(save))
+    _out, err = child.communicate(timeout=180)
+    assert child.returncode == 9 and save.exists(), err
+    with open_services(settings) as services:  # recovery, before the late update
+        assert services.archive.registry.study(accession).state == "released"
+    url, statement = save.read_text().split("\n", 1)
+    requests.post(url, data=statement.encode(), headers={"Content-Type": "application/sparql-update"}, timeout=60)
+    with open_services(settings, recover=False) as services:
+        archive = services.archive
+        titles = archive.public.graph.select(f"SELECT ?t WHERE {{ GRAPH <{study}> {{ <{study}> <{DCTERMS.title}> ?t }} }}")
+        assert [t["t"]["value"] for t in titles] == ["new"]
+        assert archive.public.files.totals(accession)["files"] == 5
+        assert [h.title for h in archive.public.search.search(f'accession:"{accession}"').hits] == ["new"]
+        row = archive.registry.study(accession)
+        assert (row.state, row.title, row.file_count) == ("released", "new", 5)
+
+
+def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatch):
+    """The MOVE reaches the server and lands, but its answer is lost (a connection reset): the harvest is past its
+    commit point, so it stays in flight (never put back to the old row) and recovery finishes the new version."""
+    accession = "EMPIAR-2"
+    study = f"{BASE}/studies/{accession}"
+
+    def metadata(title):
+        graph = Graph()
+        graph.add((URIRef(study), DCTERMS.title, Literal(title)))
+        return graph
+
+    with open_services(remote["settings"]) as services:
+        archive = services.archive
+        archive.commit_study(accession, metadata("old"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+                             release_date="2020-01-01", source="empiar", title="old")
+        store = archive.public.graph
+        sent = type(store).update
+
+        def answer_lost(statement):
+            sent(store, statement)
+            if statement.startswith("MOVE"):
+                raise GraphStoreUnavailable("the connection was reset")
+
+        monkeypatch.setattr(store, "update", answer_lost)
+        with pytest.raises(GraphStoreUnavailable):
+            archive.commit_study(accession, metadata("new"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(5)],
+                                 release_date="2020-01-01", source="empiar", title="new")
+        monkeypatch.undo()
+        assert archive.registry.study(accession).state == "finalizing"
+        assert archive.recover() == [accession]
+        row = archive.registry.study(accession)
+        assert (row.state, row.title, row.file_count) == ("released", "new", 5)
+        assert archive.public.files.totals(accession)["files"] == 5
+        assert [h.title for h in archive.public.search.search(f'accession:"{accession}"').hits] == ["new"]
+
+
+def test_two_recoveries_never_work_on_one_study(remote, monkeypatch):
+    """Two processes recover at once (a CLI command opening the catalog beside the server). The first must not claim
+    every waiting study before working on the first: those claims would run out unrenewed meanwhile, the second
+    process take them over, and both work on one study."""
+    settings = make_settings(remote["settings"].data_dir.parent, sparql_url=remote["settings"].sparql_url,
+                             public_sparql_url=remote["settings"].public_sparql_url, lease_seconds=0.5)
+    dead = Registry(settings.data_dir / "registry.sqlite", lease_seconds=0.5)
+    for accession in ("EMPIAR-1", "EMPIAR-2"):
+        dead.begin_put(accession, None, "2020-01-01", "empiar", "cut off")  # harvests whose process died
+    dead.close()
+    first, second = Archive(settings), Archive(settings)
+    worked: list[str] = []
+    slow = first._recover_one
+
+    def slowly(row, finish_deposit):
+        worked.append(row.accession)
+        if len(worked) == 1:
+            time.sleep(1.5)  # three leases long
+            worked.extend(second.recover())
+        return slow(row, finish_deposit)
+
+    monkeypatch.setattr(first, "_recover_one", slowly)
+    try:
+        first.recover()
+        assert sorted(worked) == ["EMPIAR-1", "EMPIAR-2"], worked  # each once, by one of them
+        assert first.registry.studies() == []
+    finally:
+        first.close()
+        second.close()
+
+
 def test_concurrent_releases_release_each_study_once(remote):
     with open_services(remote["settings"]) as services:
         accessions = []
@@ -207,6 +365,33 @@ def test_a_finalize_cut_off_by_an_outage_is_resumed_by_its_owner(services, monke
     assert services.deposits.get(sub, "jane")["status"] == "finalized"
 
 
+def test_a_finalize_given_up_after_its_commit_point_leaves_nothing_shown(services, monkeypatch):
+    """The graph took the commit but what follows keeps failing: recovery gives up after its attempts, the
+    submission opens again with its files, and nothing of the burned accession stays in the public view."""
+    sub = stage_sample(services.deposits, "jane")
+    archive = services.archive
+
+    def broken(document):
+        raise RuntimeError("the search index is broken")
+
+    monkeypatch.setattr(archive.public.search, "upsert", broken)
+    with pytest.raises(RuntimeError):
+        services.deposits.finalize(sub, "jane")
+    study = f"{BASE}/studies/S-BIAD1"
+    assert archive.public.graph.has_graph(study)  # past its commit point
+    for _ in range(4):
+        archive.recover(services.deposits.finish_interrupted, services.deposits.give_up)
+    assert archive.registry.study("S-BIAD1").state == "failed"
+    assert services.deposits.get(sub, "jane")["status"] == "open"
+    assert not archive.public.graph.has_graph(study) and not archive.private.graph.has_graph(study)
+    assert archive.public.files.commit_of("S-BIAD1") is None
+    assert study not in archive.public.records.iris()
+    monkeypatch.undo()
+    assert services.deposits.finalize(sub, "jane") == "S-BIAD2"
+    assert archive.public.graph.graphs() == [f"{BASE}/studies/S-BIAD2"]
+    assert len(list(archive.file_store.list("studies/S-BIAD2/"))) == len(listed_paths())
+
+
 # ----------------------------------------------------------------------------- paths the store cannot keep
 
 
@@ -216,6 +401,10 @@ def test_a_finalize_cut_off_by_an_outage_is_resumed_by_its_owner(services, monke
     ("x" * 256 + ".tif", "longer than 255 bytes"),
     ("evil\u202egnp.exe", "bidirectional"),
     ("../up.tif", "'..'"),
+    ("plate1\uff0fA01.tif", "drawn like a folder separator"),  # fullwidth solidus: a file that lists as a folder
+    ("plate1\u2215A01.tif", "drawn like a folder separator"),  # division slash
+    ("data/.../x.tif", "only of dots or spaces"),
+    ("data/ /x.tif", "only of dots or spaces"),
 ])
 def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem):
     sub = services.deposits.create("jane")
@@ -228,6 +417,12 @@ def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem
     ("caf\u00e9.tif", "cafe\u0301.tif", "same file"),  # NFC and NFD
     ("data/raw", "data/raw/1.tif", "needs a folder"),
     ("data/raw/1.tif", "data/raw", "folder is needed"),
+    ("\u03aa\u0301.tif", "\u0390.tif", "same file"),  # upper and lower case of one letter: NFC again after folding
+    ("plate.tif", "pla\u200dte.tif", "same file"),  # a zero-width joiner: looks the same (HFS+ ignores it)
+    ("plate.tif", "plate\u00ad.tif", "same file"),  # a soft hyphen
+    ("scan.tif", "scan.tif.", "same file"),  # Windows drops trailing dots...
+    ("scan.tif", "Scan.tif ", "same file"),  # ... and spaces
+    ("run 1./a.tif", "run 1", "folder is needed"),
 ])
 def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first, second, problem):
     sub = services.deposits.create("jane")
@@ -237,15 +432,42 @@ def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first,
     services.deposits.upload(sub, "jane", first, io.BytesIO(b"z"))  # a re-upload of the same path is fine
 
 
+@pytest.mark.parametrize("path", ["CON.tif", "aux/readout.tif", "12:30:00.tif", "\uff21\uff22.tif", "\u0627\u200c\u0628.tif"])
+def test_uploads_keep_names_only_windows_refuses_or_that_only_look_alike(services, path):
+    """Reserved device names and characters of Windows, fullwidth letters and a ZWNJ inside a Persian name are
+    kept: real data sets hold them, and no two of them clash."""
+    sub = services.deposits.create("jane")
+    assert services.deposits.upload(sub, "jane", path, io.BytesIO(b"x"))["path"] == path
+
+
+def test_clash_keys_stored_by_an_older_rule_are_computed_again(tmp_path):
+    """A registry whose staged files carry clash keys of an earlier rule gets them recomputed at open, so an upload
+    clashing under the current rule is still refused."""
+    with open_services(make_settings(tmp_path)) as services:
+        sub = services.deposits.create("jane")
+        services.deposits.upload(sub, "jane", "pla\u200dte.tif", io.BytesIO(b"x"))
+    db = sqlite3.connect(tmp_path / "data" / "registry.sqlite")
+    db.execute("UPDATE staged_files SET fold_key = 'pla\u200dte.tif'")  # as the first rule kept it
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    with open_services(make_settings(tmp_path)) as services:
+        with pytest.raises(ValidationFailed, match="same file"):
+            services.deposits.upload(sub, "jane", "plate.tif", io.BytesIO(b"y"))
+
+
 def test_validation_names_listed_paths_that_cannot_be_kept_or_clash(services):
     sub = stage_sample(services.deposits, "jane")
-    listing = (DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+    listing = ((DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+               + "plate1\uff0fA02.tif\t1\tA02\t0\tDMSO\n" + "plate1/A0\u200b1.tif\t1\tA01\t0\tDMSO\n")
     services.deposits.attach_file_list(sub, "jane", "files.tsv", io.BytesIO(listing.encode()))
     report = services.deposits.validate(sub, "jane")
     messages = {(e.get("value"), e["message"].split(":")[0]) for e in report["errors"]}
     assert not report["valid"]
     assert any(value == "plate1/A01.TIF" and "same file" in message for value, message in messages), report["errors"]
     assert any(value == "bad\u202egnp.exe" and "cannot keep" in message for value, message in messages), report["errors"]
+    assert any(value == "plate1\uff0fA02.tif" and "cannot keep" in message for value, message in messages), report["errors"]
+    assert any(value == "plate1/A0\u200b1.tif" and "same file" in message for value, message in messages), report["errors"]
     assert all(e.get("line") for e in report["errors"] if e.get("field") == "path")
     assert services.archive.registry.studies() == []  # nothing minted
 
@@ -301,6 +523,24 @@ def test_a_catalog_refuses_to_open_with_other_stores(tmp_path, oxigraph_pair):
         open_services(make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url,
                                     s3_endpoint="127.0.0.1:1", s3_access_key="a", s3_secret_key="b"))
     assert not (tmp_path / "data" / "graph").exists()  # nothing was written into a new local store
+
+
+def test_a_read_only_command_gives_a_new_catalog_no_identity(tmp_path):
+    """`bia stats` run first, without BIA_BASE_URL, must not make a new catalog remember the default base URL: the
+    server started next with the real one would be refused for a catalog that minted nothing."""
+    data = tmp_path / "data"
+    stats = CliRunner(env={"BIA_BASE_URL": None}).invoke(cli, ["--data", str(data), "stats"], obj={})
+    assert stats.exit_code == 0, stats.output
+    with open_services(make_settings(tmp_path, base_url="https://bia.example.org")) as services:
+        assert services.archive.settings.base_url == "https://bia.example.org"
+
+
+def test_a_store_url_with_a_trailing_slash_is_the_same_store(tmp_path, oxigraph_pair):
+    public, private = oxigraph_pair
+    with open_services(make_settings(tmp_path, sparql_url=private.url + "/", public_sparql_url=public.url)):
+        pass
+    with open_services(make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url + "/")):
+        pass
 
 
 # ----------------------------------------------------------------------------- abandoned submissions

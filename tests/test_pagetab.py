@@ -883,6 +883,22 @@ def test_release_date_attribute_spellings(name):
     assert load_pagetab_json(doc).record["release_date"] == "2024-02-03"
 
 
+@pytest.mark.parametrize("value, date", [
+    ("2024-02-29", "2024-02-29"),  # a leap day
+    ("2024-02-29T00:00:00.000Z", "2024-02-29"),  # midnight UTC: that day
+    ("2026-01-01T23:00:00-05:00", "2026-01-03"),  # 2026-01-02 04:00 UTC: released from the next UTC day on
+    ("2026-01-02T01:00:00+02:00", "2026-01-02"),  # 2026-01-01 23:00 UTC
+    ("2026-01-01T12:00:00", "2026-01-02"),  # no zone: UTC
+    ("2023-02-29T00:00:00Z", "2023-02-29T00:00:00Z"),  # not a day: kept for validation to refuse
+])
+def test_release_times_become_the_first_utc_day_from_them(value, date):
+    """A study is released at the start of its date in UTC: a release time with a zone never becomes a date on
+    which the source still withholds the study (cutting the text at 10 characters released it up to a day early)."""
+    doc = minimal()
+    doc["attributes"] = [{"name": "ReleaseDate", "value": value}]
+    assert load_pagetab_json(doc).record["release_date"] == date
+
+
 def test_control_characters_never_reach_the_graph():
     doc = minimal({"type": "Author", "attributes": [{"name": "Name", "value": "Jane Doe"}]})
     doc["section"]["attributes"][0]["value"] = "Bad\x00 ti\x07tle"

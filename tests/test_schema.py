@@ -30,6 +30,7 @@ EXPECTED_FAILURE = {
     "Study-release-date-not-a-date.yaml": ("release_date", "http://purl.org/dc/terms/available"),
     "StudyComponent-unknown-biosample.yaml": ("component_biosamples", "https://w3id.org/rembi/biosample"),
     "StudyComponent-foreign-id.yaml": ("id", "http://schema.org/hasPart"),
+    "StudyComponent-dot-segment-id.yaml": ("id", "http://schema.org/hasPart"),
     "CrossReference-target-not-a-web-iri.yaml": ("target", "https://w3id.org/rembi/target"),
 }
 

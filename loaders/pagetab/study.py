@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from catalog import external_ids
+from catalog.dates import release_date_of
 from loaders.enums import licence_name
 from loaders.loaded import FileListRef, cross_reference
 from loaders.pagetab.reading import Attr, accno, section_type, text
@@ -25,8 +26,7 @@ def release_date(value: Any) -> str | None:
     written = text(value)
     if written is None:
         return None
-    match = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[T ].*)?$", written)
-    return match.group(1) if match else written
+    return release_date_of(written)  # a time: the first UTC day from it; not a date: kept for validation to refuse
 
 
 def envelope(conv: Conversion, envelope_attrs: list[Attr], study_attrs: list[Attr]) -> None:

@@ -1,0 +1,406 @@
+"""The marshmallow schemas of the API: query arguments (parsed by ``@blp.arguments``), request bodies and JSON
+answers (documented by ``@blp.response``; the views build their answers, and tests/test_openapi.py checks every
+real one against these). Bodies that are read raw (uploads, SPARQL, the deposit form) are documented here only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+from marshmallow.validate import Range
+
+from catalog.file_index import OPERATORS
+from catalog.search_index import FACET_FIELDS, SORTS
+
+# ---------------------------------------------------------------------- query arguments
+
+
+def whole_number(name: str, default: int, low: int, high: int, description: str) -> fields.Integer:
+    """A whole-number query parameter from ``low`` to ``high``; a bad one is a 400 naming it."""
+    return fields.Integer(
+        load_default=default,
+        validate=Range(low, high, error=f"{name} must be between {low} and {high}"),
+        error_messages={"invalid": f"{name} must be a whole number, not {{input!r}}"},
+        metadata={"description": description},
+    )
+
+
+class QueryArgs(ma.Schema):
+    """Query parameters: others are ignored (negotiation hints, filters), and an empty number is one not sent."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    @ma.pre_load
+    def drop_empty_numbers(self, data: Any, **_: Any) -> dict[str, Any]:
+        numbers = {field.data_key or name for name, field in self.load_fields.items() if isinstance(field, fields.Integer)}
+        return {name: data[name] for name in data if not (name in numbers and data[name] == "")}
+
+
+class StudyListArgs(QueryArgs):
+    limit = whole_number("limit", 50, 1, 1000, "Studies per page")
+    offset = whole_number("offset", 0, 0, 10_000_000, "Studies to skip")
+
+
+class SearchArgs(QueryArgs):
+    q = fields.String(
+        load_default="",
+        metadata={
+            "description": 'Words, "phrases", prefix*, field:word (accession, title, '
+            "description, keywords, authors, organism, imaging_method, source), OR, -word"
+        },
+    )
+    sort = fields.String(load_default="relevance", metadata={"enum": list(SORTS)})
+    limit = whole_number("limit", 20, 0, 200, "Hits per page (0: facets and total only)")
+    offset = whole_number("offset", 0, 0, 100_000, "Hits to skip")
+
+
+#: the facet filters of /search, read from the query string by name (``filter[organism]=…``, repeatable)
+SEARCH_FILTERS = [
+    {
+        "name": f"filter[{facet}]",
+        "in": "query",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "explode": True,
+        "description": f"Only studies with one of these {facet} values",
+    }
+    for facet in FACET_FIELDS
+]
+
+
+class FileTableArgs(QueryArgs):
+    limit = whole_number("limit", 100, 1, 1000, "Rows per page (JSON and HTML; CSV and TSV export the whole table)")
+    cursor = fields.String(metadata={"description": "Where the next page starts: the `next` link of the page before"})
+    sort = fields.String(metadata={"description": "A column to sort by, descending with a leading `-`"})
+    facets = fields.String(
+        metadata={"description": "Columns to count values of, comma-separated (default: those with few values)"}
+    )
+
+
+#: the column filters of a file table, read from the query string by name
+FILE_FILTERS = [
+    {
+        "name": "filter",
+        "in": "query",
+        "style": "deepObject",
+        "explode": True,
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "description": "filter[COLUMN]=VALUE (repeatable: any of the values), or filter[COLUMN][OP]=VALUE with OP one of "
+        + ", ".join(OPERATORS),
+    }
+]
+
+
+class SitemapArgs(QueryArgs):
+    page = whole_number("page", 1, 1, 100_000, "A page of the sitemap (the sitemap index names them)")
+
+
+class MetadataArgs(QueryArgs):
+    name = fields.String(
+        metadata={
+            "description": "The file's name; its extension tells the format (default: study.json "
+            "for a JSON body, else study.yaml)"
+        }
+    )
+    release_date = fields.String(
+        metadata={"format": "date", "description": "When the study is released (default: its own release date, else on finalize)"}
+    )
+
+
+class FileListArgs(QueryArgs):
+    component = fields.String(metadata={"description": "The title of the study component the file list belongs to"})
+
+
+class SparqlArgs(QueryArgs):
+    """The SPARQL 1.1 Protocol's parameters; the endpoint reads them itself (sizes and encodings are checked first)."""
+
+    query = fields.String(metadata={"description": "The SPARQL query (none: the service description or the query page)"})
+    default_graph_uri = fields.List(fields.String(), data_key="default-graph-uri")
+    named_graph_uri = fields.List(fields.String(), data_key="named-graph-uri")
+    format = fields.String(metadata={"description": "A result format instead of Accept: json, xml, csv, tsv, turtle, jsonld…"})
+
+
+# ---------------------------------------------------------------------- request bodies read raw
+
+
+class SparqlForm(ma.Schema):
+    query = fields.String(required=True)
+    default_graph_uri = fields.List(fields.String(), data_key="default-graph-uri")
+    named_graph_uri = fields.List(fields.String(), data_key="named-graph-uri")
+    format = fields.String(metadata={"description": "A result format instead of Accept"})
+
+
+def _text(description: str, **more: Any) -> fields.String:
+    return fields.String(metadata={"description": description, **more})
+
+
+class DepositForm(ma.Schema):
+    token = _text("A deposit token (`bia token create NAME`)")
+    title = _text("The study's title")
+    description = _text("What the study is about")
+    license = _text("A licence identifier, e.g. CC-BY-4.0")
+    keywords = _text("Keywords, comma-separated")
+    author_name = _text("The submitting author")
+    author_orcid = _text("The author's ORCID iD, e.g. https://orcid.org/0000-0002-1825-0097")
+    organism = _text("The organism imaged (scientific or common name)")
+    biological_entity = _text("What was imaged (default: the organism)")
+    imaging_method = _text("An FBbi imaging method, e.g. confocal microscopy")
+    release_date = _text("When the study is released", format="date")
+    files = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), metadata={"description": "The image files"})
+    file_list = fields.Raw(metadata={"type": "string", "format": "binary", "description": "A file list (TSV, CSV or JSON)"})
+
+
+class TokenForm(ma.Schema):
+    token = fields.String(required=True, metadata={"description": "A deposit token"})
+
+
+# ---------------------------------------------------------------------- answers
+
+
+class Answer(ma.Schema):
+    """A JSON answer: every field named is always sent, unless its metadata says ``optional``."""
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        field_obj.required = not field_obj.metadata.get("optional", False)
+
+
+class Open(Answer):
+    """An answer that may carry more fields than those named (file-list columns, new registry fields)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+OPTIONAL = {"optional": True}
+
+
+class FacetValue(Answer):
+    value = fields.Raw(allow_none=True)
+    count = fields.Integer()
+
+
+def _facets() -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(FacetValue)))
+
+
+def _page_link(description: str) -> fields.String:
+    return fields.String(allow_none=True, metadata={"description": description})
+
+
+class Health(Answer):
+    status = fields.String()
+    studies = fields.Integer()
+
+
+class Growth(Answer):
+    month = fields.String()
+    released = fields.Integer()
+    cumulative = fields.Integer()
+
+
+def _counts() -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class Stats(Answer):
+    studies = fields.Integer()
+    by_source = _counts()
+    by_imaging_method = _counts()
+    by_organism = _counts()
+    by_licence = _counts()
+    by_file_format = _counts()
+    growth = fields.List(fields.Nested(Growth))
+
+
+class EntryPoints(Answer):
+    studies = fields.String()
+    search = fields.String()
+    sparql = fields.String()
+    openapi = fields.String()
+    void = fields.String()
+    sparql_examples = fields.String()
+    stats = fields.String()
+    sitemap = fields.String()
+
+
+class StudySummary(Answer):
+    accession = fields.String()
+    url = fields.String()
+    title = fields.String()
+    release_date = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    files = fields.Integer()
+    bytes = fields.Integer()
+
+
+class StudyList(Answer):
+    items = fields.List(fields.Nested(StudySummary))
+    total = fields.Integer()
+    next = _page_link("The next page")
+    previous = _page_link("The page before")
+
+
+class SearchHit(Answer):
+    accession = fields.String()
+    url = fields.String()
+    title = fields.String()
+    score = fields.Float()
+    highlights = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Snippets by field"})
+    release_date = fields.String(allow_none=True)
+    organisms = fields.List(fields.String())
+    imaging_methods = fields.List(fields.String())
+    source = fields.String(allow_none=True)
+    licence = fields.String(allow_none=True)
+    files = fields.Integer()
+
+
+class SearchResults(Answer):
+    query = fields.String()
+    total = fields.Integer()
+    items = fields.List(fields.Nested(SearchHit))
+    facets = _facets()
+    next = _page_link("The next page")
+    previous = _page_link("The page before")
+
+
+class Link(Answer):
+    target = fields.String(allow_none=True, metadata={"description": "The linked resource (outgoing links)", **OPTIONAL})
+    source = fields.String(allow_none=True, metadata={"description": "The linking study (incoming links)", **OPTIONAL})
+    relation = fields.String(allow_none=True)
+    resource = fields.String(allow_none=True)
+    accession = fields.String(allow_none=True)
+    inferred = fields.Boolean()
+    evidence = fields.List(fields.String())
+
+
+class StudyLinks(Answer):
+    study = fields.String()
+    outgoing = fields.List(fields.Nested(Link))
+    incoming = fields.List(fields.Nested(Link))
+    transformations = fields.List(fields.Dict(), metadata={"description": "Coordinate transformations of correlative pairs"})
+
+
+class FileRow(Open):
+    """A row of a file table: the file's own fields, then its file list's columns."""
+
+    file_id = fields.String()
+    path = fields.String()
+    size = fields.Integer(allow_none=True)
+    id = fields.String(data_key="@id")
+    download = fields.String()
+
+
+class StoredFile(FileRow):
+    stored = fields.Boolean(metadata={"description": "Whether this archive holds the file's bytes"})
+    md5 = fields.String(metadata={"description": "When the archive holds the file", **OPTIONAL})
+    sha256 = fields.String(metadata={"description": "When the archive holds the file", **OPTIONAL})
+
+
+class Column(Answer):
+    name = fields.String()
+    kind = fields.String(metadata={"enum": ["number", "text"]})
+    distinct = fields.Integer()
+
+
+class Totals(Answer):
+    files = fields.Integer()
+    bytes = fields.Integer()
+
+
+class FileTable(Answer):
+    study = fields.String()
+    items = fields.List(fields.Nested(FileRow))
+    total = fields.Integer()
+    next = _page_link("The next page")
+    totals = fields.Nested(Totals)
+    columns = fields.List(fields.Nested(Column))
+    facets = _facets()
+
+
+class ManifestEntry(Answer):
+    url = fields.String()
+    path = fields.String()
+    size = fields.Integer(allow_none=True)
+    md5 = fields.String(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+
+
+class SparqlExample(Answer):
+    id = fields.String()
+    title = fields.String()
+    query = fields.String()
+
+
+class Submission(Open):
+    id = fields.String()
+    owner = fields.String()
+    status = fields.String(metadata={"description": "open, finalizing, finalized, discarded, expired…"})
+    created_at = fields.String()
+    updated_at = fields.String()
+    metadata_name = fields.String(allow_none=True)
+    release_date = fields.String(allow_none=True)
+    file_lists = fields.List(fields.Dict())
+    accession = fields.String(allow_none=True)
+    report = fields.Dict(allow_none=True, metadata={"description": "The last validation report"})
+
+
+class SubmissionWithUrl(Submission):
+    url = fields.String()
+
+
+class Submissions(Answer):
+    items = fields.List(fields.Nested(Submission))
+
+
+class StagedFile(Answer):
+    path = fields.String()
+    size = fields.Integer()
+    md5 = fields.String()
+    sha256 = fields.String()
+
+
+class AttachedFileList(Answer):
+    name = fields.String()
+    component = fields.String(allow_none=True)
+
+
+class AttachedMetadata(Answer):
+    name = fields.String()
+    title = fields.String(allow_none=True)
+    notes = fields.List(fields.Raw(), metadata={"description": "What the reader noticed (e.g. guessed or missing fields)"})
+
+
+class FileCounts(Answer):
+    staged = fields.Integer()
+    staged_bytes = fields.Integer()
+    listed = fields.Integer()
+    missing = fields.Integer()
+    unlisted = fields.Integer()
+
+
+class ValidationReport(Answer):
+    valid = fields.Boolean()
+    errors = fields.List(fields.Dict())
+    warnings = fields.List(fields.Dict())
+    files = fields.Nested(FileCounts)
+
+
+class Finalized(Answer):
+    accession = fields.String()
+    url = fields.String()
+    state = fields.String(allow_none=True)
+    release_date = fields.String(allow_none=True)
+
+
+class OwnStudy(Answer):
+    accession = fields.String()
+    url = fields.String()
+    title = fields.String(allow_none=True)
+    state = fields.String()
+    release_date = fields.String()
+    files = fields.Integer()
+
+
+class OwnStudies(Answer):
+    items = fields.List(fields.Nested(OwnStudy))
