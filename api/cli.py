@@ -1,6 +1,8 @@
 """The ``bia`` command line: serving, deposits, harvests and maintenance of a catalog."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,35 +208,36 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
 
     from api.services import open_services
 
+    from catalog.deposits import Upload
+
     settings = _settings(ctx)
     with open_services(settings) as services:
         owner = services.archive.registry.owner_of_token(token)
-        deposits = services.deposits
-        sub_id = deposits.create(owner)
-        try:
-            if files_dir is not None:
-                paths = sorted(p for p in files_dir.rglob("*") if p.is_file())
-                total = sum(p.stat().st_size for p in paths)
-                with tqdm(total=total, unit="B", unit_scale=True, desc="upload", disable=not sys.stderr.isatty()) as bar:
-                    for path in paths:
-                        with path.open("rb") as stream:
-                            deposits.upload(sub_id, owner, path.relative_to(files_dir).as_posix(), stream,
-                                            size=path.stat().st_size, progress=bar.update)
-            for file_list in file_lists:
-                with file_list.open("rb") as stream:
-                    deposits.attach_file_list(sub_id, owner, file_list.name, stream)
-            deposits.attach_metadata(sub_id, owner, str(metadata), metadata.read_bytes(), release_date=release_date)
-            report = deposits.validate(sub_id, owner)
+        top = files_dir or Path(".")
+        paths = sorted(p for p in top.rglob("*") if p.is_file()) if files_dir is not None else []
+
+        def show_warnings(report: dict) -> None:
             for warning in report["warnings"]:
                 click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
-            accession = deposits.finalize(sub_id, owner)
-        except BaseException:
-            deposits.discard(sub_id, owner, only_if_open=True)
-            left = deposits.get(sub_id, owner)
-            if left["status"] == "finalizing":  # cut off by an outage: it completes once the stores answer again
-                click.echo(f"note: the deposit is kept as {left['accession']} (submission {sub_id}) and completes "
-                           "when the stores answer again (`bia recover`, or the server by itself)", err=True)
-            raise
+
+        with contextlib.ExitStack() as lists, tqdm(total=sum(p.stat().st_size for p in paths), unit="B", unit_scale=True,
+                                                  desc="upload", disable=not paths or not sys.stderr.isatty()) as bar:
+            outcome = services.deposits.deposit(
+                owner,
+                (str(metadata), metadata.read_bytes()),
+                file_lists=[(f.name, lists.enter_context(f.open("rb"))) for f in file_lists],
+                uploads=[Upload(p.relative_to(top).as_posix(), functools.partial(p.open, "rb"), p.stat().st_size) for p in paths],
+                release_date=release_date,
+                check=show_warnings,
+                progress=bar.update,
+            )
+        accession = outcome.accession
+        services.follow()
+        if outcome.kept:  # cut off by an outage: it completes once the stores answer again
+            click.echo(f"error: {outcome.reason}", err=True)
+            click.echo(f"note: the deposit is kept as {accession} and completes when the stores answer again "
+                       "(`bia recover`, or the server by itself)", err=True)
+            ctx.exit(2)
         row = services.archive.registry.study(accession)
         state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"
         click.echo(f"deposited {row.file_count if row else 0} file(s); {state}")
@@ -267,10 +270,7 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
     ) as bar:
         harvester = Harvester(services.archive, metadata_only=metadata_only)
         summary = harvester.run(kind, list(items), progress=lambda _item: bar.update())
-        if summary.loaded:
-            from linkers.discover import link_catalog
-
-            link_catalog(services.archive)  # links follow the catalog: rebuilt after every change
+        services.follow()  # links follow the catalog: rebuilt after any change
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -341,13 +341,15 @@ def release(ctx: click.Context, today: str | None) -> None:
 @cli.command()
 @click.pass_context
 def stats(ctx: click.Context) -> None:
-    """Counts of the public catalog, as JSON."""
+    """Counts of the public catalog (those of /stats) and of the registry by lifecycle state, as JSON."""
     import json
+
+    from catalog.stats import catalog_stats
 
     from api.services import open_services
 
     with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
-        click.echo(json.dumps(services.archive.stats(), indent=2, sort_keys=True))
+        click.echo(json.dumps(catalog_stats(services.archive, registry=True), indent=2, sort_keys=True))
 
 
 @cli.command()
@@ -359,6 +361,7 @@ def recover(ctx: click.Context) -> None:
 
     with open_services(_settings(ctx), recover=False) as services:
         handled = services.maintenance.recover()
+        services.follow()
         waiting = [r.accession for r in services.archive.registry.studies(states=("finalizing", "releasing"))]
     click.echo(f"recovered {len(handled)}" + (": " + " ".join(handled) if handled else ""))
     if waiting:
@@ -462,9 +465,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     services = open_services(settings, recover=False)  # recovery runs in the background, /health answers meanwhile
     if demo:
         click.echo(load_demo(services))
-        from linkers.discover import link_catalog
-
-        link_catalog(services.archive)
+        services.follow()
     app = create_app(settings, services=services)
     click.echo(f"serving {settings.data_dir} at http://{host}:{port}/ (IRIs under {settings.base_url})")
     try:

@@ -302,9 +302,9 @@ def render_study_page(record: RecordDocument) -> str:
     tree = record.tree
     links = []
     try:
-        from api.links import study_links
+        from linkers.study_links import study_links
 
-        found = study_links(record.accession)
+        found = study_links(services().archive, record.accession)
         links = [{"relation": link["relation"], "other": link["target"], "direction": "outgoing", "evidence": link["evidence"]}
                  for link in found["outgoing"] if link.get("resource") not in ("NCBITaxon", "FBbi")]
         links += [{"relation": link["relation"], "other": link["source"], "direction": "incoming", "evidence": link["evidence"]}

@@ -2,6 +2,7 @@
 deposit, each message shown next to its field) and its result."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import yaml
@@ -11,6 +12,7 @@ from api.context import services, settings
 from api.openapi import HTML, TEXT, Blueprint, errors, responses
 from api.schemas import DepositForm, TokenForm
 from catalog import identifiers
+from catalog.deposits import Upload
 from catalog.errors import CatalogError, Unauthorized
 from loaders.ontology_terms import imaging_method_term, organism_term
 
@@ -129,33 +131,41 @@ def deposit_submit() -> Response:
         return _form_page(form, {"token": ["this token is not valid (ask for one: bia token create NAME)"]}, 401)
     listing = request.files.get("file_list")
     record, errors = record_from_form(form, listing.filename if listing and listing.filename else None)
-    sub = deposits.create(owner)
-    try:
-        for upload in request.files.getlist("files"):
-            if upload and upload.filename:
-                deposits.upload(sub, owner, upload.filename, upload.stream)
-        if listing and listing.filename:
-            deposits.attach_file_list(sub, owner, listing.filename, listing.stream)
-        deposits.attach_metadata(sub, owner, "study.yaml", yaml.safe_dump(record, sort_keys=False).encode(),
-                                 release_date=form.get("release_date") or None)
-        report = deposits.validate(sub, owner)
+
+    def place_errors(report: dict) -> None:
+        """Each validation message next to its field; the form's own errors stop the deposit too."""
         for error in report["errors"]:
             place = _place(error)
             message = FRIENDLY.get(place, str(error.get("message"))) if "does not match" in str(error.get("message")) else str(error.get("message"))
             errors.setdefault(place, []).append(message + (f" ({error['value']})" if error.get("value") and place in ("file_list", "files") else ""))
         if errors:
-            deposits.discard(sub, owner, only_if_open=True)
-            return _form_page(form, errors, 422)
-        accession = deposits.finalize(sub, owner)
+            raise FormErrors("the form has errors")
+
+    uploads = [Upload(u.filename, lambda u=u: contextlib.nullcontext(u.stream)) for u in request.files.getlist("files") if u and u.filename]
+    try:
+        outcome = deposits.deposit(
+            owner,
+            ("study.yaml", yaml.safe_dump(record, sort_keys=False).encode()),
+            file_lists=[(listing.filename, listing.stream)] if listing and listing.filename else [],
+            uploads=uploads,
+            release_date=form.get("release_date") or None,
+            check=place_errors,
+        )
+    except FormErrors:
+        return _form_page(form, errors, 422)
     except CatalogError as exc:
-        deposits.discard(sub, owner, only_if_open=True)
-        kept = deposits.get(sub, owner)
-        if kept["status"] == "finalizing":  # cut off by an outage: kept, and stored once the stores answer again
-            return _deposited(kept["accession"], 202)
         for detail in exc.errors or [{"message": exc.message}]:
             errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
-    return _deposited(accession, 201)
+    # stored (201), or kept by an outage and completing by itself (202: sending the form again would deposit twice)
+    return _deposited(outcome.accession, 202 if outcome.kept else 201)
+
+
+class FormErrors(CatalogError):
+    """The deposit form's own errors (shown next to their fields), which stop a deposit before its finalize."""
+
+    status = 422
+    code = "form_errors"
 
 
 def _deposited(accession: str, status: int) -> Response:

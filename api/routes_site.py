@@ -15,6 +15,7 @@ from api.records import script_json
 from api.schemas import EntryPoints, Health, SitemapArgs, Stats
 from catalog import identifiers
 from catalog.registry import RELEASED
+from catalog.stats import catalog_stats as counts_of
 
 blp = Blueprint("site", __name__, description="Home, health, statistics, sitemap")
 #: what a file sent as it is (flask.send_from_directory) can answer besides the file
@@ -35,9 +36,8 @@ STATS_TTL = 300.0
 
 
 def catalog_stats() -> dict:
-    """Counts of the released catalog by source, imaging method, organism, licence and file format; growth by month.
-
-    Cached for a few minutes per catalog (file formats are summed over every study's file table)."""
+    """:func:`catalog.stats.catalog_stats`, cached for a few minutes per app while the number of released studies
+    stays the same (file formats are summed over every study's file table)."""
     import time
 
     archive = services().archive
@@ -45,27 +45,7 @@ def catalog_stats() -> dict:
     cached = current_app.extensions.get("bia.stats")
     if cached and time.monotonic() - cached[0] < STATS_TTL and cached[1]["studies"] == version:
         return cached[1]
-    result = archive.public.search.search("", limit=0, facet_limit=1000)
-    formats: dict[str, int] = {}
-    for accession in archive.public.files.studies():
-        for value, n in archive.public.files.facets(accession, ["format"], limit=1000).get("format", []):
-            name = str(value) if value not in (None, "") else "(unknown)"
-            formats[name] = formats.get(name, 0) + n
-    growth, running = [], 0
-    by_month = dict(archive.public.search.release_months())
-    months = _months(min(by_month), max(by_month)) if by_month else []  # months without releases too
-    for month in months if len(months) <= 1200 else sorted(by_month):  # (an odd date a century off: releases only)
-        running += by_month.get(month, 0)
-        growth.append({"month": month, "released": by_month.get(month, 0), "cumulative": running})
-    stats = {
-        "studies": result.total,
-        "by_source": dict(result.facets.get("source", [])),
-        "by_imaging_method": dict(result.facets.get("imaging_method", [])),
-        "by_organism": dict(result.facets.get("organism", [])),
-        "by_licence": dict(result.facets.get("licence", [])),
-        "by_file_format": dict(sorted(formats.items(), key=lambda kv: -kv[1])),
-        "growth": growth,
-    }
+    stats = counts_of(archive)
     current_app.extensions["bia.stats"] = (time.monotonic(), stats)
     return stats
 
@@ -104,16 +84,6 @@ def home() -> Response:
     }
     return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings(),
                                     catalog_jsonld=script_json(catalog)), mimetype=media)
-
-
-def _months(first: str, last: str) -> list[str]:
-    """Every ``YYYY-MM`` from ``first`` to ``last``."""
-    year, month = int(first[:4]), int(first[5:7])
-    months = []
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
 
 
 def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dict:

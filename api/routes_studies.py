@@ -135,9 +135,9 @@ def link_graph(fmt: str) -> Response:
 @blp.doc(operationId="getStudyLinks", summary="Cross-resource links of a study, outgoing and incoming",
          responses=responses(formats(200, "application/ld+json", schema=JSONLD), errors(404, 406)))
 def study_links(accession: str) -> Response:
-    from api.links import study_links as collect
+    from linkers.study_links import study_links as collect
 
     media = choose(["application/json", "application/ld+json"])
     study_iri_or_404(accession)
-    body = collect(accession, jsonld=media == "application/ld+json")
+    body = collect(services().archive, accession, jsonld=media == "application/ld+json")
     return Response(json.dumps(body, ensure_ascii=False, indent=1), mimetype=media)

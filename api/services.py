@@ -9,6 +9,7 @@ from catalog.config import Settings
 from catalog.deposits import Deposits
 from catalog.maintenance import Maintenance
 from catalog.records import DocumentLimits
+from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
 
 
@@ -19,6 +20,11 @@ class Services:
     archive: Archive
     deposits: Deposits
     maintenance: Maintenance
+
+    def follow(self) -> None:
+        """Bring what follows the catalog (the link graphs) up to date with its changes: a command that changed
+        the catalog calls it before it ends, a server does it in the background."""
+        self.maintenance.follow()
 
     def close(self) -> None:
         self.maintenance.stop()
@@ -31,22 +37,13 @@ class Services:
         self.close()
 
 
-def _link_released(archive: Archive):
-    def link(_released: list[str]) -> None:
-        from linkers.discover import link_catalog
-
-        link_catalog(archive)  # links follow the catalog: rebuilt after every release
-
-    return link
-
-
 def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:
     """Open the archive (``public_only``: the public view only, e.g. read-only commands beside a running server);
     with ``recover``, first take over any commit, release or finalize whose holder died or whose lease expired
     (never live work: see :mod:`catalog.leases`)."""
     archive = Archive(settings, public_only=public_only)
     deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
-    services = Services(archive, deposits, Maintenance(deposits, after_release=_link_released(archive)))
+    services = Services(archive, deposits, Maintenance(deposits, followers=(lambda: link_if_changed(archive),)))
     if recover and not public_only and not archive.settings.read_only:
         services.maintenance.recover()
     return services

@@ -65,6 +65,20 @@ minted_base_url = remembered.minted_base_url
 __all__ = ["Archive", "CommitResult", "minted_base_url", "today_iso"]
 
 
+@dataclass(frozen=True)
+class Change:
+    """A study changed: ``committed`` (a new version in ``view``), ``released`` (moved to the public view) or
+    ``withdrawn`` (in no view any more)."""
+
+    accession: str
+    view: str | None
+    kind: str
+
+
+#: what subscribes to an archive's changes
+Listener = Callable[[Change], None]
+
+
 @dataclass
 class CommitResult:
     """What a commit stored."""
@@ -93,6 +107,7 @@ class Archive:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: one commit, release or delete at a time in this process (the graph store allows one writer process)
         self._commit_lock = threading.RLock()
+        self._listeners: list[Listener] = []
 
     def close(self) -> None:
         self.registry.close()
@@ -105,6 +120,20 @@ class Archive:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ changes
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` after every change this process makes to a study (once committed, never before). Other
+        processes' changes are counted in the registry (:meth:`Registry.changes`) for followers such as the linker."""
+        self._listeners.append(listener)
+
+    def _changed(self, change: Change) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # noqa: BLE001 - a follower's fault never undoes a change; it catches up later
+                log.exception("a listener failed on %s", change)
 
     # ------------------------------------------------------------------ helpers
 
@@ -166,6 +195,7 @@ class Archive:
                 raise
             self.registry.finish(accession, RELEASED if target.name == PUBLIC else EMBARGOED, file_count=summary.files,
                                  total_size=summary.total_size, title=title, content_hash=content_hash)
+        self._changed(Change(accession, target.name, "committed"))
         return CommitResult(accession, target.name, summary.triples, summary.files, summary.total_size)
 
     def _begin_put(self, accession: str, owner: str | None, release_date: str, source: str, title: str | None) -> StudyRow | None:
@@ -351,6 +381,8 @@ class Archive:
         """Remove a study from every view (graph, file table, search entry, rendered record); idempotent. Work
         undone after its commit point (a finalize given up) must not stay visible."""
         self._drop_elsewhere(accession, keep="")
+        self.registry.record_change()
+        self._changed(Change(accession, None, "withdrawn"))
 
     # ------------------------------------------------------------------ release dates
 
@@ -388,6 +420,7 @@ class Archive:
         self._index_from(public, accession, None)
         self._drop_elsewhere(accession, keep=PUBLIC)
         self.registry.finish(accession, RELEASED)
+        self._changed(Change(accession, PUBLIC, "released"))
 
     def _let_go(self, accession: str, exc: BaseException) -> None:
         """Stop holding failed work (if this process still holds it), so that it can be taken up again."""
@@ -453,6 +486,7 @@ class Archive:
             totals = where.files.totals(row.accession)
             self.registry.finish(row.accession, RELEASED if where.name == PUBLIC else EMBARGOED,
                                  file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
+            self._changed(Change(row.accession, where.name, "committed"))
         elif row.submission_id is not None:
             if finish_deposit is None:
                 self.registry.let_go(row.accession, count_attempt=False)
@@ -483,6 +517,7 @@ class Archive:
         totals = target.files.totals(row.accession)
         self.registry.finish(row.accession, RELEASED if target.name == PUBLIC else EMBARGOED,
                              file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
+        self._changed(Change(row.accession, target.name, "committed"))
 
     def _give_up(self, row: StudyRow, give_up_deposit: Callable[[StudyRow], None] | None) -> None:
         log.error("giving up on %s after %d attempts", row.accession, row.attempts)
@@ -533,15 +568,6 @@ class Archive:
             graphs = sorted(store.graphs())
         for graph in graphs:
             out.write(store.get_graph(graph, format=fmt) if fmt != "application/n-quads" else as_nquads(store, graph))
-
-    def stats(self) -> dict[str, object]:
-        """Counts of the public catalog (by source, licence, organism, imaging method) and of the registry."""
-        result = self.public.search.search("", limit=0, facet_limit=1000)
-        return {
-            "released_studies": result.total,
-            "registry": self.registry.counts(),
-            "facets": {k: dict(v) for k, v in result.facets.items()},
-        }
 
 
 def as_nquads(store, graph: str) -> bytes:

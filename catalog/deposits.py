@@ -22,15 +22,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Protocol
 
 from catalog.archive import Archive, CommitResult
 from catalog.dates import InvalidDate, parse_date, today_iso
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed, is_transient
 from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
 from catalog.registry import LeaseLost, StudyRow
-from catalog.rembi_rdf import record_to_graph
-from catalog.study_files import StudyFile, files_from_record
+from catalog.ingest import components_by_title, ingest, validated
+from catalog.study_files import StudyFile
 from catalog.validation import ValidationIssue, check_study_record
 
 
@@ -57,6 +57,26 @@ class FileListRow:
     path: str
     size: int | None
     attributes: dict[str, str]
+
+
+@dataclass
+class Upload:
+    """A file to upload in a deposit: its path in the study and how to open its bytes."""
+
+    path: str
+    open: Callable[[], ContextManager[BinaryIO]]
+    size: int | None = None
+
+
+@dataclass
+class Deposited:
+    """What became of a whole deposit: its accession, the validation report, and whether the study is stored or
+    only kept (an outage cut its finalize off; it completes by itself, and sending it again would deposit twice)."""
+
+    accession: str
+    report: dict[str, Any]
+    kept: bool = False
+    reason: str | None = None
 
 
 class DepositFormats(Protocol):
@@ -93,6 +113,49 @@ class Deposits:
         self.registry = archive.registry
         self.formats = formats
         self.prefix = archive.settings.accession_prefix
+
+    # ------------------------------------------------------------------ a deposit in one call
+
+    def deposit(
+        self,
+        owner: str,
+        metadata: tuple[str, bytes],
+        *,
+        file_lists: Iterable[tuple[str, BinaryIO]] = (),
+        uploads: Iterable[Upload] = (),
+        release_date: str | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Deposited:
+        """The whole deposit sequence (the CLI and the web form use it): a submission, its uploads, file lists and
+        metadata, validation, finalize. On any error nothing is kept (the submission is discarded) and the error is
+        raised — :class:`ValidationFailed` with the report's errors when validation fails —, except when an outage
+        cut the finalize off after the accession was minted: then the result says it is kept. ``check`` sees the
+        report before finalize and may raise to stop it (e.g. a form's own errors)."""
+        sub_id = self.create(owner)
+        try:
+            for upload in uploads:
+                with upload.open() as stream:
+                    self.upload(sub_id, owner, upload.path, stream, size=upload.size, progress=progress)
+            for name, stream in file_lists:
+                self.attach_file_list(sub_id, owner, name, stream)
+            self.attach_metadata(sub_id, owner, metadata[0], metadata[1], release_date=release_date)
+            report = self.validate(sub_id, owner)
+            if check is not None:
+                check(report)
+            if not report["valid"]:
+                raise ValidationFailed(f"the deposit is not valid ({len(report['errors'])} error(s))", report["errors"])
+            accession = self.finalize(sub_id, owner)
+        except CatalogError as exc:
+            self.discard(sub_id, owner, only_if_open=True)
+            left = self.get(sub_id, owner)
+            if left["status"] == "finalizing" and is_transient(exc):
+                return Deposited(left["accession"], left.get("report") or {}, kept=True, reason=exc.message)
+            raise
+        except BaseException:
+            self.discard(sub_id, owner, only_if_open=True)
+            raise
+        return Deposited(accession, report)
 
     # ------------------------------------------------------------------ building a submission
 
@@ -386,30 +449,21 @@ class Deposits:
     def _commit(self, sub: dict[str, Any], accession: str) -> CommitResult:
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
-        checked = check_study_record(record, self.archive.settings.base_url, accession=accession)
-        if not checked.report.conforms:  # cannot happen after validate, unless the schema changed in between
-            raise ValidationFailed(f"{accession}: metadata no longer valid", [i.to_dict() for i in checked.report.violations])
+        # valid at validate; this fails only if the schema changed in between
+        checked = validated(record, self.archive.settings.base_url, accession=accession)
         self._move_staged_files(sub["id"], accession)
-        inline = list(files_from_record(checked.record))
-        metadata = record_to_graph({k: v for k, v in checked.record.items() if k != "files"})
-        components = {c.get("title"): c["id"] for c in checked.record.get("components") or []}
-        only_component = next(iter(components.values())) if len(components) == 1 else None
+        components = components_by_title(checked.record)
         list_components = dict(parsed.file_list_components)
         for comp in checked.record.get("components") or []:
             if comp.get("file_list_name"):
                 list_components.setdefault(comp["file_list_name"], comp.get("title"))
-
-        def files() -> Iterator[StudyFile]:
-            return self._study_files(sub, accession, inline, components, list_components, only_component)
-
-        return self.archive.commit_study(
-            accession,
-            metadata,
-            files,
+        return ingest(
+            self.archive,
+            checked,
+            lambda: self._study_files(sub, components, list_components),
             release_date=record["release_date"],
             owner=sub["owner"],
             source="deposit",
-            title=record.get("title"),
             already_registered=True,
         )
 
@@ -470,18 +524,10 @@ class Deposits:
             for batch in _batches(self.registry.staged_files(sub_id), 1000):
                 list(pool.map(action, batch))
 
-    def _study_files(
-        self,
-        sub: dict[str, Any],
-        accession: str,
-        inline: list[StudyFile],
-        components: dict[str, str],
-        list_components: dict[str, str],
-        only_component: str | None,
-    ) -> Iterator[StudyFile]:
-        """Every file of the study: file-list rows joined with staged checksums, inline files, unlisted uploads."""
-        seen_inline = {f.path for f in inline}
-        yield from inline
+    def _study_files(self, sub: dict[str, Any], components: dict[Any, str], list_components: dict[str, str]) -> Iterator[StudyFile]:
+        """The study's files beyond those its record lists inline: file-list rows joined with staged checksums, then
+        unlisted uploads."""
+        only_component = next(iter(components.values())) if len(components) == 1 else None
         db = sqlite3.connect(self.registry.path, timeout=60)
         lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
         listed: set[str] = set()
@@ -490,7 +536,7 @@ class Deposits:
                 component = components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
                 with self._local_copy(entry["key"]) as local:
                     for row in self.formats.iter_file_list(local, entry["name"]):
-                        if row.path in seen_inline or row.path in listed:
+                        if row.path in listed:
                             continue
                         listed.add(row.path)
                         staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
@@ -503,7 +549,7 @@ class Deposits:
                             component=component,
                         )
             for staged in db.execute("SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)):
-                if staged[0] not in listed and staged[0] not in seen_inline:
+                if staged[0] not in listed:
                     yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
         finally:
             db.close()

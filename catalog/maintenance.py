@@ -2,7 +2,8 @@
 
 Every serving process (each gunicorn worker, ``bia serve``) runs a :class:`Maintenance` loop, but only the holder
 of the lease acts; the others wait and take over if it dies. Each round: take over in-flight work whose holder died
-or whose lease expired (recovery), release studies whose date has come, render stored records made by another
+or whose lease expired (recovery), release studies whose date has come, bring the followers of the catalog up to
+date with its changes (e.g. the link graphs, whoever made the changes), render stored records made by another
 version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``), uploads cut off half-way and
 staging graphs of interrupted remote loads go.
 """
@@ -33,13 +34,17 @@ class Round:
     errors: list[str] = field(default_factory=list)
 
 
-class Maintenance:
-    """The duties of one catalog; ``after_release`` runs after studies were released (e.g. linking them)."""
+#: something that follows the catalog's changes: catches up with them (if any) when called
+Follower = Callable[[], object]
 
-    def __init__(self, deposits: Deposits, after_release: Callable[[list[str]], None] | None = None) -> None:
+
+class Maintenance:
+    """The duties of one catalog; ``followers`` catch up with the catalog's changes after each round's releases."""
+
+    def __init__(self, deposits: Deposits, followers: tuple[Follower, ...] = ()) -> None:
         self.deposits = deposits
         self.archive = deposits.archive
-        self.after_release = after_release
+        self.followers = followers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -49,9 +54,13 @@ class Maintenance:
 
     def release(self, today: str | None = None) -> list[str]:
         released = self.archive.release_due(today)
-        if released and self.after_release is not None:
-            self.after_release(released)
+        self.follow()
         return released
+
+    def follow(self) -> None:
+        """Let every follower catch up with the changes made so far (by any process)."""
+        for follower in self.followers:
+            follower()
 
     def clean(self) -> tuple[list[str], int]:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
@@ -80,7 +89,8 @@ class Maintenance:
         def clean() -> None:
             done.expired, done.purged = self.clean()
 
-        for name, duty in (("recovery", recover), ("releases", release), ("records", render), ("clean-up", clean)):
+        for name, duty in (("recovery", recover), ("releases", release), ("followers", self.follow), ("records", render),
+                           ("clean-up", clean)):
             try:
                 duty()
             except Exception as exc:  # noqa: BLE001 - the next round tries again

@@ -309,6 +309,7 @@ class Registry:
                               (*columns.values(), accession, self.holder))
             if done.rowcount != 1:
                 raise LeaseLost(f"{accession} is no longer held by this process (another took its work over)")
+            _count_change(db)
             if state in (EMBARGOED, RELEASED):
                 finalized = db.execute("UPDATE submissions SET status = 'finalized', updated_at = ? WHERE accession = ?"
                                        " AND status = 'finalizing' RETURNING id", (now_iso(), accession)).fetchall()
@@ -578,6 +579,32 @@ class Registry:
                 db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
         return done.rowcount == 1
 
+    # ------------------------------------------------------------------ changes, for whatever follows the catalog
+
+    def changes(self) -> int:
+        """How many times a study was committed, released or withdrawn so far (every process of the site counts)."""
+        return self._counter(CHANGES)
+
+    def record_change(self) -> None:
+        """Count a change made without a lifecycle step (a study withdrawn or deleted)."""
+        with self._connect(immediate=True) as db:
+            _count_change(db)
+
+    def followed(self, follower: str) -> int:
+        """The change count ``follower`` (e.g. the linker) last caught up with."""
+        return self._counter("~followed:" + follower)
+
+    def mark_followed(self, follower: str, changes: int) -> None:
+        """``follower`` has caught up with ``changes`` (never moves back)."""
+        with self._connect(immediate=True) as db:
+            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                       ("~followed:" + follower, changes))
+
+    def _counter(self, name: str) -> int:
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row["value"]) if row else 0
+
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
             return {r["state"]: r["n"] for r in db.execute("SELECT state, count(*) AS n FROM studies GROUP BY state")}
@@ -608,6 +635,14 @@ def _refuse_clash(db: sqlite3.Connection, sub_id: str, path: str, fold: str) -> 
 
 def _clash(path: str, other: str, how: str) -> None:
     raise PathClash(f"{path!r} {how} {other!r}", [{"field": "path", "value": path, "message": f"{how} {other!r}"}])
+
+
+#: the counter of changes (accession prefixes cannot start with ``~``)
+CHANGES = "~changes"
+
+
+def _count_change(db: sqlite3.Connection) -> None:
+    db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", (CHANGES,))
 
 
 def _new_commit() -> str:

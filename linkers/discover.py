@@ -250,12 +250,26 @@ def inferred_neighbours(store: GraphStore, base_url: str) -> dict[str, set[str]]
     return found
 
 
+#: the name under which the registry remembers the changes the link graphs were built after
+FOLLOWER = "links"
+
+
+def link_if_changed(archive: Any) -> LinkReport | None:
+    """Rebuild the link graphs if any study was committed, released or withdrawn (by any process) since they were
+    last built; None if nothing changed."""
+    if archive.registry.followed(FOLLOWER) >= archive.registry.changes():
+        return None
+    return link_catalog(archive)
+
+
 def link_catalog(archive: Any) -> LinkReport:
     """Rebuild the link graphs of an archive's public view, and the records of the studies whose links changed."""
+    changes = archive.registry.changes()  # what this run catches up with (a change during it: one more run later)
     store, base = archive.public.graph, archive.settings.base_url
     before = inferred_neighbours(store, base)
     report = Discovery(store, base, archive.model).run()
     after = inferred_neighbours(store, base)
     changed = sorted(s for s in before.keys() | after.keys() if before.get(s) != after.get(s))
     archive.render_records(a for a in map(identifiers.accession_of, changed) if a)
+    archive.registry.mark_followed(FOLLOWER, changes)
     return report

@@ -25,9 +25,8 @@ from catalog.archive import Archive
 from catalog.dates import parse_date, today_iso
 from catalog.errors import CatalogError, ValidationFailed
 from catalog.registry import EMBARGOED, RELEASED
-from catalog.rembi_rdf import record_to_graph
-from catalog.study_files import StudyFile, files_from_record
-from catalog.validation import check_study_record
+from catalog.ingest import components_by_title, ingest, validated
+from catalog.study_files import StudyFile
 from loaders import file_lists as file_list_reader
 from loaders.fetch import Fetcher, FetchError
 from loaders.loaded import LoadedRecord
@@ -262,43 +261,27 @@ class Harvester:
             return "unchanged"
         if previous is not None and previous.source == "deposit":
             raise HarvestError(f"{accession}: a deposited study has this accession; a harvest never replaces it")
-        checked = check_study_record(record, self.settings.base_url)
-        if not checked.report.conforms:
-            raise ValidationFailed(
-                f"{accession or fetched.label}: not valid REMBI ({len(checked.report.violations)} error(s))",
-                [issue.to_dict() for issue in checked.report.violations],
-            )
+        checked = validated(record, self.settings.base_url, label=fetched.label)
         for ref, path in lists:
             report = file_list_reader.check_file_list(path, name=ref.file_list)
             if report.errors:
                 raise ValidationFailed(f"{accession}: file list {ref.file_list} has {len(report.errors)} error(s)", list(report.errors))
-        prepared = checked.record
-        components = {c.get("title"): c["id"] for c in prepared.get("components") or []}
-        inline = list(files_from_record(prepared))
+        components = components_by_title(checked.record)
 
-        def files() -> Iterator[StudyFile]:
-            """Inline files, then every file-list row (streamed: a path listed twice is one file in the graph)."""
-            inline_paths = {f.path for f in inline}
-            yield from inline
+        def listed() -> Iterator[StudyFile]:
+            """Every file-list row (streamed: a path listed twice is one file in the graph)."""
             for ref, path in lists:
                 component = components.get(ref.component) if ref.component else None
                 by_value = ref.component_by_value or {}
                 for row in file_list_reader.iter_file_list(path, name=ref.file_list):
-                    if row.kind == "directory" or row.path in inline_paths:
+                    if row.kind == "directory":
                         continue
                     if ref.component_column:
                         component = components.get(by_value.get(str(row.attributes.get(ref.component_column, ""))))
                     yield StudyFile(path=row.path, size=row.size, attributes=dict(row.attributes), component=component)
 
-        self.archive.commit_study(
-            accession,
-            record_to_graph({k: v for k, v in prepared.items() if k != "files"}),
-            files,
-            release_date=parse_date(prepared.get("release_date") or today_iso(), "release_date", allow_time=True),
-            source=_source_name(prepared),
-            title=prepared.get("title"),
-            content_hash=digest,
-        )
+        ingest(self.archive, checked, listed, release_date=_release_date(checked.record), source=_source_name(checked.record),
+               content_hash=digest)
         return "loaded"
 
 
@@ -308,6 +291,11 @@ def _beside(folder: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _release_date(record: dict[str, Any]) -> str:
+    """A harvested study's release date (today when its source gives none)."""
+    return parse_date(record.get("release_date") or today_iso(), "release_date", allow_time=True)
 
 
 def _source_name(record: dict[str, Any]) -> str:

@@ -140,7 +140,7 @@ def test_run_an_example_sparql_query(site, browser):
     driver.get(site["base"] + "/sparql")
     area = wait_for(driver, By.ID, "query")
     area.clear()
-    area.send_keys("SELECT (COUNT(DISTINCT ?g) AS ?studies) WHERE { GRAPH ?g { ?s ?p ?o } }")
+    area.send_keys("SELECT (COUNT(DISTINCT ?g) AS ?studies) WHERE { GRAPH ?g { ?g a <https://w3id.org/rembi/Study> } }")
     driver.find_element(By.ID, "run-query").click()
     table = wait_for(driver, By.ID, "results")
     assert table.find_elements(By.TAG_NAME, "td")[0].text == "3"

@@ -219,3 +219,30 @@ def test_one_emdb_map_is_one_node_and_the_example_finds_every_study_linking_it(t
             "PREFIX rembi: <https://w3id.org/rembi/> SELECT DISTINCT ?target WHERE { GRAPH ?g { ?l rembi:linkTarget ?target ; "
             "rembi:resource <https://registry.identifiers.org/registry/emdb> } }")
         assert [r["target"]["value"] for r in emdb_links] == ["https://identifiers.org/emdb:EMD-12602"]
+
+
+def test_links_follow_every_change_whoever_makes_it(tmp_path):
+    """Deposits, harvests, releases and withdrawals are counted in the registry; the link graphs are rebuilt once
+    after any number of them (by the serving process's background duties, or a command before it ends)."""
+    from catalog.stats import catalog_stats
+    from linkers.discover import link_if_changed
+    from tests.catalog_helpers import stage_sample
+
+    settings = make_settings(tmp_path)
+    with open_services(settings) as services:
+        archive = services.archive
+        assert link_if_changed(archive) is None  # nothing changed yet
+        accession = services.deposits.finalize(stage_sample(services.deposits, "jane"), "jane")
+        report = link_if_changed(archive)
+        assert report is not None and report.studies == 1
+        assert link_if_changed(archive) is None  # caught up
+        study = f"{BASE}/studies/{accession}"
+        linked = archive.public.graph.ask(f"ASK {{ GRAPH <{BASE}/graphs/links/asserted> {{ ?l <https://w3id.org/rembi/linkSource> <{study}> }} }}")
+        assert linked
+        archive.withdraw(accession)
+        assert link_if_changed(archive) is not None and catalog_stats(archive)["studies"] == 0
+        assert not archive.public.graph.ask(f"ASK {{ GRAPH ?g {{ ?l <https://w3id.org/rembi/linkSource> <{study}> }} }}")
+    with open_services(settings) as other:  # another process's change is seen through the registry
+        other.archive.registry.record_change()
+    with open_services(settings) as services:
+        assert link_if_changed(services.archive) is not None

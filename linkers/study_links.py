@@ -1,15 +1,16 @@
-"""A study's links, both directions, from the link graphs ``bia link`` builds (and the study's own
-cross-references), with the coordinate transformations of correlative pairs."""
+"""A study's links, both directions, from the link graphs the linker builds (and the study's own cross-references),
+with the coordinate transformations of correlative pairs: what ``/studies/{accession}/links`` and the study page
+show. Everything is read from the archive's public view."""
 from __future__ import annotations
 
 from typing import Any
 
 from rdflib import URIRef
 
-from api.context import services, settings
 from catalog import identifiers
 from catalog.errors import NotFound
 from catalog.study_record import describe
+from catalog.rembi_model import RembiModel
 from linkers.discover import asserted_graph, cross_reference_rows, inferred_graph
 
 _PREFIXES = "PREFIX rembi: <https://w3id.org/rembi/>\nPREFIX dcterms: <http://purl.org/dc/terms/>\n"
@@ -19,13 +20,13 @@ def _value(row: dict[str, Any], key: str) -> str | None:
     return row[key]["value"] if key in row else None
 
 
-def _relation_name(iri: str | None) -> str | None:
+def _relation_name(model: RembiModel, iri: str | None) -> str | None:
     if iri is None:
         return None
-    return services().archive.model.enum_name("RelationEnum", iri) or iri
+    return model.enum_name("RelationEnum", iri) or iri
 
 
-def _links(store, graphs: list[str], side: str, study: str) -> list[dict[str, Any]]:
+def _links(store, model: RembiModel, graphs: list[str], side: str, study: str) -> list[dict[str, Any]]:
     other = "linkTarget" if side == "linkSource" else "linkSource"
     values = " ".join(f"<{g}>" for g in graphs)
     rows = store.select(
@@ -36,13 +37,12 @@ def _links(store, graphs: list[str], side: str, study: str) -> list[dict[str, An
           OPTIONAL {{ ?link rembi:inferred ?inferred }} OPTIONAL {{ ?link rembi:evidence ?evidence }} }} }}
         GROUP BY ?link ?other ?relation ?resource ?accession ?inferred ORDER BY ?other ?relation"""
     )
-    model = services().archive.model
     out = []
     for r in rows:
         resource = _value(r, "resource")
         out.append({
             "target" if side == "linkSource" else "source": _value(r, "other"),
-            "relation": _relation_name(_value(r, "relation")),
+            "relation": _relation_name(model, _value(r, "relation")),
             "resource": model.enum_name("ResourceEnum", resource) if resource else None,
             "accession": _value(r, "accession"),
             "inferred": _value(r, "inferred") == "true",
@@ -51,9 +51,8 @@ def _links(store, graphs: list[str], side: str, study: str) -> list[dict[str, An
     return out
 
 
-def transformations(study: str) -> list[dict[str, Any]]:
+def transformations(archive: Any, study: str) -> list[dict[str, Any]]:
     """The coordinate transformations of a study's image correlations (structured, with the original text)."""
-    archive = services().archive
     store, model = archive.public.reads, archive.model
     rows = store.select(_PREFIXES + f"SELECT ?c WHERE {{ GRAPH <{study}> {{ ?c a rembi:ImageCorrelation }} }} ORDER BY ?c")
     if not rows:
@@ -105,25 +104,24 @@ def transformations(study: str) -> list[dict[str, Any]]:
     return out
 
 
-def study_links(accession: str, jsonld: bool = False) -> dict[str, Any]:
+def study_links(archive: Any, accession: str, jsonld: bool = False) -> dict[str, Any]:
     """``{"outgoing": [...], "incoming": [...], "transformations": [...]}`` of a released study."""
-    store = services().archive.public.reads
-    base = settings().base_url
+    store, model = archive.public.reads, archive.model
+    base = archive.settings.base_url
     study = identifiers.study_iri(base, accession)
     if not store.has_graph(study):
         raise NotFound(f"no released study {accession}")
     graphs = [asserted_graph(base), inferred_graph(base)]
-    outgoing, incoming = _links(store, graphs, "linkSource", study), _links(store, graphs, "linkTarget", study)
-    if not outgoing:  # `bia link` has not run since this study came in: its own cross-references
-        model = services().archive.model
-        outgoing = [{"target": r["target"], "relation": _relation_name(r.get("relation")),
+    outgoing, incoming = _links(store, model, graphs, "linkSource", study), _links(store, model, graphs, "linkTarget", study)
+    if not outgoing:  # the linker has not run since this study came in: its own cross-references
+        outgoing = [{"target": r["target"], "relation": _relation_name(model, r.get("relation")),
                      "resource": model.enum_name("ResourceEnum", r.get("resource", "")) or r.get("resource"),
                      "accession": r.get("accession"), "inferred": False, "evidence": ["cross-reference"]}
                     for r in cross_reference_rows(store, study)]
     correlative = {link.get("target") or link.get("source") for link in outgoing + incoming if link["relation"] == "same_specimen_imaged"}
-    transforms = transformations(study) if correlative else []
+    transforms = transformations(archive, study) if correlative else []
     for partner in sorted(p for p in correlative if p and p.startswith(f"{base}/studies/") and store.has_graph(p)):
-        for entry in transformations(partner):
+        for entry in transformations(archive, partner):
             transforms.append({**entry, "study": partner})
     body = {"study": study, "outgoing": outgoing, "incoming": incoming, "transformations": transforms}
     if jsonld:
