@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from rdflib import RDF, XSD, Graph, Literal, URIRef
 
-from catalog import identifiers
+from catalog import external_ids, identifiers
 from catalog.rembi_model import ClassInfo, RembiModel, load_model
 
 #: Slots of Study whose objects have their own IRIs, in the order they are defined.
@@ -82,6 +82,7 @@ def prepare_study(record: dict[str, Any], base_url: str, model: RembiModel | Non
     for i, author in enumerate(_as_list(rec.get("authors")), start=1):
         if isinstance(author, dict):
             author.setdefault("position", i)
+    _canonical_identifiers(rec)
 
     def resolve(obj: dict[str, Any]) -> None:
         for slot_name, target in _REFERENCE_SLOTS.items():
@@ -105,6 +106,26 @@ def prepare_study(record: dict[str, Any], base_url: str, model: RembiModel | Non
             if isinstance(obj, dict):
                 resolve(obj)
     return rec
+
+
+def _canonical_identifiers(rec: dict[str, Any]) -> None:
+    """Identifiers of other resources as the catalog stores them, however the record wrote them (one node per map,
+    paper or person in the link graph: see :mod:`catalog.external_ids`). What is not recognised stays as written,
+    for validation to judge."""
+    for xref in _as_list(rec.get("cross_references")):
+        if isinstance(xref, dict) and isinstance(xref.get("target"), str):
+            found = external_ids.recognise(xref["target"], hint=xref.get("resource"))
+            stored = external_ids.iri(*found) if found else None
+            if stored:
+                xref["target"] = stored
+    for publication in _as_list(rec.get("publications")):
+        if isinstance(publication, dict) and isinstance(publication.get("doi"), str):
+            publication["doi"] = external_ids.doi(publication["doi"]) or publication["doi"]
+    for author in _as_list(rec.get("authors")):
+        if isinstance(author, dict) and isinstance(author.get("orcid"), str):
+            canonical = external_ids.orcid(author["orcid"])
+            if canonical:
+                author["orcid"] = f"https://orcid.org/{canonical}"
 
 
 #: C0 control characters other than tab, LF and CR: never meaningful in metadata, and not allowed in XML 1.0

@@ -191,6 +191,7 @@ def validate_record(record: dict[str, Any], class_name: str = "Study", model: Re
     if class_name == "Study":
         issues.extend(_dangling_references(record, model or load_model()))
         issues.extend(foreign_ids(record, model or load_model()))
+        issues.extend(_bad_orcids(record))
     return ValidationReport(issues)
 
 
@@ -241,6 +242,20 @@ class CheckedStudy:
     record: dict[str, Any]
     graph: Graph
     report: ValidationReport
+
+
+def _bad_orcids(record: dict[str, Any]) -> list[ValidationIssue]:
+    """ORCID iDs of the right shape whose check digit is wrong (a typo the pattern cannot see)."""
+    from catalog import external_ids
+
+    issues = []
+    for i, author in enumerate(record.get("authors") or []):
+        value = author.get("orcid") if isinstance(author, dict) else None
+        if isinstance(value, str) and re.fullmatch(r"https://orcid\.org/\d{4}-\d{4}-\d{4}-\d{3}[0-9X]", value) \
+                and external_ids.orcid(value) is None:
+            issues.append(ValidationIssue(focus=f"/authors/{i}", path="orcid", value=value, source="linkml",
+                                          message="this ORCID iD's check digit is wrong: a digit is mistyped"))
+    return issues
 
 
 #: classes whose nodes stand for terms of other resources (ontology terms): their IRIs are theirs, not the study's
