@@ -217,7 +217,7 @@ class Archive:
             raise
         if "error" in staged:
             log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged["error"])
-        self._finish_commit(target, accession, commit, staged.get("table"))  # type: ignore[arg-type]
+        self._finish_commit(target, accession, commit, staged.get("table"))
         return summary, target
 
     def _finish_commit(self, view: CatalogView, accession: str, commit: str | None, table=None) -> None:

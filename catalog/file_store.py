@@ -15,7 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed
 from catalog.file_paths import MAX_KEY_BYTES, path_problem
@@ -29,7 +29,8 @@ RESERVED_PREFIX = ".bia-"
 INCOMING = RESERVED_PREFIX + "incoming"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-Progress = Callable[[int], None]
+#: called with the number of bytes of each chunk read; what it returns is ignored (e.g. a tqdm bar's update)
+Progress = Callable[[int], object]
 
 
 class InvalidKey(CatalogError):
@@ -134,7 +135,7 @@ def check_checksums(
     md5: str | None, sha256: str | None
 ) -> tuple[str | None, str | None]:
     """Lower-cased expected checksums, or :class:`InvalidChecksum` if one is malformed."""
-    out = []
+    out: list[str | None] = []
     for name, value, length in (("md5", md5, 32), ("sha256", sha256, 64)):
         if value is None:
             out.append(None)
@@ -175,7 +176,7 @@ class HashingReader:
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: IO[bytes],
         size: int | None = None,
         progress: Progress | None = None,
     ) -> None:
@@ -276,7 +277,7 @@ class FileStore(abc.ABC):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         expected_md5: str | None = None,

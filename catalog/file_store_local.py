@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator
 
 from catalog.file_store import (
     DEFAULT_CONTENT_TYPE,
@@ -65,7 +65,7 @@ class LocalFileStore(FileStore):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         expected_md5: str | None = None,

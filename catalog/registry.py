@@ -443,7 +443,8 @@ class Registry:
         return StudyRow(**dict(row)) if row else None
 
     def studies(self, *, states: tuple[str, ...] | None = None, owner: str | None = None) -> list[StudyRow]:
-        query, args = "SELECT * FROM studies WHERE 1=1", []
+        query = "SELECT * FROM studies WHERE 1=1"
+        args: list[str] = []
         if states:
             query += f" AND state IN ({','.join('?' * len(states))})"
             args.extend(states)
