@@ -5,7 +5,7 @@ method checks them with :func:`check_key`, so a depositor's path can never leave
 Objects are written once: :meth:`FileStore.put` never overwrites, computes MD5 and SHA-256 on the
 way, and makes an object visible at its key only after its checksums were verified.
 
-Use :func:`open_file_store` to get the store a :class:`~catalog.config.Settings` asks for.
+Use :func:`catalog.stores.open_file_store` to get the store a :class:`~catalog.config.Settings` asks for.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO, TYPE_CHECKING, Callable, Iterator
+from typing import IO, Callable, Iterator
 
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed
 from catalog.file_paths import MAX_KEY_BYTES, path_problem
-
-if TYPE_CHECKING:
-    from catalog.config import Settings
 
 #: first-segment prefix reserved for the stores' own bookkeeping (temporary uploads, checksums)
 RESERVED_PREFIX = ".bia-"
@@ -352,19 +349,6 @@ class FileStore(abc.ABC):
         """Remove uploads left behind by crashed processes; returns how many."""
 
 
-def open_file_store(settings: "Settings") -> FileStore:
-    """The S3 store when ``settings.s3_endpoint`` is set (creating its bucket), else ``data_dir/files``."""
-    if settings.s3_endpoint:
-        from catalog.file_store_s3 import S3FileStore
-
-        store = S3FileStore.from_settings(settings)
-        store.ensure_bucket()
-        return store
-    from catalog.file_store_local import LocalFileStore
-
-    return LocalFileStore(settings.data_dir / "files")
-
-
 __all__ = [
     "ChecksumMismatch",
     "FileStore",
@@ -378,5 +362,4 @@ __all__ = [
     "StoredObject",
     "check_key",
     "check_prefix",
-    "open_file_store",
 ]

@@ -25,10 +25,10 @@ from catalog.file_store import (
     ObjectNotFound,
     SizeMismatch,
     StorageUnavailable,
-    open_file_store,
 )
 from catalog.file_store_local import LocalFileStore
 from catalog.file_store_s3 import S3FileStore
+from catalog.stores import open_file_store
 from tests.servers.seaweedfs_server import SeaweedFS, seaweedfs_s3  # noqa: F401  (the session fixture)
 
 MiB = 1 << 20

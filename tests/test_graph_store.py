@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog.graph_store import GraphStoreError, GraphStoreUnavailable, NotAcceptable, open_graph_store
+from catalog.graph_store import GraphStoreError, GraphStoreUnavailable, NotAcceptable
 from catalog.graph_store_embedded import EmbeddedGraphStore
+from catalog.stores import open_graph_store
 
 G1, G2 = "https://archive.example.org/studies/S-T1", "https://archive.example.org/studies/S-T2"
 
