@@ -154,11 +154,6 @@ class GraphStore(abc.ABC):
     def ask(self, query: str) -> bool:
         """The answer of an ASK query."""
 
-    def construct(self, query: str, format: str = N_TRIPLES) -> bytes:
-        """The graph a CONSTRUCT or DESCRIBE query builds, serialized in ``format``."""
-        data, _ = self.query_raw(query, format)
-        return data
-
     @abc.abstractmethod
     def query_raw(
         self,

@@ -294,9 +294,6 @@ class SearchIndex:
     def upsert(self, doc: StudyDocument) -> None:
         self._write([doc])
 
-    def upsert_many(self, docs: Iterable[StudyDocument]) -> int:
-        return self._write(docs)
-
     def delete(self, accession: str) -> None:
         self._write([], delete=[accession])
 

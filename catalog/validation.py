@@ -19,8 +19,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 from urllib.parse import unquote
 
-from rdflib import RDF, Graph, Namespace, URIRef
-from rdflib.term import Node
+from rdflib import RDF, Graph, Namespace
 
 from catalog import resources
 from catalog.rembi_model import RembiModel, load_model
@@ -83,17 +82,6 @@ def shapes_graph() -> Graph:
     graph.parse(folder / SHAPES_NAME, format="turtle")
     graph.parse(folder / EXTRA_SHAPES, format="turtle")
     return graph
-
-
-def _short(graph: Graph, node: Node | None) -> str | None:
-    if node is None:
-        return None
-    if isinstance(node, URIRef):
-        try:
-            return graph.namespace_manager.normalizeUri(node) if "#" not in str(node)[-20:] else str(node)
-        except Exception:  # noqa: BLE001 - fall back to the full IRI
-            return str(node)
-    return str(node)
 
 
 def validate_graph(data: Graph) -> ValidationReport:

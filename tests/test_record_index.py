@@ -51,7 +51,10 @@ def served_graph(response) -> Graph:
 
 def live_graph(services, settings, accession: str) -> Graph:
     record = build_record(services.archive.public.graph, BASE, f"{BASE}/studies/{accession}", catalog_name=settings.catalog_name)
-    return record.graph.to_rdflib()
+    graph = Graph()
+    for triple in record.graph:
+        graph.add(triple)
+    return graph
 
 
 def test_each_released_study_is_served_as_stored_and_as_the_store_says(catalog):
