@@ -319,9 +319,8 @@ def test_one_process_holds_the_maintenance_lease(tmp_path):
 
 
 @pytest.fixture
-def services(tmp_path):
-    with open_services(make_settings(tmp_path)) as opened:
-        yield opened
+def services(make_catalog, tmp_path):
+    return make_catalog(folder=tmp_path).services
 
 
 def test_a_finalize_failing_for_good_reopens_the_submission_with_its_files(services, monkeypatch):
