@@ -105,6 +105,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def folder_prefix(prefix: str) -> str:
+    """A checked prefix that names a folder: ``""`` or ending with ``/``."""
+    prefix = check_prefix(prefix)
+    return prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+
+
 def check_prefix(prefix: str) -> str:
     """Return ``prefix`` if it is ``""`` or the start of a valid key (a trailing ``/`` allowed)."""
     if prefix == "":
@@ -322,6 +328,11 @@ class FileStore(abc.ABC):
         With ``checksums=False`` md5/sha256 are ``""``: cheaper on S3 servers whose listings lack metadata.
         """
 
+    @abc.abstractmethod
+    def folders(self, prefix: str) -> tuple[str, ...]:
+        """The names of the folders directly under ``prefix`` (``staging/`` → submission ids): the next key
+        segment of the objects below it, one listing however many objects they hold."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object whose key starts with ``prefix`` (not ``""``); returns how many."""
         if check_prefix(prefix) == "":
@@ -362,4 +373,5 @@ __all__ = [
     "StoredObject",
     "check_key",
     "check_prefix",
+    "folder_prefix",
 ]

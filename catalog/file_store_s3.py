@@ -48,6 +48,7 @@ from catalog.file_store import (
     check_checksums,
     check_key,
     check_prefix,
+    folder_prefix,
     check_range,
     content_disposition,
 )
@@ -274,6 +275,16 @@ class S3FileStore(FileStore):
             with self._errors(f"remove {key!r}"):
                 self.client.remove_object(self.bucket, key)
         return existed
+
+    def folders(self, prefix: str) -> tuple[str, ...]:
+        prefix = folder_prefix(prefix)
+        with self._errors(f"list the folders under {prefix!r}"):
+            names = [
+                (item.object_name or "")[len(prefix):].rstrip("/")
+                for item in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=False)
+                if item.is_dir
+            ]
+        return tuple(sorted(n for n in names if n and not n.startswith(RESERVED_PREFIX)))
 
     def delete_prefix(self, prefix: str) -> int:
         if check_prefix(prefix) == "":

@@ -365,6 +365,15 @@ def test_purge_incomplete_keeps_recent_uploads(store: FileStore) -> None:
     assert store.stat("kept") is not None
 
 
+def test_folders_are_the_next_key_segment_under_a_prefix(store: FileStore) -> None:
+    for key in ("staging/s1/a/x.bin", "staging/s1/y.bin", "staging/s2/z.bin", "staging/loose.bin", "studies/S-1/f"):
+        store.put(key, io.BytesIO(b"x"))
+    assert store.folders("staging/") == store.folders("staging") == ("s1", "s2")
+    assert store.folders("staging/s1/") == ("a",)
+    assert store.folders("") == ("staging", "studies")  # the stores' own .bia-… folders are not objects
+    assert store.folders("nothing/") == ()
+
+
 # ---------------------------------------------------------------------- backend specifics
 
 

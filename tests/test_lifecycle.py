@@ -565,6 +565,24 @@ def test_abandoned_submissions_expire_and_their_bytes_go(tmp_path):
         assert services.maintenance.run_once().expired == []  # the background round finds nothing more
 
 
+def test_bytes_left_under_closed_submissions_go_at_the_next_clean_up(services):
+    """A process stopped after closing a submission but before deleting its bytes: the clean-up finds them."""
+    store, registry = services.archive.file_store, services.archive.registry
+    discarded = stage_sample(services.deposits, "jane")
+    registry.discard_submission(discarded)  # what Deposits.discard does first; its deletes never ran
+    finalized = stage_sample(services.deposits, "jane")
+    services.deposits.finalize(finalized, "jane")
+    store.put(f"submissions/{finalized}/files.tsv", io.BytesIO(b"path\n"))  # a file list its finalize left behind
+    still_open = stage_sample(services.deposits, "jane")
+    expired, purged = services.maintenance.clean()
+    assert expired == [] and purged == len(listed_paths()) + 2  # the discarded one's files and file list, the leftover
+    for sub in (discarded, finalized):
+        assert list(store.list(f"staging/{sub}/")) == list(store.list(f"submissions/{sub}/")) == []
+    assert services.deposits.get(still_open, "jane")["staged_files"] == len(listed_paths())
+    assert len(list(store.list(f"staging/{still_open}/"))) == len(listed_paths())
+    assert services.maintenance.clean() == ([], 0)
+
+
 # ----------------------------------------------------------------------------- whose IRIs a record may use
 
 
