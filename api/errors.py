@@ -9,6 +9,7 @@ from flask import Flask, Response, current_app, redirect, request
 from jinja2.utils import htmlsafe_json_dumps
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from catalog.errors import CatalogError
 
@@ -77,12 +78,12 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(exc.status, exc.code, exc.message, exc.errors)
         if exc.status in (401,):
             response.headers["WWW-Authenticate"] = 'Bearer realm="bia"'
-        if getattr(exc, "retry_after", None):
+        if exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> BaseResponse:
         if exc.code == 404 and request.routing_exception is exc and len(request.path) > 1 and request.path.endswith("/"):
             bare = request.path.rstrip("/")
             try:

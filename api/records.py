@@ -205,7 +205,7 @@ def record_response(iri: str, media: str, document: bool = False) -> Response:
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
     if hit is None:
         response = render_record(stored or build_document(iri), media, document)
-        hit = (response.get_data(), response.mimetype, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
+        hit = (response.get_data(), response.mimetype or media, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
         cache.put(key, hit)
     body, mimetype, headers = hit
     return Response(body, mimetype=mimetype, headers={**headers, **validators})
@@ -290,7 +290,7 @@ def citation_text(tree: dict[str, Any], record: RecordDocument) -> str:
     authors = authors if isinstance(authors, list) else [authors]
     names = [a.get("name", "") for a in sorted(authors, key=lambda a: a.get("position", 0) if isinstance(a.get("position"), int) else 0)]
     released = tree.get("datePublished")
-    year = (released.get("@value") if isinstance(released, dict) else str(released or ""))[:4]
+    year = str((released.get("@value") if isinstance(released, dict) else released) or "")[:4]
     doi = tree.get("rembi:doi")
     where = f"https://doi.org/{doi}" if doi else record.study_iri
     who = ", ".join(n for n in names if n) or "Anonymous"

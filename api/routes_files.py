@@ -9,6 +9,7 @@ import zipfile
 from typing import Any, Iterator
 
 from flask import Response, redirect, render_template, request, stream_with_context
+from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
 from api.errors import BadParameter, error_response
@@ -48,7 +49,7 @@ def _holds_files(accession: str, index: FileIndex) -> bool:
 
 
 def parse_filters() -> list[Filter]:
-    filters = []
+    filters: list[Filter] = []
     for key in request.args:
         match = _FILTER.match(key)
         if not match:
@@ -180,7 +181,7 @@ def file_metadata(accession: str, file_id: str) -> Response:
         errors(404, 412, 416),
     ),
 )
-def download_file(accession: str, file_id: str) -> Response:
+def download_file(accession: str, file_id: str) -> BaseResponse:
     row = _file_row(accession, file_id)
     key = f"studies/{accession}/{row['path']}"
     store = services().archive.file_store
@@ -234,7 +235,7 @@ class _Sink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         self.chunks.append(bytes(data))
         self.position += len(data)
         return len(data)

@@ -108,7 +108,7 @@ def link_graph(fmt: str) -> Response:
         " OPTIONAL { ?link rembi:evidence ?e } } } GROUP BY ?link ?source ?target ?relation ?inferred ORDER BY ?source ?target"
     )
     model = services().archive.model
-    links = [
+    links: list[dict[str, str]] = [
         {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row}
         for row in rows
     ]
@@ -116,8 +116,8 @@ def link_graph(fmt: str) -> Response:
         link["relation"] = model.enum_name("RelationEnum", link["relation"]) or link["relation"]
     if fmt == "tsv":
         columns = ("source", "relation", "target", "inferred", "evidence")
-        rows = [columns, *([link.get(k, "") for k in columns] for link in links)]
-        return Response("".join(table_text(rows, "\t")), mimetype="text/tab-separated-values")
+        lines = [columns, *([link.get(k, "") for k in columns] for link in links)]
+        return Response("".join(table_text(lines, "\t")), mimetype="text/tab-separated-values")
     doc = {
         "@context": {"@vocab": "https://w3id.org/rembi/", "linkSource": {"@type": "@id"}, "linkTarget": {"@type": "@id"}},
         "@graph": [

@@ -267,11 +267,6 @@ def _shape(query: str | QueryShape) -> QueryShape:
     return query if isinstance(query, QueryShape) else scan(query)
 
 
-def query_form(query: str | QueryShape) -> str:
-    """``SELECT``/``CONSTRUCT``/``DESCRIBE``/``ASK``; :class:`ReadOnly` for an update, :class:`NotAQuery` else."""
-    return _shape(query).form
-
-
 def result_kind(form: str) -> str:
     return {"SELECT": "solutions", "ASK": "boolean"}.get(form, "graph")
 

@@ -140,6 +140,7 @@ def _answer_requests(conn: Connection) -> None:
                     kwargs[option] = [ox.NamedNode(g) for g in kwargs[option]]
             result = store.query(query, **kwargs)
             media = accept
+            fmt: ox.RdfFormat | ox.QueryResultsFormat | None
             if isinstance(result, ox.QueryTriples):
                 fmt = ox.RdfFormat.from_media_type(accept)
             else:

@@ -35,7 +35,8 @@ from catalog import identifiers, remembered
 from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
-from catalog.file_store import FileStore, open_file_store
+from catalog.file_store import FileStore
+from catalog.stores import open_file_store
 from catalog.registry import EMBARGOED, FAILED, RELEASED, RELEASING, InFlight, LeaseLost, Registry, StudyRow
 from catalog.rembi_model import load_model
 from catalog.study_files import FilesSummary, StudyFile, write_file_triples
@@ -247,7 +248,7 @@ class Archive:
             raise
         if "error" in staged:
             log.warning("file table of %s not built (%s); rebuilding it from the graph", accession, staged["error"])
-        self._finish_commit(target, accession, commit, staged.get("table"))  # type: ignore[arg-type]
+        self._finish_commit(target, accession, commit, staged.get("table"))
         return summary, target
 
     def _finish_commit(self, view: CatalogView, accession: str, commit: str | None, table=None) -> None:

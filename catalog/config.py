@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 
 def _bool(value: str) -> bool:
@@ -93,7 +93,8 @@ class Settings:
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
-    ENV = {
+    #: field name: (environment variable, converter from its text)
+    ENV: ClassVar[dict[str, tuple[str, Callable[[str], Any]]]] = {
         "data_dir": ("BIA_DATA", Path),
         "base_url": ("BIA_BASE_URL", str),
         "accession_prefix": ("BIA_ACCESSION_PREFIX", str),

@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Protocol
+from typing import IO, Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 from catalog.archive import Archive, CommitResult
 from catalog.dates import InvalidDate, parse_date, today_iso
@@ -64,7 +64,7 @@ class Upload:
     """A file to upload in a deposit: its path in the study and how to open its bytes."""
 
     path: str
-    open: Callable[[], ContextManager[BinaryIO]]
+    open: Callable[[], ContextManager[IO[bytes]]]
     size: int | None = None
 
 
@@ -121,7 +121,7 @@ class Deposits:
         owner: str,
         metadata: tuple[str, bytes],
         *,
-        file_lists: Iterable[tuple[str, BinaryIO]] = (),
+        file_lists: Iterable[tuple[str, IO[bytes]]] = (),
         uploads: Iterable[Upload] = (),
         release_date: str | None = None,
         check: Callable[[dict[str, Any]], None] | None = None,
@@ -173,12 +173,12 @@ class Deposits:
         sub_id: str,
         owner: str,
         path: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         md5: str | None = None,
         sha256: str | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
         """Stage one file (checksums computed on the way and checked against the declared ones)."""
         sub = self.registry.submission(sub_id, owner)
@@ -198,7 +198,7 @@ class Deposits:
             store.delete(self._staged_key(sub_id, replaced))
         return {"path": path, "size": stored.size, "md5": stored.md5, "sha256": stored.sha256}
 
-    def attach_file_list(self, sub_id: str, owner: str, name: str, stream: BinaryIO, component: str | None = None) -> dict[str, Any]:
+    def attach_file_list(self, sub_id: str, owner: str, name: str, stream: IO[bytes], component: str | None = None) -> dict[str, Any]:
         """Store a file list in the submission (checked at validate); returns its entry."""
         sub = self.registry.submission(sub_id, owner)
         if sub["status"] != "open":

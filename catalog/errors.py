@@ -14,6 +14,8 @@ class CatalogError(Exception):
 
     status: int = 400
     code: str = "bad_request"
+    #: seconds a client should wait before trying again (sent as ``Retry-After``); None: no advice
+    retry_after: int | None = None
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)

@@ -301,7 +301,8 @@ class FileIndex:
             raise InvalidFilter("sort on one column at a time")
         where, params = self._where(table, filters)
         column, descending = (table.sql_column(sort[0][0]), bool(sort[0][1])) if sort else ("rowid", False)
-        keyset, keyset_params, known_total = "1", [], None
+        keyset, known_total = "1", None
+        keyset_params: list[Any] = []
         signature = _query_signature(accession, filters, sort)
         if cursor:
             last_value, last_id, known_total = _decode_cursor(cursor, signature)

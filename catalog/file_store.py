@@ -5,7 +5,7 @@ method checks them with :func:`check_key`, so a depositor's path can never leave
 Objects are written once: :meth:`FileStore.put` never overwrites, computes MD5 and SHA-256 on the
 way, and makes an object visible at its key only after its checksums were verified.
 
-Use :func:`open_file_store` to get the store a :class:`~catalog.config.Settings` asks for.
+Use :func:`catalog.stores.open_file_store` to get the store a :class:`~catalog.config.Settings` asks for.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
+from typing import IO, Callable, Iterator
 
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed
 from catalog.file_paths import MAX_KEY_BYTES, path_problem
-
-if TYPE_CHECKING:
-    from catalog.config import Settings
 
 #: first-segment prefix reserved for the stores' own bookkeeping (temporary uploads, checksums)
 RESERVED_PREFIX = ".bia-"
@@ -29,7 +26,8 @@ RESERVED_PREFIX = ".bia-"
 INCOMING = RESERVED_PREFIX + "incoming"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-Progress = Callable[[int], None]
+#: called with the number of bytes of each chunk read; what it returns is ignored (e.g. a tqdm bar's update)
+Progress = Callable[[int], object]
 
 
 class InvalidKey(CatalogError):
@@ -107,6 +105,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def folder_prefix(prefix: str) -> str:
+    """A checked prefix that names a folder: ``""`` or ending with ``/``."""
+    prefix = check_prefix(prefix)
+    return prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+
+
 def check_prefix(prefix: str) -> str:
     """Return ``prefix`` if it is ``""`` or the start of a valid key (a trailing ``/`` allowed)."""
     if prefix == "":
@@ -134,7 +138,7 @@ def check_checksums(
     md5: str | None, sha256: str | None
 ) -> tuple[str | None, str | None]:
     """Lower-cased expected checksums, or :class:`InvalidChecksum` if one is malformed."""
-    out = []
+    out: list[str | None] = []
     for name, value, length in (("md5", md5, 32), ("sha256", sha256, 64)):
         if value is None:
             out.append(None)
@@ -175,7 +179,7 @@ class HashingReader:
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: IO[bytes],
         size: int | None = None,
         progress: Progress | None = None,
     ) -> None:
@@ -276,7 +280,7 @@ class FileStore(abc.ABC):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         expected_md5: str | None = None,
@@ -324,6 +328,11 @@ class FileStore(abc.ABC):
         With ``checksums=False`` md5/sha256 are ``""``: cheaper on S3 servers whose listings lack metadata.
         """
 
+    @abc.abstractmethod
+    def folders(self, prefix: str) -> tuple[str, ...]:
+        """The names of the folders directly under ``prefix`` (``staging/`` → submission ids): the next key
+        segment of the objects below it, one listing however many objects they hold."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object whose key starts with ``prefix`` (not ``""``); returns how many."""
         if check_prefix(prefix) == "":
@@ -351,19 +360,6 @@ class FileStore(abc.ABC):
         """Remove uploads left behind by crashed processes; returns how many."""
 
 
-def open_file_store(settings: "Settings") -> FileStore:
-    """The S3 store when ``settings.s3_endpoint`` is set (creating its bucket), else ``data_dir/files``."""
-    if settings.s3_endpoint:
-        from catalog.file_store_s3 import S3FileStore
-
-        store = S3FileStore.from_settings(settings)
-        store.ensure_bucket()
-        return store
-    from catalog.file_store_local import LocalFileStore
-
-    return LocalFileStore(settings.data_dir / "files")
-
-
 __all__ = [
     "ChecksumMismatch",
     "FileStore",
@@ -377,5 +373,5 @@ __all__ = [
     "StoredObject",
     "check_key",
     "check_prefix",
-    "open_file_store",
+    "folder_prefix",
 ]

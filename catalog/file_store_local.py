@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator
 
 from catalog.file_store import (
     DEFAULT_CONTENT_TYPE,
@@ -36,6 +36,7 @@ from catalog.file_store import (
     check_checksums,
     check_key,
     check_prefix,
+    folder_prefix,
     check_range,
 )
 
@@ -65,7 +66,7 @@ class LocalFileStore(FileStore):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         expected_md5: str | None = None,
@@ -298,6 +299,14 @@ class LocalFileStore(FileStore):
                 yield StoredObject(
                     key, entry.stat(follow_symlinks=False).st_size, "", ""
                 )
+
+    def folders(self, prefix: str) -> tuple[str, ...]:
+        prefix = folder_prefix(prefix)
+        try:
+            with os.scandir(self.root / prefix) as scan:
+                return tuple(sorted(e.name for e in scan if e.is_dir(follow_symlinks=False) and not e.name.startswith(RESERVED_PREFIX)))
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
 
     def _walk(
         self, folder: Path, rel: str, prefix: str

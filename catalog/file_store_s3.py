@@ -22,7 +22,7 @@ import math
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Iterator
+from typing import IO, Any, Iterator
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -30,6 +30,7 @@ import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
+from minio.helpers import DictType
 
 from catalog.config import Settings
 from catalog.file_store import (
@@ -47,6 +48,7 @@ from catalog.file_store import (
     check_checksums,
     check_key,
     check_prefix,
+    folder_prefix,
     check_range,
     content_disposition,
 )
@@ -133,7 +135,7 @@ class S3FileStore(FileStore):
     def put(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: IO[bytes],
         *,
         size: int | None = None,
         expected_md5: str | None = None,
@@ -198,7 +200,7 @@ class S3FileStore(FileStore):
         source = quote(f"/{self.bucket}/{src}", safe="/")
         with self._errors(f"copy {src!r} to {obj.key!r}"), self._exists_on_412(obj.key):
             if obj.size <= self.max_single_copy:
-                headers = {
+                headers: DictType = {
                     **meta,
                     "x-amz-copy-source": source,
                     "x-amz-metadata-directive": "REPLACE",
@@ -218,7 +220,7 @@ class S3FileStore(FileStore):
                     range(0, obj.size, self.max_single_copy), start=1
                 ):
                     last = min(offset + self.max_single_copy, obj.size) - 1
-                    copy_headers = {
+                    copy_headers: DictType = {
                         "x-amz-copy-source": source,
                         "x-amz-copy-source-range": f"bytes={offset}-{last}",
                     }
@@ -240,7 +242,7 @@ class S3FileStore(FileStore):
             ElementTree.SubElement(part, "PartNumber").text = str(number)
             ElementTree.SubElement(part, "ETag").text = f'"{etag}"'
         body = ElementTree.tostring(root)
-        headers = {
+        headers: DictType = {
             "Content-Type": "application/xml",
             "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
             "If-None-Match": "*",
@@ -273,6 +275,16 @@ class S3FileStore(FileStore):
             with self._errors(f"remove {key!r}"):
                 self.client.remove_object(self.bucket, key)
         return existed
+
+    def folders(self, prefix: str) -> tuple[str, ...]:
+        prefix = folder_prefix(prefix)
+        with self._errors(f"list the folders under {prefix!r}"):
+            names = [
+                (item.object_name or "")[len(prefix):].rstrip("/")
+                for item in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=False)
+                if item.is_dir
+            ]
+        return tuple(sorted(n for n in names if n and not n.startswith(RESERVED_PREFIX)))
 
     def delete_prefix(self, prefix: str) -> int:
         if check_prefix(prefix) == "":
@@ -418,7 +430,7 @@ class S3FileStore(FileStore):
         filename: str | None = None,
     ) -> str | None:
         key = check_key(key)
-        headers = (
+        headers: DictType | None = (
             {"response-content-disposition": content_disposition(filename)}
             if filename
             else None

@@ -8,7 +8,7 @@ Every implementation gives the same guarantees:
 * errors the caller can cause are :class:`GraphStoreError` (HTTP 400/406), a store that cannot be reached is
   :class:`GraphStoreUnavailable` (503).
 
-:func:`open_graph_store` picks the implementation from the location: a folder path opens the embedded store
+:func:`catalog.stores.open_graph_store` picks the implementation from the location: a folder path opens the embedded store
 (:mod:`catalog.graph_store_embedded`), an ``http(s)://`` URL the remote one (:mod:`catalog.graph_store_remote`).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import abc
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO, TypeVar
+from typing import Callable, Iterable, TextIO, TypeVar
 
 from catalog.errors import CatalogError
 
@@ -154,11 +154,6 @@ class GraphStore(abc.ABC):
     def ask(self, query: str) -> bool:
         """The answer of an ASK query."""
 
-    def construct(self, query: str, format: str = N_TRIPLES) -> bytes:
-        """The graph a CONSTRUCT or DESCRIBE query builds, serialized in ``format``."""
-        data, _ = self.query_raw(query, format)
-        return data
-
     @abc.abstractmethod
     def query_raw(
         self,
@@ -193,18 +188,3 @@ def predicate_filter(excluded: Iterable[str]) -> str:
     """A SPARQL ``FILTER`` leaving the ``?p`` predicates ``excluded`` out (empty when there are none)."""
     iris = ", ".join(f"<{p}>" for p in sorted(excluded))
     return f" FILTER(?p NOT IN ({iris}))" if iris else ""
-
-
-def open_graph_store(location: str | Path, read_only: bool = False, **options: Any) -> GraphStore:
-    """Open the store at ``location``: a folder (embedded Oxigraph) or an ``http(s)://`` base URL.
-
-    ``read_only`` opens a consistent snapshot that follows the writer's published checkpoints (embedded) —
-    the handle for read paths that must never see a half-made change.
-    """
-    if isinstance(location, str) and location.startswith(("http://", "https://")):
-        from catalog.graph_store_remote import RemoteGraphStore
-
-        return RemoteGraphStore(location, **options)
-    from catalog.graph_store_embedded import EmbeddedGraphStore
-
-    return EmbeddedGraphStore(Path(location), read_only=read_only)

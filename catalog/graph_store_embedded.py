@@ -267,7 +267,7 @@ class EmbeddedGraphStore(GraphStore):
             except ValueError:  # not an IRI (e.g. a mangled URL): nothing is said about it
                 continue
             if excluded:
-                rows = store.query(f"SELECT ?p ?o WHERE {{ GRAPH {name} {{ {node} ?p ?o{excluded} }} }}")
+                rows = _solutions(store.query(f"SELECT ?p ?o WHERE {{ GRAPH {name} {{ {node} ?p ?o{excluded} }} }}"))
                 for row in rows:
                     yield s, _rdflib(row[0], iris), _rdflib(row[1], iris)
                 continue
@@ -463,7 +463,7 @@ class EmbeddedGraphStore(GraphStore):
         return sorted(g.value for g in self._reader().named_graphs() if isinstance(g, ox.NamedNode))
 
     def get_graph(self, graph: str, format: str = N_TRIPLES) -> bytes:
-        return self._reader().dump(format=rdf_format(format), from_graph=ox.NamedNode(graph))
+        return _written(self._reader().dump(format=rdf_format(format), from_graph=ox.NamedNode(graph)))
 
     def count(self, graph: str | None = None) -> int:
         store = self._reader()
@@ -471,7 +471,7 @@ class EmbeddedGraphStore(GraphStore):
 
     @staticmethod
     def _count_graph(store: ox.Store, graph: str) -> int:
-        result = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        result = _solutions(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"))
         return int(next(iter(result))["n"].value)
 
     # ---------------------------------------------------------------- SPARQL
@@ -508,11 +508,11 @@ class EmbeddedGraphStore(GraphStore):
         result = self._query(query, default_graph_uris, named_graph_uris)
         media = accept.split(";")[0].strip()
         if isinstance(result, ox.QueryTriples):
-            return result.serialize(format=rdf_format(media)), media
+            return _written(result.serialize(format=rdf_format(media))), media
         fmt = ox.QueryResultsFormat.from_media_type(media)
         if fmt is None:
             raise NotAcceptable(f"no SPARQL results serialization for {accept!r}")
-        return result.serialize(format=fmt), media
+        return _written(result.serialize(format=fmt)), media
 
     def update(self, update: str) -> None:
         with self._lock:
@@ -533,3 +533,16 @@ class EmbeddedGraphStore(GraphStore):
             self._store = None
             self._release_writer_lock()
 
+
+def _solutions(result: ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples) -> ox.QuerySolutions:
+    """The rows of a SELECT query this module wrote (pyoxigraph types every query's result as the union)."""
+    if not isinstance(result, ox.QuerySolutions):
+        raise GraphStoreError(f"expected SELECT rows, got {type(result).__name__}")
+    return result
+
+
+def _written(data: bytes | None) -> bytes:
+    """What pyoxigraph's ``dump``/``serialize`` return without an ``output`` (typed ``bytes | None`` for both cases)."""
+    if data is None:
+        raise GraphStoreError("the store wrote to no buffer")
+    return data

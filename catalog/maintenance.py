@@ -4,8 +4,8 @@ Every serving process (each gunicorn worker, ``bia serve``) runs a :class:`Maint
 of the lease acts; the others wait and take over if it dies. Each round: take over in-flight work whose holder died
 or whose lease expired (recovery), release studies whose date has come, bring the followers of the catalog up to
 date with its changes (e.g. the link graphs, whoever made the changes), render stored records made by another
-version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``), uploads cut off half-way and
-staging graphs of interrupted remote loads go.
+version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``); uploads cut off half-way, bytes
+left under closed submissions and staging graphs of interrupted remote loads go.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from catalog.registry import IN_FLIGHT
 
 log = logging.getLogger(__name__)
 LEASE = "maintenance"
+#: folders of the file store holding one folder of bytes per submission
+STAGED_FOLDERS = ("staging/", "submissions/")
 
 
 @dataclass
@@ -65,13 +67,22 @@ class Maintenance:
     def clean(self) -> tuple[list[str], int]:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
         expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
-        purged = self.archive.file_store.purge_incomplete()
+        purged = self.archive.file_store.purge_incomplete() + self._sweep_closed_submissions()
         in_flight = {row.commit_id for row in self.archive.registry.studies(states=IN_FLIGHT) if row.commit_id}
         for name in ("public", "private"):
             drop = getattr(self.archive.view(name).graph, "drop_stale_staging", None)
             if drop is not None:
                 purged += len(drop(keep=in_flight))  # a commit in flight may still need its staging graph
         return expired, purged
+
+    def _sweep_closed_submissions(self) -> int:
+        """Remove the bytes still under finalized, discarded or expired submissions (``staging/<id>/``,
+        ``submissions/<id>/``): those a process stopped before deleting after it closed the submission."""
+        store, removed = self.archive.file_store, 0
+        for folder in STAGED_FOLDERS:
+            for sub_id in sorted(self.archive.registry.closed_submissions(store.folders(folder))):
+                removed += store.delete_prefix(f"{folder}{sub_id}/")
+        return removed
 
     def run_once(self) -> Round:
         """One round of every duty; a duty that fails is logged and the others still run."""

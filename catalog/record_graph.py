@@ -1,11 +1,9 @@
 """A small in-memory triple set for building records: the part of rdflib's ``Graph`` API records use, without
-its store machinery (events, contexts), which costs ~18 µs a triple. ``to_rdflib()`` gives a real ``Graph``
-for the RDF serializers."""
+its store machinery (events, contexts), which costs ~18 µs a triple."""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
-from rdflib import Graph
 
 Triple = tuple[Any, Any, Any]
 
@@ -51,15 +49,5 @@ class RecordGraph:
     def subjects(self) -> Iterator[Any]:
         yield from self._spo
 
-    def predicate_objects(self, subject: Any) -> Iterator[tuple[Any, Any]]:
-        for _s, p, o in self.triples((subject, None, None)):
-            yield p, o
-
     def value(self, subject: Any, predicate: Any) -> Any:
         return next(self.objects(subject, predicate), None)
-
-    def to_rdflib(self) -> Graph:
-        graph = Graph()
-        for triple in self:
-            graph.add(triple)
-        return graph

@@ -223,7 +223,7 @@ def _check_yaml_shape(text: str, name: str, limits: DocumentLimits) -> None:
             depth = len(frames)
             if isinstance(event, yaml.AliasEvent):
                 if any(frame[1] == event.anchor for frame in frames):
-                    raise _limit_error(MetadataLimitExceeded, name, event.start_mark.line + 1,
+                    raise _limit_error(MetadataLimitExceeded, name, _line_of(event),
                                        f"alias *{event.anchor} inside the node it names (a loop)")
                 count, height = expanded.get(event.anchor or "", (1, 0))
                 values += count
@@ -249,9 +249,9 @@ def _check_yaml_shape(text: str, name: str, limits: DocumentLimits) -> None:
             if frames:
                 frames[-1][2] = max(frames[-1][2], deepest)
             if deepest > limits.max_depth:
-                raise _too_deep(name, event.start_mark.line + 1, limits.max_depth)
+                raise _too_deep(name, _line_of(event), limits.max_depth)
             if values > limits.max_nodes:
-                raise _too_many(name, event.start_mark.line + 1, limits.max_nodes)
+                raise _too_many(name, _line_of(event), limits.max_nodes)
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(getattr(exc, "context", "")) + str(getattr(exc, "problem", "")):
             mark = getattr(exc, "problem_mark", None)  # libyaml's own limit (1,000), met while scanning ahead
@@ -295,6 +295,11 @@ def _not_yaml(name: str, exc: yaml.YAMLError) -> ValidationFailed:
         f"{where}: not valid JSON or YAML",
         [{"file": name, "line": line, "message": str(getattr(exc, "problem", None) or exc)}],
     )
+
+
+def _line_of(event: yaml.Event) -> int | None:
+    """The 1-based line an event starts on (the parser always sets a mark; the stubs allow none)."""
+    return event.start_mark.line + 1 if event.start_mark else None
 
 
 def _limit_error(cls: type[MetadataLimitExceeded], name: str, line: int | None, problem: str) -> MetadataLimitExceeded:

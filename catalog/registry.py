@@ -20,7 +20,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from catalog import leases
 from catalog.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -444,7 +444,8 @@ class Registry:
         return StudyRow(**dict(row)) if row else None
 
     def studies(self, *, states: tuple[str, ...] | None = None, owner: str | None = None) -> list[StudyRow]:
-        query, args = "SELECT * FROM studies WHERE 1=1", []
+        query = "SELECT * FROM studies WHERE 1=1"
+        args: list[str] = []
         if states:
             query += f" AND state IN ({','.join('?' * len(states))})"
             args.extend(states)
@@ -561,13 +562,26 @@ class Registry:
             db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
 
     def submissions_to_clean(self, open_before: str) -> list[dict[str, Any]]:
-        """Submissions whose bytes should go: open ones unchanged since ``open_before`` (ISO time, abandoned),
-        ``failed`` ones (from before finalize reopened failures), and finalized or discarded ones whose file lists
-        a crash left behind are cleaned by their key prefix anyway."""
+        """Submissions whose bytes should go: open ones unchanged since ``open_before`` (ISO time, abandoned) and
+        ``failed`` ones (from before finalize reopened failures). Bytes a crash left under closed submissions are
+        found by :meth:`closed_submissions`."""
         with self._connect() as db:
             rows = db.execute("SELECT id, owner, status, updated_at FROM submissions WHERE (status = 'open' AND updated_at < ?)"
                               " OR status = 'failed' ORDER BY updated_at", (open_before,)).fetchall()
         return [dict(r) for r in rows]
+
+    def closed_submissions(self, ids: Iterable[str]) -> set[str]:
+        """Those of ``ids`` that name a finalized, discarded or expired submission: nothing staged for them is
+        needed any more."""
+        closed: set[str] = set()
+        wanted = list(ids)
+        with self._connect() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                closed.update(r["id"] for r in db.execute(
+                    "SELECT id FROM submissions WHERE status IN ('finalized', 'discarded', 'expired')"
+                    f" AND id IN ({','.join('?' * len(chunk))})", chunk))
+        return closed
 
     def expire_submission(self, sub_id: str, seen_at: str) -> bool:
         """Mark an abandoned submission ``expired`` if it has not changed since ``seen_at`` (compare-and-set, so an

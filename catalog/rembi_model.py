@@ -68,7 +68,6 @@ class RembiModel:
         self._enum_names = {
             ename: {iri: name for name, iri in values.items()} for ename, values in self.enums.items()
         }
-        self.class_by_uri = {c.uri: c for c in self.classes.values()}
 
     def enum_iri(self, enum: str, value: str) -> str | None:
         """The IRI stored for a permissible value (by name, or already an IRI of the enum)."""

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from rdflib import RDF, XSD, Graph, Literal, URIRef
@@ -217,10 +217,3 @@ def _reference(value: str) -> URIRef:
         return URIRef(value)
     return URIRef("urn:rembi:unresolved:" + quote(value, safe=""))
 
-
-def records_to_graph(records: Iterable[tuple[str, dict[str, Any]]], model: RembiModel | None = None) -> Graph:
-    """Several (class name, record) pairs into one graph (e.g. example files of single classes)."""
-    graph = Graph()
-    for class_name, record in records:
-        record_to_graph(record, class_name, graph, model)
-    return graph

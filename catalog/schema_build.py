@@ -3,6 +3,8 @@
 Outputs, all deterministic so a test can detect drift:
 
 * ``shapes/rembi.shacl.ttl``: SHACL shapes (LinkML ``gen-shacl``);
+* ``shapes/rembi-recommended.shacl.ttl``: a warning shape for every ``recommended: true`` slot of a class (gen-shacl
+  has none), its message the slot's ``recommended_message`` annotation;
 * ``schema/generated/rembi.context.jsonld``: the JSON-LD context (``gen-jsonld-context``);
 * ``schema/generated/rembi.schema.json``: JSON Schema of a Study record (``gen-json-schema``), which is how
   LinkML validates instance data; the catalog validates deposits with it without loading LinkML;
@@ -11,17 +13,19 @@ Outputs, all deterministic so a test can detect drift:
   RDF with.
 
 Shapes written by hand (constraints LinkML cannot express in SHACL, e.g. "a publication needs a title or a
-DOI") live beside the generated file in ``shapes/rembi-extra.shacl.ttl`` and are never overwritten.
+DOI") live beside the generated files in ``shapes/rembi-extra.shacl.ttl`` and are never overwritten.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from catalog import resources
 
 SHAPES_NAME = "rembi.shacl.ttl"
+RECOMMENDED_SHAPES_NAME = "rembi-recommended.shacl.ttl"
 CONTEXT_NAME = "rembi.context.jsonld"
 JSON_SCHEMA_NAME = "rembi.schema.json"
 RDFMAP_NAME = "rembi.rdfmap.json"
@@ -39,6 +43,36 @@ def _shapes(schema: Path) -> str:
     from linkml.generators.shaclgen import ShaclGenerator
 
     return ShaclGenerator(str(schema), mergeimports=True).serialize()
+
+
+def _recommended_shapes(view) -> str:
+    """Turtle: per class, a node shape ``{Class}Recommended`` whose property shapes warn (never reject) when a
+    recommended slot is empty."""
+    namespace = view.expand_curie(f"{view.schema.default_prefix}:")
+    blocks = []
+    for cname in sorted(view.all_classes()):
+        slots = sorted((s for s in view.class_induced_slots(cname) if s.recommended), key=lambda s: s.name)
+        if not slots:
+            continue
+        properties = " , ".join(
+            f"[\n        sh:path <{view.get_uri(slot, expand=True)}> ; sh:minCount 1 ; sh:severity sh:Warning ;\n"
+            f"        sh:message {json.dumps(_recommended_message(cname, slot), ensure_ascii=False)}\n    ]"
+            for slot in slots
+        )
+        blocks.append(f"<{namespace}{cname}Recommended> a sh:NodeShape ;\n"
+                      f"    sh:targetClass <{view.get_uri(view.get_class(cname), expand=True)}> ;\n"
+                      f"    sh:property {properties} .\n")
+    header = ("# Generated from schema/rembi.yaml by `bia schema build`; do not edit. Recommended slots\n"
+              "# (`recommended: true`) are warnings: they never reject a record.\n"
+              "@prefix sh: <http://www.w3.org/ns/shacl#> .\n")
+    return "\n".join([header, *blocks])
+
+
+def _recommended_message(cname: str, slot) -> str:
+    """The slot's ``recommended_message`` annotation, else "a {class} should have a {slot}"."""
+    if "recommended_message" in slot.annotations:
+        return str(slot.annotations["recommended_message"].value)
+    return f"a {re.sub(r'(?<=[a-z])(?=[A-Z])', ' ', cname).lower()} should have a {slot.name.replace('_', ' ')}"
 
 
 def _context(schema: Path, rdf_map: dict[str, Any]) -> str:
@@ -121,6 +155,7 @@ def generate(schema: Path | None = None) -> dict[Path, str]:
     rdf_map = _rdf_map(schema)
     return {
         resources.shapes_folder() / SHAPES_NAME: _shapes(schema),
+        resources.shapes_folder() / RECOMMENDED_SHAPES_NAME: _recommended_shapes(_schema_view(schema)),
         generated / CONTEXT_NAME: _context(schema, rdf_map),
         generated / JSON_SCHEMA_NAME: _json_schema(schema),
         generated / RDFMAP_NAME: json.dumps(rdf_map, indent=2, sort_keys=True, ensure_ascii=False) + "\n",

@@ -294,9 +294,6 @@ class SearchIndex:
     def upsert(self, doc: StudyDocument) -> None:
         self._write([doc])
 
-    def upsert_many(self, docs: Iterable[StudyDocument]) -> int:
-        return self._write(docs)
-
     def delete(self, accession: str) -> None:
         self._write([], delete=[accession])
 
@@ -339,16 +336,17 @@ class SearchIndex:
 
     def _clause(self, clause: Clause) -> tantivy.Query:
         fields = [clause.field] if clause.field else list(TEXT_FIELDS)
+        phrase: list[str | tuple[int, str]] = list(clause.words)
         parts = []
         for name in fields:
             if clause.prefix and len(clause.words) == 1:
                 query = tantivy.Query.regex_query(self._schema, name, re.escape(clause.words[0]) + ".*")
             elif clause.prefix:
-                query = tantivy.Query.phrase_prefix_query(self._schema, name, clause.words)
+                query = tantivy.Query.phrase_prefix_query(self._schema, name, phrase)
             elif len(clause.words) == 1:
                 query = tantivy.Query.term_query(self._schema, name, clause.words[0])
             else:
-                query = tantivy.Query.phrase_query(self._schema, name, clause.words)
+                query = tantivy.Query.phrase_query(self._schema, name, phrase)
             parts.append(tantivy.Query.boost_query(query, TEXT_FIELDS[name]) if not clause.field else query)
         return parts[0] if len(parts) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in parts])
 
@@ -400,10 +398,11 @@ class SearchIndex:
         searcher = self._searcher()
         if sort == "relevance" and not parsed.groups:
             sort = "newest"
-        kwargs: dict[str, object] = {"count": True, "offset": offset}
-        if sort != "relevance":
-            kwargs.update(order_by_field="released", order=tantivy.Order.Desc if sort == "newest" else tantivy.Order.Asc)
-        result = searcher.search(query, max(limit, 1), **kwargs)
+        by_date = sort != "relevance"
+        result = searcher.search(
+            query, max(limit, 1), count=True, offset=offset, order_by_field="released" if by_date else None,
+            order=tantivy.Order.Asc if sort == "oldest" else tantivy.Order.Desc,
+        )
         hits = self._hits(searcher, query, result.hits[:limit], scored=sort == "relevance", snippets=bool(parsed.groups))
         facets: dict[str, list[tuple[str, int]]] = {}
         if facet_fields:
@@ -412,7 +411,8 @@ class SearchIndex:
             for name in facet_fields:
                 buckets = aggregated.get(name, {}).get("buckets", [])
                 facets[name] = sorted(((b["key"], b["doc_count"]) for b in buckets), key=lambda kv: (-kv[1], kv[0]))
-        return SearchResult(total=result.count or 0, hits=hits, facets=facets)
+        # tantivy's stub omits SearchResult.count, which the extension sets when ``count=True``
+        return SearchResult(total=result.count or 0, hits=hits, facets=facets)  # type: ignore[attr-defined]
 
     def _hits(self, searcher, query, found, scored: bool, snippets: bool) -> list[SearchHit]:
         generators = {}

@@ -29,7 +29,6 @@ from catalog.study_summary import FBBI_GENERIC
 
 SCHEMA = Namespace("http://schema.org/")
 REMBI = Namespace("https://w3id.org/rembi/")
-PROV = Namespace("http://www.w3.org/ns/prov#")
 BIOSCHEMAS_DATASET = URIRef("https://bioschemas.org/profiles/Dataset/1.0-RELEASE")
 
 #: edges the record does not follow: a study's files are served by the file table, not inside the record

@@ -19,12 +19,11 @@ from functools import lru_cache
 from typing import Any, Iterable
 from urllib.parse import unquote
 
-from rdflib import RDF, Graph, Namespace, URIRef
-from rdflib.term import Node
+from rdflib import RDF, Graph, Namespace
 
 from catalog import resources
 from catalog.rembi_model import RembiModel, load_model
-from catalog.schema_build import JSON_SCHEMA_NAME, SHAPES_NAME
+from catalog.schema_build import JSON_SCHEMA_NAME, RECOMMENDED_SHAPES_NAME, SHAPES_NAME
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
 EXTRA_SHAPES = "rembi-extra.shacl.ttl"
@@ -77,23 +76,13 @@ class ValidationReport:
 
 @lru_cache(maxsize=1)
 def shapes_graph() -> Graph:
-    """The generated shapes plus the hand-written ones (parsed once per process)."""
+    """The generated shapes (gen-shacl's and the recommended-slot warnings) plus the hand-written ones (parsed once
+    per process)."""
     graph = Graph()
     folder = resources.shapes_folder()
-    graph.parse(folder / SHAPES_NAME, format="turtle")
-    graph.parse(folder / EXTRA_SHAPES, format="turtle")
+    for name in (SHAPES_NAME, RECOMMENDED_SHAPES_NAME, EXTRA_SHAPES):
+        graph.parse(folder / name, format="turtle")
     return graph
-
-
-def _short(graph: Graph, node: Node | None) -> str | None:
-    if node is None:
-        return None
-    if isinstance(node, URIRef):
-        try:
-            return graph.namespace_manager.normalizeUri(node) if "#" not in str(node)[-20:] else str(node)
-        except Exception:  # noqa: BLE001 - fall back to the full IRI
-            return str(node)
-    return str(node)
 
 
 def validate_graph(data: Graph) -> ValidationReport:

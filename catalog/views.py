@@ -12,7 +12,8 @@ from pathlib import Path
 
 from catalog.config import Settings
 from catalog.file_index import FileIndex
-from catalog.graph_store import GraphStore, open_graph_store
+from catalog.graph_store import GraphStore
+from catalog.stores import open_graph_store
 from catalog.record_index import RecordIndex
 from catalog.search_index import SearchIndex
 

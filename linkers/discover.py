@@ -42,8 +42,6 @@ INVERSE = {
     "supplements_publication": "related_to",
     "related_to": "related_to",
 }
-#: Resources whose identifiers can name a study of this catalog.
-CATALOG_RESOURCES = {"BioImage Archive", "BioStudies", "EMPIAR", "IDR", "JCB DataViewer", "Other"}
 
 
 def asserted_graph(base_url: str) -> str:

@@ -33,11 +33,6 @@ def _spaced(names: list[str]) -> dict[str, str]:
     return {name.replace("_", " "): name for name in names}
 
 
-def licences() -> list[str]:
-    """The ``LicenseEnum`` names."""
-    return list(load_model().enums["LicenseEnum"])
-
-
 def relations() -> dict[str, str]:
     """``RelationEnum`` names by the way they are written in text (``same specimen imaged`` → ``same_specimen_imaged``)."""
     return _spaced(list(load_model().enums["RelationEnum"]))

@@ -141,7 +141,7 @@ class Harvester:
         self.settings = settings
         self.fetcher = fetcher or Fetcher(interval=settings.harvest_interval, attempts=settings.harvest_attempts)
 
-    def run(self, kind: str, items: list[str], progress: Callable[[str], None] | None = None) -> HarvestSummary:
+    def run(self, kind: str, items: list[str], progress: Callable[[str], object] | None = None) -> HarvestSummary:
         """Harvest every item; one failing item never stops the others."""
         if kind not in KINDS:
             raise HarvestError(f"unknown harvest kind {kind!r} (one of {', '.join(KINDS)})")

@@ -89,7 +89,7 @@ def _table_records(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, 
         return
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     for row in reader:
-        extra = [cell for cell in row.pop(None, None) or [] if cell.strip()]  # type: ignore[call-overload]
+        extra = [cell for cell in row.pop(None, None) or [] if cell.strip()]
         record: dict[str, Any] = {k: v for k, v in row.items() if k}
         if extra:
             record["__extra__"] = extra

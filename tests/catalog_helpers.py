@@ -9,7 +9,6 @@ from catalog.config import Settings
 
 DATA = Path(__file__).parent / "data" / "deposit"
 BASE = "https://archive.example.org"
-PUBLIC_QUERY_PREFIX = "PREFIX dcterms: <http://purl.org/dc/terms/>\n"
 
 
 def file_bytes(path: str) -> bytes:

@@ -28,10 +28,9 @@ ERROR_KEYS = {"code", "status", "message", "errors"}
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("api")
-    settings = make_settings(tmp, sparql_timeout=3.0, sparql_workers=2)
-    services = open_services(settings)
+def catalog(make_module_catalog):
+    made = make_module_catalog(name="api", sparql_timeout=3.0, sparql_workers=2)
+    settings, services = made.settings, made.services
     harvester = Harvester(services.archive)
     assert harvester.run("pagetab", [str(TESTS / "data" / "harvest" / "biostudies" / "S-BIAD1492.json")]).loaded
     assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
@@ -43,11 +42,9 @@ def catalog(tmp_path_factory):
     embargoed = services.deposits.finalize(stage_sample(services.deposits, owner, release_date="2999-01-01"), owner)
     other_token = registry.create_token("mallory")
     services.follow()  # the link graphs, as the server's background duties would build them
-    app = create_app(settings, services=services)
+    app = made.app()
     yield {"app": app, "client": app.test_client(), "token": token, "other": other_token, "released": released,
            "embargoed": embargoed, "services": services, "settings": settings}
-    app.extensions["bia.sparql"].close()
-    services.close()
 
 
 @pytest.fixture

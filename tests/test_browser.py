@@ -20,10 +20,8 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
-from api.app import create_app
-from api.services import open_services
 from loaders.harvest import Harvester
-from tests.catalog_helpers import file_bytes, make_settings, stage_sample
+from tests.catalog_helpers import file_bytes, stage_sample
 from tests.servers.seaweedfs_server import free_ports
 
 TESTS = Path(__file__).parent
@@ -32,27 +30,21 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(make_module_catalog):
     """A live server on a free port with a released deposit (files held) and harvested studies."""
-    tmp = tmp_path_factory.mktemp("portal")
     (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(tmp).with_(base_url=base)
-    services = open_services(settings)
-    registry = services.archive.registry
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
+    made = make_module_catalog(name="portal", base_url=base)
+    services, tmp = made.services, made.folder
+    token, owner = made.token("jane")
     accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
     Harvester(services.archive).run("pagetab", [str(TESTS / "data" / "harvest" / "biostudies" / "S-BIAD1492.json")])
     Harvester(services.archive).run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")])
-    app = create_app(settings, services=services)
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", port, made.app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield {"base": base, "token": token, "accession": accession, "tmp": tmp}
     server.shutdown()
-    app.extensions["bia.sparql"].close()
-    services.close()
 
 
 @pytest.fixture(scope="module")

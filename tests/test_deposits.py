@@ -7,11 +7,10 @@ import threading
 
 import pytest
 
-from api.services import open_services
 from catalog.errors import CatalogError, Conflict, Unauthorized, ValidationFailed
 from catalog.file_index import Filter
 from catalog.stats import catalog_stats
-from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, make_settings, stage_sample
+from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, stage_sample
 
 FUTURE = "2999-01-01"
 
@@ -31,8 +30,8 @@ def services(request, tmp_path):
             s3_access_key=s3.access_key,
             s3_secret_key=s3.secret_key,
         )
-    with open_services(make_settings(tmp_path, **overrides)) as opened:
-        yield opened
+    make_catalog = request.getfixturevalue("make_catalog")  # after the servers, so closed before they stop
+    return make_catalog(folder=tmp_path, **overrides).services
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from catalog.file_store import (
     ObjectNotFound,
     SizeMismatch,
     StorageUnavailable,
-    open_file_store,
 )
 from catalog.file_store_local import LocalFileStore
 from catalog.file_store_s3 import S3FileStore
+from catalog.stores import open_file_store
 from tests.servers.seaweedfs_server import SeaweedFS, seaweedfs_s3  # noqa: F401  (the session fixture)
 
 MiB = 1 << 20
@@ -363,6 +363,15 @@ def test_purge_incomplete_keeps_recent_uploads(store: FileStore) -> None:
     store.put("kept", io.BytesIO(b"x"))
     assert store.purge_incomplete() == 0
     assert store.stat("kept") is not None
+
+
+def test_folders_are_the_next_key_segment_under_a_prefix(store: FileStore) -> None:
+    for key in ("staging/s1/a/x.bin", "staging/s1/y.bin", "staging/s2/z.bin", "staging/loose.bin", "studies/S-1/f"):
+        store.put(key, io.BytesIO(b"x"))
+    assert store.folders("staging/") == store.folders("staging") == ("s1", "s2")
+    assert store.folders("staging/s1/") == ("a",)
+    assert store.folders("") == ("staging", "studies")  # the stores' own .bia-… folders are not objects
+    assert store.folders("nothing/") == ()
 
 
 # ---------------------------------------------------------------------- backend specifics

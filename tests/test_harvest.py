@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from api.services import open_services
 from loaders.fetch import Fetcher
 from loaders.harvest import Harvester
-from tests.catalog_helpers import BASE, make_settings
+from tests.catalog_helpers import BASE
 from tests.servers.replay_server import ReplayServer, Response, replay_server  # noqa: F401
 
 DATA = Path(__file__).parent / "data" / "harvest" / "biostudies"
@@ -22,9 +21,8 @@ def _fast(harvester: Harvester) -> Harvester:
 
 
 @pytest.fixture
-def services(tmp_path):
-    with open_services(make_settings(tmp_path)) as opened:
-        yield opened
+def services(make_catalog, tmp_path):
+    return make_catalog(folder=tmp_path).services
 
 
 def _graph_nt(services, accession: str) -> set[str]:

@@ -17,14 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.app import create_app
 from api.cli import cli
-from api.services import open_services
 from api.tabular import safe_cell
 from catalog.records import MAX_DEPTH, read_document
 from linkers.discover import asserted_graph
 from loaders import file_lists
-from tests.catalog_helpers import BASE, DATA, file_bytes, make_settings
+from tests.catalog_helpers import BASE, DATA, file_bytes
 
 ROOT = Path(__file__).parent.parent
 ERROR_KEYS = {"code", "status", "message", "errors"}
@@ -48,15 +46,10 @@ DEEP_FLOW_YAML = "title: deep\nnested: " + "[" * 100_000 + "]" * 100_000 + "\n"
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("limits")
-    settings = make_settings(tmp, max_metadata_bytes=METADATA_LIMIT, max_request_bytes=REQUEST_LIMIT)
-    services = open_services(settings)
-    token = services.archive.registry.create_token("jane")
-    app = create_app(settings, services=services)
-    yield {"client": app.test_client(), "token": token, "services": services, "settings": settings}
-    app.extensions["bia.sparql"].close()
-    services.close()
+def catalog(make_module_catalog):
+    made = make_module_catalog(name="limits", max_metadata_bytes=METADATA_LIMIT, max_request_bytes=REQUEST_LIMIT)
+    token, _owner = made.token("jane")
+    return {"client": made.app().test_client(), "token": token, "services": made.services, "settings": made.settings}
 
 
 @pytest.fixture

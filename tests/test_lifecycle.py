@@ -319,9 +319,8 @@ def test_one_process_holds_the_maintenance_lease(tmp_path):
 
 
 @pytest.fixture
-def services(tmp_path):
-    with open_services(make_settings(tmp_path)) as opened:
-        yield opened
+def services(make_catalog, tmp_path):
+    return make_catalog(folder=tmp_path).services
 
 
 def test_a_finalize_failing_for_good_reopens_the_submission_with_its_files(services, monkeypatch):
@@ -564,6 +563,24 @@ def test_abandoned_submissions_expire_and_their_bytes_go(tmp_path):
         assert list(services.archive.file_store.list(f"submissions/{old}/")) == []
         assert services.deposits.get(fresh, "jane")["staged_files"] == len(listed_paths())
         assert services.maintenance.run_once().expired == []  # the background round finds nothing more
+
+
+def test_bytes_left_under_closed_submissions_go_at_the_next_clean_up(services):
+    """A process stopped after closing a submission but before deleting its bytes: the clean-up finds them."""
+    store, registry = services.archive.file_store, services.archive.registry
+    discarded = stage_sample(services.deposits, "jane")
+    registry.discard_submission(discarded)  # what Deposits.discard does first; its deletes never ran
+    finalized = stage_sample(services.deposits, "jane")
+    services.deposits.finalize(finalized, "jane")
+    store.put(f"submissions/{finalized}/files.tsv", io.BytesIO(b"path\n"))  # a file list its finalize left behind
+    still_open = stage_sample(services.deposits, "jane")
+    expired, purged = services.maintenance.clean()
+    assert expired == [] and purged == len(listed_paths()) + 2  # the discarded one's files and file list, the leftover
+    for sub in (discarded, finalized):
+        assert list(store.list(f"staging/{sub}/")) == list(store.list(f"submissions/{sub}/")) == []
+    assert services.deposits.get(still_open, "jane")["staged_files"] == len(listed_paths())
+    assert len(list(store.list(f"staging/{still_open}/"))) == len(listed_paths())
+    assert services.maintenance.clean() == ([], 0)
 
 
 # ----------------------------------------------------------------------------- whose IRIs a record may use

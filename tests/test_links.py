@@ -51,12 +51,10 @@ def clem_entry(tmp_path: Path, partner: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("links")
-    settings = make_settings(tmp)
-    services = open_services(settings)
-    registry = services.archive.registry
-    owner = registry.owner_of_token(registry.create_token("jane"))
+def linked(make_module_catalog):
+    made = make_module_catalog(name="links")
+    tmp, services = made.folder, made.services
+    _token, owner = made.token("jane")
     sub = stage_sample(services.deposits, owner)
     services.deposits.attach_metadata(sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"))
     light = services.deposits.finalize(sub, owner)
@@ -69,10 +67,7 @@ def linked(tmp_path_factory):
     assert harvester.run("idr", [str(TESTS / "data" / "idr" / "idr0004-study.txt")]).failed == []
     assert harvester.run("legacy", [str(TESTS / "data" / "legacy" / "jcb")]).loaded
     report = link_catalog(services.archive)
-    app = create_app(settings, services=services)
-    yield {"services": services, "client": app.test_client(), "light": light, "hidden": hidden, "report": report}
-    app.extensions["bia.sparql"].close()
-    services.close()
+    return {"services": services, "client": made.app().test_client(), "light": light, "hidden": hidden, "report": report}
 
 
 def by(links, key, value):

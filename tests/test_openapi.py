@@ -18,11 +18,8 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 from openapi_core.deserializing.media_types.util import json_loads, plain_loads
 from openapi_spec_validator import validate as validate_spec
 
-from api.app import create_app
-from api.cli import load_demo
-from api.services import open_services
 from linkers.discover import link_catalog
-from tests.catalog_helpers import BASE, DATA, make_settings, stage_sample
+from tests.catalog_helpers import BASE, DATA, stage_sample
 
 MAX_BODY = 100_000  # BIA_MAX_REQUEST_BYTES here: one byte more is the error every operation can answer
 HARVESTED = "S-BIAD1492"
@@ -273,15 +270,12 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
+def catalog(make_module_catalog):
     """The app over the demo studies and deposits (released, embargoed, open, finalized, to discard, empty), with
     ``names``: what :data:`CALLS` refer to."""
-    settings = make_settings(tmp_path_factory.mktemp("openapi"), sparql_timeout=5.0, sparql_workers=1, max_request_bytes=MAX_BODY)
-    services = open_services(settings)
-    load_demo(services)
-    registry, deposits = services.archive.registry, services.deposits
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
+    made = make_module_catalog(name="openapi", demo=True, sparql_timeout=5.0, sparql_workers=1, max_request_bytes=MAX_BODY)
+    services, deposits = made.services, made.services.deposits
+    token, owner = made.token("jane")
     released_sub = stage_sample(deposits, owner)
     released = deposits.finalize(released_sub, owner)
     embargoed = deposits.finalize(stage_sample(deposits, owner, release_date="2999-01-01"), owner)
@@ -300,7 +294,7 @@ def catalog(tmp_path_factory):
         "harvested_file_id": services.archive.public.files.query(HARVESTED).items[0]["file_id"],
         "notes_md5": base64.b64encode(hashlib.md5(b"notes").digest()).decode(),
     }
-    app = create_app(settings, services=services)
+    app = made.app()
     client = app.test_client()
     names["subpath"] = re.search(
         rf'"{BASE}/studies/{released}/(components/\w+)"', client.get(f"/studies/{released}.jsonld").text
@@ -310,9 +304,7 @@ def catalog(tmp_path_factory):
     names["sparql_etag"] = client.get(f"/sparql?query={SELECT}", headers={"Accept": "application/sparql-results+json"}).headers[
         "ETag"
     ]
-    yield {"app": app, "client": client, "names": names, "spec": client.get("/openapi.json").get_json()}
-    app.extensions["bia.sparql"].close()
-    services.close()
+    return {"app": app, "client": client, "names": names, "spec": client.get("/openapi.json").get_json()}
 
 
 def _fill(text: str, names: dict[str, str]) -> str:

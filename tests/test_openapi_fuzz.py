@@ -16,10 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 
-from api.app import create_app
-from api.cli import load_demo
-from api.services import open_services
-from tests.catalog_helpers import make_settings, stage_sample
+from tests.catalog_helpers import stage_sample
 
 MAX_EXAMPLES = 10  # per operation, generation mode and set of pinned path parameters
 FUZZ_SETTINGS = settings(
@@ -30,16 +27,12 @@ FUZZ_SETTINGS = settings(
 
 
 @pytest.fixture(scope="module")
-def fuzz_catalog(tmp_path_factory):
+def fuzz_catalog(make_module_catalog):
     """The app over the demo studies, a released, an embargoed and an open deposit, and a token of their owner;
     ``pinned``: path parameters naming real things, so generated requests also reach past the 404s."""
-    settings_ = make_settings(tmp_path_factory.mktemp("fuzz"), sparql_timeout=3.0, sparql_workers=1)
-    services = open_services(settings_)
-    load_demo(services)
-    registry = services.archive.registry
-    token = registry.create_token("fuzzer")
-    owner = registry.owner_of_token(token)
-    deposits = services.deposits
+    made = make_module_catalog(name="fuzz", demo=True, sparql_timeout=3.0, sparql_workers=1)
+    services, deposits = made.services, made.services.deposits
+    token, owner = made.token("fuzzer")
     released_sub = stage_sample(deposits, owner)
     released = deposits.finalize(released_sub, owner)
     embargoed = deposits.finalize(stage_sample(deposits, owner, release_date="2999-01-01"), owner)
@@ -50,10 +43,7 @@ def fuzz_catalog(tmp_path_factory):
         {"sub_id": stage_sample(deposits, owner)},  # open
         {"sub_id": released_sub},  # finalized
     ]
-    app = create_app(settings_, services=services)
-    yield {"app": app, "token": token, "pinned": pinned}
-    app.extensions["bia.sparql"].close()
-    services.close()
+    return {"app": made.app(), "token": token, "pinned": pinned}
 
 
 def _query(name: str, kind: str = "string") -> dict:

@@ -26,6 +26,19 @@ def test_ci_runs_the_readme_test_command():
     assert _readme_commands()[1] in ci
 
 
+def test_ci_runs_lint_and_type_gates_with_pinned_tools():
+    import configparser
+
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    gates = [line for line in lines if line.startswith(".venv/bin/") and "pytest" not in line]
+    assert gates == [".venv/bin/pip install -q '.[lint]'", ".venv/bin/ruff check .", ".venv/bin/mypy"]
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    pins = [line.strip() for line in setup["options.extras_require"]["lint"].splitlines() if line.strip()]
+    assert {p.split("==")[0] for p in pins} >= {"ruff", "mypy"} and all("==" in p for p in pins)
+    assert "[tool.mypy]" in (ROOT / "pyproject.toml").read_text()
+
+
 def test_bia_help_lists_commands():
     from api.cli import cli
 

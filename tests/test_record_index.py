@@ -24,24 +24,19 @@ PAGETAB = TESTS / "data" / "harvest" / "biostudies"
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    settings = make_settings(tmp_path)
-    services = open_services(settings)
+def catalog(make_catalog, tmp_path):
+    made = make_catalog(folder=tmp_path)
+    settings, services = made.settings, made.services
     harvester = Harvester(services.archive)
     assert harvester.run("pagetab", [str(PAGETAB / "S-BIAD1492.json")]).loaded
     assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
-    apps = []
 
     def app(app_settings=settings):
-        made = create_app(app_settings, services=services)
-        apps.append(made)
-        return made.test_client()
+        return made.app(app_settings).test_client()
 
     state = {"services": services, "settings": settings, "client": app, "harvester": harvester, "tmp": tmp_path}
     yield state
-    for made in apps:
-        made.extensions["bia.sparql"].close()
-    state["services"].close()
+    made.services = state["services"]  # a test may have reopened them; the factory closes what is open
 
 
 def served_graph(response) -> Graph:
@@ -51,7 +46,10 @@ def served_graph(response) -> Graph:
 
 def live_graph(services, settings, accession: str) -> Graph:
     record = build_record(services.archive.public.graph, BASE, f"{BASE}/studies/{accession}", catalog_name=settings.catalog_name)
-    return record.graph.to_rdflib()
+    graph = Graph()
+    for triple in record.graph:
+        graph.add(triple)
+    return graph
 
 
 def test_each_released_study_is_served_as_stored_and_as_the_store_says(catalog):

@@ -113,6 +113,32 @@ def test_warnings_do_not_reject():
     assert any("funder" in (w.path or "") for w in checked.report.warnings)
 
 
+def test_recommended_slots_are_warnings_generated_from_the_schema():
+    """Each ``recommended: true`` slot of the schema is one generated warning shape saying its annotation's message;
+    a record without the slot gets that warning and still conforms."""
+    from linkml_runtime.utils.schemaview import SchemaView
+
+    view = SchemaView(str(resources.schema_file()))
+    expected = {
+        (view.get_uri(view.get_class(c), expand=True), view.get_uri(s, expand=True), s.annotations["recommended_message"].value)
+        for c in view.all_classes() for s in view.class_induced_slots(c) if s.recommended
+    }
+    generated = Graph().parse(data=schema_build.generate()[resources.shapes_folder() / schema_build.RECOMMENDED_SHAPES_NAME],
+                              format="turtle")
+    found = {
+        (str(generated.value(node, SH.targetClass)), str(generated.value(prop, SH.path)), str(generated.value(prop, SH.message)))
+        for node, prop in generated.subject_objects(SH.property)
+        if generated.value(prop, SH.severity) == SH.Warning and generated.value(prop, SH.minCount).toPython() == 1
+    }
+    assert len(expected) == 4 and found == expected
+    assert {m for _, _, m in expected} <= {str(m) for m in shapes_graph().objects(None, SH.message)}
+    record = dict(read_record(EXAMPLES / "valid" / "Study-minimal.yaml").data)
+    record.pop("description", None)
+    checked = check_study_record(record, BASE)
+    assert checked.report.conforms
+    assert "a study should have a description" in [w.message for w in checked.report.warnings]
+
+
 def test_enum_values_are_stored_as_the_iris_the_shapes_accept():
     model = load_model()
     shapes = shapes_graph()

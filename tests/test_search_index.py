@@ -25,7 +25,7 @@ DOCS = [
 @pytest.fixture
 def index(tmp_path):
     idx = SearchIndex(tmp_path / "search")
-    idx.upsert_many(DOCS)
+    idx.replace_all(DOCS)
     yield idx
     idx.close()
 

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
-from api.services import open_services
 from api.sparql_cache import SparqlResultCache, etag_matches
 from api.sparql_protocol import repeatable
 from loaders.harvest import Harvester
-from tests.catalog_helpers import make_settings
 
 SAMPLES = Path(__file__).parent / "data"
 COUNT = "SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?g a <https://w3id.org/rembi/Study> } }"
@@ -19,14 +16,14 @@ JSON = {"Accept": "application/sparql-results+json"}
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(make_catalog):
     """An app on a one-study catalog whose query runner counts the queries it really runs."""
-    settings = make_settings(tmp_path, sparql_timeout=5.0)
-    services = open_services(settings)
+    made = make_catalog(sparql_timeout=5.0)
+    services = made.services
     harvester = Harvester(services.archive)
     assert harvester.run("idr", [str(SAMPLES / "idr" / "idr0038-study.txt")]).loaded
     services.follow()  # links built now: the server's background duties find nothing to change under the cache
-    app = create_app(settings, services=services)
+    app = made.app()
     runner = app.extensions["bia.sparql"]
     ran: list[str] = []
     real_run = runner.run
@@ -36,9 +33,7 @@ def served(tmp_path):
         return real_run(query, *args, **kwargs)
 
     runner.run = counting_run
-    yield {"app": app, "client": app.test_client(), "ran": ran, "harvester": harvester, "services": services}
-    runner.close()
-    services.close()
+    return {"app": app, "client": app.test_client(), "ran": ran, "harvester": harvester, "services": services}
 
 
 def count_of(response) -> int:

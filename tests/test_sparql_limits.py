@@ -24,9 +24,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from api.app import create_app
-from api.services import open_services
 from loaders.harvest import Harvester
-from tests.catalog_helpers import make_settings
 from tests.servers.seaweedfs_server import free_ports
 
 SAMPLES = Path(__file__).parent / "data"
@@ -38,12 +36,10 @@ JSON = "application/sparql-results+json"
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    settings = make_settings(tmp_path_factory.mktemp("sparql-limits"), sparql_timeout=4.0, sparql_workers=2)
-    services = open_services(settings)
-    assert Harvester(services.archive).run("idr", [str(SAMPLES / "idr" / "idr0038-study.txt")]).loaded
-    yield {"services": services, "settings": settings}
-    services.close()
+def catalog(make_module_catalog):
+    made = make_module_catalog(name="sparql-limits", sparql_timeout=4.0, sparql_workers=2)
+    assert Harvester(made.services.archive).run("idr", [str(SAMPLES / "idr" / "idr0038-study.txt")]).loaded
+    return {"services": made.services, "settings": made.settings}
 
 
 @contextmanager

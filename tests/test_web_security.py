@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
 from api.records import RecordDocument, render_record
-from api.services import open_services
 from catalog.record_index import body_digest
-from tests.catalog_helpers import BASE, make_settings, stage_sample
+from tests.catalog_helpers import BASE, stage_sample
 
 TEMPLATES = Path(__file__).parent.parent / "api" / "templates"
 HOSTILE = ["javascript:alert(1)", "JaVaScRiPt:alert(document.domain)", "data:text/html,<script>alert(1)</script>",
@@ -25,19 +23,14 @@ HOSTILE = ["javascript:alert(1)", "JaVaScRiPt:alert(document.domain)", "data:tex
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    settings = make_settings(tmp_path_factory.mktemp("web-security"), sparql_workers=1)
-    services = open_services(settings)
-    registry = services.archive.registry
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
-    accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
-    app = create_app(settings, services=services)
+def catalog(make_module_catalog):
+    made = make_module_catalog(name="web-security", sparql_workers=1)
+    token, owner = made.token("jane")
+    accession = made.services.deposits.finalize(stage_sample(made.services.deposits, owner), owner)
+    app = made.app()
     client = app.test_client()
     component = client.get(f"/studies/{accession}.jsonld").get_json()["hasPart"]["@id"].removeprefix(BASE)
-    yield {"app": app, "client": client, "token": token, "accession": accession, "component": component}
-    app.extensions["bia.sparql"].close()
-    services.close()
+    return {"app": app, "client": client, "token": token, "accession": accession, "component": component}
 
 
 @pytest.fixture
