@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Callable
 
 import click
 
@@ -226,7 +225,7 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
                 owner,
                 (str(metadata), metadata.read_bytes()),
                 file_lists=[(f.name, lists.enter_context(f.open("rb"))) for f in file_lists],
-                uploads=[Upload(p.relative_to(top).as_posix(), functools.partial(p.open, "rb"), p.stat().st_size) for p in paths],
+                uploads=[Upload(p.relative_to(top).as_posix(), _opener(p), p.stat().st_size) for p in paths],
                 release_date=release_date,
                 check=show_warnings,
                 progress=bar.update,
@@ -242,6 +241,11 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
         state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"
         click.echo(f"deposited {row.file_count if row else 0} file(s); {state}")
         click.echo(accession)
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    """How a deposit opens a file to upload, when its turn comes."""
+    return lambda: path.open("rb")
 
 
 # ----------------------------------------------------------------------------- harvests

@@ -3,10 +3,11 @@ deposit, each message shown next to its field) and its result."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import IO, Any, Callable, ContextManager
 
 import yaml
 from flask import Response, render_template, request
+from werkzeug.datastructures import FileStorage
 
 from api.context import services, settings
 from api.openapi import HTML, TEXT, Blueprint, errors, responses
@@ -141,7 +142,7 @@ def deposit_submit() -> Response:
         if errors:
             raise FormErrors("the form has errors")
 
-    uploads = [Upload(u.filename, lambda u=u: contextlib.nullcontext(u.stream)) for u in request.files.getlist("files") if u and u.filename]
+    uploads = [Upload(u.filename, _opener(u)) for u in request.files.getlist("files") if u and u.filename]
     try:
         outcome = deposits.deposit(
             owner,
@@ -159,6 +160,11 @@ def deposit_submit() -> Response:
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
     # stored (201), or kept by an outage and completing by itself (202: sending the form again would deposit twice)
     return _deposited(outcome.accession, 202 if outcome.kept else 201)
+
+
+def _opener(upload: FileStorage) -> Callable[[], ContextManager[IO[bytes]]]:
+    """A form upload's stream, opened for the deposit (werkzeug closes it with the request)."""
+    return lambda: contextlib.nullcontext(upload.stream)
 
 
 class FormErrors(CatalogError):

@@ -125,7 +125,7 @@ class Deposits:
         uploads: Iterable[Upload] = (),
         release_date: str | None = None,
         check: Callable[[dict[str, Any]], None] | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], object] | None = None,
     ) -> Deposited:
         """The whole deposit sequence (the CLI and the web form use it): a submission, its uploads, file lists and
         metadata, validation, finalize. On any error nothing is kept (the submission is discarded) and the error is
