@@ -187,8 +187,10 @@ def token_revoke(ctx: click.Context, token_id: str | None, owner: str | None) ->
 
 def _registry(ctx: click.Context) -> Registry:
     from catalog.registry import Registry
+    from catalog.state_db import open_state_db
 
-    return Registry(_settings(ctx).data_dir / "registry.sqlite")
+    settings = _settings(ctx)
+    return Registry(open_state_db(settings.database_url, settings.data_dir))
 
 
 @cli.command()
@@ -461,8 +463,9 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
 
     settings = _settings(ctx)
     explicit = os.environ.get("BIA_BASE_URL") or (ctx.parent and ctx.parent.params.get("base_url"))
-    if not explicit and minted_base_url(settings.data_dir):
-        settings = settings.with_(base_url=minted_base_url(settings.data_dir))  # an existing catalog keeps its IRIs
+    minted = None if explicit else minted_base_url(settings)
+    if minted:
+        settings = settings.with_(base_url=minted)  # an existing catalog keeps its IRIs
     elif not explicit:
         public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         settings = settings.with_(base_url=f"http://{public_host}:{port}")

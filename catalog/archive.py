@@ -36,6 +36,7 @@ from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
 from catalog.file_store import FileStore
+from catalog.state_db import open_state_db
 from catalog.stores import open_file_store
 from catalog.registry import EMBARGOED, FAILED, RELEASED, RELEASING, InFlight, LeaseLost, Registry, StudyRow
 from catalog.rembi_model import load_model
@@ -96,14 +97,16 @@ class Archive:
 
     def __init__(self, settings: Settings, *, public_only: bool = False) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        #: the state database (SQLite in ``data_dir``, or the site's PostgreSQL)
+        self.state = open_state_db(settings.database_url, settings.data_dir)
+        self.registry = Registry(self.state, lease_seconds=settings.lease_seconds)  # creates the tables
         #: the settings, with the base URL the catalog remembers (other stores or base URLs are refused)
-        self.settings = settings = remembered.resolve(settings)
+        self.settings = settings = remembered.resolve(settings, self.state)
         self.model = load_model()
-        self.registry = Registry(settings.data_dir / "registry.sqlite", lease_seconds=settings.lease_seconds)
         self.file_store: FileStore = open_file_store(settings)
         public_only = public_only or settings.read_only
-        self.public = open_view(settings, PUBLIC, read_only=settings.read_only)
-        self.private: CatalogView | None = None if public_only else open_view(settings, PRIVATE)
+        self.public = open_view(settings, PUBLIC, self.state, read_only=settings.read_only)
+        self.private: CatalogView | None = None if public_only else open_view(settings, PRIVATE, self.state)
         self.tmp_dir = settings.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: one commit, release or delete at a time in this process (the graph store allows one writer process)
@@ -115,6 +118,7 @@ class Archive:
         self.public.close()
         if self.private is not None:
             self.private.close()
+        self.state.close()
 
     def __enter__(self) -> "Archive":
         return self

@@ -22,6 +22,9 @@ class Settings:
 
     #: folder holding the embedded graph store, the local file store and the indexes
     data_dir: Path = Path("./bia-data")
+    #: PostgreSQL holding the catalog's state (``postgresql://user:pass@host:5432/bia``), shared by every API node;
+    #: unset: SQLite in ``data_dir`` (one host)
+    database_url: str | None = None
     #: base of every IRI the catalog mints, e.g. ``https://www.example.org/bia``
     base_url: str = "http://localhost:5000"
     #: prefix of minted accessions
@@ -96,6 +99,7 @@ class Settings:
     #: field name: (environment variable, converter from its text)
     ENV: ClassVar[dict[str, tuple[str, Callable[[str], Any]]]] = {
         "data_dir": ("BIA_DATA", Path),
+        "database_url": ("BIA_DATABASE_URL", str),
         "base_url": ("BIA_BASE_URL", str),
         "accession_prefix": ("BIA_ACCESSION_PREFIX", str),
         "sparql_url": ("BIA_SPARQL_URL", str),

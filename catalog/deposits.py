@@ -364,7 +364,7 @@ class Deposits:
                         pass  # reported by check_file_list
             db.execute("CREATE INDEX listed_fold ON listed(fold)")
             db.commit()
-            db.execute("ATTACH DATABASE ? AS reg", (str(self.registry.path),))
+            db.execute("ATTACH DATABASE ? AS reg", (str(self._staged_copy(sub["id"], tmp)),))
             bad.extend(_listed_clashes(db, sub["id"]))
             missing = [
                 (path, {"file": file, "line": line})
@@ -528,31 +528,48 @@ class Deposits:
         """The study's files beyond those its record lists inline: file-list rows joined with staged checksums, then
         unlisted uploads."""
         only_component = next(iter(components.values())) if len(components) == 1 else None
-        db = sqlite3.connect(self.registry.path, timeout=60)
-        lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
         listed: set[str] = set()
+        with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
+            db = sqlite3.connect(self._staged_copy(sub["id"], tmp))
+            lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
+            try:
+                for entry in sub["file_lists"]:
+                    component = components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
+                    with self._local_copy(entry["key"]) as local:
+                        for row in self.formats.iter_file_list(local, entry["name"]):
+                            if row.path in listed:
+                                continue
+                            listed.add(row.path)
+                            staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
+                            yield StudyFile(
+                                path=row.path,
+                                size=staged[0] if staged else row.size,
+                                attributes=row.attributes,
+                                md5=staged[1] if staged else None,
+                                sha256=staged[2] if staged else None,
+                                component=component,
+                            )
+                for staged in db.execute("SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)):
+                    if staged[0] not in listed:
+                        yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
+            finally:
+                db.close()
+
+    def _staged_copy(self, sub_id: str, folder: str) -> str:
+        """A local SQLite copy of the submission's staged files (table ``staged_files``, indexed as in the registry),
+        so that file lists of a million rows are joined against them on disk, whichever database holds the state."""
+        path = os.path.join(folder, "staged.sqlite")
+        db = sqlite3.connect(path)
         try:
-            for entry in sub["file_lists"]:
-                component = components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
-                with self._local_copy(entry["key"]) as local:
-                    for row in self.formats.iter_file_list(local, entry["name"]):
-                        if row.path in listed:
-                            continue
-                        listed.add(row.path)
-                        staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
-                        yield StudyFile(
-                            path=row.path,
-                            size=staged[0] if staged else row.size,
-                            attributes=row.attributes,
-                            md5=staged[1] if staged else None,
-                            sha256=staged[2] if staged else None,
-                            component=component,
-                        )
-            for staged in db.execute("SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)):
-                if staged[0] not in listed:
-                    yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
+            db.execute("CREATE TABLE staged_files (submission_id TEXT, path TEXT, size INTEGER, md5 TEXT, sha256 TEXT,"
+                       " fold_key TEXT, PRIMARY KEY (submission_id, path))")
+            db.executemany("INSERT INTO staged_files VALUES (?, ?, ?, ?, ?, ?)",
+                           ((sub_id, r["path"], r["size"], r["md5"], r["sha256"], r["fold_key"]) for r in self.registry.staged_files(sub_id)))
+            db.execute("CREATE INDEX staged_clash ON staged_files(submission_id, fold_key)")
+            db.commit()
         finally:
             db.close()
+        return path
 
     # ------------------------------------------------------------------ file store access
 

@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
@@ -25,40 +24,9 @@ from typing import Any, Iterable, Iterator
 from catalog import leases
 from catalog.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from catalog.file_paths import CLASH_KEY_VERSION, ancestors, clash_key
+from catalog.state_db import SqliteStateDB, StateDB
+from catalog.state_schema import ensure_schema
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    token_hash TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS submissions (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL, metadata TEXT, metadata_name TEXT, release_date TEXT,
-    file_lists TEXT NOT NULL DEFAULT '[]', accession TEXT, report TEXT);
-CREATE TABLE IF NOT EXISTS staged_files (
-    submission_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL,
-    sha256 TEXT NOT NULL, PRIMARY KEY (submission_id, path));
-CREATE TABLE IF NOT EXISTS studies (
-    accession TEXT PRIMARY KEY, owner TEXT, state TEXT NOT NULL, release_date TEXT NOT NULL,
-    submission_id TEXT, source TEXT NOT NULL, title TEXT, file_count INTEGER NOT NULL DEFAULT 0,
-    total_size INTEGER NOT NULL DEFAULT 0, content_hash TEXT, created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS studies_state ON studies(state, release_date);
-CREATE INDEX IF NOT EXISTS studies_owner ON studies(owner);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
-"""
-#: columns added after the first release, with their definitions (registries made earlier gain them at open)
-ADDED_COLUMNS = {
-    # where an upload's bytes are; the path's clash key (catalog.file_paths.clash_key)
-    "staged_files": {"key": "TEXT", "fold_key": "TEXT"},
-    # how many times a submission's content (uploads, file lists, metadata, release date) changed: finalize commits
-    # only the content it validated (compare-and-set on it)
-    "submissions": {"revision": "INTEGER NOT NULL DEFAULT 0"},
-    # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
-    # as it was before a harvest began replacing the study (JSON), put back if that commit never happened; the view
-    # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
-    "studies": {"lease_owner": "TEXT", "lease_expires": "REAL", "commit_id": "TEXT", "previous": "TEXT",
-                "committing": "TEXT"},
-}
 #: lifecycle columns of a study row restored when an uncommitted replacement is abandoned
 _RESTORED = ("owner", "state", "release_date", "submission_id", "source", "title", "file_count", "total_size",
              "content_hash", "created_at", "updated_at")
@@ -122,27 +90,12 @@ class StudyRow:
 class Registry:
     """Access to the registry database; every method opens its own short connection (thread- and process-safe)."""
 
-    def __init__(self, path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, source: str | Path | StateDB, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        #: the state database (a path: the SQLite file of an embedded catalog)
+        self.db = source if isinstance(source, StateDB) else SqliteStateDB(Path(source))
         self.lease_seconds = lease_seconds
-        db = sqlite3.connect(self.path, timeout=60)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)  # executescript manages its own transaction
-            for table, added in ADDED_COLUMNS.items():
-                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                for name, definition in added.items():
-                    if name not in columns:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-            if db.execute("PRAGMA user_version").fetchone()[0] < CLASH_KEY_VERSION:  # keys of another rule, or none
-                db.create_function("clash_key", 1, clash_key, deterministic=True)
-                db.execute("UPDATE staged_files SET fold_key = clash_key(path)")
-                db.execute(f"PRAGMA user_version = {CLASH_KEY_VERSION}")
-            db.execute("CREATE INDEX IF NOT EXISTS staged_clash ON staged_files(submission_id, fold_key)")
-            db.commit()
-        finally:
-            db.close()
+        ensure_schema(self.db)
+        self._refresh_clash_keys()
         #: this handle's name as a lease holder
         self.holder = leases.new_holder()
         self._heartbeat = leases.Heartbeat(self._renew, lease_seconds)
@@ -152,23 +105,26 @@ class Registry:
         self._heartbeat.stop()
         leases.forget(self.holder)
 
-    @contextmanager
-    def _connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                db.execute("COMMIT")
-        finally:
-            db.close()
+    def _connect(self, immediate: bool = False) -> Any:
+        """One transaction (``immediate``: a write, serialized with every other writer of the site)."""
+        return self.db.transaction(write=immediate)
+
+    def ping(self) -> None:
+        """Raise unless the state database answers."""
+        self.db.ping()
+
+    def _refresh_clash_keys(self) -> None:
+        """Recompute staged paths' clash keys when the rule changed since they were computed."""
+        with self._connect(immediate=True) as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'clash_key_version'").fetchone()
+            version = int(row[0]) if row else _legacy_clash_version(self.db, db)
+            if version >= CLASH_KEY_VERSION:
+                return
+            rows = db.execute("SELECT submission_id, path FROM staged_files").fetchall()
+            db.executemany("UPDATE staged_files SET fold_key = ? WHERE submission_id = ? AND path = ?",
+                           [(clash_key(path), sub_id, path) for sub_id, path in rows])
+            db.execute("INSERT INTO meta VALUES ('clash_key_version', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                       (str(CLASH_KEY_VERSION),))
 
     # ------------------------------------------------------------------ tokens
 
@@ -178,7 +134,7 @@ class Registry:
         if not owner:
             raise ValueError("an owner name is required")
         token = "bia_" + secrets.token_urlsafe(32)
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (_hash(token), owner, now_iso()))
         return token
 
@@ -218,7 +174,7 @@ class Registry:
 
     # ------------------------------------------------------------------ accessions and studies
 
-    def mint_accession(self, prefix: str, db: sqlite3.Connection) -> str:
+    def mint_accession(self, prefix: str, db: Any) -> str:
         """The next accession (inside the caller's IMMEDIATE transaction); never reused, and never one a study
         already has (a harvested S-BIAD record keeps its source's accession, which the counter may reach)."""
         row = db.execute("SELECT value FROM counters WHERE name = ?", (prefix,)).fetchone()
@@ -351,7 +307,7 @@ class Registry:
     def let_go(self, accession: str, count_attempt: bool = True) -> None:
         """Stop holding in-flight work without completing it (it stays in flight and anyone may take it over now):
         after a failure, counted as an attempt unless it was an outage."""
-        uncount = "" if count_attempt else ", attempts = max(attempts - 1, 0)"
+        uncount = "" if count_attempt else ", attempts = GREATEST(attempts - 1, 0)"
         self._held_update(accession, "lease_owner = NULL, lease_expires = NULL" + uncount, ())
 
     def claim(self, accession: str, states: tuple[str, ...] = IN_FLIGHT) -> StudyRow | None:
@@ -360,10 +316,10 @@ class Registry:
         row = self.study(accession)
         if row is None or row.state not in states or not leases.expired(row.lease_owner, row.lease_expires):
             return None
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             done = db.execute(
                 "UPDATE studies SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1 WHERE accession = ?"
-                " AND state = ? AND lease_owner IS ? AND lease_expires IS ?",
+                " AND state = ? AND lease_owner IS NOT DISTINCT FROM ? AND lease_expires IS NOT DISTINCT FROM ?",
                 (self.holder, self._expiry(), accession, row.state, row.lease_owner, row.lease_expires),
             )
         return self.study(accession) if done.rowcount == 1 else None
@@ -380,7 +336,7 @@ class Registry:
 
     def claim_release(self, accession: str) -> bool:
         """Start releasing an embargoed study (compare-and-set on its state): False if another process did."""
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             done = db.execute(
                 "UPDATE studies SET state = ?, updated_at = ?, lease_owner = ?, lease_expires = ?, attempts = 0"
                 " WHERE accession = ? AND state = ?",
@@ -413,13 +369,13 @@ class Registry:
         return True
 
     def drop_lease(self, name: str) -> None:
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, self.holder))
         self._heartbeat.drop("lease:" + name)
 
     def _renew(self, keys: Any) -> None:
         expires = self._expiry()
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             for key in keys:
                 kind, _, name = key.partition(":")
                 if kind == "study":
@@ -429,7 +385,7 @@ class Registry:
                     db.execute("UPDATE leases SET expires = ? WHERE name = ? AND holder = ?", (expires, name, self.holder))
 
     def _held_update(self, accession: str, assignments: str, values: tuple[Any, ...]) -> None:
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             done = db.execute(f"UPDATE studies SET {assignments} WHERE accession = ? AND lease_owner = ?",
                               (*values, accession, self.holder))
         if done.rowcount != 1:
@@ -462,7 +418,7 @@ class Registry:
         return [StudyRow(**dict(r)) for r in rows]
 
     def delete_study(self, accession: str) -> None:
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             db.execute("DELETE FROM studies WHERE accession = ?", (accession,))
 
     # ------------------------------------------------------------------ submissions
@@ -470,7 +426,7 @@ class Registry:
     def create_submission(self, owner: str) -> str:
         sub_id = "sub-" + secrets.token_hex(8)
         stamp = now_iso()
-        with self._connect() as db:
+        with self._connect(immediate=True) as db:
             db.execute(
                 "INSERT INTO submissions (id, owner, status, created_at, updated_at) VALUES (?, ?, 'open', ?, ?)",
                 (sub_id, owner, stamp, stamp),
@@ -535,13 +491,8 @@ class Registry:
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:
         """Staged files of a submission, by path (streamed from the database)."""
-        db = sqlite3.connect(self.path, timeout=60)
-        db.row_factory = sqlite3.Row
-        try:
-            for row in db.execute("SELECT * FROM staged_files WHERE submission_id = ? ORDER BY path", (sub_id,)):
-                yield dict(row)
-        finally:
-            db.close()
+        for row in self.db.stream("SELECT * FROM staged_files WHERE submission_id = ? ORDER BY path", (sub_id,)):
+            yield dict(row)
 
     def staged_count(self, sub_id: str) -> tuple[int, int]:
         with self._connect() as db:
@@ -611,7 +562,7 @@ class Registry:
     def mark_followed(self, follower: str, changes: int) -> None:
         """``follower`` has caught up with ``changes`` (never moves back)."""
         with self._connect(immediate=True) as db:
-            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = GREATEST(counters.value, excluded.value)",
                        ("~followed:" + follower, changes))
 
     def _counter(self, name: str) -> int:
@@ -630,7 +581,7 @@ class PathClash(ValidationFailed):
     code = "path_clash"
 
 
-def _refuse_clash(db: sqlite3.Connection, sub_id: str, path: str, fold: str) -> None:
+def _refuse_clash(db: Any, sub_id: str, path: str, fold: str) -> None:
     """:class:`PathClash` if ``path`` clashes with a file already staged in the submission."""
     same = db.execute("SELECT path FROM staged_files WHERE submission_id = ? AND fold_key = ? LIMIT 1", (sub_id, fold)).fetchone()
     if same is not None:
@@ -655,8 +606,13 @@ def _clash(path: str, other: str, how: str) -> None:
 CHANGES = "~changes"
 
 
-def _count_change(db: sqlite3.Connection) -> None:
-    db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", (CHANGES,))
+def _count_change(db: Any) -> None:
+    db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = counters.value + 1", (CHANGES,))
+
+
+def _legacy_clash_version(state: StateDB, db: Any) -> int:
+    """The clash-key rule an embedded registry from before the ``meta`` table recorded (its ``user_version``)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0]) if isinstance(state, SqliteStateDB) else 0
 
 
 def _new_commit() -> str:
@@ -676,7 +632,7 @@ class TokenRow:
     created_at: str
 
     @classmethod
-    def of(cls, row: sqlite3.Row) -> TokenRow:
+    def of(cls, row: Any) -> TokenRow:
         return cls(row["token_hash"][:TOKEN_ID_LENGTH], row["owner"], row["created_at"])
 
 

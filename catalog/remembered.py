@@ -1,7 +1,8 @@
 """What a catalog remembers about itself, so that no process can write into it under another identity.
 
 A catalog's IRIs are minted under one base URL, and its studies live in the stores it was created with. Both are
-written to ``BIA_DATA/CATALOG.json`` when the catalog is first opened. Every later open compares: a base URL that
+written when the catalog is first opened: to ``BIA_DATA/CATALOG.json`` in an embedded catalog, to the state
+database's ``meta`` table in a site whose state is in PostgreSQL (every node then reads the same memory). Every later open compares: a base URL that
 was not given is taken from there (a CLI command run without ``BIA_BASE_URL`` mints under the catalog's own); a
 different base URL given, or other stores (a shell that forgot ``BIA_PUBLIC_SPARQL_URL`` or ``BIA_S3_*``), is
 refused with a message saying what the catalog uses, instead of writing studies that do not dereference or that
@@ -16,6 +17,7 @@ from typing import Any
 
 from catalog.config import Settings
 from catalog.errors import CatalogError
+from catalog.state_db import StateDB, open_state_db
 
 CATALOG_FILE = "CATALOG.json"
 #: written by catalogs made before ``CATALOG.json``: the base URL alone
@@ -61,23 +63,42 @@ def remembered(data_dir: Path) -> dict[str, Any] | None:
     return {"base_url": base} if base else None
 
 
-def minted_base_url(data_dir: Path) -> str | None:
-    """The base URL the catalog in ``data_dir`` mints its IRIs under (None for a new catalog)."""
-    return (remembered(data_dir) or {}).get("base_url")
+def _recalled(data_dir: Path, state: StateDB | None) -> dict[str, Any] | None:
+    """What the catalog remembers: from the shared state database if it has one, else from ``data_dir``."""
+    if state is None or not state.shared:
+        return remembered(data_dir)
+    with state.transaction() as db:
+        row = db.execute("SELECT value FROM meta WHERE name = 'catalog'").fetchone()
+    return json.loads(row[0]) if row else None
 
 
-def resolve(settings: Settings) -> Settings:
-    """``settings`` as the catalog in their ``data_dir`` must be opened with: its own base URL unless one was given;
-    :class:`CatalogMismatch` if the given base URL or stores differ. A new catalog remembers them now."""
+def minted_base_url(settings: Settings) -> str | None:
+    """The base URL the catalog ``settings`` name mints its IRIs under (None for a new catalog)."""
+    if not settings.database_url:
+        return (remembered(settings.data_dir) or {}).get("base_url")
+    from catalog.state_schema import ensure_schema
+
+    state = open_state_db(settings.database_url, settings.data_dir)
+    try:
+        ensure_schema(state)
+        return (_recalled(settings.data_dir, state) or {}).get("base_url")
+    finally:
+        state.close()
+
+
+def resolve(settings: Settings, state: StateDB | None = None) -> Settings:
+    """``settings`` as the catalog they name (in ``data_dir``, or in the shared ``state`` database) must be opened
+    with: its own base URL unless one was given; :class:`CatalogMismatch` if the given base URL or stores differ. A
+    new catalog remembers them now."""
     data_dir = settings.data_dir
-    known = remembered(data_dir)
+    known = _recalled(data_dir, state)
     stores = stores_of(settings)
     if known is None or "graph" not in known:  # new, or made before stores were remembered: remember them now
         if known is not None and not settings.is_given("base_url"):
             settings = settings.with_(base_url=known["base_url"])
         _check_base(settings, known)
         if not settings.read_only:  # a read-only open (bia stats, bia export, a replica) mints nothing: it fixes nothing
-            _write(data_dir, {"base_url": (known or {}).get("base_url", settings.base_url), **stores})
+            _write(data_dir, state, {"base_url": (known or {}).get("base_url", settings.base_url), **stores})
         return settings
     if not settings.is_given("base_url"):
         settings = settings.with_(base_url=known["base_url"])
@@ -86,7 +107,7 @@ def resolve(settings: Settings) -> Settings:
                         ("files", "file store (BIA_S3_ENDPOINT, BIA_S3_BUCKET)")):
         if _normal(known.get(part)) != stores[part]:
             raise CatalogMismatch(
-                f"the catalog in {data_dir} keeps its studies in the {shown} {_shown(known.get(part))}, but these "
+                f"the catalog in {_where(settings)} keeps its studies in the {shown} {_shown(known.get(part))}, but these "
                 f"settings name {_shown(stores[part])}; set the same variables as the processes that made it"
             )
     return settings
@@ -95,10 +116,14 @@ def resolve(settings: Settings) -> Settings:
 def _check_base(settings: Settings, known: dict[str, Any] | None) -> None:
     if known is not None and known.get("base_url") and known["base_url"] != settings.base_url:
         raise CatalogMismatch(
-            f"the catalog in {settings.data_dir} mints its IRIs under {known['base_url']}, but BIA_BASE_URL (or "
+            f"the catalog in {_where(settings)} mints its IRIs under {known['base_url']}, but BIA_BASE_URL (or "
             f"--base-url) says {settings.base_url}: its records would not dereference. Unset it, or set it to "
             f"{known['base_url']}"
         )
+
+
+def _where(settings: Settings) -> str:
+    return "the database BIA_DATABASE_URL names" if settings.database_url else str(settings.data_dir)
 
 
 def _shown(stores: Any) -> str:
@@ -109,7 +134,12 @@ def _shown(stores: Any) -> str:
     return json.dumps(stores, sort_keys=True)
 
 
-def _write(data_dir: Path, content: dict[str, Any]) -> None:
+def _write(data_dir: Path, state: StateDB | None, content: dict[str, Any]) -> None:
+    if state is not None and state.shared:
+        with state.transaction(write=True) as db:
+            db.execute("INSERT INTO meta VALUES ('catalog', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                       (json.dumps(content, sort_keys=True),))
+        return
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = data_dir / (CATALOG_FILE + ".tmp")
     tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Keyword search over studies: a tantivy index (BM25, phrases, fields, snippets, facets) plus a SQLite copy of the documents.
+"""Keyword search over studies: a tantivy index (BM25, phrases, fields, snippets, facets) over documents kept in the state database.
 
 Query language (what ``/search?q=`` accepts)::
 
@@ -11,15 +11,19 @@ Query language (what ``/search?q=`` accepts)::
     -mouse   NOT mouse          exclude
 
 Facet filters (organism, imaging_method, licence, release_year, source) are exact values passed apart from the
-query. The index is derived: :meth:`SearchIndex.replace_all` rebuilds it in one commit. Layout of the folder:
-``tantivy/`` (the full-text index; one writer at a time, readers see each commit whole) and ``docs.sqlite``
-(each study's document, for listings and results).
+query. Each study's document is kept in the state database (shared by every node); the full-text index in the
+folder (``tantivy/``, one writer at a time, readers see each commit whole, and ``applied.json``: how far it has
+followed the documents) is a local cache each node fills from them. :meth:`SearchIndex.replace_all` replaces
+every document of a view at once.
 """
 from __future__ import annotations
 
+import fcntl
 import html
 import json
+import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -30,6 +34,8 @@ from typing import Iterable, Mapping, Sequence
 import tantivy
 
 from catalog.errors import CatalogError
+from catalog.state_db import StateDB
+from catalog.state_schema import catalog_id
 
 #: Full-text fields with their BM25 boosts.
 TEXT_FIELDS: dict[str, float] = {
@@ -194,9 +200,10 @@ def parse_query(q: str) -> ParsedQuery:
 
 # ---------------------------------------------------------------------- the index
 
-_DOCS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs(accession TEXT PRIMARY KEY, release_date TEXT, doc TEXT NOT NULL);
-"""
+#: the layout of the local index; an index of another layout is rebuilt from the state database
+LOCAL_LAYOUT = 2
+#: seconds between two looks at the state database for documents another process or node wrote
+FOLLOW_INTERVAL = 0.5
 
 
 def _schema() -> tantivy.Schema:
@@ -207,30 +214,123 @@ def _schema() -> tantivy.Schema:
     for name in FACET_FIELDS:
         builder.add_text_field(f"facet_{name}", tokenizer_name="raw", fast=True)
     builder.add_integer_field("released", fast=True, indexed=True)
+    builder.add_bytes_field("doc", stored=True, indexed=False)
     return builder.build()
 
 
 class SearchIndex:
-    """The search index of one catalog view, in a folder."""
+    """The search index of one catalog view: its documents in the state database, a tantivy index in a folder.
 
-    def __init__(self, path: Path) -> None:
+    The documents are the truth, shared by every node; each write gives the documents it changes (and a tombstone
+    for each it removes) the next number of one sequence. The tantivy index is a local cache that follows that
+    sequence: before answering, a node applies what it has not seen yet (a new node, or one whose folder was
+    lost, starts from zero), so queries, boosts, snippets and facets are tantivy's on every node.
+    """
+
+    def __init__(self, path: Path, db: StateDB, view: str) -> None:
         self.path = Path(path)
-        (self.path / "tantivy").mkdir(parents=True, exist_ok=True)
+        self.db = db
+        self.view = view
         self._lock = threading.RLock()
         self._schema = _schema()
-        self._index = tantivy.Index(self._schema, path=str(self.path / "tantivy"), reuse=True)
         self._seen_commit = -1
-        self._db = sqlite3.connect(str(self.path / "docs.sqlite"), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_DOCS_SCHEMA)
+        self._looked = 0.0
+        self._import_legacy_documents()
+        self._index = self._open_local()
 
     def close(self) -> None:
+        pass
+
+    # ---------------------------------------------------------------- the local cache
+
+    @property
+    def _state_file(self) -> Path:
+        return self.path / "applied.json"
+
+    def _applied(self) -> dict:
+        try:
+            return json.loads(self._state_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _open_local(self) -> tantivy.Index:
+        """The local index, emptied first if it was built from another database or in another layout (under a file
+        lock, so that processes of one node opening it together agree)."""
+        folder = self.path / "tantivy"
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".open.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            applied = self._applied()
+            if (applied.get("catalog"), applied.get("view"), applied.get("layout")) != (catalog_id(self.db), self.view, LOCAL_LAYOUT):
+                shutil.rmtree(folder, ignore_errors=True)
+                self._stamp(0)
+            folder.mkdir(parents=True, exist_ok=True)
+            return tantivy.Index(self._schema, path=str(folder), reuse=True)
+
+    def _stamp(self, seq: int) -> None:
+        """Record how far the local index has followed the documents."""
+        tmp = self._state_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"catalog": catalog_id(self.db), "view": self.view, "layout": LOCAL_LAYOUT, "seq": seq}), encoding="utf-8")
+        os.replace(tmp, self._state_file)
+
+    def follow(self, force: bool = False) -> int:
+        """Apply to the local index the documents written since it last caught up; returns how many. Looks at most
+        every :data:`FOLLOW_INTERVAL` seconds unless ``force``; another process of this node already catching up is
+        left to it."""
+        now = time.monotonic()
+        if not force and now - self._looked < FOLLOW_INTERVAL:
+            return 0
+        self._looked = now
         with self._lock:
-            self._db.close()
+            with self.db.transaction() as db:
+                latest = db.execute("SELECT max(seq) FROM search_docs WHERE view = ?", (self.view,)).fetchone()[0]
+            if latest is None or latest <= self._applied().get("seq", 0):
+                return 0
+            try:
+                writer = self._open_writer(wait=30.0 if force else 0.0)
+            except SearchIndexBusy:
+                return 0
+            return self._apply(writer)
+
+    def _apply(self, writer: tantivy.IndexWriter) -> int:
+        applied, n = self._applied().get("seq", 0), 0
+        try:
+            for accession, doc, seq in self.db.stream(
+                    "SELECT accession, doc, seq FROM search_docs WHERE view = ? AND seq > ? ORDER BY seq", (self.view, applied)):
+                writer.delete_documents("id", accession)
+                if doc is not None:
+                    writer.add_document(self._document(StudyDocument(**json.loads(doc)), doc))
+                applied, n = seq, n + 1
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            writer.wait_merging_threads()
+        self._stamp(applied)
+        self._index.reload()
+        return n
+
+    def _import_legacy_documents(self) -> None:
+        """Documents an embedded catalog kept beside its index before they moved to the state database."""
+        legacy = self.path / "docs.sqlite"
+        if not legacy.exists():
+            return
+        old = sqlite3.connect(str(legacy))
+        try:
+            docs = [StudyDocument(**json.loads(row[0])) for row in old.execute("SELECT doc FROM docs")]
+        finally:
+            old.close()
+        with self.db.transaction() as db:
+            known = db.execute("SELECT count(*) FROM search_docs WHERE view = ?", (self.view,)).fetchone()[0]
+        if not known:
+            self._store(docs)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(legacy) + suffix).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- writing
 
-    def _document(self, doc: StudyDocument) -> tantivy.Document:
+    def _document(self, doc: StudyDocument, stored: str) -> tantivy.Document:
         fields: dict[str, object] = {
             "id": doc.accession,
             "accession": doc.accession,
@@ -242,52 +342,48 @@ class SearchIndex:
             "imaging_method": "\n".join(doc.imaging_methods),
             "source": doc.source or "",
             "released": int((doc.release_date or "0000-00-00")[:10].replace("-", "") or 0),
+            "doc": stored.encode("utf-8"),
         }
         document = tantivy.Document(**fields)
         for name, value in dict.fromkeys(doc.facet_values()):
             document.add_text(f"facet_{name}", value)
         return document
 
-    def _write(self, docs: Iterable[StudyDocument], delete: Iterable[str] = (), everything: bool = False) -> int:
-        """Apply changes to both stores: SQLite in one transaction, tantivy in one commit."""
+    def _store(self, docs: Iterable[StudyDocument], delete: Iterable[str] = (), everything: bool = False) -> int:
+        """Write documents (and tombstones) to the state database in one transaction, numbered in commit order."""
         n = 0
-        with self._lock:
-            writer = self._open_writer()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if everything:
-                    writer.delete_all_documents()
-                    self._db.execute("DELETE FROM docs")
-                for accession in delete:
-                    writer.delete_documents("id", accession)
-                    self._db.execute("DELETE FROM docs WHERE accession = ?", (accession,))
-                for doc in docs:
-                    writer.delete_documents("id", doc.accession)
-                    writer.add_document(self._document(doc))
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO docs VALUES (?, ?, ?)",
-                        (doc.accession, doc.release_date, json.dumps(asdict(doc))),
-                    )
-                    n += 1
-                writer.commit()
-                self._db.execute("COMMIT")
-            except BaseException:
-                writer.rollback()
-                self._db.execute("ROLLBACK")
-                raise
-            finally:
-                writer.wait_merging_threads()
-            self._index.reload()
+        with self.db.transaction(write=True) as db:
+            seq = _next_seq(db) + 1  # tombstones take the first new number, documents the ones after it
+            if everything:
+                db.execute("UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND doc IS NOT NULL",
+                           (seq, self.view))
+            for accession in delete:
+                db.execute("UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND accession = ?"
+                           " AND doc IS NOT NULL", (seq, self.view, accession))
+            for doc in docs:
+                seq += 1
+                db.execute("INSERT INTO search_docs (view, accession, release_date, doc, seq) VALUES (?, ?, ?, ?, ?)"
+                           " ON CONFLICT(view, accession) DO UPDATE SET release_date = excluded.release_date,"
+                           " doc = excluded.doc, seq = excluded.seq",
+                           (self.view, doc.accession, doc.release_date, json.dumps(asdict(doc)), seq))
+                n += 1
+            db.execute("UPDATE counters SET value = ? WHERE name = ?", (seq, SEQUENCE))
+        return n
+
+    def _write(self, docs: Iterable[StudyDocument], delete: Iterable[str] = (), everything: bool = False) -> int:
+        """Change the documents, then bring this node's index up to date with them."""
+        n = self._store(docs, delete, everything)
+        self.follow(force=True)
         return n
 
     def _open_writer(self, wait: float = 60.0) -> tantivy.IndexWriter:
-        """The index's writer; another process holding it (a commit in flight) is waited for, then reported."""
+        """The index's writer; another process holding it is waited for up to ``wait`` seconds, then reported."""
         deadline = time.monotonic() + wait
         while True:
             try:
                 return self._index.writer(_WRITER_HEAP, 1)
             except ValueError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                     raise SearchIndexBusy(f"the search index in {self.path} is being written by another process: {exc}") from exc
                 time.sleep(0.05)
 
@@ -298,30 +394,31 @@ class SearchIndex:
         self._write([], delete=[accession])
 
     def replace_all(self, docs: Iterable[StudyDocument]) -> int:
-        """Rebuild the whole index from ``docs`` (readers see the old or the new)."""
+        """Replace every document of the view with ``docs`` (readers see the old or the new)."""
         return self._write(docs, everything=True)
 
     # ---------------------------------------------------------------- reading
 
     def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+        with self.db.transaction() as db:
+            return db.execute("SELECT COUNT(*) FROM search_docs WHERE view = ? AND doc IS NOT NULL", (self.view,)).fetchone()[0]
 
     def get(self, accession: str) -> StudyDocument | None:
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM docs WHERE accession = ?", (accession,)).fetchone()
-        return StudyDocument(**json.loads(row[0])) if row else None
+        with self.db.transaction() as db:
+            row = db.execute("SELECT doc FROM search_docs WHERE view = ? AND accession = ?", (self.view, accession)).fetchone()
+        return StudyDocument(**json.loads(row[0])) if row and row[0] else None
 
     def release_months(self) -> list[tuple[str, int]]:
         """(YYYY-MM, studies released that month), oldest first."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT substr(release_date, 1, 7) AS m, COUNT(*) FROM docs WHERE release_date IS NOT NULL GROUP BY m ORDER BY m"
-            ).fetchall()
+        with self.db.transaction() as db:
+            return [(r[0], r[1]) for r in db.execute(
+                "SELECT substr(release_date, 1, 7) AS m, COUNT(*) FROM search_docs WHERE view = ? AND doc IS NOT NULL"
+                " AND release_date IS NOT NULL GROUP BY substr(release_date, 1, 7) ORDER BY m", (self.view,))]
 
     def accessions(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT accession FROM docs ORDER BY accession")]
+        with self.db.transaction() as db:
+            return [r[0] for r in db.execute("SELECT accession FROM search_docs WHERE view = ? AND doc IS NOT NULL"
+                                             " ORDER BY accession", (self.view,))]
 
     def _searcher(self) -> tantivy.Searcher:
         """A searcher on the newest commit, including commits made through other handles or processes."""
@@ -395,6 +492,7 @@ class SearchIndex:
             raise InvalidQuery("limit and offset must not be negative")
         parsed = parse_query(q or "")
         query = self._query(parsed, filters)
+        self.follow()
         searcher = self._searcher()
         if sort == "relevance" and not parsed.groups:
             sort = "newest"
@@ -420,26 +518,16 @@ class SearchIndex:
             for name in ("title", "description"):
                 generators[name] = tantivy.SnippetGenerator.create(searcher, query, self._schema, name)
                 generators[name].set_max_num_chars(240)
-        accessions, scores, stored = [], [], []
+        hits = []
         for score, address in found:
             document = searcher.doc(address)
-            accessions.append(document["id"][0])
-            scores.append(float(score) if scored else 0.0)
-            stored.append(document)
-        with self._lock:
-            marks = ", ".join("?" * len(accessions))
-            docs = dict(self._db.execute(f"SELECT accession, doc FROM docs WHERE accession IN ({marks})", accessions).fetchall()) if accessions else {}
-        hits = []
-        for accession, score, document in zip(accessions, scores, stored):
-            if accession not in docs:
-                continue  # deleted between the two reads
-            doc = StudyDocument(**json.loads(docs[accession]))
+            doc = StudyDocument(**json.loads(bytes(document["doc"][0]).decode("utf-8")))
             marked = {}
             for name, generator in generators.items():
                 snippet = generator.snippet_from_doc(document)
                 if snippet.highlighted():
                     marked[name] = _marked(snippet)
-            hits.append(SearchHit(accession, doc.title, score, marked, doc))
+            hits.append(SearchHit(doc.accession, doc.title, float(score) if scored else 0.0, marked, doc))
         return hits
 
 
@@ -457,3 +545,13 @@ def _marked(snippet) -> str:
         last = span.end
     out.append(piece(last))
     return "".join(out)
+
+
+#: the counter that numbers search documents in commit order
+SEQUENCE = "~search"
+
+
+def _next_seq(db) -> int:
+    """The last number given out (the caller holds the write lock, and stores the new last number)."""
+    db.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (SEQUENCE,))
+    return int(db.execute("SELECT value FROM counters WHERE name = ?", (SEQUENCE,)).fetchone()[0])

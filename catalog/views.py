@@ -1,7 +1,7 @@
 """The two views of a catalog: *public* (released studies only) and *private* (studies under embargo).
 
-Each view has its own graph store, search index, file index and rendered records, in separate folders (or
-separate SPARQL servers). A study lives in exactly one of them: in the private view until its release date, then it is moved
+Each view has its own graph store (a folder, or a SPARQL server), file index and search index; its rendered
+records and search documents are rows of the state database marked with the view's name. A study lives in exactly one of them: in the private view until its release date, then it is moved
 to the public one. Every public read path (SPARQL, search, facets, listings, sitemap, exports, files) is built
 on the public view only, so it physically cannot see unreleased data.
 """
@@ -16,6 +16,7 @@ from catalog.graph_store import GraphStore
 from catalog.stores import open_graph_store
 from catalog.record_index import RecordIndex
 from catalog.search_index import SearchIndex
+from catalog.state_db import StateDB
 
 PUBLIC, PRIVATE = "public", "private"
 
@@ -57,7 +58,7 @@ def _graph_location(settings: Settings, name: str) -> str | Path:
     return settings.data_dir / "graph" / name
 
 
-def open_view(settings: Settings, name: str, read_only: bool = False) -> CatalogView:
+def open_view(settings: Settings, name: str, state: StateDB, read_only: bool = False) -> CatalogView:
     """Open (creating if needed) the stores of the ``public`` or ``private`` view (``read_only``: a snapshot
     follower of the graph store, for serving processes beside one writer)."""
     if name not in (PUBLIC, PRIVATE):
@@ -73,7 +74,7 @@ def open_view(settings: Settings, name: str, read_only: bool = False) -> Catalog
         graph=graph,
         # read paths are public; the private view is read by its owners through the writer
         reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only and name == PUBLIC else None,
-        search=SearchIndex(index_dir / "search"),
+        search=SearchIndex(index_dir / "search", state, name),
         files=FileIndex(index_dir / "files"),
-        records=RecordIndex(index_dir / "records.sqlite"),
+        records=RecordIndex(state, name),
     )

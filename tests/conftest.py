@@ -13,9 +13,12 @@ from api.app import create_app
 from api.cli import cli, load_demo
 from api.services import Services, open_services
 from catalog.config import Settings
+from catalog.state_db import PostgresStateDB, SqliteStateDB, StateDB
+from catalog.state_schema import ensure_schema
 from tests.catalog_helpers import BASE, make_settings
 
 from tests.servers.oxigraph_server import oxigraph_pair, oxigraph_server  # noqa: F401
+from tests.servers.postgres_server import postgres_server, postgres_url  # noqa: F401
 from tests.servers.replay_server import replay_server  # noqa: F401
 from tests.servers.seaweedfs_server import seaweedfs_s3  # noqa: F401
 
@@ -91,3 +94,16 @@ def run(tmp_path):
 
     invoke.data = data
     return invoke
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_db(request, tmp_path) -> Iterator[StateDB]:
+    """A state database of each engine: SQLite in a temp folder, PostgreSQL in a fresh schema of a real server."""
+    db: StateDB
+    if request.param == "sqlite":
+        db = SqliteStateDB(tmp_path / "state.sqlite")
+    else:
+        db = PostgresStateDB(request.getfixturevalue("postgres_url"))
+    ensure_schema(db)
+    yield db
+    db.close()

@@ -447,7 +447,8 @@ def test_clash_keys_stored_by_an_older_rule_are_computed_again(tmp_path):
         services.deposits.upload(sub, "jane", "pla\u200dte.tif", io.BytesIO(b"x"))
     db = sqlite3.connect(tmp_path / "data" / "registry.sqlite")
     db.execute("UPDATE staged_files SET fold_key = 'pla\u200dte.tif'")  # as the first rule kept it
-    db.execute("PRAGMA user_version = 0")
+    db.execute("PRAGMA user_version = 0")  # the rule's version, as registries from before the meta table kept it
+    db.execute("DELETE FROM meta WHERE name = 'clash_key_version'")
     db.commit()
     db.close()
     with open_services(make_settings(tmp_path)) as services:

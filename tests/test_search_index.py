@@ -23,8 +23,8 @@ DOCS = [
 
 
 @pytest.fixture
-def index(tmp_path):
-    idx = SearchIndex(tmp_path / "search")
+def index(tmp_path, state_db):
+    idx = SearchIndex(tmp_path / "search", state_db, "public")
     idx.replace_all(DOCS)
     yield idx
     idx.close()
@@ -104,8 +104,43 @@ def test_parse_query():
     assert [c.words for c in parsed.excluded] == [["d"]]
 
 
-def test_other_handles_see_each_commit_at_once(tmp_path):
-    writer, reader = SearchIndex(tmp_path / "s"), SearchIndex(tmp_path / "s")
+def test_other_handles_see_each_commit_at_once(tmp_path, state_db):
+    writer, reader = SearchIndex(tmp_path / "s", state_db, "public"), SearchIndex(tmp_path / "s", state_db, "public")
     assert reader.search("zebrafish").total == 0
     writer.upsert(DOCS[0])
     assert reader.search("zebrafish").total == 1 and reader.get("S-BIAD12").title == DOCS[0].title
+
+
+def test_a_node_with_its_own_folder_follows_the_shared_documents(tmp_path, state_db):
+    """Two nodes share the documents (state database) but each has its own tantivy folder: what one writes, deletes
+    or replaces, the other finds once it follows; a new node starts complete."""
+    first = SearchIndex(tmp_path / "node1", state_db, "public")
+    second = SearchIndex(tmp_path / "node2", state_db, "public")
+    first.replace_all(DOCS)
+    second.follow(force=True)
+    assert accessions(second.search("zebrafish")) == ["S-BIAD12", "S-BIAD120"]
+    first.delete("S-BIAD120")
+    first.upsert(StudyDocument("S-BIAD9", "Zebrafish fins", release_date="2025-01-01"))
+    second.follow(force=True)
+    assert sorted(accessions(second.search("zebrafish"))) == ["S-BIAD12", "S-BIAD9"]
+    assert second.search("", filters={"release_year": ["2025"]}).total == 1
+    first.replace_all(DOCS[2:])
+    second.follow(force=True)
+    assert second.search("").total == 1 and second.count() == 1 and second.accessions() == ["EMPIAR-10002"]
+    third = SearchIndex(tmp_path / "node3", state_db, "public")
+    assert accessions(third.search("kinase")) == ["EMPIAR-10002"]  # a new node is complete by itself
+    assert SearchIndex(tmp_path / "node3-private", state_db, "private").search("").total == 0  # views stay apart
+
+
+def test_a_local_index_built_from_another_database_is_rebuilt(tmp_path, state_db):
+    """A node folder reused with another database (or a lost applied.json) never serves the other catalog's hits."""
+    from catalog.state_db import SqliteStateDB
+    from catalog.state_schema import ensure_schema
+
+    other = SqliteStateDB(tmp_path / "other.sqlite")
+    ensure_schema(other)
+    SearchIndex(tmp_path / "node", other, "public").replace_all(DOCS)
+    index = SearchIndex(tmp_path / "node", state_db, "public")
+    assert index.search("zebrafish").total == 0
+    index.upsert(DOCS[2])
+    assert accessions(index.search("")) == ["EMPIAR-10002"]
