@@ -173,7 +173,7 @@ def parse_query(q: str) -> ParsedQuery:
             if token.operator == "OR" and groups[-1]:
                 groups.append([])
             continue
-        clause = _clause(token)
+        clause = _clause_of(token)
         if clause is None:  # no words (``***``): a NOT before it carries over
             continue
         (excluded if token.negated or negate_next else groups[-1]).append(clause)
@@ -199,7 +199,7 @@ def _tokens(q: str) -> Iterator[_Token]:
         yield _Token(bool(minus), fieldname, phrase if phrase is not None else word, phrase is not None)
 
 
-def _clause(token: _Token) -> Clause | None:
+def _clause_of(token: _Token) -> Clause | None:
     """The clause of a word, phrase or prefix token (None when it holds no words)."""
     text = token.text
     prefix = not token.phrase and text.endswith("*") and len(text) > 1
