@@ -89,6 +89,9 @@ def _body(limit: int) -> bytes:
     return body
 
 
+_READ_ONLY = "this endpoint is read-only: SPARQL Update is not accepted"
+
+
 def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], bool]:
     """The query, the protocol's dataset (SPARQL 1.1 Protocol 2.1: GET, POST form, POST direct) and whether a
     ``format``/``output`` hint came with them; sizes are checked before anything is read or decoded."""
@@ -96,35 +99,61 @@ def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], b
         raise _too_large(limit)
     params = _decoded_params(request.query_string, "query string", limit)
     if request.method == "POST":
-        ctype = (request.mimetype or "").lower()
-        if ctype == "application/sparql-update":
-            raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
-        if ctype == "application/sparql-query":
-            charset = request.mimetype_params.get("charset", "utf-8").lower()
-            if charset not in ("utf-8", "utf8"):
-                raise NotAQuery(f"a query sent as application/sparql-query is UTF-8 (got charset={charset})")
-            try:
-                direct = _body(limit).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise NotAQuery(f"the query is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-            if "query" in params:
-                raise NotAQuery("send the query either as the request body or as the 'query' parameter, not both")
-            params["query"] = [direct]
-        elif ctype == "application/x-www-form-urlencoded":
-            for name, values in _decoded_params(_body(_encoded_limit(limit)), "form body", limit).items():
-                params.setdefault(name, []).extend(values)
-        elif ctype == "multipart/form-data":
-            _body(_encoded_limit(limit))
-            for name, values in request.form.lists():
-                if name == "query" and any(len(value.encode()) > limit for value in values):
-                    raise _too_large(limit)
-                params.setdefault(name, []).extend(values)
-        else:
-            raise NotAQuery(
-                f"POST a query as application/sparql-query or as the form field 'query' (got {ctype or 'no content type'})"
-            )
+        _add_posted_params(params, limit)
+    query = _the_query(params)
+    hinted = "format" in params or "output" in params
+    return query, params.get("default-graph-uri", []), params.get("named-graph-uri", []), hinted
+
+
+def _add_posted_params(params: dict[str, list[str]], limit: int) -> None:
+    """Add to ``params`` what a POST sends in its body: the query itself, or form fields."""
+    ctype = (request.mimetype or "").lower()
+    if ctype == "application/sparql-update":
+        raise ReadOnly(_READ_ONLY)
+    if ctype == "application/sparql-query":
+        direct = _direct_query(limit)
+        if "query" in params:
+            raise NotAQuery("send the query either as the request body or as the 'query' parameter, not both")
+        params["query"] = [direct]
+    elif ctype == "application/x-www-form-urlencoded":
+        _merge(params, _decoded_params(_body(_encoded_limit(limit)), "form body", limit))
+    elif ctype == "multipart/form-data":
+        _merge(params, _multipart_params(limit))
+    else:
+        raise NotAQuery(f"POST a query as application/sparql-query or as the form field 'query' (got {ctype or 'no content type'})")
+
+
+def _merge(params: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    for name, values in more.items():
+        params.setdefault(name, []).extend(values)
+
+
+def _direct_query(limit: int) -> str:
+    """A query sent as the body (``application/sparql-query``), which is UTF-8."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise NotAQuery(f"a query sent as application/sparql-query is UTF-8 (got charset={charset})")
+    try:
+        return _body(limit).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotAQuery(f"the query is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+
+
+def _multipart_params(limit: int) -> dict[str, list[str]]:
+    """The fields of a ``multipart/form-data`` body, whose size is checked before werkzeug parses it."""
+    _body(_encoded_limit(limit))
+    params: dict[str, list[str]] = {}
+    for name, values in request.form.lists():
+        if name == "query" and any(len(value.encode()) > limit for value in values):
+            raise _too_large(limit)
+        params.setdefault(name, []).extend(values)
+    return params
+
+
+def _the_query(params: dict[str, list[str]]) -> str | None:
+    """The one query the parameters hold (None for none, which only a GET may send)."""
     if "update" in params:
-        raise ReadOnly("this endpoint is read-only: SPARQL Update is not accepted")
+        raise ReadOnly(_READ_ONLY)
     queries = params.get("query", [])
     if len(queries) > 1:
         raise NotAQuery(f"one query per request ({len(queries)} 'query' parameters were sent)")
@@ -132,8 +161,7 @@ def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], b
         raise NotAQuery("the query is empty")
     if request.method == "POST" and not queries:
         raise NotAQuery("no query: POST it as application/sparql-query or as the form field 'query'")
-    hinted = "format" in params or "output" in params
-    return (queries[0] if queries else None), params.get("default-graph-uri", []), params.get("named-graph-uri", []), hinted
+    return queries[0] if queries else None
 
 
 def _media(offered: list[str], hinted: bool) -> str:

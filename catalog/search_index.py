@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import tantivy
 
@@ -148,13 +148,52 @@ MAX_PREFIX = 64
 MAX_CLAUSES = 64
 
 
+_OPERATORS = ("OR", "AND", "NOT")
+
+
+class _Token(NamedTuple):
+    """One token of a query: a word or phrase, maybe with a field and a leading ``-``."""
+
+    negated: bool
+    field: str | None
+    text: str
+    phrase: bool
+
+    @property
+    def operator(self) -> str | None:
+        """``OR``, ``AND`` or ``NOT`` when the token is that bare word."""
+        bare = not self.phrase and self.field is None and not self.negated
+        return self.text if bare and self.text in _OPERATORS else None
+
+
 def parse_query(q: str) -> ParsedQuery:
     """Parse the query language above; :class:`InvalidQuery` names what cannot be read."""
     groups: list[list[Clause]] = [[]]
     excluded: list[Clause] = []
     negate_next = False
+    for token in _tokens(q.strip()):
+        if token.operator == "NOT":
+            negate_next = True
+            continue
+        if token.operator is not None:  # AND is the default; OR only between clauses
+            if token.operator == "OR" and groups[-1]:
+                groups.append([])
+            continue
+        clause = _clause_of(token)
+        if clause is None:  # no words (``***``): a NOT before it carries over
+            continue
+        (excluded if token.negated or negate_next else groups[-1]).append(clause)
+        negate_next = False
+    clauses = sum(len(g) for g in groups) + len(excluded)
+    if clauses > MAX_CLAUSES:
+        raise InvalidQuery(f"the query has {clauses} words or phrases; at most {MAX_CLAUSES} are searched at once",
+                           [{"field": "q", "message": "too many terms"}])
+    return ParsedQuery([g for g in groups if g], excluded)
+
+
+def _tokens(q: str) -> Iterator[_Token]:
+    """The tokens of a (stripped) query, read one at a time: an error is raised when reading reaches it."""
     pos = 0
-    q = q.strip()
     while pos < len(q):
         m = _TOKEN.match(q, pos)
         if not m or m.end() == pos:
@@ -163,39 +202,33 @@ def parse_query(q: str) -> ParsedQuery:
         minus, fieldname, phrase, word, unbalanced = m.groups()
         if unbalanced is not None:
             raise InvalidQuery("the query has an unbalanced double quote")
-        if phrase is None and fieldname is None and not minus and word in ("OR", "AND", "NOT"):
-            if word == "NOT":
-                negate_next = True
-            elif word == "OR" and groups[-1]:
-                groups.append([])
-            continue
-        text = phrase if phrase is not None else word
-        prefix = phrase is None and text.endswith("*") and len(text) > 1
-        words = words_of(text.rstrip("*") if prefix else text)
-        if not words:
-            continue
-        if prefix and len(words[-1]) > MAX_PREFIX:
-            raise InvalidQuery(f"a prefix search (word*) takes at most {MAX_PREFIX} characters before the *",
-                               [{"field": "q", "value": text[:40] + "…", "message": "prefix too long"}])
-        name = None
-        if fieldname is not None:
-            name = FIELD_ALIASES.get(fieldname.lower(), fieldname.lower())
-            if name not in TEXT_FIELDS:
-                raise InvalidQuery(
-                    f"unknown search field {fieldname!r}; fields are: {', '.join(TEXT_FIELDS)}",
-                    [{"field": "q", "message": f"unknown field {fieldname}"}],
-                )
-        clause = Clause(words, name, prefix)
-        if minus or negate_next:
-            excluded.append(clause)
-        else:
-            groups[-1].append(clause)
-        negate_next = False
-    clauses = sum(len(g) for g in groups) + len(excluded)
-    if clauses > MAX_CLAUSES:
-        raise InvalidQuery(f"the query has {clauses} words or phrases; at most {MAX_CLAUSES} are searched at once",
-                           [{"field": "q", "message": "too many terms"}])
-    return ParsedQuery([g for g in groups if g], excluded)
+        yield _Token(bool(minus), fieldname, phrase if phrase is not None else word, phrase is not None)
+
+
+def _clause_of(token: _Token) -> Clause | None:
+    """The clause of a word, phrase or prefix token (None when it holds no words)."""
+    text = token.text
+    prefix = not token.phrase and text.endswith("*") and len(text) > 1
+    words = words_of(text.rstrip("*") if prefix else text)
+    if not words:
+        return None
+    if prefix and len(words[-1]) > MAX_PREFIX:
+        raise InvalidQuery(f"a prefix search (word*) takes at most {MAX_PREFIX} characters before the *",
+                           [{"field": "q", "value": text[:40] + "…", "message": "prefix too long"}])
+    return Clause(words, _field(token.field), prefix)
+
+
+def _field(fieldname: str | None) -> str | None:
+    """The text field a ``field:`` names (aliases resolved, any case); None for none."""
+    if fieldname is None:
+        return None
+    name = FIELD_ALIASES.get(fieldname.lower(), fieldname.lower())
+    if name not in TEXT_FIELDS:
+        raise InvalidQuery(
+            f"unknown search field {fieldname!r}; fields are: {', '.join(TEXT_FIELDS)}",
+            [{"field": "q", "message": f"unknown field {fieldname}"}],
+        )
+    return name
 
 
 # ---------------------------------------------------------------------- the index

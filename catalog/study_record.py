@@ -184,65 +184,115 @@ def _method_as_written(graph: RecordGraph, node: Any) -> str | None:
     return None
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _doi_iri(doi: Any) -> URIRef:
+    return URIRef(f"https://doi.org/{doi}")
+
+
+def _day(released: Any) -> Literal:
+    return Literal(str(released)[:10], datatype=XSD.date)
+
+
+#: the study's statements the view restates, in this order: (REMBI predicate, schema.org predicate, how the value reads)
+_RESTATED: tuple[tuple[URIRef, URIRef, Callable[[Any], Any]], ...] = (
+    (DCTERMS.title, SCHEMA.name, _as_is),
+    (DCTERMS.description, SCHEMA.description, _as_is),
+    (DCTERMS.identifier, SCHEMA.identifier, _as_is),
+    (REMBI.doi, SCHEMA.identifier, _doi_iri),
+    (DCTERMS.license, SCHEMA.license, _as_is),
+    (DCTERMS.available, SCHEMA.datePublished, _day),
+)
+
+
 def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str, downloadable: bool = False) -> None:
     """Add the schema.org ``Dataset`` (Bioschemas Dataset profile) statements derived from the REMBI ones;
     ``downloadable``: the archive holds the study's files, so its zip is a ``DataDownload`` (a harvested record
     lists files whose bytes are elsewhere, and advertises no download here)."""
-    add = graph.add
-    add((study, RDF.type, SCHEMA.Dataset))
-    add((study, DCTERMS.conformsTo, BIOSCHEMAS_DATASET))
-    add((study, SCHEMA.url, study))
-    add((study, SCHEMA.isAccessibleForFree, Literal(True)))
-    for title in graph.objects(study, DCTERMS.title):
-        add((study, SCHEMA.name, title))
-    for text in graph.objects(study, DCTERMS.description):
-        add((study, SCHEMA.description, text))
-    for accession in graph.objects(study, DCTERMS.identifier):
-        add((study, SCHEMA.identifier, accession))
-    for doi in graph.objects(study, REMBI.doi):
-        add((study, SCHEMA.identifier, URIRef(f"https://doi.org/{doi}")))
-    for licence in graph.objects(study, DCTERMS.license):
-        add((study, SCHEMA.license, licence))
-    for released in graph.objects(study, DCTERMS.available):
-        add((study, SCHEMA.datePublished, Literal(str(released)[:10], datatype=XSD.date)))
+    graph.add((study, RDF.type, SCHEMA.Dataset))
+    graph.add((study, DCTERMS.conformsTo, BIOSCHEMAS_DATASET))
+    graph.add((study, SCHEMA.url, study))
+    graph.add((study, SCHEMA.isAccessibleForFree, Literal(True)))
+    for rembi, schema, restate in _RESTATED:
+        for value in graph.objects(study, rembi):
+            graph.add((study, schema, restate(value)))
+    _add_creators(graph, study)
+    _add_citations(graph, study)
+    _add_cross_references(graph, study)
+    methods = _add_techniques(graph, study)
+    if next(iter(graph.objects(study, SCHEMA.keywords)), None) is None:  # required by Bioschemas: what it is about
+        _add_keywords(graph, study, methods)
+    if downloadable:
+        _add_download(graph, study)
+    _add_catalog(graph, study, base_url, catalog_name)
+
+
+def _add_creators(graph: RecordGraph, study: URIRef) -> None:
+    """Each author typed a ``Person``, or an ``Organization`` when its name is a body's."""
     for author in graph.objects(study, SCHEMA.creator):
         names = [str(n) for n in graph.objects(author, SCHEMA.name)]
         organisation = any(_ORGANISATION.search(n) for n in names)
-        add((author, RDF.type, SCHEMA.Organization if organisation else SCHEMA.Person))
+        graph.add((author, RDF.type, SCHEMA.Organization if organisation else SCHEMA.Person))
+
+
+def _add_citations(graph: RecordGraph, study: URIRef) -> None:
+    """Each publication a ``ScholarlyArticle`` with its title and DOI."""
     for publication in graph.objects(study, SCHEMA.citation):
-        add((publication, RDF.type, SCHEMA.ScholarlyArticle))
+        graph.add((publication, RDF.type, SCHEMA.ScholarlyArticle))
         for title in graph.objects(publication, DCTERMS.title):
-            add((publication, SCHEMA.name, title))
+            graph.add((publication, SCHEMA.name, title))
         for doi in graph.objects(publication, REMBI.doi):
-            add((publication, SCHEMA.sameAs, URIRef(f"https://doi.org/{doi}")))
+            graph.add((publication, SCHEMA.sameAs, _doi_iri(doi)))
+
+
+def _add_cross_references(graph: RecordGraph, study: URIRef) -> None:
+    """Each cross-reference's target, under the schema.org relation of its own (``isRelatedTo`` by default)."""
     for xref in graph.objects(study, REMBI.cross_references):
         relation = graph.value(xref, REMBI.relation)
         for target in graph.objects(xref, REMBI.target):
-            add((study, _SCHEMA_RELATION.get(str(relation), SCHEMA.isRelatedTo), URIRef(str(target))))
+            graph.add((study, _SCHEMA_RELATION.get(str(relation), SCHEMA.isRelatedTo), URIRef(str(target))))
+
+
+def _add_techniques(graph: RecordGraph, study: URIRef) -> set[str]:
+    """Each imaging method as a ``measurementTechnique`` (a ``DefinedTerm``, or the depositor's words where the term
+    is FBbi's generic root); returns the methods' names."""
     methods: set[str] = set()
     for node, _p, term in list(graph.triples((None, REMBI.imagingMethod, None))):
         written = _method_as_written(graph, node) if str(term) == FBBI_GENERIC else None
         if written:  # FBbi's generic root says nothing: the depositor's words name the technique
-            add((study, SCHEMA.measurementTechnique, Literal(written)))
+            graph.add((study, SCHEMA.measurementTechnique, Literal(written)))
             methods.add(written)
             continue
-        add((study, SCHEMA.measurementTechnique, term))
-        add((term, RDF.type, SCHEMA.DefinedTerm))
+        graph.add((study, SCHEMA.measurementTechnique, term))
+        graph.add((term, RDF.type, SCHEMA.DefinedTerm))
         for label in graph.objects(term, RDFS.label):
-            add((term, SCHEMA.name, label))
+            graph.add((term, SCHEMA.name, label))
             methods.add(str(label))
-    if next(iter(graph.objects(study, SCHEMA.keywords)), None) is None:  # required by Bioschemas: what it is about
-        organisms = {str(label) for term in graph.objects(None, REMBI.organism) for label in graph.objects(term, RDFS.label)}
-        for keyword in sorted(methods - {"imaging method"}) + sorted(organisms):
-            add((study, SCHEMA.keywords, Literal(keyword)))
-    if downloadable:
-        download = URIRef(f"{study}#download")
-        add((study, SCHEMA.distribution, download))
-        add((download, RDF.type, SCHEMA.DataDownload))
-        add((download, SCHEMA.contentUrl, URIRef(f"{study}/download")))
-        add((download, SCHEMA.encodingFormat, Literal("application/zip")))
+    return methods
+
+
+def _add_keywords(graph: RecordGraph, study: URIRef, methods: set[str]) -> None:
+    """Keywords for a study without any: its imaging methods (but the generic one), then its organisms."""
+    organisms = {str(label) for term in graph.objects(None, REMBI.organism) for label in graph.objects(term, RDFS.label)}
+    for keyword in sorted(methods - {"imaging method"}) + sorted(organisms):
+        graph.add((study, SCHEMA.keywords, Literal(keyword)))
+
+
+def _add_download(graph: RecordGraph, study: URIRef) -> None:
+    """The study's zip as a ``DataDownload``."""
+    download = URIRef(f"{study}#download")
+    graph.add((study, SCHEMA.distribution, download))
+    graph.add((download, RDF.type, SCHEMA.DataDownload))
+    graph.add((download, SCHEMA.contentUrl, URIRef(f"{study}/download")))
+    graph.add((download, SCHEMA.encodingFormat, Literal("application/zip")))
+
+
+def _add_catalog(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str) -> None:
+    """The ``DataCatalog`` the study is part of: this catalog."""
     catalog = URIRef(f"{base_url.rstrip('/')}/#catalog")
-    add((study, SCHEMA.includedInDataCatalog, catalog))
-    add((catalog, RDF.type, SCHEMA.DataCatalog))
-    add((catalog, SCHEMA.name, Literal(catalog_name)))
-    add((catalog, SCHEMA.url, URIRef(f"{base_url.rstrip('/')}/")))
+    graph.add((study, SCHEMA.includedInDataCatalog, catalog))
+    graph.add((catalog, RDF.type, SCHEMA.DataCatalog))
+    graph.add((catalog, SCHEMA.name, Literal(catalog_name)))
+    graph.add((catalog, SCHEMA.url, URIRef(f"{base_url.rstrip('/')}/")))

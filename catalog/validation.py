@@ -16,13 +16,13 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from urllib.parse import unquote
 
 from rdflib import RDF, Graph, Namespace
 
 from catalog import resources
-from catalog.rembi_model import RembiModel, load_model
+from catalog.rembi_model import ClassInfo, RembiModel, SlotInfo, load_model
 from catalog.schema_build import JSON_SCHEMA_NAME, RECOMMENDED_SHAPES_NAME, SHAPES_NAME
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
@@ -186,38 +186,46 @@ def validate_record(record: dict[str, Any], class_name: str = "Study", model: Re
 
 def _dangling_references(record: dict[str, Any], model: RembiModel) -> list[ValidationIssue]:
     """Associations naming an object that the study does not define."""
-    study = model.classes["Study"]
-    defined: dict[str, set[str]] = {}
-    for slot in study.slots.values():
+    defined = _defined_ids(record, model)
+    issues = []
+    for slot, owner in _identified_slots(model, model.classes["Study"]):
+        for index, obj in enumerate(record.get(slot.name) or []):
+            if isinstance(obj, dict):
+                issues.extend(_unknown_references(obj, f"/{slot.name}/{index}", owner, defined, model))
+    return issues
+
+
+def _identified_slots(model: RembiModel, cls: ClassInfo) -> Iterator[tuple[SlotInfo, ClassInfo]]:
+    """The slots of ``cls`` whose values are objects with an identifier, each with the class of those objects."""
+    for slot in cls.slots.values():
         target = model.classes.get(slot.range or "")
         if slot.kind == "object" and target is not None and target.identifier:
-            for obj in record.get(slot.name) or []:
-                if isinstance(obj, dict) and obj.get("id"):
-                    defined.setdefault(target.name, set()).add(model.expand(str(obj["id"])))
+            yield slot, target
+
+
+def _defined_ids(record: dict[str, Any], model: RembiModel) -> dict[str, set[str]]:
+    """The (expanded) ids of the objects a study record defines, by class name."""
+    defined: dict[str, set[str]] = {}
+    for slot, target in _identified_slots(model, model.classes["Study"]):
+        for obj in record.get(slot.name) or []:
+            if isinstance(obj, dict) and obj.get("id"):
+                defined.setdefault(target.name, set()).add(model.expand(str(obj["id"])))
+    return defined
+
+
+def _unknown_references(
+    obj: dict[str, Any], focus: str, owner: ClassInfo, defined: dict[str, set[str]], model: RembiModel
+) -> list[ValidationIssue]:
+    """The references of one object (of class ``owner``, at ``focus``) to objects not in ``defined``."""
     issues = []
-    for slot in study.slots.values():
-        owner_cls = model.classes.get(slot.range or "")
-        if slot.kind != "object" or owner_cls is None or owner_cls.identifier is None:
+    for ref_slot, target in _identified_slots(model, owner):
+        if ref_slot.inlined:
             continue
-        for index, obj in enumerate(record.get(slot.name) or []):
-            if not isinstance(obj, dict):
-                continue
-            for ref_slot in owner_cls.slots.values():
-                target = model.classes.get(ref_slot.range or "")
-                if ref_slot.kind != "object" or ref_slot.inlined or target is None or target.identifier is None:
-                    continue
-                refs = obj.get(ref_slot.name)
-                for ref in refs if isinstance(refs, list) else ([refs] if refs else []):
-                    if model.expand(str(ref)) not in defined.get(target.name, set()):
-                        issues.append(
-                            ValidationIssue(
-                                focus=f"/{slot.name}/{index}",
-                                path=ref_slot.name,
-                                message=f"refers to a {target.name} that the study does not define",
-                                value=str(ref),
-                                source="linkml",
-                            )
-                        )
+        refs = obj.get(ref_slot.name)
+        for ref in refs if isinstance(refs, list) else ([refs] if refs else []):
+            if model.expand(str(ref)) not in defined.get(target.name, set()):
+                issues.append(ValidationIssue(focus=focus, path=ref_slot.name, value=str(ref), source="linkml",
+                                              message=f"refers to a {target.name} that the study does not define"))
     return issues
 
 

@@ -3,12 +3,14 @@ with the coordinate transformations of correlative pairs: what ``/studies/{acces
 show. Everything is read from the archive's public view."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from rdflib import URIRef
 
 from catalog import identifiers
 from catalog.errors import NotFound
+from catalog.record_graph import RecordGraph
 from catalog.study_record import describe
 from catalog.rembi_model import RembiModel
 from linkers.discover import asserted_graph, cross_reference_rows, inferred_graph
@@ -51,57 +53,88 @@ def _links(store, model: RembiModel, graphs: list[str], side: str, study: str) -
     return out
 
 
+@dataclass
+class _Described:
+    """A described graph, read by the model's class and slot names."""
+
+    graph: RecordGraph
+    model: RembiModel
+
+    def objects(self, node: Any, class_name: str, slot: str) -> Iterator[Any]:
+        return self.graph.objects(node, URIRef(self.model.classes[class_name].slots[slot].uri))
+
+    def one(self, node: Any, class_name: str, slot: str) -> str | None:
+        value = next(self.objects(node, class_name, slot), None)
+        return str(value) if value is not None else None
+
+
+#: a transformation's fields read as written
+_TRANSFORMATION_TEXTS = ("source_coordinate_system", "target_coordinate_system", "units", "registration_software",
+                         "transform_file", "fiducials", "transformation_text")
+
+
 def transformations(archive: Any, study: str) -> list[dict[str, Any]]:
     """The coordinate transformations of a study's image correlations (structured, with the original text)."""
-    store, model = archive.public.reads, archive.model
+    store = archive.public.reads
     rows = store.select(_PREFIXES + f"SELECT ?c WHERE {{ GRAPH <{study}> {{ ?c a rembi:ImageCorrelation }} }} ORDER BY ?c")
     if not rows:
         return []
-    graph = describe(store, study, [r["c"]["value"] for r in rows])
-    corr, ct, me = (model.classes[n].slots for n in ("ImageCorrelation", "CoordinateTransformation", "MatrixElement"))
+    described = _Described(describe(store, study, [r["c"]["value"] for r in rows]), archive.model)
+    return [_correlation(described, URIRef(row["c"]["value"])) for row in rows]
 
-    def one(node, slot_info) -> str | None:
-        value = graph.value(node, URIRef(slot_info.uri))
-        return str(value) if value is not None else None
 
-    out = []
-    for row in rows:
-        node = URIRef(row["c"]["value"])
-        entry: dict[str, Any] = {"correlation": str(node), "title": one(node, model.classes["ImageCorrelation"].slots["title"]),
-                                 "alignment": one(node, corr["spatial_and_temporal_alignment"]),
-                                 "fiducials": one(node, corr["fiducials_used"]), "text": one(node, corr["transformation_text"]),
-                                 "transformations": []}
-        for t in graph.objects(node, URIRef(corr["transformations"].uri)):
-            kind = one(t, ct["transformation_type"])
-            item: dict[str, Any] = {
-                "type": model.enum_name("TransformationTypeEnum", kind) if kind else None,
-                **{key: one(t, ct[key]) for key in ("source_coordinate_system", "target_coordinate_system", "units",
-                                                     "registration_software", "transform_file", "fiducials", "transformation_text")},
-            }
-            rows_n, cols_n = one(t, ct["matrix_rows"]), one(t, ct["matrix_columns"])
-            elements = [
-                (int(one(m, me["row"]) or 0), int(one(m, me["column"]) or 0), float(one(m, me["element_value"]) or 0))
-                for m in graph.objects(t, URIRef(ct["matrix"].uri))
-            ]
-            if elements:
-                n_rows = int(rows_n) if rows_n else max(r for r, _, _ in elements) + 1
-                n_cols = int(cols_n) if cols_n else max(c for _, c, _ in elements) + 1
-                matrix = [[0.0] * n_cols for _ in range(n_rows)]
-                for r, c, v in elements:
-                    if r < n_rows and c < n_cols:
-                        matrix[r][c] = v
-                item["matrix"] = matrix
-            parameters = {}
-            for p in graph.objects(t, URIRef(ct["parameters"].uri)):
-                name = graph.value(p, URIRef(model.classes["Attribute"].slots["name"].uri))
-                value = graph.value(p, URIRef(model.classes["Attribute"].slots["value"].uri))
-                if name is not None:
-                    parameters[str(name)] = str(value) if value is not None else None
-            if parameters:
-                item["parameters"] = parameters
-            entry["transformations"].append({k: v for k, v in item.items() if v is not None})
-        out.append({k: v for k, v in entry.items() if v not in (None, [])} | {"transformations": entry["transformations"]})
-    return out
+def _correlation(described: _Described, node: URIRef) -> dict[str, Any]:
+    """One image correlation: its texts (those it has) and its transformations (always, maybe none)."""
+    def text(slot: str) -> str | None:
+        return described.one(node, "ImageCorrelation", slot)
+
+    entry = {"correlation": str(node), "title": text("title"), "alignment": text("spatial_and_temporal_alignment"),
+             "fiducials": text("fiducials_used"), "text": text("transformation_text")}
+    found = [_transformation(described, t) for t in described.objects(node, "ImageCorrelation", "transformations")]
+    return {k: v for k, v in entry.items() if v is not None} | {"transformations": found}
+
+
+def _transformation(described: _Described, node: Any) -> dict[str, Any]:
+    """One coordinate transformation: its type, texts, matrix and parameters (those it has)."""
+    kind = described.one(node, "CoordinateTransformation", "transformation_type")
+    parameters = _parameters(described, node)
+    item: dict[str, Any] = {
+        "type": described.model.enum_name("TransformationTypeEnum", kind) if kind else None,
+        **{key: described.one(node, "CoordinateTransformation", key) for key in _TRANSFORMATION_TEXTS},
+        "matrix": _matrix(described, node),
+        "parameters": parameters or None,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _matrix(described: _Described, node: Any) -> list[list[float]] | None:
+    """A transformation's matrix, sized by its declared rows and columns (elements outside them dropped) or else by
+    its largest element; None when it has no elements."""
+    def number(element: Any, slot: str) -> str:
+        return described.one(element, "MatrixElement", slot) or "0"
+
+    elements = [(int(number(m, "row")), int(number(m, "column")), float(number(m, "element_value")))
+                for m in described.objects(node, "CoordinateTransformation", "matrix")]
+    if not elements:
+        return None
+    rows, columns = (described.one(node, "CoordinateTransformation", slot) for slot in ("matrix_rows", "matrix_columns"))
+    n_rows = int(rows) if rows else max(r for r, _, _ in elements) + 1
+    n_cols = int(columns) if columns else max(c for _, c, _ in elements) + 1
+    matrix = [[0.0] * n_cols for _ in range(n_rows)]
+    for r, c, v in elements:
+        if r < n_rows and c < n_cols:
+            matrix[r][c] = v
+    return matrix
+
+
+def _parameters(described: _Described, node: Any) -> dict[str, str | None]:
+    """A transformation's parameters by name (those without a name left out)."""
+    parameters = {}
+    for p in described.objects(node, "CoordinateTransformation", "parameters"):
+        name = described.one(p, "Attribute", "name")
+        if name is not None:
+            parameters[name] = described.one(p, "Attribute", "value")
+    return parameters
 
 
 def study_links(archive: Any, accession: str, jsonld: bool = False) -> dict[str, Any]:

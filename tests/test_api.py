@@ -321,6 +321,66 @@ def test_malformed_protocol_requests_are_400(client):
     assert utf8.get_json()["results"]["bindings"][0]["x"]["value"] == "é日本"
 
 
+def test_protocol_requests_are_read_as_sent_and_refused_with_a_reason(catalog, client):
+    """Each way of sending a query (GET, POST direct, POST form, multipart form, parameters in the URL of a POST) and
+    each way of sending one wrongly: the status, the code and the message that says what to change."""
+    small = create_app(catalog["settings"].with_(sparql_max_query_bytes=1000), services=catalog["services"])
+    try:
+        over = {"status": 413, "code": "query_too_large",
+                "message": "the query is over the 1,000-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)"}
+        limited = small.test_client()
+        for response in (
+            limited.get("/sparql?foo=" + "x" * 70_000),  # the URL is refused before it is decoded
+            limited.post("/sparql", data={"query": "ASK {} #" + "x" * 1000}, content_type="multipart/form-data"),
+        ):
+            body = error_shape(response, 413)
+            assert {k: body[k] for k in over} == over
+        assert limited.post("/sparql", data={"query": "ASK {} #" + "x" * 990}, content_type="multipart/form-data",
+                            headers={"Accept": "application/sparql-results+json"}).get_json() == {"head": {}, "boolean": True}
+    finally:
+        small.extensions["bia.sparql"].close()
+    direct = "application/sparql-query"
+    refused = [
+        (client.post("/sparql", data=b"ASK {} #\xff", content_type=direct), 400, "the query is not UTF-8 (invalid start byte at byte 8)"),
+        (client.post("/sparql", data="ASK {}", content_type=f"{direct}; charset=latin1"), 400,
+         "a query sent as application/sparql-query is UTF-8 (got charset=latin1)"),
+        (client.post("/sparql?query=ASK%20%7B%7D", data="ASK {}", content_type=direct), 400,
+         "send the query either as the request body or as the 'query' parameter, not both"),
+        (client.post("/sparql?query=ASK%20%7B%7D", data={"query": "ASK {}"}), 400, "one query per request (2 'query' parameters were sent)"),
+        (client.post("/sparql", data={"query": ["ASK {}", "ASK {}"]}, content_type="multipart/form-data"), 400,
+         "one query per request (2 'query' parameters were sent)"),
+        (client.post("/sparql", data="ASK {}", content_type="text/plain"), 400,
+         "POST a query as application/sparql-query or as the form field 'query' (got text/plain)"),
+        (client.post("/sparql"), 400, "POST a query as application/sparql-query or as the form field 'query' (got no content type)"),
+        (client.post("/sparql", data={"query": "  "}), 400, "the query is empty"),
+        (client.post("/sparql", data={"foo": "bar"}), 400, "no query: POST it as application/sparql-query or as the form field 'query'"),
+        (client.post("/sparql?update=x", data="ASK {}", content_type=direct), 403, "this endpoint is read-only: SPARQL Update is not accepted"),
+        (client.post("/sparql", data={"update": "CLEAR ALL"}, content_type="multipart/form-data"), 403,
+         "this endpoint is read-only: SPARQL Update is not accepted"),
+    ]
+    for response, status, message in refused:
+        assert error_shape(response, status)["message"] == message
+
+    one = f"{BASE}/studies/idr0038"
+    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+    in_one = count_of(client, count, **{"default-graph-uri": one})
+    json_results = {"Accept": "application/sparql-results+json"}
+    for response in (
+        client.post(f"/sparql?default-graph-uri={one}", data=count, content_type=direct, headers=json_results),
+        client.post("/sparql", data={"query": count, "default-graph-uri": one}, headers=json_results),
+        client.post(f"/sparql?default-graph-uri={one}", data={"query": count}, content_type="multipart/form-data", headers=json_results),
+    ):
+        assert int(response.get_json()["results"]["bindings"][0]["n"]["value"]) == in_one
+    # a format hint anywhere in the request wins over an Accept header naming one type
+    for response in (
+        client.get("/sparql", query_string={"query": count, "format": "csv"}, headers=json_results),
+        client.post("/sparql?output=csv", data=count, content_type=direct, headers=json_results),
+        client.post("/sparql", data={"query": count, "format": "csv"}, headers=json_results),
+    ):
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert client.get("/sparql", query_string={"query": count}, headers=json_results).mimetype == "application/sparql-results+json"
+
+
 @pytest.mark.parametrize(("form", "accept", "expected"), [
     ("SELECT", "text/csv; charset=utf-8", "text/csv"),
     ("SELECT", "application/sparql-results+json;charset=utf-8", "application/sparql-results+json"),

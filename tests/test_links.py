@@ -241,3 +241,62 @@ def test_links_follow_every_change_whoever_makes_it(tmp_path):
         other.archive.registry.record_change()
     with open_services(settings) as services:
         assert link_if_changed(services.archive) is not None
+
+
+def test_transformations_read_matrices_parameters_and_texts_as_written(tmp_path):
+    """:func:`linkers.study_links.transformations` on a stored study: correlations in IRI order; a matrix sized by its
+    declared rows and columns (elements outside them dropped) or by its largest element; parameters by name; absent
+    fields left out (a correlation's transformations always listed); a study without correlations
+    has none."""
+    from types import SimpleNamespace
+
+    from catalog.graph_store_embedded import EmbeddedGraphStore
+    from catalog.rembi_model import load_model
+    from catalog.rembi_rdf import prepare_study, record_to_graph
+    from linkers.study_links import transformations
+
+    record = {
+        "accession": "S-BIADTR1", "title": "Transforms", "license": "CC0-1.0", "release_date": "2024-01-01",
+        "authors": [{"name": "Jane Doe"}],
+        "image_correlations": [
+            {"title": "B parameters", "fiducials_used": "gold beads", "transformations": [
+                {"transformation_type": "similarity", "units": "pixel",
+                 "parameters": [{"name": "scale", "value": "0.5"}, {"name": "rotation_z_degrees", "value": "12.5"}]},
+                {"transformation_text": "identity"},
+            ]},
+            {"title": "A matrices", "spatial_and_temporal_alignment": "landmarks", "transformation_text": "two matrices",
+             "transformations": [
+                {"transformation_type": "affine", "matrix": [{"row": 0, "column": 0, "element_value": 2.0},
+                                                              {"row": 1, "column": 2, "element_value": -3.5}]},
+                {"transformation_type": "rigid", "matrix_rows": 2, "matrix_columns": 2, "transform_file": "t.xml",
+                 "matrix": [{"row": 0, "column": 1, "element_value": 1.0}, {"row": 2, "column": 0, "element_value": 9.0},
+                            {"row": 1, "column": 5, "element_value": 9.0}]},
+             ]},
+            {"title": "C without transformations"},
+        ],
+    }
+    prepared = prepare_study(record, BASE)
+    store = EmbeddedGraphStore(tmp_path / "graphs")
+    try:
+        store.replace_graph(prepared["id"], record_to_graph(prepared).serialize(format="nt"))
+        archive = SimpleNamespace(public=SimpleNamespace(reads=store), model=load_model())
+        found = transformations(archive, prepared["id"])
+        assert transformations(archive, f"{BASE}/studies/S-BIADNONE") == []
+    finally:
+        store.close()
+    expected = [
+        {"correlation": prepared["image_correlations"][0]["id"], "title": "B parameters", "fiducials": "gold beads",
+         "transformations": [
+             {"type": "similarity", "units": "pixel", "parameters": {"scale": "0.5", "rotation_z_degrees": "12.5"}},
+             {"transformation_text": "identity"},
+         ]},
+        {"correlation": prepared["image_correlations"][1]["id"], "title": "A matrices", "alignment": "landmarks", "text": "two matrices",
+         "transformations": [
+             {"type": "affine", "matrix": [[2.0, 0.0, 0.0], [0.0, 0.0, -3.5]]},
+             {"type": "rigid", "transform_file": "t.xml", "matrix": [[0.0, 1.0], [0.0, 0.0]]},
+         ]},
+        {"correlation": prepared["image_correlations"][2]["id"], "title": "C without transformations", "transformations": []},
+    ]
+    for entry in found + expected:
+        entry["transformations"].sort(key=lambda t: json.dumps(t, sort_keys=True))  # RDF keeps no order among them
+    assert found == sorted(expected, key=lambda entry: entry["correlation"])

@@ -172,3 +172,132 @@ def test_last_modified_moves_only_when_the_record_changes(catalog):
     sitemap = client.get("/sitemap.xml").get_data(as_text=True)
     day = datetime.datetime.fromtimestamp(changed, datetime.timezone.utc).date().isoformat()
     assert f"<loc>{iri}</loc><lastmod>{day}</lastmod>" in sitemap
+
+
+# ---------------------------------------------------------------------- the schema.org Dataset view of a study
+
+DV_STUDY = f"{BASE}/studies/S-BIADDV1"
+DV_PREFIXES = {DV_STUDY: "S", "http://schema.org/": "schema:", "https://w3id.org/rembi/": "rembi:",
+               "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf:", "http://purl.org/dc/terms/": "dcterms:",
+               "http://purl.obolibrary.org/obo/": "obo:"}
+
+
+def _short(term) -> str:
+    from rdflib import URIRef
+
+    text = term.n3()
+    if isinstance(term, URIRef):
+        for iri, short in DV_PREFIXES.items():
+            if str(term).startswith(iri):
+                return (f"<{short}{str(term)[len(iri):]}>" if short == "S" else short + str(term)[len(iri):])
+    return text
+
+
+def _dataset_view_input(keywords: bool):
+    """A study graph holding what the view reads: title, dates, a person and a body as authors, a publication, three
+    kinds of cross-reference, an imaging method only written down, FBbi's generic root and a real FBbi term, an
+    organism."""
+    from rdflib import Literal, URIRef
+    from rdflib.namespace import DCTERMS, RDFS, XSD
+
+    from catalog.record_graph import RecordGraph
+    from catalog.study_record import REMBI, SCHEMA
+
+    study, obo = URIRef(DV_STUDY), "http://purl.obolibrary.org/obo/"
+    generic, fluorescence, human = URIRef(obo + "FBbi_00000222"), URIRef(obo + "FBbi_00000246"), URIRef(obo + "NCBITaxon_9606")
+
+    def node(path: str) -> URIRef:
+        return URIRef(f"{DV_STUDY}/{path}")
+
+    graph = RecordGraph()
+    for triple in [
+        (study, DCTERMS.title, Literal("A title")), (study, DCTERMS.description, Literal("Words.")),
+        (study, DCTERMS.identifier, Literal("S-BIADDV1")), (study, REMBI.doi, Literal("10.1234/abc")),
+        (study, DCTERMS.license, URIRef("https://creativecommons.org/licenses/by/4.0/")),
+        (study, DCTERMS.available, Literal("2024-03-05T10:00:00", datatype=XSD.dateTime)),
+        (study, SCHEMA.creator, node("author/1")), (node("author/1"), SCHEMA.name, Literal("Jane Doe")),
+        (study, SCHEMA.creator, node("author/2")), (node("author/2"), SCHEMA.name, Literal("Imaging Facility of Somewhere")),
+        (study, SCHEMA.citation, node("publication/1")), (node("publication/1"), DCTERMS.title, Literal("A paper")),
+        (node("publication/1"), REMBI.doi, Literal("10.5678/paper")),
+        (study, REMBI.cross_references, node("xref/1")), (node("xref/1"), REMBI.relation, URIRef("http://schema.org/sameAs")),
+        (node("xref/1"), REMBI.target, Literal("https://www.ebi.ac.uk/empiar/EMPIAR-1")),
+        (study, REMBI.cross_references, node("xref/2")),
+        (node("xref/2"), REMBI.relation, URIRef("http://www.w3.org/ns/prov#wasDerivedFrom")),
+        (node("xref/2"), REMBI.target, URIRef("https://idr.openmicroscopy.org/idr0001")),
+        (study, REMBI.cross_references, node("xref/3")), (node("xref/3"), REMBI.target, URIRef("https://doi.org/10.9/x")),
+        (node("acquisition/1"), REMBI.imagingMethod, generic), (node("acquisition/1"), REMBI.attributes, node("acquisition/1#a")),
+        (node("acquisition/1#a"), SCHEMA.name, Literal("Imaging method (as written)")),
+        (node("acquisition/1#a"), SCHEMA.value, Literal("lattice light sheet")),
+        (node("acquisition/2"), REMBI.imagingMethod, generic), (generic, RDFS.label, Literal("imaging method")),
+        (node("acquisition/3"), REMBI.imagingMethod, fluorescence), (fluorescence, RDFS.label, Literal("fluorescence microscopy")),
+        (node("biosample/1"), REMBI.organism, human), (human, RDFS.label, Literal("Homo sapiens")),
+    ] + ([(study, SCHEMA.keywords, Literal("given"))] if keywords else []):
+        graph.add(triple)
+    return graph
+
+
+#: what every study's view holds, in the order a rendering lists it
+DV_HEAD = [
+    "<S> rdf:type schema:Dataset",
+    "<S> dcterms:conformsTo <https://bioschemas.org/profiles/Dataset/1.0-RELEASE>",
+    "<S> schema:url <S>",
+    '<S> schema:isAccessibleForFree "true"^^<http://www.w3.org/2001/XMLSchema#boolean>',
+    '<S> schema:name "A title"',
+    '<S> schema:description "Words."',
+    '<S> schema:identifier "S-BIADDV1"',
+    "<S> schema:identifier <https://doi.org/10.1234/abc>",
+    "<S> schema:license <https://creativecommons.org/licenses/by/4.0/>",
+    '<S> schema:datePublished "2024-03-05"^^<http://www.w3.org/2001/XMLSchema#date>',
+    "<S> schema:sameAs <https://www.ebi.ac.uk/empiar/EMPIAR-1>",
+    "<S> schema:isBasedOn <https://idr.openmicroscopy.org/idr0001>",
+    "<S> schema:isRelatedTo <https://doi.org/10.9/x>",
+    '<S> schema:measurementTechnique "lattice light sheet"',
+    "<S> schema:measurementTechnique obo:FBbi_00000222",
+    "<S> schema:measurementTechnique obo:FBbi_00000246",
+]
+DV_PEOPLE_AND_TERMS = [
+    "<S/author/1> rdf:type schema:Person",
+    "<S/author/2> rdf:type schema:Organization",
+    "<S/publication/1> rdf:type schema:ScholarlyArticle",
+    '<S/publication/1> schema:name "A paper"',
+    "<S/publication/1> schema:sameAs <https://doi.org/10.5678/paper>",
+    "obo:FBbi_00000222 rdf:type schema:DefinedTerm",
+    'obo:FBbi_00000222 schema:name "imaging method"',
+    "obo:FBbi_00000246 rdf:type schema:DefinedTerm",
+    'obo:FBbi_00000246 schema:name "fluorescence microscopy"',
+]
+DV_CATALOG = [
+    "<https://archive.example.org/#catalog> rdf:type schema:DataCatalog",
+    '<https://archive.example.org/#catalog> schema:name "Test catalog"',
+    "<https://archive.example.org/#catalog> schema:url <https://archive.example.org/>",
+]
+
+
+@pytest.mark.parametrize(("keywords", "downloadable", "added"), [
+    (False, True, DV_HEAD + [
+        '<S> schema:keywords "fluorescence microscopy"',  # no keywords given: the methods, then the organisms
+        '<S> schema:keywords "lattice light sheet"',
+        '<S> schema:keywords "Homo sapiens"',
+        "<S> schema:distribution <S#download>",
+        "<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>",
+    ] + DV_PEOPLE_AND_TERMS + [
+        "<S#download> rdf:type schema:DataDownload",
+        "<S#download> schema:contentUrl <S/download>",
+        '<S#download> schema:encodingFormat "application/zip"',
+    ] + DV_CATALOG),
+    (True, False, DV_HEAD + ["<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>"]
+     + DV_PEOPLE_AND_TERMS + DV_CATALOG),
+])
+def test_the_dataset_view_adds_exactly_these_statements_in_this_order(keywords, downloadable, added):
+    """:func:`catalog.study_record.add_dataset_view` on a graph holding everything it reads: each statement it adds,
+    in the order a rendering lists them (every renderer starts from this graph)."""
+    from rdflib import URIRef
+
+    from catalog.study_record import add_dataset_view
+
+    graph = _dataset_view_input(keywords)
+    before = list(graph)
+    add_dataset_view(graph, URIRef(DV_STUDY), BASE + "/", "Test catalog", downloadable=downloadable)
+    after = list(graph)
+    assert [t for t in after if t in before] == before
+    assert [" ".join(map(_short, t)) for t in after if t not in before] == added

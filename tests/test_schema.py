@@ -208,3 +208,37 @@ def test_cli_reports_unparsable_file(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(broken)], obj={})
     assert result.exit_code == 1
     assert str(broken) in result.output and "line" in result.output
+
+
+def test_references_to_objects_the_study_does_not_define_are_each_named():
+    """Every association (a list or a single value) naming an object the study does not define is one violation, in
+    slot order; ids match once expanded (a CURIE meets its IRI); entries that are not objects, or objects without an id,
+    define nothing and are not checked."""
+    from catalog.validation import validate_record
+
+    study = f"{BASE}/studies/S-BIADREF1"
+    record = {
+        "id": study,
+        "biosamples": [{"id": f"{study}/biosample/hela"}, "not an object", {"title": "no id"}, {"id": "rembi:curie-sample"}],
+        "specimens": [{"id": f"{study}/specimen/fixed",
+                       "specimen_biosamples": [f"{study}/biosample/hela", "https://w3id.org/rembi/curie-sample", f"{study}/biosample/mouse"]}],
+        "components": [
+            "not an object",
+            {"id": f"{study}/component/one", "component_biosamples": f"{study}/biosample/ghost",
+             "component_specimens": [f"{study}/specimen/fixed"], "component_image_acquisitions": []},
+        ],
+        "files": [{"id": f"{study}/file/a", "file_component": f"{study}/component/one"},
+                  {"id": f"{study}/file/b", "file_component": f"{study}/component/two"}],
+        "images": [{"id": f"{study}/image/1", "image_component": "", "image_files": [f"{study}/file/a", f"{study}/file/c"]}],
+    }
+    found = [i.to_dict() for i in validate_record(record).issues if "does not define" in i.message]
+    assert found == [
+        {"focus": "/components/1", "path": "component_biosamples", "value": f"{study}/biosample/ghost",
+         "message": "refers to a BioSample that the study does not define", "severity": "Violation", "source": "linkml"},
+        {"focus": "/files/1", "path": "file_component", "value": f"{study}/component/two",
+         "message": "refers to a StudyComponent that the study does not define", "severity": "Violation", "source": "linkml"},
+        {"focus": "/images/0", "path": "image_files", "value": f"{study}/file/c",
+         "message": "refers to a FileReference that the study does not define", "severity": "Violation", "source": "linkml"},
+        {"focus": "/specimens/0", "path": "specimen_biosamples", "value": f"{study}/biosample/mouse",
+         "message": "refers to a BioSample that the study does not define", "severity": "Violation", "source": "linkml"},
+    ]
