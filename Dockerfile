@@ -15,9 +15,10 @@ RUN groupadd --gid 10001 bia \
  && chown bia:bia /data
 
 WORKDIR /app
-# The dependencies pinned in setup.cfg, in a layer of their own: a change to the code does not reinstall them.
+# The dependencies pinned in setup.cfg, in a layer of their own: a change to the code does not reinstall them. The
+# `postgres` extra is included: a site on several machines keeps its state in PostgreSQL (BIA_DATABASE_URL).
 COPY setup.cfg pyproject.toml ./
-RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
+RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'] + c['options.extras_require']['postgres'])" > /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 

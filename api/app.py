@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.sparql_workers import QueryRunner
 
     app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
-    if not settings.read_only:  # a read-only replica leaves background duties to the writers
+    if not settings.read_only and settings.background != "off":  # replicas and BIA_BACKGROUND=off nodes leave them to others
         opened.maintenance.start()  # recovery, releases, re-rendering, clean-up: in the lease holder only
 
     api = Api(app)  # the description, the one error shape, bearer tokens: api/openapi.py

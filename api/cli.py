@@ -345,6 +345,36 @@ def release(ctx: click.Context, today: str | None) -> None:
 
 
 @cli.command()
+@click.option("--once", is_flag=True, help="Run one round of duties (if no other process holds them) and stop.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool) -> None:
+    """Do the catalog's background duties (recovery, releases, link runs, re-rendering, clean-up) until stopped
+    (SIGTERM or Ctrl-C). One process of a site acts at a time, the holder of the maintenance lease; others stand by
+    and take over if it dies. Run API nodes with BIA_BACKGROUND=off so that only workers do these duties."""
+    import signal
+    import threading
+
+    from api.services import open_services
+    from catalog.maintenance import LEASE
+
+    with open_services(_settings(ctx), recover=False) as services:
+        if once:
+            if not services.archive.registry.try_lease(LEASE):
+                raise click.ClickException("another process holds the background duties (the maintenance lease)")
+            done = services.maintenance.run_once()
+            click.echo(f"recovered {len(done.recovered)}, released {len(done.released)}, rendered {done.rendered}, "
+                       f"expired {len(done.expired)}, purged {done.purged}" + (f"; errors: {done.errors}" if done.errors else ""))
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        services.maintenance.start()
+        click.echo(f"worker {services.archive.registry.holder} doing background duties every "
+                   f"{services.archive.settings.maintenance_interval:g} s while it holds the maintenance lease")
+        stop.wait()
+
+
+@cli.command()
 @click.pass_context
 def stats(ctx: click.Context) -> None:
     """Counts of the public catalog (those of /stats) and of the registry by lifecycle state, as JSON."""

@@ -16,6 +16,16 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return convert
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a catalog needs to know about where it keeps things."""
@@ -87,6 +97,9 @@ class Settings:
     #: seconds between two rounds of background duties (recovery, releases, clean-up) in the serving process
     #: that holds the maintenance lease
     maintenance_interval: float = 30.0
+    #: whether serving processes take part in background duties (``auto``: the one holding the maintenance lease does
+    #: them) or leave them to ``bia worker`` processes (``off``)
+    background: str = "auto"
     #: days an open submission may go unchanged before it expires and its staged bytes are removed
     submission_ttl_days: float = 30.0
     #: largest study metadata document (PageTab, REMBI JSON/YAML) deposits, the web form and ``bia validate`` read
@@ -130,6 +143,7 @@ class Settings:
         "lease_seconds": ("BIA_LEASE_SECONDS", float),
         "maintenance_interval": ("BIA_MAINTENANCE_INTERVAL", float),
         "submission_ttl_days": ("BIA_SUBMISSION_TTL_DAYS", float),
+        "background": ("BIA_BACKGROUND", _choice("auto", "off")),
         "max_metadata_bytes": ("BIA_MAX_METADATA_BYTES", int),
         "max_request_bytes": ("BIA_MAX_REQUEST_BYTES", int),
         "sparql_service_allowlist": (

@@ -24,8 +24,10 @@ from catalog.errors import CatalogError
 
 #: the advisory lock every PostgreSQL write transaction takes (an arbitrary constant: "BIA" in ASCII)
 WRITE_LOCK = 0x424941
-#: seconds a statement may wait for a lock or a connection before the database counts as unavailable
+#: seconds a statement may wait for a lock before the database counts as unavailable
 WAIT_SECONDS = 60
+#: seconds a request may wait for a connection to the database (an unreachable database: a 503 after this)
+CONNECT_SECONDS = 10
 
 
 class DatabaseUnavailable(CatalogError):
@@ -179,8 +181,22 @@ def _row_factory(cursor: Any) -> Any:
     return lambda values: Row(values, index)
 
 
+def _numeric_loader() -> Any:
+    """A loader of NUMERIC (what ``sum()`` of BIGINT gives) as ``int`` when whole, ``float`` else, as SQLite answers."""
+    from psycopg.adapt import Loader
+
+    class NumericAsNumber(Loader):
+        def load(self, data: Any) -> Any:
+            text = bytes(data).decode("ascii")
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+
+    return NumericAsNumber
+
+
 def _configure(conn: Any) -> None:
-    """Session settings of every pooled connection (the URL's own ``options`` stay in force)."""
+    """Session settings of every pooled connection (the URL's own ``options`` stay in force), and numbers loaded
+    as the embedded engine gives them."""
+    conn.adapters.register_loader("numeric", _numeric_loader())
     conn.execute(f"SET lock_timeout = {WAIT_SECONDS * 1000}")
     conn.execute("SET idle_in_transaction_session_timeout = 600000")
 
@@ -220,7 +236,7 @@ class PostgresStateDB(StateDB):
                     from psycopg_pool import ConnectionPool
 
                     self._pool = ConnectionPool(
-                        self.url, min_size=1, max_size=self.pool_size, open=True, timeout=WAIT_SECONDS,
+                        self.url, min_size=1, max_size=self.pool_size, open=True, timeout=CONNECT_SECONDS,
                         kwargs={"autocommit": True, "row_factory": _row_factory, "connect_timeout": 5},
                         configure=_configure,
                     )

@@ -17,7 +17,8 @@ FUTURE = "2999-01-01"
 
 @pytest.fixture(params=["embedded", "remote+s3"])
 def services(request, tmp_path):
-    """The catalog on its embedded stores, and on two `oxigraph serve` instances plus SeaweedFS S3."""
+    """The catalog on its embedded stores, and as a site runs it at scale: two `oxigraph serve` instances,
+    SeaweedFS S3 and its state in PostgreSQL."""
     overrides = {}
     if request.param == "remote+s3":
         public, private = request.getfixturevalue("oxigraph_pair")
@@ -29,6 +30,7 @@ def services(request, tmp_path):
             s3_bucket=s3.new_bucket("deposits"),
             s3_access_key=s3.access_key,
             s3_secret_key=s3.secret_key,
+            database_url=request.getfixturevalue("postgres_url"),
         )
     make_catalog = request.getfixturevalue("make_catalog")  # after the servers, so closed before they stop
     return make_catalog(folder=tmp_path, **overrides).services

@@ -1,0 +1,97 @@
+"""The state database on both engines: the common dialect, rows, write serialization, and the registry's guarantees
+(accessions minted once across processes, compare-and-set leases, tokens) on SQLite and on a real PostgreSQL."""
+from __future__ import annotations
+
+import multiprocessing
+import socket
+
+import pytest
+
+from catalog.registry import FINALIZING, Registry
+from catalog.state_db import DatabaseUnavailable, PostgresStateDB, to_postgres
+from catalog.errors import Unauthorized
+
+
+def test_statements_are_written_once_for_both_engines():
+    assert to_postgres("SELECT a FROM t WHERE b = ? AND c LIKE '%x'") == "SELECT a FROM t WHERE b = %s AND c LIKE '%%x'"
+
+
+def test_rows_answer_by_position_and_by_name(state_db):
+    with state_db.transaction(write=True) as db:
+        db.execute("INSERT INTO meta VALUES (?, ?)", ("k", "v"))
+    with state_db.transaction() as db:
+        row = db.execute("SELECT name, value FROM meta WHERE name = ?", ("k",)).fetchone()
+    assert (row[0], row["value"], dict(row), tuple(row)) == ("k", "v", {"name": "k", "value": "v"}, ("k", "v"))
+    assert [tuple(r) for r in state_db.stream("SELECT name FROM meta WHERE name = ?", ("k",))] == [("k",)]
+
+
+def test_a_failed_transaction_changes_nothing(state_db):
+    with pytest.raises(RuntimeError):
+        with state_db.transaction(write=True) as db:
+            db.execute("INSERT INTO meta VALUES (?, ?)", ("gone", "1"))
+            raise RuntimeError("boom")
+    with state_db.transaction() as db:
+        assert db.execute("SELECT count(*) FROM meta WHERE name = 'gone'").fetchone()[0] == 0
+
+
+def test_registry_tokens_leases_and_counters(state_db):
+    first, second = Registry(state_db), Registry(state_db)
+    token = first.create_token("jane")
+    assert second.owner_of_token(token) == "jane"
+    second.revoke_tokens(owner="jane")
+    with pytest.raises(Unauthorized):
+        first.owner_of_token(token)
+    assert first.try_lease("maintenance") and not second.try_lease("maintenance")
+    first.drop_lease("maintenance")
+    assert second.try_lease("maintenance")
+    first.mark_followed("linker", 5)
+    first.mark_followed("linker", 3)  # never moves back
+    assert second.followed("linker") == 5
+    sub = first.create_submission("jane")
+    accession = first.begin_finalize(sub, "jane", "S-T", "2020-01-01", "A study")
+    row = second.study(accession)
+    assert row.state == FINALIZING and row.lease_owner == first.holder
+    assert second.claim(accession) is None  # held by a live holder
+    first.let_go(accession, count_attempt=False)
+    assert second.claim(accession).lease_owner == second.holder
+    assert first.claim(accession) is None  # compare-and-set: one taker
+    first.close()
+    second.close()
+
+
+def _mint(url: str, count: int, queue) -> None:
+    registry = Registry(PostgresStateDB(url))
+    minted = []
+    for _ in range(count):
+        sub = registry.create_submission("jane")
+        minted.append(registry.begin_finalize(sub, "jane", "S-BIAD", "2020-01-01", None))
+    queue.put(minted)
+    registry.close()
+
+
+def test_processes_minting_at_once_never_share_an_accession(postgres_url):
+    """Four processes (as on four API nodes) mint 25 accessions each against one PostgreSQL: 100 distinct ones."""
+    Registry(PostgresStateDB(postgres_url)).close()  # tables made once
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_mint, args=(postgres_url, 25, queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    minted = [accession for _ in workers for accession in queue.get(timeout=120)]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert len(minted) == 100 and len(set(minted)) == 100
+    assert sorted(int(a.removeprefix("S-BIAD")) for a in minted) == list(range(1, 101))
+
+
+def test_an_unreachable_database_is_reported_as_unavailable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = PostgresStateDB(f"postgresql://bia@127.0.0.1:{port}/postgres")
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            db.ping()
+        assert caught.value.status == 503
+    finally:
+        db.close()
