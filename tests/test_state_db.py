@@ -95,3 +95,18 @@ def test_an_unreachable_database_is_reported_as_unavailable():
         assert caught.value.status == 503
     finally:
         db.close()
+
+
+def test_a_node_with_embedded_stores_is_refused_beside_another_on_one_database(tmp_path, postgres_url):
+    """Graphs and files kept in one node's BIA_DATA cannot serve a site: a second node (another BIA_DATA) over the
+    same database is refused with a message naming where the catalog keeps them, instead of writing studies apart."""
+    from api.services import open_services
+    from catalog.remembered import CatalogMismatch
+    from tests.catalog_helpers import make_settings
+
+    with open_services(make_settings(tmp_path / "one", database_url=postgres_url)):
+        pass
+    with pytest.raises(CatalogMismatch, match="BIA_DATA of .*one"):
+        open_services(make_settings(tmp_path / "two", database_url=postgres_url))
+    with open_services(make_settings(tmp_path / "one", database_url=postgres_url)):  # the node itself opens again
+        pass
