@@ -15,6 +15,7 @@ from api.services import Services, open_services
 from catalog.config import Settings
 from tests.catalog_helpers import BASE, make_settings
 
+from tests.servers.http_proxy import http_proxy  # noqa: F401
 from tests.servers.oxigraph_server import oxigraph_pair, oxigraph_server  # noqa: F401
 from tests.servers.replay_server import replay_server  # noqa: F401
 from tests.servers.seaweedfs_server import seaweedfs_s3  # noqa: F401
