@@ -259,7 +259,7 @@ class QueryRunner:
         if settings.public_sparql_url:
             from catalog.graph_store_remote import RemoteGraphStore
 
-            self._remote = RemoteGraphStore(settings.public_sparql_url, timeout=settings.sparql_timeout)
+            self._remote = RemoteGraphStore.from_settings(settings.public_sparql_url, settings, read_timeout=settings.sparql_timeout)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         workers = max(1, settings.sparql_workers)
@@ -309,6 +309,8 @@ class QueryRunner:
         try:
             body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)  # type: ignore[union-attr]
         except GraphStoreTimeout as exc:
+            if exc.retry_after:  # the server hung on an earlier call: not asked now
+                raise
             raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
         if len(body) > self.settings.sparql_max_bytes:
             raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")
