@@ -9,7 +9,6 @@ from catalog.config import Settings
 from catalog.deposits import Deposits
 from catalog.maintenance import Maintenance
 from catalog.records import DocumentLimits
-from catalog.stores import apply_remote_settings
 from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
 
@@ -43,7 +42,6 @@ def open_services(settings: Settings, *, recover: bool = True, public_only: bool
     with ``recover``, first take over any commit, release or finalize whose holder died or whose lease expired
     (never live work: see :mod:`catalog.leases`)."""
     archive = Archive(settings, public_only=public_only)
-    apply_remote_settings((archive.public, archive.private), archive.settings)
     deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
     services = Services(archive, deposits, Maintenance(deposits, followers=(lambda: link_if_changed(archive),)))
     if recover and not public_only and not archive.settings.read_only:

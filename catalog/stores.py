@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from catalog.config import Settings
 from catalog.file_store import FileStore
@@ -39,13 +39,3 @@ def open_graph_store(location: str | Path, read_only: bool = False, *, settings:
         base = RemoteOptions.from_settings(settings) if settings is not None else RemoteOptions()
         return RemoteGraphStore(location, replace(base, **options))
     return EmbeddedGraphStore(Path(location), read_only=read_only)
-
-
-def apply_remote_settings(views: Iterable[Any], settings: Settings) -> None:
-    """Give the remote graph stores of ``views`` (catalog views, opened without settings) the endpoint paths and
-    time limits of ``settings``. A bridge until :func:`catalog.views.open_view` passes its settings to
-    :func:`open_graph_store`; nothing has been asked of a store before this (its calls are made on demand)."""
-    for view in views:
-        if view is not None and isinstance(view.graph, RemoteGraphStore):
-            view.graph.close()
-            view.graph = open_graph_store(view.graph.base_url, settings=settings)

@@ -68,7 +68,7 @@ def open_view(settings: Settings, name: str, state: StateDB, read_only: bool = F
     location = _graph_location(settings, name)
     if isinstance(location, Path):
         location.mkdir(parents=True, exist_ok=True)
-    graph = open_graph_store(location, read_only=read_only)
+    graph = open_graph_store(location, read_only=read_only, settings=settings)
     return CatalogView(
         name=name,
         graph=graph,
