@@ -173,7 +173,12 @@ def bench_search(tmp: Path, n_studies: int) -> None:
     weights = list(itertools.accumulate(1.0 / (rank + 1) ** 1.07 for rank in range(len(vocabulary))))
     organisms = ["Homo sapiens", "Mus musculus", "Danio rerio", "Drosophila melanogaster", "Saccharomyces cerevisiae"]
     methods = ["confocal microscopy", "light sheet fluorescence microscopy", "electron tomography", "soft X-ray tomography"]
-    index = SearchIndex(tmp / "search-bench")
+    from catalog.state_db import SqliteStateDB
+    from catalog.state_schema import ensure_schema
+
+    state = SqliteStateDB(tmp / "search-bench.sqlite")  # documents in a state database, as a catalog keeps them
+    ensure_schema(state)
+    index = SearchIndex(tmp / "search-bench", state, "public")
     docs = (
         StudyDocument(
             accession=f"S-BIAD{i}",

@@ -240,6 +240,15 @@ class FileIndex:
     def studies(self) -> list[str]:
         return self.tables.accessions()
 
+    def format_counts(self) -> dict[str, int]:
+        """Files of every study by format, summed (from the pointers: no table is fetched), most frequent first."""
+        counts, missing = self.tables.formats()
+        for accession in missing:
+            for value, n in self.facets(accession, ["format"], limit=1000).get("format", []):
+                name = str(value) if value not in (None, "") else "(unknown)"
+                counts[name] = counts.get(name, 0) + n
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
     def _forget(self, accession: str) -> None:
         with self._lock:
             table = self._open.pop(accession, None)

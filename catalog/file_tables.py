@@ -27,6 +27,7 @@ Tables made before pointers existed (``<accession>.sqlite``) are adopted when a 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -98,6 +99,23 @@ def table_facts(path: Path) -> dict[str, Any]:
         db.close()
 
 
+def table_formats(path: Path, limit: int = 1000) -> dict[str, int]:
+    """Files of a built table by their ``format`` (``(unknown)`` for none), most frequent first, at most ``limit``."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        column = db.execute("SELECT idx FROM columns WHERE name = 'format'").fetchone()
+        if column is None:
+            return {}
+        rows = db.execute(f"SELECT c{int(column[0])}, count(*) AS n FROM files GROUP BY 1 ORDER BY n DESC LIMIT ?", (limit,))
+        counts: dict[str, int] = {}
+        for value, n in rows:
+            name = str(value) if value not in (None, "") else "(unknown)"
+            counts[name] = counts.get(name, 0) + int(n)
+        return counts
+    finally:
+        db.close()
+
+
 _POINTER = "SELECT accession, commit_id, object_key, digest, files, bytes FROM file_tables"
 
 
@@ -150,6 +168,19 @@ class SharedTables:
             rows = conn.execute("SELECT accession FROM file_tables WHERE view = ? ORDER BY accession", (self.view,))
             return [row[0] for row in rows]
 
+    def formats(self) -> tuple[dict[str, int], list[str]]:
+        """Files of every published table of the view by format, summed; and the studies whose pointer does not
+        carry its counts (tables published before pointers did), for the caller to count from the tables."""
+        counts: dict[str, int] = {}
+        missing = []
+        for accession, formats in self.state.stream("SELECT accession, formats FROM file_tables WHERE view = ?", (self.view,)):
+            if formats is None:
+                missing.append(accession)
+                continue
+            for name, n in json.loads(formats).items():
+                counts[name] = counts.get(name, 0) + int(n)
+        return counts, missing
+
     def local_path(self, accession: str, digest: str) -> Path:
         return self.directory / f"{accession}@{digest}.sqlite"
 
@@ -163,13 +194,14 @@ class SharedTables:
         key = object_key(digest) if self.copies else ""
         pointer = TablePointer(accession, None if commit is None else str(commit), key, digest,
                                int(facts.get("files", 0)), int(facts.get("bytes", 0)))
+        formats = json.dumps(table_formats(path))
         local = self.local_path(accession, digest)
         self.directory.mkdir(parents=True, exist_ok=True)
         _link(path, local)
         if self.copies:
             self._upload(local, key, digest)
         for _ in range(_ATTEMPTS):
-            written = self._write_pointer(pointer, replace)
+            written = self._write_pointer(pointer, replace, formats)
             if written is not None:
                 break
             self._upload(local, key, digest)  # its object was deleted meanwhile (another study's table had its digest)
@@ -179,7 +211,7 @@ class SharedTables:
         self._drop_local(accession, keep=written.digest)
         return written
 
-    def _write_pointer(self, pointer: TablePointer, replace: bool) -> TablePointer | None:
+    def _write_pointer(self, pointer: TablePointer, replace: bool, formats: str | None = None) -> TablePointer | None:
         """Write the pointer (the old one's object removed if nothing else names it); None if the object is gone."""
         self._forget(pointer.accession)
         with self.state.transaction(write=True) as conn:
@@ -189,11 +221,12 @@ class SharedTables:
             if old is not None and not replace:
                 return _pointer(old)
             conn.execute(
-                "INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view, accession) DO UPDATE SET commit_id = excluded.commit_id,"
-                " object_key = excluded.object_key, digest = excluded.digest, files = excluded.files, bytes = excluded.bytes",
+                "INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes, formats)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view, accession) DO UPDATE SET commit_id = excluded.commit_id,"
+                " object_key = excluded.object_key, digest = excluded.digest, files = excluded.files, bytes = excluded.bytes,"
+                " formats = excluded.formats",
                 (self.view, pointer.accession, pointer.commit, pointer.object_key, pointer.digest, pointer.files,
-                 pointer.bytes),
+                 pointer.bytes, formats),
             )
             if old is not None and old[3] != pointer.digest:
                 self._release_object(conn, _pointer(old))

@@ -5,7 +5,8 @@ of the lease acts; the others wait and take over if it dies. Each round: take ov
 or whose lease expired (recovery), release studies whose date has come, bring the followers of the catalog up to
 date with its changes (e.g. the link graphs, whoever made the changes), render stored records made by another
 version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``); uploads cut off half-way, bytes
-left under closed submissions and staging graphs of interrupted remote loads go.
+left under closed submissions, staging graphs of interrupted remote loads and file-table objects no pointer names
+go.
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class Maintenance:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
         expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
         purged = self.archive.file_store.purge_incomplete() + self._sweep_closed_submissions()
+        purged += self.archive.public.files.tables.sweep_objects()  # file tables no pointer names (every view)
         in_flight = {row.commit_id for row in self.archive.registry.studies(states=IN_FLIGHT) if row.commit_id}
         for name in ("public", "private"):
             drop = getattr(self.archive.view(name).graph, "drop_stale_staging", None)

@@ -53,6 +53,8 @@ ADDED_COLUMNS = {
     # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
     # as it was before a harvest began replacing the study (JSON), put back if that commit never happened; the view
     # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
+    # a file table's count of files by format (JSON), for the catalog's statistics without fetching the table
+    "file_tables": {"formats": "TEXT"},
     "studies": {"lease_owner": "TEXT", "lease_expires": "DOUBLE PRECISION", "commit_id": "TEXT", "previous": "TEXT",
                 "committing": "TEXT"},
 }

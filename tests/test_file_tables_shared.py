@@ -68,6 +68,8 @@ def test_a_table_published_on_one_node_is_served_by_the_other(nodes, bucket_stor
     # what the pointer answers needs no download
     assert two.has_study("S-BIAD9") and two.studies() == ["S-BIAD9"] and two.commit_of("S-BIAD9") == "c1"
     assert two.totals("S-BIAD9") == {"files": N, "bytes": sum(100 + i for i in range(N))}
+    expected = {str(v) if v not in (None, "") else "(unknown)": n for v, n in one.facets("S-BIAD9", ["format"])["format"]}
+    assert two.format_counts() == expected and sum(expected.values()) == N  # the catalog's statistics, too
     assert local_tables(two, "S-BIAD9") == []
 
     # rows, filters, facets, paging, filtered totals: from the fetched copy
