@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.catalog_bench import pct, write_screen_list
+from benchmarks.catalog_bench import timed, write_screen_list
 from catalog.file_index import FileIndex
 from catalog.file_store_s3 import S3FileStore
 from catalog.file_tables import POINTER_SECONDS, file_sha256
@@ -47,15 +47,6 @@ def clock(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def latency_ms(fn, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return pct(samples, 0.5), pct(samples, 0.95)
-
-
 def bench(tmp: Path, rows: int, repeat: int, store: S3FileStore, states: dict[str, StateDB]) -> None:
     listing = tmp / "screen.tsv"
     write_screen_list(listing, rows)
@@ -80,18 +71,18 @@ def bench(tmp: Path, rows: int, repeat: int, store: S3FileStore, states: dict[st
 
     (path,) = two.directory.glob("S-BIAD1@*.sqlite")
     raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    p50, p95 = latency_ms(lambda: raw.execute("SELECT rowid, * FROM files ORDER BY rowid LIMIT 101").fetchall(), repeat)
+    p50, p95 = timed(lambda: raw.execute("SELECT rowid, * FROM files ORDER BY rowid LIMIT 101").fetchall(), repeat)
     print(f"first page, raw SQLite query: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
     for name, state in states.items():
         for seconds in (0.0, POINTER_SECONDS):
             index = FileIndex(tmp / "node2", state, "public", store, pointer_seconds=seconds)
             if name != "postgresql":
                 index.tables.publish("S-BIAD1", path)  # the same table, pointed at from this state database
-            q50, q95 = latency_ms(lambda: index.query("S-BIAD1", limit=100), repeat)
+            q50, q95 = timed(lambda: index.query("S-BIAD1", limit=100), repeat)
             print(f"first page through FileIndex ({name} pointers, reused for {seconds:g} s): p50 {q50:.2f} ms,"
                   f" p95 {q95:.2f} ms ({q50 / p50:.1f}x raw)")
             index.close()
-        l50, l95 = latency_ms(lambda: two.tables.pointer("S-BIAD1", fresh=True), repeat)
+        l50, l95 = timed(lambda: two.tables.pointer("S-BIAD1", fresh=True), repeat)
         print(f"one pointer lookup in {name}: p50 {l50:.2f} ms, p95 {l95:.2f} ms (a file-table request makes 5)")
     one.close()
     two.close()
