@@ -243,7 +243,8 @@ def test_tables_made_before_pointers_are_adopted(tmp_path, state_db, bucket_stor
     shutil.copy(local_tables(legacy, "S-BIAD9")[0], folder / "S-BIAD7.sqlite")
     legacy.close()
     with state_db.transaction(write=True) as conn:  # S-BIAD7 got a table of the new kind meanwhile
-        conn.execute("INSERT INTO file_tables VALUES ('public', 'S-BIAD7', NULL, '', 'x', 0, 0)")
+        conn.execute("INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes)"
+                     " VALUES ('public', 'S-BIAD7', NULL, '', 'x', 0, 0)")
     store = bucket_store if state_db.shared else LocalFileStore(tmp_path / "files")
 
     index = FileIndex(folder, state_db, "public", store)
