@@ -8,7 +8,7 @@ import re
 import zipfile
 from typing import Any, Iterator
 
-from flask import Response, redirect, render_template, request, stream_with_context
+from flask import Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
@@ -17,6 +17,7 @@ from api.negotiate import choose
 from api.openapi import BINARY, HTML, NOT_MODIFIED, Blueprint, errors, formats, path_choice, responses
 from api.records import request_owner, self_url
 from api.schemas import FILE_FILTERS, FileTable, FileTableArgs, ManifestEntry, StoredFile
+from api.streams import checked_size, streamed
 from api.tabular import table_text
 from catalog import identifiers
 from catalog.errors import NotFound, PreconditionFailed
@@ -144,7 +145,7 @@ def _export(index: FileIndex, accession: str, filters: list[Filter], sort: list[
 
     extension = "csv" if delimiter == "," else "tsv"
     return Response(
-        stream_with_context(table_text(rows(), delimiter)),
+        streamed(table_text(rows(), delimiter), f"the file table of {accession}"),
         mimetype=media,
         headers={"Content-Disposition": content_disposition(f"{accession}-files.{extension}")},
     )
@@ -220,9 +221,10 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
             return response
         start, stop = span
         headers.update({"Content-Range": f"bytes {start}-{stop - 1}/{stored.size}", "Content-Length": str(stop - start)})
-        return Response(store.open_range(key, start, stop - 1), status=206, mimetype=mimetype, headers=headers)
+        body = streamed(store.open_range(key, start, stop - 1), f"{key} bytes {start}-{stop - 1}", stop - start)
+        return Response(body, status=206, mimetype=mimetype, headers=headers)
     headers["Content-Length"] = str(stored.size)
-    return Response(store.open_range(key), mimetype=mimetype, headers=headers)
+    return Response(streamed(store.open_range(key), key, stored.size), mimetype=mimetype, headers=headers)
 
 
 class _Sink(io.RawIOBase):
@@ -264,10 +266,11 @@ def download_study(accession: str) -> Response:
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for row in index.iter_rows(accession):
                 key = f"studies/{accession}/{row['path']}"
-                if store.stat(key) is None:
+                stored = store.stat(key)
+                if stored is None:
                     continue
                 with archive.open(f"{accession}/{row['path']}", "w", force_zip64=True) as member:
-                    for chunk in store.open_range(key):
+                    for chunk in checked_size(store.open_range(key), stored.size, key):
                         member.write(chunk)
                         if sink.position and len(sink.chunks) > 16:
                             yield sink.take()
@@ -275,7 +278,7 @@ def download_study(accession: str) -> Response:
         yield sink.take()
 
     return Response(
-        stream_with_context(generate()),
+        streamed(generate(), f"the zip of {accession}"),
         mimetype="application/zip",
         headers={"Content-Disposition": content_disposition(f"{accession}.zip")},
     )
@@ -309,4 +312,4 @@ def manifest(accession: str) -> Response:
 
     columns = ("url", "path", "size", "md5", "sha256")
     rows = itertools.chain([columns], ([e[k] for k in columns] for e in entries()))
-    return Response(stream_with_context(table_text(rows, "\t")), mimetype=media)
+    return Response(streamed(table_text(rows, "\t"), f"the manifest of {accession}"), mimetype=media)

@@ -6,18 +6,20 @@ import json
 from typing import Any, Iterator
 from xml.sax.saxutils import escape
 
-from flask import Response, abort, current_app, render_template, request, send_from_directory, stream_with_context
+from flask import Response, abort, current_app, render_template, request, send_from_directory
 
 from api.context import services, settings
 from api.negotiate import choose
 from api.openapi import BINARY, HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, formats, responses
 from api.records import script_json
-from api.schemas import EntryPoints, Health, SitemapArgs, Stats
+from api.readiness import node_readiness
+from api.schemas import EntryPoints, Health, Ready, SitemapArgs, Stats
+from api.streams import streamed
 from catalog import identifiers
 from catalog.registry import RELEASED
 from catalog.stats import catalog_stats as counts_of
 
-blp = Blueprint("site", __name__, description="Home, health, statistics, sitemap")
+blp = Blueprint("site", __name__, description="Home, health, readiness, statistics, sitemap")
 #: what a file sent as it is (flask.send_from_directory) can answer besides the file
 STATIC_ANSWERS = {206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}}, 304: NOT_MODIFIED,
                   **errors(416)}
@@ -26,10 +28,24 @@ SITEMAP_URLS = 50_000
 
 @blp.route("/health")
 @blp.response(200, Health)
-@blp.doc(operationId="getHealth", summary="Liveness: 200 when the app and its stores answer")
+@blp.doc(operationId="getHealth",
+         summary="Liveness: 200 while the app answers (it asks no graph server, database or S3; see /ready)")
 def health() -> Response:
-    archive = services().archive
-    return Response(json.dumps({"status": "ok", "studies": archive.public.search.count()}), mimetype="application/json")
+    archive = services().archive  # the count of released studies is the node's own search index: no store is asked
+    return Response(json.dumps({"status": "ok", "studies": archive.public.search.local_count()}), mimetype="application/json")
+
+
+@blp.route("/ready")
+@blp.response(200, Ready)
+@blp.doc(operationId="getReady",
+         summary="Readiness: 200 when the database, both graph servers and the file store answer, each check "
+                 "with its time; else 503 naming what failed (checks run side by side, BIA_READY_TIMEOUT in all)",
+         responses=errors(503))
+def ready() -> Response:
+    readiness = current_app.extensions.get("bia.readiness")
+    if readiness is None:
+        readiness = current_app.extensions.setdefault("bia.readiness", node_readiness(services(), settings().ready_timeout))
+    return Response(json.dumps(readiness.answer()), mimetype="application/json")
 
 
 STATS_TTL = 300.0
@@ -136,7 +152,7 @@ def sitemap(args: dict[str, Any]) -> Response:
             yield f"<url><loc>{url}</loc><lastmod>{lastmods.get(accession) or today}</lastmod></url>\n"
         yield "</urlset>\n"
 
-    return Response(stream_with_context(lines()), mimetype="application/xml")
+    return Response(streamed(lines(), "the sitemap"), mimetype="application/xml")
 
 
 #: What crawlers are kept out of: endless filter and query combinations, downloads, dumps and deposits.
@@ -165,7 +181,7 @@ def export() -> Response:
         for graph in store.graphs():  # every study's graph and the link graphs
             yield as_nquads(store, graph)
 
-    return Response(stream_with_context(chunks()), mimetype="application/n-quads")
+    return Response(streamed(chunks(), "/export.nq"), mimetype="application/n-quads")
 
 
 @blp.route("/rembi.context.jsonld")

@@ -193,6 +193,19 @@ class Health(Answer):
     studies = fields.Integer()
 
 
+class ReadyCheck(Answer):
+    status = fields.String(metadata={"description": "`ok`, `failed` or `timeout`"})
+    seconds = fields.Float(metadata={"description": "How long the check took (or has been waited on)"})
+    message = fields.String(metadata={"description": "What failed", **OPTIONAL})
+
+
+class Ready(Answer):
+    status = fields.String(metadata={"description": "`ready`"})
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(ReadyCheck),
+                         metadata={"description": "Each check by name: `database`, `graph_public`, `graph_private` "
+                                                  "(not on a read-only replica), `files`"})
+
+
 class Growth(Answer):
     month = fields.String()
     released = fields.Integer()

@@ -265,7 +265,7 @@ class QueryRunner:
         if settings.public_sparql_url:
             from catalog.graph_store_remote import RemoteGraphStore
 
-            self._remote = RemoteGraphStore(settings.public_sparql_url, timeout=settings.sparql_timeout)
+            self._remote = RemoteGraphStore.from_settings(settings.public_sparql_url, settings, read_timeout=settings.sparql_timeout)
         # remote mode: queries run on the node's copy of the public graph once it is complete (catalog.graph_replica)
         self.replica = open_replica(settings, archive.state, archive.public.graph)
         self._idle: list[_Worker] = []
@@ -321,6 +321,8 @@ class QueryRunner:
         try:
             body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)  # type: ignore[union-attr]
         except GraphStoreTimeout as exc:
+            if exc.retry_after:  # the server hung on an earlier call: not asked now
+                raise
             raise QueryTimeout(f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped") from exc
         if len(body) > self.settings.sparql_max_bytes:
             raise ResultTooLarge(f"the result is over the {self.settings.sparql_max_bytes:,}-byte cap: add a LIMIT")

@@ -112,7 +112,6 @@ def bench_ingest(tmp: Path, n_files: int) -> str:
 
 def build_file_table_only(tmp: Path, n_files: int) -> str:
     """The study's file table alone, from the same generated list (for measuring table queries quickly)."""
-    from catalog.file_index import FileIndex
     from catalog.study_files import StudyFile
     from loaders.file_lists import iter_file_list
 
@@ -121,15 +120,26 @@ def build_file_table_only(tmp: Path, n_files: int) -> str:
     study = f"{BASE}/studies/S-BIAD1"
     rows = (StudyFile(path=r.path, size=r.size, attributes=r.attributes).table_row(study) for r in iter_file_list(listing, name="screen.tsv"))
     start = time.perf_counter()
-    FileIndex(tmp / "data" / "index" / "public" / "files").replace_study("S-BIAD1", rows)
+    catalog_file_index(tmp).replace_study("S-BIAD1", rows)
     print(f"file table of {n_files:,} rows built in {time.perf_counter() - start:.1f} s; peak RSS {peak_rss_mib():,.0f} MiB")
     return "S-BIAD1"
 
 
-def bench_file_table(tmp: Path, accession: str) -> None:
-    from catalog.file_index import Filter, FileIndex
+def catalog_file_index(tmp: Path):
+    """The public file index of the catalog in ``tmp/data``, as an embedded Archive opens it."""
+    from catalog.file_index import FileIndex
+    from catalog.state_db import open_state_db
+    from catalog.state_schema import ensure_schema
 
-    index = FileIndex(tmp / "data" / "index" / "public" / "files")
+    state = open_state_db(None, tmp / "data")
+    ensure_schema(state)
+    return FileIndex(tmp / "data" / "index" / "public" / "files", state, "public")
+
+
+def bench_file_table(tmp: Path, accession: str) -> None:
+    from catalog.file_index import Filter
+
+    index = catalog_file_index(tmp)
     total = index.totals(accession)["files"]
     cursor_holder = {}
 

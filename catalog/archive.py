@@ -105,8 +105,9 @@ class Archive:
         self.model = load_model()
         self.file_store: FileStore = open_file_store(settings)
         public_only = public_only or settings.read_only
-        self.public = open_view(settings, PUBLIC, self.state, read_only=settings.read_only)
-        self.private: CatalogView | None = None if public_only else open_view(settings, PRIVATE, self.state)
+        self.public = open_view(settings, PUBLIC, self.state, read_only=settings.read_only, file_store=self.file_store)
+        self.private: CatalogView | None = (
+            None if public_only else open_view(settings, PRIVATE, self.state, file_store=self.file_store))
         self.tmp_dir = settings.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: one commit, release or delete at a time in this process (the graph store allows one writer process)

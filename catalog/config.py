@@ -109,6 +109,27 @@ class Settings:
     max_metadata_bytes: int = 16 * 1024 * 1024
     #: largest request body of any endpoint but the streamed uploads of files and file lists (larger: a 413)
     max_request_bytes: int = 64 * 1024 * 1024
+    # node failure behaviour (issue 15)
+    #: seconds to wait for a remote SPARQL server to accept a connection
+    sparql_connect_timeout: float = 5.0
+    #: seconds a read of a remote SPARQL server (query, graph download) may wait for the next bytes before it
+    #: fails with 503: a hung server then holds a request thread this long at most
+    sparql_read_timeout: float = 30.0
+    #: seconds a write to a remote SPARQL server (update, graph upload, bulk copy) may wait for an answer
+    sparql_write_timeout: float = 600.0
+    #: seconds a remote SPARQL server that timed out is not asked again (calls fail at once with 503 meanwhile,
+    #: then one call tries it); 0: ask every time
+    sparql_retry_seconds: float = 10.0
+    #: paths of the query, update and Graph Store Protocol endpoints under a remote store's URL (Fuseki:
+    #: ``/sparql`` or ``/query``, ``/update``, ``/data``)
+    sparql_query_path: str = "/query"
+    sparql_update_path: str = "/update"
+    sparql_store_path: str = "/store"
+    #: the S3 address clients reach (``host:port`` or an ``http(s)://`` URL) when it is not the one the catalog
+    #: uses: presigned download URLs are signed for it (the signature covers the host)
+    s3_public_endpoint: str | None = None
+    #: seconds ``/ready`` waits for all its checks together (database, graph servers, file store)
+    ready_timeout: float = 3.0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -154,6 +175,16 @@ class Settings:
             "BIA_SPARQL_SERVICE_ALLOWLIST",
             lambda v: tuple(u for u in re.split(r"[\s,]+", v) if u),
         ),
+        # node failure behaviour (issue 15)
+        "sparql_connect_timeout": ("BIA_SPARQL_CONNECT_TIMEOUT", float),
+        "sparql_read_timeout": ("BIA_SPARQL_READ_TIMEOUT", float),
+        "sparql_write_timeout": ("BIA_SPARQL_WRITE_TIMEOUT", float),
+        "sparql_retry_seconds": ("BIA_SPARQL_RETRY_SECONDS", float),
+        "sparql_query_path": ("BIA_SPARQL_QUERY_PATH", str),
+        "sparql_update_path": ("BIA_SPARQL_UPDATE_PATH", str),
+        "sparql_store_path": ("BIA_SPARQL_STORE_PATH", str),
+        "s3_public_endpoint": ("BIA_S3_PUBLIC_ENDPOINT", str),
+        "ready_timeout": ("BIA_READY_TIMEOUT", float),
     }
 
     @classmethod

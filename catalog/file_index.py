@@ -7,6 +7,10 @@ are stored as numbers, so numeric ranges and sorts work; everything else stays t
 
 Paging is keyset-based: a page's ``next_cursor`` encodes the sort value and row id of its last row, so page
 10 000 of a 1.3 M-row table costs what page 1 does.
+
+A published table is shared by every node of a site (:mod:`catalog.file_tables`): a pointer in the state database
+names it by its SHA-256, the file store holds it, and each node keeps a local copy, fetched when it lacks the one
+the pointer names. Whether a study has a table, its counts and the commit it was built for come from the pointer.
 """
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from catalog.errors import CatalogError, NotFound
+from catalog.file_store import FileStore
+from catalog.file_tables import POINTER_SECONDS, SharedTables, TablePointer
+from catalog.identifiers import check_accession
+from catalog.state_db import SqliteStateDB, StateDB
 
 FIXED_COLUMNS = ("path", "size", "format", "file_id")
 #: Columns kept as text even when a value looks like a number.
@@ -97,8 +105,9 @@ def typed(value: Any) -> Any:
 class _Table:
     """An open study table."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, digest: str) -> None:
         self.path = path
+        self.digest = digest
         self.inode = path.stat().st_ino
         self.lock = threading.RLock()
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -129,35 +138,56 @@ class StagedTable:
     index: "FileIndex"
     accession: str
     path: Path
-    target: Path
     rows: int
 
     def publish(self) -> None:
-        os.replace(self.path, self.target)
+        """Make it the study's table on every node (see :meth:`SharedTables.publish`)."""
+        self.index.tables.publish(self.accession, self.path)
+        self.path.unlink(missing_ok=True)
         self.index._forget(self.accession)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
-class FileIndex:
-    """The file tables of one catalog view, in ``directory`` (one ``<accession>.sqlite`` each)."""
+#: where a file index made without a state database keeps its pointers (in its own folder)
+OWN_POINTERS = ".file-tables.sqlite"
 
-    def __init__(self, directory: Path) -> None:
+
+class FileIndex:
+    """The file tables of one catalog view: pointers in ``state`` (rows of ``view``), tables in ``store`` (see
+    :mod:`catalog.file_tables`), local copies in ``directory``. Without a state database the index keeps its
+    pointers in its folder (a catalog of its own, for tools and benchmarks)."""
+
+    def __init__(
+        self, directory: Path, state: StateDB | None = None, view: str = "public", store: FileStore | None = None,
+        pointer_seconds: float = POINTER_SECONDS,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._own_state = state is None
+        if state is None:
+            from catalog.state_schema import ensure_schema
+
+            state = SqliteStateDB(self.directory / OWN_POINTERS)
+            ensure_schema(state)
+        self.tables = SharedTables(self.directory, state, view, store, pointer_seconds)
         self._open: OrderedDict[str, _Table] = OrderedDict()
         self._lock = threading.Lock()
+        self.tables.adopt_legacy(_is_accession)
 
-    def _path(self, accession: str) -> Path:
-        if "/" in accession or accession.startswith("."):
+    def _check(self, accession: str) -> str:
+        if not _is_accession(accession):
             raise NotFound(f"no file table for {accession!r}")
-        return self.directory / f"{accession}.sqlite"
+        return accession
+
+    def _pointer(self, accession: str, fresh: bool = False) -> TablePointer | None:
+        return self.tables.pointer(self._check(accession), fresh)
 
     # ---------------------------------------------------------------- building
 
     def replace_study(self, accession: str, rows: Iterable[dict[str, Any]], commit: str | None = None) -> int:
-        """Build the study's table from ``rows`` (streamed) and swap it in; returns the row count."""
+        """Build the study's table from ``rows`` (streamed) and publish it; returns the row count."""
         staged = self.build_study(accession, rows, commit=commit)
         staged.publish()
         return staged.rows
@@ -166,9 +196,9 @@ class FileIndex:
         """Build the study's table beside the live one; it replaces it when :meth:`StagedTable.publish` is called.
 
         With a ``commit`` id the finished table is kept as ``.<accession>.<commit>.ready`` (and says which commit it
-        belongs to), so recovery can publish it after a crash instead of building it again."""
-        target = self._path(accession)
-        tmp = target.with_name(f".{accession}.{uuid.uuid4().hex}.tmp")
+        belongs to), so recovery on this node can publish it after a crash instead of building it again."""
+        self._check(accession)
+        tmp = self.directory / f".{accession}.{uuid.uuid4().hex}.tmp"
         try:
             count = _build(tmp, rows, {"commit": commit} if commit else {})
             if commit:
@@ -178,22 +208,21 @@ class FileIndex:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return StagedTable(self, accession, tmp, target, count)
+        return StagedTable(self, accession, tmp, count)
 
     def _ready_path(self, accession: str, commit: str) -> Path:
-        return self._path(accession).with_name(f".{accession}.{commit}.ready")
+        return self.directory / f".{self._check(accession)}.{commit}.ready"
 
     def ready_table(self, accession: str, commit: str) -> "StagedTable | None":
-        """The finished, unpublished table built for ``commit`` (None if there is none)."""
+        """The finished, unpublished table built for ``commit`` on this node (None if there is none)."""
         path = self._ready_path(accession, commit)
-        return StagedTable(self, accession, path, self._path(accession), -1) if path.exists() else None
+        return StagedTable(self, accession, path, -1) if path.exists() else None
 
     def commit_of(self, accession: str) -> str | None:
-        """The commit the study's live table was built for (None: unknown, or no table)."""
-        try:
-            return self._table(accession).meta.get("commit")
-        except NotFound:
-            return None
+        """The commit the study's published table was built for (None: unknown, or no table); read now, for
+        recovery."""
+        pointer = self._pointer(accession, fresh=True)
+        return pointer.commit if pointer else None
 
     def discard_staged(self, accession: str) -> None:
         """Remove tables built for the study and never published (left by failed or interrupted commits)."""
@@ -202,14 +231,14 @@ class FileIndex:
                 leftover.unlink(missing_ok=True)
 
     def delete_study(self, accession: str) -> None:
-        self._path(accession).unlink(missing_ok=True)
+        self.tables.remove(self._check(accession))
         self._forget(accession)
 
     def has_study(self, accession: str) -> bool:
-        return self._path(accession).exists()
+        return _is_accession(accession) and self._pointer(accession) is not None
 
     def studies(self) -> list[str]:
-        return sorted(p.stem for p in self.directory.glob("*.sqlite") if not p.name.startswith("."))
+        return self.tables.accessions()
 
     def _forget(self, accession: str) -> None:
         with self._lock:
@@ -218,19 +247,27 @@ class FileIndex:
             table.close()
 
     def _table(self, accession: str) -> _Table:
-        path = self._path(accession)
-        try:
-            inode = path.stat().st_ino
-        except FileNotFoundError:
-            raise NotFound(f"no file table for study {accession}") from None
+        """The study's published table, open (fetched first if this node lacks it)."""
+        for attempt in range(3):
+            path, pointer = self.tables.local(self._check(accession), fresh=attempt > 0)
+            try:
+                return self._opened(accession, path, pointer.digest)
+            except (FileNotFoundError, sqlite3.OperationalError):
+                if attempt == 2:  # replaced by a newer publish between the lookup and the open: look again
+                    raise
+        raise AssertionError("unreachable")
+
+    def _opened(self, accession: str, path: Path, digest: str) -> _Table:
+        inode = path.stat().st_ino
         with self._lock:
             table = self._open.get(accession)
-            if table is not None and table.inode == inode:
+            if table is not None and table.inode == inode and table.digest == digest:
                 self._open.move_to_end(accession)
                 return table
             if table is not None:
                 table.close()
-            table = _Table(path)
+                del self._open[accession]
+            table = _Table(path, digest)
             self._open[accession] = table
             while len(self._open) > _OPEN_TABLES:
                 self._open.popitem(last=False)[1].close()
@@ -241,6 +278,8 @@ class FileIndex:
             for table in self._open.values():
                 table.close()
             self._open.clear()
+        if self._own_state:
+            self.tables.state.close()
 
     # ---------------------------------------------------------------- reading
 
@@ -395,7 +434,12 @@ class FileIndex:
         return int(n), int(size)
 
     def totals(self, accession: str, filters: Sequence[Filter] = ()) -> dict[str, int]:
-        """Files and bytes of the rows matching the filters."""
+        """Files and bytes of the rows matching the filters (of the whole table: from its pointer)."""
+        if not filters:
+            pointer = self._pointer(accession)
+            if pointer is None:
+                raise NotFound(f"no file table for study {accession}")
+            return {"files": pointer.files, "bytes": pointer.bytes}
         table = self._table(accession)
         where, params = self._where(table, filters)
         if where == "1":
@@ -424,6 +468,14 @@ class FileIndex:
         """One row by its ``file_id``."""
         page = self.query(accession, [Filter("file_id", "eq", file_id)], limit=1)
         return page.items[0] if page.items else None
+
+
+def _is_accession(accession: str) -> bool:
+    try:
+        check_accession(accession)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- keyset cursors

@@ -1,7 +1,9 @@
 """The catalog's file store: one interface over a local folder or S3-compatible object storage.
 
 Keys are relative POSIX paths (``staging/<submission>/<path>``, ``studies/S-BIAD1/<path>``); every
-method checks them with :func:`check_key`, so a depositor's path can never leave the store.
+method checks them with :func:`check_key`, so a depositor's path can never leave the store. A depositor's path
+only ever comes after such a folder of its own, so the catalog's other top-level folders cannot be reached from
+one: ``file-tables/`` (:data:`FILE_TABLES_PREFIX`) holds the published file tables.
 Objects are written once: :meth:`FileStore.put` never overwrites, computes MD5 and SHA-256 on the
 way, and makes an object visible at its key only after its checksums were verified.
 
@@ -25,6 +27,8 @@ RESERVED_PREFIX = ".bia-"
 #: where uploads in progress live until their checksums are verified
 INCOMING = RESERVED_PREFIX + "incoming"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: the top-level folder of the published file tables (``file-tables/<sha256>.sqlite``, see catalog.file_tables)
+FILE_TABLES_PREFIX = "file-tables/"
 
 #: called with the number of bytes of each chunk read; what it returns is ignored (e.g. a tqdm bar's update)
 Progress = Callable[[int], object]

@@ -22,7 +22,7 @@ import math
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -75,9 +75,17 @@ class S3FileStore(FileStore):
         parallel_uploads: int = 2,
         max_single_copy: int = MAX_SINGLE_COPY,
         chunk_size: int = MiB,
+        public_client: Callable[[str], Minio] | None = None,
+        probe_client: Minio | None = None,
     ) -> None:
         self.client = client
         self.bucket = bucket
+        #: makes (given the bucket's region) the client that signs download URLs for the address clients reach;
+        #: None: they are signed for ``client``'s address
+        self._make_public_client = public_client
+        self._public_client: Minio | None = None
+        #: a client with short time limits and no retries, for :meth:`ping`
+        self.probe_client = probe_client
         #: upload part size; a stream of unknown size can hold at most 10 000 parts of it
         self.part_size = part_size
         self.parallel_uploads = parallel_uploads
@@ -86,19 +94,18 @@ class S3FileStore(FileStore):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "S3FileStore":
-        """A store on ``settings.s3_endpoint`` (``host:port`` or an ``http(s)://`` URL)."""
-        endpoint, secure = str(settings.s3_endpoint), settings.s3_secure
-        if "://" in endpoint:
-            parts = urlsplit(endpoint)
-            endpoint, secure = parts.netloc, parts.scheme == "https"
-        client = Minio(
-            endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=secure,
-            region=settings.s3_region,
-        )
-        return cls(client, settings.s3_bucket)
+        """A store on ``settings.s3_endpoint`` (``host:port`` or an ``http(s)://`` URL); download URLs signed for
+        ``settings.s3_public_endpoint`` when it is set."""
+        public = settings.s3_public_endpoint
+
+        def public_client(region: str) -> Minio:
+            return _client(str(public), settings, region=region)
+
+        wait = settings.ready_timeout
+        probe = _client(str(settings.s3_endpoint), settings, http_client=urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=wait, read=wait), retries=urllib3.Retry(total=0)))
+        return cls(_client(str(settings.s3_endpoint), settings), settings.s3_bucket,
+                   public_client=public_client if public else None, probe_client=probe)
 
     def __repr__(self) -> str:
         return f"S3FileStore({self.client._base_url.host!r}, {self.bucket!r})"
@@ -116,6 +123,13 @@ class S3FileStore(FileStore):
             raise StorageUnavailable(
                 f"object storage failed to {doing}: {exc}"
             ) from exc
+
+    def ping(self) -> None:
+        """Whether the bucket answers (a HEAD of it, with the probe client's short time limits); raises
+        :class:`StorageUnavailable` when it does not, or does not exist."""
+        with self._errors(f"find bucket {self.bucket!r}"):
+            if not (self.probe_client or self.client).bucket_exists(self.bucket):
+                raise StorageUnavailable(f"object storage has no bucket {self.bucket!r}")
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (checks the credentials on the way)."""
@@ -436,9 +450,30 @@ class S3FileStore(FileStore):
             else None
         )
         with self._errors(f"sign a URL for {key!r}"):
-            return self.client.presigned_get_object(
+            return self._signer().presigned_get_object(
                 self.bucket, key, expires=expires, response_headers=headers
             )
+
+    def _signer(self) -> Minio:
+        """The client download URLs are signed with: for the public address when there is one. Signing needs the
+        bucket's region (no request when it is configured; else asked once through the internal address)."""
+        if self._make_public_client is None:
+            return self.client
+        if self._public_client is None:
+            self._public_client = self._make_public_client(self.client._get_region(self.bucket))
+        return self._public_client
+
+
+def _client(endpoint: str, settings: Settings, **options: Any) -> Minio:
+    """A minio client for ``endpoint`` (``host:port``, secure as ``settings.s3_secure`` says, or an ``http(s)://``
+    URL) with the credentials and region of ``settings`` (``options`` override)."""
+    secure = settings.s3_secure
+    if "://" in endpoint:
+        parts = urlsplit(endpoint)
+        endpoint, secure = parts.netloc, parts.scheme == "https"
+    kwargs: dict[str, Any] = {"access_key": settings.s3_access_key, "secret_key": settings.s3_secret_key,
+                              "secure": secure, "region": settings.s3_region, **options}
+    return Minio(endpoint, **kwargs)
 
 
 class _Absent(Exception):

@@ -1,9 +1,15 @@
 """The remote graph store: any SPARQL 1.1 server over HTTP (Query, Update and Graph Store Protocol).
 
-The base URL names the dataset; its endpoints follow ``oxigraph serve``: ``{base}/query``, ``{base}/update``
-and ``{base}/store`` (override them with ``query_url``/``update_url``/``store_url`` for other servers, e.g.
-Fuseki's ``/ds/sparql``, ``/ds/update``, ``/ds/data``). The server must treat the default graph as the union
-of the named graphs (``oxigraph serve --union-default-graph``).
+The base URL names the dataset; its endpoints are paths under it (:class:`RemoteOptions`), by default those of
+``oxigraph serve``: ``{base}/query``, ``{base}/update`` and ``{base}/store`` (Fuseki: ``/sparql``, ``/update``,
+``/data``). The server must treat the default graph as the union of the named graphs
+(``oxigraph serve --union-default-graph``).
+
+Every call has a connect timeout and a read timeout: short for reads (queries, graph downloads: what request
+threads wait on), long for writes (updates, uploads, bulk copies). A server that accepts connections but does not
+answer (hung, not dead) costs a call its read timeout and then a 503 (:class:`GraphStoreTimeout`); for
+``retry_seconds`` after that every call fails at once with a 503 (``Retry-After``), but one that tries the server
+again, so a hung server cannot hold every request thread of a node.
 
 A graph is replaced without readers ever seeing half of it: the new data is uploaded (streamed) into a staging
 graph by the Graph Store Protocol, then one update ``MOVE``s it over the study's graph. An interrupted upload
@@ -19,16 +25,17 @@ the target).
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Collection
 
 import requests
-from SPARQLWrapper import JSON, POST, SPARQLWrapper
-from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
+from urllib3.exceptions import ReadTimeoutError
 
+from catalog.config import Settings
 from catalog.graph_store import (
     N_TRIPLES,
     Binding,
@@ -44,34 +51,121 @@ STAGING_PREFIX = "urn:bia:staging:"
 STALE_STAGING_SECONDS = 3600
 
 
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Where a remote store's endpoints are under its base URL, and how long its calls may wait (seconds)."""
+
+    query_path: str = "/query"
+    update_path: str = "/update"
+    store_path: str = "/store"
+    connect_timeout: float = 5.0
+    #: the longest wait for the next bytes of a read (query, graph download)
+    read_timeout: float = 30.0
+    #: the longest wait for an answer to a write (update, upload, bulk copy)
+    write_timeout: float = 600.0
+    #: how long calls fail at once after a call timed out (0: never)
+    retry_seconds: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RemoteOptions":
+        return cls(
+            query_path=settings.sparql_query_path,
+            update_path=settings.sparql_update_path,
+            store_path=settings.sparql_store_path,
+            connect_timeout=settings.sparql_connect_timeout,
+            read_timeout=settings.sparql_read_timeout,
+            write_timeout=settings.sparql_write_timeout,
+            retry_seconds=settings.sparql_retry_seconds,
+        )
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """``path`` under ``base_url`` (one ``/`` between them); a full ``http(s)://`` URL stands as it is."""
+    if path.startswith(("http://", "https://")):
+        return path
+    return f"{base_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+class _Backoff:
+    """After a call timed out, calls fail at once for ``seconds`` (the server hangs: waiting on it again would hold
+    another thread for the whole timeout); then one call at a time tries the server until one is answered."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._until = 0.0  # calls before this time fail at once
+        self._tripped = False
+
+    def admit(self, url: str, timeout: float) -> None:
+        """Let a call that may wait ``timeout`` seconds through, or raise :class:`GraphStoreTimeout`."""
+        with self._lock:
+            if not self._tripped:
+                return
+            now = time.monotonic()
+            if now < self._until:
+                wait = max(1, round(self._until - now))
+                error = GraphStoreTimeout(f"the SPARQL server at {url} did not answer in time; it is asked again in "
+                                          f"{wait} s")
+                error.retry_after = wait
+                raise error
+            self._until = now + timeout  # this call tries it; the others fail at once meanwhile
+
+    def clear(self) -> None:
+        """The server answered (or failed at once): calls go through again."""
+        if self._tripped:
+            with self._lock:
+                self._tripped, self._until = False, 0.0
+
+    def timed_out(self) -> None:
+        if self.seconds > 0:
+            with self._lock:
+                self._tripped, self._until = True, time.monotonic() + self.seconds
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """Whether a call failed by waiting too long (to connect, or for the next bytes of a body being read)."""
+    return isinstance(exc, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in exc.args)
+
+
 class RemoteGraphStore(GraphStore):
     """A SPARQL 1.1 server at ``base_url``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        query_url: str | None = None,
-        update_url: str | None = None,
-        store_url: str | None = None,
-        timeout: float = 600.0,
-    ) -> None:
-        base = base_url.rstrip("/")
-        self.query_url = query_url or f"{base}/query"
-        self.update_url = update_url or f"{base}/update"
-        self.store_url = store_url or f"{base}/store"
-        self.timeout = timeout
+    def __init__(self, base_url: str, options: RemoteOptions | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.options = options = options or RemoteOptions()
+        self.query_url = endpoint(base_url, options.query_path)
+        self.update_url = endpoint(base_url, options.update_path)
+        self.store_url = endpoint(base_url, options.store_path)
+        self._backoff = _Backoff(options.retry_seconds)
         self._http = requests.Session()
+
+    @classmethod
+    def from_settings(cls, base_url: str, settings: Settings, **changes: Any) -> "RemoteGraphStore":
+        """The store at ``base_url`` with the endpoint paths and time limits of ``settings`` (``changes``: some of
+        them otherwise, e.g. the public SPARQL endpoint's read timeout)."""
+        return cls(base_url, replace(RemoteOptions.from_settings(settings), **changes))
 
     # ---------------------------------------------------------------- HTTP
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, url: str, *, write: bool = False, read_timeout: float | None = None,
+                 **kwargs: Any) -> requests.Response:
+        """One call; ``write``: with the write timeout, else the read timeout (or ``read_timeout``)."""
+        options = self.options
+        wait = read_timeout or (options.write_timeout if write else options.read_timeout)
+        self._backoff.admit(url, options.connect_timeout + wait)
         try:
-            response = self._http.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise GraphStoreTimeout(f"the SPARQL server at {url} did not answer within {self.timeout:g} s") from exc
+            response = self._http.request(method, url, timeout=(options.connect_timeout, wait), **kwargs)
         except requests.RequestException as exc:
-            raise GraphStoreUnavailable(f"the SPARQL server at {url} cannot be reached: {exc}") from exc
+            if not _timed_out(exc):
+                self._backoff.clear()  # refused or reset at once: no thread waits on it
+                raise GraphStoreUnavailable(f"the SPARQL server at {url} cannot be reached: {exc}") from exc
+            if self._backoff.seconds > 0 and self._hangs():
+                self._backoff.timed_out()
+            else:  # a slow query on a server that answers: the others go on
+                self._backoff.clear()
+            limit = options.connect_timeout if isinstance(exc, requests.ConnectTimeout) else wait
+            raise GraphStoreTimeout(f"the SPARQL server at {url} did not answer within {limit:g} s") from exc
+        self._backoff.clear()
         if response.status_code >= 500:
             raise GraphStoreUnavailable(f"the SPARQL server at {url} failed: {response.status_code} {response.text[:300]}")
         if response.status_code == 406:
@@ -79,6 +173,27 @@ class RemoteGraphStore(GraphStore):
         if response.status_code >= 400:
             raise GraphStoreError(f"the SPARQL server refused the request: {response.text[:500].strip()}")
         return response
+
+    def _hangs(self) -> bool:
+        """Whether the server leaves even ``ASK {}`` unanswered for the connect timeout (after a call timed out:
+        a hung server, not a slow query)."""
+        wait = self.options.connect_timeout
+        try:
+            self._http.post(self.query_url, data=b"ASK {}", timeout=(wait, wait),
+                            headers={"Content-Type": "application/sparql-query"})
+        except requests.RequestException as exc:
+            return _timed_out(exc)
+        return False
+
+    def ping(self, timeout: float | None = None) -> None:
+        """Ask the query endpoint ``ASK {}`` with a short read timeout (the connect timeout, or ``timeout``);
+        raises :class:`GraphStoreUnavailable` (or its timeout) when it does not answer."""
+        wait = timeout or self.options.connect_timeout
+        response = self._request("POST", self.query_url, read_timeout=wait, data=b"ASK {}",
+                                 headers={"Content-Type": "application/sparql-query",
+                                          "Accept": "application/sparql-results+json"})
+        if "boolean" not in self._decode(response):
+            raise GraphStoreUnavailable(f"the SPARQL server at {self.query_url} did not answer an ASK query")
 
     def _graph_params(self, graph: str) -> dict[str, str]:
         return {"graph": graph}
@@ -92,10 +207,12 @@ class RemoteGraphStore(GraphStore):
         try:
             if isinstance(data, Path):
                 with data.open("rb") as body:
-                    self._request("PUT", self.store_url, params=self._graph_params(staging), data=body, headers=headers)
+                    self._request("PUT", self.store_url, write=True, params=self._graph_params(staging), data=body,
+                                  headers=headers)
             else:
                 body_bytes = data.encode("utf-8") if isinstance(data, str) else data
-                self._request("PUT", self.store_url, params=self._graph_params(staging), data=body_bytes, headers=headers)
+                self._request("PUT", self.store_url, write=True, params=self._graph_params(staging), data=body_bytes,
+                              headers=headers)
             if before_commit is not None:
                 before_commit()
         except BaseException:
@@ -149,11 +266,15 @@ class RemoteGraphStore(GraphStore):
         return self._request("GET", self.store_url, params=self._graph_params(graph), headers={"Accept": format}).content
 
     def save_graph(self, graph: str, target: Path, format: str = N_TRIPLES) -> None:
+        """Stream one graph to ``target`` (a bulk copy: the write timeout)."""
         with self._request(
-            "GET", self.store_url, params=self._graph_params(graph), headers={"Accept": format}, stream=True
+            "GET", self.store_url, write=True, params=self._graph_params(graph), headers={"Accept": format}, stream=True
         ) as response, target.open("wb") as out:
-            for chunk in response.iter_content(1 << 20):
-                out.write(chunk)
+            try:
+                for chunk in response.iter_content(1 << 20):
+                    out.write(chunk)
+            except requests.RequestException as exc:
+                raise GraphStoreUnavailable(f"the SPARQL server at {self.store_url} broke off {graph}: {exc}") from exc
 
     def count(self, graph: str | None = None) -> int:
         where = f"GRAPH <{graph}> {{ ?s ?p ?o }}" if graph else (
@@ -180,23 +301,21 @@ class RemoteGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- SPARQL
 
-    def _wrapper(self, query: str) -> SPARQLWrapper:
-        sparql = SPARQLWrapper(self.query_url)
-        sparql.setMethod(POST)
-        sparql.setReturnFormat(JSON)
-        sparql.setTimeout(int(self.timeout))
-        sparql.setQuery(query)
-        return sparql
-
     def _json(self, query: str) -> dict[str, Any]:
+        """A SELECT's or ASK's results (SPARQL 1.1 Query Results JSON), with the read timeout."""
+        response = self._request("POST", self.query_url, data=query.encode("utf-8"),
+                                 headers={"Content-Type": "application/sparql-query",
+                                          "Accept": "application/sparql-results+json"})
+        return self._decode(response)
+
+    def _decode(self, response: requests.Response) -> dict[str, Any]:
         try:
-            with warnings.catch_warnings():  # SPARQLWrapper warns about query forms it cannot guess
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return self._wrapper(query).query().convert()  # type: ignore[return-value]
-        except SPARQLWrapperException as exc:
-            raise GraphStoreError(f"the SPARQL server rejected the query: {exc}") from exc
-        except OSError as exc:
-            raise GraphStoreUnavailable(f"the SPARQL server at {self.query_url} cannot be reached: {exc}") from exc
+            result = response.json()
+        except ValueError as exc:  # cut off, or not JSON: the server failed, not the query
+            raise GraphStoreUnavailable(f"the SPARQL server at {self.query_url} sent no JSON results: {exc}") from exc
+        if not isinstance(result, dict):
+            raise GraphStoreUnavailable(f"the SPARQL server at {self.query_url} sent no JSON results")
+        return result
 
     def select(self, query: str) -> list[Binding]:
         result = self._json(query)
@@ -223,7 +342,8 @@ class RemoteGraphStore(GraphStore):
 
     def update(self, update: str) -> None:
         self._request(
-            "POST", self.update_url, data=update.encode("utf-8"), headers={"Content-Type": "application/sparql-update"}
+            "POST", self.update_url, write=True, data=update.encode("utf-8"),
+            headers={"Content-Type": "application/sparql-update"},
         )
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,8 @@ def resolve(settings: Settings, state: StateDB | None = None) -> Settings:
     data_dir = settings.data_dir
     known = _recalled(data_dir, state)
     stores = stores_of(settings)
+    if state is not None and state.shared:
+        stores = _pinned_to_host(stores, data_dir)
     if known is None or "graph" not in known:  # new, or made before stores were remembered: remember them now
         if known is not None and not settings.is_given("base_url"):
             settings = settings.with_(base_url=known["base_url"])
@@ -113,6 +116,19 @@ def resolve(settings: Settings, state: StateDB | None = None) -> Settings:
     return settings
 
 
+def _pinned_to_host(stores: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Stores as a shared database remembers them: embedded graphs or local files named by the host and folder that
+    hold them, so that a node on another machine (or with another ``BIA_DATA``) is refused instead of writing
+    studies no other node can see (graphs and files must then be in SPARQL servers and S3)."""
+    here = f"{socket.gethostname()}:{Path(data_dir).resolve()}"
+    pinned = dict(stores)
+    if pinned["graph"] == "embedded":
+        pinned["graph"] = {"embedded_in": here}
+    if pinned["files"] == "local":
+        pinned["files"] = {"local_in": here}
+    return pinned
+
+
 def _check_base(settings: Settings, known: dict[str, Any] | None) -> None:
     if known is not None and known.get("base_url") and known["base_url"] != settings.base_url:
         raise CatalogMismatch(
@@ -129,6 +145,8 @@ def _where(settings: Settings) -> str:
 def _shown(stores: Any) -> str:
     if stores == "embedded":
         return "embedded in BIA_DATA"
+    if isinstance(stores, dict) and ("embedded_in" in stores or "local_in" in stores):
+        return f"in BIA_DATA of {stores.get('embedded_in') or stores.get('local_in')} (host:folder)"
     if stores == "local":
         return "folder in BIA_DATA"
     return json.dumps(stores, sort_keys=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,8 +35,10 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 import tantivy
 
 from catalog.errors import CatalogError
-from catalog.state_db import StateDB
+from catalog.state_db import DatabaseUnavailable, StateDB
 from catalog.state_schema import catalog_id
+
+log = logging.getLogger(__name__)
 
 #: Full-text fields with their BM25 boosts.
 TEXT_FIELDS: dict[str, float] = {
@@ -315,8 +318,14 @@ class SearchIndex:
             return 0
         self._looked = now
         with self._lock:
-            with self.db.transaction() as db:
-                latest = db.execute("SELECT max(seq) FROM search_docs WHERE view = ?", (self.view,)).fetchone()[0]
+            try:
+                with self.db.transaction() as db:
+                    latest = db.execute("SELECT max(seq) FROM search_docs WHERE view = ?", (self.view,)).fetchone()[0]
+            except DatabaseUnavailable as exc:
+                if force:
+                    raise
+                log.warning("search answers from this node's index as it was: %s", exc)  # a database outage
+                return 0
             if latest is None or latest <= self._applied().get("seq", 0):
                 return 0
             try:
@@ -435,6 +444,10 @@ class SearchIndex:
     def count(self) -> int:
         with self.db.transaction() as db:
             return db.execute("SELECT COUNT(*) FROM search_docs WHERE view = ? AND doc IS NOT NULL", (self.view,)).fetchone()[0]
+
+    def local_count(self) -> int:
+        """Documents in this node's index, as far as it has followed (asks no database: for liveness checks)."""
+        return int(self._searcher().num_docs)
 
     def get(self, accession: str) -> StudyDocument | None:
         with self.db.transaction() as db:

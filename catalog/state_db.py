@@ -16,6 +16,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
@@ -27,7 +28,9 @@ WRITE_LOCK = 0x424941
 #: seconds a statement may wait for a lock before the database counts as unavailable
 WAIT_SECONDS = 60
 #: seconds a request may wait for a connection to the database (an unreachable database: a 503 after this)
-CONNECT_SECONDS = 10
+CONNECT_SECONDS = 5
+#: seconds after a failure to reach the database during which calls fail at once (no thread waits on a dead database)
+FAIL_FAST_SECONDS = 3
 
 
 class DatabaseUnavailable(CatalogError):
@@ -227,6 +230,8 @@ class PostgresStateDB(StateDB):
         self._pool: Any = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._down_reason = ""
 
     def _connections(self) -> Any:
         """The connection pool of this process (a forked worker opens its own)."""
@@ -248,13 +253,18 @@ class PostgresStateDB(StateDB):
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable(f"the state database is unavailable: {self._down_reason}")
         try:
             with self._connections().connection() as conn, conn.transaction():
                 if write:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield _PgConnection(conn)
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable(f"the state database is unavailable: {str(exc).strip() or type(exc).__name__}") from exc
+            self._down_reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if getattr(exc, "sqlstate", None) is None:  # unreachable (not a lock wait or a cancelled statement)
+                self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            raise DatabaseUnavailable(f"the state database is unavailable: {self._down_reason}") from exc
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
         with self._connections().connection() as conn, conn.transaction():

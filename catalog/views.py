@@ -12,6 +12,7 @@ from pathlib import Path
 
 from catalog.config import Settings
 from catalog.file_index import FileIndex
+from catalog.file_store import FileStore
 from catalog.graph_changes import RecordedGraphStore
 from catalog.graph_store import GraphStore
 from catalog.stores import open_graph_store
@@ -59,9 +60,12 @@ def _graph_location(settings: Settings, name: str) -> str | Path:
     return settings.data_dir / "graph" / name
 
 
-def open_view(settings: Settings, name: str, state: StateDB, read_only: bool = False) -> CatalogView:
+def open_view(
+    settings: Settings, name: str, state: StateDB, read_only: bool = False, file_store: FileStore | None = None
+) -> CatalogView:
     """Open (creating if needed) the stores of the ``public`` or ``private`` view (``read_only``: a snapshot
-    follower of the graph store, for serving processes beside one writer)."""
+    follower of the graph store, for serving processes beside one writer; ``file_store``: where published file
+    tables are shared between nodes)."""
     if name not in (PUBLIC, PRIVATE):
         raise ValueError(f"unknown view {name!r}")
     index_dir = settings.data_dir / "index" / name
@@ -69,7 +73,7 @@ def open_view(settings: Settings, name: str, state: StateDB, read_only: bool = F
     location = _graph_location(settings, name)
     if isinstance(location, Path):
         location.mkdir(parents=True, exist_ok=True)
-    graph = open_graph_store(location, read_only=read_only)
+    graph = open_graph_store(location, read_only=read_only, settings=settings)
     if name == PUBLIC and not isinstance(location, Path):  # nodes' copies of the public graph follow its writes
         graph = RecordedGraphStore(graph, state, PUBLIC)
     return CatalogView(
@@ -78,6 +82,6 @@ def open_view(settings: Settings, name: str, state: StateDB, read_only: bool = F
         # read paths are public; the private view is read by its owners through the writer
         reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only and name == PUBLIC else None,
         search=SearchIndex(index_dir / "search", state, name),
-        files=FileIndex(index_dir / "files"),
+        files=FileIndex(index_dir / "files", state, name, file_store),
         records=RecordIndex(state, name),
     )

@@ -17,6 +17,7 @@ from catalog.state_db import PostgresStateDB, SqliteStateDB, StateDB
 from catalog.state_schema import ensure_schema
 from tests.catalog_helpers import BASE, make_settings
 
+from tests.servers.http_proxy import http_proxy  # noqa: F401
 from tests.servers.oxigraph_server import oxigraph_pair, oxigraph_server  # noqa: F401
 from tests.servers.postgres_server import postgres_server, postgres_url  # noqa: F401
 from tests.servers.replay_server import replay_server  # noqa: F401

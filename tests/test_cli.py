@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import rdflib
 
 from catalog.registry import Registry
-from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths
+from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, make_settings
 
 FUTURE = "2999-01-01"
 
@@ -149,3 +150,33 @@ def test_serve_demo_answers_over_real_http(tmp_path):
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_bia_worker_does_the_background_duties_and_api_nodes_can_leave_them(run, tmp_path):
+    """`bia worker --once` runs a round of duties (here: a due release) while it holds the maintenance lease, and is
+    refused while another process holds it; an app with BIA_BACKGROUND=off starts no duties of its own."""
+    from api.app import create_app
+    from api.services import open_services
+    from catalog.maintenance import LEASE
+    from tests.catalog_helpers import stage_sample
+
+    settings = make_settings(tmp_path)
+    with open_services(settings) as services:
+        owner = services.archive.registry.owner_of_token(services.archive.registry.create_token("jane"))
+        accession = services.deposits.finalize(stage_sample(services.deposits, owner, release_date="2999-01-01"), owner)
+        with services.archive.registry._connect(immediate=True) as db:
+            db.execute("UPDATE studies SET release_date = '2000-01-01' WHERE accession = ?", (accession,))
+        app = create_app(settings.with_(background="off"), services=services)
+        try:
+            assert services.maintenance._thread is None  # this node leaves the duties to workers
+        finally:
+            app.extensions["bia.sparql"].close()
+        with services.archive.registry._connect(immediate=True) as db:  # a live worker on another machine holds them
+            db.execute("INSERT INTO leases VALUES (?, ?, ?)", (LEASE, "elsewhere:1:1:ab", time.time() + 60))
+    refused = run("worker", "--once", ok=False)
+    assert refused.exit_code != 0 and "maintenance lease" in refused.output
+    with open_services(settings) as services, services.archive.registry._connect(immediate=True) as db:
+        db.execute("UPDATE leases SET expires = 0")  # that worker died: its lease ran out
+    done = run("worker", "--once")
+    assert "released 1" in done.output
+    assert json.loads(run("stats").output)["registry"] == {"released": 1}

@@ -99,6 +99,8 @@ CALLS = [
     # site
     get("/health"),
     too_large("GET", "/health"),
+    get("/ready"),
+    too_large("GET", "/ready"),
     get("/stats"),
     get("/stats", accept="text/html"),
     get("/stats", 406, "image/png"),

@@ -163,9 +163,11 @@ def titles(client) -> dict[str, str]:
     return {row["s"]["value"].rsplit("/", 1)[-1]: row["t"]["value"] for row in answer.get_json()["results"]["bindings"]}
 
 
-def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres_url, oxigraph_pair):
+def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres_url, oxigraph_pair, seaweedfs_s3):
     public, private = oxigraph_pair
-    shared = {"database_url": postgres_url, "sparql_url": private.url, "public_sparql_url": public.url}
+    shared = {"database_url": postgres_url, "sparql_url": private.url, "public_sparql_url": public.url,
+              "s3_endpoint": seaweedfs_s3.endpoint, "s3_bucket": seaweedfs_s3.new_bucket("replica"),
+              "s3_access_key": seaweedfs_s3.access_key, "s3_secret_key": seaweedfs_s3.secret_key}
     with open_services(make_settings(tmp_path / "a", **shared)) as a:
         harvest = Harvester(a.archive)
         assert harvest.run("idr", [str(IDR / "idr0038-study.txt"), str(IDR / "idr0004-study.txt")]).loaded == ["idr0038", "idr0004"]
@@ -221,7 +223,7 @@ def test_a_runaway_query_stops_and_leaves_the_graph_server_idle(tmp_path, oxigra
             answer = app.test_client().get("/sparql", query_string={"query": RUNAWAY}, headers={"Accept": JSON})
             assert answer.status_code == 503 and answer.get_json()["code"] == "query_timeout"
             assert time.monotonic() - started < 10
-            assert busy_after(public.process.pid) < 0.2  # the graph server never saw it
+            assert busy_after(public.process.pid) < 0.1  # the graph server never saw it
             assert services.archive.public.graph.count() > 100  # and answers at once
         finally:
             app.extensions["bia.sparql"].close()
@@ -230,6 +232,6 @@ def test_a_runaway_query_stops_and_leaves_the_graph_server_idle(tmp_path, oxigra
         try:  # what holds without the copy: the client is answered, the server goes on
             answer = off.test_client().get("/sparql", query_string={"query": RUNAWAY}, headers={"Accept": JSON})
             assert answer.status_code == 503 and answer.get_json()["code"] == "query_timeout"
-            assert busy_after(public.process.pid) > 0.3
+            assert busy_after(public.process.pid, seconds=2.0) > 0.1  # (a core's share on a loaded machine)
         finally:
             off.extensions["bia.sparql"].close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import time
 
 import pytest
 
@@ -95,3 +96,52 @@ def test_an_unreachable_database_is_reported_as_unavailable():
         assert caught.value.status == 503
     finally:
         db.close()
+
+
+def test_a_node_with_embedded_stores_is_refused_beside_another_on_one_database(tmp_path, postgres_url):
+    """Graphs and files kept in one node's BIA_DATA cannot serve a site: a second node (another BIA_DATA) over the
+    same database is refused with a message naming where the catalog keeps them, instead of writing studies apart."""
+    from api.services import open_services
+    from catalog.remembered import CatalogMismatch
+    from tests.catalog_helpers import make_settings
+
+    with open_services(make_settings(tmp_path / "one", database_url=postgres_url)):
+        pass
+    with pytest.raises(CatalogMismatch, match="BIA_DATA of .*one"):
+        open_services(make_settings(tmp_path / "two", database_url=postgres_url))
+    with open_services(make_settings(tmp_path / "one", database_url=postgres_url)):  # the node itself opens again
+        pass
+
+
+def test_a_database_outage_leaves_health_answering_and_requests_get_503(tmp_path):
+    """The database stops under a serving node: liveness still answers (from the node's own index), readiness names
+    the database, listings and searches are answered from the node's index as it was, and requests that need the
+    database get 503 in the error shape, never a 500."""
+    from api.app import create_app
+    from api.services import open_services
+    from tests.catalog_helpers import make_settings
+    from tests.servers.postgres_server import start_postgres, stop_postgres
+
+    server = start_postgres()  # a cluster of its own, to stop
+    try:
+        settings = make_settings(tmp_path, database_url=server.url)
+        with open_services(settings) as services:
+            app = create_app(settings, services=services)
+            client = app.test_client()
+            try:
+                assert client.get("/studies").status_code == 200 and client.get("/ready").status_code == 200
+                stop_postgres(server)
+                assert client.get("/health").status_code == 200
+                ready = client.get("/ready")
+                assert ready.status_code == 503 and "database" in ready.get_json()["message"]
+                time.sleep(0.6)  # past the search index's look at the database
+                for path in ("/studies", "/search?q=x"):
+                    assert client.get(path, headers={"Accept": "application/json"}).status_code == 200, path
+                for answer in (client.get("/stats", headers={"Accept": "application/json"}),
+                               client.post("/deposits", headers={"Authorization": "Bearer bia_x"})):
+                    assert answer.status_code == 503, answer.status_code
+                    assert answer.get_json()["code"] == "database_unavailable"
+            finally:
+                app.extensions["bia.sparql"].close()
+    finally:
+        stop_postgres(server)

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -92,8 +93,6 @@ def serves_study(node: ApiNode, accession: str, title_word: str) -> None:
     item = files["items"][0]
     status, body, headers = node.get(urllib.parse.urlparse(item["download"]).path, timeout=30)
     if status == 302:  # a presigned S3 URL
-        import urllib.request
-
         body = urllib.request.urlopen(headers["Location"], timeout=30).read()
     else:
         assert status == 200
