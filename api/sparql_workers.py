@@ -4,8 +4,13 @@ pyoxigraph cannot cancel a query, and ``oxigraph serve --timeout-s`` does not st
 embedded store, queries run in worker processes that open the newest published *snapshot* of the public graph
 store read-only (nothing writes into a snapshot, so killing a worker never harms the store). A query that runs
 past ``BIA_SPARQL_TIMEOUT`` gets its worker SIGKILLed and replaced; the client gets a ``query_timeout`` error and
-every other request keeps being served. With a remote store the query goes to the public SPARQL server with the
-same limit on the HTTP request.
+every other request keeps being served.
+
+With a remote public store (``BIA_PUBLIC_SPARQL_URL``) the remote server cannot be made to stop a query, so unless
+``BIA_SPARQL_REPLICA=off`` the queries run in the same workers over the node's copy of the public graph
+(:mod:`catalog.graph_replica`, which follows the remote store within about a second). Only while that copy has
+never completed its first copy (a new node), or with the copy turned off, does a query go to the remote server,
+with the time limit on the HTTP request only: the client gets ``query_timeout``, the server goes on.
 
 A worker runs queries on a thread with a large stack, so the deepest query the pre-checks let through is far from
 overflowing it; a worker that dies of a crash signal while it runs a query (the query's fault) answers
@@ -30,6 +35,7 @@ from typing import Any
 from api.sparql_protocol import dataset
 from catalog.config import Settings
 from catalog.errors import CatalogError
+from catalog.graph_replica import open_replica
 from catalog.graph_store import (
     GraphStoreError,
     GraphStoreTimeout,
@@ -260,6 +266,8 @@ class QueryRunner:
             from catalog.graph_store_remote import RemoteGraphStore
 
             self._remote = RemoteGraphStore.from_settings(settings.public_sparql_url, settings, read_timeout=settings.sparql_timeout)
+        # remote mode: queries run on the node's copy of the public graph once it is complete (catalog.graph_replica)
+        self.replica = open_replica(settings, archive.state, archive.public.graph)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         workers = max(1, settings.sparql_workers)
@@ -267,7 +275,10 @@ class QueryRunner:
         per_client = settings.sparql_max_per_client or max(1, workers - 1)
         self.clients = ClientSlots(per_client, retry_after=max(1, round(min(settings.sparql_timeout, 5))))
 
-    def _snapshot(self) -> str:
+    def _snapshot(self) -> str | None:
+        """The snapshot queries run on ("": an empty store; None: none, the query goes to the remote server)."""
+        if self._remote is not None:
+            return self.replica.snapshot() if self.replica is not None else None
         graph = self.archive.public.graph
         path = graph.checkpoint_path() if hasattr(graph, "checkpoint_path") else None
         return str(path) if path else ""
@@ -290,12 +301,13 @@ class QueryRunner:
         the dataset (else read from the query and the graphs given) and the client."""
         run = run or Run(dataset(query, list(default_graphs), list(named_graphs)))
         with self.clients.hold(run.client):
-            if self._remote is not None:
+            snapshot = self._snapshot()
+            if snapshot is None:
                 return self._run_remote(query, accept, default_graphs, named_graphs)
             if not self._slots.acquire(timeout=self.settings.sparql_timeout):
                 raise WorkersBusy(f"every query worker was busy for {self.settings.sparql_timeout:g} s; try again shortly")
             try:
-                answer = self._run_in_worker((self._snapshot(), query, accept, run.dataset, self.settings.sparql_max_bytes))
+                answer = self._run_in_worker((snapshot, query, accept, run.dataset, self.settings.sparql_max_bytes))
             finally:
                 self._slots.release()
         if answer[0] == "ok":
@@ -348,6 +360,8 @@ class QueryRunner:
         return GraphStoreUnavailable(f"the query worker failed: {exc or 'it exited'} (exit status {code})")
 
     def close(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
         with self._lock:
             for worker in self._idle:
                 try:

@@ -57,6 +57,9 @@ class Settings:
     sparql_max_bytes: int = 50_000_000
     #: query worker processes of the embedded SPARQL endpoint (killed and replaced at the time limit)
     sparql_workers: int = 2
+    #: public SPARQL queries on a copy of the public graph kept in ``data_dir/replica`` (``auto``: when the public
+    #: store is a remote server, whose queries cannot be stopped at the time limit; ``off``: sent to that server)
+    sparql_replica: str = "auto"
     #: MiB of answers to repeated public SPARQL GETs kept per process until the next snapshot (0: none)
     sparql_cache_mb: int = 64
     #: largest SPARQL query text (bytes, UTF-8) the endpoint reads; a larger one is refused (413) unread
@@ -148,6 +151,7 @@ class Settings:
         "sparql_max_bytes": ("BIA_SPARQL_MAX_BYTES", int),
         "sparql_workers": ("BIA_SPARQL_WORKERS", int),
         "sparql_cache_mb": ("BIA_SPARQL_CACHE_MB", int),
+        "sparql_replica": ("BIA_SPARQL_REPLICA", _choice("auto", "off")),
         "sparql_max_query_bytes": ("BIA_SPARQL_MAX_QUERY_BYTES", int),
         "sparql_max_depth": ("BIA_SPARQL_MAX_DEPTH", int),
         "sparql_max_operators": ("BIA_SPARQL_MAX_OPERATORS", int),

@@ -55,6 +55,10 @@ T = TypeVar("T")
 KEEP_SNAPSHOTS = 3
 KEEP_SECONDS = 300.0
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+#: files larger than this are bulk-loaded by :meth:`EmbeddedGraphStore.replace_graphs` (smaller: one transaction)
+BULK_LOAD_BYTES = 8 << 20
+#: the graph the journal names for a replacement of several graphs at once (no such graph is ever written)
+_BATCH = "urn:bia:batch"
 _RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 
 
@@ -443,6 +447,24 @@ class EmbeddedGraphStore(GraphStore):
             except SyntaxError as exc:
                 raise GraphStoreError(f"the data for {graph} is not valid N-Triples: {exc}") from exc
         return outcome["result"]
+
+    def replace_graphs(self, changes: Iterable[tuple[str, Path | None]]) -> int:
+        """Replace several named graphs, each with a file of N-Triples (``None``: drop it), made visible together by
+        one snapshot (the commit point); a failure or crash before it leaves every graph as it was. ``changes`` may
+        be a generator (e.g. downloading each file when it is asked for). Returns how many graphs were changed."""
+        done: list[str] = []
+        with self._replacing(_BATCH) as store:
+            for graph, path in changes:
+                name = ox.NamedNode(graph)
+                if store.contains_named_graph(name):
+                    store.remove_graph(name)
+                if path is not None:  # a bulk load costs ~20 ms whatever the size: small graphs load in a transaction
+                    load = store.bulk_load if path.stat().st_size > BULK_LOAD_BYTES else store.load
+                    load(path=str(path), format=ox.RdfFormat.N_TRIPLES, to_graph=name)
+                done.append(graph)
+        for graph in done:  # replaced without a tag: an old tag no longer holds
+            self._tag_file(graph).unlink(missing_ok=True)
+        return len(done)
 
     def drop_graph(self, graph: str) -> None:
         name = ox.NamedNode(graph)

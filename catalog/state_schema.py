@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS file_tables (
     view TEXT NOT NULL, accession TEXT NOT NULL, commit_id TEXT, object_key TEXT NOT NULL, digest TEXT NOT NULL,
     files BIGINT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (view, accession));
 CREATE INDEX IF NOT EXISTS file_tables_digest ON file_tables(digest);
+CREATE TABLE IF NOT EXISTS graph_changes (
+    view TEXT NOT NULL, graph TEXT NOT NULL, seq BIGINT NOT NULL, changed DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (view, graph));
+CREATE INDEX IF NOT EXISTS graph_changes_seq ON graph_changes(view, seq);
 """
 
 #: columns added after the first release, with their definitions (databases made earlier gain them at open)

@@ -13,6 +13,7 @@ from pathlib import Path
 from catalog.config import Settings
 from catalog.file_index import FileIndex
 from catalog.file_store import FileStore
+from catalog.graph_changes import RecordedGraphStore
 from catalog.graph_store import GraphStore
 from catalog.stores import open_graph_store
 from catalog.record_index import RecordIndex
@@ -73,6 +74,8 @@ def open_view(
     if isinstance(location, Path):
         location.mkdir(parents=True, exist_ok=True)
     graph = open_graph_store(location, read_only=read_only, settings=settings)
+    if name == PUBLIC and not isinstance(location, Path):  # nodes' copies of the public graph follow its writes
+        graph = RecordedGraphStore(graph, state, PUBLIC)
     return CatalogView(
         name=name,
         graph=graph,

@@ -231,7 +231,7 @@ def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatc
         archive = services.archive
         archive.commit_study(accession, metadata("old"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
                              release_date="2020-01-01", source="empiar", title="old")
-        store = archive.public.graph
+        store = archive.public.graph.inner  # the remote store, under the recorder of its change feed
         sent = type(store).update
 
         def answer_lost(statement):
