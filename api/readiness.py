@@ -118,8 +118,25 @@ def file_store_check(store: FileStore) -> Check:
     return lambda: None
 
 
-def node_readiness(services: Any, timeout: float) -> Readiness:
-    """The checks of a node serving ``services``' archive."""
+#: seconds the node's copy of the public graph may lag behind the public store before the node is not ready
+REPLICA_MAX_LAG = 300.0
+
+
+def replica_check(replica: Any) -> Check:
+    """The node's copy of the public graph (remote mode) is not ready while it lags more than
+    :data:`REPLICA_MAX_LAG` behind: its answers would be stale (before its first copy, queries go to the server)."""
+
+    def check() -> None:
+        status = replica.status()
+        if status["lag_seconds"] > REPLICA_MAX_LAG:
+            raise NotReady(f"the copy of the public graph is {status['lag_seconds']:.0f} s behind"
+                           + (f" ({status['error']})" if status.get("error") else ""))
+
+    return check
+
+
+def node_readiness(services: Any, timeout: float, replica: Any = None) -> Readiness:
+    """The checks of a node serving ``services``' archive (and its copy of the public graph, if it keeps one)."""
     archive = services.archive
 
     def database() -> None:
@@ -129,4 +146,6 @@ def node_readiness(services: Any, timeout: float) -> Readiness:
     if archive.private is not None:
         checks["graph_private"] = graph_check(archive.private.graph, timeout)
     checks["files"] = file_store_check(archive.file_store)
+    if replica is not None:
+        checks["sparql_replica"] = replica_check(replica)
     return Readiness(checks, timeout)

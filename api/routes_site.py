@@ -44,7 +44,8 @@ def health() -> Response:
 def ready() -> Response:
     readiness = current_app.extensions.get("bia.readiness")
     if readiness is None:
-        readiness = current_app.extensions.setdefault("bia.readiness", node_readiness(services(), settings().ready_timeout))
+        replica = getattr(current_app.extensions.get("bia.sparql"), "replica", None)
+        readiness = current_app.extensions.setdefault("bia.readiness", node_readiness(services(), settings().ready_timeout, replica))
     return Response(json.dumps(readiness.answer()), mimetype="application/json")
 
 

@@ -163,7 +163,7 @@ def titles(client) -> dict[str, str]:
     return {row["s"]["value"].rsplit("/", 1)[-1]: row["t"]["value"] for row in answer.get_json()["results"]["bindings"]}
 
 
-def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres_url, oxigraph_pair, seaweedfs_s3):
+def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres_url, oxigraph_pair, seaweedfs_s3, monkeypatch):
     public, private = oxigraph_pair
     shared = {"database_url": postgres_url, "sparql_url": private.url, "public_sparql_url": public.url,
               "s3_endpoint": seaweedfs_s3.endpoint, "s3_bucket": seaweedfs_s3.new_bucket("replica"),
@@ -189,6 +189,14 @@ def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres
                 a.archive.withdraw("idr0004")
                 assert wait_for(lambda: "idr0004" not in titles(app.test_client()))
                 assert runner.replica.status()["lag_seconds"] < 5
+                ready = app.test_client().get("/ready").get_json()
+                assert ready["checks"]["sparql_replica"]["status"] == "ok"
+                from api import readiness
+
+                monkeypatch.setattr(readiness, "REPLICA_MAX_LAG", -1.0)  # as if it had fallen far behind
+                app.extensions.pop("bia.readiness", None)
+                stale = app.test_client().get("/ready")
+                assert stale.status_code == 503 and "sparql_replica" in stale.get_json()["message"]
             finally:
                 runner.close()
 
