@@ -33,6 +33,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from catalog.config import Settings
 
@@ -50,8 +51,9 @@ class Request:
 # ---------------------------------------------------------------------- the catalog and its requests
 
 
-def build_catalog(tmp: Path, base: str, screen_files: int) -> Settings:
-    """The demo studies, linked, and a screen of ``screen_files`` rows as ``S-BIAD1``."""
+def build_catalog(tmp: Path, base: str, screen_files: int, shared: Mapping[str, str] | None = None) -> Settings:
+    """The demo studies, linked, and a screen of ``screen_files`` rows as ``S-BIAD1``, in ``tmp / "data"`` (with the
+    ``BIA_*`` variables of ``shared``: the site's shared stores, which nodes started afterwards serve)."""
     from api.cli import load_demo
     from api.services import open_services
     from benchmarks.catalog_bench import write_screen_list
@@ -62,7 +64,7 @@ def build_catalog(tmp: Path, base: str, screen_files: int) -> Settings:
     from linkers.discover import link_catalog
     from loaders.file_lists import iter_file_list
 
-    settings = Settings.from_env({}, data_dir=tmp / "data", base_url=base)
+    settings = Settings.from_env(dict(shared or {}), data_dir=tmp / "data", base_url=base)
     listing = tmp / "screen.tsv"
     write_screen_list(listing, screen_files)
     record = read_record(ROOT / "tests" / "data" / "deposit" / "study.yaml").data
@@ -215,53 +217,33 @@ class RoundResult:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    per_port: Counter = field(default_factory=Counter)
+    error_times: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), key) of each error
 
     @property
     def requests(self) -> int:
         return sum(len(v) for v in self.latencies.values())
 
 
-def run_round(port: int, mix: list[Request], seconds: float, clients: int) -> RoundResult:
-    """``clients`` keep-alive clients, each cycling through ``mix`` from its own offset, for ``seconds``."""
+def run_round(ports: Sequence[int], mix: list[Request], seconds: float, clients: int,
+              forwarded: bool = False) -> RoundResult:
+    """``clients`` keep-alive clients, each cycling through ``mix`` from its own offset, for ``seconds``. Client ``n``
+    talks to ``ports[n % len(ports)]`` (round-robin, as a load balancer spreads clients over nodes) and, after a
+    failed connection, to the next port (as a load balancer takes a dead node out): the failed request is an error.
+    ``forwarded``: each client's requests carry ``X-Forwarded-For: 10.0.<n>``, the address of a client of its own
+    that a load balancer adds (for servers with ``BIA_TRUSTED_PROXIES=1``)."""
     result = RoundResult(seconds)
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
-    def client(offset: int) -> None:
-        mine: dict[str, list[float]] = {}
-        errors: Counter = Counter()
-        examples: dict[str, str] = {}
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        i = offset
-        while time.monotonic() < stop_at:
-            request = mix[i % len(mix)]
-            i += 1
-            start = time.perf_counter()
-            try:
-                conn.request("GET", request.path, headers={"Accept": request.accept})
-                response = conn.getresponse()
-                body = response.read()
-                status = response.status
-                if response.will_close:
-                    conn.close()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                status, body = 0, repr(exc).encode()
-            mine.setdefault(request.kind, []).append((time.perf_counter() - start) * 1000)
-            if status != 200:
-                key = f"{request.kind} {status or 'connection'}"
-                errors[key] += 1
-                examples.setdefault(key, f"{request.path}: {body[:160]!r}")
-        conn.close()
+    def client(n: int) -> None:
+        first = n % len(ports)
+        headers = {"X-Forwarded-For": f"10.0.{n // 256}.{n % 256}"} if forwarded else {}
+        mine = _client_loop(mix, n * len(mix) // clients, [*ports[first:], *ports[:first]], stop_at, headers)
         with lock:
-            for kind, values in mine.items():
-                result.latencies.setdefault(kind, []).extend(values)
-            result.errors.update(errors)
-            for key, text in examples.items():
-                result.examples.setdefault(key, text)
+            _merge(result, mine)
 
-    threads = [threading.Thread(target=client, args=(n * len(mix) // clients,)) for n in range(clients)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -269,6 +251,50 @@ def run_round(port: int, mix: list[Request], seconds: float, clients: int) -> Ro
         t.join()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _client_loop(mix: list[Request], offset: int, ports: list[int], stop_at: float,
+                 headers: dict[str, str]) -> RoundResult:
+    """One client's requests (with ``headers``) until ``stop_at``: ``mix`` from ``offset`` to ``ports[0]``, on to the
+    next port whenever a connection fails."""
+    mine = RoundResult(0.0)
+    turn, i = 0, offset
+    conn = http.client.HTTPConnection("127.0.0.1", ports[0], timeout=60)
+    while time.monotonic() < stop_at:
+        request, port = mix[i % len(mix)], ports[turn % len(ports)]
+        i += 1
+        start = time.perf_counter()
+        try:
+            conn.request("GET", request.path, headers={"Accept": request.accept, **headers})
+            response = conn.getresponse()
+            body = response.read()
+            status = response.status
+            if response.will_close:
+                conn.close()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            turn += 1
+            conn = http.client.HTTPConnection("127.0.0.1", ports[turn % len(ports)], timeout=60)
+            status, body = 0, repr(exc).encode()
+        mine.latencies.setdefault(request.kind, []).append((time.perf_counter() - start) * 1000)
+        mine.per_port[port] += 1
+        if status != 200:
+            key = f"{request.kind} {status or 'connection'}" + (f" on :{port}" if len(ports) > 1 else "")
+            mine.errors[key] += 1
+            mine.examples.setdefault(key, f"{request.path}: {body[:160]!r}")
+            mine.error_times.append((time.monotonic(), key))
+    conn.close()
+    return mine
+
+
+def _merge(into: RoundResult, part: RoundResult) -> None:
+    for kind, values in part.latencies.items():
+        into.latencies.setdefault(kind, []).extend(values)
+    into.errors.update(part.errors)
+    for key, text in part.examples.items():
+        into.examples.setdefault(key, text)
+    into.per_port.update(part.per_port)
+    into.error_times.extend(part.error_times)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -288,6 +314,12 @@ def report(result: RoundResult) -> None:
                   f"  p50 {statistics.median(values):7.2f} ms  p99 {percentile(values, 0.99):8.2f} ms")
     for key, count in result.errors.most_common():
         print(f"    error {key}: {count} (e.g. {result.examples[key]})")
+
+
+def print_log_faults(name: str, log: Path) -> None:
+    """How many tracebacks and ERROR lines a server wrote to ``log``, and the first ten of them."""
+    faults = [line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line]
+    print(f"{name}: {len(faults)} tracebacks or errors" + "".join(f"\n  {line}" for line in faults[:10]))
 
 
 def main() -> None:
@@ -314,11 +346,11 @@ def main() -> None:
         shape = f"{args.workers} workers x {args.threads} threads, read-only" if args.server == "gunicorn" else "one process"
         print(f"server: {args.server} ({shape}); {args.clients} clients, {args.rounds} rounds of {args.seconds:.0f} s")
         try:
-            run_round(port, mix, args.warmup, args.clients)
+            run_round([port], mix, args.warmup, args.clients)
             after = []
             for number in range(1, args.rounds + 1):
                 before = server_figures(server.pid)
-                result = run_round(port, mix, args.seconds, args.clients)
+                result = run_round([port], mix, args.seconds, args.clients)
                 time.sleep(1)  # the last connections closed and their threads ended
                 after.append(server_figures(server.pid))
                 print(f"round {number}:")
@@ -332,8 +364,7 @@ def main() -> None:
                       f" (wanted: none)")
         finally:
             stop(server)
-        faults = [line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line]
-        print(f"server log: {len(faults)} tracebacks or errors" + "".join(f"\n  {line}" for line in faults[:10]))
+        print_log_faults("server log", log)
 
 
 if __name__ == "__main__":
