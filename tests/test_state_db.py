@@ -61,18 +61,22 @@ def test_registry_tokens_leases_and_counters(state_db):
 
 
 def _mint(url: str, count: int, queue) -> None:
-    registry = Registry(PostgresStateDB(url))
+    state = PostgresStateDB(url)
+    registry = Registry(state)
     minted = []
     for _ in range(count):
         sub = registry.create_submission("jane")
         minted.append(registry.begin_finalize(sub, "jane", "S-BIAD", "2020-01-01", None))
     queue.put(minted)
     registry.close()
+    state.close()
 
 
 def test_processes_minting_at_once_never_share_an_accession(postgres_url):
     """Four processes (as on four API nodes) mint 25 accessions each against one PostgreSQL: 100 distinct ones."""
-    Registry(PostgresStateDB(postgres_url)).close()  # tables made once
+    state = PostgresStateDB(postgres_url)
+    Registry(state).close()  # tables made once
+    state.close()
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     workers = [context.Process(target=_mint, args=(postgres_url, 25, queue)) for _ in range(4)]
