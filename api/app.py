@@ -47,6 +47,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.sparql_workers import QueryRunner
 
     app.extensions["bia.sparql"] = QueryRunner(opened.archive, settings)
+    for view in (opened.archive.public, opened.archive.private):  # this node's search index follows the shared documents
+        if view is not None:
+            view.search.follow_in_background()
     if not settings.read_only and settings.background != "off":  # replicas and BIA_BACKGROUND=off nodes leave them to others
         opened.maintenance.start()  # recovery, releases, re-rendering, clean-up: in the lease holder only
 

@@ -271,13 +271,38 @@ class SearchIndex:
         self._schema = _schema()
         self._seen_commit = -1
         self._looked = 0.0
+        self._follower: threading.Thread | None = None
+        self._stop = threading.Event()
         self._import_legacy_documents()
         self._index = self._open_local()
 
     def close(self) -> None:
-        pass
+        self.stop_following()
 
     # ---------------------------------------------------------------- the local cache
+
+    def follow_in_background(self, interval: float = FOLLOW_INTERVAL) -> None:
+        """Follow the documents every ``interval`` seconds in a thread, so the node's index fills and stays current
+        without waiting for a search (a new node becomes complete by itself; ``/health`` counts what it has)."""
+        if self._follower is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.follow()
+                except Exception:  # noqa: BLE001 - logged; the next round tries again
+                    log.exception("following the search documents of the %s view failed", self.view)
+
+        self._follower = threading.Thread(target=run, name=f"search-follower-{self.view}", daemon=True)
+        self._follower.start()
+
+    def stop_following(self) -> None:
+        if self._follower is not None:
+            self._stop.set()
+            self._follower.join(timeout=10)
+            self._follower = None
 
     @property
     def _state_file(self) -> Path:

@@ -130,6 +130,7 @@ def test_a_new_node_is_complete_by_itself(site):
     token = first.cli("token", "create", "jane").stdout.strip().splitlines()[-1]
     accession = deposit_over_http(first, token, "Zebrafish early")
     later = site["node"]("node2")
+    assert eventually(lambda: later.json("/health")["studies"] == 1)  # its index fills before anyone searches
     serves_study(later, accession, "early")
     assert later.json("/stats")["studies"] == 1
     assert Path(later.env["BIA_DATA"]).exists()
