@@ -1,4 +1,5 @@
 """The Flask application factory: ``create_app(settings)`` builds the app; nothing happens at import time."""
+
 from __future__ import annotations
 
 import atexit
@@ -16,7 +17,9 @@ API_TITLE = "BioImage Archive catalog API"
 API_VERSION = "1"
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None, config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, services: Services | None = None, config: dict[str, Any] | None = None
+) -> Flask:
     """An app serving ``settings`` (default: from ``BIA_*`` variables); ``services`` lets tests share an archive."""
     settings = settings or Settings.from_env()
     opened = services or open_services(settings, recover=False)
@@ -83,4 +86,3 @@ def _register_link_and_header_rules(app: Flask, settings: Settings) -> None:
     app.jinja_env.tests["web_iri"] = is_web_iri
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(SecurityHeaders(app.jinja_loader, settings.base_url).apply)
-

@@ -1,6 +1,7 @@
 """The request-body limit (``BIA_MAX_REQUEST_BYTES``): every endpoint but those streaming a body to the file store
 answers a larger body with a 413 in the one error shape: at once when ``Content-Length`` says so, and as soon as a
 chunked body runs past the limit (werkzeug alone would cut such a body short without a word)."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The ``bia`` command line: serving, deposits, harvests and maintenance of a catalog."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,13 @@ class _CatalogGroup(click.Group):
 
 
 @click.group(cls=_CatalogGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), envvar="BIA_DATA",
-              help="Folder of the embedded stores and indexes [env BIA_DATA; default ./bia-data].")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="BIA_DATA",
+    help="Folder of the embedded stores and indexes [env BIA_DATA; default ./bia-data].",
+)
 @click.option("--base-url", envvar="BIA_BASE_URL", help="Base of minted IRIs [env BIA_BASE_URL].")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, base_url: str | None) -> None:
@@ -89,8 +95,13 @@ def schema_lint_cmd() -> None:
 
 @cli.command()
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--file-list", "file_lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A file list (TSV, CSV or PageTab JSON) to check as well; repeatable.")
+@click.option(
+    "--file-list",
+    "file_lists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file list (TSV, CSV or PageTab JSON) to check as well; repeatable.",
+)
 @click.pass_context
 def validate(ctx: click.Context, records: tuple[Path, ...], file_lists: tuple[Path, ...]) -> None:
     """Validate study metadata (PageTab JSON/TSV or REMBI JSON/YAML) and file lists; store nothing."""
@@ -195,15 +206,30 @@ def _registry(ctx: click.Context) -> Registry:
 
 @cli.command()
 @click.argument("metadata", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--file-list", "file_lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A file list (TSV, CSV or PageTab JSON) with a path column; repeatable.")
-@click.option("--files", "files_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder whose files are uploaded (paths relative to it).")
+@click.option(
+    "--file-list",
+    "file_lists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file list (TSV, CSV or PageTab JSON) with a path column; repeatable.",
+)
+@click.option(
+    "--files",
+    "files_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder whose files are uploaded (paths relative to it).",
+)
 @click.option("--release-date", help="YYYY-MM-DD; before it the study is visible only to its owner.")
 @click.option("--token", envvar="BIA_TOKEN", help="Owner token [env BIA_TOKEN].")
 @click.pass_context
-def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], files_dir: Path | None,
-            release_date: str | None, token: str | None) -> None:
+def deposit(
+    ctx: click.Context,
+    metadata: Path,
+    file_lists: tuple[Path, ...],
+    files_dir: Path | None,
+    release_date: str | None,
+    token: str | None,
+) -> None:
     """Deposit a study; prints the new accession on the last line. On any error nothing is stored."""
     from tqdm import tqdm
 
@@ -221,8 +247,16 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
             for warning in report["warnings"]:
                 click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
 
-        with contextlib.ExitStack() as lists, tqdm(total=sum(p.stat().st_size for p in paths), unit="B", unit_scale=True,
-                                                  desc="upload", disable=not paths or not sys.stderr.isatty()) as bar:
+        with (
+            contextlib.ExitStack() as lists,
+            tqdm(
+                total=sum(p.stat().st_size for p in paths),
+                unit="B",
+                unit_scale=True,
+                desc="upload",
+                disable=not paths or not sys.stderr.isatty(),
+            ) as bar,
+        ):
             outcome = services.deposits.deposit(
                 owner,
                 (str(metadata), metadata.read_bytes()),
@@ -236,8 +270,11 @@ def deposit(ctx: click.Context, metadata: Path, file_lists: tuple[Path, ...], fi
         services.follow()
         if outcome.kept:  # cut off by an outage: it completes once the stores answer again
             click.echo(f"error: {outcome.reason}", err=True)
-            click.echo(f"note: the deposit is kept as {accession} and completes when the stores answer again "
-                       "(`bia recover`, or the server by itself)", err=True)
+            click.echo(
+                f"note: the deposit is kept as {accession} and completes when the stores answer again "
+                "(`bia recover`, or the server by itself)",
+                err=True,
+            )
             ctx.exit(2)
         row = services.archive.registry.study(accession)
         state = "released" if row and row.is_public else f"under embargo until {row.release_date if row else '?'}"
@@ -271,9 +308,10 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
     from api.services import open_services
     from loaders.harvest import Harvester
 
-    with open_services(_settings(ctx)) as services, tqdm(
-        total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()
-    ) as bar:
+    with (
+        open_services(_settings(ctx)) as services,
+        tqdm(total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()) as bar,
+    ):
         harvester = Harvester(services.archive, metadata_only=metadata_only)
         summary = harvester.run(kind, list(items), progress=lambda _item: bar.update())
         services.follow()  # links follow the catalog: rebuilt after any change
@@ -305,15 +343,26 @@ def link(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("accession", required=False)
-@click.option("--format", "fmt", default="nquads",
-              type=click.Choice(["nquads", "ntriples", "turtle", "trig", "rdfxml", "jsonld"]), show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    default="nquads",
+    type=click.Choice(["nquads", "ntriples", "turtle", "trig", "rdfxml", "jsonld"]),
+    show_default=True,
+)
 @click.pass_context
 def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
     """Write the public graph (every released study), or one released study, to standard output."""
     from api.services import open_services
 
-    media = {"nquads": "application/n-quads", "ntriples": "application/n-triples", "turtle": "text/turtle",
-             "trig": "application/trig", "rdfxml": "application/rdf+xml", "jsonld": "application/ld+json"}[fmt]
+    media = {
+        "nquads": "application/n-quads",
+        "ntriples": "application/n-triples",
+        "turtle": "text/turtle",
+        "trig": "application/trig",
+        "rdfxml": "application/rdf+xml",
+        "jsonld": "application/ld+json",
+    }[fmt]
     with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
         services.archive.export(sys.stdout.buffer, media, accession)
 
@@ -341,7 +390,9 @@ def release(ctx: click.Context, today: str | None) -> None:
         today = parse_date(today, "--today")
     with open_services(_settings(ctx)) as services:
         released = services.maintenance.release(today)
-    click.echo(f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else ""))
+    click.echo(
+        f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else "")
+    )
 
 
 @cli.command()
@@ -362,15 +413,19 @@ def worker(ctx: click.Context, once: bool) -> None:
             if not services.archive.registry.try_lease(LEASE):
                 raise click.ClickException("another process holds the background duties (the maintenance lease)")
             done = services.maintenance.run_once()
-            click.echo(f"recovered {len(done.recovered)}, released {len(done.released)}, rendered {done.rendered}, "
-                       f"expired {len(done.expired)}, purged {done.purged}" + (f"; errors: {done.errors}" if done.errors else ""))
+            click.echo(
+                f"recovered {len(done.recovered)}, released {len(done.released)}, rendered {done.rendered}, "
+                f"expired {len(done.expired)}, purged {done.purged}" + (f"; errors: {done.errors}" if done.errors else "")
+            )
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         services.maintenance.start()
-        click.echo(f"worker {services.archive.registry.holder} doing background duties every "
-                   f"{services.archive.settings.maintenance_interval:g} s while it holds the maintenance lease")
+        click.echo(
+            f"worker {services.archive.registry.holder} doing background duties every "
+            f"{services.archive.settings.maintenance_interval:g} s while it holds the maintenance lease"
+        )
         stop.wait()
 
 
@@ -413,8 +468,11 @@ def cleanup(ctx: click.Context) -> None:
 
     with open_services(_settings(ctx), recover=False) as services:
         expired, purged = services.maintenance.clean()
-    click.echo(f"expired {len(expired)} submission(s)" + (": " + " ".join(expired) if expired else "")
-               + f"; removed {purged} leftover(s) of interrupted uploads and loads")
+    click.echo(
+        f"expired {len(expired)} submission(s)"
+        + (": " + " ".join(expired) if expired else "")
+        + f"; removed {purged} leftover(s) of interrupted uploads and loads"
+    )
 
 
 def _format_issue(path: str, line_of, issue) -> str:
@@ -453,8 +511,12 @@ def main() -> None:
 # ----------------------------------------------------------------------------- serving
 
 
-DEMO_SETS = (("pagetab", "biostudies", "*.json", ("S-BIAD1492.json", "S-BIADTEST.json")), ("empiar", "empiar", None, ()),
-             ("idr", "idr", None, ()), ("rocrate", "rocrate", None, ()))
+DEMO_SETS = (
+    ("pagetab", "biostudies", "*.json", ("S-BIAD1492.json", "S-BIADTEST.json")),
+    ("empiar", "empiar", None, ()),
+    ("idr", "idr", None, ()),
+    ("rocrate", "rocrate", None, ()),
+)
 
 
 def load_demo(services) -> str:

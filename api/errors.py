@@ -1,4 +1,5 @@
 """One error shape for every 4xx/5xx answer: ``{code, status, message, errors}``; never a stack trace."""
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,11 @@ class ErrorSchema(ma.Schema):
     status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status code"})
     message = ma.fields.String(required=True, metadata={"description": "What went wrong, for people"})
     errors = ma.fields.List(
-        ma.fields.Dict(), required=True,
-        metadata={"description": "Details, each naming what it is about (`field`, `location`, `value`, `file`, `line`…) "
-                                 "and a `message`"},
+        ma.fields.Dict(),
+        required=True,
+        metadata={
+            "description": "Details, each naming what it is about (`field`, `location`, `value`, `file`, `line`…) and a `message`"
+        },
     )
 
 
@@ -40,8 +43,9 @@ class ArgumentsParser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 400  # what flask-smorest documents
 
-    def handle_error(self, error: ma.ValidationError, req: Any, schema: ma.Schema, *, error_status_code: int | None,
-                     error_headers: Any) -> NoReturn:
+    def handle_error(
+        self, error: ma.ValidationError, req: Any, schema: ma.Schema, *, error_status_code: int | None, error_headers: Any
+    ) -> NoReturn:
         details = []
         for location, fields in _as_dict(error.messages).items():
             for name, texts in _as_dict(fields).items():
@@ -63,8 +67,9 @@ def _sent(req: Any, location: str, name: str) -> Any:
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
     """The error shape as JSON with ``<``, ``>``, ``&`` and ``'`` escaped (``\\u003c``…): a message that echoes a
     request's path or parameters holds no markup, whatever a client makes of the body."""
-    body = htmlsafe_json_dumps({"code": code, "status": status, "message": message, "errors": errors or []},
-                               dumps=current_app.json.dumps)
+    body = htmlsafe_json_dumps(
+        {"code": code, "status": status, "message": message, "errors": errors or []}, dumps=current_app.json.dumps
+    )
     return Response(f"{body}\n", status=status, mimetype="application/json")
 
 

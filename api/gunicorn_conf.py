@@ -8,6 +8,7 @@ remote stores set ``WEB_CONCURRENCY`` for more). Any setting can be changed with
 every IRI the catalog mints is under it for good, and a default (``http://localhost:5000``) would be wrong
 everywhere but on a developer's machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 def base_url_problem(value: str | None) -> str | None:
     """Why ``BIA_BASE_URL`` cannot be served under, or None when it is an http(s) URL."""
     if not value:
-        return ("BIA_BASE_URL is not set: set it to the public URL the catalog is reached at (e.g. "
-                "-e BIA_BASE_URL=https://bia.example.org); every IRI the catalog mints is under it, for good")
+        return (
+            "BIA_BASE_URL is not set: set it to the public URL the catalog is reached at (e.g. "
+            "-e BIA_BASE_URL=https://bia.example.org); every IRI the catalog mints is under it, for good"
+        )
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
         return f"BIA_BASE_URL={value!r} is not an http(s) URL such as https://bia.example.org"
     return None
@@ -44,10 +47,12 @@ def workers_problem(count: int) -> str | None:
 
     settings = Settings.from_env()
     if count > 1 and not (settings.sparql_url or settings.public_sparql_url) and not settings.read_only:
-        return (f"{count} worker processes cannot share the embedded graph stores in BIA_DATA (one process writes "
-                "them): serve with one worker (its threads answer requests side by side), or put the graphs in SPARQL "
-                "servers (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL), or run read-only replicas (BIA_READ_ONLY=1) beside "
-                "one writer")
+        return (
+            f"{count} worker processes cannot share the embedded graph stores in BIA_DATA (one process writes "
+            "them): serve with one worker (its threads answer requests side by side), or put the graphs in SPARQL "
+            "servers (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL), or run read-only replicas (BIA_READ_ONLY=1) beside "
+            "one writer"
+        )
     return None
 
 

@@ -1,6 +1,7 @@
 """The one rule for links on the portal's pages: only http, https and ftp IRIs (and paths on this site) become an
 ``href``; any other IRI a record, a SPARQL answer or a depositor holds (``javascript:``, ``data:``, a CURIE…) is
 shown as text. Templates never write ``href=`` themselves: ``<a{{ iri|href }}>`` is the only way to make a link."""
+
 from __future__ import annotations
 
 from markupsafe import Markup

@@ -1,4 +1,5 @@
 """Content negotiation: a URL suffix wins, else the Accept header (werkzeug's parser), else the default."""
+
 from __future__ import annotations
 
 from flask import request

@@ -7,6 +7,7 @@ folder: a file can be written in it). The checks run side by side within ``BIA_R
 A check that does not answer is not started again while it runs: however often ``/ready`` is asked, a hung store
 holds one thread per check, and each later ``/ready`` waits on that same check (within its own time cap).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -64,11 +65,17 @@ class Readiness:
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
                 results[name] = {"status": "ok", "seconds": round(time.monotonic() - started, 4)}
             except FutureTimeout:
-                results[name] = {"status": "timeout", "seconds": round(time.monotonic() - started, 4),
-                                 "message": f"no answer within {self.timeout:g} s"}
+                results[name] = {
+                    "status": "timeout",
+                    "seconds": round(time.monotonic() - started, 4),
+                    "message": f"no answer within {self.timeout:g} s",
+                }
             except Exception as exc:  # noqa: BLE001 - reported, whatever the store raised
-                results[name] = {"status": "failed", "seconds": round(time.monotonic() - started, 4),
-                                 "message": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"}
+                results[name] = {
+                    "status": "failed",
+                    "seconds": round(time.monotonic() - started, 4),
+                    "message": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+                }
         return results
 
     def answer(self) -> dict[str, Any]:
@@ -101,6 +108,7 @@ def graph_check(store: GraphStore, timeout: float) -> Check:
             ping(timeout)
         else:
             store.ask("ASK {}")
+
     return ask
 
 
@@ -110,10 +118,12 @@ def file_store_check(store: FileStore) -> Check:
     if ping is not None:
         return ping
     if isinstance(store, LocalFileStore):
+
         def writable() -> None:
             with tempfile.TemporaryFile(dir=store.root, prefix=".bia-ready-") as probe:
                 probe.write(b"ready")
                 probe.flush()
+
         return writable
     return lambda: None
 
@@ -129,8 +139,10 @@ def replica_check(replica: Any) -> Check:
     def check() -> None:
         status = replica.status()
         if status["lag_seconds"] > REPLICA_MAX_LAG:
-            raise NotReady(f"the copy of the public graph is {status['lag_seconds']:.0f} s behind"
-                           + (f" ({status['error']})" if status.get("error") else ""))
+            raise NotReady(
+                f"the copy of the public graph is {status['lag_seconds']:.0f} s behind"
+                + (f" ({status['error']})" if status.get("error") else "")
+            )
 
     return check
 

@@ -7,6 +7,7 @@ release, a study whose stored document is stale) is built on request by the same
 RDF/XML are that document parsed back into triples (pyoxigraph), and HTML draws the same tree (and embeds it),
 so every format of a record says the same thing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,11 +33,26 @@ from catalog.views import PRIVATE
 
 #: a record's forms; the first answers ``*/*`` and no Accept: the landing page, as DOI landing pages and linked-data
 #: IRIs answer (RDF clients ask for their form, and ``describedby`` links name each one by its suffix)
-RECORD_TYPES = ["text/html", "application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "application/json"]
-RDF_FORMATS = {"text/turtle": ox.RdfFormat.TURTLE, "application/n-triples": ox.RdfFormat.N_TRIPLES,
-               "application/rdf+xml": ox.RdfFormat.RDF_XML}
+RECORD_TYPES = [
+    "text/html",
+    "application/ld+json",
+    "text/turtle",
+    "application/n-triples",
+    "application/rdf+xml",
+    "application/json",
+]
+RDF_FORMATS = {
+    "text/turtle": ox.RdfFormat.TURTLE,
+    "application/n-triples": ox.RdfFormat.N_TRIPLES,
+    "application/rdf+xml": ox.RdfFormat.RDF_XML,
+}
 RDF_PREFIXES = {**PREFIXES, "schema": "http://schema.org/"}
-SIGNPOSTING_FORMATS = [("application/ld+json", "jsonld"), ("text/turtle", "ttl"), ("application/n-triples", "nt"), ("application/rdf+xml", "rdf")]
+SIGNPOSTING_FORMATS = [
+    ("application/ld+json", "jsonld"),
+    ("text/turtle", "ttl"),
+    ("application/n-triples", "nt"),
+    ("application/rdf+xml", "rdf"),
+]
 
 
 @dataclass
@@ -113,8 +129,13 @@ def build_document(iri: str) -> RecordDocument:
         stored = archive.private.records.get(iri, rendering_fingerprint(base, name))
         if stored is not None:
             return RecordDocument.stored(stored, row.accession, released=False)
-        record = build_record(archive.private.graph, base, iri, catalog_name=name,
-                              holds_files=lambda accession: archive.holds_files(accession, PRIVATE))
+        record = build_record(
+            archive.private.graph,
+            base,
+            iri,
+            catalog_name=name,
+            holds_files=lambda accession: archive.holds_files(accession, PRIVATE),
+        )
         released = False
     body = record.body()
     return RecordDocument(record.iri, record.accession, record.study_iri, record.is_study, body, body_digest(body), released)
@@ -205,7 +226,11 @@ def record_response(iri: str, media: str, document: bool = False) -> Response:
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
     if hit is None:
         response = render_record(stored or build_document(iri), media, document)
-        hit = (response.get_data(), response.mimetype or media, {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")})
+        hit = (
+            response.get_data(),
+            response.mimetype or media,
+            {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")},
+        )
         cache.put(key, hit)
     body, mimetype, headers = hit
     return Response(body, mimetype=mimetype, headers={**headers, **validators})
@@ -227,8 +252,14 @@ def render_record(doc: RecordDocument, media: str, document: bool = False) -> Re
         response = Response(render_study_page(doc), mimetype="text/html")
     elif media == "text/html":
         response = Response(
-            render_template("record.html", record=doc, tree=doc.tree, jsonld=script_json(doc.tree),
-                            settings=settings(), formats=SIGNPOSTING_FORMATS),
+            render_template(
+                "record.html",
+                record=doc,
+                tree=doc.tree,
+                jsonld=script_json(doc.tree),
+                settings=settings(),
+                formats=SIGNPOSTING_FORMATS,
+            ),
             mimetype="text/html",
         )
     else:
@@ -288,7 +319,10 @@ def _titles(node: Any, out: dict[str, str]) -> dict[str, str]:
 def citation_text(tree: dict[str, Any], record: RecordDocument) -> str:
     authors = tree.get("creator") or []
     authors = authors if isinstance(authors, list) else [authors]
-    names = [a.get("name", "") for a in sorted(authors, key=lambda a: a.get("position", 0) if isinstance(a.get("position"), int) else 0)]
+    names = [
+        a.get("name", "")
+        for a in sorted(authors, key=lambda a: a.get("position", 0) if isinstance(a.get("position"), int) else 0)
+    ]
     released = tree.get("datePublished")
     year = str((released.get("@value") if isinstance(released, dict) else released) or "")[:4]
     doi = tree.get("rembi:doi")
@@ -305,19 +339,35 @@ def render_study_page(record: RecordDocument) -> str:
         from linkers.study_links import study_links
 
         found = study_links(services().archive, record.accession)
-        links = [{"relation": link["relation"], "other": link["target"], "direction": "outgoing", "evidence": link["evidence"]}
-                 for link in found["outgoing"] if link.get("resource") not in ("NCBITaxon", "FBbi")]
-        links += [{"relation": link["relation"], "other": link["source"], "direction": "incoming", "evidence": link["evidence"]}
-                  for link in found["incoming"]]
+        links = [
+            {"relation": link["relation"], "other": link["target"], "direction": "outgoing", "evidence": link["evidence"]}
+            for link in found["outgoing"]
+            if link.get("resource") not in ("NCBITaxon", "FBbi")
+        ]
+        links += [
+            {"relation": link["relation"], "other": link["source"], "direction": "incoming", "evidence": link["evidence"]}
+            for link in found["incoming"]
+        ]
     except NotFound:
         pass  # an embargoed study (shown to its owner) has no links yet
-    signposts = [{"rel": rel.split('"')[1], "href": href.strip("<> "), "type": None}
-                 for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))]
+    signposts = [
+        {"rel": rel.split('"')[1], "href": href.strip("<> "), "type": None}
+        for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))
+    ]
     files = services().archive.registry.study(record.accession)
     return render_template(
-        "study.html", record=record, tree=tree, jsonld=script_json(tree), settings=settings(),
-        formats=SIGNPOSTING_FORMATS, sections=STUDY_SECTIONS, titles=_titles(tree, {}), links=links,
-        citation=citation_text(tree, record), file_count=files.file_count if files else 0, signposts=signposts,
+        "study.html",
+        record=record,
+        tree=tree,
+        jsonld=script_json(tree),
+        settings=settings(),
+        formats=SIGNPOSTING_FORMATS,
+        sections=STUDY_SECTIONS,
+        titles=_titles(tree, {}),
+        links=links,
+        citation=citation_text(tree, record),
+        file_count=files.file_count if files else 0,
+        signposts=signposts,
     )
 
 

@@ -1,5 +1,6 @@
 """Deposits over HTTP: the submission lifecycle with bearer-token auth (create, upload, file list, metadata,
 validate, finalize), and the owner's own studies (including embargoed ones)."""
+
 from __future__ import annotations
 
 import base64
@@ -80,7 +81,9 @@ def create() -> Response:
 @blp.doc(operationId="listSubmissions", summary="The caller's submissions", responses=REFUSED, **AUTH)
 def list_submissions() -> Response:
     who = owner()
-    return _json({"items": [{k: v for k, v in s.items() if k != "metadata"} for s in services().archive.registry.submissions(who)]})
+    return _json(
+        {"items": [{k: v for k, v in s.items() if k != "metadata"} for s in services().archive.registry.submissions(who)]}
+    )
 
 
 @blp.route("/deposits/<string:sub_id>", methods=["GET"])
@@ -92,8 +95,12 @@ def get(sub_id: str) -> Response:
 
 @blp.route("/deposits/<string:sub_id>", methods=["DELETE"])
 @blp.response(204, description="Discarded")
-@blp.doc(operationId="discardSubmission", summary="Discard an open submission and its staged files",
-         responses=responses(REFUSED, errors(404, 409)), **AUTH)
+@blp.doc(
+    operationId="discardSubmission",
+    summary="Discard an open submission and its staged files",
+    responses=responses(REFUSED, errors(404, 409)),
+    **AUTH,
+)
 def discard(sub_id: str) -> Response:
     services().deposits.discard(sub_id, owner())
     return Response(status=204)
@@ -112,15 +119,24 @@ def _declared_md5() -> str | None:
 @blp.route("/deposits/<string:sub_id>/files/<path:path>", methods=["PUT"])
 @blp.response(201, StagedFile, description="Staged: the file's size and checksums as stored")
 @blp.doc(
-    operationId="uploadFile", summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent",
+    operationId="uploadFile",
+    summary="Upload (stage) one file; Content-MD5 and X-Checksum-SHA256 are verified when sent",
     parameters=[
-        {"name": "Content-MD5", "in": "header", "schema": {"type": "string"},
-         "description": "base64 of the MD5 digest (RFC 1864)"},
+        {
+            "name": "Content-MD5",
+            "in": "header",
+            "schema": {"type": "string"},
+            "description": "base64 of the MD5 digest (RFC 1864)",
+        },
         {"name": "X-Checksum-SHA256", "in": "header", "schema": {"type": "string"}, "description": "hex SHA-256 digest"},
     ],
-    requestBody={"required": True, "description": "The file's bytes, streamed (any media type)",
-                 "content": {"*/*": {"schema": BINARY}}},
-    responses=responses(REFUSED, errors(400, 404, 409, 422)), **AUTH,
+    requestBody={
+        "required": True,
+        "description": "The file's bytes, streamed (any media type)",
+        "content": {"*/*": {"schema": BINARY}},
+    },
+    responses=responses(REFUSED, errors(400, 404, 409, 422)),
+    **AUTH,
 )
 @streamed_body
 def upload(sub_id: str, path: str) -> Response:
@@ -141,11 +157,15 @@ def upload(sub_id: str, path: str) -> Response:
 @blp.arguments(FileListArgs, location="query")
 @blp.response(201, AttachedFileList, description="Attached (checked at validate)")
 @blp.doc(
-    operationId="attachFileList", summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)",
-    requestBody={"required": True, "description": "The file list, streamed; its name's extension tells the format",
-                 "content": {media: {"schema": BINARY}
-                             for media in ("text/tab-separated-values", "text/csv", "application/json")}},
-    responses=responses(REFUSED, errors(400, 404, 409)), **AUTH,
+    operationId="attachFileList",
+    summary="Attach a file list (TSV, CSV or JSON: a path column plus any columns)",
+    requestBody={
+        "required": True,
+        "description": "The file list, streamed; its name's extension tells the format",
+        "content": {media: {"schema": BINARY} for media in ("text/tab-separated-values", "text/csv", "application/json")},
+    },
+    responses=responses(REFUSED, errors(400, 404, 409)),
+    **AUTH,
 )
 @streamed_body
 def file_list(args: dict[str, Any], sub_id: str, name: str) -> Response:
@@ -157,11 +177,18 @@ def file_list(args: dict[str, Any], sub_id: str, name: str) -> Response:
 @blp.arguments(MetadataArgs, location="query")
 @blp.response(200, AttachedMetadata, description="Attached: the title read and notes on the reading")
 @blp.doc(
-    operationId="attachMetadata", summary="Attach the study metadata (PageTab JSON/TSV or REMBI JSON/YAML)",
-    requestBody={"required": True, "description": "The metadata file (at most BIA_MAX_METADATA_BYTES)",
-                 "content": {media: {"schema": {"type": "string"}}
-                             for media in ("application/json", "application/yaml", "text/yaml", "text/tab-separated-values")}},
-    responses=responses(REFUSED, errors(404, 409, 413, 422)), **AUTH,
+    operationId="attachMetadata",
+    summary="Attach the study metadata (PageTab JSON/TSV or REMBI JSON/YAML)",
+    requestBody={
+        "required": True,
+        "description": "The metadata file (at most BIA_MAX_METADATA_BYTES)",
+        "content": {
+            media: {"schema": {"type": "string"}}
+            for media in ("application/json", "application/yaml", "text/yaml", "text/tab-separated-values")
+        },
+    },
+    responses=responses(REFUSED, errors(404, 409, 413, 422)),
+    **AUTH,
 )
 def metadata(args: dict[str, Any], sub_id: str) -> Response:
     name = args.get("name") or ("study.json" if (request.mimetype or "").endswith("json") else "study.yaml")
@@ -179,8 +206,12 @@ def metadata(args: dict[str, Any], sub_id: str) -> Response:
 
 @blp.route("/deposits/<string:sub_id>/validate", methods=["POST"])
 @blp.response(200, ValidationReport, description="The report (a submission no longer open: the last one)")
-@blp.doc(operationId="validateSubmission", summary="Validate: metadata against the shapes, file lists, staged vs listed files",
-         responses=responses(REFUSED, errors(404, 409)), **AUTH)
+@blp.doc(
+    operationId="validateSubmission",
+    summary="Validate: metadata against the shapes, file lists, staged vs listed files",
+    responses=responses(REFUSED, errors(404, 409)),
+    **AUTH,
+)
 def validate(sub_id: str) -> Response:
     report = services().deposits.validate(sub_id, owner())
     return _json(report, 200)
@@ -188,15 +219,26 @@ def validate(sub_id: str) -> Response:
 
 @blp.route("/deposits/<string:sub_id>/finalize", methods=["POST"])
 @blp.response(201, Finalized, headers={"Location": {"description": "The study", "schema": {"type": "string"}}})
-@blp.doc(operationId="finalizeSubmission",
-         summary="Finalize: mint the accession and store the study (released now or on its release date)",
-         responses=responses(REFUSED, errors(404, 409, 422)), **AUTH)
+@blp.doc(
+    operationId="finalizeSubmission",
+    summary="Finalize: mint the accession and store the study (released now or on its release date)",
+    responses=responses(REFUSED, errors(404, 409, 422)),
+    **AUTH,
+)
 def finalize(sub_id: str) -> Response:
     who = owner()
     accession = services().deposits.finalize(sub_id, who)
     row = services().archive.registry.study(accession)
     url = identifiers.study_iri(settings().base_url, accession)
-    response = _json({"accession": accession, "url": url, "state": row.state if row else None, "release_date": row.release_date if row else None}, 201)
+    response = _json(
+        {
+            "accession": accession,
+            "url": url,
+            "state": row.state if row else None,
+            "release_date": row.release_date if row else None,
+        },
+        201,
+    )
     response.headers["Location"] = url
     return response
 
@@ -208,8 +250,18 @@ def my_studies() -> Response:
     who = owner()
     rows = services().archive.registry.studies(owner=who)
     base = settings().base_url
-    return _json({"items": [
-        {"accession": r.accession, "url": identifiers.study_iri(base, r.accession), "title": r.title, "state": r.state,
-         "release_date": r.release_date, "files": r.file_count}
-        for r in rows
-    ]})
+    return _json(
+        {
+            "items": [
+                {
+                    "accession": r.accession,
+                    "url": identifiers.study_iri(base, r.accession),
+                    "title": r.title,
+                    "state": r.state,
+                    "release_date": r.release_date,
+                    "files": r.file_count,
+                }
+                for r in rows
+            ]
+        }
+    )

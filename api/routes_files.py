@@ -1,4 +1,5 @@
 """File tables, file metadata and downloads (single files with Range, whole studies as a streamed zip, manifests)."""
+
 from __future__ import annotations
 
 import io
@@ -38,7 +39,13 @@ def file_index_for(accession: str) -> FileIndex:
         return archive.public.files
     owner = request_owner()
     row = archive.registry.study(accession)
-    if owner and row is not None and row.owner == owner and archive.private is not None and archive.private.files.has_study(accession):
+    if (
+        owner
+        and row is not None
+        and row.owner == owner
+        and archive.private is not None
+        and archive.private.files.has_study(accession)
+    ):
         return archive.private.files
     raise NotFound(f"no released study {accession}")
 
@@ -79,28 +86,42 @@ def _decorate(accession: str, row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "@id": f"{study}/files/{row.get('file_id')}", "download": _download_url(accession, row["file_id"])}
 
 
-TABLE_DESCRIPTION = ("filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
-                     "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole "
-                     "filtered table.")
+TABLE_DESCRIPTION = (
+    "filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
+    "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole "
+    "filtered table."
+)
 TABLE_ANSWERS = responses(formats(200, HTML, "text/csv", "text/tab-separated-values"), errors(400, 404, 406))
 
 
 @blp.route("/studies/<string:accession>/files", parameters=FILE_FILTERS)
 @blp.arguments(FileTableArgs, location="query")
-@blp.response(200, FileTable, description="A page of the table with totals, columns and facets (JSON, HTML), or the whole "
-              "filtered table (CSV, TSV)")
-@blp.doc(operationId="getFileTable", summary="A study's file table: filter, sort, page, facets, totals; JSON, CSV or TSV",
-         description=TABLE_DESCRIPTION, responses=TABLE_ANSWERS)
+@blp.response(
+    200,
+    FileTable,
+    description="A page of the table with totals, columns and facets (JSON, HTML), or the whole filtered table (CSV, TSV)",
+)
+@blp.doc(
+    operationId="getFileTable",
+    summary="A study's file table: filter, sort, page, facets, totals; JSON, CSV or TSV",
+    description=TABLE_DESCRIPTION,
+    responses=TABLE_ANSWERS,
+)
 def file_table(args: dict[str, Any], accession: str) -> Response:
     return _file_table(args, accession, None)
 
 
-@blp.route("/studies/<string:accession>/files.<string:fmt>",
-           parameters=[path_choice("fmt", "json", "csv", "tsv", "html"), *FILE_FILTERS])
+@blp.route(
+    "/studies/<string:accession>/files.<string:fmt>", parameters=[path_choice("fmt", "json", "csv", "tsv", "html"), *FILE_FILTERS]
+)
 @blp.arguments(FileTableArgs, location="query")
 @blp.response(200, FileTable, description="The file table as the suffix says: json, csv, tsv or html")
-@blp.doc(operationId="getFileTableAs", summary="A study's file table in the format its suffix names (json, csv, tsv, html)",
-         description=TABLE_DESCRIPTION, responses=TABLE_ANSWERS)
+@blp.doc(
+    operationId="getFileTableAs",
+    summary="A study's file table in the format its suffix names (json, csv, tsv, html)",
+    description=TABLE_DESCRIPTION,
+    responses=TABLE_ANSWERS,
+)
 def file_table_as(args: dict[str, Any], accession: str, fmt: str) -> Response:
     return _file_table(args, accession, fmt)
 
@@ -117,7 +138,8 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
     page = index.query(name, filters, sort, limit=args["limit"], cursor=args.get("cursor"))
     wanted = args.get("facets")
     facet_columns = (
-        [c for c in wanted.split(",") if c] if wanted is not None
+        [c for c in wanted.split(",") if c]
+        if wanted is not None
         else [c.name for c in columns if c.distinct <= FACET_MAX_DISTINCT and c.name not in ("path", "file_id", "size")]
     )
     body = {
@@ -127,17 +149,29 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
         "next": self_url(cursor=page.next_cursor) if page.next_cursor else None,
         "totals": index.totals(name, filters),
         "columns": [{"name": c.name, "kind": c.kind, "distinct": c.distinct} for c in columns],
-        "facets": {col: [{"value": v, "count": n} for v, n in values] for col, values in index.facets(name, facet_columns, filters).items()},
+        "facets": {
+            col: [{"value": v, "count": n} for v, n in values]
+            for col, values in index.facets(name, facet_columns, filters).items()
+        },
     }
     if media == "text/html":
         held = _holds_files(name, index)
-        return Response(render_template("files.html", table=body, accession=name, settings=settings(), args=request.args, held=held),
-                        mimetype=media)
+        return Response(
+            render_template("files.html", table=body, accession=name, settings=settings(), args=request.args, held=held),
+            mimetype=media,
+        )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
-def _export(index: FileIndex, accession: str, filters: list[Filter], sort: list[tuple[str, bool]], columns: list[str],
-            delimiter: str, media: str) -> Response:
+def _export(
+    index: FileIndex,
+    accession: str,
+    filters: list[Filter],
+    sort: list[tuple[str, bool]],
+    columns: list[str],
+    delimiter: str,
+    media: str,
+) -> Response:
     def rows() -> Iterator[list[Any]]:
         yield [*columns, "download"]
         for row in index.iter_rows(accession, filters, sort=sort):
@@ -172,13 +206,21 @@ def file_metadata(accession: str, file_id: str) -> Response:
 
 
 @blp.route("/files/<string:accession>/<string:file_id>/download")
-@blp.response(200, BINARY, content_type="*/*",
-              description="The file's bytes, in its own media type (Range, If-Range, If-Match, If-None-Match supported)")
+@blp.response(
+    200,
+    BINARY,
+    content_type="*/*",
+    description="The file's bytes, in its own media type (Range, If-Range, If-Match, If-None-Match supported)",
+)
 @blp.doc(
-    operationId="downloadFile", summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)",
+    operationId="downloadFile",
+    summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)",
     responses=responses(
-        {206: {"description": "The range asked for (`Content-Range`)", "content": {"*/*": {"schema": BINARY}}},
-         302: {"description": "Where to fetch the bytes: a presigned S3 URL (`Location`)"}, 304: NOT_MODIFIED},
+        {
+            206: {"description": "The range asked for (`Content-Range`)", "content": {"*/*": {"schema": BINARY}}},
+            302: {"description": "Where to fetch the bytes: a presigned S3 URL (`Location`)"},
+            304: NOT_MODIFIED,
+        },
         errors(404, 412, 416),
     ),
 )
@@ -216,7 +258,9 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
         else:
             span = ranges.range_for_length(stored.size)
         if span is None:
-            response = error_response(416, "range_not_satisfiable", f"{row['path']} has {stored.size} bytes; the range asked is outside them")
+            response = error_response(
+                416, "range_not_satisfiable", f"{row['path']} has {stored.size} bytes; the range asked is outside them"
+            )
             response.headers["Content-Range"] = f"bytes */{stored.size}"
             return response
         start, stop = span
@@ -258,8 +302,10 @@ def download_study(accession: str) -> Response:
     index = file_index_for(accession)
     store = services().archive.file_store
     if not _holds_files(accession, index):
-        raise NotFound(f"the files of {accession} are listed here but not held by this archive (a harvested record); "
-                       "download them from the resource the record came from")
+        raise NotFound(
+            f"the files of {accession} are listed here but not held by this archive (a harvested record); "
+            "download them from the resource the record came from"
+        )
 
     def generate() -> Iterator[bytes]:
         sink = _Sink()
@@ -285,12 +331,17 @@ def download_study(accession: str) -> Response:
 
 
 @blp.route("/studies/<string:accession>/manifest")
-@blp.response(200, {"type": "string", "description": "url, path, size, md5, sha256 columns"},
-              content_type="text/tab-separated-values", description="A line per file (TSV), or a list of them (JSON)")
-@blp.doc(operationId="getManifest",
-         summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools",
-         responses=responses(formats(200, "application/json", schema={"type": "array", "items": ManifestEntry}),
-                             errors(404, 406)))
+@blp.response(
+    200,
+    {"type": "string", "description": "url, path, size, md5, sha256 columns"},
+    content_type="text/tab-separated-values",
+    description="A line per file (TSV), or a list of them (JSON)",
+)
+@blp.doc(
+    operationId="getManifest",
+    summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools",
+    responses=responses(formats(200, "application/json", schema={"type": "array", "items": ManifestEntry}), errors(404, 406)),
+)
 def manifest(accession: str) -> Response:
     index = file_index_for(accession)
     store = services().archive.file_store

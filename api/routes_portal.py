@@ -1,5 +1,6 @@
 """Pages for people that are not renderings of a record: the deposit form (validated by the same checks as every
 deposit, each message shown next to its field) and its result."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,10 +24,19 @@ PAGE = {"content": {HTML: {"schema": TEXT}}}
 
 #: Where a validation error about a record path is shown on the form.
 FIELD_OF_PATH = [
-    ("/authors/0/orcid", "author_orcid"), ("orcid", "author_orcid"), ("/authors", "author_name"), ("author", "author_name"),
-    ("/title", "title"), ("title", "title"), ("/description", "description"), ("/license", "license"),
-    ("release_date", "release_date"), ("/biosamples", "organism"), ("organism", "organism"),
-    ("/image_acquisitions", "imaging_method"), ("imaging", "imaging_method"),
+    ("/authors/0/orcid", "author_orcid"),
+    ("orcid", "author_orcid"),
+    ("/authors", "author_name"),
+    ("author", "author_name"),
+    ("/title", "title"),
+    ("title", "title"),
+    ("/description", "description"),
+    ("/license", "license"),
+    ("release_date", "release_date"),
+    ("/biosamples", "organism"),
+    ("organism", "organism"),
+    ("/image_acquisitions", "imaging_method"),
+    ("imaging", "imaging_method"),
 ]
 
 
@@ -46,7 +56,8 @@ def _form_page(form: dict[str, Any], errors: dict[str, list[str]], status: int =
     kept = {name: value for name, value in form.items() if name != "token"}
     return Response(
         render_template("deposit.html", form=kept, errors=errors, licences=_licences(), settings=settings()),
-        status=status, mimetype="text/html",
+        status=status,
+        mimetype="text/html",
     )
 
 
@@ -79,10 +90,17 @@ def record_from_form(form: dict[str, str], file_list_name: str | None) -> tuple[
     if organism:
         term = organism_term(organism)
         if term is None:
-            errors.setdefault("organism", []).append(f"{organism!r} is not an organism the catalog knows (try its scientific name)")
+            errors.setdefault("organism", []).append(
+                f"{organism!r} is not an organism the catalog knows (try its scientific name)"
+            )
         else:
-            record["biosamples"] = [{"title": "Samples", "biological_entity": form.get("biological_entity", "").strip() or organism,
-                                     "organisms": [term.as_record()]}]
+            record["biosamples"] = [
+                {
+                    "title": "Samples",
+                    "biological_entity": form.get("biological_entity", "").strip() or organism,
+                    "organisms": [term.as_record()],
+                }
+            ]
             component["component_biosamples"] = ["Samples"]
     method = form.get("imaging_method", "").strip()
     if method:
@@ -111,12 +129,17 @@ def _place(error: dict[str, Any]) -> str:
 @blp.route("/deposit", methods=["POST"])
 @blp.response(201, TEXT, content_type=HTML, description="Deposited: the study's accession, state and release date")
 @blp.doc(
-    operationId="submitDepositForm", summary="Submit the deposit form: validate, then finalize (HTML)",
-    requestBody={"required": True, "content": {"multipart/form-data": {"schema": DepositForm},
-                                               "application/x-www-form-urlencoded": {"schema": DepositForm}}},
+    operationId="submitDepositForm",
+    summary="Submit the deposit form: validate, then finalize (HTML)",
+    requestBody={
+        "required": True,
+        "content": {"multipart/form-data": {"schema": DepositForm}, "application/x-www-form-urlencoded": {"schema": DepositForm}},
+    },
     responses=responses(
-        {"4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
-         503: {"description": "A read-only replica: the form again, saying so", **PAGE}},
+        {
+            "4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
+            503: {"description": "A read-only replica: the form again, saying so", **PAGE},
+        },
         errors(413),
     ),
 )
@@ -137,8 +160,14 @@ def deposit_submit() -> Response:
         """Each validation message next to its field; the form's own errors stop the deposit too."""
         for error in report["errors"]:
             place = _place(error)
-            message = FRIENDLY.get(place, str(error.get("message"))) if "does not match" in str(error.get("message")) else str(error.get("message"))
-            errors.setdefault(place, []).append(message + (f" ({error['value']})" if error.get("value") and place in ("file_list", "files") else ""))
+            message = (
+                FRIENDLY.get(place, str(error.get("message")))
+                if "does not match" in str(error.get("message"))
+                else str(error.get("message"))
+            )
+            errors.setdefault(place, []).append(
+                message + (f" ({error['value']})" if error.get("value") and place in ("file_list", "files") else "")
+            )
         if errors:
             raise FormErrors("the form has errors")
 
@@ -156,7 +185,9 @@ def deposit_submit() -> Response:
         return _form_page(form, errors, 422)
     except CatalogError as exc:
         for detail in exc.errors or [{"message": exc.message}]:
-            errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(str(detail.get("message", exc.message)))
+            errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(
+                str(detail.get("message", exc.message))
+            )
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
     # stored (201), or kept by an outage and completing by itself (202: sending the form again would deposit twice)
     return _deposited(outcome.accession, 202 if outcome.kept else 201)
@@ -179,10 +210,17 @@ def _deposited(accession: str, status: int) -> Response:
     cut its finalize off; sending the form again would deposit the study twice)."""
     row = services().archive.registry.study(accession)
     return Response(
-        render_template("deposited.html", accession=accession, url=identifiers.study_iri(settings().base_url, accession),
-                        state=row.state if row else "", release_date=row.release_date if row else "",
-                        files=row.file_count if row else 0, settings=settings()),
-        status=status, mimetype="text/html",
+        render_template(
+            "deposited.html",
+            accession=accession,
+            url=identifiers.study_iri(settings().base_url, accession),
+            state=row.state if row else "",
+            release_date=row.release_date if row else "",
+            files=row.file_count if row else 0,
+            settings=settings(),
+        ),
+        status=status,
+        mimetype="text/html",
     )
 
 
@@ -198,8 +236,10 @@ def my_deposits() -> Response:
 @blp.doc(
     operationId="listOwnDeposits",
     summary="A depositor's studies (released and embargoed) and submissions, with their state (HTML)",
-    requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": TokenForm},
-                                               "multipart/form-data": {"schema": TokenForm}}},
+    requestBody={
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": TokenForm}, "multipart/form-data": {"schema": TokenForm}},
+    },
     responses={401: {"description": "The token is not valid: the form again, saying so", **PAGE}},
 )
 def my_deposits_post() -> Response:
@@ -217,5 +257,8 @@ def _my_deposits() -> Response:
             submissions = registry.submissions(owner)
         except Unauthorized:
             error = "this token is not valid"
-    return Response(render_template("mine.html", studies=studies, submissions=submissions, error=error, settings=settings()),
-                    status=401 if error else 200, mimetype="text/html")
+    return Response(
+        render_template("mine.html", studies=studies, submissions=submissions, error=error, settings=settings()),
+        status=401 if error else 200,
+        mimetype="text/html",
+    )

@@ -1,4 +1,5 @@
 """Keyword search over released studies: fielded queries, facets, sorting, paging, highlighted snippets."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ _FILTER = re.compile(r"^filter\[(?P<field>[^\]]*)\](?P<rest>.*)$")
 
 @blp.route("/search", parameters=SEARCH_FILTERS)
 @blp.arguments(SearchArgs, location="query")
-@blp.response(200, SearchResults,
-              description="Hits with highlights, facet counts and paging links (as HTML: the page for people)")
+@blp.response(
+    200, SearchResults, description="Hits with highlights, facet counts and paging links (as HTML: the page for people)"
+)
 @blp.doc(
     operationId="search",
     summary="Search released studies",
@@ -42,7 +44,9 @@ def search(args: dict[str, Any]) -> Response:
                 raise BadParameter(f"{key}: write a facet filter as filter[FACET]=VALUE", [{"field": key}])
             filters.setdefault(match.group("field").lower(), []).extend(request.args.getlist(key))
     limit, offset, sort = args["limit"], args["offset"], args["sort"]
-    result = services().archive.public.search.search(q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS)
+    result = services().archive.public.search.search(
+        q, filters=filters, sort=sort, limit=limit, offset=offset, facet_fields=FACET_FIELDS
+    )
     base = settings().base_url
     body = {
         "query": q,
@@ -68,5 +72,7 @@ def search(args: dict[str, Any]) -> Response:
     }
     media = choose(["application/json", "text/html"])
     if media == "text/html":
-        return Response(render_template("search.html", result=body, filters=filters, settings=settings(), sort=sort), mimetype=media)
+        return Response(
+            render_template("search.html", result=body, filters=filters, settings=settings(), sort=sort), mimetype=media
+        )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)

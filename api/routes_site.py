@@ -1,4 +1,5 @@
 """The site around the records: home, health, statistics, sitemap, the public dump, vendored assets."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,15 +22,19 @@ from catalog.stats import catalog_stats as counts_of
 
 blp = Blueprint("site", __name__, description="Home, health, readiness, statistics, sitemap")
 #: what a file sent as it is (flask.send_from_directory) can answer besides the file
-STATIC_ANSWERS = {206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}}, 304: NOT_MODIFIED,
-                  **errors(416)}
+STATIC_ANSWERS = {
+    206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}},
+    304: NOT_MODIFIED,
+    **errors(416),
+}
 SITEMAP_URLS = 50_000
 
 
 @blp.route("/health")
 @blp.response(200, Health)
-@blp.doc(operationId="getHealth",
-         summary="Liveness: 200 while the app answers (it asks no graph server, database or S3; see /ready)")
+@blp.doc(
+    operationId="getHealth", summary="Liveness: 200 while the app answers (it asks no graph server, database or S3; see /ready)"
+)
 def health() -> Response:
     archive = services().archive  # the count of released studies is the node's own search index: no store is asked
     return Response(json.dumps({"status": "ok", "studies": archive.public.search.local_count()}), mimetype="application/json")
@@ -37,15 +42,19 @@ def health() -> Response:
 
 @blp.route("/ready")
 @blp.response(200, Ready)
-@blp.doc(operationId="getReady",
-         summary="Readiness: 200 when the database, both graph servers and the file store answer, each check "
-                 "with its time; else 503 naming what failed (checks run side by side, BIA_READY_TIMEOUT in all)",
-         responses=errors(503))
+@blp.doc(
+    operationId="getReady",
+    summary="Readiness: 200 when the database, both graph servers and the file store answer, each check "
+    "with its time; else 503 naming what failed (checks run side by side, BIA_READY_TIMEOUT in all)",
+    responses=errors(503),
+)
 def ready() -> Response:
     readiness = current_app.extensions.get("bia.readiness")
     if readiness is None:
         replica = getattr(current_app.extensions.get("bia.sparql"), "replica", None)
-        readiness = current_app.extensions.setdefault("bia.readiness", node_readiness(services(), settings().ready_timeout, replica))
+        readiness = current_app.extensions.setdefault(
+            "bia.readiness", node_readiness(services(), settings().ready_timeout, replica)
+        )
     return Response(json.dumps(readiness.answer()), mimetype="application/json")
 
 
@@ -69,38 +78,66 @@ def catalog_stats() -> dict:
 
 @blp.route("/stats")
 @blp.response(200, Stats, description="The counts (as HTML: the home page's charts)")
-@blp.doc(operationId="getStats",
-         summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month",
-         responses=responses(formats(200, HTML), errors(406)))
+@blp.doc(
+    operationId="getStats",
+    summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month",
+    responses=responses(formats(200, HTML), errors(406)),
+)
 def stats() -> Response:
     media = choose(["application/json", "text/html"])
     body = catalog_stats()
     if media == "text/html":
-        return Response(render_template("home.html", stats=body, chart=growth_chart(body["growth"]), settings=settings()), mimetype=media)
+        return Response(
+            render_template("home.html", stats=body, chart=growth_chart(body["growth"]), settings=settings()), mimetype=media
+        )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
 @blp.route("/")
 @blp.response(200, TEXT, content_type=HTML, description="The home page")
-@blp.doc(operationId="getHome", summary="Home page (HTML) or the catalog's entry points (JSON)",
-         responses=responses(formats(200, "application/json", schema=EntryPoints), errors(406)))
+@blp.doc(
+    operationId="getHome",
+    summary="Home page (HTML) or the catalog's entry points (JSON)",
+    responses=responses(formats(200, "application/json", schema=EntryPoints), errors(406)),
+)
 def home() -> Response:
     media = choose(["text/html", "application/json"])
     base = settings().base_url
     if media == "application/json":
-        links = {name: f"{base}{path}" for name, path in (
-            ("studies", "/studies"), ("search", "/search"), ("sparql", "/sparql"), ("openapi", "/openapi.json"),
-            ("void", "/.well-known/void"), ("sparql_examples", "/.well-known/sparql-examples"), ("stats", "/stats"),
-            ("sitemap", "/sitemap.xml"))}
+        links = {
+            name: f"{base}{path}"
+            for name, path in (
+                ("studies", "/studies"),
+                ("search", "/search"),
+                ("sparql", "/sparql"),
+                ("openapi", "/openapi.json"),
+                ("void", "/.well-known/void"),
+                ("sparql_examples", "/.well-known/sparql-examples"),
+                ("stats", "/stats"),
+                ("sitemap", "/sitemap.xml"),
+            )
+        }
         return Response(json.dumps(links), mimetype=media)
     stats = catalog_stats()
     catalog = {  # the DataCatalog every study's includedInDataCatalog names
-        "@context": "http://schema.org/", "@type": "DataCatalog", "@id": f"{base}/#catalog", "name": settings().catalog_name,
-        "url": f"{base}/", "description": f"{settings().catalog_name}: REMBI metadata of {stats['studies']} released bioimaging studies.",
+        "@context": "http://schema.org/",
+        "@type": "DataCatalog",
+        "@id": f"{base}/#catalog",
+        "name": settings().catalog_name,
+        "url": f"{base}/",
+        "description": f"{settings().catalog_name}: REMBI metadata of {stats['studies']} released bioimaging studies.",
         "measurementTechnique": sorted(stats.get("by_imaging_method", {}))[:50],
     }
-    return Response(render_template("home.html", stats=stats, chart=growth_chart(stats["growth"]), settings=settings(),
-                                    catalog_jsonld=script_json(catalog)), mimetype=media)
+    return Response(
+        render_template(
+            "home.html",
+            stats=stats,
+            chart=growth_chart(stats["growth"]),
+            settings=settings(),
+            catalog_jsonld=script_json(catalog),
+        ),
+        mimetype=media,
+    )
 
 
 def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dict:
@@ -110,8 +147,14 @@ def growth_chart(growth: list[dict], width: int = 600, height: int = 200) -> dic
     top = max(row["cumulative"] for row in growth) or 1
     step = width / max(1, len(growth) - 1)
     points = " ".join(f"{i * step:.1f},{height - row['cumulative'] / top * (height - 10):.1f}" for i, row in enumerate(growth))
-    return {"points": points, "width": width, "height": height, "top": top,
-            "first": growth[0]["month"], "last": growth[-1]["month"]}
+    return {
+        "points": points,
+        "width": width,
+        "height": height,
+        "top": top,
+        "first": growth[0]["month"],
+        "last": growth[-1]["month"],
+    }
 
 
 def _lastmods() -> dict[str, str]:
@@ -128,8 +171,9 @@ def _lastmods() -> dict[str, str]:
 @blp.route("/sitemap.xml")
 @blp.arguments(SitemapArgs, location="query")
 @blp.response(200, TEXT, content_type="application/xml", description="A sitemap (or, past 50 000 studies, a sitemap index)")
-@blp.doc(operationId="getSitemap", summary="Sitemap of study pages (a sitemap index past 50 000 URLs)",
-         responses=errors(400, 404))
+@blp.doc(
+    operationId="getSitemap", summary="Sitemap of study pages (a sitemap index past 50 000 URLs)", responses=errors(400, 404)
+)
 def sitemap(args: dict[str, Any]) -> Response:
     accessions = services().archive.public.search.accessions()
     base = settings().base_url
@@ -157,8 +201,18 @@ def sitemap(args: dict[str, Any]) -> Response:
 
 
 #: What crawlers are kept out of: endless filter and query combinations, downloads, dumps and deposits.
-ROBOTS_DISALLOW = ["/sparql", "/search", "/studies/*/files?", "/studies/*/download", "/studies/*/manifest",
-                   "/files/*/download", "/export.nq", "/links.", "/deposit", "/me/"]
+ROBOTS_DISALLOW = [
+    "/sparql",
+    "/search",
+    "/studies/*/files?",
+    "/studies/*/download",
+    "/studies/*/manifest",
+    "/files/*/download",
+    "/export.nq",
+    "/links.",
+    "/deposit",
+    "/me/",
+]
 
 
 @blp.route("/robots.txt")
@@ -187,8 +241,9 @@ def export() -> Response:
 
 @blp.route("/rembi.context.jsonld")
 @blp.response(200, JSONLD, content_type="application/ld+json")
-@blp.doc(operationId="getRembiContext", summary="The REMBI JSON-LD context generated from the LinkML schema",
-         responses=STATIC_ANSWERS)
+@blp.doc(
+    operationId="getRembiContext", summary="The REMBI JSON-LD context generated from the LinkML schema", responses=STATIC_ANSWERS
+)
 def rembi_context() -> Response:
     from catalog import resources
 
@@ -197,8 +252,11 @@ def rembi_context() -> Response:
 
 @blp.route("/static/swagger-ui/<path:name>")
 @blp.response(200, BINARY, content_type="*/*", description="The asset (JavaScript, CSS, HTML, images)")
-@blp.doc(operationId="getSwaggerUiAsset", summary="Swagger UI assets (vendored from the swagger-ui-bundle package)",
-         responses=responses(STATIC_ANSWERS, errors(404)))
+@blp.doc(
+    operationId="getSwaggerUiAsset",
+    summary="Swagger UI assets (vendored from the swagger-ui-bundle package)",
+    responses=responses(STATIC_ANSWERS, errors(404)),
+)
 def swagger_assets(name: str) -> Response:
     import swagger_ui_bundle
 

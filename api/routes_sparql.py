@@ -1,5 +1,6 @@
 """The public SPARQL 1.1 endpoint (Protocol: GET, POST form, POST ``application/sparql-query``), its service
 description, VoID and example queries. Read-only, time-limited, capped, SERVICE allow-listed, released data only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,11 @@ blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over 
 
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Type, ETag, Retry-After"}
 CORS_PATHS = {"/sparql", "/.well-known/void", "/.well-known/sparql-examples"}
-PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type, Accept",
-             "Access-Control-Max-Age": "86400"}
+PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Max-Age": "86400",
+}
 #: answers may be kept, but checked again (ETag) before each reuse: a release changes them
 REVALIDATE = "public, no-cache"
 SD_TYPES = ["text/turtle", "application/n-triples", "application/ld+json", "application/rdf+xml"]
@@ -46,8 +50,10 @@ class QueryTooLarge(CatalogError):
 
 
 def _too_large(limit: int) -> QueryTooLarge:
-    return QueryTooLarge(f"the query is over the {limit:,}-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)",
-                         [{"field": "query", "message": f"over {limit:,} bytes"}])
+    return QueryTooLarge(
+        f"the query is over the {limit:,}-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)",
+        [{"field": "query", "message": f"over {limit:,} bytes"}],
+    )
 
 
 def _encoded_limit(limit: int) -> int:
@@ -120,7 +126,9 @@ def _add_posted_params(params: dict[str, list[str]], limit: int) -> None:
     elif ctype == "multipart/form-data":
         _merge(params, _multipart_params(limit))
     else:
-        raise NotAQuery(f"POST a query as application/sparql-query or as the form field 'query' (got {ctype or 'no content type'})")
+        raise NotAQuery(
+            f"POST a query as application/sparql-query or as the form field 'query' (got {ctype or 'no content type'})"
+        )
 
 
 def _merge(params: dict[str, list[str]], more: dict[str, list[str]]) -> None:
@@ -184,24 +192,43 @@ def client_address() -> str:
     return request.remote_addr or ""
 
 
-SPARQL_DESCRIPTION = ("SELECT/ASK as JSON, XML, CSV or TSV; CONSTRUCT/DESCRIBE as Turtle, JSON-LD, N-Triples or RDF/XML; "
-                      "HTML shows either as a table. Read-only, time-limited, capped; released studies only.")
+SPARQL_DESCRIPTION = (
+    "SELECT/ASK as JSON, XML, CSV or TSV; CONSTRUCT/DESCRIBE as Turtle, JSON-LD, N-Triples or RDF/XML; "
+    "HTML shows either as a table. Read-only, time-limited, capped; released studies only."
+)
 #: the answers of a query: results (SELECT, ASK) or a graph (CONSTRUCT, DESCRIBE) in the form asked for
 SPARQL_ANSWERS = responses(
-    formats(200, "application/sparql-results+json", "application/json",
-            schema={"type": "object", "description": "SPARQL 1.1 Query Results JSON"}),
-    formats(200, "application/sparql-results+xml", "text/csv", "text/tab-separated-values", "text/turtle",
-            "application/n-triples", "application/rdf+xml"),
+    formats(
+        200,
+        "application/sparql-results+json",
+        "application/json",
+        schema={"type": "object", "description": "SPARQL 1.1 Query Results JSON"},
+    ),
+    formats(
+        200,
+        "application/sparql-results+xml",
+        "text/csv",
+        "text/tab-separated-values",
+        "text/turtle",
+        "application/n-triples",
+        "application/rdf+xml",
+    ),
     formats(200, "application/ld+json", schema=JSONLD),
     errors(400, 403, 406, 413, 429, 503),
 )
 
 
 @blp.route("/sparql", methods=["GET"])
-@blp.response(200, TEXT, content_type=HTML, description="The query's answer in the form asked for; without a query, the query "
-              "page (HTML) or the service description (RDF)")
+@blp.response(
+    200,
+    TEXT,
+    content_type=HTML,
+    description="The query's answer in the form asked for; without a query, the query "
+    "page (HTML) or the service description (RDF)",
+)
 @blp.doc(
-    operationId="sparqlQuery", summary="Run a SPARQL 1.1 query (or, without one, describe the endpoint)",
+    operationId="sparqlQuery",
+    summary="Run a SPARQL 1.1 query (or, without one, describe the endpoint)",
     description=SPARQL_DESCRIPTION,
     parameters=[{"in": "query", "schema": SparqlArgs}],
     responses=responses(SPARQL_ANSWERS, {304: NOT_MODIFIED}),
@@ -213,12 +240,17 @@ def sparql() -> Response:
 @blp.route("/sparql", methods=["POST"])
 @blp.response(200, TEXT, content_type=HTML, description="The query's answer in the form asked for")
 @blp.doc(
-    operationId="sparqlQueryPost", summary="Run a SPARQL 1.1 query sent in the request body", description=SPARQL_DESCRIPTION,
-    requestBody={"required": True, "content": {
-        "application/sparql-query": {"schema": {"type": "string", "description": "The query itself, UTF-8"}},
-        "application/x-www-form-urlencoded": {"schema": SparqlForm},
-        "multipart/form-data": {"schema": SparqlForm},
-    }},
+    operationId="sparqlQueryPost",
+    summary="Run a SPARQL 1.1 query sent in the request body",
+    description=SPARQL_DESCRIPTION,
+    requestBody={
+        "required": True,
+        "content": {
+            "application/sparql-query": {"schema": {"type": "string", "description": "The query itself, UTF-8"}},
+            "application/x-www-form-urlencoded": {"schema": SparqlForm},
+            "multipart/form-data": {"schema": SparqlForm},
+        },
+    },
     responses=SPARQL_ANSWERS,
 )
 def sparql_post() -> Response:
@@ -238,7 +270,11 @@ def _sparql() -> Response:
     check_services(shape, config.sparql_service_allowlist)
     media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
     tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
-    if tag and request.headers.get("If-None-Match", "").strip() != "*" and etag_matches(request.headers.get("If-None-Match"), tag):
+    if (
+        tag
+        and request.headers.get("If-None-Match", "").strip() != "*"
+        and etag_matches(request.headers.get("If-None-Match"), tag)
+    ):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
     response = _answer(query, Run(dataset(shape, default, named), client_address()), kind, media)
     if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
@@ -251,15 +287,30 @@ def _answer(query: str, run: Run, kind: str, media: str) -> Response:
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
             body, _ = runner.run(query, "text/turtle", run=run)
-            return Response(render_template("sparql_results.html", query=query, boolean=None, variables=["turtle"],
-                                            rows=[{"turtle": {"type": "literal", "value": body.decode()}}], settings=settings()),
-                            mimetype="text/html")
+            return Response(
+                render_template(
+                    "sparql_results.html",
+                    query=query,
+                    boolean=None,
+                    variables=["turtle"],
+                    rows=[{"turtle": {"type": "literal", "value": body.decode()}}],
+                    settings=settings(),
+                ),
+                mimetype="text/html",
+            )
         body, _ = runner.run(query, "application/sparql-results+json", run=run)
         data = json.loads(body)
-        return Response(render_template("sparql_results.html", query=query, boolean=data.get("boolean"),
-                                        variables=data.get("head", {}).get("vars", []),
-                                        rows=data.get("results", {}).get("bindings", []), settings=settings()),
-                        mimetype="text/html")
+        return Response(
+            render_template(
+                "sparql_results.html",
+                query=query,
+                boolean=data.get("boolean"),
+                variables=data.get("head", {}).get("vars", []),
+                rows=data.get("results", {}).get("bindings", []),
+                settings=settings(),
+            ),
+            mimetype="text/html",
+        )
     asked = "application/sparql-results+json" if media == "application/json" else media
     body, returned = runner.run(query, asked, run=run)
     return Response(body, mimetype=media if media == "application/json" else returned)
@@ -304,12 +355,19 @@ def _rdf_response(turtle: str, media: str) -> Response:
 
 def _service_description() -> str:
     base = settings().base_url
-    results = "\n".join(f"    sd:resultFormat <{iri}> ;" for iri in (
-        "http://www.w3.org/ns/formats/SPARQL_Results_JSON", "http://www.w3.org/ns/formats/SPARQL_Results_XML",
-        "http://www.w3.org/ns/formats/SPARQL_Results_CSV", "http://www.w3.org/ns/formats/SPARQL_Results_TSV",
-        "http://www.w3.org/ns/formats/Turtle", "http://www.w3.org/ns/formats/JSON-LD",
-        "http://www.w3.org/ns/formats/N-Triples", "http://www.w3.org/ns/formats/RDF_XML",
-    ))
+    results = "\n".join(
+        f"    sd:resultFormat <{iri}> ;"
+        for iri in (
+            "http://www.w3.org/ns/formats/SPARQL_Results_JSON",
+            "http://www.w3.org/ns/formats/SPARQL_Results_XML",
+            "http://www.w3.org/ns/formats/SPARQL_Results_CSV",
+            "http://www.w3.org/ns/formats/SPARQL_Results_TSV",
+            "http://www.w3.org/ns/formats/Turtle",
+            "http://www.w3.org/ns/formats/JSON-LD",
+            "http://www.w3.org/ns/formats/N-Triples",
+            "http://www.w3.org/ns/formats/RDF_XML",
+        )
+    )
     return f"""@prefix sd: <http://www.w3.org/ns/sparql-service-description#> .
 @prefix void: <http://rdfs.org/ns/void#> .
 @prefix dcterms: <http://purl.org/dc/terms/> .
@@ -327,8 +385,9 @@ def _service_description() -> str:
 """
 
 
-SD_ANSWERS = responses(formats(200, "application/n-triples", "application/rdf+xml"),
-                       formats(200, "application/ld+json", schema=JSONLD), errors(406))
+SD_ANSWERS = responses(
+    formats(200, "application/n-triples", "application/rdf+xml"), formats(200, "application/ld+json", schema=JSONLD), errors(406)
+)
 
 
 @blp.route("/.well-known/void")
@@ -359,8 +418,11 @@ def void() -> Response:
 
 @blp.route("/.well-known/sparql-examples")
 @blp.response(200, TEXT, content_type="text/turtle")
-@blp.doc(operationId="getSparqlExamples", summary="Example SPARQL queries (SHACL SPARQLExecutable, as SIB's sparql-examples)",
-         responses=responses(SD_ANSWERS, formats(200, "application/json", schema={"type": "array", "items": SparqlExample})))
+@blp.doc(
+    operationId="getSparqlExamples",
+    summary="Example SPARQL queries (SHACL SPARQLExecutable, as SIB's sparql-examples)",
+    responses=responses(SD_ANSWERS, formats(200, "application/json", schema={"type": "array", "items": SparqlExample})),
+)
 def sparql_examples() -> Response:
     media = choose([*SD_TYPES, "application/json"])
     if media == "application/json":

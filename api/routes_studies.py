@@ -1,4 +1,5 @@
 """Study records: the paged listing, each study and every object inside it (content-negotiated), links."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,12 @@ from catalog.errors import NotFound
 blp = Blueprint("studies", __name__, description="Study records as JSON-LD, Turtle, N-Triples, RDF/XML and HTML")
 _SUFFIX = re.compile(r"^(?P<name>.+)\.(?P<suffix>" + "|".join(SUFFIXES) + r")$")
 #: a record's answer in each of its forms (HTML, the landing page, first), and when the client's copy is current
-RECORD_ANSWERS = responses(formats(200, "text/turtle", "application/n-triples", "application/rdf+xml"),
-                           formats(200, "application/ld+json", "application/json", schema=JSONLD), {304: NOT_MODIFIED},
-                           errors(404, 406))
+RECORD_ANSWERS = responses(
+    formats(200, "text/turtle", "application/n-triples", "application/rdf+xml"),
+    formats(200, "application/ld+json", "application/json", schema=JSONLD),
+    {304: NOT_MODIFIED},
+    errors(404, 406),
+)
 
 
 def study_iri_or_404(accession: str) -> str:
@@ -40,8 +44,9 @@ def _split_suffix(name: str) -> tuple[str, str | None]:
 @blp.route("/studies")
 @blp.arguments(StudyListArgs, location="query")
 @blp.response(200, StudyList, description="A page of released studies (as HTML: the page for people)")
-@blp.doc(operationId="listStudies", summary="Released studies, newest first",
-         responses=responses(formats(200, HTML), errors(400, 406)))
+@blp.doc(
+    operationId="listStudies", summary="Released studies, newest first", responses=responses(formats(200, HTML), errors(400, 406))
+)
 def list_studies(args: dict[str, Any]) -> Response:
     limit, offset = args["limit"], args["offset"]
     result = services().archive.public.search.search("", sort="newest", limit=limit, offset=offset, facet_fields=())
@@ -61,16 +66,25 @@ def list_studies(args: dict[str, Any]) -> Response:
     body = {"items": items, "total": result.total, **page_links(result.total, limit, offset)}
     media = choose(["application/json", "text/html"])
     if media == "text/html":
-        return Response(render_template("studies.html", page=body, settings=settings(), limit=limit, offset=offset), mimetype=media)
+        return Response(
+            render_template("studies.html", page=body, settings=settings(), limit=limit, offset=offset), mimetype=media
+        )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
 
 
 @blp.route("/studies/<string:accession>")
-@blp.response(200, TEXT, content_type=HTML, description="The study's record; HTML, its landing page, unless Accept or a suffix "
-              "(.jsonld, .ttl, .nt, .rdf, .html) asks for another form")
-@blp.doc(operationId="getStudy",
-         summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML or HTML",
-         responses=RECORD_ANSWERS)
+@blp.response(
+    200,
+    TEXT,
+    content_type=HTML,
+    description="The study's record; HTML, its landing page, unless Accept or a suffix "
+    "(.jsonld, .ttl, .nt, .rdf, .html) asks for another form",
+)
+@blp.doc(
+    operationId="getStudy",
+    summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML or HTML",
+    responses=RECORD_ANSWERS,
+)
 def get_study(accession: str) -> Response:
     name, suffix = _split_suffix(accession)
     media = choose(RECORD_TYPES, suffix)
@@ -79,8 +93,11 @@ def get_study(accession: str) -> Response:
 
 @blp.route("/studies/<string:accession>/<path:subpath>")
 @blp.response(200, TEXT, content_type=HTML, description="The object's record (as for a study)")
-@blp.doc(operationId="getStudyObject", summary="An object inside a study (component, biosample, file…), by its IRI",
-         responses=RECORD_ANSWERS)
+@blp.doc(
+    operationId="getStudyObject",
+    summary="An object inside a study (component, biosample, file…), by its IRI",
+    responses=RECORD_ANSWERS,
+)
 def get_object(accession: str, subpath: str) -> Response:
     name, suffix = _split_suffix(subpath)
     media = choose(RECORD_TYPES, suffix)
@@ -88,11 +105,14 @@ def get_object(accession: str, subpath: str) -> Response:
 
 
 @blp.route("/links.<string:fmt>", parameters=[path_choice("fmt", "jsonld", "tsv")])
-@blp.response(200, JSONLD, content_type="application/ld+json",
-              description="Every link (fmt=jsonld), or a table of them (fmt=tsv)")
-@blp.doc(operationId="getLinkGraph",
-         summary="The whole link graph (asserted and inferred links with their evidence) as JSON-LD or TSV",
-         responses=responses(formats(200, "text/tab-separated-values"), errors(404)))
+@blp.response(
+    200, JSONLD, content_type="application/ld+json", description="Every link (fmt=jsonld), or a table of them (fmt=tsv)"
+)
+@blp.doc(
+    operationId="getLinkGraph",
+    summary="The whole link graph (asserted and inferred links with their evidence) as JSON-LD or TSV",
+    responses=responses(formats(200, "text/tab-separated-values"), errors(404)),
+)
 def link_graph(fmt: str) -> Response:
     from linkers.discover import asserted_graph, inferred_graph
 
@@ -102,15 +122,14 @@ def link_graph(fmt: str) -> Response:
     base = settings().base_url
     rows = store.select(
         "PREFIX rembi: <https://w3id.org/rembi/> SELECT ?link ?source ?target ?relation ?inferred"
-        " (GROUP_CONCAT(?e; separator=\" | \") AS ?evidence) WHERE {"
+        ' (GROUP_CONCAT(?e; separator=" | ") AS ?evidence) WHERE {'
         f" VALUES ?g {{ <{asserted_graph(base)}> <{inferred_graph(base)}> }} GRAPH ?g {{ ?link a rembi:Link ;"
         " rembi:linkSource ?source ; rembi:linkTarget ?target ; rembi:relation ?relation ; rembi:inferred ?inferred ."
         " OPTIONAL { ?link rembi:evidence ?e } } } GROUP BY ?link ?source ?target ?relation ?inferred ORDER BY ?source ?target"
     )
     model = services().archive.model
     links: list[dict[str, str]] = [
-        {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row}
-        for row in rows
+        {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row} for row in rows
     ]
     for link in links:
         link["relation"] = model.enum_name("RelationEnum", link["relation"]) or link["relation"]
@@ -121,9 +140,15 @@ def link_graph(fmt: str) -> Response:
     doc = {
         "@context": {"@vocab": "https://w3id.org/rembi/", "linkSource": {"@type": "@id"}, "linkTarget": {"@type": "@id"}},
         "@graph": [
-            {"@id": link["link"], "@type": "Link", "linkSource": link["source"], "linkTarget": link["target"],
-             "relation": link["relation"], "inferred": link["inferred"] == "true",
-             "evidence": [e for e in link.get("evidence", "").split(" | ") if e]}
+            {
+                "@id": link["link"],
+                "@type": "Link",
+                "linkSource": link["source"],
+                "linkTarget": link["target"],
+                "relation": link["relation"],
+                "inferred": link["inferred"] == "true",
+                "evidence": [e for e in link.get("evidence", "").split(" | ") if e],
+            }
             for link in links
         ],
     }
@@ -132,8 +157,11 @@ def link_graph(fmt: str) -> Response:
 
 @blp.route("/studies/<string:accession>/links")
 @blp.response(200, StudyLinks)
-@blp.doc(operationId="getStudyLinks", summary="Cross-resource links of a study, outgoing and incoming",
-         responses=responses(formats(200, "application/ld+json", schema=JSONLD), errors(404, 406)))
+@blp.doc(
+    operationId="getStudyLinks",
+    summary="Cross-resource links of a study, outgoing and incoming",
+    responses=responses(formats(200, "application/ld+json", schema=JSONLD), errors(404, 406)),
+)
 def study_links(accession: str) -> Response:
     from linkers.study_links import study_links as collect
 

@@ -201,10 +201,15 @@ class ReadyCheck(Answer):
 
 class Ready(Answer):
     status = fields.String(metadata={"description": "`ready`"})
-    checks = fields.Dict(keys=fields.String(), values=fields.Nested(ReadyCheck),
-                         metadata={"description": "Each check by name: `database`, `graph_public`, `graph_private` "
-                                                  "(not on a read-only replica), `files`, `sparql_replica` (the node's copy of the "
-                                                  "public graph, in remote mode)"})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(ReadyCheck),
+        metadata={
+            "description": "Each check by name: `database`, `graph_public`, `graph_private` "
+            "(not on a read-only replica), `files`, `sparql_replica` (the node's copy of the "
+            "public graph, in remote mode)"
+        },
+    )
 
 
 class Growth(Answer):

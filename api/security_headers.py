@@ -7,6 +7,7 @@ runs the bundle served from ``/static/swagger-ui/`` and one inline script marked
 (:func:`csp_nonce`); nothing else does. Any other answer (JSON, RDF, files) gets a policy that loads nothing and
 sandboxes it, so a file a depositor uploaded can never run script on this site.
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,14 +57,17 @@ class SecurityHeaders:
         parts = urlsplit(base_url)
         forms = "'self'" + (f" {parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else "")
         styles = " ".join(style_hashes(loader)) or "'none'"
-        self.page_policy = (f"default-src 'none'; style-src {styles}; img-src 'self'; form-action {forms}; "
-                            f"base-uri 'none'; {DENY_FRAMING}")
+        self.page_policy = (
+            f"default-src 'none'; style-src {styles}; img-src 'self'; form-action {forms}; base-uri 'none'; {DENY_FRAMING}"
+        )
 
     @staticmethod
     def docs_policy(nonce: str) -> str:
         """Swagger UI: its scripts and stylesheet from this site, the spec fetched from here, nothing else."""
-        return (f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
-                f"connect-src 'self'; base-uri 'none'; form-action 'self'; {DENY_FRAMING}")
+        return (
+            f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; base-uri 'none'; form-action 'self'; {DENY_FRAMING}"
+        )
 
     def apply(self, response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -1,5 +1,6 @@
 """Wiring of the catalog's parts for the faces (CLI, HTTP): the archive, deposits with the loaders' formats, and the
 background duties (linking released studies is the linkers' part)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ running Flask or the query, and answers a matching ``If-None-Match`` with ``304`
 a new version of a study, a withdrawal) empties it, so it never serves what the store no longer says.
 The cache is bounded in bytes and drops the least recently used answers first.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Example SPARQL queries for integrators, shown on the query page and published as SHACL SPARQLExecutables."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ comment or an IRI never counts, and a ``PREFIX`` or ``SERVICE`` target is read w
 that nests deeper, or holds more operators, than the limits is refused as soon as the scan passes them
 (pyoxigraph builds its algebra recursively: 5,000 nested groups or 20,000 UNIONs overflow its stack).
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,13 @@ RESULT_TYPES = {
         "text/xml",
     ],
     # the SPARQL CSV/TSV formats have no form for a boolean
-    "boolean": ["application/sparql-results+json", "application/sparql-results+xml", "application/json", "application/xml", "text/xml"],
+    "boolean": [
+        "application/sparql-results+json",
+        "application/sparql-results+xml",
+        "application/json",
+        "application/xml",
+        "text/xml",
+    ],
     "graph": [
         "text/turtle",
         "application/ld+json",
@@ -169,9 +176,7 @@ _BASE_DECLARATION = rf"(?i:BASE){_BLANK}*+<[^<>\"{{}}|^`\\\x00-\x20]*+>"
 _PROLOGUE = re.compile(rf"(?:{_BLANK}|{_PREFIX_DECLARATION}|{_BASE_DECLARATION})*+")
 #: each declaration of a prologue with the blanks before it, as (PREFIX, name, IRI) or ("", "", "") for a BASE
 #: (and the blanks at its end), so that consecutive matches tile the prologue and none starts inside a comment
-_PROLOGUE_PREFIXES = re.compile(
-    rf"{_BLANK}*+(?:{_BASE_DECLARATION}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)"
-)
+_PROLOGUE_PREFIXES = re.compile(rf"{_BLANK}*+(?:{_BASE_DECLARATION}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)")
 _SERVICE_CALL = re.compile(
     rf"{_BLANK}*+(?:SILENT{_BLANK}*+)?(?:{_IRI}|({_PN_PREFIX})?:({_PN_LOCAL})|([?$]\w+)){_BLANK}*+\{{", re.IGNORECASE
 )
@@ -195,14 +200,18 @@ class _Tally:
         if self.depth > self.deepest:
             self.deepest = self.depth
             if self.depth > self.limits.max_depth:
-                raise QueryTooComplex(f"the query nests deeper than {self.limits.max_depth} levels of {{ }}, ( ) or [ ]",
-                                      [{"field": "query", "message": f"nesting over {self.limits.max_depth}"}])
+                raise QueryTooComplex(
+                    f"the query nests deeper than {self.limits.max_depth} levels of {{ }}, ( ) or [ ]",
+                    [{"field": "query", "message": f"nesting over {self.limits.max_depth}"}],
+                )
 
     def operator(self) -> None:
         self.operators += 1
         if self.operators > self.limits.max_operators:
-            raise QueryTooComplex(f"the query holds more than {self.limits.max_operators} UNION, OPTIONAL, MINUS and operators",
-                                  [{"field": "query", "message": f"operators over {self.limits.max_operators}"}])
+            raise QueryTooComplex(
+                f"the query holds more than {self.limits.max_operators} UNION, OPTIONAL, MINUS and operators",
+                [{"field": "query", "message": f"operators over {self.limits.max_operators}"}],
+            )
 
     def inside_iri(self, iri: str) -> None:
         for m in _INSIDE_IRI.finditer(iri):
@@ -250,8 +259,13 @@ def _keyword(query: str, at: int, word: str, shape: QueryShape, tally: _Tally) -
         call = _SERVICE_CALL.match(query, at)
         if call:  # else not a SERVICE call (``service:x ?p ?o``): the parser reads it as the triples it is
             iri, prefix, local, variable = call.groups()
-            shape.services.append(("iri", iri) if iri is not None else ("variable", variable) if variable is not None
-                                  else ("pname", prefix or "", local))
+            shape.services.append(
+                ("iri", iri)
+                if iri is not None
+                else ("variable", variable)
+                if variable is not None
+                else ("pname", prefix or "", local)
+            )
     elif word == "FROM" and tally.depth == 0:  # a dataset clause stands outside every group (``?s from:p ?o`` does not)
         shape.has_from = shape.has_from or bool(_FROM_CLAUSE.match(query, at))
     elif word in _VOLATILE:

@@ -17,6 +17,7 @@ overflowing it; a worker that dies of a crash signal while it runs a query (the 
 ``400 query_failed``, one that dies otherwise (killed from outside) ``503``. No client (address) may have more than
 ``BIA_SPARQL_MAX_PER_CLIENT`` queries running or waiting at once, so one client cannot hold every worker.
 """
+
 from __future__ import annotations
 
 import logging
@@ -204,7 +205,10 @@ class _Worker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.sparql_workers", str(to_child_r), str(from_child_w)],
-            pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL, close_fds=True,
+            pass_fds=(to_child_r, from_child_w),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -243,7 +247,9 @@ class ClientSlots:
             if held >= self.limit:
                 raise TooManyQueries(
                     f"this client already has {held} SPARQL quer{'y' if held == 1 else 'ies'} running or waiting "
-                    f"(at most {self.limit} at once); try again when one has finished", self.retry_after)
+                    f"(at most {self.limit} at once); try again when one has finished",
+                    self.retry_after,
+                )
             self._held[client] = held + 1
         try:
             yield
@@ -265,7 +271,9 @@ class QueryRunner:
         if settings.public_sparql_url:
             from catalog.graph_store_remote import RemoteGraphStore
 
-            self._remote = RemoteGraphStore.from_settings(settings.public_sparql_url, settings, read_timeout=settings.sparql_timeout)
+            self._remote = RemoteGraphStore.from_settings(
+                settings.public_sparql_url, settings, read_timeout=settings.sparql_timeout
+            )
         # remote mode: queries run on the node's copy of the public graph once it is complete (catalog.graph_replica)
         self.replica = open_replica(settings, archive.state, archive.public.graph)
         self._idle: list[_Worker] = []
@@ -355,8 +363,10 @@ class QueryRunner:
         if code is not None and code < 0 and -code in CRASH_SIGNALS:
             name = signal.Signals(-code).name
             log.warning("SPARQL query crashed worker %s (%s)", worker.process.pid, name)
-            return QueryCrashed(f"the query failed: it crashed the query engine ({name}); simplify it",
-                                [{"field": "query", "message": f"the worker died of {name}"}])
+            return QueryCrashed(
+                f"the query failed: it crashed the query engine ({name}); simplify it",
+                [{"field": "query", "message": f"the worker died of {name}"}],
+            )
         return GraphStoreUnavailable(f"the query worker failed: {exc or 'it exited'} (exit status {code})")
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ come, and a zip member would hold a truncated file under a valid CRC.
 granian ends a chunked body properly whatever the body raises (it logs the error): there, only answers with a
 ``Content-Length`` (single-file downloads) are visibly cut.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -56,8 +57,7 @@ def guarded(chunks: Iterable[bytes | str], what: str) -> Iterator[bytes]:
             sent += len(data)
             yield data
     except Exception as exc:
-        log.error("streaming %s broke off after %d bytes: %s: %s; the connection is dropped", what, sent,
-                  type(exc).__name__, exc)
+        log.error("streaming %s broke off after %d bytes: %s: %s; the connection is dropped", what, sent, type(exc).__name__, exc)
         raise StreamBroken(f"streaming {what} broke off after {sent} bytes: {exc}") from exc
 
 

@@ -9,6 +9,7 @@ would turn every negative value of a numeric column into text for spreadsheets a
 export. Anything else starting with those characters (``-2+3``, ``-A1``, ``+cmd|…``) is neutralised; column
 names are cells like any other.
 """
+
 from __future__ import annotations
 
 import csv

@@ -15,6 +15,7 @@
 3. a file download through the API (redirect to a presigned SeaweedFS URL) against a direct S3 GET of the same
    object: MiB/s (target >= 0.9x).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,45 @@ def free_port() -> int:
 
 def gunicorn(app: str, port: int, env: dict[str, str], workers: int = 2, threads: int = 1) -> subprocess.Popen:
     """``app`` under gunicorn: sync workers (no keep-alive) by default, gthread workers with ``threads`` > 1."""
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--log-level", "warning"] + (["--threads", str(threads)] if threads > 1 else []) + [app]
+    command = (
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ]
+        + (["--threads", str(threads)] if threads > 1 else [])
+        + [app]
+    )
     return _started(subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, start_new_session=True), app, port)
 
 
 def granian(app: str, port: int, env: dict[str, str], workers: int = 2, threads: int = 4) -> subprocess.Popen:
     """``app`` (``module:factory()`` as for gunicorn, or ``module:callable``) under granian's WSGI interface."""
     target, factory = (app[:-2], True) if app.endswith("()") else (app, False)
-    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--workers", str(workers),
-               "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-               "--no-access-log"] + (["--factory"] if factory else []) + [target]
+    command = (
+        [
+            str(Path(sys.executable).parent / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        + (["--factory"] if factory else [])
+        + [target]
+    )
     return _started(subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, start_new_session=True), app, port)
 
 
@@ -135,7 +164,9 @@ def bench_records(tmp: Path, seconds: float, clients: int) -> None:
     from catalog.graph_store_embedded import EmbeddedGraphStore
 
     snapshot = EmbeddedGraphStore(settings.data_dir / "graph" / "public", read_only=True).checkpoint_path()
-    ours = gunicorn("api.app:create_app()", port, {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1"})
+    ours = gunicorn(
+        "api.app:create_app()", port, {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1"}
+    )
     bare = gunicorn("benchmarks.bare_app:create_app()", bare_port, {"BARE_STORE": str(snapshot), "BARE_BASE": base})
     try:
         paths = [f"/studies/{a}" for a in accessions]
@@ -148,8 +179,16 @@ def bench_records(tmp: Path, seconds: float, clients: int) -> None:
     finally:
         stop(ours)
         stop(bare)
-    live = gunicorn("api.app:create_app()", port, {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1",
-                                                   "BIA_CATALOG_NAME": "Renamed catalog (no stored rendering is current)"})
+    live = gunicorn(
+        "api.app:create_app()",
+        port,
+        {
+            "BIA_DATA": str(settings.data_dir),
+            "BIA_BASE_URL": base,
+            "BIA_READ_ONLY": "1",
+            "BIA_CATALOG_NAME": "Renamed catalog (no stored rendering is current)",
+        },
+    )
     try:
         load(port, paths, 2, clients, accept)
         live_rps, live_p50, live_p99 = load(port, paths, seconds, clients, {**accept, "Cache-Control": "no-cache"})
@@ -157,11 +196,17 @@ def bench_records(tmp: Path, seconds: float, clients: int) -> None:
         stop(live)
     print(f"record GET (JSON-LD, {len(paths)} studies, {clients} clients, 2 workers each):")
     print(f"  API cached     {ours_rps:8.0f} req/s  p50 {ours_p50:6.2f} ms  p99 {ours_p99:6.2f} ms  (per-app cache)")
-    print(f"  API no-cache   {cold_rps:8.0f} req/s  p50 {cold_p50:6.2f} ms  p99 {cold_p99:6.2f} ms  (stored rendering, record index)")
-    print(f"  API built      {live_rps:8.0f} req/s  p50 {live_p50:6.2f} ms  p99 {live_p99:6.2f} ms  (built from the graph store per request)")
+    print(
+        f"  API no-cache   {cold_rps:8.0f} req/s  p50 {cold_p50:6.2f} ms  p99 {cold_p99:6.2f} ms  (stored rendering, record index)"
+    )
+    print(
+        f"  API built      {live_rps:8.0f} req/s  p50 {live_p50:6.2f} ms  p99 {live_p99:6.2f} ms  (built from the graph store per request)"
+    )
     print(f"  bare baseline  {bare_rps:8.0f} req/s  p50 {bare_p50:6.2f} ms  p99 {bare_p99:6.2f} ms")
-    print(f"  -> throughput ratio {ours_rps / bare_rps:.2f}x cached, {cold_rps / bare_rps:.2f}x no-cache, "
-          f"{live_rps / bare_rps:.2f}x built per request (target >= 0.7x)")
+    print(
+        f"  -> throughput ratio {ours_rps / bare_rps:.2f}x cached, {cold_rps / bare_rps:.2f}x no-cache, "
+        f"{live_rps / bare_rps:.2f}x built per request (target >= 0.7x)"
+    )
     bench_sparql(tmp, settings, accessions)
 
 
@@ -176,7 +221,9 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], seconds: 
     dump = b"".join(as_nquads(reader, g) for g in reader.graphs())
     server = start_oxigraph(tmp / "oxigraph-bench")
     try:
-        request = urllib.request.Request(f"{server.url}/store", data=dump, headers={"Content-Type": "application/n-quads"}, method="POST")
+        request = urllib.request.Request(
+            f"{server.url}/store", data=dump, headers={"Content-Type": "application/n-quads"}, method="POST"
+        )
         urllib.request.urlopen(request, timeout=60).read()
         queries = [
             f"SELECT ?p ?o WHERE {{ GRAPH <{settings.base_url}/studies/{a}> {{ <{settings.base_url}/studies/{a}> ?p ?o }} }}"
@@ -192,8 +239,10 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], seconds: 
         _, oxi_p50, oxi_p99 = load(oxi_port, [f"/query?{q}" for q in first_time], seconds, 1, headers)
         _, oxi_floor_p50, _ = load(oxi_port, [f"/query?{urllib.parse.urlencode({'query': 'ASK {}'})}"], seconds, 1, headers)
         env = {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url, "BIA_READ_ONLY": "1"}
-        print(f"SPARQL point queries (one client; API with 2 worker processes) against oxigraph serve "
-              f"(first-time p50 {oxi_p50:.2f} ms, p99 {oxi_p99:.2f} ms; ASK {{}} p50 {oxi_floor_p50:.2f} ms):")
+        print(
+            f"SPARQL point queries (one client; API with 2 worker processes) against oxigraph serve "
+            f"(first-time p50 {oxi_p50:.2f} ms, p99 {oxi_p99:.2f} ms; ASK {{}} p50 {oxi_floor_p50:.2f} ms):"
+        )
         for name, (launch, options) in SERVERS.items():
             port = free_port()
             ours = launch("api.app:create_app()", port, env, **options)
@@ -209,9 +258,11 @@ def bench_sparql(tmp: Path, settings: Settings, accessions: list[str], seconds: 
                 _, floor_p50, _ = load(empty_port, [f"/sparql?{q}" for q in repeated], seconds, 1, headers)
             finally:
                 stop(empty)
-            print(f"  {name:16} first-time p50 {first_p50:5.2f} ms p99 {first_p99:5.2f} ms -> {first_p50 / oxi_p50:.2f}x p50, "
-                  f"{first_p99 / oxi_p99:.2f}x p99 (target <= 1.5x) | repeated {rep_p50:5.2f} ms ({rep_p50 / oxi_p50:.2f}x) | "
-                  f"floor (fixed body) p50 {floor_p50:.2f} ms ({floor_p50 / oxi_p50:.2f}x)")
+            print(
+                f"  {name:16} first-time p50 {first_p50:5.2f} ms p99 {first_p99:5.2f} ms -> {first_p50 / oxi_p50:.2f}x p50, "
+                f"{first_p99 / oxi_p99:.2f}x p99 (target <= 1.5x) | repeated {rep_p50:5.2f} ms ({rep_p50 / oxi_p50:.2f}x) | "
+                f"floor (fixed body) p50 {floor_p50:.2f} ms ({floor_p50 / oxi_p50:.2f}x)"
+            )
     finally:
         stop_oxigraph(server)
 
@@ -224,7 +275,12 @@ def bench_download(tmp: Path, mib: int) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     bucket = s3.new_bucket("bench")
-    env = {"BIA_S3_ENDPOINT": s3.endpoint, "BIA_S3_BUCKET": bucket, "BIA_S3_ACCESS_KEY": s3.access_key, "BIA_S3_SECRET_KEY": s3.secret_key}
+    env = {
+        "BIA_S3_ENDPOINT": s3.endpoint,
+        "BIA_S3_BUCKET": bucket,
+        "BIA_S3_ACCESS_KEY": s3.access_key,
+        "BIA_S3_SECRET_KEY": s3.secret_key,
+    }
     settings = Settings.from_env(env, data_dir=tmp / "dl-data", base_url=base)
     app = None
     try:
@@ -238,7 +294,9 @@ def bench_download(tmp: Path, mib: int) -> None:
             accession = services.deposits.finalize(sub, owner)
             file_id = services.archive.public.files.query(accession).items[0]["file_id"]
             direct_url = services.archive.file_store.presigned_get_url(f"studies/{accession}/big.bin")
-        app = gunicorn("api.app:create_app()", port, {**env, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1"})
+        app = gunicorn(
+            "api.app:create_app()", port, {**env, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": base, "BIA_READ_ONLY": "1"}
+        )
 
         def fetch(url: str) -> float:
             start = time.perf_counter()
@@ -255,8 +313,10 @@ def bench_download(tmp: Path, mib: int) -> None:
             directs.append(fetch(direct_url))
             api.append(fetch(f"{base}/files/{accession}/{file_id}/download"))
         direct, ours = statistics.median(directs), statistics.median(api)
-        print(f"download of {mib} MiB: direct S3 GET {direct:7.1f} MiB/s, API (redirect to presigned URL) {ours:7.1f} MiB/s"
-              f" -> {ours / direct:.2f}x (target >= 0.9x)")
+        print(
+            f"download of {mib} MiB: direct S3 GET {direct:7.1f} MiB/s, API (redirect to presigned URL) {ours:7.1f} MiB/s"
+            f" -> {ours / direct:.2f}x (target >= 0.9x)"
+        )
     finally:
         if app is not None:
             stop(app)

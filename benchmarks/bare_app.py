@@ -3,6 +3,7 @@ pyoxigraph (one CONSTRUCT over the study's named graph, pyoxigraph's own JSON-LD
 
     BARE_STORE=<snapshot folder> BARE_BASE=<base url> gunicorn -w 2 'benchmarks.bare_app:create_app()'
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Raw baselines the benchmarks compare against, measured in a child process so their memory is their own."""
+
 from __future__ import annotations
 
 import subprocess

@@ -9,6 +9,7 @@
 3. keyword search over ``--studies`` generated studies: p50/p95 (target p95 ≤ 20 ms);
 4. finalize of a ``--deposit-files``-file deposit (target ≤ 5 s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,8 +95,10 @@ def bench_ingest(tmp: Path, n_files: int) -> str:
     start = time.perf_counter()
     result = archive.commit_study("S-BIAD1", record_to_graph(checked.record), files, release_date="2020-01-01", title="bench")
     ingest_s = time.perf_counter() - start
-    print(f"ingest: {result.files:,} files, {result.triples:,} triples in {ingest_s:.1f} s "
-          f"({result.files / ingest_s:,.0f} rows/s, {result.triples / ingest_s:,.0f} triples/s); peak RSS {peak_rss_mib():,.0f} MiB")
+    print(
+        f"ingest: {result.files:,} files, {result.triples:,} triples in {ingest_s:.1f} s "
+        f"({result.files / ingest_s:,.0f} rows/s, {result.triples / ingest_s:,.0f} triples/s); peak RSS {peak_rss_mib():,.0f} MiB"
+    )
 
     # raw baseline: the same triples, bulk-loaded by pyoxigraph into a fresh store, in a child process
     nt = tmp / "same.nt"
@@ -103,8 +106,10 @@ def bench_ingest(tmp: Path, n_files: int) -> str:
         out.write(record_to_graph(checked.record).serialize(format="nt"))
         write_file_triples(out, f"{BASE}/studies/S-BIAD1", files())
     raw_s, raw_rss = raw_bulk_load(nt, tmp / "raw-store", f"{BASE}/studies/S-BIAD1")
-    print(f"raw pyoxigraph bulk_load of the same triples (from a ready file): {raw_s:.1f} s, peak RSS {raw_rss:,.0f} MiB"
-          f" -> ingest/raw = {ingest_s / raw_s:.2f}x (target <= 1.5x)")
+    print(
+        f"raw pyoxigraph bulk_load of the same triples (from a ready file): {raw_s:.1f} s, peak RSS {raw_rss:,.0f} MiB"
+        f" -> ingest/raw = {ingest_s / raw_s:.2f}x (target <= 1.5x)"
+    )
     nt.unlink()
     archive.close()
     return "S-BIAD1"
@@ -118,7 +123,10 @@ def build_file_table_only(tmp: Path, n_files: int) -> str:
     listing = tmp / "screen.tsv"
     write_screen_list(listing, n_files)
     study = f"{BASE}/studies/S-BIAD1"
-    rows = (StudyFile(path=r.path, size=r.size, attributes=r.attributes).table_row(study) for r in iter_file_list(listing, name="screen.tsv"))
+    rows = (
+        StudyFile(path=r.path, size=r.size, attributes=r.attributes).table_row(study)
+        for r in iter_file_list(listing, name="screen.tsv")
+    )
     start = time.perf_counter()
     catalog_file_index(tmp).replace_study("S-BIAD1", rows)
     print(f"file table of {n_files:,} rows built in {time.perf_counter() - start:.1f} s; peak RSS {peak_rss_mib():,.0f} MiB")
@@ -149,11 +157,17 @@ def bench_file_table(tmp: Path, accession: str) -> None:
 
     cases = {
         "first page (path)": lambda: index.query(accession, sort=[("path", False)], limit=100),
-        "filter Compound + sort Well": lambda: index.query(accession, filters=[Filter("Compound", "eq", "CPD-0042")], sort=[("Well", False)], limit=100),
+        "filter Compound + sort Well": lambda: index.query(
+            accession, filters=[Filter("Compound", "eq", "CPD-0042")], sort=[("Well", False)], limit=100
+        ),
         "prefix path": lambda: index.query(accession, filters=[Filter("path", "prefix", "plate007/B")], limit=100),
-        "numeric range Concentration": lambda: index.query(accession, filters=[Filter("Concentration", "gte", 10), Filter("Plate", "lte", 3)], limit=100),
+        "numeric range Concentration": lambda: index.query(
+            accession, filters=[Filter("Concentration", "gte", 10), Filter("Plate", "lte", 3)], limit=100
+        ),
         "sort -size": lambda: index.query(accession, sort=[("size", True)], limit=100),
-        "facets Compound/Channel/Plate": lambda: index.facets(accession, ["Compound", "Channel", "Plate"], filters=[Filter("Plate", "eq", 5)]),
+        "facets Compound/Channel/Plate": lambda: index.facets(
+            accession, ["Compound", "Channel", "Plate"], filters=[Filter("Plate", "eq", 5)]
+        ),
         "totals filtered": lambda: index.totals(accession, filters=[Filter("Channel", "eq", 2)]),
         "cursor pages (Well)": deep_page,
     }
@@ -198,9 +212,19 @@ def bench_search(tmp: Path, n_studies: int) -> None:
     generated = time.perf_counter() - start
     start = time.perf_counter()
     index.replace_all(docs)
-    print(f"search index of {n_studies:,} studies built in {time.perf_counter() - start:.1f} s (documents generated in {generated:.1f} s)")
-    queries = ["zebrafish", "confocal mitochondria", '"electron tomography"', 'organism:"Mus musculus" neuron', "kin*",
-               "S-BIAD4242", "term150 term900", "term5000"]
+    print(
+        f"search index of {n_studies:,} studies built in {time.perf_counter() - start:.1f} s (documents generated in {generated:.1f} s)"
+    )
+    queries = [
+        "zebrafish",
+        "confocal mitochondria",
+        '"electron tomography"',
+        'organism:"Mus musculus" neuron',
+        "kin*",
+        "S-BIAD4242",
+        "term150 term900",
+        "term5000",
+    ]
     print("search, top 20 hits + total (target p95 <= 20 ms):")
     for q in queries:
         total = index.search(q, limit=0, facet_fields=()).total
@@ -239,8 +263,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_300_000)
     parser.add_argument("--studies", type=int, default=100_000)
     parser.add_argument("--deposit-files", type=int, default=10_000)
-    parser.add_argument("--only", choices=["ingest", "files", "search", "finalize"],
-                        help="one part; 'files' builds only the file table (no graph) and measures it")
+    parser.add_argument(
+        "--only",
+        choices=["ingest", "files", "search", "finalize"],
+        help="one part; 'files' builds only the file table (no graph) and measures it",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bia-bench-") as name:
         tmp = Path(name)

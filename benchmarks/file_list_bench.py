@@ -7,6 +7,7 @@ a TSV and as PageTab JSON, then reads each in a fresh process and prints rows/s,
 baseline (``csv.reader`` counting the TSV's rows; ``ijson.items`` over the JSON): ``iter_file_list`` and
 ``check_file_list`` (which adds the duplicate-path check and the summary).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,7 +98,9 @@ def measure(kind: str, path: str) -> dict[str, float]:
 def run_child(kind: str, path: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.file_list_bench", "--measure", kind, str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 

@@ -53,21 +53,15 @@ def download(store: S3FileStore, key: str, dst: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "mib", nargs="?", type=int, default=256, help="file size in MiB (default 256)"
-    )
-    parser.add_argument(
-        "--dir", type=Path, default=None, help="work folder (default: a temporary one)"
-    )
+    parser.add_argument("mib", nargs="?", type=int, default=256, help="file size in MiB (default 256)")
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument(
         "--part-size",
         type=int,
         default=16,
         help="S3 upload part size in MiB (default 16)",
     )
-    parser.add_argument(
-        "--parallel", type=int, default=2, help="S3 parts uploaded at once (default 2)"
-    )
+    parser.add_argument("--parallel", type=int, default=2, help="S3 parts uploaded at once (default 2)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="file-store-bench-") as tmp:
@@ -77,9 +71,7 @@ def main() -> None:
         size = src.stat().st_size
         results: list[tuple[str, float]] = []
 
-        copies = sorted(
-            timed(lambda: raw_copy(src, work / "copy.bin")) for _ in range(3)
-        )
+        copies = sorted(timed(lambda: raw_copy(src, work / "copy.bin")) for _ in range(3))
         results.append(("raw disk copy (baseline, median of 3)", copies[1]))
         (work / "copy.bin").unlink()
 
@@ -153,9 +145,7 @@ def main() -> None:
             stop_seaweedfs(server)
 
     baseline = size / MiB / results[0][1]
-    print(
-        f"file size: {size / MiB:.0f} MiB, {os.cpu_count()} CPUs, S3 parts of {args.part_size} MiB x {args.parallel}"
-    )
+    print(f"file size: {size / MiB:.0f} MiB, {os.cpu_count()} CPUs, S3 parts of {args.part_size} MiB x {args.parallel}")
     print(f"raw copies: {', '.join(f'{size / MiB / t:.0f}' for t in copies)} MiB/s")
     print(f"{'path':45} {'seconds':>8} {'MiB/s':>8} {'x raw':>6}")
     for name, seconds in results:

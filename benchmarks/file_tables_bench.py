@@ -10,6 +10,7 @@ started here, like the test fixtures) measures:
 3. a page of the table on a node that holds it: with the pointer lookup each call makes (PostgreSQL and SQLite
    state; pointers read afresh, and reused for ``POINTER_SECONDS``), against the same query on the open SQLite file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,14 +61,18 @@ def bench(tmp: Path, rows: int, repeat: int, store: S3FileStore, states: dict[st
         raw_put, _ = clock(lambda: store.put("bench/raw.sqlite", stream, size=size))
     publish, _ = clock(staged.publish)
     print(f"table of {rows:,} rows: {size / MiB:,.1f} MiB, built in {build:.2f} s")
-    print(f"publish: {publish:.2f} s (SHA-256 {hashing:.2f} s + upload + pointer) = {publish / build:.2f}x the build;"
-          f" raw S3 put of the file {raw_put:.2f} s (publish / raw put {publish / raw_put:.2f}x)")
+    print(
+        f"publish: {publish:.2f} s (SHA-256 {hashing:.2f} s + upload + pointer) = {publish / build:.2f}x the build;"
+        f" raw S3 put of the file {raw_put:.2f} s (publish / raw put {publish / raw_put:.2f}x)"
+    )
 
     two = FileIndex(tmp / "node2", postgres, "public", store)
     fetch, _ = clock(lambda: two.query("S-BIAD1", limit=1))
     raw_get, _ = clock(lambda: hashlib.sha256(b"".join(store.open_range("bench/raw.sqlite"))).hexdigest())
-    print(f"second node's first read (download + SHA-256 check + open): {fetch:.2f} s; raw download {raw_get:.2f} s"
-          f" ({fetch / raw_get:.2f}x)")
+    print(
+        f"second node's first read (download + SHA-256 check + open): {fetch:.2f} s; raw download {raw_get:.2f} s"
+        f" ({fetch / raw_get:.2f}x)"
+    )
 
     (path,) = two.directory.glob("S-BIAD1@*.sqlite")
     raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -79,8 +84,10 @@ def bench(tmp: Path, rows: int, repeat: int, store: S3FileStore, states: dict[st
             if name != "postgresql":
                 index.tables.publish("S-BIAD1", path)  # the same table, pointed at from this state database
             q50, q95 = timed(lambda: index.query("S-BIAD1", limit=100), repeat)
-            print(f"first page through FileIndex ({name} pointers, reused for {seconds:g} s): p50 {q50:.2f} ms,"
-                  f" p95 {q95:.2f} ms ({q50 / p50:.1f}x raw)")
+            print(
+                f"first page through FileIndex ({name} pointers, reused for {seconds:g} s): p50 {q50:.2f} ms,"
+                f" p95 {q95:.2f} ms ({q50 / p50:.1f}x raw)"
+            )
             index.close()
         l50, l95 = timed(lambda: two.tables.pointer("S-BIAD1", fresh=True), repeat)
         print(f"one pointer lookup in {name}: p50 {l50:.2f} ms, p95 {l95:.2f} ms (a file-table request makes 5)")
@@ -99,8 +106,10 @@ def main() -> None:
     pg = start_postgres()
     try:
         store = S3FileStore(s3.client(), s3.new_bucket("tables"))
-        states: dict[str, StateDB] = {"postgresql": PostgresStateDB(fresh_schema_url(pg)),
-                                      "sqlite": SqliteStateDB(tmp / "state.sqlite")}
+        states: dict[str, StateDB] = {
+            "postgresql": PostgresStateDB(fresh_schema_url(pg)),
+            "sqlite": SqliteStateDB(tmp / "state.sqlite"),
+        }
         for state in states.values():
             ensure_schema(state)
         bench(tmp, args.rows, args.repeat, store, states)

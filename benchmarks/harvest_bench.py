@@ -8,6 +8,7 @@
 3. a PageTab record with a generated ``--rows``-row file list harvested end to end: file-list rows/s, with a raw
    pyoxigraph bulk_load of the same triples (in a child process) as the baseline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,11 @@ def bench_file_list(tmp: Path, rows: int) -> None:
     shutil.copy(DATA / "harvest" / "biostudies" / "bbc024_masks.json", folder / "bbc024_masks.json")
     (folder / "S-BIAD1492.json").write_text(json.dumps(doc))
     entries = [
-        {"path": f"big/plate{i // 3456:03d}/img{i:07d}.tif", "size": 1000 + i,
-         "attributes": [{"name": "Plate", "value": str(i // 3456)}, {"name": "Well", "value": f"W{i % 384}"}]}
+        {
+            "path": f"big/plate{i // 3456:03d}/img{i:07d}.tif",
+            "size": 1000 + i,
+            "attributes": [{"name": "Plate", "value": str(i // 3456)}, {"name": "Well", "value": f"W{i % 384}"}],
+        }
         for i in range(rows)
     ]
     (folder / "bbc024_images.json").write_text(json.dumps(entries))
@@ -98,8 +102,10 @@ def bench_file_list(tmp: Path, rows: int) -> None:
         nt = tmp / "same.nt"
         services.archive.public.graph.save_graph(study, nt)
     raw_s, _rss = raw_bulk_load(nt, tmp / "raw", study)
-    print(f"file list: {total:,} files harvested (graph + search + file table) in {elapsed:.1f} s -> {total / elapsed:,.0f} rows/s;"
-          f" raw bulk_load of the same triples {raw_s:.1f} s -> {elapsed / raw_s:.2f}x")
+    print(
+        f"file list: {total:,} files harvested (graph + search + file table) in {elapsed:.1f} s -> {total / elapsed:,.0f} rows/s;"
+        f" raw bulk_load of the same triples {raw_s:.1f} s -> {elapsed / raw_s:.2f}x"
+    )
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ p50/max, and ``/health`` latency p50/p99/max. Configurations: the remote store's
 (``BIA_SPARQL_RETRY_SECONDS=10``, the default) and waiting every time (``0``), both with a 2 s read timeout; the old
 600 s wait is the baseline these replace (its reads do not come back within the run at all).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,13 +58,32 @@ def _serve(data: Path, public: str, private: str, threads: int, retry: float) ->
     from tests.servers.seaweedfs_server import free_ports
 
     (port,) = free_ports(1)
-    env = {**os.environ, "BIA_DATA": str(data), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private,
-           "BIA_PUBLIC_SPARQL_URL": public, "BIA_SPARQL_CONNECT_TIMEOUT": "1", "BIA_SPARQL_READ_TIMEOUT": "2",
-           "BIA_SPARQL_RETRY_SECONDS": str(retry), "BIA_MAINTENANCE_INTERVAL": "3600"}
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--worker-class", "gthread", "--threads", str(threads),
-               "--bind", f"127.0.0.1:{port}", "--log-level", "critical", "api.app:create_app()"]
-    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "BIA_DATA": str(data),
+        "BIA_BASE_URL": BASE,
+        "BIA_SPARQL_URL": private,
+        "BIA_PUBLIC_SPARQL_URL": public,
+        "BIA_SPARQL_CONNECT_TIMEOUT": "1",
+        "BIA_SPARQL_READ_TIMEOUT": "2",
+        "BIA_SPARQL_RETRY_SECONDS": str(retry),
+        "BIA_MAINTENANCE_INTERVAL": "3600",
+    }
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "critical",
+        "api.app:create_app()",
+    ]
+    server = subprocess.Popen(
+        command, env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while _get(f"{base}/health", 2)[0] != 200:
@@ -117,8 +137,10 @@ def main() -> None:
         proxies = [HttpProxy(server.url) for server in servers]
         try:
             data = _catalog(folder, proxies[0].url, proxies[1].url)
-            print(f"gunicorn gthread, {args.threads} threads; {args.clients} clients on /links.jsonld for "
-                  f"{args.seconds:g} s; both graph servers hung; read timeout 2 s")
+            print(
+                f"gunicorn gthread, {args.threads} threads; {args.clients} clients on /links.jsonld for "
+                f"{args.seconds:g} s; both graph servers hung; read timeout 2 s"
+            )
             for retry in (10.0, 0.0):
                 server, base = _serve(data, proxies[0].url, proxies[1].url, args.threads, retry)
                 try:
@@ -132,11 +154,14 @@ def main() -> None:
                     server.wait(10)
                 codes = {code: sum(1 for c, _ in reads if c == code) for code in sorted({c for c, _ in reads})}
                 times = [t for _, t in reads]
-                print(f"  BIA_SPARQL_RETRY_SECONDS={retry:g}: reads answered {len(reads)} {codes}, "
-                      f"p50 {_ms(times, 0.5)} ms, max {_ms(times, 1.0)} ms; /health ({len(health)}) "
-                      f"p50 {_ms(health, 0.5)} ms, p99 {_ms(health, 0.99)} ms, max {_ms(health, 1.0)} ms"
-                      f"{'' if health else ' (none answered)'}; mean of reads {statistics.fmean(times) * 1000:.0f} ms"
-                      if times else f"  BIA_SPARQL_RETRY_SECONDS={retry:g}: no read answered")
+                print(
+                    f"  BIA_SPARQL_RETRY_SECONDS={retry:g}: reads answered {len(reads)} {codes}, "
+                    f"p50 {_ms(times, 0.5)} ms, max {_ms(times, 1.0)} ms; /health ({len(health)}) "
+                    f"p50 {_ms(health, 0.5)} ms, p99 {_ms(health, 0.99)} ms, max {_ms(health, 1.0)} ms"
+                    f"{'' if health else ' (none answered)'}; mean of reads {statistics.fmean(times) * 1000:.0f} ms"
+                    if times
+                    else f"  BIA_SPARQL_RETRY_SECONDS={retry:g}: no read answered"
+                )
         finally:
             for proxy in proxies:
                 proxy.close()

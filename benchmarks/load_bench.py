@@ -16,6 +16,7 @@ query worker runs it every time). Any answer other than 200, and any failed conn
 Server figures are summed over its process tree (gunicorn master, workers, SPARQL worker processes) from /proc.
 Wanted: 0 errors, and no growth of RSS or open files from the end of the first round to the end of the second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ def build_catalog(tmp: Path, base: str, screen_files: int, shared: Mapping[str, 
 
     with open_services(settings) as services:
         print(load_demo(services))
-        services.archive.commit_study("S-BIAD1", record_to_graph(checked.record), files, release_date="2020-01-01",
-                                      title="load benchmark screen")
+        services.archive.commit_study(
+            "S-BIAD1", record_to_graph(checked.record), files, release_date="2020-01-01", title="load benchmark screen"
+        )
         link_catalog(services.archive)
     return settings
 
@@ -91,24 +93,47 @@ def request_mix(settings: Settings) -> list[Request]:
     with open_services(settings) as services:
         public = services.archive.public
         accessions = public.search.accessions()
-        inside = [row["s"]["value"].removeprefix(base) for row in public.reads.select(
-            f"SELECT DISTINCT ?s WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(STRSTARTS(STR(?s), \"{base}/studies/\")"
-            f" && CONTAINS(SUBSTR(STR(?s), {len(base) + 10}), \"/\") && !CONTAINS(STR(?s), \"#\")) }} ORDER BY ?s LIMIT 40")]
+        inside = [
+            row["s"]["value"].removeprefix(base)
+            for row in public.reads.select(
+                f'SELECT DISTINCT ?s WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(STRSTARTS(STR(?s), "{base}/studies/")'
+                f' && CONTAINS(SUBSTR(STR(?s), {len(base) + 10}), "/") && !CONTAINS(STR(?s), "#")) }} ORDER BY ?s LIMIT 40'
+            )
+        ]
         tables = [a for a in accessions if public.files.has_study(a)]
         cursor = public.files.query("S-BIAD1", sort=[("size", True)], limit=100).next_cursor
-    records = [Request("record", f"/studies/{a}", accept) for a in accessions
-               for accept in ("application/ld+json", "text/html", "text/turtle")]
+    records = [
+        Request("record", f"/studies/{a}", accept)
+        for a in accessions
+        for accept in ("application/ld+json", "text/html", "text/turtle")
+    ]
     records += [Request("record", path, "application/ld+json") for path in inside]
-    searches = [Request("search", f"/search?{urllib.parse.urlencode(q)}") for q in (
-        {"q": "mouse"}, {"q": "cell*"}, {"q": 'title:"electron"'}, {"q": "microscopy -yeast", "sort": "newest"},
-        {"q": "", "filter[source]": "EMPIAR"}, {"q": "organism:\"Homo sapiens\" OR zebrafish"}, {"q": "nuclei", "limit": "5"})]
+    searches = [
+        Request("search", f"/search?{urllib.parse.urlencode(q)}")
+        for q in (
+            {"q": "mouse"},
+            {"q": "cell*"},
+            {"q": 'title:"electron"'},
+            {"q": "microscopy -yeast", "sort": "newest"},
+            {"q": "", "filter[source]": "EMPIAR"},
+            {"q": 'organism:"Homo sapiens" OR zebrafish'},
+            {"q": "nuclei", "limit": "5"},
+        )
+    ]
     searches.append(Request("search", "/search?q=screen", "text/html"))
     screen = "/studies/S-BIAD1/files"
     file_pages = [Request("files", f"/studies/{a}/files?limit=50") for a in tables]
-    file_pages += [Request("files", f"{screen}?{urllib.parse.urlencode(q)}") for q in (
-        {"limit": "100"}, {"filter[Plate]": "1", "limit": "50"}, {"filter[Well][prefix]": "B", "sort": "-size"},
-        {"filter[size][gte]": "5000000", "filter[Compound]": "CPD-0007"}, {"sort": "-size", "limit": "100", "cursor": cursor or ""},
-        {"filter[Plate]": "0", "filter[Field]": "3", "facets": "Channel,Compound"})]
+    file_pages += [
+        Request("files", f"{screen}?{urllib.parse.urlencode(q)}")
+        for q in (
+            {"limit": "100"},
+            {"filter[Plate]": "1", "limit": "50"},
+            {"filter[Well][prefix]": "B", "sort": "-size"},
+            {"filter[size][gte]": "5000000", "filter[Compound]": "CPD-0007"},
+            {"sort": "-size", "limit": "100", "cursor": cursor or ""},
+            {"filter[Plate]": "0", "filter[Field]": "3", "facets": "Channel,Compound"},
+        )
+    ]
     file_pages.append(Request("files", f"{screen}.csv?filter[Plate]=0&filter[Well]=A01", "text/csv"))
     queries = [
         "SELECT ?study ?title WHERE { ?study <http://purl.org/dc/terms/title> ?title } ORDER BY ?study LIMIT 20",
@@ -116,8 +141,14 @@ def request_mix(settings: Settings) -> list[Request]:
         f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{base}/studies/S-BIAD1492> {{ ?s ?p ?o }} }} LIMIT 200",
         "SELECT ?s (NOW() AS ?asked) WHERE { ?s a ?type } LIMIT 5",  # NOW(): never cached, a worker runs it each time
     ]
-    sparql = [Request("sparql", f"/sparql?{urllib.parse.urlencode({'query': q})}",
-                      "text/turtle" if q.startswith("CONSTRUCT") else "application/sparql-results+json") for q in queries]
+    sparql = [
+        Request(
+            "sparql",
+            f"/sparql?{urllib.parse.urlencode({'query': q})}",
+            "text/turtle" if q.startswith("CONSTRUCT") else "application/sparql-results+json",
+        )
+        for q in queries
+    ]
     pools = {"record": records, "search": searches, "files": file_pages, "sparql": sparql}
     mixed, turns = [], max(len(pools[name]) // share + 1 for name, share in MIX)  # every request at least once
     for turn in range(turns):
@@ -135,8 +166,20 @@ def start_server(kind: str, settings: Settings, port: int, workers: int, threads
     env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url}
     bin_dir = Path(sys.executable).parent
     if kind == "gunicorn":
-        command = [str(bin_dir / "gunicorn"), "--workers", str(workers), "--threads", str(threads), "--timeout", "120",
-                   "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "api.app:create_app()"]
+        command = [
+            str(bin_dir / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "api.app:create_app()",
+        ]
         env["BIA_READ_ONLY"] = "1"
     else:
         command = [str(bin_dir / "bia"), "serve", "--port", str(port)]
@@ -187,8 +230,10 @@ class ServerFigures:
     threads: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.processes} processes, RSS {self.rss_mib:7.1f} MiB (largest {self.largest_mib:6.1f}),"
-                f" open files {self.open_files:4d}, threads {self.threads:3d}")
+        return (
+            f"{self.processes} processes, RSS {self.rss_mib:7.1f} MiB (largest {self.largest_mib:6.1f}),"
+            f" open files {self.open_files:4d}, threads {self.threads:3d}"
+        )
 
 
 def server_figures(root: int) -> ServerFigures:
@@ -225,8 +270,7 @@ class RoundResult:
         return sum(len(v) for v in self.latencies.values())
 
 
-def run_round(ports: Sequence[int], mix: list[Request], seconds: float, clients: int,
-              forwarded: bool = False) -> RoundResult:
+def run_round(ports: Sequence[int], mix: list[Request], seconds: float, clients: int, forwarded: bool = False) -> RoundResult:
     """``clients`` keep-alive clients, each cycling through ``mix`` from its own offset, for ``seconds``. Client ``n``
     talks to ``ports[n % len(ports)]`` (round-robin, as a load balancer spreads clients over nodes) and, after a
     failed connection, to the next port (as a load balancer takes a dead node out): the failed request is an error.
@@ -253,8 +297,7 @@ def run_round(ports: Sequence[int], mix: list[Request], seconds: float, clients:
     return result
 
 
-def _client_loop(mix: list[Request], offset: int, ports: list[int], stop_at: float,
-                 headers: dict[str, str]) -> RoundResult:
+def _client_loop(mix: list[Request], offset: int, ports: list[int], stop_at: float, headers: dict[str, str]) -> RoundResult:
     """One client's requests (with ``headers``) until ``stop_at``: ``mix`` from ``offset`` to ``ports[0]``, on to the
     next port whenever a connection fails."""
     mine = RoundResult(0.0)
@@ -305,13 +348,17 @@ def percentile(values: list[float], q: float) -> float:
 def report(result: RoundResult) -> None:
     every = [v for values in result.latencies.values() for v in values]
     errors = sum(result.errors.values())
-    print(f"  {result.requests} requests in {result.seconds:.1f} s: {result.requests / result.seconds:7.1f} req/s,"
-          f" p50 {statistics.median(every):7.2f} ms, p99 {percentile(every, 0.99):8.2f} ms, errors {errors}")
+    print(
+        f"  {result.requests} requests in {result.seconds:.1f} s: {result.requests / result.seconds:7.1f} req/s,"
+        f" p50 {statistics.median(every):7.2f} ms, p99 {percentile(every, 0.99):8.2f} ms, errors {errors}"
+    )
     for kind, _ in MIX:
         values = result.latencies.get(kind, [])
         if values:
-            print(f"    {kind:7s} {len(values):7d} req  {len(values) / result.seconds:7.1f} req/s"
-                  f"  p50 {statistics.median(values):7.2f} ms  p99 {percentile(values, 0.99):8.2f} ms")
+            print(
+                f"    {kind:7s} {len(values):7d} req  {len(values) / result.seconds:7.1f} req/s"
+                f"  p50 {statistics.median(values):7.2f} ms  p99 {percentile(values, 0.99):8.2f} ms"
+            )
     for key, count in result.errors.most_common():
         print(f"    error {key}: {count} (e.g. {result.examples[key]})")
 
@@ -359,9 +406,11 @@ def main() -> None:
                 print(f"  server after:  {after[-1]}")
             if len(after) > 1:
                 first, last = after[0], after[-1]
-                print(f"growth from the end of round 1 to the end of round {len(after)}: RSS {last.rss_mib - first.rss_mib:+.1f} MiB,"
-                      f" open files {last.open_files - first.open_files:+d}, threads {last.threads - first.threads:+d}"
-                      f" (wanted: none)")
+                print(
+                    f"growth from the end of round 1 to the end of round {len(after)}: RSS {last.rss_mib - first.rss_mib:+.1f} MiB,"
+                    f" open files {last.open_files - first.open_files:+d}, threads {last.threads - first.threads:+d}"
+                    f" (wanted: none)"
+                )
         finally:
             stop(server)
         print_log_faults("server log", log)

@@ -12,6 +12,7 @@ and how far behind the store the copy follows.
    replaced one by one at random moments; for each, the time from the write's return until the replica's
    snapshot holds it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ GRAPH = "https://bench.example.org/studies/S-{:06d}"
 
 def study(index: int, triples: int, version: int = 0) -> str:
     subject = f"<https://bench.example.org/studies/S-{index:06d}>"
-    return "".join(f'{subject} <https://bench.example.org/p{i % 17}> "value {i} of {index}, version {version}" .\n'
-                   for i in range(triples))
+    return "".join(
+        f'{subject} <https://bench.example.org/p{i % 17}> "value {i} of {index}, version {version}" .\n' for i in range(triples)
+    )
 
 
 def fill(public: RecordedGraphStore, graphs: int, triples: int) -> float:
@@ -72,8 +74,9 @@ def raw_copy(folder: Path, url: str) -> float:
     return time.perf_counter() - started
 
 
-def follow_lag(folder: Path, db, public: RecordedGraphStore, remote: RemoteGraphStore, graphs: int, triples: int,
-               changes: int) -> list[float]:
+def follow_lag(
+    folder: Path, db, public: RecordedGraphStore, remote: RemoteGraphStore, graphs: int, triples: int, changes: int
+) -> list[float]:
     replica = GraphReplica(folder, db, remote).start()
     lags = []
     try:
@@ -113,10 +116,12 @@ def main() -> None:
             raw = raw_copy(folder, server.url)
             print(f"first copy of a new node: {copy:.2f} s ({total / copy:,.0f} triples/s, {args.graphs / copy:,.0f} graphs/s)")
             print(f"raw floor (one N-Quads GET + bulk_load): {raw:.2f} s ({total / raw:,.0f} triples/s); ratio {copy / raw:.1f}x")
-            lags = follow_lag(folder / "replica" / "public", db, public, remote, args.graphs, args.triples_per_graph,
-                              args.changes)
-            print(f"follow lag over {len(lags)} changes: p50 {statistics.median(lags):.2f} s, "
-                  f"max {max(lags):.2f} s (interval 1 s)")
+            lags = follow_lag(
+                folder / "replica" / "public", db, public, remote, args.graphs, args.triples_per_graph, args.changes
+            )
+            print(
+                f"follow lag over {len(lags)} changes: p50 {statistics.median(lags):.2f} s, max {max(lags):.2f} s (interval 1 s)"
+            )
         finally:
             db.close()
             stop_oxigraph(server)

@@ -9,6 +9,7 @@ how fast ``/health`` answers while big and long queries are being parsed and run
 2. served (granian and gunicorn, one process, 8 threads each): ``/health`` latency p50/p99/max while one client
    keeps posting a ~1 MiB query and another a query that runs until the time limit (target < 200 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,11 @@ def shapes() -> dict[str, str]:
         "big literal": head + '  ?s ex:label "' + "x" * (MIB - 80) + '" .\n}',
         "triple patterns": fill(head, lambda i: f'  ?s{i} ex:p{i} "value {i}" ; <http://example.org/q> ?o{i} .\n', "}"),
         "prefixes": fill("", lambda i: f"PREFIX p{i}: <http://example.org/ns/{i}#>\n", "SELECT * WHERE { ?s p1:x ?o }"),
-        "comments": fill("", lambda i: f"# comment line {i}: SERVICE <http://elsewhere/> DELETE {{ }} \"quoted'\n",
-                         "SELECT * WHERE { ?s ?p ?o }"),
+        "comments": fill(
+            "",
+            lambda i: f"# comment line {i}: SERVICE <http://elsewhere/> DELETE {{ }} \"quoted'\n",
+            "SELECT * WHERE { ?s ?p ?o }",
+        ),
         "filters": fill(head, lambda i: f"  ?s ex:v{i} ?v{i} FILTER(?v{i} > {i})\n", "}"),  # over the operator limit
     }
 
@@ -88,7 +92,7 @@ def legacy_checks(query: str) -> None:
     masked = _masked(query)
     {m.group(1) or "": m.end() for m in _PREFIX_DECLARATION.finditer(masked)}
     for m in _SERVICE.finditer(masked):
-        re.match(rf"({_PN_PREFIX})?:({_PN_LOCAL})", masked[m.end():])
+        re.match(rf"({_PN_PREFIX})?:({_PN_LOCAL})", masked[m.end() :])
     _VOLATILE.search(_masked(query))
     _DATASET_CLAUSE.search(_masked(query))
 
@@ -120,8 +124,10 @@ def bench_checks(repeat: int) -> None:
     for name, query in shapes().items():
         new = best_ms(new_checks, query, repeat)
         old = best_ms(legacy_checks, query, max(1, repeat // 2))
-        print(f"  {name:16} {len(query.encode()) / MIB:4.2f} MiB  one scan {new:7.2f} ms ({new_checks(query)}) | "
-              f"old regex checks {old:8.2f} ms -> {old / new:6.1f}x faster")
+        print(
+            f"  {name:16} {len(query.encode()) / MIB:4.2f} MiB  one scan {new:7.2f} ms ({new_checks(query)}) | "
+            f"old regex checks {old:8.2f} ms -> {old / new:6.1f}x faster"
+        )
 
 
 # ---------------------------------------------------------------------- /health while queries are parsed and run
@@ -134,8 +140,13 @@ def bench_health(seconds: float) -> None:
         settings, _ = build_catalog(Path(name), "http://127.0.0.1:5000")
         for label, launch in (("granian", granian), ("gunicorn gthread", gunicorn)):
             port = free_port()
-            env = {"BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url, "BIA_READ_ONLY": "1",
-                   "BIA_SPARQL_TIMEOUT": "5", "BIA_SPARQL_MAX_PER_CLIENT": "8"}  # every client here is 127.0.0.1
+            env = {
+                "BIA_DATA": str(settings.data_dir),
+                "BIA_BASE_URL": settings.base_url,
+                "BIA_READ_ONLY": "1",
+                "BIA_SPARQL_TIMEOUT": "5",
+                "BIA_SPARQL_MAX_PER_CLIENT": "8",
+            }  # every client here is 127.0.0.1
             server = launch("api.app:create_app()", port, env, workers=1, threads=8)
             try:
                 health_under_load(label, port, seconds)
@@ -156,8 +167,12 @@ def health_under_load(label: str, port: int, seconds: float) -> None:
     def post(kind: str, bodies: list[str]) -> None:
         while time.monotonic() < stop_at:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/sparql", body=bodies[counts[kind] % len(bodies)].encode(),
-                         headers={"Content-Type": "application/sparql-query"})
+            conn.request(
+                "POST",
+                "/sparql",
+                body=bodies[counts[kind] % len(bodies)].encode(),
+                headers={"Content-Type": "application/sparql-query"},
+            )
             status = conn.getresponse()
             status.read()
             conn.close()
@@ -181,10 +196,12 @@ def health_under_load(label: str, port: int, seconds: float) -> None:
     for thread in posters:
         thread.join()
     ordered = sorted(latencies)
-    print(f"/health under {label} (1 process, 8 threads) while ~1 MiB queries ({counts['big']} sent) and queries "
-          f"running to the time limit ({counts['slow']}) are served: p50 {statistics.median(ordered):.1f} ms, "
-          f"p99 {ordered[int(0.99 * (len(ordered) - 1))]:.1f} ms, max {ordered[-1]:.1f} ms over {len(ordered)} requests"
-          f" (target < 200 ms)")
+    print(
+        f"/health under {label} (1 process, 8 threads) while ~1 MiB queries ({counts['big']} sent) and queries "
+        f"running to the time limit ({counts['slow']}) are served: p50 {statistics.median(ordered):.1f} ms, "
+        f"p99 {ordered[int(0.99 * (len(ordered) - 1))]:.1f} ms, max {ordered[-1]:.1f} ms over {len(ordered)} requests"
+        f" (target < 200 ms)"
+    )
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ On one 2-core machine the two nodes share the same two CPUs (with PostgreSQL, bo
 so the two-node/one-node ratio measures the overhead of a second node and correctness under load, not the scale-out a
 second machine gives.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,18 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks.load_bench import (Request, RoundResult, build_catalog, percentile, print_log_faults, report,
-                                   process_tree, request_mix, run_round, server_figures)
+from benchmarks.load_bench import (
+    Request,
+    RoundResult,
+    build_catalog,
+    percentile,
+    print_log_faults,
+    report,
+    process_tree,
+    request_mix,
+    run_round,
+    server_figures,
+)
 from catalog.config import Settings
 from tests.servers.api_node import ApiNode, node_env, start_node
 from tests.servers.oxigraph_server import start_oxigraph, stop_oxigraph
@@ -60,8 +71,12 @@ def start_site(tmp: Path, stack: ExitStack) -> tuple[dict[str, str], dict[str, i
     s3 = start_seaweedfs(tmp / "seaweedfs")
     stack.callback(stop_seaweedfs, s3)  # SIGKILL: weed ignores SIGTERM
     postmaster = int((postgres.folder / "data" / "postmaster.pid").read_text().split()[0])
-    servers = {"oxigraph public": public.process.pid, "oxigraph private": private.process.pid,
-               "PostgreSQL": postmaster, "SeaweedFS": s3.process.pid}
+    servers = {
+        "oxigraph public": public.process.pid,
+        "oxigraph private": private.process.pid,
+        "PostgreSQL": postmaster,
+        "SeaweedFS": s3.process.pid,
+    }
     return {
         "BIA_DATABASE_URL": postgres.url,
         "BIA_SPARQL_URL": private.url,
@@ -81,8 +96,9 @@ def study_count(settings: Settings) -> int:
         return services.archive.public.search.count()
 
 
-def start_bench_node(tmp: Path, name: str, shared: dict[str, str], args: argparse.Namespace, stack: ExitStack,
-                     studies: int) -> ApiNode:
+def start_bench_node(
+    tmp: Path, name: str, shared: dict[str, str], args: argparse.Namespace, stack: ExitStack, studies: int
+) -> ApiNode:
     """A fresh node (empty ``BIA_DATA``), killed when ``stack`` closes, once ``/health`` counts all ``studies``."""
     started = time.perf_counter()
     node = start_node(node_env(tmp / name, BASE, **shared), workers=args.workers, threads=args.threads)
@@ -94,8 +110,10 @@ def start_bench_node(tmp: Path, name: str, shared: dict[str, str], args: argpars
         if counted >= studies:
             break
         time.sleep(0.2)
-    print(f"{name} on {node.url}: answering after {answering:.1f} s, {counted}/{studies} studies searchable after"
-          f" {time.perf_counter() - started:.1f} s")
+    print(
+        f"{name} on {node.url}: answering after {answering:.1f} s, {counted}/{studies} studies searchable after"
+        f" {time.perf_counter() - started:.1f} s"
+    )
     return node
 
 
@@ -124,8 +142,10 @@ def cpu_now(roots: dict[str, int]) -> dict[str, float]:
 def print_cpu(before: dict[str, float], after: dict[str, float], seconds: float) -> None:
     """CPU seconds each process tree used between ``before`` and ``after``, against the machine's ``seconds`` x cores."""
     used = {name: after[name] - before[name] for name in before}
-    print(f"  CPU seconds over the rounds ({seconds:.0f} s x {os.cpu_count()} cores): "
-          + ", ".join(f"{name} {value:.1f}" for name, value in used.items()))
+    print(
+        f"  CPU seconds over the rounds ({seconds:.0f} s x {os.cpu_count()} cores): "
+        + ", ".join(f"{name} {value:.1f}" for name, value in used.items())
+    )
 
 
 # ---------------------------------------------------------------------- the measurements
@@ -138,8 +158,9 @@ def print_nodes(names: list[str], nodes: list[ApiNode], result: RoundResult) -> 
         print(f"  {name}: {result.per_port[port_of(node)]:6d} requests; {state}")
 
 
-def measure(label: str, names: list[str], nodes: list[ApiNode], mix: list[Request], args: argparse.Namespace,
-            servers: dict[str, int]) -> list[RoundResult]:
+def measure(
+    label: str, names: list[str], nodes: list[ApiNode], mix: list[Request], args: argparse.Namespace, servers: dict[str, int]
+) -> list[RoundResult]:
     """The warm-up and ``args.rounds`` rounds against ``nodes``, each reported, then the CPU time every server used."""
     ports = [port_of(node) for node in nodes]
     run_round(ports, mix, args.warmup, args.clients, forwarded=True)
@@ -184,8 +205,10 @@ def failover(names: list[str], nodes: list[ApiNode], mix: list[Request], args: a
     failed = sorted(t - killed_at[0] for t, key in result.error_times if key.split()[1] == "connection")
     others = [t - killed_at[0] for t, key in result.error_times if key.split()[1] != "connection"]
     span = f", {failed[0]:+.2f} s to {failed[-1]:+.2f} s from the kill" if failed else ""
-    print(f"  failover: {len(failed)} requests failed on a connection{span}; other errors:"
-          f" {sum(t < 0 for t in others)} before the kill, {sum(t >= 0 for t in others)} after it")
+    print(
+        f"  failover: {len(failed)} requests failed on a connection{span}; other errors:"
+        f" {sum(t < 0 for t in others)} before the kill, {sum(t >= 0 for t in others)} after it"
+    )
     survivor = nodes[0].json("/health")
     print(f"  {names[0]} after the round: /health {survivor}")
 
@@ -195,8 +218,10 @@ def compare(one: list[RoundResult], two: list[RoundResult]) -> None:
     print("summary over all rounds:")
     print(f"  (a) one node:  {rate1:7.1f} req/s, p50 {p50_1:7.2f} ms, p99 {p99_1:8.2f} ms, errors {errors1}")
     print(f"  (b) two nodes: {rate2:7.1f} req/s, p50 {p50_2:7.2f} ms, p99 {p99_2:8.2f} ms, errors {errors2}")
-    print(f"  two nodes / one node: throughput x{rate2 / rate1:.2f}, p99 x{p99_2 / p99_1:.2f}"
-          " (one 2-core machine: both nodes share its CPUs)")
+    print(
+        f"  two nodes / one node: throughput x{rate2 / rate1:.2f}, p99 x{p99_2 / p99_1:.2f}"
+        " (one 2-core machine: both nodes share its CPUs)"
+    )
 
 
 def run(tmp: Path, args: argparse.Namespace, stack: ExitStack) -> list[ApiNode]:
@@ -208,8 +233,10 @@ def run(tmp: Path, args: argparse.Namespace, stack: ExitStack) -> list[ApiNode]:
     settings = build_catalog(tmp / "builder", BASE, args.screen_files, shared)
     mix, studies = request_mix(settings), study_count(settings)
     print(f"catalog built in {time.perf_counter() - started:.1f} s: {studies} studies; {len(mix)} requests in the mix")
-    print(f"each node: gunicorn {args.workers} workers x {args.threads} threads; {args.clients} clients,"
-          f" {args.rounds} rounds of {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up")
+    print(
+        f"each node: gunicorn {args.workers} workers x {args.threads} threads; {args.clients} clients,"
+        f" {args.rounds} rounds of {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up"
+    )
     names = ["node1", "node2"]
     nodes = [start_bench_node(tmp, names[0], shared, args, stack, studies)]
     one = measure("(a) one node", names[:1], nodes, mix, args, servers)

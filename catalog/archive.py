@@ -17,6 +17,7 @@ for the commit is published, the rest derived again. Recovery takes over only wo
 holder died, so it never fights a live commit. Release dates are applied by :meth:`release_due`, which moves a
 study from the private to the public view the same way.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -107,7 +108,8 @@ class Archive:
         public_only = public_only or settings.read_only
         self.public = open_view(settings, PUBLIC, self.state, read_only=settings.read_only, file_store=self.file_store)
         self.private: CatalogView | None = (
-            None if public_only else open_view(settings, PRIVATE, self.state, file_store=self.file_store))
+            None if public_only else open_view(settings, PRIVATE, self.state, file_store=self.file_store)
+        )
         self.tmp_dir = settings.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: one commit, release or delete at a time in this process (the graph store allows one writer process)
@@ -190,7 +192,11 @@ class Archive:
         ``already_registered`` the study's row is in flight and held by this process (a finalize, or recovery).
         """
         release_date = parse_date(release_date, "release_date")
-        row = self.registry.study(accession) if already_registered else self._begin_put(accession, owner, release_date, source, title)
+        row = (
+            self.registry.study(accession)
+            if already_registered
+            else self._begin_put(accession, owner, release_date, source, title)
+        )
         if row is None or row.commit_id is None:
             raise NotFound(f"{accession} is not in flight")
         with self.registry.holding(accession):
@@ -199,8 +205,14 @@ class Archive:
             except BaseException as exc:
                 self._after_failed_commit(row, exc)
                 raise
-            self.registry.finish(accession, RELEASED if target.name == PUBLIC else EMBARGOED, file_count=summary.files,
-                                 total_size=summary.total_size, title=title, content_hash=content_hash)
+            self.registry.finish(
+                accession,
+                RELEASED if target.name == PUBLIC else EMBARGOED,
+                file_count=summary.files,
+                total_size=summary.total_size,
+                title=title,
+                content_hash=content_hash,
+            )
         self._changed(Change(accession, target.name, "committed"))
         return CommitResult(accession, target.name, summary.triples, summary.files, summary.total_size)
 
@@ -245,8 +257,9 @@ class Archive:
         builder = threading.Thread(target=build_table, name="file-table", daemon=True)
         builder.start()
         try:
-            summary = target.graph.replace_graph_from(study, produce, tmp_dir=self.tmp_dir, tag=commit,
-                                                      before_commit=before_commit)  # the commit point
+            summary = target.graph.replace_graph_from(
+                study, produce, tmp_dir=self.tmp_dir, tag=commit, before_commit=before_commit
+            )  # the commit point
         except BaseException:
             builder.join()
             target.files.discard_staged(accession)
@@ -324,8 +337,13 @@ class Archive:
         """Render a study's record from the view's graph into the view's record index (or drop a vanished one)."""
         study = self.study_iri(accession)
         try:
-            record = build_record(view.graph, self.settings.base_url, study, catalog_name=self.settings.catalog_name,
-                                  holds_files=lambda acc: self.holds_files(acc, view.name))
+            record = build_record(
+                view.graph,
+                self.settings.base_url,
+                study,
+                catalog_name=self.settings.catalog_name,
+                holds_files=lambda acc: self.holds_files(acc, view.name),
+            )
             body = record.body()
         except NotFound:
             view.records.delete(study)
@@ -490,8 +508,12 @@ class Archive:
                 where.graph.settle(self.study_iri(row.accession), row.commit_id)  # a remote move cut off: done now
             self._finish_commit(where, row.accession, row.commit_id)
             totals = where.files.totals(row.accession)
-            self.registry.finish(row.accession, RELEASED if where.name == PUBLIC else EMBARGOED,
-                                 file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
+            self.registry.finish(
+                row.accession,
+                RELEASED if where.name == PUBLIC else EMBARGOED,
+                file_count=totals.get("files", 0),
+                total_size=totals.get("bytes", 0),
+            )
             self._changed(Change(row.accession, where.name, "committed"))
         elif row.submission_id is not None:
             if finish_deposit is None:
@@ -521,8 +543,12 @@ class Archive:
             return
         self._finish_commit(target, row.accession, None)
         totals = target.files.totals(row.accession)
-        self.registry.finish(row.accession, RELEASED if target.name == PUBLIC else EMBARGOED,
-                             file_count=totals.get("files", 0), total_size=totals.get("bytes", 0))
+        self.registry.finish(
+            row.accession,
+            RELEASED if target.name == PUBLIC else EMBARGOED,
+            file_count=totals.get("files", 0),
+            total_size=totals.get("bytes", 0),
+        )
         self._changed(Change(row.accession, target.name, "committed"))
 
     def _give_up(self, row: StudyRow, give_up_deposit: Callable[[StudyRow], None] | None) -> None:
@@ -580,4 +606,6 @@ def as_nquads(store, graph: str) -> bytes:
     """A graph's triples as N-Quads lines in that graph."""
     data = store.get_graph(graph, format="application/n-triples").decode("utf-8")
     suffix = f" <{graph}> .\n"
-    return "".join(line[: line.rstrip().rfind(".")].rstrip() + suffix for line in data.splitlines() if line.strip()).encode("utf-8")
+    return "".join(line[: line.rstrip().rfind(".")].rstrip() + suffix for line in data.splitlines() if line.strip()).encode(
+        "utf-8"
+    )

@@ -3,6 +3,7 @@
 Nothing here runs at import time: call :func:`Settings.from_env` (the CLI and the app
 factory do) and pass the result down.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ of their date in UTC, so a release *time* (records of other archives: ``2026-01-
 first UTC date that starts at or after it (there ``2026-01-03``): never a day on which the source still
 withholds the study. A time without a zone is taken as UTC.
 """
+
 from __future__ import annotations
 
 import datetime as dt

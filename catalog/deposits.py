@@ -8,6 +8,7 @@ recovery rolls the finalize forward from what is still staged, the whole study.
 Parsing formats (PageTab, REMBI JSON/YAML, file-list TSV/CSV/JSON) belongs to ``loaders/``; the layer above
 (the CLI and the HTTP API) passes a :class:`DepositFormats` with those readers in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -198,7 +199,9 @@ class Deposits:
             store.delete(self._staged_key(sub_id, replaced))
         return {"path": path, "size": stored.size, "md5": stored.md5, "sha256": stored.sha256}
 
-    def attach_file_list(self, sub_id: str, owner: str, name: str, stream: IO[bytes], component: str | None = None) -> dict[str, Any]:
+    def attach_file_list(
+        self, sub_id: str, owner: str, name: str, stream: IO[bytes], component: str | None = None
+    ) -> dict[str, Any]:
         """Store a file list in the submission (checked at validate); returns its entry."""
         sub = self.registry.submission(sub_id, owner)
         if sub["status"] != "open":
@@ -238,8 +241,11 @@ class Deposits:
         if sub["status"] == "discarded" or (only_if_open and sub["status"] != "open"):
             return
         if sub["status"] != "open":
-            raise Conflict(f"submission {sub_id} is {sub['status']}" + (f" as {sub['accession']}" if sub.get("accession") else "")
-                           + "; only an open submission can be discarded")
+            raise Conflict(
+                f"submission {sub_id} is {sub['status']}"
+                + (f" as {sub['accession']}" if sub.get("accession") else "")
+                + "; only an open submission can be discarded"
+            )
         self.registry.discard_submission(sub_id)  # first, so a finalize beginning meanwhile keeps its files
         self.archive.file_store.delete_prefix(f"staging/{sub_id}/")
         self.archive.file_store.delete_prefix(f"submissions/{sub_id}/")
@@ -323,13 +329,21 @@ class Deposits:
         if len(missing) > 100:
             errors.append({"field": "path", "message": f"… and {len(missing) - 100} more listed files not uploaded"})
         for path in unlisted[:100]:
-            warnings.append({"field": "path", "value": path, "message": "uploaded but not in any file list (it is kept, without attributes)"})
+            warnings.append(
+                {"field": "path", "value": path, "message": "uploaded but not in any file list (it is kept, without attributes)"}
+            )
         staged, staged_bytes = self.registry.staged_count(sub_id)
         report = {
             "valid": not errors,
             "errors": errors,
             "warnings": warnings,
-            "files": {"staged": staged, "staged_bytes": staged_bytes, "listed": listed, "missing": len(missing), "unlisted": len(unlisted)},
+            "files": {
+                "staged": staged,
+                "staged_bytes": staged_bytes,
+                "listed": listed,
+                "missing": len(missing),
+                "unlisted": len(unlisted),
+            },
         }
         if sub["status"] == "open":
             self.registry.update_submission(sub_id, report=report)
@@ -347,7 +361,9 @@ class Deposits:
         )
         return record
 
-    def _cross_check(self, sub: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    def _cross_check(
+        self, sub: dict[str, Any]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
         """(listed but not staged, staged but not listed, listed sizes or MD5s the uploaded bytes contradict, listed
         paths the file store cannot keep or that clash with another), using an on-disk table of listed paths."""
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
@@ -357,8 +373,11 @@ class Deposits:
             for entry in sub["file_lists"]:
                 with self._local_copy(entry["key"]) as local:
                     try:
-                        rows = ((r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes), clash_key(r.path))
-                                for r in self.formats.iter_file_list(local, entry["name"]) if _storable(r, entry["name"], bad))
+                        rows = (
+                            (r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes), clash_key(r.path))
+                            for r in self.formats.iter_file_list(local, entry["name"])
+                            if _storable(r, entry["name"], bad)
+                        )
                         db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?, ?)", rows)
                     except CatalogError:
                         pass  # reported by check_file_list
@@ -391,9 +410,13 @@ class Deposits:
             ):
                 where = {"file": file, "line": line, "value": path}
                 if size is not None and size != got_size:
-                    contradicted.append({**where, "field": "size", "message": f"listed as {size} bytes, but the uploaded file has {got_size}"})
+                    contradicted.append(
+                        {**where, "field": "size", "message": f"listed as {size} bytes, but the uploaded file has {got_size}"}
+                    )
                 if md5 is not None and md5 != got_md5:
-                    contradicted.append({**where, "field": "md5", "message": f"listed MD5 {md5}, but the uploaded file's is {got_md5}"})
+                    contradicted.append(
+                        {**where, "field": "md5", "message": f"listed MD5 {md5}, but the uploaded file's is {got_md5}"}
+                    )
             db.close()
         return missing, unlisted, contradicted, bad
 
@@ -414,8 +437,9 @@ class Deposits:
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
         # only the revision validated above is finalized: an upload or a file list arriving meanwhile refuses it
-        accession = self.registry.begin_finalize(sub_id, owner, self.prefix, record["release_date"], record.get("title"),
-                                                 revision=sub["revision"])
+        accession = self.registry.begin_finalize(
+            sub_id, owner, self.prefix, record["release_date"], record.get("title"), revision=sub["revision"]
+        )
         self._complete(sub_id, accession)
         return accession
 
@@ -487,8 +511,11 @@ class Deposits:
         accession is never used)."""
         self.archive.withdraw(accession)
         self._move_back(sub_id, accession)
-        report = {"valid": False, "errors": [{"field": "finalize", "value": accession,
-                                               "message": f"finalize failed and was undone: {reason}"}], "warnings": []}
+        report = {
+            "valid": False,
+            "errors": [{"field": "finalize", "value": accession, "message": f"finalize failed and was undone: {reason}"}],
+            "warnings": [],
+        }
         self.registry.fail_finalize(accession, sub_id, report)
 
     def _move_staged_files(self, sub_id: str, accession: str) -> None:
@@ -524,7 +551,9 @@ class Deposits:
             for batch in _batches(self.registry.staged_files(sub_id), 1000):
                 list(pool.map(action, batch))
 
-    def _study_files(self, sub: dict[str, Any], components: dict[Any, str], list_components: dict[str, str]) -> Iterator[StudyFile]:
+    def _study_files(
+        self, sub: dict[str, Any], components: dict[Any, str], list_components: dict[str, str]
+    ) -> Iterator[StudyFile]:
         """The study's files beyond those its record lists inline: file-list rows joined with staged checksums, then
         unlisted uploads."""
         only_component = next(iter(components.values())) if len(components) == 1 else None
@@ -534,7 +563,9 @@ class Deposits:
             lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
             try:
                 for entry in sub["file_lists"]:
-                    component = components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
+                    component = (
+                        components.get(entry.get("component") or list_components.get(entry["name"]) or "") or only_component
+                    )
                     with self._local_copy(entry["key"]) as local:
                         for row in self.formats.iter_file_list(local, entry["name"]):
                             if row.path in listed:
@@ -549,7 +580,9 @@ class Deposits:
                                 sha256=staged[2] if staged else None,
                                 component=component,
                             )
-                for staged in db.execute("SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)):
+                for staged in db.execute(
+                    "SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)
+                ):
                     if staged[0] not in listed:
                         yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
             finally:
@@ -561,10 +594,17 @@ class Deposits:
         path = os.path.join(folder, "staged.sqlite")
         db = sqlite3.connect(path)
         try:
-            db.execute("CREATE TABLE staged_files (submission_id TEXT, path TEXT, size INTEGER, md5 TEXT, sha256 TEXT,"
-                       " fold_key TEXT, PRIMARY KEY (submission_id, path))")
-            db.executemany("INSERT INTO staged_files VALUES (?, ?, ?, ?, ?, ?)",
-                           ((sub_id, r["path"], r["size"], r["md5"], r["sha256"], r["fold_key"]) for r in self.registry.staged_files(sub_id)))
+            db.execute(
+                "CREATE TABLE staged_files (submission_id TEXT, path TEXT, size INTEGER, md5 TEXT, sha256 TEXT,"
+                " fold_key TEXT, PRIMARY KEY (submission_id, path))"
+            )
+            db.executemany(
+                "INSERT INTO staged_files VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (sub_id, r["path"], r["size"], r["md5"], r["sha256"], r["fold_key"])
+                    for r in self.registry.staged_files(sub_id)
+                ),
+            )
             db.execute("CREATE INDEX staged_clash ON staged_files(submission_id, fold_key)")
             db.commit()
         finally:
@@ -590,26 +630,45 @@ def _storable(row: FileListRow, file: str, problems: list[dict[str, Any]]) -> bo
     """Whether the file store can keep a listed path (else a problem naming its line is added)."""
     problem = path_problem(row.path, max_bytes=MAX_PATH_BYTES)
     if problem and len(problems) < 101:
-        problems.append({"file": file, "line": row.line, "field": "path", "value": row.path[:200],
-                         "message": f"the file store cannot keep this path: it has {problem}"})
+        problems.append(
+            {
+                "file": file,
+                "line": row.line,
+                "field": "path",
+                "value": row.path[:200],
+                "message": f"the file store cannot keep this path: it has {problem}",
+            }
+        )
     return problem is None
 
 
 #: pairs of listed (and staged) paths that would clash on disk: the same name once case and Unicode normalisation
 #: are set aside, or a file where another path needs a folder
 _CLASHES = (
-    ("SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON a.fold = b.fold AND a.path > b.path",
-     "names the same file on case-insensitive or Unicode-normalising file systems as"),
-    ("SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON s.submission_id = :sub"
-     " AND s.fold_key = a.fold AND s.path != a.path", "names the same file on case-insensitive or Unicode-normalising"
-     " file systems as the uploaded"),
-    ("SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON b.fold > a.fold || '/' AND b.fold < a.fold || '0'",
-     "is a file where a folder is needed for"),
+    (
+        "SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON a.fold = b.fold AND a.path > b.path",
+        "names the same file on case-insensitive or Unicode-normalising file systems as",
+    ),
+    (
+        "SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON s.submission_id = :sub"
+        " AND s.fold_key = a.fold AND s.path != a.path",
+        "names the same file on case-insensitive or Unicode-normalising file systems as the uploaded",
+    ),
+    (
+        "SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON b.fold > a.fold || '/' AND b.fold < a.fold || '0'",
+        "is a file where a folder is needed for",
+    ),
     # CROSS JOIN keeps the written order: the outer table scanned once, the inner one searched by index range
-    ("SELECT a.path, a.file, a.line, s.path FROM listed a CROSS JOIN reg.staged_files s ON s.submission_id = :sub"
-     " AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'", "is a file where a folder is needed for the uploaded"),
-    ("SELECT a.path, a.file, a.line, s.path FROM reg.staged_files s CROSS JOIN listed a ON s.submission_id = :sub"
-     " AND a.fold > s.fold_key || '/' AND a.fold < s.fold_key || '0'", "needs a folder where there is an uploaded file:"),
+    (
+        "SELECT a.path, a.file, a.line, s.path FROM listed a CROSS JOIN reg.staged_files s ON s.submission_id = :sub"
+        " AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'",
+        "is a file where a folder is needed for the uploaded",
+    ),
+    (
+        "SELECT a.path, a.file, a.line, s.path FROM reg.staged_files s CROSS JOIN listed a ON s.submission_id = :sub"
+        " AND a.fold > s.fold_key || '/' AND a.fold < s.fold_key || '0'",
+        "needs a folder where there is an uploaded file:",
+    ),
 )
 
 

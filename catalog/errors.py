@@ -1,4 +1,5 @@
 """The catalog's exception hierarchy; the API turns each into one JSON error shape."""
+
 from __future__ import annotations
 
 from typing import Any

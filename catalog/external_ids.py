@@ -29,6 +29,7 @@ does not say: the catalog's names for the kinds (``ResourceEnum`` values where t
 canonical spelling, landing pages where the Bioregistry's are out of date, and how the identifiers look in free
 text (:func:`mentions`).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,9 @@ def pubmed(text: str) -> str | None:
     return _spelled("PubMed", _PUBMED, _unwrap(text, "pubmed"), lambda digits: digits)
 
 
-_ORCID = re.compile(r"^(?:(?:https?://)?(?:www\.)?orcid\.org/|orcid\s*:?\s*)?(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dX])$",
-                    re.IGNORECASE)
+_ORCID = re.compile(
+    r"^(?:(?:https?://)?(?:www\.)?orcid\.org/|orcid\s*:?\s*)?(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dX])$", re.IGNORECASE
+)
 
 
 def orcid_check_digit(digits: str) -> str:
@@ -147,9 +149,7 @@ def biostudies(text: str) -> str | None:
     return _spelled("BioStudies", _BIOSTUDIES, _unwrap(text, "biostudies"), str.upper)
 
 
-_NCBITAXON = re.compile(
-    r"^(?:NCBITaxon[_:](?:txid)?|NCBI:txid|txid|taxon:|taxonomy:|NCBI:)?\s*(\d+)$", re.IGNORECASE
-)
+_NCBITAXON = re.compile(r"^(?:NCBITaxon[_:](?:txid)?|NCBI:txid|txid|taxon:|taxonomy:|NCBI:)?\s*(\d+)$", re.IGNORECASE)
 
 
 def ncbitaxon(text: str) -> str | None:
@@ -207,47 +207,133 @@ class Kind:
 
     def local(self, canonical: str) -> str:
         """The Bioregistry's local identifier of a canonical spelling."""
-        return canonical[len(self.banana):] if self.banana and canonical.startswith(self.banana) else canonical
+        return canonical[len(self.banana) :] if self.banana and canonical.startswith(self.banana) else canonical
 
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind("DOI", "doi", "DOI", doi, "own"),
-        Kind("PubMed", "pubmed", "PubMed", pubmed, "identifiers.org",
-             in_url=re.compile(r"(?:pubmed\.ncbi\.nlm\.nih\.gov/|ncbi\.nlm\.nih\.gov/pubmed/|europepmc\.org/(?:abstract|article)/MED/)(\d+)",
-                               re.IGNORECASE)),
+        Kind(
+            "PubMed",
+            "pubmed",
+            "PubMed",
+            pubmed,
+            "identifiers.org",
+            in_url=re.compile(
+                r"(?:pubmed\.ncbi\.nlm\.nih\.gov/|ncbi\.nlm\.nih\.gov/pubmed/|europepmc\.org/(?:abstract|article)/MED/)(\d+)",
+                re.IGNORECASE,
+            ),
+        ),
         Kind("ORCID", "orcid", "Other", orcid, "own"),
         Kind("ROR", "ror", "Other", ror, "own"),
-        Kind("EMPIAR", "empiar", "EMPIAR", empiar, "identifiers.org", page="https://www.ebi.ac.uk/empiar/{}", banana="EMPIAR-",
-             in_url=re.compile(r"\b(EMPIAR-\d{5,})\b", re.IGNORECASE), in_text=re.compile(r"\b(EMPIAR-\d{5,})\b", re.IGNORECASE)),
-        Kind("EMDB", "emdb", "EMDB", emdb, "identifiers.org", page="https://www.ebi.ac.uk/emdb/{}",
-             in_url=re.compile(r"\b(EMD-\d{4,5})\b", re.IGNORECASE), in_text=re.compile(r"\b(EMD-\d{4,5})\b", re.IGNORECASE)),
-        Kind("PDB", "pdb", "PDB", pdb, "identifiers.org", page="https://www.ebi.ac.uk/pdbe/entry/pdb/{lower}",
-             in_url=re.compile(r"(?:rcsb\.org/structure|ebi\.ac\.uk/pdbe/entry/pdb|wwpdb\.org/pdb\?id=pdb_0000)/?([0-9][A-Za-z0-9]{3})\b",
-                               re.IGNORECASE),
-             in_text=re.compile(r"\bPDB[:\s]+([0-9][A-Za-z0-9]{3})\b")),
-        Kind("BioImage Archive", "biostudies", "BioImage Archive", lambda text: _only(biostudies(text), "S-BIAD"), "identifiers.org",
-             page="https://www.ebi.ac.uk/biostudies/bioimages/studies/{}",
-             in_url=re.compile(r"\b(S-BIAD\d+)\b"), in_text=re.compile(r"\b(S-BIAD\d+)\b")),
-        Kind("BioStudies", "biostudies", "BioStudies", biostudies, "identifiers.org",
-             in_url=re.compile(r"\b(S-[A-Z]{4}\d+)\b"), in_text=re.compile(r"\b(S-(?:BSST|EPMC|JCBD|SCDT)\d+)\b")),
-        Kind("IDR", "idr", "IDR", idr, "identifiers.org", banana="idr",
-             in_url=re.compile(r"\b(idr\d{4})(?:-|\b)", re.IGNORECASE), in_text=re.compile(r"\b(idr\d{4})\b", re.IGNORECASE)),
-        Kind("NCBITaxon", "ncbitaxon", "Other", ncbitaxon, "own", banana="NCBITaxon:",
-             page="https://www.ncbi.nlm.nih.gov/Taxonomy/Browser/wwwtax.cgi?id={local}"),
-        Kind("FBbi", "fbbi", "Other", fbbi, "own", banana="FBbi:",
-             page="https://www.ebi.ac.uk/ols4/ontologies/fbbi/classes?obo_id={}"),
+        Kind(
+            "EMPIAR",
+            "empiar",
+            "EMPIAR",
+            empiar,
+            "identifiers.org",
+            page="https://www.ebi.ac.uk/empiar/{}",
+            banana="EMPIAR-",
+            in_url=re.compile(r"\b(EMPIAR-\d{5,})\b", re.IGNORECASE),
+            in_text=re.compile(r"\b(EMPIAR-\d{5,})\b", re.IGNORECASE),
+        ),
+        Kind(
+            "EMDB",
+            "emdb",
+            "EMDB",
+            emdb,
+            "identifiers.org",
+            page="https://www.ebi.ac.uk/emdb/{}",
+            in_url=re.compile(r"\b(EMD-\d{4,5})\b", re.IGNORECASE),
+            in_text=re.compile(r"\b(EMD-\d{4,5})\b", re.IGNORECASE),
+        ),
+        Kind(
+            "PDB",
+            "pdb",
+            "PDB",
+            pdb,
+            "identifiers.org",
+            page="https://www.ebi.ac.uk/pdbe/entry/pdb/{lower}",
+            in_url=re.compile(
+                r"(?:rcsb\.org/structure|ebi\.ac\.uk/pdbe/entry/pdb|wwpdb\.org/pdb\?id=pdb_0000)/?([0-9][A-Za-z0-9]{3})\b",
+                re.IGNORECASE,
+            ),
+            in_text=re.compile(r"\bPDB[:\s]+([0-9][A-Za-z0-9]{3})\b"),
+        ),
+        Kind(
+            "BioImage Archive",
+            "biostudies",
+            "BioImage Archive",
+            lambda text: _only(biostudies(text), "S-BIAD"),
+            "identifiers.org",
+            page="https://www.ebi.ac.uk/biostudies/bioimages/studies/{}",
+            in_url=re.compile(r"\b(S-BIAD\d+)\b"),
+            in_text=re.compile(r"\b(S-BIAD\d+)\b"),
+        ),
+        Kind(
+            "BioStudies",
+            "biostudies",
+            "BioStudies",
+            biostudies,
+            "identifiers.org",
+            in_url=re.compile(r"\b(S-[A-Z]{4}\d+)\b"),
+            in_text=re.compile(r"\b(S-(?:BSST|EPMC|JCBD|SCDT)\d+)\b"),
+        ),
+        Kind(
+            "IDR",
+            "idr",
+            "IDR",
+            idr,
+            "identifiers.org",
+            banana="idr",
+            in_url=re.compile(r"\b(idr\d{4})(?:-|\b)", re.IGNORECASE),
+            in_text=re.compile(r"\b(idr\d{4})\b", re.IGNORECASE),
+        ),
+        Kind(
+            "NCBITaxon",
+            "ncbitaxon",
+            "Other",
+            ncbitaxon,
+            "own",
+            banana="NCBITaxon:",
+            page="https://www.ncbi.nlm.nih.gov/Taxonomy/Browser/wwwtax.cgi?id={local}",
+        ),
+        Kind(
+            "FBbi",
+            "fbbi",
+            "Other",
+            fbbi,
+            "own",
+            banana="FBbi:",
+            page="https://www.ebi.ac.uk/ols4/ontologies/fbbi/classes?obo_id={}",
+        ),
         Kind("UniProt", "uniprot", "Other", uniprot, "own", page="https://www.uniprot.org/uniprotkb/{}/entry"),
         Kind("ENA", "ena.embl", "Other", ena, "identifiers.org"),
     )
 }
 
 #: Names a link's ``Type`` (or a field) gives a kind by, compared lower-cased without spaces, dots or dashes.
-_HINTS = {"doi": "DOI", "pubmed": "PubMed", "pmid": "PubMed", "pubmedid": "PubMed", "orcid": "ORCID", "ror": "ROR",
-          "empiar": "EMPIAR", "emdb": "EMDB", "pdb": "PDB", "pdbe": "PDB", "idr": "IDR", "biostudies": "BioStudies",
-          "bioimagearchive": "BioImage Archive", "ncbitaxon": "NCBITaxon", "fbbi": "FBbi", "uniprot": "UniProt",
-          "ena": "ENA", "enaembl": "ENA"}
+_HINTS = {
+    "doi": "DOI",
+    "pubmed": "PubMed",
+    "pmid": "PubMed",
+    "pubmedid": "PubMed",
+    "orcid": "ORCID",
+    "ror": "ROR",
+    "empiar": "EMPIAR",
+    "emdb": "EMDB",
+    "pdb": "PDB",
+    "pdbe": "PDB",
+    "idr": "IDR",
+    "biostudies": "BioStudies",
+    "bioimagearchive": "BioImage Archive",
+    "ncbitaxon": "NCBITaxon",
+    "fbbi": "FBbi",
+    "uniprot": "UniProt",
+    "ena": "ENA",
+    "enaembl": "ENA",
+}
 
 
 def kind_named(name: str | None) -> Kind | None:
@@ -403,8 +489,12 @@ def _pattern(prefix: str) -> re.Pattern[str]:
 @lru_cache(maxsize=1)
 def _uri_forms() -> list[tuple[str, str, str]]:
     """(before ``$1``, after it, prefix) of the URL forms of every kind's identifiers, the longest start first."""
-    forms = {(f.split("$1")[0], f.split("$1")[1], prefix) for prefix in {k.prefix for k in KINDS.values()}
-             for f in registry(prefix)["uri_formats"] if f.count("$1") == 1}
+    forms = {
+        (f.split("$1")[0], f.split("$1")[1], prefix)
+        for prefix in {k.prefix for k in KINDS.values()}
+        for f in registry(prefix)["uri_formats"]
+        if f.count("$1") == 1
+    }
     return sorted(forms, key=lambda form: (-len(form[0]), form))
 
 
@@ -413,5 +503,5 @@ def _parse_iri(text: str) -> tuple[str, str] | None:
     """(Bioregistry prefix, local id) of a URL in one of the forms the Bioregistry lists for a kind, or None."""
     for head, tail, prefix in _uri_forms():
         if text.startswith(head) and text.endswith(tail) and len(text) > len(head) + len(tail):
-            return prefix, text[len(head):len(text) - len(tail)]
+            return prefix, text[len(head) : len(text) - len(tail)]
     return None

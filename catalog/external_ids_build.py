@@ -4,6 +4,7 @@ reads of the Bioregistry, from the pinned ``bioregistry`` package (offline: its 
 Run it after changing the pin or the kinds' prefixes; ``tests/test_external_ids.py`` fails while the file and
 the installed Bioregistry disagree.
 """
+
 from __future__ import annotations
 
 import json

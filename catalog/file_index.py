@@ -12,6 +12,7 @@ A published table is shared by every node of a site (:mod:`catalog.file_tables`)
 names it by its SHA-256, the file store holds it, and each node keeps a local copy, fetched when it lacks the one
 the pointer names. Whether a study has a table, its counts and the commit it was built for come from the pointer.
 """
+
 from __future__ import annotations
 
 import base64
@@ -160,7 +161,11 @@ class FileIndex:
     pointers in its folder (a catalog of its own, for tools and benchmarks)."""
 
     def __init__(
-        self, directory: Path, state: StateDB | None = None, view: str = "public", store: FileStore | None = None,
+        self,
+        directory: Path,
+        state: StateDB | None = None,
+        view: str = "public",
+        store: FileStore | None = None,
         pointer_seconds: float = POINTER_SECONDS,
     ) -> None:
         self.directory = Path(directory)
@@ -417,7 +422,9 @@ class FileIndex:
             mine = [f for f in filters if f.column == column]
             where, params = self._where(table, mine, as_value=True)
             with table.lock:
-                (estimate,) = table.db.execute(f"SELECT TOTAL(n) FROM facet_cache WHERE col = ? AND {where}", [column, *params]).fetchone()
+                (estimate,) = table.db.execute(
+                    f"SELECT TOTAL(n) FROM facet_cache WHERE col = ? AND {where}", [column, *params]
+                ).fetchone()
             if best is None or estimate < best[0]:
                 best = (estimate, table.columns[column][0])
         if best is not None and best[0] < 0.3 * max(1, table.total):
@@ -516,8 +523,14 @@ def _storable(value: Any) -> bool:
 def _decode_cursor(cursor: str, signature: str) -> tuple[Any, int, int | None]:
     try:
         value, rowid, total, issued_for = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (_storable(value) and isinstance(rowid, int) and isinstance(total, int) and _storable(rowid)
-                and total in _SQLITE_INT and total >= 0):
+        if not (
+            _storable(value)
+            and isinstance(rowid, int)
+            and isinstance(total, int)
+            and _storable(rowid)
+            and total in _SQLITE_INT
+            and total >= 0
+        ):
             raise ValueError
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("the cursor is not one this table issued; start again without it") from exc

@@ -20,6 +20,7 @@ platform):
   (``:``, ``?``, ``*``, ``"``, ``<``, ``>``, ``|``): they are common in real data sets (time stamps, ``aux/``
   folders) and only Windows cannot create them; lookalikes that no file system confuses (fullwidth letters) too.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,9 +39,11 @@ _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SEPARATOR_LOOKALIKE = re.compile("[\u2044\u2215\u2216\u29f8\u29f9\ufe68\uff0f\uff3c]")
 #: Default_Ignorable_Code_Point (Unicode DerivedCoreProperties): drawn as nothing, so two names differing only by
 #: them look the same (and HFS+ ignores several when it compares names)
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-                        "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 
 def path_problem(path: str, *, max_bytes: int = MAX_KEY_BYTES) -> str | None:
@@ -95,5 +98,4 @@ def ancestors(key: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-__all__ = ["CLASH_KEY_VERSION", "MAX_KEY_BYTES", "MAX_PATH_BYTES", "MAX_SEGMENT_BYTES", "ancestors", "clash_key",
-           "path_problem"]
+__all__ = ["CLASH_KEY_VERSION", "MAX_KEY_BYTES", "MAX_PATH_BYTES", "MAX_SEGMENT_BYTES", "ancestors", "clash_key", "path_problem"]

@@ -103,9 +103,7 @@ def check_key(key: str) -> str:
         raise InvalidKey("an object key must be a non-empty string")
     _check_path(key, key)
     if key.split("/", 1)[0].startswith(RESERVED_PREFIX):
-        raise InvalidKey(
-            f"object key {key!r}: names starting with {RESERVED_PREFIX!r} are reserved"
-        )
+        raise InvalidKey(f"object key {key!r}: names starting with {RESERVED_PREFIX!r} are reserved")
     return key
 
 
@@ -126,9 +124,7 @@ def check_prefix(prefix: str) -> str:
         raise InvalidKey(f"key prefix {prefix!r} is absolute")
     _check_path(body, prefix)
     if body.startswith(RESERVED_PREFIX):
-        raise InvalidKey(
-            f"key prefix {prefix!r}: names starting with {RESERVED_PREFIX!r} are reserved"
-        )
+        raise InvalidKey(f"key prefix {prefix!r}: names starting with {RESERVED_PREFIX!r} are reserved")
     return prefix
 
 
@@ -138,9 +134,7 @@ def _check_path(path: str, shown: str) -> None:
         raise InvalidKey(f"object key {shown[:80]!r} has {problem}")
 
 
-def check_checksums(
-    md5: str | None, sha256: str | None
-) -> tuple[str | None, str | None]:
+def check_checksums(md5: str | None, sha256: str | None) -> tuple[str | None, str | None]:
     """Lower-cased expected checksums, or :class:`InvalidChecksum` if one is malformed."""
     out: list[str | None] = []
     for name, value, length in (("md5", md5, 32), ("sha256", sha256, 64)):
@@ -149,9 +143,7 @@ def check_checksums(
             continue
         value = value.strip().lower()
         if not re.fullmatch(f"[0-9a-f]{{{length}}}", value):
-            raise InvalidChecksum(
-                f"expected {name} {value!r} is not {length} hexadecimal digits"
-            )
+            raise InvalidChecksum(f"expected {name} {value!r} is not {length} hexadecimal digits")
         out.append(value)
     return out[0], out[1]
 
@@ -159,18 +151,14 @@ def check_checksums(
 def check_range(start: int, end: int | None) -> None:
     """Reject ranges that cannot select anything (negative start, end before start)."""
     if start < 0 or (end is not None and end < start):
-        raise InvalidRange(
-            f"byte range {start}-{'' if end is None else end} is not valid"
-        )
+        raise InvalidRange(f"byte range {start}-{'' if end is None else end} is not valid")
 
 
 def content_disposition(filename: str) -> str:
     """An RFC 6266 ``attachment`` header value: an ASCII fallback name plus the UTF-8 name."""
     from urllib.parse import quote
 
-    fallback = "".join(
-        c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename
-    )
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
@@ -208,9 +196,7 @@ class HashingReader:
                 break
             chunks.append(chunk)
             got += len(chunk)
-        data = (
-            bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
-        )  # bytes, even from a bytearray stream
+        data = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)  # bytes, even from a bytearray stream
         self._consume(data)
         if eof:
             self._check_complete()
@@ -221,9 +207,7 @@ class HashingReader:
             return
         self.count += len(data)
         if self._declared is not None and self.count > self._declared:
-            raise SizeMismatch(
-                f"the stream holds more than the declared {self._declared} bytes"
-            )
+            raise SizeMismatch(f"the stream holds more than the declared {self._declared} bytes")
         self._md5.update(data)
         self._sha256.update(data)
         if self._progress is not None:
@@ -231,17 +215,13 @@ class HashingReader:
 
     def _check_complete(self) -> None:
         if self._declared is not None and self.count != self._declared:
-            raise SizeMismatch(
-                f"the stream ended after {self.count} of the declared {self._declared} bytes"
-            )
+            raise SizeMismatch(f"the stream ended after {self.count} of the declared {self._declared} bytes")
 
     def drain_check(self) -> None:
         """After a consumer stopped at the declared size: fail if the stream holds more bytes."""
         extra = self._stream.read(1)
         if extra:
-            raise SizeMismatch(
-                f"the stream holds more than the declared {self._declared} bytes"
-            )
+            raise SizeMismatch(f"the stream holds more than the declared {self._declared} bytes")
         self._check_complete()
 
     @property
@@ -269,9 +249,7 @@ class HashingReader:
         ]
         if errors:
             names = " and ".join(e["field"] for e in errors)
-            raise ChecksumMismatch(
-                f"the received bytes do not match the declared {names}", errors
-            )
+            raise ChecksumMismatch(f"the received bytes do not match the declared {names}", errors)
 
 
 class FileStore(abc.ABC):
@@ -305,9 +283,7 @@ class FileStore(abc.ABC):
         """The object at ``key`` with its stored checksums, or None."""
 
     @abc.abstractmethod
-    def open_range(
-        self, key: str, start: int = 0, end: int | None = None
-    ) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes ``start..end`` (inclusive, like HTTP Range; ``end`` past the object is clamped).
 
         Raises :class:`ObjectNotFound` / :class:`InvalidRange` at call time, before any byte is read.
@@ -322,9 +298,7 @@ class FileStore(abc.ABC):
         """Remove ``key``; False if nothing was there."""
 
     @abc.abstractmethod
-    def list(
-        self, prefix: str = "", *, checksums: bool = True
-    ) -> Iterator[StoredObject]:
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[StoredObject]:
         """Objects whose key starts with ``prefix`` (a string prefix, as in S3).
 
         Order: key order on a local folder, AWS and MinIO; SeaweedFS lists folder by folder.
@@ -341,11 +315,7 @@ class FileStore(abc.ABC):
         """Remove every object whose key starts with ``prefix`` (not ``""``); returns how many."""
         if check_prefix(prefix) == "":
             raise InvalidKey("refusing to delete every object: give a non-empty prefix")
-        return sum(
-            1
-            for obj in list(self.list(prefix, checksums=False))
-            if self.delete(obj.key)
-        )
+        return sum(1 for obj in list(self.list(prefix, checksums=False)) if self.delete(obj.key))
 
     @abc.abstractmethod
     def presigned_get_url(

@@ -47,9 +47,7 @@ CHUNK_SIZE = 1 << 20
 class LocalFileStore(FileStore):
     """Objects as files below ``root`` (created if missing)."""
 
-    def __init__(
-        self, root: Path, *, chunk_size: int = CHUNK_SIZE, fsync: bool = True
-    ) -> None:
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE, fsync: bool = True) -> None:
         self.root = Path(root).absolute()
         self.chunk_size = chunk_size
         self.fsync = fsync
@@ -133,15 +131,11 @@ class LocalFileStore(FileStore):
     def _link(self, source: Path, key: str) -> None:
         """Hard-link ``source`` at ``key``, creating folders; never replaces anything."""
         dest = self.root / key
-        for _ in range(
-            3
-        ):  # a concurrent delete may prune the new parent folder before the link
+        for _ in range(3):  # a concurrent delete may prune the new parent folder before the link
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError):
-                raise ObjectExists(
-                    f"cannot store {key!r}: a folder on its path is an existing object"
-                ) from None
+                raise ObjectExists(f"cannot store {key!r}: a folder on its path is an existing object") from None
             try:
                 os.link(source, dest)
                 return
@@ -232,9 +226,7 @@ class LocalFileStore(FileStore):
             st.st_size,
             st.st_mtime_ns,
         ):
-            return StoredObject(
-                key, st.st_size, meta["md5"], meta["sha256"], meta.get("content_type")
-            )
+            return StoredObject(key, st.st_size, meta["md5"], meta["sha256"], meta.get("content_type"))
         return self._rehash(key, (meta or {}).get("content_type"))
 
     def _rehash(self, key: str, content_type: str | None) -> StoredObject | None:
@@ -257,9 +249,7 @@ class LocalFileStore(FileStore):
         self._write_meta(obj, st)
         return obj
 
-    def open_range(
-        self, key: str, start: int = 0, end: int | None = None
-    ) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         key = check_key(key)
         check_range(start, end)
         try:
@@ -269,9 +259,7 @@ class LocalFileStore(FileStore):
         size = os.fstat(handle.fileno()).st_size
         if start >= size and not (start == 0 and size == 0):
             handle.close()
-            raise InvalidRange(
-                f"byte range starts at {start}, past the end of {key!r} ({size} bytes)"
-            )
+            raise InvalidRange(f"byte range starts at {start}, past the end of {key!r} ({size} bytes)")
         last = size - 1 if end is None else min(end, size - 1)
         return self._read(handle, start, last - start + 1)
 
@@ -285,9 +273,7 @@ class LocalFileStore(FileStore):
                 length -= len(chunk)
                 yield chunk
 
-    def list(
-        self, prefix: str = "", *, checksums: bool = True
-    ) -> Iterator[StoredObject]:
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[StoredObject]:
         prefix = check_prefix(prefix)
         base = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         for key, entry in self._walk(self.root / base, base, prefix):
@@ -296,28 +282,23 @@ class LocalFileStore(FileStore):
                 if obj is not None:
                     yield obj
             else:
-                yield StoredObject(
-                    key, entry.stat(follow_symlinks=False).st_size, "", ""
-                )
+                yield StoredObject(key, entry.stat(follow_symlinks=False).st_size, "", "")
 
     def folders(self, prefix: str) -> tuple[str, ...]:
         prefix = folder_prefix(prefix)
         try:
             with os.scandir(self.root / prefix) as scan:
-                return tuple(sorted(e.name for e in scan if e.is_dir(follow_symlinks=False) and not e.name.startswith(RESERVED_PREFIX)))
+                return tuple(
+                    sorted(e.name for e in scan if e.is_dir(follow_symlinks=False) and not e.name.startswith(RESERVED_PREFIX))
+                )
         except (FileNotFoundError, NotADirectoryError):
             return ()
 
-    def _walk(
-        self, folder: Path, rel: str, prefix: str
-    ) -> Iterator[tuple[str, os.DirEntry]]:
+    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[tuple[str, os.DirEntry]]:
         """Regular files below ``folder`` in S3 key order (a folder sorts as ``name/``)."""
         try:
             with os.scandir(folder) as scan:
-                entries = [
-                    (e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e)
-                    for e in scan
-                ]
+                entries = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e) for e in scan]
         except (FileNotFoundError, NotADirectoryError):
             return
         for name, entry in sorted(entries, key=lambda item: item[0]):

@@ -102,10 +102,17 @@ class S3FileStore(FileStore):
             return _client(str(public), settings, region=region)
 
         wait = settings.ready_timeout
-        probe = _client(str(settings.s3_endpoint), settings, http_client=urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=wait, read=wait), retries=urllib3.Retry(total=0)))
-        return cls(_client(str(settings.s3_endpoint), settings), settings.s3_bucket,
-                   public_client=public_client if public else None, probe_client=probe)
+        probe = _client(
+            str(settings.s3_endpoint),
+            settings,
+            http_client=urllib3.PoolManager(timeout=urllib3.Timeout(connect=wait, read=wait), retries=urllib3.Retry(total=0)),
+        )
+        return cls(
+            _client(str(settings.s3_endpoint), settings),
+            settings.s3_bucket,
+            public_client=public_client if public else None,
+            probe_client=probe,
+        )
 
     def __repr__(self) -> str:
         return f"S3FileStore({self.client._base_url.host!r}, {self.bucket!r})"
@@ -116,13 +123,9 @@ class S3FileStore(FileStore):
         try:
             yield
         except S3Error as exc:
-            raise StorageUnavailable(
-                f"object storage refused to {doing}: {exc.code}: {exc.message}"
-            ) from exc
+            raise StorageUnavailable(f"object storage refused to {doing}: {exc.code}: {exc.message}") from exc
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
-            raise StorageUnavailable(
-                f"object storage failed to {doing}: {exc}"
-            ) from exc
+            raise StorageUnavailable(f"object storage failed to {doing}: {exc}") from exc
 
     def ping(self) -> None:
         """Whether the bucket answers (a HEAD of it, with the probe client's short time limits); raises
@@ -178,9 +181,7 @@ class S3FileStore(FileStore):
             if size is not None:
                 reader.drain_check()
             reader.verify(expected_md5, expected_sha256)
-            obj = StoredObject(
-                key, reader.count, reader.md5, reader.sha256, content_type
-            )
+            obj = StoredObject(key, reader.count, reader.md5, reader.sha256, content_type)
             self._copy_if_absent(tmp, obj)
             return obj
         finally:
@@ -220,36 +221,26 @@ class S3FileStore(FileStore):
                     "x-amz-metadata-directive": "REPLACE",
                     "If-None-Match": "*",
                 }
-                response = self.client._execute(
-                    "PUT", self.bucket, obj.key, headers=headers
-                )
+                response = self.client._execute("PUT", self.bucket, obj.key, headers=headers)
                 _raise_embedded_error(response.data, obj.key)
                 return
-            upload_id = self.client._create_multipart_upload(
-                self.bucket, obj.key, dict(meta)
-            )
+            upload_id = self.client._create_multipart_upload(self.bucket, obj.key, dict(meta))
             try:
                 parts = []
-                for number, offset in enumerate(
-                    range(0, obj.size, self.max_single_copy), start=1
-                ):
+                for number, offset in enumerate(range(0, obj.size, self.max_single_copy), start=1):
                     last = min(offset + self.max_single_copy, obj.size) - 1
                     copy_headers: DictType = {
                         "x-amz-copy-source": source,
                         "x-amz-copy-source-range": f"bytes={offset}-{last}",
                     }
-                    etag, _ = self.client._upload_part_copy(
-                        self.bucket, obj.key, upload_id, number, copy_headers
-                    )
+                    etag, _ = self.client._upload_part_copy(self.bucket, obj.key, upload_id, number, copy_headers)
                     parts.append((number, etag))
                 self._complete_if_absent(obj.key, upload_id, parts)
             except BaseException:
                 self.client._abort_multipart_upload(self.bucket, obj.key, upload_id)
                 raise
 
-    def _complete_if_absent(
-        self, key: str, upload_id: str, parts: list[tuple[int, str]]
-    ) -> None:
+    def _complete_if_absent(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         root = ElementTree.Element("CompleteMultipartUpload")
         for number, etag in parts:
             part = ElementTree.SubElement(root, "Part")
@@ -276,9 +267,7 @@ class S3FileStore(FileStore):
         try:
             yield
         except S3Error as exc:
-            if exc.code == "PreconditionFailed" or (
-                exc.response is not None and exc.response.status == 412
-            ):
+            if exc.code == "PreconditionFailed" or (exc.response is not None and exc.response.status == 412):
                 raise ObjectExists(f"an object is already stored at {key!r}") from None
             raise
 
@@ -294,7 +283,7 @@ class S3FileStore(FileStore):
         prefix = folder_prefix(prefix)
         with self._errors(f"list the folders under {prefix!r}"):
             names = [
-                (item.object_name or "")[len(prefix):].rstrip("/")
+                (item.object_name or "")[len(prefix) :].rstrip("/")
                 for item in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=False)
                 if item.is_dir
             ]
@@ -305,9 +294,7 @@ class S3FileStore(FileStore):
             return super().delete_prefix(prefix)  # refuses
         keys = [obj.key for obj in self.list(prefix, checksums=False)]
         with self._errors(f"remove objects under {prefix!r}"):
-            failed = list(
-                self.client.remove_objects(self.bucket, (DeleteObject(k) for k in keys))
-            )
+            failed = list(self.client.remove_objects(self.bucket, (DeleteObject(k) for k in keys)))
         if failed:
             raise StorageUnavailable(
                 f"object storage kept {len(failed)} of {len(keys)} objects under {prefix!r}",
@@ -319,9 +306,7 @@ class S3FileStore(FileStore):
         cutoff = datetime.now(timezone.utc) - older_than
         removed = 0
         with self._errors("list incomplete uploads"):
-            for item in self.client.list_objects(
-                self.bucket, prefix=INCOMING + "/", recursive=True
-            ):
+            for item in self.client.list_objects(self.bucket, prefix=INCOMING + "/", recursive=True):
                 if item.last_modified is not None and item.last_modified < cutoff:
                     self.client.remove_object(self.bucket, item.object_name)
                     removed += 1
@@ -338,24 +323,18 @@ class S3FileStore(FileStore):
         try:
             with self._errors(f"look up {key!r}"), self._none_on_404():
                 info = self.client.stat_object(self.bucket, key)
-                return self._stored(
-                    key, info.size or 0, info.metadata, info.etag, info.content_type
-                )
+                return self._stored(key, info.size or 0, info.metadata, info.etag, info.content_type)
         except _Absent:
             return None
 
     @staticmethod
-    def _stored(
-        key: str, size: int, metadata: Any, etag: str | None, content_type: str | None
-    ) -> StoredObject:
+    def _stored(key: str, size: int, metadata: Any, etag: str | None, content_type: str | None) -> StoredObject:
         meta = {str(k).lower(): v for k, v in (metadata or {}).items()}
         md5 = meta.get(MD5_META) or meta.get("md5") or ""
         if not md5 and etag and "-" not in etag:
             md5 = etag.strip('"')  # a single-part upload's ETag is its MD5
         sha256 = meta.get(SHA256_META) or meta.get("sha256") or ""
-        return StoredObject(
-            key, size, md5, sha256, content_type or meta.get("content-type")
-        )
+        return StoredObject(key, size, md5, sha256, content_type or meta.get("content-type"))
 
     @contextlib.contextmanager
     def _none_on_404(self) -> Iterator[None]:
@@ -363,29 +342,21 @@ class S3FileStore(FileStore):
             yield
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound") or (
-                exc.response is not None
-                and exc.response.status == 404
-                and exc.code != "NoSuchBucket"
+                exc.response is not None and exc.response.status == 404 and exc.code != "NoSuchBucket"
             ):
                 raise _Absent() from None
             raise
 
-    def open_range(
-        self, key: str, start: int = 0, end: int | None = None
-    ) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         key = check_key(key)
         check_range(start, end)
         length = 0 if end is None else end - start + 1
         try:
             with self._errors(f"read {key!r}"), self._none_on_404():
                 try:
-                    response = self.client.get_object(
-                        self.bucket, key, offset=start, length=length
-                    )
+                    response = self.client.get_object(self.bucket, key, offset=start, length=length)
                 except S3Error as exc:
-                    if exc.code != "InvalidRange" and (
-                        exc.response is None or exc.response.status != 416
-                    ):
+                    if exc.code != "InvalidRange" and (exc.response is None or exc.response.status != 416):
                         raise
                     obj = self.stat(key)
                     if obj is not None and obj.size == 0 and start == 0:
@@ -404,9 +375,7 @@ class S3FileStore(FileStore):
             response.close()
             response.release_conn()
 
-    def list(
-        self, prefix: str = "", *, checksums: bool = True
-    ) -> Iterator[StoredObject]:
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[StoredObject]:
         prefix = check_prefix(prefix)
         with self._errors(f"list {prefix!r}"):
             items = self.client.list_objects(
@@ -417,18 +386,10 @@ class S3FileStore(FileStore):
             )
             for item in items:
                 key = item.object_name or ""
-                if (
-                    item.is_dir
-                    or key.endswith("/")
-                    or key.split("/", 1)[0].startswith(RESERVED_PREFIX)
-                ):
+                if item.is_dir or key.endswith("/") or key.split("/", 1)[0].startswith(RESERVED_PREFIX):
                     continue
-                obj = self._stored(
-                    key, item.size or 0, item.metadata, item.etag, item.content_type
-                )
-                if (
-                    checksums and not obj.sha256
-                ):  # the server's listing lacks user metadata
+                obj = self._stored(key, item.size or 0, item.metadata, item.etag, item.content_type)
+                if checksums and not obj.sha256:  # the server's listing lacks user metadata
                     found = self.stat(key)
                     if found is None:
                         continue
@@ -444,15 +405,9 @@ class S3FileStore(FileStore):
         filename: str | None = None,
     ) -> str | None:
         key = check_key(key)
-        headers: DictType | None = (
-            {"response-content-disposition": content_disposition(filename)}
-            if filename
-            else None
-        )
+        headers: DictType | None = {"response-content-disposition": content_disposition(filename)} if filename else None
         with self._errors(f"sign a URL for {key!r}"):
-            return self._signer().presigned_get_object(
-                self.bucket, key, expires=expires, response_headers=headers
-            )
+            return self._signer().presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
 
     def _signer(self) -> Minio:
         """The client download URLs are signed with: for the public address when there is one. Signing needs the
@@ -471,8 +426,13 @@ def _client(endpoint: str, settings: Settings, **options: Any) -> Minio:
     if "://" in endpoint:
         parts = urlsplit(endpoint)
         endpoint, secure = parts.netloc, parts.scheme == "https"
-    kwargs: dict[str, Any] = {"access_key": settings.s3_access_key, "secret_key": settings.s3_secret_key,
-                              "secure": secure, "region": settings.s3_region, **options}
+    kwargs: dict[str, Any] = {
+        "access_key": settings.s3_access_key,
+        "secret_key": settings.s3_secret_key,
+        "secure": secure,
+        "region": settings.s3_region,
+        **options,
+    }
     return Minio(endpoint, **kwargs)
 
 
@@ -488,9 +448,7 @@ def _raise_embedded_error(body: bytes | None, key: str) -> None:
     code = root.findtext("Code") or "InternalError"
     if code == "PreconditionFailed":
         raise ObjectExists(f"an object is already stored at {key!r}")
-    raise StorageUnavailable(
-        f"object storage failed to write {key!r}: {code}: {root.findtext('Message') or ''}"
-    )
+    raise StorageUnavailable(f"object storage failed to write {key!r}: {code}: {root.findtext('Message') or ''}")
 
 
 __all__ = ["S3FileStore"]

@@ -24,6 +24,7 @@ are copied to the file store.
 Tables made before pointers existed (``<accession>.sqlite``) are adopted when a folder is opened
 (:meth:`SharedTables.adopt_legacy`): hashed, renamed and given a pointer, unless the study already has one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -127,7 +128,11 @@ class SharedTables:
     """The published tables of one view: pointers in ``state``, objects in ``store``, copies in ``directory``."""
 
     def __init__(
-        self, directory: Path, state: StateDB, view: str, store: FileStore | None = None,
+        self,
+        directory: Path,
+        state: StateDB,
+        view: str,
+        store: FileStore | None = None,
         pointer_seconds: float = POINTER_SECONDS,
     ) -> None:
         self.directory = Path(directory)
@@ -192,8 +197,14 @@ class SharedTables:
         digest, facts = file_sha256(path), table_facts(path)
         commit = facts.get("commit")
         key = object_key(digest) if self.copies else ""
-        pointer = TablePointer(accession, None if commit is None else str(commit), key, digest,
-                               int(facts.get("files", 0)), int(facts.get("bytes", 0)))
+        pointer = TablePointer(
+            accession,
+            None if commit is None else str(commit),
+            key,
+            digest,
+            int(facts.get("files", 0)),
+            int(facts.get("bytes", 0)),
+        )
         formats = json.dumps(table_formats(path))
         local = self.local_path(accession, digest)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -225,8 +236,16 @@ class SharedTables:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view, accession) DO UPDATE SET commit_id = excluded.commit_id,"
                 " object_key = excluded.object_key, digest = excluded.digest, files = excluded.files, bytes = excluded.bytes,"
                 " formats = excluded.formats",
-                (self.view, pointer.accession, pointer.commit, pointer.object_key, pointer.digest, pointer.files,
-                 pointer.bytes, formats),
+                (
+                    self.view,
+                    pointer.accession,
+                    pointer.commit,
+                    pointer.object_key,
+                    pointer.digest,
+                    pointer.files,
+                    pointer.bytes,
+                    formats,
+                ),
             )
             if old is not None and old[3] != pointer.digest:
                 self._release_object(conn, _pointer(old))
@@ -295,14 +314,17 @@ class SharedTables:
                 continue  # a pointer read a moment ago, whose table was replaced since: read it again
             if not pointer.object_key or self.store is None:
                 raise TableUnavailable(
-                    f"the file table of {accession} is missing from {self.directory}; `bia reindex` builds it again")
+                    f"the file table of {accession} is missing from {self.directory}; `bia reindex` builds it again"
+                )
             try:
                 self._fetch(pointer, path)
             except ObjectNotFound:
                 if self.pointer(accession, fresh=True) != pointer:
                     continue  # republished or removed while we looked: look again
-                raise TableUnavailable(f"the file table of {accession} ({pointer.object_key}) is missing from the file "
-                                       "store; `bia reindex` builds it again") from None
+                raise TableUnavailable(
+                    f"the file table of {accession} ({pointer.object_key}) is missing from the file "
+                    "store; `bia reindex` builds it again"
+                ) from None
             self._drop_local(accession, keep=pointer.digest)
             return path, pointer
         raise TableUnavailable(f"the file table of {accession} kept changing while it was fetched; try again")
@@ -326,8 +348,9 @@ class SharedTables:
                 if digest.hexdigest() != pointer.digest:
                     raise TableUnavailable(
                         f"the stored file table of {pointer.accession} ({pointer.object_key}) is damaged: its bytes do "
-                        "not have the published SHA-256; it is not served", [{"field": "sha256", "expected": pointer.digest,
-                                                                           "actual": digest.hexdigest()}])
+                        "not have the published SHA-256; it is not served",
+                        [{"field": "sha256", "expected": pointer.digest, "actual": digest.hexdigest()}],
+                    )
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)

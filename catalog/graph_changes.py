@@ -10,6 +10,7 @@ a change numbered below ``n`` that commits later. ``update()`` may touch any gra
 A write that raised is recorded too: a remote server goes on with an update its client stopped waiting for, so it
 may have landed (a needless entry costs a follower one download).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,9 +46,11 @@ def record_change(db: StateDB, view: str, graph: str) -> int:
         conn.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (_counter(view),))
         seq = int(conn.execute("SELECT value FROM counters WHERE name = ?", (_counter(view),)).fetchone()[0]) + 1
         conn.execute("UPDATE counters SET value = ? WHERE name = ?", (seq, _counter(view)))
-        conn.execute("INSERT INTO graph_changes (view, graph, seq, changed) VALUES (?, ?, ?, ?)"
-                     " ON CONFLICT(view, graph) DO UPDATE SET seq = excluded.seq, changed = excluded.changed",
-                     (view, graph, seq, time.time()))
+        conn.execute(
+            "INSERT INTO graph_changes (view, graph, seq, changed) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(view, graph) DO UPDATE SET seq = excluded.seq, changed = excluded.changed",
+            (view, graph, seq, time.time()),
+        )
     return seq
 
 
@@ -61,8 +64,10 @@ def latest_change(db: StateDB, view: str) -> int:
 def changes_since(db: StateDB, view: str, seq: int, limit: int = 1000) -> list[Change]:
     """The changes of ``view`` numbered after ``seq``, oldest first, at most ``limit``."""
     with db.transaction() as conn:
-        rows = conn.execute("SELECT seq, graph, changed FROM graph_changes WHERE view = ? AND seq > ? ORDER BY seq"
-                            f" LIMIT {int(limit)}", (view, seq)).fetchall()
+        rows = conn.execute(
+            f"SELECT seq, graph, changed FROM graph_changes WHERE view = ? AND seq > ? ORDER BY seq LIMIT {int(limit)}",
+            (view, seq),
+        ).fetchall()
     return [Change(int(row[0]), str(row[1]), float(row[2])) for row in rows]
 
 
@@ -97,14 +102,30 @@ class RecordedGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- writes (recorded)
 
-    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
-                      before_commit: Callable[[], None] | None = None, *, tag: str | None = None) -> int:
+    def replace_graph(
+        self,
+        graph: str,
+        data: Path | bytes | str,
+        format: str = N_TRIPLES,
+        count: bool = True,
+        before_commit: Callable[[], None] | None = None,
+        *,
+        tag: str | None = None,
+    ) -> int:
         return self._recorded(graph, lambda: self.inner.replace_graph(graph, data, format, count, before_commit, tag=tag))
 
-    def replace_graph_from(self, graph: str, produce: Callable[[TextIO], T], tmp_dir: Path | None = None, *,
-                           tag: str | None = None, before_commit: Callable[[], None] | None = None) -> T:
-        return self._recorded(graph, lambda: self.inner.replace_graph_from(graph, produce, tmp_dir, tag=tag,
-                                                                           before_commit=before_commit))
+    def replace_graph_from(
+        self,
+        graph: str,
+        produce: Callable[[TextIO], T],
+        tmp_dir: Path | None = None,
+        *,
+        tag: str | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> T:
+        return self._recorded(
+            graph, lambda: self.inner.replace_graph_from(graph, produce, tmp_dir, tag=tag, before_commit=before_commit)
+        )
 
     def drop_graph(self, graph: str) -> None:
         self._recorded(graph, lambda: self.inner.drop_graph(graph))

@@ -15,6 +15,7 @@ graph, having noted the feed's number before it started, so changes made during 
 ``applied.json`` in the folder holds that number: queries use the copy only once it names this catalog (before, they
 go to the remote server). The lag is bounded by the time a round takes and shown by :meth:`GraphReplica.status`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -57,8 +58,9 @@ class _Stopped(Exception):
 class GraphReplica:
     """The copy of ``source`` (the public store) in ``folder``, following the change feed of ``view`` in ``db``."""
 
-    def __init__(self, folder: Path, db: StateDB, source: GraphStore, view: str = "public",
-                 interval: float = FOLLOW_INTERVAL) -> None:
+    def __init__(
+        self, folder: Path, db: StateDB, source: GraphStore, view: str = "public", interval: float = FOLLOW_INTERVAL
+    ) -> None:
         self.folder, self.db, self.source, self.view, self.interval = Path(folder), db, source, view, interval
         self._store: EmbeddedGraphStore | None = None  # while this process is the follower
         self._lock = threading.Lock()

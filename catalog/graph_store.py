@@ -11,6 +11,7 @@ Every implementation gives the same guarantees:
 :func:`catalog.stores.open_graph_store` picks the implementation from the location: a folder path opens the embedded store
 (:mod:`catalog.graph_store_embedded`), an ``http(s)://`` URL the remote one (:mod:`catalog.graph_store_remote`).
 """
+
 from __future__ import annotations
 
 import abc

@@ -20,6 +20,7 @@ and a restore that is itself interrupted starts again from the journal at the ne
 Read-only handles (``read_only=True``, for public read paths and query workers) answer from the newest
 snapshot and move to a newer one when ``CURRENT`` changes, so they never see a graph half-replaced.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -351,7 +352,9 @@ class EmbeddedGraphStore(GraphStore):
     # ---------------------------------------------------------------- graphs
 
     @contextlib.contextmanager
-    def _replacing(self, graph: str, tag: str | None = None, before_commit: Callable[[], None] | None = None) -> Iterator[ox.Store]:
+    def _replacing(
+        self, graph: str, tag: str | None = None, before_commit: Callable[[], None] | None = None
+    ) -> Iterator[ox.Store]:
         """Journal, drop the old graph, let the caller load the new one, publish (the commit point); undo it all if
         anything fails before that. ``before_commit`` runs once the data is loaded; ``tag`` is what
         :meth:`committed_tag` answers for the graph once this replacement is committed."""
@@ -394,8 +397,16 @@ class EmbeddedGraphStore(GraphStore):
         self._recover(remove_leftovers=False)
         self._store = ox.Store(str(self._live_dir()))
 
-    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
-                      before_commit: Callable[[], None] | None = None, *, tag: str | None = None) -> int:
+    def replace_graph(
+        self,
+        graph: str,
+        data: Path | bytes | str,
+        format: str = N_TRIPLES,
+        count: bool = True,
+        before_commit: Callable[[], None] | None = None,
+        *,
+        tag: str | None = None,
+    ) -> int:
         fmt = rdf_format(format)
         name = ox.NamedNode(graph)
         try:

@@ -23,6 +23,7 @@ moving it (again): two moves of one staging graph leave the same graph, and a mo
 moved fails without touching anything (``MOVE`` is never ``SILENT`` here: a silent move of a missing graph empties
 the target).
 """
+
 from __future__ import annotations
 
 import threading
@@ -104,8 +105,7 @@ class _Backoff:
             now = time.monotonic()
             if now < self._until:
                 wait = max(1, round(self._until - now))
-                error = GraphStoreTimeout(f"the SPARQL server at {url} did not answer in time; it is asked again in "
-                                          f"{wait} s")
+                error = GraphStoreTimeout(f"the SPARQL server at {url} did not answer in time; it is asked again in {wait} s")
                 error.retry_after = wait
                 raise error
             self._until = now + timeout  # this call tries it; the others fail at once meanwhile
@@ -147,8 +147,9 @@ class RemoteGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- HTTP
 
-    def _request(self, method: str, url: str, *, write: bool = False, read_timeout: float | None = None,
-                 **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, *, write: bool = False, read_timeout: float | None = None, **kwargs: Any
+    ) -> requests.Response:
         """One call; ``write``: with the write timeout, else the read timeout (or ``read_timeout``)."""
         options = self.options
         wait = read_timeout or (options.write_timeout if write else options.read_timeout)
@@ -179,8 +180,9 @@ class RemoteGraphStore(GraphStore):
         a hung server, not a slow query)."""
         wait = self.options.connect_timeout
         try:
-            self._http.post(self.query_url, data=b"ASK {}", timeout=(wait, wait),
-                            headers={"Content-Type": "application/sparql-query"})
+            self._http.post(
+                self.query_url, data=b"ASK {}", timeout=(wait, wait), headers={"Content-Type": "application/sparql-query"}
+            )
         except requests.RequestException as exc:
             return _timed_out(exc)
         return False
@@ -189,9 +191,13 @@ class RemoteGraphStore(GraphStore):
         """Ask the query endpoint ``ASK {}`` with a short read timeout (the connect timeout, or ``timeout``);
         raises :class:`GraphStoreUnavailable` (or its timeout) when it does not answer."""
         wait = timeout or self.options.connect_timeout
-        response = self._request("POST", self.query_url, read_timeout=wait, data=b"ASK {}",
-                                 headers={"Content-Type": "application/sparql-query",
-                                          "Accept": "application/sparql-results+json"})
+        response = self._request(
+            "POST",
+            self.query_url,
+            read_timeout=wait,
+            data=b"ASK {}",
+            headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"},
+        )
         if "boolean" not in self._decode(response):
             raise GraphStoreUnavailable(f"the SPARQL server at {self.query_url} did not answer an ASK query")
 
@@ -200,19 +206,29 @@ class RemoteGraphStore(GraphStore):
 
     # ---------------------------------------------------------------- graphs
 
-    def replace_graph(self, graph: str, data: Path | bytes | str, format: str = N_TRIPLES, count: bool = True,
-                      before_commit: Callable[[], None] | None = None, *, tag: str | None = None) -> int:
+    def replace_graph(
+        self,
+        graph: str,
+        data: Path | bytes | str,
+        format: str = N_TRIPLES,
+        count: bool = True,
+        before_commit: Callable[[], None] | None = None,
+        *,
+        tag: str | None = None,
+    ) -> int:
         staging = f"{STAGING_PREFIX}{time.time_ns()}:{tag or uuid.uuid4().hex}"
         headers = {"Content-Type": format}
         try:
             if isinstance(data, Path):
                 with data.open("rb") as body:
-                    self._request("PUT", self.store_url, write=True, params=self._graph_params(staging), data=body,
-                                  headers=headers)
+                    self._request(
+                        "PUT", self.store_url, write=True, params=self._graph_params(staging), data=body, headers=headers
+                    )
             else:
                 body_bytes = data.encode("utf-8") if isinstance(data, str) else data
-                self._request("PUT", self.store_url, write=True, params=self._graph_params(staging), data=body_bytes,
-                              headers=headers)
+                self._request(
+                    "PUT", self.store_url, write=True, params=self._graph_params(staging), data=body_bytes, headers=headers
+                )
             if before_commit is not None:
                 before_commit()
         except BaseException:
@@ -238,8 +254,9 @@ class RemoteGraphStore(GraphStore):
 
     def _staging_graphs(self, tag: str) -> list[str]:
         """The staging graphs of a tagged replacement (named graphs listed from the store's index, not its data)."""
-        rows = self.select(f'SELECT ?g WHERE {{ GRAPH ?g {{ }} FILTER(STRSTARTS(STR(?g), "{STAGING_PREFIX}")'
-                           f' && STRENDS(STR(?g), ":{tag}")) }}')
+        rows = self.select(
+            f'SELECT ?g WHERE {{ GRAPH ?g {{ }} FILTER(STRSTARTS(STR(?g), "{STAGING_PREFIX}") && STRENDS(STR(?g), ":{tag}")) }}'
+        )
         return [row["g"]["value"] for row in rows]
 
     def _drop_quietly(self, staging: str) -> None:
@@ -267,9 +284,12 @@ class RemoteGraphStore(GraphStore):
 
     def save_graph(self, graph: str, target: Path, format: str = N_TRIPLES) -> None:
         """Stream one graph to ``target`` (a bulk copy: the write timeout)."""
-        with self._request(
-            "GET", self.store_url, write=True, params=self._graph_params(graph), headers={"Accept": format}, stream=True
-        ) as response, target.open("wb") as out:
+        with (
+            self._request(
+                "GET", self.store_url, write=True, params=self._graph_params(graph), headers={"Accept": format}, stream=True
+            ) as response,
+            target.open("wb") as out,
+        ):
             try:
                 for chunk in response.iter_content(1 << 20):
                     out.write(chunk)
@@ -277,8 +297,10 @@ class RemoteGraphStore(GraphStore):
                 raise GraphStoreUnavailable(f"the SPARQL server at {self.store_url} broke off {graph}: {exc}") from exc
 
     def count(self, graph: str | None = None) -> int:
-        where = f"GRAPH <{graph}> {{ ?s ?p ?o }}" if graph else (
-            f'GRAPH ?g {{ ?s ?p ?o }} FILTER(!STRSTARTS(STR(?g), "{STAGING_PREFIX}"))'
+        where = (
+            f"GRAPH <{graph}> {{ ?s ?p ?o }}"
+            if graph
+            else (f'GRAPH ?g {{ ?s ?p ?o }} FILTER(!STRSTARTS(STR(?g), "{STAGING_PREFIX}"))')
         )
         rows = self.select(f"SELECT (COUNT(*) AS ?n) WHERE {{ {where} }}")
         return int(rows[0]["n"]["value"]) if rows else 0
@@ -303,9 +325,12 @@ class RemoteGraphStore(GraphStore):
 
     def _json(self, query: str) -> dict[str, Any]:
         """A SELECT's or ASK's results (SPARQL 1.1 Query Results JSON), with the read timeout."""
-        response = self._request("POST", self.query_url, data=query.encode("utf-8"),
-                                 headers={"Content-Type": "application/sparql-query",
-                                          "Accept": "application/sparql-results+json"})
+        response = self._request(
+            "POST",
+            self.query_url,
+            data=query.encode("utf-8"),
+            headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"},
+        )
         return self._decode(response)
 
     def _decode(self, response: requests.Response) -> dict[str, Any]:
@@ -342,7 +367,10 @@ class RemoteGraphStore(GraphStore):
 
     def update(self, update: str) -> None:
         self._request(
-            "POST", self.update_url, write=True, data=update.encode("utf-8"),
+            "POST",
+            self.update_url,
+            write=True,
+            data=update.encode("utf-8"),
             headers={"Content-Type": "application/sparql-update"},
         )
 

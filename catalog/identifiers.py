@@ -6,6 +6,7 @@ A study's IRI is ``{base}/studies/{accession}``; it also names the study's graph
 same IRIs. Value objects without an identifier (authors, grants, attributes…) get fragment IRIs
 ``{owner}#{slot}-{hash}`` that dereference to the page of the record they belong to.
 """
+
 from __future__ import annotations
 
 import hashlib

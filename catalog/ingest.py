@@ -1,6 +1,7 @@
 """The one way a study record enters the catalog, whoever brings it (a deposit's finalize, a harvest, recovery):
 validated as REMBI in both views, turned into RDF, and committed with its files through the archive's commit path.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator

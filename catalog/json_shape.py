@@ -5,6 +5,7 @@ Everything here runs in linear time at C speed (regular expressions, ``bytes.tra
 hostile document is refused before a parser builds it: Python's ``json`` recurses once per level, PyYAML's
 composer too, and ``ijson`` keeps a prefix string per level (a 200 kB file list nested 20,000 deep took 1 GB).
 """
+
 from __future__ import annotations
 
 import json

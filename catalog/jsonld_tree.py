@@ -6,6 +6,7 @@ schema.org is the vocabulary (``name``, ``creator``…), everything else is a CU
 ``@id`` afterwards (nodes the root does not reach, if any, follow it in a top-level ``@graph``). The tests
 expand the result with PyLD and compare it with the record graph triple for triple.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,12 +38,12 @@ CONTEXT: dict[str, Any] = {
 def compact_iri(iri: str, *, vocab: bool) -> str:
     """A term (under ``@vocab``, for properties and types) or a CURIE, else the IRI itself."""
     if vocab and iri.startswith(VOCAB):
-        local = iri[len(VOCAB):]
+        local = iri[len(VOCAB) :]
         if local and all(c.isalnum() or c == "_" for c in local):
             return local
     for prefix, namespace in PREFIXES.items():
         if iri.startswith(namespace):
-            local = iri[len(namespace):]
+            local = iri[len(namespace) :]
             if local and ":" not in local and "/" not in local and "#" not in local:
                 return f"{prefix}:{local}"
     return iri

@@ -9,6 +9,7 @@ A holder name says where it lives: ``host:pid:start:token``. On the same host a 
 (or whose pid now belongs to a younger process) is dead at once, without waiting for its lease to run out; a
 holder of this very process is alive while its registry is open.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ version, and clean up: abandoned submissions expire (``BIA_SUBMISSION_TTL_DAYS``
 left under closed submissions, staging graphs of interrupted remote loads and file-table objects no pointer names
 go.
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,8 +103,13 @@ class Maintenance:
         def clean() -> None:
             done.expired, done.purged = self.clean()
 
-        for name, duty in (("recovery", recover), ("releases", release), ("followers", self.follow), ("records", render),
-                           ("clean-up", clean)):
+        for name, duty in (
+            ("recovery", recover),
+            ("releases", release),
+            ("followers", self.follow),
+            ("records", render),
+            ("clean-up", clean),
+        ):
             try:
                 duty()
             except Exception as exc:  # noqa: BLE001 - the next round tries again

@@ -3,6 +3,7 @@
 Only the few term shapes the catalog writes: IRIs and literals (plain or typed). Escaping follows the
 N-Triples grammar (ECHAR for literals, UCHAR for characters IRIs may not contain).
 """
+
 from __future__ import annotations
 
 _LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})

@@ -1,5 +1,6 @@
 """A small in-memory triple set for building records: the part of rdflib's ``Graph`` API records use, without
 its store machinery (events, contexts), which costs ~18 µs a triple."""
+
 from __future__ import annotations
 
 from typing import Any, Iterator

@@ -10,6 +10,7 @@ fingerprint is stale and is not served (``bia reindex`` renders it again). Each 
 last changed (a rendering that comes out the same keeps the old time): the ``Last-Modified`` of the record and the
 ``lastmod`` of its sitemap entry.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,9 @@ class RecordIndex:
     def get(self, iri: str, fingerprint: str) -> StoredRecord | None:
         """The stored record of ``iri`` if it was rendered under ``fingerprint``; None when absent or stale."""
         with self.db.transaction() as db:
-            row = db.execute("SELECT fingerprint, digest, body, changed FROM records WHERE view = ? AND iri = ?",
-                             (self.view, iri)).fetchone()
+            row = db.execute(
+                "SELECT fingerprint, digest, body, changed FROM records WHERE view = ? AND iri = ?", (self.view, iri)
+            ).fetchone()
         if row is None or row[0] != fingerprint:
             return None
         return StoredRecord(iri, row[1], zlib.decompress(bytes(row[2])), row[3])
@@ -75,8 +77,12 @@ class RecordIndex:
     def stale(self, fingerprint: str) -> list[str]:
         """IRIs of the records rendered under another fingerprint."""
         with self.db.transaction() as db:
-            return [r[0] for r in db.execute("SELECT iri FROM records WHERE view = ? AND fingerprint != ? ORDER BY iri",
-                                             (self.view, fingerprint))]
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT iri FROM records WHERE view = ? AND fingerprint != ? ORDER BY iri", (self.view, fingerprint)
+                )
+            ]
 
     def iris(self) -> list[str]:
         with self.db.transaction() as db:

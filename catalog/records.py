@@ -16,6 +16,7 @@ Dates and times are kept as the strings the depositor wrote (YAML would otherwis
 found on demand under its JSON-pointer-like location (``/authors/0/orcid``) so errors can name file, line and
 field.
 """
+
 from __future__ import annotations
 
 import functools
@@ -145,7 +146,9 @@ def read_limited(path: str | Path, max_bytes: int) -> bytes:
                 stream.seek(0, 2)
                 raise metadata_too_large(str(path), stream.tell(), max_bytes)
     except OSError as exc:
-        raise ValidationFailed(f"{path}: cannot read the file: {exc.strerror or exc}", [{"file": str(path), "message": str(exc)}]) from exc
+        raise ValidationFailed(
+            f"{path}: cannot read the file: {exc.strerror or exc}", [{"file": str(path), "message": str(exc)}]
+        ) from exc
     return data
 
 
@@ -223,8 +226,9 @@ def _check_yaml_shape(text: str, name: str, limits: DocumentLimits) -> None:
             depth = len(frames)
             if isinstance(event, yaml.AliasEvent):
                 if any(frame[1] == event.anchor for frame in frames):
-                    raise _limit_error(MetadataLimitExceeded, name, _line_of(event),
-                                       f"alias *{event.anchor} inside the node it names (a loop)")
+                    raise _limit_error(
+                        MetadataLimitExceeded, name, _line_of(event), f"alias *{event.anchor} inside the node it names (a loop)"
+                    )
                 count, height = expanded.get(event.anchor or "", (1, 0))
                 values += count
                 deepest = depth + height
@@ -318,13 +322,21 @@ def _unreadable_value(name: str, exc: Exception) -> MetadataLimitExceeded:
 def metadata_too_large(name: str, size: int | None, limit: int) -> MetadataLimitExceeded:
     """The error for a document of ``size`` bytes (None: more than ``limit``) over the limit."""
     has = f"{size} bytes" if size is not None else f"more than {limit} bytes"
-    return _limit_error(MetadataTooLarge, name, None, f"the document has {has}; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)")
+    return _limit_error(
+        MetadataTooLarge, name, None, f"the document has {has}; metadata may have at most {limit} (BIA_MAX_METADATA_BYTES)"
+    )
 
 
 def _too_deep(name: str, line: int | None, limit: int) -> MetadataLimitExceeded:
-    return _limit_error(MetadataLimitExceeded, name, line, f"nested too deeply (lists and mappings more than {limit} levels deep)")
+    return _limit_error(
+        MetadataLimitExceeded, name, line, f"nested too deeply (lists and mappings more than {limit} levels deep)"
+    )
 
 
 def _too_many(name: str, line: int | None, limit: int) -> MetadataLimitExceeded:
-    return _limit_error(MetadataLimitExceeded, name, line,
-                        f"more than {limit} values (keys, items and YAML aliases expanded); is an alias repeated in a loop?")
+    return _limit_error(
+        MetadataLimitExceeded,
+        name,
+        line,
+        f"more than {limit} values (keys, items and YAML aliases expanded); is an alias repeated in a loop?",
+    )

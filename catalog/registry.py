@@ -7,6 +7,7 @@ died. Every change of a study's state is a compare-and-set on its holder (or on 
 never both run one finalize, release or recovery. Accessions come from a counter that only ever goes up, so an
 accession is never reused, even when a finalize fails.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +29,19 @@ from catalog.state_db import SqliteStateDB, StateDB
 from catalog.state_schema import ensure_schema
 
 #: lifecycle columns of a study row restored when an uncommitted replacement is abandoned
-_RESTORED = ("owner", "state", "release_date", "submission_id", "source", "title", "file_count", "total_size",
-             "content_hash", "created_at", "updated_at")
+_RESTORED = (
+    "owner",
+    "state",
+    "release_date",
+    "submission_id",
+    "source",
+    "title",
+    "file_count",
+    "total_size",
+    "content_hash",
+    "created_at",
+    "updated_at",
+)
 
 #: Study states. ``finalizing``/``releasing`` are in-flight work recovery rolls forward.
 FINALIZING, EMBARGOED, RELEASING, RELEASED, FAILED = "finalizing", "embargoed", "releasing", "released", "failed"
@@ -121,10 +133,14 @@ class Registry:
             if version >= CLASH_KEY_VERSION:
                 return
             rows = db.execute("SELECT submission_id, path FROM staged_files").fetchall()
-            db.executemany("UPDATE staged_files SET fold_key = ? WHERE submission_id = ? AND path = ?",
-                           [(clash_key(path), sub_id, path) for sub_id, path in rows])
-            db.execute("INSERT INTO meta VALUES ('clash_key_version', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                       (str(CLASH_KEY_VERSION),))
+            db.executemany(
+                "UPDATE staged_files SET fold_key = ? WHERE submission_id = ? AND path = ?",
+                [(clash_key(path), sub_id, path) for sub_id, path in rows],
+            )
+            db.execute(
+                "INSERT INTO meta VALUES ('clash_key_version', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (str(CLASH_KEY_VERSION),),
+            )
 
     # ------------------------------------------------------------------ tokens
 
@@ -186,8 +202,9 @@ class Registry:
         db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", (prefix, value))
         return f"{prefix}{value}"
 
-    def begin_finalize(self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None,
-                       revision: int | None = None) -> str:
+    def begin_finalize(
+        self, submission_id: str, owner: str, prefix: str, release_date: str, title: str | None, revision: int | None = None
+    ) -> str:
         """Mint an accession and record the in-flight finalize under this holder's lease, atomically; Conflict if
         the submission is not open, or if its content changed since ``revision`` (the one that was validated)."""
         with self._connect(immediate=True) as db:
@@ -195,18 +212,33 @@ class Registry:
             if sub is None:
                 raise NotFound(f"no submission {submission_id}")
             if sub["status"] != "open":
-                raise Conflict(f"submission {submission_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else ""))
+                raise Conflict(
+                    f"submission {submission_id} is {sub['status']}" + (f" as {sub['accession']}" if sub["accession"] else "")
+                )
             if revision is not None and sub["revision"] != revision:
-                raise Conflict(f"submission {submission_id} changed while it was being validated (an upload, a file list "
-                               "or metadata arrived); nothing was finalized: validate and finalize it again")
+                raise Conflict(
+                    f"submission {submission_id} changed while it was being validated (an upload, a file list "
+                    "or metadata arrived); nothing was finalized: validate and finalize it again"
+                )
             accession = self.mint_accession(prefix, db)
             stamp = now_iso()
             db.execute(
                 "INSERT INTO studies (accession, owner, state, release_date, submission_id, source, title, created_at,"
                 " updated_at, lease_owner, lease_expires, commit_id, committing) VALUES (?, ?, ?, ?, ?, 'deposit', ?, ?, ?,"
                 " ?, ?, ?, '')",
-                (accession, owner, FINALIZING, release_date, submission_id, title, stamp, stamp, self.holder,
-                 self._expiry(), _new_commit()),
+                (
+                    accession,
+                    owner,
+                    FINALIZING,
+                    release_date,
+                    submission_id,
+                    title,
+                    stamp,
+                    stamp,
+                    self.holder,
+                    self._expiry(),
+                    _new_commit(),
+                ),
             )
             db.execute(
                 "UPDATE submissions SET status = 'finalizing', accession = ?, updated_at = ? WHERE id = ?",
@@ -235,8 +267,20 @@ class Registry:
                 " updated_at = excluded.updated_at, attempts = 0, lease_owner = excluded.lease_owner,"
                 " lease_expires = excluded.lease_expires, commit_id = excluded.commit_id, previous = excluded.previous,"
                 " committing = ''",
-                (accession, owner, FINALIZING, release_date, source, title, stamp, stamp, self.holder, self._expiry(),
-                 _new_commit(), kept),
+                (
+                    accession,
+                    owner,
+                    FINALIZING,
+                    release_date,
+                    source,
+                    title,
+                    stamp,
+                    stamp,
+                    self.holder,
+                    self._expiry(),
+                    _new_commit(),
+                    kept,
+                ),
             )
         return StudyRow(**dict(previous)) if previous is not None else None
 
@@ -258,17 +302,29 @@ class Registry:
     def finish(self, accession: str, state: str, **fields: Any) -> None:
         """Complete held in-flight work: move the study to ``state`` and update other columns, if this holder still
         holds it (:class:`LeaseLost` else). A deposit's submission is finalized in the same transaction."""
-        columns = {"state": state, "updated_at": now_iso(), "attempts": 0, "lease_owner": None, "lease_expires": None,
-                   "previous": None, **fields}
+        columns = {
+            "state": state,
+            "updated_at": now_iso(),
+            "attempts": 0,
+            "lease_owner": None,
+            "lease_expires": None,
+            "previous": None,
+            **fields,
+        }
         with self._connect(immediate=True) as db:
-            done = db.execute(f"UPDATE studies SET {', '.join(f'{k} = ?' for k in columns)} WHERE accession = ? AND lease_owner = ?",
-                              (*columns.values(), accession, self.holder))
+            done = db.execute(
+                f"UPDATE studies SET {', '.join(f'{k} = ?' for k in columns)} WHERE accession = ? AND lease_owner = ?",
+                (*columns.values(), accession, self.holder),
+            )
             if done.rowcount != 1:
                 raise LeaseLost(f"{accession} is no longer held by this process (another took its work over)")
             _count_change(db)
             if state in (EMBARGOED, RELEASED):
-                finalized = db.execute("UPDATE submissions SET status = 'finalized', updated_at = ? WHERE accession = ?"
-                                       " AND status = 'finalizing' RETURNING id", (now_iso(), accession)).fetchall()
+                finalized = db.execute(
+                    "UPDATE submissions SET status = 'finalized', updated_at = ? WHERE accession = ?"
+                    " AND status = 'finalizing' RETURNING id",
+                    (now_iso(), accession),
+                ).fetchall()
                 for (sub_id,) in finalized:
                     db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
 
@@ -362,8 +418,11 @@ class Registry:
             row = db.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
             if row is not None and row["holder"] != self.holder and not leases.expired(row["holder"], row["expires"], now):
                 return False
-            db.execute("INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
-                       " expires = excluded.expires", (name, self.holder, now + self.lease_seconds))
+            db.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                " expires = excluded.expires",
+                (name, self.holder, now + self.lease_seconds),
+            )
         if row is None or row["holder"] != self.holder:
             self._heartbeat.hold("lease:" + name)
         return True
@@ -379,15 +438,18 @@ class Registry:
             for key in keys:
                 kind, _, name = key.partition(":")
                 if kind == "study":
-                    db.execute("UPDATE studies SET lease_expires = ? WHERE accession = ? AND lease_owner = ?",
-                               (expires, name, self.holder))
+                    db.execute(
+                        "UPDATE studies SET lease_expires = ? WHERE accession = ? AND lease_owner = ?",
+                        (expires, name, self.holder),
+                    )
                 else:
                     db.execute("UPDATE leases SET expires = ? WHERE name = ? AND holder = ?", (expires, name, self.holder))
 
     def _held_update(self, accession: str, assignments: str, values: tuple[Any, ...]) -> None:
         with self._connect(immediate=True) as db:
-            done = db.execute(f"UPDATE studies SET {assignments} WHERE accession = ? AND lease_owner = ?",
-                              (*values, accession, self.holder))
+            done = db.execute(
+                f"UPDATE studies SET {assignments} WHERE accession = ? AND lease_owner = ?", (*values, accession, self.holder)
+            )
         if done.rowcount != 1:
             raise LeaseLost(f"{accession} is no longer held by this process (another took its work over)")
 
@@ -485,8 +547,9 @@ class Registry:
                 " size = excluded.size, md5 = excluded.md5, sha256 = excluded.sha256, key = excluded.key",
                 (sub_id, path, size, md5, sha256, key, fold),
             )
-            db.execute("UPDATE submissions SET updated_at = ?, revision = revision + 1 WHERE id = ?",
-                       (now_iso(), sub_id))  # a new revision, in use: not abandoned
+            db.execute(
+                "UPDATE submissions SET updated_at = ?, revision = revision + 1 WHERE id = ?", (now_iso(), sub_id)
+            )  # a new revision, in use: not abandoned
         return dict(old) if old is not None else None
 
     def staged_files(self, sub_id: str) -> Iterator[dict[str, Any]]:
@@ -505,11 +568,15 @@ class Registry:
         """Close an open submission for good (compare-and-set: :class:`Conflict` if a finalize began meanwhile);
         its staged rows go. Its bytes are removed afterwards by the caller."""
         with self._connect(immediate=True) as db:
-            done = db.execute("UPDATE submissions SET status = 'discarded', updated_at = ? WHERE id = ? AND status = 'open'",
-                              (now_iso(), sub_id))
+            done = db.execute(
+                "UPDATE submissions SET status = 'discarded', updated_at = ? WHERE id = ? AND status = 'open'",
+                (now_iso(), sub_id),
+            )
             if done.rowcount != 1:
                 row = db.execute("SELECT status FROM submissions WHERE id = ?", (sub_id,)).fetchone()
-                raise Conflict(f"submission {sub_id} is {row['status'] if row else 'gone'}; only an open submission can be discarded")
+                raise Conflict(
+                    f"submission {sub_id} is {row['status'] if row else 'gone'}; only an open submission can be discarded"
+                )
             db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
 
     def submissions_to_clean(self, open_before: str) -> list[dict[str, Any]]:
@@ -517,8 +584,11 @@ class Registry:
         ``failed`` ones (from before finalize reopened failures). Bytes a crash left under closed submissions are
         found by :meth:`closed_submissions`."""
         with self._connect() as db:
-            rows = db.execute("SELECT id, owner, status, updated_at FROM submissions WHERE (status = 'open' AND updated_at < ?)"
-                              " OR status = 'failed' ORDER BY updated_at", (open_before,)).fetchall()
+            rows = db.execute(
+                "SELECT id, owner, status, updated_at FROM submissions WHERE (status = 'open' AND updated_at < ?)"
+                " OR status = 'failed' ORDER BY updated_at",
+                (open_before,),
+            ).fetchall()
         return [dict(r) for r in rows]
 
     def closed_submissions(self, ids: Iterable[str]) -> set[str]:
@@ -528,18 +598,26 @@ class Registry:
         wanted = list(ids)
         with self._connect() as db:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                closed.update(r["id"] for r in db.execute(
-                    "SELECT id FROM submissions WHERE status IN ('finalized', 'discarded', 'expired')"
-                    f" AND id IN ({','.join('?' * len(chunk))})", chunk))
+                chunk = wanted[start : start + 500]
+                closed.update(
+                    r["id"]
+                    for r in db.execute(
+                        "SELECT id FROM submissions WHERE status IN ('finalized', 'discarded', 'expired')"
+                        f" AND id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
         return closed
 
     def expire_submission(self, sub_id: str, seen_at: str) -> bool:
         """Mark an abandoned submission ``expired`` if it has not changed since ``seen_at`` (compare-and-set, so an
         upload arriving meanwhile keeps it open); its staged rows go. True if it was expired."""
         with self._connect(immediate=True) as db:
-            done = db.execute("UPDATE submissions SET status = 'expired', updated_at = ? WHERE id = ? AND updated_at = ?"
-                              " AND status IN ('open', 'failed')", (now_iso(), sub_id, seen_at))
+            done = db.execute(
+                "UPDATE submissions SET status = 'expired', updated_at = ? WHERE id = ? AND updated_at = ?"
+                " AND status IN ('open', 'failed')",
+                (now_iso(), sub_id, seen_at),
+            )
             if done.rowcount == 1:
                 db.execute("DELETE FROM staged_files WHERE submission_id = ?", (sub_id,))
         return done.rowcount == 1
@@ -562,8 +640,10 @@ class Registry:
     def mark_followed(self, follower: str, changes: int) -> None:
         """``follower`` has caught up with ``changes`` (never moves back)."""
         with self._connect(immediate=True) as db:
-            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = GREATEST(counters.value, excluded.value)",
-                       ("~followed:" + follower, changes))
+            db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = GREATEST(counters.value, excluded.value)",
+                ("~followed:" + follower, changes),
+            )
 
     def _counter(self, name: str) -> int:
         with self._connect() as db:
@@ -586,14 +666,18 @@ def _refuse_clash(db: Any, sub_id: str, path: str, fold: str) -> None:
     same = db.execute("SELECT path FROM staged_files WHERE submission_id = ? AND fold_key = ? LIMIT 1", (sub_id, fold)).fetchone()
     if same is not None:
         _clash(path, same[0], "names the same file on case-insensitive or Unicode-normalising file systems as")
-    inside = db.execute("SELECT path FROM staged_files WHERE submission_id = ? AND fold_key > ? AND fold_key < ? LIMIT 1",
-                        (sub_id, fold + "/", fold + "0")).fetchone()
+    inside = db.execute(
+        "SELECT path FROM staged_files WHERE submission_id = ? AND fold_key > ? AND fold_key < ? LIMIT 1",
+        (sub_id, fold + "/", fold + "0"),
+    ).fetchone()
     if inside is not None:
         _clash(path, inside[0], "would be a file where a folder is needed for")
     folders = ancestors(fold)
     if folders:
-        above = db.execute(f"SELECT path FROM staged_files WHERE submission_id = ? AND fold_key IN ({','.join('?' * len(folders))})"
-                           " LIMIT 1", (sub_id, *folders)).fetchone()
+        above = db.execute(
+            f"SELECT path FROM staged_files WHERE submission_id = ? AND fold_key IN ({','.join('?' * len(folders))}) LIMIT 1",
+            (sub_id, *folders),
+        ).fetchone()
         if above is not None:
             _clash(path, above[0], "needs a folder where there is already a file:")
 

@@ -5,6 +5,7 @@ each class and slot, its IRI, whether values are literals (and of which datatype
 as the IRI of their ``meaning``) or objects (inlined, or referenced by IRI). Loading LinkML itself takes
 seconds, so nothing on a request path imports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,9 +66,7 @@ class RembiModel:
             }
             self.classes[cname] = ClassInfo(cname, cdef["uri"], cdef["identifier"], slots)
         self.enums: dict[str, dict[str, str]] = mapping["enums"]
-        self._enum_names = {
-            ename: {iri: name for name, iri in values.items()} for ename, values in self.enums.items()
-        }
+        self._enum_names = {ename: {iri: name for name, iri in values.items()} for ename, values in self.enums.items()}
 
     def enum_iri(self, enum: str, value: str) -> str | None:
         """The IRI stored for a permissible value (by name, or already an IRI of the enum)."""

@@ -5,6 +5,7 @@ inlined. :func:`prepare_study` gives every identified object a deterministic IRI
 written as titles; :func:`record_to_graph` writes the RDF the catalog stores (enum values as the IRIs of their
 meanings, ontology terms and cross-reference targets as IRIs, value objects under fragment IRIs).
 """
+
 from __future__ import annotations
 
 import copy
@@ -216,4 +217,3 @@ def _reference(value: str) -> URIRef:
     if ":" in value and " " not in value:
         return URIRef(value)
     return URIRef("urn:rembi:unresolved:" + quote(value, safe=""))
-

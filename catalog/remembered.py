@@ -8,6 +8,7 @@ different base URL given, or other stores (a shell that forgot ``BIA_PUBLIC_SPAR
 refused with a message saying what the catalog uses, instead of writing studies that do not dereference or that
 land in a new, empty store.
 """
+
 from __future__ import annotations
 
 import json
@@ -106,8 +107,10 @@ def resolve(settings: Settings, state: StateDB | None = None) -> Settings:
     if not settings.is_given("base_url"):
         settings = settings.with_(base_url=known["base_url"])
     _check_base(settings, known)
-    for part, shown in (("graph", "graph stores (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL)"),
-                        ("files", "file store (BIA_S3_ENDPOINT, BIA_S3_BUCKET)")):
+    for part, shown in (
+        ("graph", "graph stores (BIA_SPARQL_URL, BIA_PUBLIC_SPARQL_URL)"),
+        ("files", "file store (BIA_S3_ENDPOINT, BIA_S3_BUCKET)"),
+    ):
         if _normal(known.get(part)) != stores[part]:
             raise CatalogMismatch(
                 f"the catalog in {_where(settings)} keeps its studies in the {shown} {_shown(known.get(part))}, but these "
@@ -155,8 +158,10 @@ def _shown(stores: Any) -> str:
 def _write(data_dir: Path, state: StateDB | None, content: dict[str, Any]) -> None:
     if state is not None and state.shared:
         with state.transaction(write=True) as db:
-            db.execute("INSERT INTO meta VALUES ('catalog', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                       (json.dumps(content, sort_keys=True),))
+            db.execute(
+                "INSERT INTO meta VALUES ('catalog', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (json.dumps(content, sort_keys=True),),
+            )
         return
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = data_dir / (CATALOG_FILE + ".tmp")

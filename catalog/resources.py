@@ -1,4 +1,5 @@
 """Where the model's data folders (``schema/``, ``shapes/``) are, in a checkout or an installed copy."""
+
 from __future__ import annotations
 
 import os

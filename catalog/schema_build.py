@@ -15,6 +15,7 @@ Outputs, all deterministic so a test can detect drift:
 Shapes written by hand (constraints LinkML cannot express in SHACL, e.g. "a publication needs a title or a
 DOI") live beside the generated files in ``shapes/rembi-extra.shacl.ttl`` and are never overwritten.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,12 +60,16 @@ def _recommended_shapes(view) -> str:
             f"        sh:message {json.dumps(_recommended_message(cname, slot), ensure_ascii=False)}\n    ]"
             for slot in slots
         )
-        blocks.append(f"<{namespace}{cname}Recommended> a sh:NodeShape ;\n"
-                      f"    sh:targetClass <{view.get_uri(view.get_class(cname), expand=True)}> ;\n"
-                      f"    sh:property {properties} .\n")
-    header = ("# Generated from schema/rembi.yaml by `bia schema build`; do not edit. Recommended slots\n"
-              "# (`recommended: true`) are warnings: they never reject a record.\n"
-              "@prefix sh: <http://www.w3.org/ns/shacl#> .\n")
+        blocks.append(
+            f"<{namespace}{cname}Recommended> a sh:NodeShape ;\n"
+            f"    sh:targetClass <{view.get_uri(view.get_class(cname), expand=True)}> ;\n"
+            f"    sh:property {properties} .\n"
+        )
+    header = (
+        "# Generated from schema/rembi.yaml by `bia schema build`; do not edit. Recommended slots\n"
+        "# (`recommended: true`) are warnings: they never reject a record.\n"
+        "@prefix sh: <http://www.w3.org/ns/shacl#> .\n"
+    )
     return "\n".join([header, *blocks])
 
 
@@ -138,10 +143,7 @@ def _rdf_map(schema: Path) -> dict[str, Any]:
             "slots": slots,
         }
     enums = {
-        ename: {
-            pv: view.expand_curie(pvdef.meaning)
-            for pv, pvdef in view.get_enum(ename).permissible_values.items()
-        }
+        ename: {pv: view.expand_curie(pvdef.meaning) for pv, pvdef in view.get_enum(ename).permissible_values.items()}
         for ename in sorted(view.all_enums())
     }
     prefixes = {p.prefix_prefix: p.prefix_reference for p in view.schema.prefixes.values()}

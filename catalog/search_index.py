@@ -16,6 +16,7 @@ folder (``tantivy/``, one writer at a time, readers see each commit whole, and `
 followed the documents) is a local cache each node fills from them. :meth:`SearchIndex.replace_all` replaces
 every document of a view at once.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -189,8 +190,10 @@ def parse_query(q: str) -> ParsedQuery:
         negate_next = False
     clauses = sum(len(g) for g in groups) + len(excluded)
     if clauses > MAX_CLAUSES:
-        raise InvalidQuery(f"the query has {clauses} words or phrases; at most {MAX_CLAUSES} are searched at once",
-                           [{"field": "q", "message": "too many terms"}])
+        raise InvalidQuery(
+            f"the query has {clauses} words or phrases; at most {MAX_CLAUSES} are searched at once",
+            [{"field": "q", "message": "too many terms"}],
+        )
     return ParsedQuery([g for g in groups if g], excluded)
 
 
@@ -200,7 +203,7 @@ def _tokens(q: str) -> Iterator[_Token]:
     while pos < len(q):
         m = _TOKEN.match(q, pos)
         if not m or m.end() == pos:
-            raise InvalidQuery(f"cannot read the query at character {pos + 1}: {q[pos:pos + 20]!r}")
+            raise InvalidQuery(f"cannot read the query at character {pos + 1}: {q[pos : pos + 20]!r}")
         pos = m.end()
         minus, fieldname, phrase, word, unbalanced = m.groups()
         if unbalanced is not None:
@@ -216,8 +219,10 @@ def _clause_of(token: _Token) -> Clause | None:
     if not words:
         return None
     if prefix and len(words[-1]) > MAX_PREFIX:
-        raise InvalidQuery(f"a prefix search (word*) takes at most {MAX_PREFIX} characters before the *",
-                           [{"field": "q", "value": text[:40] + "…", "message": "prefix too long"}])
+        raise InvalidQuery(
+            f"a prefix search (word*) takes at most {MAX_PREFIX} characters before the *",
+            [{"field": "q", "value": text[:40] + "…", "message": "prefix too long"}],
+        )
     return Clause(words, _field(token.field), prefix)
 
 
@@ -322,7 +327,11 @@ class SearchIndex:
         with open(self.path / ".open.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             applied = self._applied()
-            if (applied.get("catalog"), applied.get("view"), applied.get("layout")) != (catalog_id(self.db), self.view, LOCAL_LAYOUT):
+            if (applied.get("catalog"), applied.get("view"), applied.get("layout")) != (
+                catalog_id(self.db),
+                self.view,
+                LOCAL_LAYOUT,
+            ):
                 shutil.rmtree(folder, ignore_errors=True)
                 self._stamp(0)
             folder.mkdir(parents=True, exist_ok=True)
@@ -331,7 +340,9 @@ class SearchIndex:
     def _stamp(self, seq: int) -> None:
         """Record how far the local index has followed the documents."""
         tmp = self._state_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"catalog": catalog_id(self.db), "view": self.view, "layout": LOCAL_LAYOUT, "seq": seq}), encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"catalog": catalog_id(self.db), "view": self.view, "layout": LOCAL_LAYOUT, "seq": seq}), encoding="utf-8"
+        )
         os.replace(tmp, self._state_file)
 
     def follow(self, force: bool = False) -> int:
@@ -363,7 +374,8 @@ class SearchIndex:
         applied, n = self._applied().get("seq", 0), 0
         try:
             for accession, doc, seq in self.db.stream(
-                    "SELECT accession, doc, seq FROM search_docs WHERE view = ? AND seq > ? ORDER BY seq", (self.view, applied)):
+                "SELECT accession, doc, seq FROM search_docs WHERE view = ? AND seq > ? ORDER BY seq", (self.view, applied)
+            ):
                 writer.delete_documents("id", accession)
                 if doc is not None:
                     writer.add_document(self._document(StudyDocument(**json.loads(doc)), doc))
@@ -422,17 +434,24 @@ class SearchIndex:
         with self.db.transaction(write=True) as db:
             seq = _next_seq(db) + 1  # tombstones take the first new number, documents the ones after it
             if everything:
-                db.execute("UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND doc IS NOT NULL",
-                           (seq, self.view))
+                db.execute(
+                    "UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND doc IS NOT NULL",
+                    (seq, self.view),
+                )
             for accession in delete:
-                db.execute("UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND accession = ?"
-                           " AND doc IS NOT NULL", (seq, self.view, accession))
+                db.execute(
+                    "UPDATE search_docs SET doc = NULL, release_date = NULL, seq = ? WHERE view = ? AND accession = ?"
+                    " AND doc IS NOT NULL",
+                    (seq, self.view, accession),
+                )
             for doc in docs:
                 seq += 1
-                db.execute("INSERT INTO search_docs (view, accession, release_date, doc, seq) VALUES (?, ?, ?, ?, ?)"
-                           " ON CONFLICT(view, accession) DO UPDATE SET release_date = excluded.release_date,"
-                           " doc = excluded.doc, seq = excluded.seq",
-                           (self.view, doc.accession, doc.release_date, json.dumps(asdict(doc)), seq))
+                db.execute(
+                    "INSERT INTO search_docs (view, accession, release_date, doc, seq) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT(view, accession) DO UPDATE SET release_date = excluded.release_date,"
+                    " doc = excluded.doc, seq = excluded.seq",
+                    (self.view, doc.accession, doc.release_date, json.dumps(asdict(doc)), seq),
+                )
                 n += 1
             db.execute("UPDATE counters SET value = ? WHERE name = ?", (seq, SEQUENCE))
         return n
@@ -482,14 +501,23 @@ class SearchIndex:
     def release_months(self) -> list[tuple[str, int]]:
         """(YYYY-MM, studies released that month), oldest first."""
         with self.db.transaction() as db:
-            return [(r[0], r[1]) for r in db.execute(
-                "SELECT substr(release_date, 1, 7) AS m, COUNT(*) FROM search_docs WHERE view = ? AND doc IS NOT NULL"
-                " AND release_date IS NOT NULL GROUP BY substr(release_date, 1, 7) ORDER BY m", (self.view,))]
+            return [
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT substr(release_date, 1, 7) AS m, COUNT(*) FROM search_docs WHERE view = ? AND doc IS NOT NULL"
+                    " AND release_date IS NOT NULL GROUP BY substr(release_date, 1, 7) ORDER BY m",
+                    (self.view,),
+                )
+            ]
 
     def accessions(self) -> list[str]:
         with self.db.transaction() as db:
-            return [r[0] for r in db.execute("SELECT accession FROM search_docs WHERE view = ? AND doc IS NOT NULL"
-                                             " ORDER BY accession", (self.view,))]
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT accession FROM search_docs WHERE view = ? AND doc IS NOT NULL ORDER BY accession", (self.view,)
+                )
+            ]
 
     def _searcher(self) -> tantivy.Searcher:
         """A searcher on the newest commit, including commits made through other handles or processes."""
@@ -528,7 +556,10 @@ class SearchIndex:
                 for group in parsed.groups
             ]
             must.append(
-                (tantivy.Occur.Must, groups[0] if len(groups) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, g) for g in groups]))
+                (
+                    tantivy.Occur.Must,
+                    groups[0] if len(groups) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, g) for g in groups]),
+                )
             )
         else:
             must.append((tantivy.Occur.Must, tantivy.Query.all_query()))
@@ -539,7 +570,10 @@ class SearchIndex:
             if values:
                 terms = [tantivy.Query.term_query(self._schema, f"facet_{name}", v) for v in values]
                 must.append(
-                    (tantivy.Occur.Must, terms[0] if len(terms) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms]))
+                    (
+                        tantivy.Occur.Must,
+                        terms[0] if len(terms) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms]),
+                    )
                 )
         return must[0][1] if len(must) == 1 else tantivy.Query.boolean_query(must)
 
@@ -569,7 +603,11 @@ class SearchIndex:
             sort = "newest"
         by_date = sort != "relevance"
         result = searcher.search(
-            query, max(limit, 1), count=True, offset=offset, order_by_field="released" if by_date else None,
+            query,
+            max(limit, 1),
+            count=True,
+            offset=offset,
+            order_by_field="released" if by_date else None,
             order=tantivy.Order.Asc if sort == "oldest" else tantivy.Order.Desc,
         )
         hits = self._hits(searcher, query, result.hits[:limit], scored=sort == "relevance", snippets=bool(parsed.groups))

@@ -10,6 +10,7 @@ Writers are serialized site-wide, as SQLite serializes them on one host: a write
 inside a write transaction sees the state no other writer can change under it, on one node or many, and counters
 (accessions, the search sequence) advance in commit order. Readers never wait.
 """
+
 from __future__ import annotations
 
 import functools
@@ -241,7 +242,11 @@ class PostgresStateDB(StateDB):
                     from psycopg_pool import ConnectionPool
 
                     self._pool = ConnectionPool(
-                        self.url, min_size=1, max_size=self.pool_size, open=True, timeout=CONNECT_SECONDS,
+                        self.url,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        open=True,
+                        timeout=CONNECT_SECONDS,
                         kwargs={"autocommit": True, "row_factory": _row_factory, "connect_timeout": 5},
                         configure=_configure,
                     )

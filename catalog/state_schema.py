@@ -4,6 +4,7 @@ Types are spelled so that PostgreSQL gets what it needs (``BIGINT`` byte counts,
 ``BYTEA`` bodies) and SQLite the matching affinity. Columns added after a table first shipped are listed apart:
 an older database gains them when it is opened.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -59,8 +60,13 @@ ADDED_COLUMNS = {
     # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
     # a file table's count of files by format (JSON), for the catalog's statistics without fetching the table
     "file_tables": {"formats": "TEXT"},
-    "studies": {"lease_owner": "TEXT", "lease_expires": "DOUBLE PRECISION", "commit_id": "TEXT", "previous": "TEXT",
-                "committing": "TEXT"},
+    "studies": {
+        "lease_owner": "TEXT",
+        "lease_expires": "DOUBLE PRECISION",
+        "commit_id": "TEXT",
+        "previous": "TEXT",
+        "committing": "TEXT",
+    },
 }
 #: indexes on added columns
 ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS staged_clash ON staged_files(submission_id, fold_key)"
@@ -92,5 +98,10 @@ def catalog_id(db: StateDB) -> str:
 def _columns(db: StateDB, conn, table: str) -> set[str]:
     if isinstance(db, SqliteStateDB):
         return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-    return {row[0] for row in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()", (table,))}
+    return {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()",
+            (table,),
+        )
+    }

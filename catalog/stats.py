@@ -1,4 +1,5 @@
 """The catalog's statistics: one function for ``/stats``, the home page and ``bia stats``."""
+
 from __future__ import annotations
 
 from typing import Any

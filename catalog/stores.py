@@ -3,6 +3,7 @@
 The base modules (:mod:`catalog.file_store`, :mod:`catalog.graph_store`) define the interfaces and know none of
 their implementations; this module is the one place that picks an implementation.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,8 +28,9 @@ def open_file_store(settings: Settings) -> FileStore:
     return LocalFileStore(settings.data_dir / "files")
 
 
-def open_graph_store(location: str | Path, read_only: bool = False, *, settings: Settings | None = None,
-                     **options: Any) -> GraphStore:
+def open_graph_store(
+    location: str | Path, read_only: bool = False, *, settings: Settings | None = None, **options: Any
+) -> GraphStore:
     """Open the store at ``location``: a folder (embedded Oxigraph) or an ``http(s)://`` base URL.
 
     ``read_only`` opens a consistent snapshot that follows the writer's published checkpoints (embedded) —

@@ -4,6 +4,7 @@ The same function turns a row into both, so the graph and the file index always 
 the study, the path and the size (:func:`catalog.identifiers.file_iri`); per-file attributes become
 ``rembi:Attribute`` nodes under fragment IRIs of the file.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -80,9 +81,7 @@ class _Terms:
         self.value = nt.iri(a["value"].uri)
 
 
-def write_file_triples(
-    out: TextIO, study: str, files: Iterable[StudyFile], model: RembiModel | None = None
-) -> FilesSummary:
+def write_file_triples(out: TextIO, study: str, files: Iterable[StudyFile], model: RembiModel | None = None) -> FilesSummary:
     """Stream the triples of every file into ``out`` (N-Triples); nothing is held in memory."""
     terms = _Terms(model or load_model())
     study_term = nt.iri(study)

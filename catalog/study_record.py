@@ -7,6 +7,7 @@ serves — and, for a study, adds the schema.org / Bioschemas ``Dataset`` view s
 all renderings of that document, so they always agree. The archive stores each released study's document when
 the study changes (:mod:`catalog.record_index`), under the :func:`rendering_fingerprint` of this code.
 """
+
 from __future__ import annotations
 
 import functools
@@ -95,7 +96,9 @@ def _statements(store: GraphStore, graph_iri: str, subjects: list[Any], skipped:
     excluded = predicate_filter(skipped)
     for start in range(0, len(subjects), BATCH):
         values = " ".join(_sparql_term(n) for n in subjects[start : start + BATCH])
-        for row in store.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o{excluded} }} }}"):
+        for row in store.select(
+            f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph_iri}> {{ VALUES ?s {{ {values} }} ?s ?p ?o{excluded} }} }}"
+        ):
             yield _term(row["s"]), _term(row["p"]), _term(row["o"])
 
 
@@ -125,7 +128,11 @@ def describe(store: GraphStore, graph_iri: str, roots: Iterable[str], skipped: s
 
 
 def build_record(
-    store: GraphStore, base_url: str, iri: str, *, catalog_name: str = "BioImage Archive catalog",
+    store: GraphStore,
+    base_url: str,
+    iri: str,
+    *,
+    catalog_name: str = "BioImage Archive catalog",
     holds_files: Callable[[str], bool] = lambda accession: False,
 ) -> Record:
     """The record of a study or of an object inside one; :class:`NotFound` when this store does not hold it.

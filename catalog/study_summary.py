@@ -3,6 +3,7 @@
 One code path for every caller: a commit, a release and ``bia reindex`` all summarise a study from the graph
 store it lives in, so the derived indexes can always be rebuilt from the record of truth.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -64,8 +65,7 @@ def study_document(
     g = f"GRAPH <{study_iri}>"
     s = f"<{study_iri}>"
     rows = store.select(
-        PREFIXES
-        + f"SELECT ?title ?description ?license ?released ?source WHERE {{ {g} {{ {s} dcterms:title ?title ."
+        PREFIXES + f"SELECT ?title ?description ?license ?released ?source WHERE {{ {g} {{ {s} dcterms:title ?title ."
         f" OPTIONAL {{ {s} dcterms:description ?description }} OPTIONAL {{ {s} dcterms:license ?license }}"
         f" OPTIONAL {{ {s} dcterms:available ?released }}"
         f" OPTIONAL {{ {s} prov:wasGeneratedBy/rembi:source_resource ?source }} }} }} LIMIT 1"
@@ -81,8 +81,7 @@ def study_document(
         n, total = files["files"], files["bytes"]
     else:
         counts = store.select(
-            PREFIXES
-            + f"SELECT (COUNT(?f) AS ?n) (SUM(?size) AS ?bytes) WHERE {{ {g} {{ {s} rembi:files ?f ."
+            PREFIXES + f"SELECT (COUNT(?f) AS ?n) (SUM(?size) AS ?bytes) WHERE {{ {g} {{ {s} rembi:files ?f ."
             " OPTIONAL { ?f schema:contentSize ?size } } }"
         )
         n = int(counts[0]["n"]["value"]) if counts and "n" in counts[0] else 0
@@ -110,8 +109,7 @@ def study_files(store: GraphStore, study_iri: str) -> Iterator[StudyFile]:
     """Every file of a study with its attributes, read back from the graph (for rebuilding the file table)."""
     g = f"GRAPH <{study_iri}>"
     rows = store.select(
-        PREFIXES
-        + f"SELECT ?f ?path ?size ?md5 ?sha ?comp ?name ?value WHERE {{ {g} {{ <{study_iri}> rembi:files ?f ."
+        PREFIXES + f"SELECT ?f ?path ?size ?md5 ?sha ?comp ?name ?value WHERE {{ {g} {{ <{study_iri}> rembi:files ?f ."
         " ?f rembi:path ?path . OPTIONAL { ?f schema:contentSize ?size } OPTIONAL { ?f rembi:md5 ?md5 }"
         " OPTIONAL { ?f rembi:sha256 ?sha } OPTIONAL { ?f rembi:component ?comp }"
         " OPTIONAL { ?f rembi:attributes ?a . ?a schema:name ?name . ?a schema:value ?value } } } ORDER BY ?f"

@@ -10,6 +10,7 @@ Two views of the same model, which must agree (tests run every example through b
 
 Both return :class:`ValidationIssue` lists; issues of severity ``Warning``/``Info`` never reject a record.
 """
+
 from __future__ import annotations
 
 import json
@@ -224,8 +225,15 @@ def _unknown_references(
         refs = obj.get(ref_slot.name)
         for ref in refs if isinstance(refs, list) else ([refs] if refs else []):
             if model.expand(str(ref)) not in defined.get(target.name, set()):
-                issues.append(ValidationIssue(focus=focus, path=ref_slot.name, value=str(ref), source="linkml",
-                                              message=f"refers to a {target.name} that the study does not define"))
+                issues.append(
+                    ValidationIssue(
+                        focus=focus,
+                        path=ref_slot.name,
+                        value=str(ref),
+                        source="linkml",
+                        message=f"refers to a {target.name} that the study does not define",
+                    )
+                )
     return issues
 
 
@@ -248,10 +256,20 @@ def _bad_orcids(record: dict[str, Any]) -> list[ValidationIssue]:
     issues = []
     for i, author in enumerate(record.get("authors") or []):
         value = author.get("orcid") if isinstance(author, dict) else None
-        if isinstance(value, str) and re.fullmatch(r"https://orcid\.org/\d{4}-\d{4}-\d{4}-\d{3}[0-9X]", value) \
-                and external_ids.orcid(value) is None:
-            issues.append(ValidationIssue(focus=f"/authors/{i}", path="orcid", value=value, source="linkml",
-                                          message="this ORCID iD's check digit is wrong: a digit is mistyped"))
+        if (
+            isinstance(value, str)
+            and re.fullmatch(r"https://orcid\.org/\d{4}-\d{4}-\d{4}-\d{3}[0-9X]", value)
+            and external_ids.orcid(value) is None
+        ):
+            issues.append(
+                ValidationIssue(
+                    focus=f"/authors/{i}",
+                    path="orcid",
+                    value=value,
+                    source="linkml",
+                    message="this ORCID iD's check digit is wrong: a digit is mistyped",
+                )
+            )
     return issues
 
 

@@ -5,6 +5,7 @@ records and search documents are rows of the state database marked with the view
 to the public one. Every public read path (SPARQL, search, facets, listings, sitemap, exports, files) is built
 on the public view only, so it physically cannot see unreleased data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,7 +81,9 @@ def open_view(
         name=name,
         graph=graph,
         # read paths are public; the private view is read by its owners through the writer
-        reader=open_graph_store(location, read_only=True) if isinstance(location, Path) and not read_only and name == PUBLIC else None,
+        reader=open_graph_store(location, read_only=True)
+        if isinstance(location, Path) and not read_only and name == PUBLIC
+        else None,
         search=SearchIndex(index_dir / "search", state, name),
         files=FileIndex(index_dir / "files", state, name, file_store),
         records=RecordIndex(state, name),

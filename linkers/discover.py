@@ -15,6 +15,7 @@ can only ever involve released studies:
 Every link is also written as a direct triple ``<source> <relation> <target>``, so SPARQL can follow links in
 both directions without the link nodes. Link IRIs are hashes of what they say: a rerun gives the same graphs.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -88,10 +89,13 @@ def canonical_target(resource: str | None, accession: str | None, target: str) -
 def cross_reference_rows(store: GraphStore, study: str | None = None) -> list[dict[str, str]]:
     """The cross-references studies assert (of one study, or of all): study, target, relation, resource, accession."""
     values = f"VALUES ?study {{ <{study}> }}" if study else ""
-    return _rows(store, f"""SELECT ?study ?target ?relation ?resource ?accession WHERE {{ {values} GRAPH ?study {{
+    return _rows(
+        store,
+        f"""SELECT ?study ?target ?relation ?resource ?accession WHERE {{ {values} GRAPH ?study {{
         ?study rembi:cross_references ?x . ?x rembi:target ?target .
         OPTIONAL {{ ?x rembi:relation ?relation }} OPTIONAL {{ ?x rembi:resource ?resource }}
-        OPTIONAL {{ ?x rembi:target_accession ?accession }} }} }}""")
+        OPTIONAL {{ ?x rembi:target_accession ?accession }} }} }}""",
+    )
 
 
 class Discovery:
@@ -109,8 +113,8 @@ class Discovery:
     def _catalog_studies(self) -> None:
         prefix = f"{self.base}/studies/"
         for graph in self.store.graphs():
-            if graph.startswith(prefix) and "/" not in graph[len(prefix):]:
-                self.studies[graph[len(prefix):]] = graph
+            if graph.startswith(prefix) and "/" not in graph[len(prefix) :]:
+                self.studies[graph[len(prefix) :]] = graph
         self.report.studies = len(self.studies)
 
     def _in_catalog(self, resource: str | None, accession: str | None) -> str | None:
@@ -124,14 +128,33 @@ class Discovery:
 
     def asserted(self) -> list[Link]:
         links = self._cross_references() + self._publications()
-        for row in _rows(self.store, """SELECT DISTINCT ?study ?orcid WHERE { GRAPH ?study { ?study schema:creator ?a . ?a rembi:orcid ?orcid } }"""):
+        for row in _rows(
+            self.store,
+            """SELECT DISTINCT ?study ?orcid WHERE { GRAPH ?study { ?study schema:creator ?a . ?a rembi:orcid ?orcid } }""",
+        ):
             links += self._identified(row["study"], "ORCID", row["orcid"], "related_to", "author ORCID")
-        for row in _rows(self.store, """SELECT DISTINCT ?study ?ror WHERE { GRAPH ?study { ?study schema:creator ?a .
-            ?a schema:affiliation ?o . ?o rembi:ror ?ror } }"""):
+        for row in _rows(
+            self.store,
+            """SELECT DISTINCT ?study ?ror WHERE { GRAPH ?study { ?study schema:creator ?a .
+            ?a schema:affiliation ?o . ?o rembi:ror ?ror } }""",
+        ):
             links += self._identified(row["study"], "ROR", row["ror"], "related_to", "affiliation ROR")
         for predicate, resource in (("rembi:organism", "NCBITaxon"), ("rembi:imagingMethod", "FBbi")):
-            for row in _rows(self.store, f"SELECT DISTINCT ?study ?term WHERE {{ GRAPH ?study {{ ?s {predicate} ?term . FILTER(isIRI(?term)) }} }}"):
-                links.append(Link(row["study"], row["term"], "related_to", resource, row["term"].rsplit("/", 1)[-1], False, (f"{resource} term",)))
+            for row in _rows(
+                self.store,
+                f"SELECT DISTINCT ?study ?term WHERE {{ GRAPH ?study {{ ?s {predicate} ?term . FILTER(isIRI(?term)) }} }}",
+            ):
+                links.append(
+                    Link(
+                        row["study"],
+                        row["term"],
+                        "related_to",
+                        resource,
+                        row["term"].rsplit("/", 1)[-1],
+                        False,
+                        (f"{resource} term",),
+                    )
+                )
         return [link for link in links if link.source in self.studies.values()]
 
     def _cross_references(self) -> list[Link]:
@@ -149,8 +172,11 @@ class Discovery:
 
     def _publications(self) -> list[Link]:
         links = []
-        for row in _rows(self.store, """SELECT ?study ?doi ?pmid WHERE { GRAPH ?study { ?study schema:citation ?p .
-            OPTIONAL { ?p rembi:doi ?doi } OPTIONAL { ?p rembi:pubmed_id ?pmid } } }"""):
+        for row in _rows(
+            self.store,
+            """SELECT ?study ?doi ?pmid WHERE { GRAPH ?study { ?study schema:citation ?p .
+            OPTIONAL { ?p rembi:doi ?doi } OPTIONAL { ?p rembi:pubmed_id ?pmid } } }""",
+        ):
             for kind, key, evidence in (("DOI", "doi", "publication DOI"), ("PubMed", "pmid", "publication PubMed ID")):
                 if row.get(key):
                     links += self._identified(row["study"], kind, row[key], "supplements_publication", evidence)
@@ -174,11 +200,18 @@ class Discovery:
         # the reverse of every study-to-study reference (EMPIAR <-> BioImage Archive, correlative pairs too)
         for link in asserted:
             if link.target in catalog_iris and link.evidence == ("cross-reference",):
-                add(link.target, link.source, INVERSE.get(link.relation, "related_to"),
-                    f"{accession_of[link.source]} references {accession_of[link.target]} ({link.relation})")
+                add(
+                    link.target,
+                    link.source,
+                    INVERSE.get(link.relation, "related_to"),
+                    f"{accession_of[link.source]} references {accession_of[link.target]} ({link.relation})",
+                )
         # identifiers of catalog studies written in another study's text
-        for row in _rows(self.store, """SELECT ?study ?text WHERE { GRAPH ?study { ?s ?p ?text .
-            FILTER(isLiteral(?text) && !CONTAINS(STR(?s), "/files/") && REGEX(STR(?text), "EMPIAR-[0-9]|idr[0-9]{4}|S-[A-Z]+[0-9]", "i")) } }"""):
+        for row in _rows(
+            self.store,
+            """SELECT ?study ?text WHERE { GRAPH ?study { ?s ?p ?text .
+            FILTER(isLiteral(?text) && !CONTAINS(STR(?s), "/files/") && REGEX(STR(?text), "EMPIAR-[0-9]|idr[0-9]{4}|S-[A-Z]+[0-9]", "i")) } }""",
+        ):
             if row["study"] not in accession_of:
                 continue  # the link graphs themselves
             for resource, accession in external_ids.mentions(row["text"]):
@@ -186,8 +219,11 @@ class Discovery:
                 if target and target != row["study"]:
                     add(row["study"], target, "related_to", f"{accession_of[row['study']]} mentions {accession}")
         # two studies citing one publication; two studies sharing an author (weaker)
-        for kind, relation, label in (("DOI", "related_to", "both cite"), ("PubMed", "related_to", "both cite PubMed"),
-                                      ("ORCID", "related_to", "shared author ORCID")):
+        for kind, relation, label in (
+            ("DOI", "related_to", "both cite"),
+            ("PubMed", "related_to", "both cite PubMed"),
+            ("ORCID", "related_to", "shared author ORCID"),
+        ):
             by_target: dict[str, set[str]] = defaultdict(set)
             for link in asserted:
                 if link.resource == kind:
@@ -211,7 +247,13 @@ class Discovery:
             out.append(nt.triple(node, nt.iri(REMBI + "linkSource"), source))
             out.append(nt.triple(node, nt.iri(REMBI + "linkTarget"), target))
             out.append(nt.triple(node, nt.iri(REMBI + "relation"), nt.iri(relation)))
-            out.append(nt.triple(node, nt.iri(REMBI + "inferred"), nt.literal("true" if link.inferred else "false", "http://www.w3.org/2001/XMLSchema#boolean")))
+            out.append(
+                nt.triple(
+                    node,
+                    nt.iri(REMBI + "inferred"),
+                    nt.literal("true" if link.inferred else "false", "http://www.w3.org/2001/XMLSchema#boolean"),
+                )
+            )
             if link.resource and link.resource in resource_iris:
                 out.append(nt.triple(node, nt.iri(REMBI + "resource"), nt.iri(resource_iris[link.resource])))
             if link.accession:
@@ -242,7 +284,9 @@ class Discovery:
 def inferred_neighbours(store: GraphStore, base_url: str) -> dict[str, set[str]]:
     """Each study's inferred links, either direction (what its record's ``schema:isRelatedTo`` lists)."""
     found: dict[str, set[str]] = defaultdict(set)
-    for row in _rows(store, f"SELECT ?a ?b WHERE {{ GRAPH <{inferred_graph(base_url)}> {{ ?l rembi:linkSource ?a ; rembi:linkTarget ?b }} }}"):
+    for row in _rows(
+        store, f"SELECT ?a ?b WHERE {{ GRAPH <{inferred_graph(base_url)}> {{ ?l rembi:linkSource ?a ; rembi:linkTarget ?b }} }}"
+    ):
         found[row["a"]].add(row["b"])
         found[row["b"]].add(row["a"])
     return found

@@ -1,6 +1,7 @@
 """A study's links, both directions, from the link graphs the linker builds (and the study's own cross-references),
 with the coordinate transformations of correlative pairs: what ``/studies/{accession}/links`` and the study page
 show. Everything is read from the archive's public view."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,14 +43,16 @@ def _links(store, model: RembiModel, graphs: list[str], side: str, study: str) -
     out = []
     for r in rows:
         resource = _value(r, "resource")
-        out.append({
-            "target" if side == "linkSource" else "source": _value(r, "other"),
-            "relation": _relation_name(model, _value(r, "relation")),
-            "resource": model.enum_name("ResourceEnum", resource) if resource else None,
-            "accession": _value(r, "accession"),
-            "inferred": _value(r, "inferred") == "true",
-            "evidence": [e for e in (_value(r, "why") or "").split("\n") if e],
-        })
+        out.append(
+            {
+                "target" if side == "linkSource" else "source": _value(r, "other"),
+                "relation": _relation_name(model, _value(r, "relation")),
+                "resource": model.enum_name("ResourceEnum", resource) if resource else None,
+                "accession": _value(r, "accession"),
+                "inferred": _value(r, "inferred") == "true",
+                "evidence": [e for e in (_value(r, "why") or "").split("\n") if e],
+            }
+        )
     return out
 
 
@@ -69,8 +72,15 @@ class _Described:
 
 
 #: a transformation's fields read as written
-_TRANSFORMATION_TEXTS = ("source_coordinate_system", "target_coordinate_system", "units", "registration_software",
-                         "transform_file", "fiducials", "transformation_text")
+_TRANSFORMATION_TEXTS = (
+    "source_coordinate_system",
+    "target_coordinate_system",
+    "units",
+    "registration_software",
+    "transform_file",
+    "fiducials",
+    "transformation_text",
+)
 
 
 def transformations(archive: Any, study: str) -> list[dict[str, Any]]:
@@ -85,11 +95,17 @@ def transformations(archive: Any, study: str) -> list[dict[str, Any]]:
 
 def _correlation(described: _Described, node: URIRef) -> dict[str, Any]:
     """One image correlation: its texts (those it has) and its transformations (always, maybe none)."""
+
     def text(slot: str) -> str | None:
         return described.one(node, "ImageCorrelation", slot)
 
-    entry = {"correlation": str(node), "title": text("title"), "alignment": text("spatial_and_temporal_alignment"),
-             "fiducials": text("fiducials_used"), "text": text("transformation_text")}
+    entry = {
+        "correlation": str(node),
+        "title": text("title"),
+        "alignment": text("spatial_and_temporal_alignment"),
+        "fiducials": text("fiducials_used"),
+        "text": text("transformation_text"),
+    }
     found = [_transformation(described, t) for t in described.objects(node, "ImageCorrelation", "transformations")]
     return {k: v for k, v in entry.items() if v is not None} | {"transformations": found}
 
@@ -110,11 +126,14 @@ def _transformation(described: _Described, node: Any) -> dict[str, Any]:
 def _matrix(described: _Described, node: Any) -> list[list[float]] | None:
     """A transformation's matrix, sized by its declared rows and columns (elements outside them dropped) or else by
     its largest element; None when it has no elements."""
+
     def number(element: Any, slot: str) -> str:
         return described.one(element, "MatrixElement", slot) or "0"
 
-    elements = [(int(number(m, "row")), int(number(m, "column")), float(number(m, "element_value")))
-                for m in described.objects(node, "CoordinateTransformation", "matrix")]
+    elements = [
+        (int(number(m, "row")), int(number(m, "column")), float(number(m, "element_value")))
+        for m in described.objects(node, "CoordinateTransformation", "matrix")
+    ]
     if not elements:
         return None
     rows, columns = (described.one(node, "CoordinateTransformation", slot) for slot in ("matrix_rows", "matrix_columns"))
@@ -147,11 +166,20 @@ def study_links(archive: Any, accession: str, jsonld: bool = False) -> dict[str,
     graphs = [asserted_graph(base), inferred_graph(base)]
     outgoing, incoming = _links(store, model, graphs, "linkSource", study), _links(store, model, graphs, "linkTarget", study)
     if not outgoing:  # the linker has not run since this study came in: its own cross-references
-        outgoing = [{"target": r["target"], "relation": _relation_name(model, r.get("relation")),
-                     "resource": model.enum_name("ResourceEnum", r.get("resource", "")) or r.get("resource"),
-                     "accession": r.get("accession"), "inferred": False, "evidence": ["cross-reference"]}
-                    for r in cross_reference_rows(store, study)]
-    correlative = {link.get("target") or link.get("source") for link in outgoing + incoming if link["relation"] == "same_specimen_imaged"}
+        outgoing = [
+            {
+                "target": r["target"],
+                "relation": _relation_name(model, r.get("relation")),
+                "resource": model.enum_name("ResourceEnum", r.get("resource", "")) or r.get("resource"),
+                "accession": r.get("accession"),
+                "inferred": False,
+                "evidence": ["cross-reference"],
+            }
+            for r in cross_reference_rows(store, study)
+        ]
+    correlative = {
+        link.get("target") or link.get("source") for link in outgoing + incoming if link["relation"] == "same_specimen_imaged"
+    }
     transforms = transformations(archive, study) if correlative else []
     for partner in sorted(p for p in correlative if p and p.startswith(f"{base}/studies/") and store.has_graph(p)):
         for entry in transformations(archive, partner):
@@ -163,9 +191,14 @@ def study_links(archive: Any, accession: str, jsonld: bool = False) -> dict[str,
             "@id": study,
             "isRelatedTo": [{"@id": link["target"]} for link in outgoing] + [{"@id": link["source"]} for link in incoming],
             "rembi:link": [
-                {"@type": "rembi:Link", "rembi:linkSource": {"@id": link.get("source", study)},
-                 "rembi:linkTarget": {"@id": link.get("target", study)}, "rembi:relation": link["relation"],
-                 "rembi:inferred": link["inferred"], "rembi:evidence": link["evidence"]}
+                {
+                    "@type": "rembi:Link",
+                    "rembi:linkSource": {"@id": link.get("source", study)},
+                    "rembi:linkTarget": {"@id": link.get("target", study)},
+                    "rembi:relation": link["relation"],
+                    "rembi:inferred": link["inferred"],
+                    "rembi:evidence": link["evidence"],
+                }
                 for link in outgoing + incoming
             ],
         }

@@ -4,6 +4,7 @@ Study metadata: PageTab JSON or TSV (as the BioImage Archive's submission tool w
 JSON/YAML (the model in ``schema/rembi.yaml``). File lists: PageTab file-list JSON/TSV, plain TSV/CSV and the
 RO-Crate file list TSV.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

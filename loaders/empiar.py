@@ -12,6 +12,7 @@ their roles; grants become funding; citations become publications; EMDB, BioStud
 become typed cross-references (:mod:`catalog.external_ids`). CLEM, CLXM and SXT entries are marked as
 correlative modalities.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,18 @@ LOADER_VERSION = "1"
 
 #: Deposition JSON codes (empiar_deposition.schema.json) → the API's experiment type names.
 EXPERIMENT_TYPES = {
-    1: "SXT", 2: "Simulated", 3: "EMDB", 4: "SBF-SEM", 5: "FIB-SEM", 6: "Integrative hybrid modelling",
-    7: "CLEM", 8: "CLXM", 9: "MicroED", 11: "ATUM-SEM", 12: "Hard X-ray/X-ray microCT", 13: "ssET",
+    1: "SXT",
+    2: "Simulated",
+    3: "EMDB",
+    4: "SBF-SEM",
+    5: "FIB-SEM",
+    6: "Integrative hybrid modelling",
+    7: "CLEM",
+    8: "CLXM",
+    9: "MicroED",
+    11: "ATUM-SEM",
+    12: "Hard X-ray/X-ray microCT",
+    13: "ssET",
 }
 SCALES = {1: "molecule", 2: "virus", 3: "cell", 4: "tissue", 5: "organism"}
 #: Experiment types that image one specimen with two modalities: linked to their partner datasets.
@@ -53,16 +64,38 @@ METHODS = {
     "MicroED": "electron microscopy",
 }
 IMAGESET_ATTRIBUTES = (
-    "category", "header_format", "data_format", "num_images_or_tilt_series", "frames_per_image", "frame_range_min",
-    "frame_range_max", "voxel_type", "image_width", "image_height", "pixel_width", "pixel_height", "directory",
-    "micrographs_file_pattern", "picked_particles_file_pattern", "picked_particles_directory",
+    "category",
+    "header_format",
+    "data_format",
+    "num_images_or_tilt_series",
+    "frames_per_image",
+    "frame_range_min",
+    "frame_range_max",
+    "voxel_type",
+    "image_width",
+    "image_height",
+    "pixel_width",
+    "pixel_height",
+    "directory",
+    "micrographs_file_pattern",
+    "picked_particles_file_pattern",
+    "picked_particles_directory",
 )
 #: Entry facts kept as study attributes: key → attribute name.
-ENTRY_ATTRIBUTES = (("experiment_type", "experiment type"), ("scale", "scale"), ("dataset_size", "dataset size"),
-                    ("status", "status"), ("deposition_date", "deposition date"))
+ENTRY_ATTRIBUTES = (
+    ("experiment_type", "experiment type"),
+    ("scale", "scale"),
+    ("dataset_size", "dataset size"),
+    ("status", "status"),
+    ("deposition_date", "deposition date"),
+)
 #: The entry's reference lists: key → (the kind of identifier they hold, the JSON key they come from).
-REFERENCES = {"emdb": ("EMDB", "cross_references"), "biostudies": ("BioStudies", "biostudies_references"),
-              "idr": ("IDR", "idr_references"), "empiar": ("EMPIAR", "empiar_references")}
+REFERENCES = {
+    "emdb": ("EMDB", "cross_references"),
+    "biostudies": ("BioStudies", "biostudies_references"),
+    "idr": ("IDR", "idr_references"),
+    "empiar": ("EMPIAR", "empiar_references"),
+}
 
 
 class EmpiarError(ValidationFailed):
@@ -117,8 +150,7 @@ def _person_json(item: Any) -> dict[str, Any]:
         name = f"{tuple_name.group(1)} {tuple_name.group(2)}"
     if not name:
         name = " ".join(" ".join(str(item.get(k) or "") for k in ("first_name", "middle_name", "last_name")).split())
-    return {"name": name, "orcid": item.get("author_orcid"), "email": item.get("email"),
-            "organization": item.get("organization")}
+    return {"name": name, "orcid": item.get("author_orcid"), "email": item.get("email"), "organization": item.get("organization")}
 
 
 def _decoded(entry: dict[str, Any]) -> dict[str, Any]:
@@ -143,12 +175,18 @@ def _people_json(entry: dict[str, Any]) -> dict[str, Any]:
 def _normalise_json(entry: dict[str, Any]) -> dict[str, Any]:
     found = {key: entry.get(key) for key in ("title", "release_date", "deposition_date", "status", "dataset_size")}
     grants = [g for g in entry.get("grant_references") or [] if isinstance(g, dict)]
-    return found | _decoded(entry) | _people_json(entry) | {
-        "doi": entry.get("entry_doi"),
-        "grants": [{"funder": g.get("funding_body"), "grant_id": g.get("code")} for g in grants],
-        "citations": [_citation_json(c) for c in entry.get("citation") or [] if isinstance(c, dict)],
-        "imagesets": [i for i in entry.get("imagesets") or [] if isinstance(i, dict)],
-    } | {key: [_ref_name(r) for r in entry.get(source) or []] for key, (_kind, source) in REFERENCES.items()}
+    return (
+        found
+        | _decoded(entry)
+        | _people_json(entry)
+        | {
+            "doi": entry.get("entry_doi"),
+            "grants": [{"funder": g.get("funding_body"), "grant_id": g.get("code")} for g in grants],
+            "citations": [_citation_json(c) for c in entry.get("citation") or [] if isinstance(c, dict)],
+            "imagesets": [i for i in entry.get("imagesets") or [] if isinstance(i, dict)],
+        }
+        | {key: [_ref_name(r) for r in entry.get(source) or []] for key, (_kind, source) in REFERENCES.items()}
+    )
 
 
 def _ref_name(ref: Any) -> str:
@@ -160,8 +198,13 @@ def _ref_name(ref: Any) -> str:
 
 def _citation_json(c: dict[str, Any]) -> dict[str, Any]:
     authors = [_person_json(a)["name"] for a in c.get("authors") or []]
-    return {"title": c.get("title"), "year": c.get("year"), "doi": c.get("doi"),
-            "pubmed_id": c.get("pubmedid") or c.get("pubmed_id"), "authors": authors}
+    return {
+        "title": c.get("title"),
+        "year": c.get("year"),
+        "doi": c.get("doi"),
+        "pubmed_id": c.get("pubmedid") or c.get("pubmed_id"),
+        "authors": authors,
+    }
 
 
 class _Xml:
@@ -169,7 +212,7 @@ class _Xml:
 
     def __init__(self, root: ET.Element) -> None:
         self.root = root
-        self.ns = {"e": root.tag[1: root.tag.index("}")]} if root.tag.startswith("{") else {"e": ""}
+        self.ns = {"e": root.tag[1 : root.tag.index("}")]} if root.tag.startswith("{") else {"e": ""}
         self.prefix = "e:" if self.ns["e"] else ""
 
     def q(self, path: str) -> str:
@@ -188,42 +231,77 @@ class _Xml:
         if node is None:
             return None
         first, last = self.text(node, "firstName"), self.text(node, "lastName")
-        return {"name": " ".join(x for x in (first, last) if x), "orcid": self.text(node, "authorORCID"),
-                "organization": self.text(node, "organization")}
+        return {
+            "name": " ".join(x for x in (first, last) if x),
+            "orcid": self.text(node, "authorORCID"),
+            "organization": self.text(node, "organization"),
+        }
 
     def citations(self) -> list[dict[str, Any]]:
         found = []
         for cit in self.all(self.root, "crossReferences/citationList/universalCitation/journalCitation"):
             refs = {r.get("type"): (r.text or "").strip() for r in self.all(cit, "externalReferences")}
-            found.append({"title": self.text(cit, "title"), "year": self.text(cit, "year"), "doi": refs.get("doi"),
-                          "pubmed_id": refs.get("pubmed"), "authors": [(a.text or "").strip() for a in self.all(cit, "author")]})
+            found.append(
+                {
+                    "title": self.text(cit, "title"),
+                    "year": self.text(cit, "year"),
+                    "doi": refs.get("doi"),
+                    "pubmed_id": refs.get("pubmed"),
+                    "authors": [(a.text or "").strip() for a in self.all(cit, "author")],
+                }
+            )
         return found
 
     def imagesets(self) -> list[dict[str, Any]]:
-        tags = {"name": "name", "directory": "directory", "category": "category", "header_format": "headerFormat",
-                "data_format": "dataFormat", "num_images_or_tilt_series": "numImagesOrTiltSeries",
-                "frames_per_image": "framesPerImage", "voxel_type": "voxelType", "details": "details",
-                "micrographs_file_pattern": "micrographsFilePattern", "image_width": "dimensions/imageWidth",
-                "image_height": "dimensions/imageHeight", "pixel_width": "dimensions/pixelWidth",
-                "pixel_height": "dimensions/pixelHeight"}
+        tags = {
+            "name": "name",
+            "directory": "directory",
+            "category": "category",
+            "header_format": "headerFormat",
+            "data_format": "dataFormat",
+            "num_images_or_tilt_series": "numImagesOrTiltSeries",
+            "frames_per_image": "framesPerImage",
+            "voxel_type": "voxelType",
+            "details": "details",
+            "micrographs_file_pattern": "micrographsFilePattern",
+            "image_width": "dimensions/imageWidth",
+            "image_height": "dimensions/imageHeight",
+            "pixel_width": "dimensions/pixelWidth",
+            "pixel_height": "dimensions/pixelHeight",
+        }
         return [{key: self.text(node, tag) for key, tag in tags.items()} for node in self.all(self.root, "imageSet")]
 
     def admin(self, admin: ET.Element) -> dict[str, Any]:
         size = admin.find(self.q("datasetSize"), self.ns)
-        tags = {"title": "title", "release_date": "keyDates/releaseDate", "deposition_date": "keyDates/depositionDate",
-                "status": "currentStatus", "doi": "entryDOI", "experiment_type": "experimentType", "scale": "scale"}
+        tags = {
+            "title": "title",
+            "release_date": "keyDates/releaseDate",
+            "deposition_date": "keyDates/depositionDate",
+            "status": "currentStatus",
+            "doi": "entryDOI",
+            "experiment_type": "experimentType",
+            "scale": "scale",
+        }
         return {key: self.text(admin, tag) for key, tag in tags.items()} | {
             "dataset_size": f"{size.text.strip()} {size.get('units', '')}".strip() if size is not None and size.text else None,
-            "authors": [{"name": (a.text or "").strip(), "orcid": a.get("authorORCID")} for a in self.all(admin, "authorsList/author")],
+            "authors": [
+                {"name": (a.text or "").strip(), "orcid": a.get("authorORCID")} for a in self.all(admin, "authorsList/author")
+            ],
             "corresponding_author": self.person(admin.find(self.q("correspondingAuthor"), self.ns)),
             "principal_investigators": [self.person(n) for n in self.all(admin, "principalInvestigator")],
-            "grants": [{"funder": self.text(g, "fundingBody"), "grant_id": self.text(g, "code")}
-                       for g in self.all(admin, "grantReferences/grantReference")],
+            "grants": [
+                {"funder": self.text(g, "fundingBody"), "grant_id": self.text(g, "code")}
+                for g in self.all(admin, "grantReferences/grantReference")
+            ],
         }
 
 
-_XML_REFERENCES = {"emdb": "relatedEMDBEntries/emdbEntry", "biostudies": "biostudiesReferences/biostudiesReference",
-                   "idr": "idrReferences/idrReference", "empiar": "empiarReferences/empiarReference"}
+_XML_REFERENCES = {
+    "emdb": "relatedEMDBEntries/emdbEntry",
+    "biostudies": "biostudiesReferences/biostudiesReference",
+    "idr": "idrReferences/idrReference",
+    "empiar": "empiarReferences/empiarReference",
+}
 
 
 def load_empiar_xml(
@@ -244,7 +322,9 @@ def load_empiar_xml(
 # ---------------------------------------------------------------------- one mapping to REMBI
 
 
-def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: str | None, harvested_at: str | None) -> LoadedRecord:
+def _map(
+    accession: str | None, entry: dict[str, Any], name: str, source_url: str | None, harvested_at: str | None
+) -> LoadedRecord:
     title = (entry.get("title") or "").strip()
     if not title:
         raise EmpiarError(f"{name}: the entry has no title", [{"file": name, "field": "title"}])
@@ -262,7 +342,11 @@ def _map(accession: str | None, entry: dict[str, Any], name: str, source_url: st
     _images(draft, entry, experiment)
     _attributes(draft, entry, experiment)
     draft.record["provenance"] = provenance(
-        "EMPIAR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
+        "EMPIAR",
+        LOADER_NAME,
+        LOADER_VERSION,
+        accession=accession,
+        harvested_at=harvested_at,
         source_url=source_url or (external_ids.landing_page("EMPIAR", accession, as_written=True) if accession else None),
     )
     return draft.loaded()
@@ -278,9 +362,11 @@ def _study_fields(draft: Draft, entry: dict[str, Any], title: str) -> None:
     doi = external_ids.doi(str(entry.get("doi") or ""))
     if doi:
         draft.record["doi"] = doi
-    facts = [f"experiment type {entry['experiment_type']}" if entry.get("experiment_type") else None,
-             f"scale {entry['scale']}" if entry.get("scale") else None,
-             f"dataset size {entry['dataset_size']}" if entry.get("dataset_size") else None]
+    facts = [
+        f"experiment type {entry['experiment_type']}" if entry.get("experiment_type") else None,
+        f"scale {entry['scale']}" if entry.get("scale") else None,
+        f"dataset size {entry['dataset_size']}" if entry.get("dataset_size") else None,
+    ]
     written = "; ".join(f for f in facts if f)
     draft.record["description"] = f"EMPIAR entry: {title}." + (f" {written.capitalize()}." if written else "")
 
@@ -301,7 +387,9 @@ def _mark(draft: Draft, person: dict[str, Any] | None, role: str) -> None:
     if not person or not person.get("name"):
         return
     orcid = external_ids.iri("ORCID", str(person.get("orcid") or ""))
-    author = next((a for a in draft.record["authors"] if (orcid and a.get("orcid") == orcid) or a["name"] == person["name"]), None)
+    author = next(
+        (a for a in draft.record["authors"] if (orcid and a.get("orcid") == orcid) or a["name"] == person["name"]), None
+    )
     if author is None:
         author = draft.author(person["name"], orcid=orcid)
     draft.add_role(author, role)
@@ -311,8 +399,13 @@ def _mark(draft: Draft, person: dict[str, Any] | None, role: str) -> None:
 
 def _citation(draft: Draft, citation: dict[str, Any]) -> None:
     authors = ", ".join(a for a in citation.get("authors") or [] if a)
-    draft.publication(citation.get("title"), doi=citation.get("doi"), pubmed=citation.get("pubmed_id"),
-                      year_=year(citation.get("year")), authors=authors or None)
+    draft.publication(
+        citation.get("title"),
+        doi=citation.get("doi"),
+        pubmed=citation.get("pubmed_id"),
+        year_=year(citation.get("year")),
+        authors=authors or None,
+    )
 
 
 def _references(draft: Draft, entry: dict[str, Any], correlative: bool) -> None:
@@ -332,16 +425,23 @@ def _references(draft: Draft, entry: dict[str, Any], correlative: bool) -> None:
 def _images(draft: Draft, entry: dict[str, Any], experiment: str | None) -> None:
     """One image acquisition (the experiment type's FBbi method); one component per image set."""
     term, _exact = imaging_method_term(METHODS.get(experiment or "", "electron microscopy"))
-    acquisition = {"title": f"EMPIAR {experiment or 'imaging'}", "imaging_methods": [(term or GENERIC_IMAGING_METHOD).as_record()]}
+    acquisition = {
+        "title": f"EMPIAR {experiment or 'imaging'}",
+        "imaging_methods": [(term or GENERIC_IMAGING_METHOD).as_record()],
+    }
     draft.record["image_acquisitions"] = [acquisition]
     for i, imageset in enumerate(entry.get("imagesets") or [], start=1):
-        attributes = [{"name": key, "value": str(imageset[key])} for key in IMAGESET_ATTRIBUTES if imageset.get(key) not in (None, "")]
+        attributes = [
+            {"name": key, "value": str(imageset[key])} for key in IMAGESET_ATTRIBUTES if imageset.get(key) not in (None, "")
+        ]
         extra = sorted(set(imageset) - set(IMAGESET_ATTRIBUTES) - {"name", "details", "segmentations"})
         for key in extra:
             if imageset.get(key) not in (None, "", []):
                 draft.note(f"imagesets[{i}].{key}")
-        component: dict[str, Any] = {"title": (imageset.get("name") or f"Image set {i}").strip(),
-                                     "component_image_acquisitions": [acquisition["title"]]}
+        component: dict[str, Any] = {
+            "title": (imageset.get("name") or f"Image set {i}").strip(),
+            "component_image_acquisitions": [acquisition["title"]],
+        }
         if imageset.get("details"):
             component["description"] = imageset["details"]
         if attributes:

@@ -5,6 +5,7 @@ value added to an enum is read by every loader without another edit: a licence b
 by the words people write (``Creative Commons Attribution 4.0 International (CC BY 4.0)``) or by its IRI; a
 relation or an annotation type by its name written with spaces (``same specimen imaged``, ``segmentation mask``).
 """
+
 from __future__ import annotations
 
 import re

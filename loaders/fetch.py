@@ -3,6 +3,7 @@
 Only the standard library's ``urllib`` is used, so harvesting needs nothing beyond the catalog's own
 dependencies. Every failure becomes a :class:`FetchError` naming the URL and what went wrong.
 """
+
 from __future__ import annotations
 
 import email.utils

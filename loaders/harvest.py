@@ -7,6 +7,7 @@ the IDR metadata repository). Each loaded record is committed through :meth:`cat
 second run skips records whose source has not changed and the stored graph stays identical. A record that
 fails (fetch, parse, validation, file list) is reported with its reason and leaves the catalog unchanged.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -156,7 +157,9 @@ class Harvester:
                     continue
                 except Exception as exc:  # noqa: BLE001 - a record the loaders do not cope with stops only itself
                     log.exception("harvesting %s failed", item)
-                    summary.failed.append((item, f"could not be read ({type(exc).__name__}: {exc}); this is a loader fault, logged"))
+                    summary.failed.append(
+                        (item, f"could not be read ({type(exc).__name__}: {exc}); this is a loader fault, logged")
+                    )
                     continue
                 for loaded in records:
                     if isinstance(loaded, CatalogError):  # one record of a collection that could not be read
@@ -265,7 +268,9 @@ class Harvester:
         for ref, path in lists:
             report = file_list_reader.check_file_list(path, name=ref.file_list)
             if report.errors:
-                raise ValidationFailed(f"{accession}: file list {ref.file_list} has {len(report.errors)} error(s)", list(report.errors))
+                raise ValidationFailed(
+                    f"{accession}: file list {ref.file_list} has {len(report.errors)} error(s)", list(report.errors)
+                )
         components = components_by_title(checked.record)
 
         def listed() -> Iterator[StudyFile]:
@@ -280,8 +285,14 @@ class Harvester:
                         component = components.get(by_value.get(str(row.attributes.get(ref.component_column, ""))))
                     yield StudyFile(path=row.path, size=row.size, attributes=dict(row.attributes), component=component)
 
-        ingest(self.archive, checked, listed, release_date=_release_date(checked.record), source=_source_name(checked.record),
-               content_hash=digest)
+        ingest(
+            self.archive,
+            checked,
+            listed,
+            release_date=_release_date(checked.record),
+            source=_source_name(checked.record),
+            content_hash=digest,
+        )
         return "loaded"
 
 

@@ -13,6 +13,7 @@ growth and library protocols as a specimen, analysis protocols as an image analy
 block are kept as attributes, never dropped. A study the IDR published without a licence line gets the
 catalog's default licence, noted.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,15 +31,38 @@ LOADER_VERSION = "1"
 _BLOCK_START = re.compile(r"^(Screen|Experiment) Number$")
 #: Study-level keys the mapping uses (everything else becomes an attribute).
 _STUDY_KEYS = {
-    "Comment[IDR Study Accession]", "Study Title", "Study Description", "Study Public Release Date", "Study Key Words",
-    "Study Organism", "Study Organism Term Source REF", "Study Organism Term Accession", "Study PubMed ID",
-    "Study Publication Title", "Study Author List", "Study DOI", "Study PMC ID", "Study License", "Study License URL",
-    "Study Data DOI", "Study Person Last Name", "Study Person First Name", "Study Person Email",
-    "Study Person Address", "Study Person Roles", "Study Person ORCID", "Term Source Name", "Term Source URI",
+    "Comment[IDR Study Accession]",
+    "Study Title",
+    "Study Description",
+    "Study Public Release Date",
+    "Study Key Words",
+    "Study Organism",
+    "Study Organism Term Source REF",
+    "Study Organism Term Accession",
+    "Study PubMed ID",
+    "Study Publication Title",
+    "Study Author List",
+    "Study DOI",
+    "Study PMC ID",
+    "Study License",
+    "Study License URL",
+    "Study Data DOI",
+    "Study Person Last Name",
+    "Study Person First Name",
+    "Study Person Email",
+    "Study Person Address",
+    "Study Person Roles",
+    "Study Person ORCID",
+    "Term Source Name",
+    "Term Source URI",
 }
 #: Protocol types by the REMBI object their description goes to (matched as parts of the type's name).
-_PROTOCOL_WORDS = {"acquisition": ("acqui",), "growth": ("growth", "library"), "preparation": ("prep", "sample"),
-                   "analysis": ("analysis",)}
+_PROTOCOL_WORDS = {
+    "acquisition": ("acqui",),
+    "growth": ("growth", "library"),
+    "preparation": ("prep", "sample"),
+    "analysis": ("analysis",),
+}
 
 Block = dict[str, list[str]]
 
@@ -126,8 +150,9 @@ def _term(prefix: str, block: Block, index: int, name: str) -> Term | None:
 # ----------------------------------------------------------------------------- the study
 
 
-def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at: str | None = None,
-                   default_license: str = DEFAULT_LICENCE) -> LoadedRecord:
+def load_idr_study(
+    path: str | Path, source_url: str | None = None, harvested_at: str | None = None, default_license: str = DEFAULT_LICENCE
+) -> LoadedRecord:
     """Read one ``idrNNNN-study.txt`` file (``default_license``: the licence of a study that states none)."""
     path = Path(path)
     try:
@@ -150,8 +175,9 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
     _people(study, draft)
     _publications(study, draft)
     biosample = _biosample(study, draft, accession)
-    record["attributes"] = [{"name": key, "value": "; ".join(values)} for key, values in study.keys.items()
-                            if key not in _STUDY_KEYS and values]
+    record["attributes"] = [
+        {"name": key, "value": "; ".join(values)} for key, values in study.keys.items() if key not in _STUDY_KEYS and values
+    ]
     for key in ("image_acquisitions", "specimens", "image_analyses", "components"):
         record[key] = []
     for kind, block in study.blocks:
@@ -159,8 +185,14 @@ def load_idr_study(path: str | Path, source_url: str | None = None, harvested_at
     for key in ("image_acquisitions", "specimens", "image_analyses", "attributes"):
         if not record[key]:
             del record[key]
-    record["provenance"] = provenance("IDR", LOADER_NAME, LOADER_VERSION, accession=accession, harvested_at=harvested_at,
-                                      source_url=source_url or external_ids.landing_page("IDR", accession))
+    record["provenance"] = provenance(
+        "IDR",
+        LOADER_NAME,
+        LOADER_VERSION,
+        accession=accession,
+        harvested_at=harvested_at,
+        source_url=source_url or external_ids.landing_page("IDR", accession),
+    )
     itself = cross_reference("IDR", accession, "same_as", label=f"IDR {accession}")
     record["cross_references"] = [itself, *record.get("cross_references", [])]
     return draft.loaded()
@@ -198,8 +230,13 @@ def _people(study: _Study, draft: Draft) -> None:
     for i in range(max(len(last), len(first))):
         full = " ".join(x for x in (_at(first, i), _at(last, i)) if x)
         if full:
-            draft.author(full, email=_at(emails, i) if "@" in _at(emails, i) else None, orcid=_at(orcids, i),
-                         roles=_at(roles, i).split(","), where=f"{study.name}: ")
+            draft.author(
+                full,
+                email=_at(emails, i) if "@" in _at(emails, i) else None,
+                orcid=_at(orcids, i),
+                roles=_at(roles, i).split(","),
+                where=f"{study.name}: ",
+            )
     if not draft.record.get("authors"):  # IDR files always name a publication author list; better than no author
         for person in (study.first("Study Author List") or "").split(","):
             if person.strip():
@@ -212,8 +249,13 @@ def _publications(study: _Study, draft: Draft) -> None:
     titles, dois = study.keys.get("Study Publication Title", []), study.keys.get("Study DOI", [])
     pubmeds, author_lists = study.keys.get("Study PubMed ID", []), study.keys.get("Study Author List", [])
     for i in range(max(len(titles), len(dois), len(pubmeds))):
-        draft.publication(_at(titles, i), doi=_at(dois, i), pubmed=_at(pubmeds, i), authors=_at(author_lists, i) or None,
-                          where=f"{study.name}: ")
+        draft.publication(
+            _at(titles, i),
+            doi=_at(dois, i),
+            pubmed=_at(pubmeds, i),
+            authors=_at(author_lists, i) or None,
+            where=f"{study.name}: ",
+        )
 
 
 def _biosample(study: _Study, draft: Draft, accession: str) -> str:
@@ -246,9 +288,19 @@ def _component(kind: str, block: Block, accession: str, biosample: str, record: 
     protocols = _protocols(block)
     component["component_image_acquisitions"] = [_acquisition(kind, block, name, protocols, record)]
     _specimen_and_analysis(name, biosample, protocols, component, record)
-    used = {f"{kind} Number", f"Comment[IDR {kind} Name]", f"{kind} Description", "Protocol Name", "Protocol Type",
-            "Protocol Type Term Source REF", "Protocol Type Term Accession", "Protocol Description",
-            f"{kind} Imaging Method", f"{kind} Imaging Method Term Source REF", f"{kind} Imaging Method Term Accession"}
+    used = {
+        f"{kind} Number",
+        f"Comment[IDR {kind} Name]",
+        f"{kind} Description",
+        "Protocol Name",
+        "Protocol Type",
+        "Protocol Type Term Source REF",
+        "Protocol Type Term Accession",
+        "Protocol Description",
+        f"{kind} Imaging Method",
+        f"{kind} Imaging Method Term Source REF",
+        f"{kind} Imaging Method Term Accession",
+    }
     attributes = [{"name": key, "value": "; ".join(values)} for key, values in block.items() if key not in used and values]
     attributes += [{"name": f"protocol: {t}", "value": d} for t, d in protocols.items() if _protocol_kind(t) is None]
     if attributes:
@@ -259,7 +311,9 @@ def _component(kind: str, block: Block, accession: str, biosample: str, record: 
 def _protocols(block: Block) -> dict[str, str]:
     """Protocol descriptions by type (two protocols of one type are both kept)."""
     protocols: dict[str, str] = {}
-    for written, description in zip(block.get("Protocol Type", block.get("Protocol Name", [])), block.get("Protocol Description", [])):
+    for written, description in zip(
+        block.get("Protocol Type", block.get("Protocol Name", [])), block.get("Protocol Description", [])
+    ):
         if description:
             protocols[written] = f"{protocols[written]}\n{description}" if written in protocols else description
     return protocols
@@ -287,8 +341,9 @@ def _acquisition(kind: str, block: Block, name: str, protocols: dict[str, str], 
     return str(acquisition["title"])
 
 
-def _specimen_and_analysis(name: str, biosample: str, protocols: dict[str, str], component: dict[str, Any],
-                           record: dict[str, Any]) -> None:
+def _specimen_and_analysis(
+    name: str, biosample: str, protocols: dict[str, str], component: dict[str, Any], record: dict[str, Any]
+) -> None:
     growth = _described(protocols, "growth")
     preparation = _described(protocols, "preparation") or growth
     if preparation:

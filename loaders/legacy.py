@@ -22,6 +22,7 @@ A collection is a folder of records plus a mapping file (YAML) saying where each
 Source fields the mapping does not use are kept as study attributes; a record that lacks a required field
 fails alone, naming the file (and row) and the field.
 """
+
 from __future__ import annotations
 
 import csv
@@ -105,7 +106,10 @@ def _document_records(path: Path, suffix: str) -> Iterator[tuple[str, dict[str, 
         return
     for i, item in enumerate(data if isinstance(data, list) else [data]):
         where = f"{path}[{i}]" if isinstance(data, list) else str(path)
-        yield where, item if isinstance(item, dict) else {"__error__": f"a record is a mapping of fields, not {type(item).__name__}"}
+        yield (
+            where,
+            item if isinstance(item, dict) else {"__error__": f"a record is a mapping of fields, not {type(item).__name__}"},
+        )
 
 
 def load_mapping(mapping_path: Path) -> dict[str, Any]:
@@ -120,12 +124,16 @@ def load_mapping(mapping_path: Path) -> dict[str, Any]:
             [{"file": str(mapping_path), "field": key, "message": "required"} for key in problems],
         )
     if "accession" not in mapping["fields"]:
-        raise LegacyCollectionError(f"{mapping_path}: fields.accession is required (studies keep their identifiers)",
-                                    [{"file": str(mapping_path), "field": "fields.accession"}])
+        raise LegacyCollectionError(
+            f"{mapping_path}: fields.accession is required (studies keep their identifiers)",
+            [{"file": str(mapping_path), "field": "fields.accession"}],
+        )
     unknown = sorted(set(mapping["fields"]) - set(TEXT_FIELDS) - set(LIST_FIELDS))
     if unknown:
-        raise LegacyCollectionError(f"{mapping_path}: unknown REMBI fields {', '.join(unknown)}",
-                                    [{"file": str(mapping_path), "field": f"fields.{k}"} for k in unknown])
+        raise LegacyCollectionError(
+            f"{mapping_path}: unknown REMBI fields {', '.join(unknown)}",
+            [{"file": str(mapping_path), "field": f"fields.{k}"} for k in unknown],
+        )
     return mapping
 
 
@@ -149,16 +157,20 @@ def load_legacy_collection(
             loaded = _map(where, source, mapping, harvested_at)
             accession = str(loaded.record.get("accession"))
             if accession in seen:
-                raise LegacyCollectionError(f"{where}: accession {accession} is already the record at {seen[accession]}",
-                                            [{"file": where, "field": "accession", "value": accession}])
+                raise LegacyCollectionError(
+                    f"{where}: accession {accession} is already the record at {seen[accession]}",
+                    [{"file": where, "field": "accession", "value": accession}],
+                )
             seen[accession] = where
             yield loaded
         except LegacyCollectionError as exc:
             exc.where = where
             yield exc
     if not read:
-        raise LegacyCollectionError(f"{mapping_path}: records {mapping['records']!r} match no file beside the mapping",
-                                    [{"file": str(mapping_path), "field": "records"}])
+        raise LegacyCollectionError(
+            f"{mapping_path}: records {mapping['records']!r} match no file beside the mapping",
+            [{"file": str(mapping_path), "field": "records"}],
+        )
 
 
 class _Source:
@@ -176,8 +188,11 @@ class _Source:
     def need(self, name: str) -> str:
         found = self.value(name)
         if found in (None, ""):
-            raise self.fail(f"no {name} (mapped from {self.fields.get(name, '(unmapped)')!r})", self.fields.get(name, name),
-                            message=f"{name} is required")
+            raise self.fail(
+                f"no {name} (mapped from {self.fields.get(name, '(unmapped)')!r})",
+                self.fields.get(name, name),
+                message=f"{name} is required",
+            )
         return str(found).strip()
 
     def fail(self, problem: str, field: str, **more: Any) -> LegacyCollectionError:
@@ -210,8 +225,12 @@ def _map(where: str, source: dict[str, Any], mapping: dict[str, Any], harvested_
     if attributes:
         record["attributes"] = attributes
     record["provenance"] = provenance(
-        mapping.get("resource") or "Other", f"legacy collection: {mapping['collection']}", LOADER_VERSION,
-        accession=record["accession"], source_url=str(read.value("source_url") or "") or None, harvested_at=harvested_at,
+        mapping.get("resource") or "Other",
+        f"legacy collection: {mapping['collection']}",
+        LOADER_VERSION,
+        accession=record["accession"],
+        source_url=str(read.value("source_url") or "") or None,
+        harvested_at=harvested_at,
     )
     return draft.loaded()
 

@@ -6,6 +6,7 @@ builds a record's shared parts for every source: authors (ORCID iD and e-mail ch
 checked), publications (DOI and PubMed id read; one known only by its PubMed id becomes a link to it),
 cross-references (one IRI per identifier, :mod:`catalog.external_ids`), funding, and the provenance.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,11 +51,24 @@ class LoadedRecord:
     warnings: list[str] = field(default_factory=list)
 
 
-def provenance(source_resource: str, loader: str, loader_version: str, *, accession: str | None = None,
-               source_url: str | None = None, harvested_at: str | None = None) -> dict[str, Any]:
+def provenance(
+    source_resource: str,
+    loader: str,
+    loader_version: str,
+    *,
+    accession: str | None = None,
+    source_url: str | None = None,
+    harvested_at: str | None = None,
+) -> dict[str, Any]:
     """A record's ``provenance``: where it came from and which loader made it (the unknown parts left out)."""
-    found = {"source_resource": source_resource, "source_accession": accession, "source_url": source_url,
-             "harvested_at": harvested_at, "loader": loader, "loader_version": loader_version}
+    found = {
+        "source_resource": source_resource,
+        "source_accession": accession,
+        "source_url": source_url,
+        "harvested_at": harvested_at,
+        "loader": loader,
+        "loader_version": loader_version,
+    }
     return {k: v for k, v in found.items() if v}
 
 
@@ -75,8 +89,12 @@ def cross_reference(kind: str, text: str, relation: str | None = None, label: st
     canonical = external_ids.accession(kind, text)
     if canonical is None:
         return None
-    ref = {"target": external_ids.iri(kind, canonical), "target_accession": canonical,
-           "resource": external_ids.KINDS[kind].resource, "relation": relation or DEFAULT_RELATIONS.get(kind, "related_to")}
+    ref = {
+        "target": external_ids.iri(kind, canonical),
+        "target_accession": canonical,
+        "resource": external_ids.KINDS[kind].resource,
+        "relation": relation or DEFAULT_RELATIONS.get(kind, "related_to"),
+    }
     if label:
         ref["label"] = label
     return ref
@@ -120,8 +138,17 @@ class Draft:
 
     # ---- people
 
-    def author(self, name: str, *, orcid: Any = None, email: Any = None, roles: Iterable[str] = (),
-               affiliations: Iterable[dict[str, Any]] = (), where: str = "", number: int | None = None) -> dict[str, Any]:
+    def author(
+        self,
+        name: str,
+        *,
+        orcid: Any = None,
+        email: Any = None,
+        roles: Iterable[str] = (),
+        affiliations: Iterable[dict[str, Any]] = (),
+        where: str = "",
+        number: int | None = None,
+    ) -> dict[str, Any]:
         """Add an author (the ORCID iD and e-mail kept only if valid; noted otherwise, naming the author by
         ``number``, its place in the source); the author is returned."""
         position = len(self.record.get("authors", [])) + 1
@@ -153,8 +180,9 @@ class Draft:
         if role.strip() and role.strip() not in author.setdefault("roles", []):
             author["roles"].append(role.strip())
 
-    def organisation(self, name: str, *, ror: Any = None, address: Any = None, country: Any = None,
-                     where: str = "") -> dict[str, Any]:
+    def organisation(
+        self, name: str, *, ror: Any = None, address: Any = None, country: Any = None, where: str = ""
+    ) -> dict[str, Any]:
         """An affiliation (its ROR id kept only if valid; noted otherwise)."""
         org: dict[str, Any] = {"name": name}
         if ror:
@@ -168,8 +196,17 @@ class Draft:
 
     # ---- publications, links, funding
 
-    def publication(self, title: Any = None, *, doi: Any = None, pubmed: Any = None, year_: Any = None,
-                    authors: Any = None, where: str = "", number: int | None = None) -> dict[str, Any] | None:
+    def publication(
+        self,
+        title: Any = None,
+        *,
+        doi: Any = None,
+        pubmed: Any = None,
+        year_: Any = None,
+        authors: Any = None,
+        where: str = "",
+        number: int | None = None,
+    ) -> dict[str, Any] | None:
         """Add a publication: its DOI and PubMed id read (noted and left out when they are not one); without a
         title or a DOI it is a link to PubMed if it has a PubMed id, else left out (noted)."""
         number = number or len(self.record.get("publications", [])) + 1
@@ -184,8 +221,10 @@ class Draft:
                 if canonical:
                     pub[key] = canonical
                 else:
-                    self.warn(f"{where}{'DOI' if kind == 'DOI' else 'PubMed ID'} {value!r} of publication {number} "
-                              f"is not a {'DOI' if kind == 'DOI' else 'PubMed ID'}; left out")
+                    self.warn(
+                        f"{where}{'DOI' if kind == 'DOI' else 'PubMed ID'} {value!r} of publication {number} "
+                        f"is not a {'DOI' if kind == 'DOI' else 'PubMed ID'}; left out"
+                    )
         if pub.get("title") or pub.get("doi"):
             self.record.setdefault("publications", []).append(pub)
             return pub
@@ -205,7 +244,10 @@ class Draft:
             refs.append(ref)
 
     def add_funding(self, funder: Any = None, grant_id: Any = None, statement: Any = None) -> None:
-        grant = {k: str(v).strip() for k, v in (("funder", funder), ("grant_id", grant_id), ("funding_statement", statement))
-                 if v and str(v).strip()}
+        grant = {
+            k: str(v).strip()
+            for k, v in (("funder", funder), ("grant_id", grant_id), ("funding_statement", statement))
+            if v and str(v).strip()
+        }
         if grant:
             self.record.setdefault("funding", []).append(grant)

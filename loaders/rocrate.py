@@ -9,6 +9,7 @@ ORCID IRIs, e-mail, roles, affiliations); datasets (``bia:Dataset``) become stud
 acquisition protocols, specimens, biosamples, analysis and annotation methods they reference; those entities
 become the REMBI objects of the same kind. Unknown properties are kept as attributes.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,11 @@ ASSOCIATIONS = (
     ("associatedImageCorrelationMethod", "component_image_correlations"),
 )
 #: The slot holding an object's protocol text, by kind (acquisitions and biosamples are read apart).
-PROTOCOL_SLOTS = {"image_analyses": "analysis_overview", "annotation_methods": "annotation_criteria",
-                  "image_correlations": "spatial_and_temporal_alignment"}
+PROTOCOL_SLOTS = {
+    "image_analyses": "analysis_overview",
+    "annotation_methods": "annotation_criteria",
+    "image_correlations": "spatial_and_temporal_alignment",
+}
 
 
 class RoCrateError(ValidationFailed):
@@ -64,7 +68,9 @@ def _items(value: Any) -> list[Any]:
 
 def _ids(value: Any) -> list[str]:
     """The ``@id`` of each reference (entities embedded without one have none and are left out)."""
-    return [str(i["@id"]) if isinstance(i, dict) else str(i) for i in _items(value) if i and (not isinstance(i, dict) or "@id" in i)]
+    return [
+        str(i["@id"]) if isinstance(i, dict) else str(i) for i in _items(value) if i and (not isinstance(i, dict) or "@id" in i)
+    ]
 
 
 def _text(value: Any) -> str | None:
@@ -143,8 +149,9 @@ class _Crate:
             for node_id, node in self.nodes.items()
             if "bia:FileList" in _types(node) or ("csvw:Table" in _types(node) and "File" in _types(node))
         ]
-        self.record["provenance"] = provenance("BioImage Archive", LOADER_NAME, LOADER_VERSION,
-                                               accession=accession, source_url=source_url, harvested_at=harvested_at)
+        self.record["provenance"] = provenance(
+            "BioImage Archive", LOADER_NAME, LOADER_VERSION, accession=accession, source_url=source_url, harvested_at=harvested_at
+        )
         return self.draft.loaded(file_lists)
 
     # ------------------------------------------------------------------ the study and its people
@@ -183,9 +190,14 @@ class _Crate:
                 self.draft.note(f"{self.name}: a contributor without a name or @id left out")
                 continue
             email = _text(person.get("contactEmail"))
-            self.draft.author(who, orcid=ref if "orcid.org/" in ref else None, email=email if email and "@" in email else None,
-                              roles=[r for r in _items(person.get("role")) if isinstance(r, str)],
-                              affiliations=self._affiliations(person), where=f"{self.name}: ")
+            self.draft.author(
+                who,
+                orcid=ref if "orcid.org/" in ref else None,
+                email=email if email and "@" in email else None,
+                roles=[r for r in _items(person.get("role")) if isinstance(r, str)],
+                affiliations=self._affiliations(person),
+                where=f"{self.name}: ",
+            )
         self.record.setdefault("authors", [])
 
     def _affiliations(self, person: dict[str, Any]) -> list[dict[str, Any]]:
@@ -231,11 +243,18 @@ class _Crate:
         organisms = []
         for taxon in self.resolve(node.get("organismClassification")):  # Taxon entities, or taxon IRIs
             label = _first_text(taxon, "scientificName", "commonName", "name")
-            curie = next((c for c in (external_ids.ncbitaxon(str(v)) for v in (taxon.get("ncbiId"), taxon.get("@id")) if v) if c), None)
+            curie = next(
+                (c for c in (external_ids.ncbitaxon(str(v)) for v in (taxon.get("ncbiId"), taxon.get("@id")) if v) if c), None
+            )
             term = (organism_term(label) if label else None) or (term_by_id(curie) if curie else None)
             if curie or term:
-                organisms.append({"id": curie or term.id, "label": label or (term.label if term else curie),  # type: ignore[union-attr]
-                                  "ontology_name": "NCBITaxon"})
+                organisms.append(
+                    {
+                        "id": curie or term.id,  # type: ignore[union-attr]
+                        "label": label or (term.label if term else curie),
+                        "ontology_name": "NCBITaxon",
+                    }
+                )
             elif label:
                 self.draft.note(f"{node['@id']}: organism {label!r} has no NCBITaxon id the catalog knows; left out")
         if organisms:
@@ -244,10 +263,13 @@ class _Crate:
 
     def _kept(self, obj: dict[str, Any], node: dict[str, Any], used: set[str]) -> None:
         """An entity's other properties: text as attributes, references noted as not mapped."""
+
         def is_reference(value: Any) -> bool:
             return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(i, dict) for i in value))
 
-        attributes = [{"name": k, "value": _text(v)} for k, v in node.items() if k not in used and _text(v) and not is_reference(v)]
+        attributes = [
+            {"name": k, "value": _text(v)} for k, v in node.items() if k not in used and _text(v) and not is_reference(v)
+        ]
         dropped = [k for k, v in node.items() if k not in used and is_reference(v)]
         if dropped:
             self.draft.note(f"{node['@id']}: {', '.join(dropped)} (references) not mapped")
@@ -265,24 +287,36 @@ class _Crate:
                 used_protocols |= {str(p.get("@id")) for p in protocols}
                 text = "; ".join(filter(None, (_first_text(p, "protocolDescription", "title", "name") for p in protocols)))
                 title = _title(node)
-                self._specimen(node_id, title, text or _text(node.get("description")) or title,
-                               [self.titles[i] for i in _ids(node.get("biologicalEntity")) if i in self.titles])
+                self._specimen(
+                    node_id,
+                    title,
+                    text or _text(node.get("description")) or title,
+                    [self.titles[i] for i in _ids(node.get("biologicalEntity")) if i in self.titles],
+                )
         for node_id, node in self.nodes.items():
             if "bia:SpecimenImagingPreparationProtocol" in _types(node) and node_id not in used_protocols:
                 self._implied_specimen(node_id, node, datasets)
 
     def _implied_specimen(self, node_id: str, node: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
         title = _title(node)
-        biosamples = [self.titles[b] for d in datasets if node_id in _ids(d.get("associatedSpecimenImagingPreparationProtocol"))
-                      for b in _ids(d.get("associatedBiologicalEntity")) if b in self.titles]
+        biosamples = [
+            self.titles[b]
+            for d in datasets
+            if node_id in _ids(d.get("associatedSpecimenImagingPreparationProtocol"))
+            for b in _ids(d.get("associatedBiologicalEntity"))
+            if b in self.titles
+        ]
         if not biosamples:
             self.draft.note(f"{node_id}: preparation protocol {title!r} goes with no biosample, so it makes no REMBI specimen")
             return
-        self._specimen(node_id, title, _first_text(node, "protocolDescription", "description") or title, list(dict.fromkeys(biosamples)))
+        self._specimen(
+            node_id, title, _first_text(node, "protocolDescription", "description") or title, list(dict.fromkeys(biosamples))
+        )
 
     def _specimen(self, node_id: str, title: str, preparation: str, biosamples: list[str]) -> None:
         self.record.setdefault("specimens", []).append(
-            {"title": title, "sample_preparation": preparation, "specimen_biosamples": biosamples})
+            {"title": title, "sample_preparation": preparation, "specimen_biosamples": biosamples}
+        )
         self.titles[node_id] = title
 
     def _components(self, datasets: list[dict[str, Any]]) -> dict[str, str]:
@@ -306,20 +340,39 @@ class _Crate:
     def _publications(self, root: dict[str, Any]) -> None:
         """Publications (``relatedPublication``/``citation``): a DOI from their @id, identifier, doi or url."""
         for article in self.resolve(root.get("relatedPublication") or root.get("citation")):
-            doi = next((d for d in (external_ids.doi(i) for i in (_text(article.get(k)) for k in ("@id", "identifier", "doi", "url")) if i)
-                        if d), None)
+            doi = next(
+                (
+                    d
+                    for d in (
+                        external_ids.doi(i) for i in (_text(article.get(k)) for k in ("@id", "identifier", "doi", "url")) if i
+                    )
+                    if d
+                ),
+                None,
+            )
             title = _first_text(article, "title", "name", "headline")
             if title or doi:
-                self.draft.publication(title or f"doi:{doi}", doi=doi, pubmed=_text(article.get("pubmedId")),
-                                       year_=year(_first_text(article, "yearPublished", "datePublished")),
-                                       authors=_text(article.get("authorNames")), where=f"{self.name}: ")
+                self.draft.publication(
+                    title or f"doi:{doi}",
+                    doi=doi,
+                    pubmed=_text(article.get("pubmedId")),
+                    year_=year(_first_text(article, "yearPublished", "datePublished")),
+                    authors=_text(article.get("authorNames")),
+                    where=f"{self.name}: ",
+                )
 
     def _funding_and_links(self, root: dict[str, Any]) -> None:
         """Grants (``funding``: the funder's name, else its IRI) and links (``seeAlso``)."""
         for grant in self.resolve(root.get("funding")):
             funders = self.resolve(grant.get("funder"))
-            funder = next((_first_text(f, "displayName", "name") or (None if str(f.get("@id", "#")).startswith("#") else _text(f.get("@id")))
-                           for f in funders), None)
+            funder = next(
+                (
+                    _first_text(f, "displayName", "name")
+                    or (None if str(f.get("@id", "#")).startswith("#") else _text(f.get("@id")))
+                    for f in funders
+                ),
+                None,
+            )
             self.draft.add_funding(funder, _text(grant.get("identifier")))
         for link in self.resolve(root.get("seeAlso")):
             target = next((t for t in (_text(link.get(k)) for k in ("link", "url", "@id")) if t and "://" in t), None)

@@ -1,4 +1,5 @@
 """Shared helpers for catalog tests: settings on temp folders, a deposit built from tests/data/deposit."""
+
 from __future__ import annotations
 
 import hashlib

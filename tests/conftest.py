@@ -1,5 +1,6 @@
 """Fixtures every test module can use: the real servers the catalog talks to, started on loopback ports, a factory of
 catalogs in temp folders, and the ``bia`` command line on a catalog in a temp folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 ``python -m tests.crash_finalize DATA_DIR SUBMISSION OWNER`` prints ``ready`` when the archive is open and
 the finalize is about to start, then ``done ACCESSION``. The test SIGKILLs it somewhere in between.
 """
+
 from __future__ import annotations
 
 import sys

@@ -9,6 +9,7 @@ the in-flight rows as ``row ACCESSION STATE ATTEMPTS``.
 die (as kill -9 would) at the update that moves its graph into place, that update written to SAVE unsent: the
 parent sends it later, as a server still working on a request from a dead client would carry it out.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,7 +28,9 @@ def main(command: str, *args: str) -> None:
                 deposits.formats.read_metadata("study.yaml", deposits.get(sub, owner)["metadata"].encode()).record,
                 deposits.get(sub, owner),
             )
-            accession = services.archive.registry.begin_finalize(sub, owner, deposits.prefix, record["release_date"], record.get("title"))
+            accession = services.archive.registry.begin_finalize(
+                sub, owner, deposits.prefix, record["release_date"], record.get("title")
+            )
             with services.archive.registry.holding(accession):
                 print("held", accession, flush=True)
                 sys.stdin.readline()
@@ -68,8 +71,14 @@ def cut_move(settings: Settings, accession: str, title: str, files: str, save: s
         study = services.archive.study_iri(accession)
         metadata = Graph()
         metadata.add((URIRef(study), DCTERMS.title, Literal(title)))
-        services.archive.commit_study(accession, metadata, lambda: [StudyFile(f"f{i}.tif", i) for i in range(int(files))],
-                                      release_date="2020-01-01", source="empiar", title=title)
+        services.archive.commit_study(
+            accession,
+            metadata,
+            lambda: [StudyFile(f"f{i}.tif", i) for i in range(int(files))],
+            release_date="2020-01-01",
+            source="empiar",
+            title=title,
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The HTTP API through the Flask test client, on a real embedded catalog: records, SPARQL, search, files,
 downloads, deposits, sitemap, statistics, and the one error shape."""
+
 from __future__ import annotations
 
 import base64
@@ -43,8 +44,16 @@ def catalog(make_module_catalog):
     other_token = registry.create_token("mallory")
     services.follow()  # the link graphs, as the server's background duties would build them
     app = made.app()
-    yield {"app": app, "client": app.test_client(), "token": token, "other": other_token, "released": released,
-           "embargoed": embargoed, "services": services, "settings": settings}
+    yield {
+        "app": app,
+        "client": app.test_client(),
+        "token": token,
+        "other": other_token,
+        "released": released,
+        "embargoed": embargoed,
+        "services": services,
+        "settings": settings,
+    }
 
 
 @pytest.fixture
@@ -96,9 +105,13 @@ def test_listing_pages_through_released_studies(client, catalog):
 
 @pytest.mark.parametrize(
     "accept, suffix, media",
-    [("application/ld+json", "jsonld", "application/ld+json"), ("text/turtle", "ttl", "text/turtle"),
-     ("application/n-triples", "nt", "application/n-triples"), ("application/rdf+xml", "rdf", "application/rdf+xml"),
-     ("text/html", "html", "text/html")],
+    [
+        ("application/ld+json", "jsonld", "application/ld+json"),
+        ("text/turtle", "ttl", "text/turtle"),
+        ("application/n-triples", "nt", "application/n-triples"),
+        ("application/rdf+xml", "rdf", "application/rdf+xml"),
+        ("text/html", "html", "text/html"),
+    ],
 )
 def test_record_content_negotiation(client, accept, suffix, media):
     by_header = client.get("/studies/S-BIAD1492", headers={"Accept": accept})
@@ -133,15 +146,28 @@ def test_jsonld_is_a_bioschemas_dataset(client):
     doc = client.get("/studies/S-BIAD1492", headers={"Accept": "application/ld+json"}).get_json()
     types = doc["@type"] if isinstance(doc["@type"], list) else [doc["@type"]]
     assert "Dataset" in types
-    for key in ("name", "description", "identifier", "url", "license", "creator", "datePublished", "keywords",
-                "includedInDataCatalog", "isAccessibleForFree", "measurementTechnique"):
+    for key in (
+        "name",
+        "description",
+        "identifier",
+        "url",
+        "license",
+        "creator",
+        "datePublished",
+        "keywords",
+        "includedInDataCatalog",
+        "isAccessibleForFree",
+        "measurementTechnique",
+    ):
         assert key in doc, key
     html = client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert '<script type="application/ld+json">' in html and 'rel="alternate" type="text/turtle"' in html
     assert f'<link rel="canonical" href="{BASE}/studies/S-BIAD1492">' in html
     description = re.search(r'<meta name="description" content="([^"]*)">', html).group(1)
     assert 50 <= len(description) <= 303 and description.split()[0] in doc["description"]
-    assert f'<link rel="canonical" href="{BASE}/studies/S-BIAD1492">' in client.get("/studies/S-BIAD1492.html").get_data(as_text=True)
+    assert f'<link rel="canonical" href="{BASE}/studies/S-BIAD1492">' in client.get("/studies/S-BIAD1492.html").get_data(
+        as_text=True
+    )
 
 
 def test_only_studies_whose_files_are_held_advertise_a_download(client, catalog):
@@ -177,7 +203,9 @@ def test_embargoed_record_is_404_except_for_its_owner(client, catalog):
     accession = catalog["embargoed"]
     error_shape(client.get(f"/studies/{accession}"), 404)
     error_shape(client.get(f"/studies/{accession}", headers={"Authorization": f"Bearer {catalog['other']}"}), 404)
-    own = client.get(f"/studies/{accession}", headers={"Authorization": f"Bearer {catalog['token']}", "Accept": "application/ld+json"})
+    own = client.get(
+        f"/studies/{accession}", headers={"Authorization": f"Bearer {catalog['token']}", "Accept": "application/ld+json"}
+    )
     assert own.status_code == 200 and own.get_json()["name"]
     assert client.get(f"/studies/{accession}/files", headers={"Authorization": f"Bearer {catalog['token']}"}).status_code == 200
     error_shape(client.get(f"/studies/{accession}/files"), 404)
@@ -185,11 +213,14 @@ def test_embargoed_record_is_404_except_for_its_owner(client, catalog):
 
 # ---------------------------------------------------------------------- SPARQL
 
-COUNT_STUDIES = ('SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } '
-                 f'FILTER(STRSTARTS(STR(?g), "{BASE}/studies/")) }}')
+COUNT_STUDIES = (
+    f'SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(STRSTARTS(STR(?g), "{BASE}/studies/")) }}'
+)
 
 
-@pytest.mark.parametrize("accept", ["application/sparql-results+json", "application/sparql-results+xml", "text/csv", "text/tab-separated-values"])
+@pytest.mark.parametrize(
+    "accept", ["application/sparql-results+json", "application/sparql-results+xml", "text/csv", "text/tab-separated-values"]
+)
 def test_sparql_select_in_every_results_format(client, accept):
     response = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": accept})
     assert response.status_code == 200 and response.mimetype == accept
@@ -198,26 +229,45 @@ def test_sparql_select_in_every_results_format(client, accept):
 
 
 def test_browser_sparql_clients_pass_cors_preflight_and_read_errors(client):
-    preflight = client.options("/sparql", headers={"Origin": "https://yasgui.example", "Access-Control-Request-Method": "POST",
-                                                   "Access-Control-Request-Headers": "content-type"})
+    preflight = client.options(
+        "/sparql",
+        headers={
+            "Origin": "https://yasgui.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert preflight.status_code in (200, 204) and preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
     for bad in ("SELEC nonsense", "INSERT DATA { <a:b> <a:b> <a:b> }"):
-        error = client.post("/sparql", data=bad, content_type="application/sparql-query", headers={"Origin": "https://yasgui.example"})
+        error = client.post(
+            "/sparql", data=bad, content_type="application/sparql-query", headers={"Origin": "https://yasgui.example"}
+        )
         assert error.status_code in (400, 403) and error.headers["Access-Control-Allow-Origin"] == "*"
         error_shape(error, error.status_code)
 
 
 def test_sparql_protocol_methods_and_dataset(client, catalog):
     form = client.post("/sparql", data={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"})
-    direct = client.post("/sparql", data=COUNT_STUDIES, content_type="application/sparql-query", headers={"Accept": "application/sparql-results+json"})
+    direct = client.post(
+        "/sparql",
+        data=COUNT_STUDIES,
+        content_type="application/sparql-query",
+        headers={"Accept": "application/sparql-results+json"},
+    )
     assert form.get_json() == direct.get_json()
     assert form.get_json()["results"]["bindings"][0]["n"]["value"] == "4"
-    one = client.get("/sparql", query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "default-graph-uri": f"{BASE}/studies/idr0038"},
-                     headers={"Accept": "application/sparql-results+json"}).get_json()
-    everything = client.get("/sparql", query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
-                            headers={"Accept": "application/sparql-results+json"}).get_json()
+    one = client.get(
+        "/sparql",
+        query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "default-graph-uri": f"{BASE}/studies/idr0038"},
+        headers={"Accept": "application/sparql-results+json"},
+    ).get_json()
+    everything = client.get(
+        "/sparql",
+        query_string={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
+        headers={"Accept": "application/sparql-results+json"},
+    ).get_json()
     assert 0 < int(one["results"]["bindings"][0]["n"]["value"]) < int(everything["results"]["bindings"][0]["n"]["value"])
     ask = client.get("/sparql", query_string={"query": "ASK { ?s ?p ?o }"}, headers={"Accept": "application/sparql-results+json"})
     assert ask.get_json()["boolean"] is True
@@ -246,7 +296,9 @@ def test_sparql_is_read_only(client):
     error_shape(client.get("/sparql", query_string={"query": "DELETE WHERE { ?s ?p ?o }"}), 403)
     error_shape(client.get("/sparql", query_string={"query": "INSERT DATA { <a:a> <a:b> <a:c> }"}), 403)
     error_shape(client.get("/sparql", query_string={"query": "SELECT * WHERE { ?s ?p"}), 400)
-    assert client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"}).data.strip().endswith(b"4")
+    assert (
+        client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"}).data.strip().endswith(b"4")
+    )
 
 
 def test_sparql_service_outside_the_allow_list_is_refused_without_a_request(client, replay_server):
@@ -276,10 +328,17 @@ def test_a_service_target_cannot_be_hidden_by_comments_strings_or_prefix_tricks(
 
 
 def test_the_word_service_elsewhere_is_not_a_service_call(client):
-    for query in ("SELECT ?service WHERE { ?service a ?t } LIMIT 1",
-                  "PREFIX sd: <http://www.w3.org/ns/sparql-service-description#> ASK { ?x a sd:Service }",
-                  "PREFIX é: <http://example.org/> SELECT ?s WHERE { ?s é:service ?o } LIMIT 1"):
-        assert client.get("/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"}).status_code == 200, query
+    for query in (
+        "SELECT ?service WHERE { ?service a ?t } LIMIT 1",
+        "PREFIX sd: <http://www.w3.org/ns/sparql-service-description#> ASK { ?x a sd:Service }",
+        "PREFIX é: <http://example.org/> SELECT ?s WHERE { ?s é:service ?o } LIMIT 1",
+    ):
+        assert (
+            client.get(
+                "/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"}
+            ).status_code
+            == 200
+        ), query
 
 
 def count_of(client, query, **params) -> int:
@@ -301,7 +360,9 @@ def test_from_clauses_and_the_protocol_dataset_are_honoured(client, catalog):
     # the protocol names the whole dataset and wins over FROM (SPARQL 1.1 Protocol 2.1.4)
     assert count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }", **{"default-graph-uri": one}) == 0
     assert count_of(client, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", **{"named-graph-uri": one}) == 0
-    assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{one}> WHERE {{ ?s ?p ?o }}", **{"default-graph-uri": other}) == in_other
+    assert (
+        count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{one}> WHERE {{ ?s ?p ?o }}", **{"default-graph-uri": other}) == in_other
+    )
     embargoed = f"{BASE}/studies/{catalog['embargoed']}"
     assert count_of(client, f"SELECT (COUNT(*) AS ?n) FROM <{embargoed}> WHERE {{ ?s ?p ?o }}") == 0
 
@@ -313,11 +374,19 @@ def test_malformed_protocol_requests_are_400(client):
         client.post("/sparql", data="", content_type="application/sparql-query"),
         client.get("/sparql", query_string=[("query", COUNT_STUDIES), ("query", "ASK {}")]),
         client.get("/sparql?query=SELECT%20%28%22%E9%22%20AS%20%3Fx%29%20%7B%7D"),  # Latin-1, not UTF-8
-        client.post("/sparql", data='SELECT ("\xe9" AS ?x) {}'.encode("latin-1"), content_type="application/sparql-query; charset=ISO-8859-1"),
+        client.post(
+            "/sparql",
+            data='SELECT ("\xe9" AS ?x) {}'.encode("latin-1"),
+            content_type="application/sparql-query; charset=ISO-8859-1",
+        ),
     ):
         assert error_shape(response, 400)["code"] == "invalid_query"
-    utf8 = client.post("/sparql", data='SELECT ("é日本" AS ?x) {}'.encode(), content_type="application/sparql-query; charset=utf-8",
-                       headers={"Accept": "application/sparql-results+json"})
+    utf8 = client.post(
+        "/sparql",
+        data='SELECT ("é日本" AS ?x) {}'.encode(),
+        content_type="application/sparql-query; charset=utf-8",
+        headers={"Accept": "application/sparql-results+json"},
+    )
     assert utf8.get_json()["results"]["bindings"][0]["x"]["value"] == "é日本"
 
 
@@ -326,8 +395,11 @@ def test_protocol_requests_are_read_as_sent_and_refused_with_a_reason(catalog, c
     each way of sending one wrongly: the status, the code and the message that says what to change."""
     small = create_app(catalog["settings"].with_(sparql_max_query_bytes=1000), services=catalog["services"])
     try:
-        over = {"status": 413, "code": "query_too_large",
-                "message": "the query is over the 1,000-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)"}
+        over = {
+            "status": 413,
+            "code": "query_too_large",
+            "message": "the query is over the 1,000-byte limit of this endpoint (BIA_SPARQL_MAX_QUERY_BYTES)",
+        }
         limited = small.test_client()
         for response in (
             limited.get("/sparql?foo=" + "x" * 70_000),  # the URL is refused before it is decoded
@@ -335,28 +407,67 @@ def test_protocol_requests_are_read_as_sent_and_refused_with_a_reason(catalog, c
         ):
             body = error_shape(response, 413)
             assert {k: body[k] for k in over} == over
-        assert limited.post("/sparql", data={"query": "ASK {} #" + "x" * 990}, content_type="multipart/form-data",
-                            headers={"Accept": "application/sparql-results+json"}).get_json() == {"head": {}, "boolean": True}
+        assert limited.post(
+            "/sparql",
+            data={"query": "ASK {} #" + "x" * 990},
+            content_type="multipart/form-data",
+            headers={"Accept": "application/sparql-results+json"},
+        ).get_json() == {"head": {}, "boolean": True}
     finally:
         small.extensions["bia.sparql"].close()
     direct = "application/sparql-query"
     refused = [
-        (client.post("/sparql", data=b"ASK {} #\xff", content_type=direct), 400, "the query is not UTF-8 (invalid start byte at byte 8)"),
-        (client.post("/sparql", data="ASK {}", content_type=f"{direct}; charset=latin1"), 400,
-         "a query sent as application/sparql-query is UTF-8 (got charset=latin1)"),
-        (client.post("/sparql?query=ASK%20%7B%7D", data="ASK {}", content_type=direct), 400,
-         "send the query either as the request body or as the 'query' parameter, not both"),
-        (client.post("/sparql?query=ASK%20%7B%7D", data={"query": "ASK {}"}), 400, "one query per request (2 'query' parameters were sent)"),
-        (client.post("/sparql", data={"query": ["ASK {}", "ASK {}"]}, content_type="multipart/form-data"), 400,
-         "one query per request (2 'query' parameters were sent)"),
-        (client.post("/sparql", data="ASK {}", content_type="text/plain"), 400,
-         "POST a query as application/sparql-query or as the form field 'query' (got text/plain)"),
-        (client.post("/sparql"), 400, "POST a query as application/sparql-query or as the form field 'query' (got no content type)"),
+        (
+            client.post("/sparql", data=b"ASK {} #\xff", content_type=direct),
+            400,
+            "the query is not UTF-8 (invalid start byte at byte 8)",
+        ),
+        (
+            client.post("/sparql", data="ASK {}", content_type=f"{direct}; charset=latin1"),
+            400,
+            "a query sent as application/sparql-query is UTF-8 (got charset=latin1)",
+        ),
+        (
+            client.post("/sparql?query=ASK%20%7B%7D", data="ASK {}", content_type=direct),
+            400,
+            "send the query either as the request body or as the 'query' parameter, not both",
+        ),
+        (
+            client.post("/sparql?query=ASK%20%7B%7D", data={"query": "ASK {}"}),
+            400,
+            "one query per request (2 'query' parameters were sent)",
+        ),
+        (
+            client.post("/sparql", data={"query": ["ASK {}", "ASK {}"]}, content_type="multipart/form-data"),
+            400,
+            "one query per request (2 'query' parameters were sent)",
+        ),
+        (
+            client.post("/sparql", data="ASK {}", content_type="text/plain"),
+            400,
+            "POST a query as application/sparql-query or as the form field 'query' (got text/plain)",
+        ),
+        (
+            client.post("/sparql"),
+            400,
+            "POST a query as application/sparql-query or as the form field 'query' (got no content type)",
+        ),
         (client.post("/sparql", data={"query": "  "}), 400, "the query is empty"),
-        (client.post("/sparql", data={"foo": "bar"}), 400, "no query: POST it as application/sparql-query or as the form field 'query'"),
-        (client.post("/sparql?update=x", data="ASK {}", content_type=direct), 403, "this endpoint is read-only: SPARQL Update is not accepted"),
-        (client.post("/sparql", data={"update": "CLEAR ALL"}, content_type="multipart/form-data"), 403,
-         "this endpoint is read-only: SPARQL Update is not accepted"),
+        (
+            client.post("/sparql", data={"foo": "bar"}),
+            400,
+            "no query: POST it as application/sparql-query or as the form field 'query'",
+        ),
+        (
+            client.post("/sparql?update=x", data="ASK {}", content_type=direct),
+            403,
+            "this endpoint is read-only: SPARQL Update is not accepted",
+        ),
+        (
+            client.post("/sparql", data={"update": "CLEAR ALL"}, content_type="multipart/form-data"),
+            403,
+            "this endpoint is read-only: SPARQL Update is not accepted",
+        ),
     ]
     for response, status, message in refused:
         assert error_shape(response, status)["message"] == message
@@ -368,7 +479,9 @@ def test_protocol_requests_are_read_as_sent_and_refused_with_a_reason(catalog, c
     for response in (
         client.post(f"/sparql?default-graph-uri={one}", data=count, content_type=direct, headers=json_results),
         client.post("/sparql", data={"query": count, "default-graph-uri": one}, headers=json_results),
-        client.post(f"/sparql?default-graph-uri={one}", data={"query": count}, content_type="multipart/form-data", headers=json_results),
+        client.post(
+            f"/sparql?default-graph-uri={one}", data={"query": count}, content_type="multipart/form-data", headers=json_results
+        ),
     ):
         assert int(response.get_json()["results"]["bindings"][0]["n"]["value"]) == in_one
     # a format hint anywhere in the request wins over an Accept header naming one type
@@ -378,25 +491,38 @@ def test_protocol_requests_are_read_as_sent_and_refused_with_a_reason(catalog, c
         client.post("/sparql", data={"query": count, "format": "csv"}, headers=json_results),
     ):
         assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert client.get("/sparql", query_string={"query": count}, headers=json_results).mimetype == "application/sparql-results+json"
+    assert (
+        client.get("/sparql", query_string={"query": count}, headers=json_results).mimetype == "application/sparql-results+json"
+    )
 
 
-@pytest.mark.parametrize(("form", "accept", "expected"), [
-    ("SELECT", "text/csv; charset=utf-8", "text/csv"),
-    ("SELECT", "application/sparql-results+json;charset=utf-8", "application/sparql-results+json"),
-    ("SELECT", "application/xml", "application/xml"),
-    ("ASK", "text/xml", "text/xml"),
-    ("CONSTRUCT", "text/turtle; charset=utf-8", "text/turtle"),
-    ("CONSTRUCT", 'application/ld+json; profile="http://www.w3.org/ns/json-ld#expanded"', "application/ld+json"),
-    ("CONSTRUCT", "application/trig", "application/trig"),
-    ("CONSTRUCT", "text/n3", "text/n3"),
-])
+@pytest.mark.parametrize(
+    ("form", "accept", "expected"),
+    [
+        ("SELECT", "text/csv; charset=utf-8", "text/csv"),
+        ("SELECT", "application/sparql-results+json;charset=utf-8", "application/sparql-results+json"),
+        ("SELECT", "application/xml", "application/xml"),
+        ("ASK", "text/xml", "text/xml"),
+        ("CONSTRUCT", "text/turtle; charset=utf-8", "text/turtle"),
+        ("CONSTRUCT", 'application/ld+json; profile="http://www.w3.org/ns/json-ld#expanded"', "application/ld+json"),
+        ("CONSTRUCT", "application/trig", "application/trig"),
+        ("CONSTRUCT", "text/n3", "text/n3"),
+    ],
+)
 def test_accept_headers_with_parameters_and_generic_types(client, form, accept, expected):
     query = {"SELECT": COUNT_STUDIES, "ASK": "ASK { ?s ?p ?o }", "CONSTRUCT": "CONSTRUCT WHERE { ?s ?p ?o } LIMIT 3"}[form]
     response = client.get("/sparql", query_string={"query": query}, headers={"Accept": accept})
     assert response.status_code == 200 and response.mimetype == expected, response.get_data(as_text=True)
     if form == "CONSTRUCT" and expected != "application/ld+json":
-        assert len(Graph().parse(data=response.get_data(as_text=True), format={"application/trig": "trig", "text/n3": "n3"}.get(expected, "turtle"))) == 3
+        assert (
+            len(
+                Graph().parse(
+                    data=response.get_data(as_text=True),
+                    format={"application/trig": "trig", "text/n3": "n3"}.get(expected, "turtle"),
+                )
+            )
+            == 3
+        )
 
 
 def test_ask_has_no_csv_form_and_format_hints_yield_to_accept(client):
@@ -410,8 +536,14 @@ def test_ask_has_no_csv_form_and_format_hints_yield_to_accept(client):
 def test_cors_on_wrong_methods_and_preflights_grant_the_asked_headers(client):
     wrong = client.put("/sparql", data="x")
     assert error_shape(wrong, 405) and wrong.headers["Access-Control-Allow-Origin"] == "*"
-    preflight = client.options("/sparql", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET",
-                                                   "Access-Control-Request-Headers": "x-requested-with, if-none-match"})
+    preflight = client.options(
+        "/sparql",
+        headers={
+            "Origin": "https://a.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-requested-with, if-none-match",
+        },
+    )
     assert preflight.headers["Access-Control-Allow-Headers"] == "x-requested-with, if-none-match"
     answer = client.get("/sparql", query_string={"query": COUNT_STUDIES})
     assert "ETag" in answer.headers["Access-Control-Expose-Headers"]
@@ -433,7 +565,9 @@ def test_a_long_query_is_stopped_while_others_are_served(client):
     outcome = {}
 
     def run():
-        outcome["response"] = client.get("/sparql", query_string={"query": heavy}, headers={"Accept": "application/sparql-results+json"})
+        outcome["response"] = client.get(
+            "/sparql", query_string={"query": heavy}, headers={"Accept": "application/sparql-results+json"}
+        )
 
     thread = threading.Thread(target=run)
     started = time.monotonic()
@@ -465,10 +599,15 @@ def test_void_and_examples_and_every_example_runs(client):
     Graph().parse(data=client.get("/.well-known/sparql-examples").get_data(as_text=True), format="turtle")
     assert len(examples) >= 5
     for example in examples:
-        response = client.get("/sparql", query_string={"query": example["query"]}, headers={"Accept": "application/sparql-results+json"})
+        response = client.get(
+            "/sparql", query_string={"query": example["query"]}, headers={"Accept": "application/sparql-results+json"}
+        )
         assert response.status_code == 200, (example["id"], response.get_data(as_text=True))
-    links = client.get("/sparql", query_string={"query": next(e["query"] for e in examples if e["id"] == "emdb-links")},
-                       headers={"Accept": "application/sparql-results+json"}).get_json()
+    links = client.get(
+        "/sparql",
+        query_string={"query": next(e["query"] for e in examples if e["id"] == "emdb-links")},
+        headers={"Accept": "application/sparql-results+json"},
+    ).get_json()
     assert any("EMD-12602" in b["map"]["value"] for b in links["results"]["bindings"])
 
 
@@ -496,7 +635,9 @@ def test_search_fields_facets_highlights_paging(client):
 
 def test_file_table_filters_sorts_pages_and_facets(client, catalog):
     accession = catalog["released"]
-    table = client.get(f"/studies/{accession}/files", query_string={"filter[Compound]": "taxol", "sort": "-Concentration"}).get_json()
+    table = client.get(
+        f"/studies/{accession}/files", query_string={"filter[Compound]": "taxol", "sort": "-Concentration"}
+    ).get_json()
     assert table["total"] == 2 and all(i["Compound"] == "taxol" for i in table["items"])
     values = [i["Concentration"] for i in table["items"]]
     assert values == sorted(values, reverse=True)
@@ -552,7 +693,10 @@ def test_file_metadata_download_and_range(client, catalog):
     assert client.get(url, headers={"If-None-Match": whole.headers["ETag"]}).status_code == 304
     error_shape(client.get(url, headers={"If-Match": '"another-version"'}), 412)
     outside = client.get(url, headers={"Range": f"bytes={len(content) + 5}-{len(content) + 9}"})
-    assert error_shape(outside, 416)["code"] == "range_not_satisfiable" and outside.headers["Content-Range"] == f"bytes */{len(content)}"
+    assert (
+        error_shape(outside, 416)["code"] == "range_not_satisfiable"
+        and outside.headers["Content-Range"] == f"bytes */{len(content)}"
+    )
     error_shape(client.get(f"/files/{accession}/nope"), 404)
     harvested = client.get("/studies/S-BIAD1492/files?limit=1").get_json()["items"][0]
     assert "not held" in error_shape(client.get(harvested["download"].replace(BASE, "")), 404)["message"]
@@ -587,9 +731,15 @@ def test_deposit_lifecycle_over_http(client, catalog):
         assert client.put(f"/deposits/{sub}/files/{path}", data=content, headers={**auth, "Content-MD5": md5}).status_code == 201
     bad = client.put(f"/deposits/{sub}/files/extra.tif", data=b"abc", headers={**auth, "X-Checksum-SHA256": "0" * 64})
     assert error_shape(bad, 422)["errors"] or True
-    assert client.put(f"/deposits/{sub}/file-lists/files.tsv", data=(DATA / "files.tsv").read_bytes(), headers=auth).status_code == 201
+    assert (
+        client.put(f"/deposits/{sub}/file-lists/files.tsv", data=(DATA / "files.tsv").read_bytes(), headers=auth).status_code
+        == 201
+    )
     error_shape(client.put(f"/deposits/{sub}/metadata?name=study.yaml", data=b"title: [unclosed", headers=auth), 422)
-    assert client.put(f"/deposits/{sub}/metadata?name=study.yaml", data=(DATA / "study.yaml").read_bytes(), headers=auth).status_code == 200
+    assert (
+        client.put(f"/deposits/{sub}/metadata?name=study.yaml", data=(DATA / "study.yaml").read_bytes(), headers=auth).status_code
+        == 200
+    )
     report = client.post(f"/deposits/{sub}/validate", headers=auth).get_json()
     assert report["valid"], report
     final = client.post(f"/deposits/{sub}/finalize", headers=auth)
@@ -639,6 +789,7 @@ def test_search_refuses_queries_that_would_cost_too_much_and_reads_facet_names_i
     growth = client.get("/stats").get_json()["growth"]
     months = [g["month"] for g in growth]
     assert len(months) == len(set(months)) and growth[-1]["cumulative"] == everything
+
     def next_month(month: str) -> str:
         year, number = int(month[:4]), int(month[5:])
         return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
@@ -656,8 +807,15 @@ def test_robots_txt_lets_crawlers_reach_every_study_but_not_endless_combinations
     assert pages and all(robots.can_fetch(page, "Googlebot") for page in pages)
     for allowed in ("/", "/studies", "/studies/S-BIAD1492", "/studies/S-BIAD1492.jsonld", "/studies/S-BIAD1492/files"):
         assert robots.can_fetch(BASE + allowed, "Googlebot"), allowed
-    for kept_out in ("/search?q=cell", "/sparql?query=ASK%7B%7D", "/studies/S-BIAD1492/files?sort=size",
-                     "/studies/S-BIAD1492/download", "/files/S-BIAD1492/abc/download", "/export.nq", "/deposit"):
+    for kept_out in (
+        "/search?q=cell",
+        "/sparql?query=ASK%7B%7D",
+        "/studies/S-BIAD1492/files?sort=size",
+        "/studies/S-BIAD1492/download",
+        "/files/S-BIAD1492/abc/download",
+        "/export.nq",
+        "/deposit",
+    ):
         assert not robots.can_fetch(BASE + kept_out, "Googlebot"), kept_out
 
 
@@ -674,7 +832,9 @@ def test_the_api_on_oxigraph_serve(tmp_path, oxigraph_pair):
         try:
             record = client.get("/studies/idr0038", headers={"Accept": "application/ld+json"})
             assert record.status_code == 200 and record.get_json()["identifier"]
-            answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"})
+            answer = client.get(
+                "/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "application/sparql-results+json"}
+            )
             assert answer.status_code == 200 and answer.get_json()["results"]["bindings"][0]["n"]["value"] == "1"
             assert "ETag" not in answer.headers  # a remote store cannot say when it changed: answers are not kept
             error_shape(client.get("/sparql", query_string={"query": "DROP ALL"}), 403)
@@ -700,11 +860,20 @@ def test_gunicorn_workers_serve_the_remote_mode(tmp_path, oxigraph_pair):
     with open_services(settings) as services:
         assert Harvester(services.archive).run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
     (port,) = free_ports(1)
-    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE,
-           "BIA_SPARQL_URL": private.url, "BIA_PUBLIC_SPARQL_URL": public.url}
+    env = {
+        **os.environ,
+        "BIA_DATA": str(settings.data_dir),
+        "BIA_BASE_URL": BASE,
+        "BIA_SPARQL_URL": private.url,
+        "BIA_PUBLIC_SPARQL_URL": public.url,
+    }
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}", "api.app:create_app()"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=TESTS.parent, start_new_session=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=TESTS.parent,
+        start_new_session=True,
     )
     try:
         deadline, pids = time.monotonic() + 60, set()
@@ -719,7 +888,9 @@ def test_gunicorn_workers_serve_the_remote_mode(tmp_path, oxigraph_pair):
             answer = urllib.request.urlopen(f"http://127.0.0.1:{port}/search?q=kidney", timeout=10)
             assert json.loads(answer.read())["total"] == 1
         query = urllib.parse.urlencode({"query": COUNT_STUDIES})
-        csv = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=10)
+        csv = urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=10
+        )
         assert csv.read().decode().split()[1] == "1"
         ps = subprocess.run(["ps", "--ppid", str(server.pid), "-o", "pid="], capture_output=True, text=True)
         pids = {line.strip() for line in ps.stdout.splitlines() if line.strip()}
@@ -733,8 +904,13 @@ def test_downloads_redirect_to_presigned_s3_urls(tmp_path, seaweedfs_s3):
     """With S3 storage a file download is a redirect to a presigned URL that really serves the bytes."""
     import urllib.request
 
-    settings = make_settings(tmp_path, s3_endpoint=seaweedfs_s3.endpoint, s3_bucket=seaweedfs_s3.new_bucket("api"),
-                             s3_access_key=seaweedfs_s3.access_key, s3_secret_key=seaweedfs_s3.secret_key)
+    settings = make_settings(
+        tmp_path,
+        s3_endpoint=seaweedfs_s3.endpoint,
+        s3_bucket=seaweedfs_s3.new_bucket("api"),
+        s3_access_key=seaweedfs_s3.access_key,
+        s3_secret_key=seaweedfs_s3.secret_key,
+    )
     with open_services(settings) as services:
         owner = services.archive.registry.owner_of_token(services.archive.registry.create_token("jane"))
         accession = services.deposits.finalize(stage_sample(services.deposits, owner), owner)
@@ -809,7 +985,10 @@ def test_read_only_replicas_serve_beside_the_writer(tmp_path):
                 assert client.get("/search?q=kidney").get_json()["total"] == 1
                 answer = client.get("/sparql", query_string={"query": COUNT_STUDIES}, headers={"Accept": "text/csv"})
                 assert answer.data.split()[1] == b"1"
-                assert error_shape(client.post("/deposits", headers={"Authorization": "Bearer x"}), 503)["code"] == "read_only_replica"
+                assert (
+                    error_shape(client.post("/deposits", headers={"Authorization": "Bearer x"}), 503)["code"]
+                    == "read_only_replica"
+                )
             assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded  # the writer goes on
             client = apps[0].test_client()
             assert client.get("/studies/EMPIAR-10934").status_code == 200  # replicas follow the new snapshot
@@ -863,12 +1042,21 @@ def test_a_federated_query_from_another_endpoint_reaches_this_one(catalog, tmp_p
     try:
         study = f"{BASE}/studies/idr0038"
         mine = f"<https://lab.example.org/notes/1> <http://schema.org/about> <{study}> .\n".encode()
-        urllib.request.urlopen(urllib.request.Request(f"{theirs.url}/store?default", data=mine,
-                                                      headers={"Content-Type": "application/n-triples"}, method="POST")).read()
-        query = (f"SELECT ?note ?title WHERE {{ ?note <http://schema.org/about> ?study . "
-                 f"SERVICE <http://127.0.0.1:{port}/sparql> {{ GRAPH ?study {{ ?study <http://purl.org/dc/terms/title> ?title }} }} }}")
-        request = urllib.request.Request(f"{theirs.url}/query", data=query.encode(), method="POST",
-                                         headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"})
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{theirs.url}/store?default", data=mine, headers={"Content-Type": "application/n-triples"}, method="POST"
+            )
+        ).read()
+        query = (
+            f"SELECT ?note ?title WHERE {{ ?note <http://schema.org/about> ?study . "
+            f"SERVICE <http://127.0.0.1:{port}/sparql> {{ GRAPH ?study {{ ?study <http://purl.org/dc/terms/title> ?title }} }} }}"
+        )
+        request = urllib.request.Request(
+            f"{theirs.url}/query",
+            data=query.encode(),
+            method="POST",
+            headers={"Content-Type": "application/sparql-query", "Accept": "application/sparql-results+json"},
+        )
         rows = json.loads(urllib.request.urlopen(request, timeout=60).read())["results"]["bindings"]
         assert [r["note"]["value"] for r in rows] == ["https://lab.example.org/notes/1"]
         assert rows[0]["title"]["value"] == catalog["client"].get("/studies/idr0038.jsonld").get_json()["name"]
@@ -924,13 +1112,21 @@ def test_a_form_deposit_cut_off_by_an_outage_says_it_is_kept(tmp_path, monkeypat
         token = services.archive.registry.create_token("ada")
         app = create_app(services.archive.settings, services=services)
         try:
+
             def down(*args, **kwargs):
                 raise GraphStoreUnavailable("the graph store is not answering")
 
             monkeypatch.setattr(services.archive.public.graph, "replace_graph_from", down)
-            form = {"token": token, "title": "Cells from the form", "description": "Two images.", "author_name": "Ada",
-                    "organism": "Homo sapiens", "imaging_method": "confocal microscopy", "license": "CC0-1.0",
-                    "files": (io.BytesIO(b"image bytes"), "cell1.tif")}
+            form = {
+                "token": token,
+                "title": "Cells from the form",
+                "description": "Two images.",
+                "author_name": "Ada",
+                "organism": "Homo sapiens",
+                "imaging_method": "confocal microscopy",
+                "license": "CC0-1.0",
+                "files": (io.BytesIO(b"image bytes"), "cell1.tif"),
+            }
             page = app.test_client().post("/deposit", data=form, content_type="multipart/form-data")
             html = page.get_data(as_text=True)
             assert page.status_code == 202 and 'id="kept"' in html and "S-BIAD1" in html, html[-2000:]

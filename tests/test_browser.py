@@ -4,6 +4,7 @@ search → study page → file table filtered → a file downloaded; an example 
 a deposit from the form (a wrong ORCID shown next to its field, then fixed) to its accession. Screenshots of
 every step are kept in ``test-artifacts/screenshots/``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,12 +55,23 @@ def browser(tmp_path_factory):
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     os.environ.setdefault("SE_OFFLINE", "true")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -105,7 +117,9 @@ def test_search_study_filter_and_download(site, browser):
     shot(driver, "04-files-filtered")
     for header, first in (("Concentration", "2"), ("Concentration", "20")):  # ascending, then descending
         driver.find_element(By.PARTIAL_LINK_TEXT, header).click()
-        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")[6].text == first)
+        WebDriverWait(driver, 20).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")[6].text == first
+        )
         assert "2 files" in driver.page_source  # the filter stays while sorting
     shot(driver, "04b-files-sorted")
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
@@ -185,8 +199,16 @@ def test_pages_work_without_javascript_and_keyboard(site, tmp_path_factory):
     """No script is needed: every page is served complete; forms label every input."""
     import urllib.request
 
-    for path in ("/", "/search?q=HeLa", f"/studies/{site['accession']}", f"/studies/{site['accession']}/files", "/sparql", "/deposit",
-                 "/my-deposits", "/stats"):
+    for path in (
+        "/",
+        "/search?q=HeLa",
+        f"/studies/{site['accession']}",
+        f"/studies/{site['accession']}/files",
+        "/sparql",
+        "/deposit",
+        "/my-deposits",
+        "/stats",
+    ):
         request = urllib.request.Request(site["base"] + path, headers={"Accept": "text/html"})
         html = urllib.request.urlopen(request, timeout=10).read().decode()
         assert "<script src" not in html and "http://cdn" not in html and "https://cdn" not in html
@@ -217,8 +239,17 @@ def test_pages_render_under_their_content_security_policy(site, browser, csp_vio
     """The policy blocks nothing the pages use: the inline stylesheet (by hash), the SVG chart, the JSON-LD data
     block, the forms; and it blocks what a page does not use (a positive control: an image from elsewhere)."""
     driver, accession = browser, site["accession"]
-    for path in ("/", "/studies", "/search?q=HeLa", f"/studies/{accession}", f"/studies/{accession}/files", "/sparql",
-                 "/deposit", "/my-deposits", "/stats"):
+    for path in (
+        "/",
+        "/studies",
+        "/search?q=HeLa",
+        f"/studies/{accession}",
+        f"/studies/{accession}/files",
+        "/sparql",
+        "/deposit",
+        "/my-deposits",
+        "/stats",
+    ):
         driver.get(site["base"] + path)
         wait_for(driver, By.TAG_NAME, "main")
         header = driver.find_element(By.TAG_NAME, "header")
@@ -228,7 +259,9 @@ def test_pages_render_under_their_content_security_policy(site, browser, csp_vio
     chart = wait_for(driver, By.CSS_SELECTOR, "figure svg polyline")
     assert chart.size["width"] > 0
     shot(driver, "11-home-under-csp")
-    driver.execute_script("var i = document.createElement('img'); i.src = 'http://192.0.2.1/x.png'; document.body.appendChild(i);")
+    driver.execute_script(
+        "var i = document.createElement('img'); i.src = 'http://192.0.2.1/x.png'; document.body.appendChild(i);"
+    )
     assert any(v.startswith("img-src http://192.0.2.1") for v in csp_violations())
 
 
@@ -236,7 +269,7 @@ def test_a_javascript_iri_in_a_result_is_not_a_link(site, browser, csp_violation
     from urllib.parse import quote
 
     driver = browser
-    query = 'SELECT ?x WHERE { BIND(IRI("javascript:document.title=\'pwned\'") AS ?x) }'
+    query = "SELECT ?x WHERE { BIND(IRI(\"javascript:document.title='pwned'\") AS ?x) }"
     driver.get(f"{site['base']}/sparql?query={quote(query)}&format=html")
     cell = wait_for(driver, By.CSS_SELECTOR, "#results td a")
     assert cell.get_attribute("href") is None and "javascript:" in cell.text

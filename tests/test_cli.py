@@ -1,4 +1,5 @@
 """The ``bia`` command line contract: tokens, deposits, validate, export, reindex, release, stats."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,6 @@ from catalog.registry import Registry
 from tests.catalog_helpers import BASE, DATA, file_bytes, listed_paths, make_settings
 
 FUTURE = "2999-01-01"
-
-
 
 
 @pytest.fixture
@@ -38,11 +37,13 @@ def test_token_create_prints_the_token_last(run, token):
 
 
 def test_deposit_prints_the_accession_last_and_stores_the_study(run, token, files_dir):
-    result = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
-                 "--files", str(files_dir), "--token", token)
+    result = run(
+        "deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"), "--files", str(files_dir), "--token", token
+    )
     assert result.output.strip().splitlines()[-1] == "S-BIAD1"
-    second = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
-                 "--files", str(files_dir), "--token", token)
+    second = run(
+        "deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"), "--files", str(files_dir), "--token", token
+    )
     assert second.output.strip().splitlines()[-1] == "S-BIAD2"
 
     exported = run("export", "--format", "nquads").output
@@ -50,8 +51,10 @@ def test_deposit_prints_the_accession_last_and_stores_the_study(run, token, file
     dataset.parse(data=exported, format="nquads")
     exported = {str(g.identifier) for g in dataset.graphs() if len(g)}
     assert {g for g in exported if "/studies/" in g} == {f"{BASE}/studies/S-BIAD1", f"{BASE}/studies/S-BIAD2"}
-    assert exported - {f"{BASE}/studies/S-BIAD1", f"{BASE}/studies/S-BIAD2"} <= {f"{BASE}/graphs/links/asserted",
-                                                                                f"{BASE}/graphs/links/inferred"}
+    assert exported - {f"{BASE}/studies/S-BIAD1", f"{BASE}/studies/S-BIAD2"} <= {
+        f"{BASE}/graphs/links/asserted",
+        f"{BASE}/graphs/links/inferred",
+    }
     turtle = run("export", "--format", "turtle", "S-BIAD1").output
     assert len(rdflib.Graph().parse(data=turtle, format="turtle")) > 50
 
@@ -61,8 +64,18 @@ def test_deposit_prints_the_accession_last_and_stores_the_study(run, token, file
 
 
 def test_release_date_option_embargoes_until_release(run, token, files_dir):
-    result = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
-                 "--files", str(files_dir), "--release-date", FUTURE, "--token", token)
+    result = run(
+        "deposit",
+        str(DATA / "study.yaml"),
+        "--file-list",
+        str(DATA / "files.tsv"),
+        "--files",
+        str(files_dir),
+        "--release-date",
+        FUTURE,
+        "--token",
+        token,
+    )
     accession = result.output.strip().splitlines()[-1]
     assert "under embargo until 2999-01-01" in result.output
     assert run("export").output == ""
@@ -76,15 +89,23 @@ def test_release_date_option_embargoes_until_release(run, token, files_dir):
 def test_release_date_in_the_metadata_is_honoured(run, token, tmp_path, files_dir):
     metadata = tmp_path / "study.yaml"
     metadata.write_text((DATA / "study.yaml").read_text() + f"release_date: {FUTURE}\n")
-    result = run("deposit", str(metadata), "--file-list", str(DATA / "files.tsv"), "--files", str(files_dir),
-                 "--token", token)
+    result = run("deposit", str(metadata), "--file-list", str(DATA / "files.tsv"), "--files", str(files_dir), "--token", token)
     assert "under embargo until 2999-01-01" in result.output
 
 
 def test_invalid_deposit_exits_non_zero_and_stores_nothing(run, token, tmp_path, files_dir):
     shutil.rmtree(files_dir / "plate2")  # three listed files never uploaded
-    bad = run("deposit", str(DATA / "study.yaml"), "--file-list", str(DATA / "files.tsv"),
-              "--files", str(files_dir), "--token", token, ok=False)
+    bad = run(
+        "deposit",
+        str(DATA / "study.yaml"),
+        "--file-list",
+        str(DATA / "files.tsv"),
+        "--files",
+        str(files_dir),
+        "--token",
+        token,
+        ok=False,
+    )
     assert bad.exit_code == 2
     assert "files.tsv:5" in bad.output and "plate2/A01.tif" in bad.output and "not uploaded" in bad.output
 
@@ -128,7 +149,11 @@ def test_serve_demo_answers_over_real_http(tmp_path):
     env.pop("BIA_BASE_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     try:
         deadline = time.monotonic() + 120
@@ -145,7 +170,9 @@ def test_serve_demo_answers_over_real_http(tmp_path):
         record = json.loads(urllib.request.urlopen(request, timeout=10).read())
         assert record["@id"] == f"http://localhost:{port}/studies/S-BIAD1492"
         query = urllib.parse.urlencode({"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"})
-        answer = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=30)
+        answer = urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/sparql?{query}", headers={"Accept": "text/csv"}), timeout=30
+        )
         assert int(answer.read().decode().split()[1]) > 100
     finally:
         server.kill()

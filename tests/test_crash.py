@@ -1,4 +1,5 @@
 """Kill -9 a finalize at random points: afterwards there is either no study or the whole study."""
+
 from __future__ import annotations
 
 import hashlib
@@ -71,7 +72,10 @@ def test_kill_during_finalize_leaves_no_study_or_the_whole_study(tmp_path):
             sub = _stage(services.deposits, owner)
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.crash_finalize", str(settings.data_dir), sub, owner],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         time.sleep(rng.uniform(0.0, 1.5))

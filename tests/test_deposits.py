@@ -1,4 +1,5 @@
 """Deposits end to end, on the embedded stores and on oxigraph serve + SeaweedFS: staging, validation, finalize, accessions, embargo, release."""
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ linted (hadolint), and its command and health check are run here, as they are in
 The image runs gunicorn as a user that is not root, installs the dependencies in a layer that code changes leave
 alone, checks its health with the python it has, and refuses to start without ``BIA_BASE_URL``.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -136,8 +137,9 @@ def test_hadolint_finds_nothing():
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
-        return subprocess.Popen([str(BIN / cmd[0]), *cmd[1:]], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [str(BIN / cmd[0]), *cmd[1:]], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -158,8 +160,12 @@ def run_healthcheck(port: int) -> int:
 
 def test_the_command_serves_and_the_healthcheck_sees_it(tmp_path):
     (port,) = free_ports(1)
-    env = clean_env(BIA_DATA=str(tmp_path / "data"), BIA_BASE_URL="https://bia.example.org", BIA_SPARQL_WORKERS="1",
-                    GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
+    env = clean_env(
+        BIA_DATA=str(tmp_path / "data"),
+        BIA_BASE_URL="https://bia.example.org",
+        BIA_SPARQL_WORKERS="1",
+        GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",
+    )
     server = start(command(), env, tmp_path / "gunicorn.log")
     try:
         deadline, answer = time.monotonic() + 90, None
@@ -198,8 +204,12 @@ def test_the_command_refuses_more_workers_than_embedded_stores_allow(tmp_path):
     """WEB_CONCURRENCY=3 on the embedded stores: the second worker could not open the graph store, and gunicorn stopped
     with a traceback blaming `bia serve`; it now refuses at once, saying what to do."""
     (port,) = free_ports(1)
-    env = clean_env(BIA_DATA=str(tmp_path / "data"), BIA_BASE_URL="https://bia.example.org", WEB_CONCURRENCY="3",
-                    GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
+    env = clean_env(
+        BIA_DATA=str(tmp_path / "data"),
+        BIA_BASE_URL="https://bia.example.org",
+        WEB_CONCURRENCY="3",
+        GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",
+    )
     server = start(command(), env, tmp_path / "gunicorn.log")
     try:
         assert server.wait(timeout=60) != 0

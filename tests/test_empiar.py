@@ -1,4 +1,5 @@
 """EMPIAR loader: entry JSON (API and deposition shapes) and header XML → REMBI, golden records, harvests."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,12 @@ def test_deposition_json_codes_are_decoded():
 
 @pytest.mark.parametrize(
     "data, field",
-    [(b"{not json", None), (b'{"something": 1}', "/"), (b'{"EMPIAR-1": {"imagesets": []}}', "title"), (b"<entry><x></entry>", None)],
+    [
+        (b"{not json", None),
+        (b'{"something": 1}', "/"),
+        (b'{"EMPIAR-1": {"imagesets": []}}', "title"),
+        (b"<entry><x></entry>", None),
+    ],
 )
 def test_bad_records_name_the_problem(tmp_path, data, field):
     path = tmp_path / ("bad.xml" if data.startswith(b"<") else "bad.json")
@@ -95,7 +101,9 @@ def test_bad_records_name_the_problem(tmp_path, data, field):
 
 
 def test_harvest_by_id_replays_the_empiar_api(tmp_path, replay_server):
-    replay_server.add("/empiar/api/entry/10934/", (DATA / "STARFILETEST.json").read_bytes().replace(b"EMPIAR-STARFILETEST", b"EMPIAR-10934"))
+    replay_server.add(
+        "/empiar/api/entry/10934/", (DATA / "STARFILETEST.json").read_bytes().replace(b"EMPIAR-STARFILETEST", b"EMPIAR-10934")
+    )
     with open_services(make_settings(tmp_path, empiar_url=replay_server.url + "/empiar/api")) as services:
         harvester = Harvester(services.archive, Fetcher(interval=0, attempts=2, backoff=0.01))
         summary = harvester.run("empiar", ["EMPIAR-10934"])
@@ -115,7 +123,10 @@ def test_cross_references_that_name_no_accession_are_left_out_with_a_note(tmp_pa
     entry["cross_references"] = [{"name": "EMD-1111"}, {"emdb_id": "EMD-2222"}, {"name": None}, "PDB 7ABC", "3333"]
     loaded = load_empiar_json(entry)
     assert [r["target_accession"] for r in loaded.record.get("cross_references", []) if r["resource"] == "EMDB"] == [
-        "EMD-1111", "EMD-2222", "EMD-3333"]
+        "EMD-1111",
+        "EMD-2222",
+        "EMD-3333",
+    ]
     assert any("'PDB 7ABC'" in note for note in loaded.unmapped)
 
 

@@ -1,4 +1,5 @@
 """Identifiers of other resources (catalog/external_ids.py): spellings, checks, the IRI policy, offline use."""
+
 from __future__ import annotations
 
 import subprocess
@@ -69,12 +70,24 @@ def test_every_kind_reads_the_ways_it_is_written_and_checks_it(kind, written, ca
 
 
 def test_one_iri_per_identifier_and_a_landing_page_beside_it():
-    stored = {kind: ids.iri(kind, text) for kind, text in [
-        ("DOI", "doi:10.6019/S-BIAD590"), ("PubMed", "PMID 34667155"), ("ORCID", "0000-0002-1825-0097"),
-        ("ROR", "02catss52"), ("EMDB", "https://www.ebi.ac.uk/emdb/EMD-12602"), ("EMPIAR", "10934"), ("PDB", "7abc"),
-        ("IDR", "idr0004"), ("BioStudies", "S-BSST651"), ("BioImage Archive", "S-BIAD590"), ("NCBITaxon", "9606"),
-        ("FBbi", "FBbi:00000251"), ("UniProt", "P0DP23"),
-    ]}
+    stored = {
+        kind: ids.iri(kind, text)
+        for kind, text in [
+            ("DOI", "doi:10.6019/S-BIAD590"),
+            ("PubMed", "PMID 34667155"),
+            ("ORCID", "0000-0002-1825-0097"),
+            ("ROR", "02catss52"),
+            ("EMDB", "https://www.ebi.ac.uk/emdb/EMD-12602"),
+            ("EMPIAR", "10934"),
+            ("PDB", "7abc"),
+            ("IDR", "idr0004"),
+            ("BioStudies", "S-BSST651"),
+            ("BioImage Archive", "S-BIAD590"),
+            ("NCBITaxon", "9606"),
+            ("FBbi", "FBbi:00000251"),
+            ("UniProt", "P0DP23"),
+        ]
+    }
     assert stored == {
         "DOI": "https://doi.org/10.6019/S-BIAD590",
         "PubMed": "https://identifiers.org/pubmed:34667155",
@@ -120,10 +133,16 @@ def test_links_are_recognised_whatever_url_they_use(text, hint, found):
 
 def test_mentions_in_free_text_are_canonical():
     text = "Same cells as EMPIAR-10934 (map emd-12602), idr0004-thorpe-rad52, S-BIAD12 and S-BSST651; model PDB 1abc."
-    assert sorted(ids.mentions(text)) == sorted([
-        ("EMPIAR", "EMPIAR-10934"), ("EMDB", "EMD-12602"), ("IDR", "idr0004"), ("BioImage Archive", "S-BIAD12"),
-        ("BioStudies", "S-BSST651"), ("PDB", "1ABC"),
-    ])
+    assert sorted(ids.mentions(text)) == sorted(
+        [
+            ("EMPIAR", "EMPIAR-10934"),
+            ("EMDB", "EMD-12602"),
+            ("IDR", "idr0004"),
+            ("BioImage Archive", "S-BIAD12"),
+            ("BioStudies", "S-BSST651"),
+            ("PDB", "1ABC"),
+        ]
+    )
 
 
 def test_the_table_is_the_pinned_bioregistrys():
@@ -162,7 +181,14 @@ def test_the_table_works_offline_without_the_bioregistry(tmp_path):
         from catalog import external_ids as ids
         print(ids.iri("EMDB", "https://www.ebi.ac.uk/emdb/EMD-12602"), ids.recognise("https://www.rcsb.org/structure/1abc"))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/proc/no-such-home"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/proc/no-such-home"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["https://identifiers.org/emdb:EMD-12602", "('PDB',", "'1ABC')"]

@@ -1,4 +1,5 @@
 """File tables: any-column filters, sorting, keyset paging, facets, totals, new columns mid-stream."""
+
 from __future__ import annotations
 
 import base64
@@ -97,9 +98,16 @@ def test_bad_requests_are_400_and_unknown_studies_404(index):
         (lambda: index.query("S-BIAD9", sort=[("Colour", False)]), UnknownColumn),
         (lambda: index.query("S-BIAD9", cursor="not-a-cursor"), InvalidCursor),
         # a cursor continues the query that issued it, and no other: another sort or filter would page wrongly
-        (lambda: index.query("S-BIAD9", sort=[("Plate", True)], cursor=index.query("S-BIAD9", sort=[("Plate", False)], limit=2).next_cursor),
-         InvalidCursor),
-        (lambda: index.query("S-BIAD9", [Filter("Plate", "eq", 1)], cursor=index.query("S-BIAD9", limit=2).next_cursor), InvalidCursor),
+        (
+            lambda: index.query(
+                "S-BIAD9", sort=[("Plate", True)], cursor=index.query("S-BIAD9", sort=[("Plate", False)], limit=2).next_cursor
+            ),
+            InvalidCursor,
+        ),
+        (
+            lambda: index.query("S-BIAD9", [Filter("Plate", "eq", 1)], cursor=index.query("S-BIAD9", limit=2).next_cursor),
+            InvalidCursor,
+        ),
         (lambda: index.query("S-BIAD9", [Filter("Plate", "gte", "many")]), InvalidFilter),
         (lambda: index.query("S-BIAD9", [Filter("Plate", "like", "1")]), InvalidFilter),
     ]:
@@ -110,11 +118,19 @@ def test_bad_requests_are_400_and_unknown_studies_404(index):
         index.query("S-NOPE")
 
 
-@pytest.mark.parametrize("value, rowid, total", [
-    ([1], 1, 1), ({"a": 1}, 1, 1),  # not a cell value: SQLite cannot bind it
-    (2**80, 1, 1), (1, 2**70, 1),  # past SQLite's integers
-    (1, True, 1), (1, 1, 2**70), (1, 1, -5), (float("nan"), 1, 1),
-])
+@pytest.mark.parametrize(
+    "value, rowid, total",
+    [
+        ([1], 1, 1),
+        ({"a": 1}, 1, 1),  # not a cell value: SQLite cannot bind it
+        (2**80, 1, 1),
+        (1, 2**70, 1),  # past SQLite's integers
+        (1, True, 1),
+        (1, 1, 2**70),
+        (1, 1, -5),
+        (float("nan"), 1, 1),
+    ],
+)
 def test_a_forged_cursor_of_the_right_query_is_400_not_a_database_error(index, value, rowid, total):
     """Found by fuzzing the HTTP API: a cursor is plain base64 JSON, so one can be written for any query."""
     sort = [("size", False)]

@@ -1,4 +1,5 @@
 """Streaming file-list readers: every sample list, the awkward encodings and every row defect, bounded memory."""
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,9 @@ def test_every_json_sample_matches_its_content(name):
 def test_bbc024_images_and_directory_entries():
     first = rows_of("bbc024_images.json")[0]
     assert first == FileRow(
-        1, "BBBC024/BBBC024_v1_c75_lowSNR_images_TIFF/image-final_0012.tif", 50872008,
+        1,
+        "BBBC024/BBBC024_v1_c75_lowSNR_images_TIFF/image-final_0012.tif",
+        50872008,
         {"clustering probability": "75%", "SNR": "low"},
     )
     report = check_file_list(DATA / "file_list_annotations_and_images.json")
@@ -79,9 +82,16 @@ def test_ro_crate_file_list():
 
 def test_pagetab_tsv_and_json_file_lists_of_the_specification():
     tsv, js = rows_of("pagetab_experiment.tsv"), rows_of("pagetab_experiment.json")
-    assert [r.path for r in tsv] == [r.path for r in js] == [
-        "Plate1/A01/cell01.tiff", "Plate1/A02/cell02.tiff", "Plate2/B01/cell03.tiff", "Plate3/C01/cell05.tiff",
-    ]
+    assert (
+        [r.path for r in tsv]
+        == [r.path for r in js]
+        == [
+            "Plate1/A01/cell01.tiff",
+            "Plate1/A02/cell02.tiff",
+            "Plate2/B01/cell03.tiff",
+            "Plate3/C01/cell05.tiff",
+        ]
+    )
     assert tsv[0] == FileRow(2, "Plate1/A01/cell01.tiff", None, {"Plate": "Plate 1", "Well": "A01"})
     assert js[3] == FileRow(4, "Plate3/C01/cell05.tiff", None, {"Plate": "Plate 3", "Well": "C01"})
     assert check_file_list(DATA / "pagetab_experiment.tsv").columns == ["Plate", "Well"]
@@ -238,27 +248,37 @@ def test_json_entry_defects(tmp_path):
     path.write_text(json.dumps(entries))
     report = check_file_list(path)
     assert [(e["line"], e["field"]) for e in report.errors] == [
-        (3, None), (4, "path"), (5, "type"), (6, "size"), (7, "size"), (8, "x"), (9, "attributes"), (11, "attributes"),
+        (3, None),
+        (4, "path"),
+        (5, "type"),
+        (6, "size"),
+        (7, "size"),
+        (8, "x"),
+        (9, "attributes"),
+        (11, "attributes"),
     ]
     assert "negative" in report.errors[4]["message"]
     assert [(r.path, r.size, r.kind, r.attributes) for r in itertools.islice(iter_file_list(path), 2)] == [
-        ("a/b.tif", 12, "file", {}), ("c.tif", None, "file", {"n": "3"})
+        ("a/b.tif", 12, "file", {}),
+        ("c.tif", None, "file", {"n": "3"}),
     ]
     assert (report.rows, report.files, report.directories, report.columns) == (11, 2, 1, ["n"])
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("./a/b.tif", ("a/b.tif", "file")), ("a/b/", ("a/b", "directory")), (".hidden/x", (".hidden/x", "file")),
-     ("a:b.tif", ("a:b.tif", "file"))],
+    [
+        ("./a/b.tif", ("a/b.tif", "file")),
+        ("a/b/", ("a/b", "directory")),
+        (".hidden/x", (".hidden/x", "file")),
+        ("a:b.tif", ("a:b.tif", "file")),
+    ],
 )
 def test_paths_are_normalised(raw, expected):
     assert normalise_path(raw) == expected
 
 
-@pytest.mark.parametrize(
-    "raw", ["", "./", "/abs", "C:/x", "a/../b", "..", "a//b", "a/./b", "a\\b", "a\x00b", "a\nb", "x" * 5000]
-)
+@pytest.mark.parametrize("raw", ["", "./", "/abs", "C:/x", "a/../b", "..", "a//b", "a/./b", "a\\b", "a\x00b", "a\nb", "x" * 5000])
 def test_bad_paths_are_rejected(raw):
     with pytest.raises(ValueError):
         normalise_path(raw)
@@ -335,6 +355,7 @@ def test_write_tsv_round_trips(tmp_path):
     with open(tmp_path / "out.tsv", "w", newline="", encoding="utf-8") as out:
         assert write_tsv(rows, out, columns) == 5
     back = list(iter_file_list(tmp_path / "out.tsv"))
+
     def content(row: FileRow) -> tuple:
         return row.path, row.size, row.kind, row.attributes
 

@@ -48,9 +48,7 @@ class PatternStream(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         if self.fail_after is not None and self.sent >= self.fail_after:
             raise ConnectionResetError("client went away")
-        n = min(
-            n if n >= 0 else MiB, 256 * 1024, self.total - self.sent
-        )  # short reads, like a socket
+        n = min(n if n >= 0 else MiB, 256 * 1024, self.total - self.sent)  # short reads, like a socket
         block = hashlib.sha256(str(self.sent // 4096).encode()).digest() * 128  # 4 KiB
         offset = self.sent % 4096
         chunk = (block[offset:] + block * (n // 4096 + 1))[:n]
@@ -72,29 +70,20 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> FileStore:
         return LocalFileStore(tmp_path / "files")
     server: SeaweedFS = request.getfixturevalue("s3_server")
     bucket = server.new_bucket(request.node.name)
-    request.addfinalizer(
-        lambda: server.client().remove_bucket(bucket)
-    )  # frees its volumes
+    request.addfinalizer(lambda: server.client().remove_bucket(bucket))  # frees its volumes
     # copies above 16 MiB go part by part, so the 40 MiB test exercises the >5 GiB code path
     return S3FileStore(server.client(), bucket, max_single_copy=16 * MiB)
 
 
-def read_all(
-    store: FileStore, key: str, start: int = 0, end: int | None = None
-) -> bytes:
+def read_all(store: FileStore, key: str, start: int = 0, end: int | None = None) -> bytes:
     return b"".join(store.open_range(key, start, end))
 
 
 def raw_keys(store: FileStore) -> list[str]:
     """Every key the backend holds, bookkeeping included."""
     if isinstance(store, S3FileStore):
-        return sorted(
-            o.object_name
-            for o in store.client.list_objects(store.bucket, recursive=True)
-        )
-    return sorted(
-        str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file()
-    )
+        return sorted(o.object_name for o in store.client.list_objects(store.bucket, recursive=True))
+    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
 
 
 def assert_nothing_at(store: FileStore, key: str) -> None:
@@ -190,9 +179,7 @@ def test_concurrent_puts_to_one_key_one_wins(store: FileStore) -> None:
         t.join()
     assert sorted(outcomes) == ["exists", "stored"]
     assert read_all(store, "race") in (b"one", b"two")
-    assert (
-        store.stat("race").sha256 == hashlib.sha256(read_all(store, "race")).hexdigest()
-    )
+    assert store.stat("race").sha256 == hashlib.sha256(read_all(store, "race")).hexdigest()
 
 
 def test_ranged_reads(store: FileStore) -> None:
@@ -202,9 +189,7 @@ def test_ranged_reads(store: FileStore) -> None:
     assert read_all(store, "r", 300, 5000) == DATA[300:5001]
     assert read_all(store, "r", size - 1, size - 1) == DATA[-1:]
     assert read_all(store, "r", size - 4) == b"tail"
-    assert (
-        read_all(store, "r", 10, size + 1000) == DATA[10:]
-    )  # end past the object is clamped
+    assert read_all(store, "r", 10, size + 1000) == DATA[10:]  # end past the object is clamped
     with pytest.raises(InvalidRange) as caught:
         store.open_range("r", size, None)  # raised at call time, before iterating
     assert caught.value.status == 416
@@ -233,9 +218,7 @@ def test_large_stream_of_unknown_size(store: FileStore) -> None:
     assert read_all(store, "big/40MiB.bin", 40 * MiB - 100) == last
     if isinstance(store, S3FileStore):
         info = store.client.stat_object(store.bucket, "big/40MiB.bin")
-        assert (
-            "-" in info.etag
-        )  # written in parts (copied part by part: 16 MiB max single copy here)
+        assert "-" in info.etag  # written in parts (copied part by part: 16 MiB max single copy here)
 
 
 def test_interrupted_put_leaves_nothing(store: FileStore) -> None:
@@ -249,9 +232,7 @@ def test_interrupted_put_leaves_nothing(store: FileStore) -> None:
 
 
 def test_move(store: FileStore) -> None:
-    original = store.put(
-        "staging/s1/a.tif", io.BytesIO(DATA), content_type="image/tiff"
-    )
+    original = store.put("staging/s1/a.tif", io.BytesIO(DATA), content_type="image/tiff")
     moved = store.move("staging/s1/a.tif", "studies/S-BIAD9/a.tif")
     assert moved.key == "studies/S-BIAD9/a.tif"
     assert (moved.size, moved.md5, moved.sha256, moved.content_type) == (
@@ -279,9 +260,7 @@ def test_list_and_delete_prefix(store: FileStore) -> None:
     listed = list(store.list())
     assert sorted(o.key for o in listed) == sorted(keys)
     for obj in listed:
-        assert obj.sha256 == hashlib.sha256(
-            obj.key.encode()
-        ).hexdigest() and obj.size == len(obj.key)
+        assert obj.sha256 == hashlib.sha256(obj.key.encode()).hexdigest() and obj.size == len(obj.key)
     assert sorted(o.key for o in store.list("a/")) == ["a/1", "a/2", "a/b/3"]
     assert sorted(o.key for o in store.list("a")) == [
         "a-c",
@@ -380,18 +359,8 @@ def test_folders_are_the_next_key_segment_under_a_prefix(store: FileStore) -> No
 def test_s3_access_keys_are_enforced(s3_server: SeaweedFS) -> None:
     bucket = s3_server.new_bucket("auth")
     s3_server.client().put_object(bucket, "secret", io.BytesIO(b"x"), 1)
-    assert (
-        requests.get(
-            f"http://{s3_server.endpoint}/{bucket}/secret", timeout=10
-        ).status_code
-        == 403
-    )
-    assert (
-        requests.put(
-            f"http://{s3_server.endpoint}/{bucket}/new", data=b"x", timeout=10
-        ).status_code
-        == 403
-    )
+    assert requests.get(f"http://{s3_server.endpoint}/{bucket}/secret", timeout=10).status_code == 403
+    assert requests.put(f"http://{s3_server.endpoint}/{bucket}/new", data=b"x", timeout=10).status_code == 403
     with pytest.raises(S3Error):
         s3_server.client(secret_key="wrong-secret").stat_object(bucket, "secret")
     settings = Settings(
@@ -402,9 +371,7 @@ def test_s3_access_keys_are_enforced(s3_server: SeaweedFS) -> None:
     )
     with pytest.raises(StorageUnavailable) as caught:
         open_file_store(settings)
-    assert (
-        caught.value.status == 503 and "SignatureDoesNotMatch" in caught.value.message
-    )
+    assert caught.value.status == 503 and "SignatureDoesNotMatch" in caught.value.message
 
 
 def test_factory_picks_the_backend(tmp_path: Path, s3_server: SeaweedFS) -> None:
@@ -431,15 +398,9 @@ def test_local_sidecar_lost_or_stale(tmp_path: Path) -> None:
     assert store.stat("a/b.bin") == stored  # recomputed from the bytes
     store.delete("a/b.bin")
     (store.root / ".bia-meta/a").mkdir(parents=True)
-    (store.root / ".bia-meta/a/b.bin").write_text(
-        '{"ino": 1, "size": 3, "mtime_ns": 1, "md5": "x", "sha256": "y"}'
-    )
+    (store.root / ".bia-meta/a/b.bin").write_text('{"ino": 1, "size": 3, "mtime_ns": 1, "md5": "x", "sha256": "y"}')
     again = store.put("a/b.bin", io.BytesIO(b"new"))
-    assert (
-        again.sha256
-        == store.stat("a/b.bin").sha256
-        == hashlib.sha256(b"new").hexdigest()
-    )
+    assert again.sha256 == store.stat("a/b.bin").sha256 == hashlib.sha256(b"new").hexdigest()
     assert not os.listdir(store.root / INCOMING)
 
 

@@ -1,5 +1,6 @@
 """File tables shared through the file store: a table published on one node is served by another (own folder, same
 state database, same S3 bucket), never half, never stale; embedded catalogs keep serving the tables they made."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,15 @@ N = 300
 
 def rows(n: int = N, tag: str = "v1"):
     for i in range(n):
-        yield {"path": f"plate{i % 3}/img{i:04d}.tif", "size": 100 + i, "format": "tif", "file_id": f"{i:06d}",
-               "Plate": str(i % 3), "Compound": ["taxol", "DMSO"][i % 2], "Version": tag}
+        yield {
+            "path": f"plate{i % 3}/img{i:04d}.tif",
+            "size": 100 + i,
+            "format": "tif",
+            "file_id": f"{i:06d}",
+            "Plate": str(i % 3),
+            "Compound": ["taxol", "DMSO"][i % 2],
+            "Version": tag,
+        }
 
 
 @pytest.fixture
@@ -243,8 +251,10 @@ def test_tables_made_before_pointers_are_adopted(tmp_path, state_db, bucket_stor
     shutil.copy(local_tables(legacy, "S-BIAD9")[0], folder / "S-BIAD7.sqlite")
     legacy.close()
     with state_db.transaction(write=True) as conn:  # S-BIAD7 got a table of the new kind meanwhile
-        conn.execute("INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes)"
-                     " VALUES ('public', 'S-BIAD7', NULL, '', 'x', 0, 0)")
+        conn.execute(
+            "INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes)"
+            " VALUES ('public', 'S-BIAD7', NULL, '', 'x', 0, 0)"
+        )
     store = bucket_store if state_db.shared else LocalFileStore(tmp_path / "files")
 
     index = FileIndex(folder, state_db, "public", store)
@@ -263,7 +273,9 @@ def test_a_file_index_of_its_own_keeps_working(tmp_path):
     assert second.studies() == ["S-BIAD9"] and second.query("S-BIAD9").total == N
     first.close()
     second.close()
-    assert sqlite3.connect(tmp_path / "files" / ".file-tables.sqlite").execute("SELECT count(*) FROM file_tables").fetchone() == (1,)
+    assert sqlite3.connect(tmp_path / "files" / ".file-tables.sqlite").execute("SELECT count(*) FROM file_tables").fetchone() == (
+        1,
+    )
 
 
 # ---------------------------------------------------------------------- two archives
@@ -274,17 +286,26 @@ def test_a_study_committed_on_one_node_is_served_with_its_table_by_the_other(
 ):
     accession = "S-BIAD1492"
     public, private = oxigraph_pair
-    shared = dict(database_url=postgres_url, sparql_url=private.url, public_sparql_url=public.url,
-                  s3_endpoint=seaweedfs_s3.endpoint, s3_bucket=seaweedfs_s3.new_bucket("nodes"),
-                  s3_access_key=seaweedfs_s3.access_key, s3_secret_key=seaweedfs_s3.secret_key)
+    shared = dict(
+        database_url=postgres_url,
+        sparql_url=private.url,
+        public_sparql_url=public.url,
+        s3_endpoint=seaweedfs_s3.endpoint,
+        s3_bucket=seaweedfs_s3.new_bucket("nodes"),
+        s3_access_key=seaweedfs_s3.access_key,
+        s3_secret_key=seaweedfs_s3.secret_key,
+    )
     one, two = make_catalog(name="node1", **shared), make_catalog(name="node2", **shared)
     folder = tmp_path / accession
     folder.mkdir()
     for name in (f"{accession}.json", "bbc024_images.json", "bbc024_masks.json"):
         shutil.copy(HARVESTED / name, folder / name)
     assert Harvester(one.services.archive).run("pagetab", [str(folder / f"{accession}.json")]).loaded == [accession]
-    listed = {row["path"]: row for name in ("bbc024_images.json", "bbc024_masks.json")
-              for row in json.loads((HARVESTED / name).read_text())}
+    listed = {
+        row["path"]: row
+        for name in ("bbc024_images.json", "bbc024_masks.json")
+        for row in json.loads((HARVESTED / name).read_text())
+    }
 
     client = two.app().test_client()
     answer = client.get(f"/studies/{accession}/files", query_string={"sort": "-size", "limit": 5, "facets": "format"})

@@ -1,4 +1,5 @@
 """The graph store interface on both implementations: embedded pyoxigraph and a real `oxigraph serve`."""
+
 from __future__ import annotations
 
 import json
@@ -282,7 +283,12 @@ def test_a_crash_before_the_commit_point_is_undone_at_open_and_an_interrupted_un
     (folder / "tags").joinpath(next(p.name for p in (folder / "tags").iterdir()) + ".pending").write_text("commit-2")
     live = ox.Store(str(folder / "live"))
     live.remove_graph(ox.NamedNode(G1))
-    live.extend([ox.Quad(ox.NamedNode(f"https://x.org/n{i}"), ox.NamedNode("https://x.org/p"), ox.Literal("new"), ox.NamedNode(G1)) for i in range(9)])
+    live.extend(
+        [
+            ox.Quad(ox.NamedNode(f"https://x.org/n{i}"), ox.NamedNode("https://x.org/p"), ox.Literal("new"), ox.NamedNode(G1))
+            for i in range(9)
+        ]
+    )
     live.flush()
     del live
     # ... and an earlier undo that was itself killed while copying the snapshot

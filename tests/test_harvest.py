@@ -1,4 +1,5 @@
 """Harvest runs on real records: local files and recorded BioStudies responses replayed by a local HTTP server."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def test_local_pagetab_with_file_lists_beside_it(services, tmp_path):
     summary = harvester.run("pagetab", [str(folder / "S-BIAD1492.json")])
     assert summary.failed == [] and summary.loaded == ["S-BIAD1492"]
     archive = services.archive
-    listed = len(json.loads((DATA / "bbc024_images.json").read_text())) + len(json.loads((DATA / "bbc024_masks.json").read_text()))
+    listed = len(json.loads((DATA / "bbc024_images.json").read_text())) + len(
+        json.loads((DATA / "bbc024_masks.json").read_text())
+    )
     assert archive.public.files.totals("S-BIAD1492")["files"] == listed
     assert archive.public.search.search('accession:"S-BIAD1492"').total == 1
     assert archive.registry.study("S-BIAD1492").source != "deposit"
@@ -110,7 +113,8 @@ def test_a_record_no_loader_copes_with_fails_alone_and_reasons_name_the_field(se
     latin.write_bytes('{"accno": "S-BIAD8", "attributes": [{"name": "Title", "value": "Caf\u00e9"}]}'.encode("latin-1"))
     bad_date = json.loads((DATA / "S-BIAD1492.json").read_text())
     bad_date["attributes"] = [a for a in bad_date["attributes"] if a.get("name") != "ReleaseDate"] + [
-        {"name": "ReleaseDate", "value": "05/01/2024"}]
+        {"name": "ReleaseDate", "value": "05/01/2024"}
+    ]
     (tmp_path / "bad-date.json").write_text(json.dumps(bad_date))
     for name in ("bbc024_images.json", "bbc024_masks.json"):
         shutil.copy(DATA / name, tmp_path / name)

@@ -1,4 +1,5 @@
 """IDR loader: idrNNNN-study.txt → REMBI, golden records, errors naming line and field, harvest by name."""
+
 from __future__ import annotations
 
 import json
@@ -54,10 +55,18 @@ def test_experiment_study_has_one_component_per_experiment():
 @pytest.mark.parametrize(
     "edit, field",
     [
-        (lambda t: t.replace("Comment[IDR Study Accession]\tidr0004", "Comment[IDR Study Accession]\tnope"), "Comment[IDR Study Accession]"),
+        (
+            lambda t: t.replace("Comment[IDR Study Accession]\tidr0004", "Comment[IDR Study Accession]\tnope"),
+            "Comment[IDR Study Accession]",
+        ),
         (lambda t: t.replace("Study Title\t", "Study Title-x\t"), "Study Title"),
         (lambda t: t.replace("2016-04-27", "27/04/2016"), "Study Public Release Date"),
-        (lambda t: t.replace("CC BY-NC-SA 3.0", "all rights reserved").replace("https://creativecommons.org/licenses/by-nc-sa/3.0/", ""), "Study License"),
+        (
+            lambda t: t.replace("CC BY-NC-SA 3.0", "all rights reserved").replace(
+                "https://creativecommons.org/licenses/by-nc-sa/3.0/", ""
+            ),
+            "Study License",
+        ),
     ],
 )
 def test_bad_files_name_line_and_field(tmp_path, edit, field):
@@ -85,7 +94,7 @@ def test_an_unclosed_quote_is_noted_with_its_line_and_repeated_protocol_types_ar
     lines = (DATA / "idr0004-study.txt").read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("Screen Description"))
     broken = tmp_path / "idr0004-study.txt"
-    broken.write_text("\n".join(lines[:at] + [lines[at].replace("\t", '\t"', 1)] + lines[at + 1:]) + "\n")
+    broken.write_text("\n".join(lines[:at] + [lines[at].replace("\t", '\t"', 1)] + lines[at + 1 :]) + "\n")
     loaded = load_idr_study(broken)
     assert loaded.record["components"][0]["description"].startswith('"')
     assert any(note.startswith(f"line {at + 1}: a quote at one end of") for note in loaded.unmapped)
@@ -103,15 +112,24 @@ def test_an_unclosed_quote_is_noted_with_its_line_and_repeated_protocol_types_ar
 
 def test_a_publication_known_only_by_its_pubmed_id_becomes_a_link(tmp_path):
     lines = (DATA / "idr0004-study.txt").read_text().splitlines()
-    kept = ["Study PubMed ID\tPMID: 22094257" if line.startswith("Study PubMed ID") else line
-            for line in lines if not line.startswith(("Study Publication Title", "Study DOI"))]
+    kept = [
+        "Study PubMed ID\tPMID: 22094257" if line.startswith("Study PubMed ID") else line
+        for line in lines
+        if not line.startswith(("Study Publication Title", "Study DOI"))
+    ]
     source = tmp_path / "idr0004-study.txt"
     source.write_text("\n".join(kept) + "\n")
     record = load_idr_study(source).record
     assert "publications" not in record
     pubmed = [r for r in record["cross_references"] if r["resource"] == "PubMed"]
-    assert pubmed == [{"target": "https://identifiers.org/pubmed:22094257", "resource": "PubMed", "target_accession": "22094257",
-                       "relation": "supplements_publication"}]
+    assert pubmed == [
+        {
+            "target": "https://identifiers.org/pubmed:22094257",
+            "resource": "PubMed",
+            "target_accession": "22094257",
+            "relation": "supplements_publication",
+        }
+    ]
     checked = check_study_record(record, BASE)
     assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
 
@@ -125,7 +143,9 @@ def test_a_stray_quote_inside_a_value_is_kept_and_noted(tmp_path):
     loaded = load_idr_study(DATA / "idr0038-stray-quote-study.txt", harvested_at=WHEN)
     reference = load_idr_study(DATA / "idr0038-study.txt", harvested_at=WHEN)
     assert [a["name"] for a in loaded.record["authors"]] == ["Marie Held", "Raphael Levy"]
-    assert {k: v for k, v in loaded.record.items() if k != "attributes"} == {k: v for k, v in reference.record.items() if k != "attributes"}
+    assert {k: v for k, v in loaded.record.items() if k != "attributes"} == {
+        k: v for k, v in reference.record.items() if k != "attributes"
+    }
     assert [n for n in loaded.unmapped if n.startswith("line 31: a quote at one end of")] and len(loaded.unmapped) == 2
     checked = check_study_record(loaded.record, BASE)
     assert checked.report.conforms, [(i.path, i.message) for i in checked.report.violations]
@@ -146,8 +166,10 @@ def test_a_study_without_a_licence_line_loads_with_the_default_and_a_note(tmp_pa
     assert any("no Study License; the catalog's default CC0-1.0 applied" in note for note in loaded.unmapped)
     assert load_idr_study(DATA / "idr0004-no-licence-study.txt", default_license="CC-BY-4.0").record["license"] == "CC-BY-4.0"
     with open_services(make_settings(tmp_path)) as services:
-        files = [str(DATA / name) for name in ("idr0004-no-licence-study.txt", "idr0038-stray-quote-study.txt",
-                                               "idr0038-quoted-protocol-study.txt")]
+        files = [
+            str(DATA / name)
+            for name in ("idr0004-no-licence-study.txt", "idr0038-stray-quote-study.txt", "idr0038-quoted-protocol-study.txt")
+        ]
         summary = Harvester(services.archive).run("idr", files)
         assert summary.failed == [] and sorted(summary.loaded) == ["idr0004", "idr0038", "idr0038"]
         warnings = "\n".join(warning for _item, warning in summary.warnings)

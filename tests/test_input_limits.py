@@ -2,6 +2,7 @@
 JSON indented with tabs) over HTTP, the web form and the CLI; request-body limits; file lists with numbers too
 large for a file table or a JSON shape that would crash or swamp the parser; CSV/TSV exports a spreadsheet would
 run as formulas."""
+
 from __future__ import annotations
 
 import csv
@@ -116,11 +117,14 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
     assert result["grew_kb"] < 50_000, result  # refused before anything expanded
 
 
-@pytest.mark.parametrize("name, document, line", [
-    ("study.json", DEEP_JSON, 1),
-    ("study.yaml", DEEP_YAML, 102),
-    ("study.yaml", DEEP_FLOW_YAML, 2),
-])
+@pytest.mark.parametrize(
+    "name, document, line",
+    [
+        ("study.json", DEEP_JSON, 1),
+        ("study.yaml", DEEP_YAML, 102),
+        ("study.yaml", DEEP_FLOW_YAML, 2),
+    ],
+)
 def test_deep_nesting_is_a_400_naming_file_line_and_problem(client, auth, sub, name, document, line):
     response = client.put(f"/deposits/{sub}/metadata?name={name}", data=document.encode(), headers=auth)
     body = error_shape(response, 400)
@@ -132,7 +136,9 @@ def test_deep_nesting_is_a_400_naming_file_line_and_problem(client, auth, sub, n
 def test_pagetab_tsv_sections_chained_too_deep_are_a_400(client, auth, sub):
     blocks = ["Submission\tS-BIAD9\nTitle\tDeep", "Study\tS0\nTitle\tDeep\nDescription\tx\nLicense\tCC0"]
     blocks += [f"Section\tS{i}\tS{i - 1}\nName\tpart {i}" for i in range(1, 2000)]
-    body = error_shape(client.put(f"/deposits/{sub}/metadata?name=study.tsv", data="\n\n".join(blocks).encode(), headers=auth), 400)
+    body = error_shape(
+        client.put(f"/deposits/{sub}/metadata?name=study.tsv", data="\n\n".join(blocks).encode(), headers=auth), 400
+    )
     assert body["code"] == "metadata_too_complex" and "S-BIAD9: nested too deeply" in body["message"]
 
 
@@ -178,16 +184,26 @@ def test_chunked_bodies_over_a_limit_are_a_413_not_cut_short(client, auth, sub):
     chunked = {"Transfer-Encoding": "chunked"}
     terminated = {"wsgi.input_terminated": True}
     over_request = b"title: x\n" + b"#" * (REQUEST_LIMIT + 10)  # cut at the limit, it would still be good YAML
-    for path, body in ((f"/deposits/{sub}/metadata?name=study.yaml", over_request),
-                       (f"/deposits/{sub}/metadata?name=study.yaml", over_request[: METADATA_LIMIT + 10]),
-                       ("/sparql", b"SELECT * WHERE { ?s ?p ?o } #" + b"#" * REQUEST_LIMIT)):
-        response = client.open(path, method="PUT" if "deposits" in path else "POST", input_stream=io.BytesIO(body),
-                               headers={**auth, **chunked, "Content-Type": "application/sparql-query"},
-                               environ_overrides=terminated)
+    for path, body in (
+        (f"/deposits/{sub}/metadata?name=study.yaml", over_request),
+        (f"/deposits/{sub}/metadata?name=study.yaml", over_request[: METADATA_LIMIT + 10]),
+        ("/sparql", b"SELECT * WHERE { ?s ?p ?o } #" + b"#" * REQUEST_LIMIT),
+    ):
+        response = client.open(
+            path,
+            method="PUT" if "deposits" in path else "POST",
+            input_stream=io.BytesIO(body),
+            headers={**auth, **chunked, "Content-Type": "application/sparql-query"},
+            environ_overrides=terminated,
+        )
         error_shape(response, 413)
     small = b"title: a study\n"
-    response = client.put(f"/deposits/{sub}/metadata?name=study.yaml", input_stream=io.BytesIO(small),
-                          headers={**auth, **chunked}, environ_overrides=terminated)
+    response = client.put(
+        f"/deposits/{sub}/metadata?name=study.yaml",
+        input_stream=io.BytesIO(small),
+        headers={**auth, **chunked},
+        environ_overrides=terminated,
+    )
     assert response.status_code == 200 and response.get_json()["title"] == "a study"
 
 
@@ -200,8 +216,14 @@ def test_uploads_of_files_and_file_lists_stream_past_the_request_limit(client, a
 
 
 def test_the_web_form_keeps_to_the_metadata_limit(client, catalog):
-    form = {"token": catalog["token"], "title": "A study", "description": "x" * (METADATA_LIMIT + 10),
-            "organism": "Homo sapiens", "imaging_method": "confocal microscopy", "license": "CC0-1.0"}
+    form = {
+        "token": catalog["token"],
+        "title": "A study",
+        "description": "x" * (METADATA_LIMIT + 10),
+        "organism": "Homo sapiens",
+        "imaging_method": "confocal microscopy",
+        "license": "CC0-1.0",
+    }
     page = client.post("/deposit", data=form)
     assert page.status_code == 413 and "BIA_MAX_METADATA_BYTES" in page.get_data(as_text=True)
 
@@ -212,17 +234,26 @@ def test_the_web_form_keeps_to_the_metadata_limit(client, catalog):
 @pytest.fixture
 def run(tmp_path):
     def invoke(*args: str):
-        return CliRunner().invoke(cli, ["--data", str(tmp_path / "data"), "--base-url", BASE, *args], obj={},
-                                  catch_exceptions=False, env={"BIA_MAX_METADATA_BYTES": str(METADATA_LIMIT)})
+        return CliRunner().invoke(
+            cli,
+            ["--data", str(tmp_path / "data"), "--base-url", BASE, *args],
+            obj={},
+            catch_exceptions=False,
+            env={"BIA_MAX_METADATA_BYTES": str(METADATA_LIMIT)},
+        )
+
     return invoke
 
 
-@pytest.mark.parametrize("name, document, problem", [
-    ("deep.json", DEEP_JSON, "deep.json, line 1: nested too deeply"),
-    ("deep.yaml", DEEP_FLOW_YAML, "deep.yaml, line 2: nested too deeply"),
-    ("bomb.yaml", alias_bomb(), "bomb.yaml, line 7: more than 1000000 values"),
-    ("big.yaml", "title: big\ndescription: " + "x" * METADATA_LIMIT, "BIA_MAX_METADATA_BYTES"),
-])
+@pytest.mark.parametrize(
+    "name, document, problem",
+    [
+        ("deep.json", DEEP_JSON, "deep.json, line 1: nested too deeply"),
+        ("deep.yaml", DEEP_FLOW_YAML, "deep.yaml, line 2: nested too deeply"),
+        ("bomb.yaml", alias_bomb(), "bomb.yaml, line 7: more than 1000000 values"),
+        ("big.yaml", "title: big\ndescription: " + "x" * METADATA_LIMIT, "BIA_MAX_METADATA_BYTES"),
+    ],
+)
 def test_bia_validate_names_file_line_and_problem(tmp_path, name, document, problem):
     """``bia validate`` in a child process capped at 2 GB of address space (the old reader walked the bomb's
     aliases until the machine ran out of memory)."""
@@ -230,7 +261,12 @@ def test_bia_validate_names_file_line_and_problem(tmp_path, name, document, prob
     path.write_text(document)
     done = subprocess.run(
         [sys.executable, "-m", "api.cli", "--data", str(tmp_path / "data"), "validate", str(path)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False, preexec_fn=_cap_memory,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        check=False,
+        preexec_fn=_cap_memory,
         env={**os.environ, "BIA_MAX_METADATA_BYTES": str(METADATA_LIMIT)},
     )
     assert done.returncode == 1 and problem in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
@@ -260,12 +296,15 @@ def test_bia_deposit_keeps_to_the_same_limits(run, tmp_path):
 # ---------------------------------------------------------------------- file lists
 
 
-@pytest.mark.parametrize("listing, line, message", [
-    ("path\tsize\na.tif\t1\nb.tif\t99999999999999999999999999\n", 3, "larger than 9223372036854775807 bytes"),
-    ("path\tsize\na.tif\t9223372036854775808\n", 2, "larger than 9223372036854775807 bytes"),
-    ("path\tsize\na.tif\t-3\n", 2, "size is negative"),
-    ("path\tsize\na.tif\t" + "9" * 5000 + "\n", 2, "larger than 9223372036854775807 bytes"),
-])
+@pytest.mark.parametrize(
+    "listing, line, message",
+    [
+        ("path\tsize\na.tif\t1\nb.tif\t99999999999999999999999999\n", 3, "larger than 9223372036854775807 bytes"),
+        ("path\tsize\na.tif\t9223372036854775808\n", 2, "larger than 9223372036854775807 bytes"),
+        ("path\tsize\na.tif\t-3\n", 2, "size is negative"),
+        ("path\tsize\na.tif\t" + "9" * 5000 + "\n", 2, "larger than 9223372036854775807 bytes"),
+    ],
+)
 def test_sizes_a_file_table_cannot_hold_are_named_at_validate(client, auth, sub, listing, line, message):
     assert client.put(f"/deposits/{sub}/file-lists/files.tsv", data=listing.encode(), headers=auth).status_code == 201
     response = client.post(f"/deposits/{sub}/validate", headers=auth)
@@ -275,21 +314,27 @@ def test_sizes_a_file_table_cannot_hold_are_named_at_validate(client, auth, sub,
     error_shape(client.post(f"/deposits/{sub}/finalize", headers=auth), 422)
 
 
-@pytest.mark.parametrize("entries, message", [
-    ('[{"path": "a.tif", "size": 99999999999999999999999999}]', "larger than 9223372036854775807 bytes"),
-    ('[{"path": "a.tif", "size": -1}]', "size is negative"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ('[{"path": "a.tif", "size": 99999999999999999999999999}]', "larger than 9223372036854775807 bytes"),
+        ('[{"path": "a.tif", "size": -1}]', "size is negative"),
+    ],
+)
 def test_json_file_list_sizes_are_checked_too(client, auth, sub, entries, message):
     assert client.put(f"/deposits/{sub}/file-lists/files.json", data=entries.encode(), headers=auth).status_code == 201
     errors = client.post(f"/deposits/{sub}/validate", headers=auth).get_json()["errors"]
     assert any(e.get("line") == 1 and message in e["message"] for e in errors), errors
 
 
-@pytest.mark.parametrize("entries, message", [
-    (b'[{"path": "a.tif", "attributes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]", "nested deeper than 100 levels"),
-    (b'[{"path": "a.tif"}, {"path": "b.tif", "size": ' + b"9" * 5000 + b"}]", "a number with more than 100 digits"),
-    (b'[{"path": "' + b"a" * 3_000_000 + b'"}]', "an entry longer than 1048576 bytes"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        (b'[{"path": "a.tif", "attributes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]", "nested deeper than 100 levels"),
+        (b'[{"path": "a.tif"}, {"path": "b.tif", "size": ' + b"9" * 5000 + b"}]", "a number with more than 100 digits"),
+        (b'[{"path": "' + b"a" * 3_000_000 + b'"}]', "an entry longer than 1048576 bytes"),
+    ],
+)
 def test_json_file_lists_that_would_crash_or_swamp_the_parser_are_refused(tmp_path, entries, message):
     """Run in a capped child process: ijson kept a prefix per level (20,000 levels took 1 GB) and crashed on
     integers of over 4,300 digits."""
@@ -315,23 +360,31 @@ def test_json_file_lists_that_would_crash_or_swamp_the_parser_are_refused(tmp_pa
 @pytest.mark.parametrize("fmt, line_end", [("tsv", b"\n"), ("csv", b"\r")])
 def test_a_line_too_long_for_a_file_list_is_refused_before_it_is_held(fmt, line_end):
     sep = b"\t" if fmt == "tsv" else b","
-    listing = line_end.join([b"path" + sep + b"size", b"a.tif" + sep + b"1", b"b.tif" + sep * 2_000_000, b"c.tif" + sep + b"2", b""])
+    listing = line_end.join(
+        [b"path" + sep + b"size", b"a.tif" + sep + b"1", b"b.tif" + sep * 2_000_000, b"c.tif" + sep + b"2", b""]
+    )
     with pytest.raises(file_lists.FileListError) as err:
         file_lists.check_file_list(io.BytesIO(listing), name=f"files.{fmt}")
     assert err.value.errors[-1]["line"] == 3 and "a line longer than 1048576 bytes" in err.value.message
 
 
 def test_a_normal_json_file_list_reads_as_before():
-    rows = list(file_lists.iter_file_list(io.BytesIO(
-        b'[{"path": "a\\"b[.tif", "size": 12}, {"path": "c.tif", "size": "00012",'
-        b' "attributes": [{"name": "n", "value": "]]}{\\\\"}, {"name": "x", "value": -3.5}]}]'), name="l.json"))
+    rows = list(
+        file_lists.iter_file_list(
+            io.BytesIO(
+                b'[{"path": "a\\"b[.tif", "size": 12}, {"path": "c.tif", "size": "00012",'
+                b' "attributes": [{"name": "n", "value": "]]}{\\\\"}, {"name": "x", "value": -3.5}]}]'
+            ),
+            name="l.json",
+        )
+    )
     assert [(r.path, r.size) for r in rows] == [('a"b[.tif', 12), ("c.tif", 12)]
-    assert rows[1].attributes == {"n": ']]}{\\', "x": "-3.5"}
+    assert rows[1].attributes == {"n": "]]}{\\", "x": "-3.5"}
 
 
 # ---------------------------------------------------------------------- CSV / TSV exports
 
-HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)"]
+HOSTILE = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)"]
 
 
 @pytest.fixture(scope="module")
@@ -387,11 +440,18 @@ def test_links_tsv_neutralises_formulas(client, catalog, hostile_study):
     accession, _paths = hostile_study
     archive = catalog["services"].archive
     study = f"{BASE}/studies/{accession}"
-    evil = "=HYPERLINK(\"http://evil.example\")"
+    evil = '=HYPERLINK("http://evil.example")'
     link = f"{BASE}/links/evil"
-    triples = "".join(f"<{link}> <https://w3id.org/rembi/{p}> {o} .\n" for p, o in (
-        ("linkSource", f"<{study}>"), ("linkTarget", "<https://example.org/x>"),
-        ("relation", "<https://w3id.org/rembi/related_to>"), ("inferred", '"false"'), ("evidence", json.dumps(evil))))
+    triples = "".join(
+        f"<{link}> <https://w3id.org/rembi/{p}> {o} .\n"
+        for p, o in (
+            ("linkSource", f"<{study}>"),
+            ("linkTarget", "<https://example.org/x>"),
+            ("relation", "<https://w3id.org/rembi/related_to>"),
+            ("inferred", '"false"'),
+            ("evidence", json.dumps(evil)),
+        )
+    )
     triples += f"<{link}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <https://w3id.org/rembi/Link> .\n"
     archive.public.graph.replace_graph(asserted_graph(BASE), triples)
     rows = _cells(client.get("/links.tsv").get_data(as_text=True), "\t")

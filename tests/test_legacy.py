@@ -1,4 +1,5 @@
 """Legacy collections: a folder of records plus a mapping; identifiers kept, provenance named, bad records alone fail."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,11 @@ def test_harvest_loads_the_good_records_and_reports_the_bad_one(tmp_path):
 
 @pytest.mark.parametrize(
     "mapping, field",
-    [("collection: X\nrecords: '*.json'\n", "fields"), ("collection: X\nrecords: '*.json'\nfields: {title: t}\n", "fields.accession"),
-     ("collection: X\nrecords: '*.json'\nfields: {accession: a, colour: c}\n", "fields.colour")],
+    [
+        ("collection: X\nrecords: '*.json'\n", "fields"),
+        ("collection: X\nrecords: '*.json'\nfields: {title: t}\n", "fields.accession"),
+        ("collection: X\nrecords: '*.json'\nfields: {accession: a, colour: c}\n", "fields.colour"),
+    ],
 )
 def test_bad_mappings_are_refused(tmp_path, mapping, field):
     (tmp_path / "mapping.yaml").write_text(mapping)
@@ -62,7 +66,9 @@ def test_tsv_collections_name_the_row(tmp_path):
         "collection: Old screens\nrecords: studies.tsv\ndefaults: {license: CC0-1.0}\n"
         "fields: {accession: id, title: name, release_date: date, authors: people}\n"
     )
-    (tmp_path / "studies.tsv").write_text("id\tname\tdate\tpeople\nS-OLD1\tFirst\t2001-01-01\tA B; C D\nS-OLD2\tSecond\t01/01/2001\tE F\n")
+    (tmp_path / "studies.tsv").write_text(
+        "id\tname\tdate\tpeople\nS-OLD1\tFirst\t2001-01-01\tA B; C D\nS-OLD2\tSecond\t01/01/2001\tE F\n"
+    )
     loaded = list(load_legacy_collection(tmp_path))
     assert loaded[0].record["authors"][1]["name"] == "C D"
     assert isinstance(loaded[1], LegacyCollectionError) and loaded[1].where.endswith("studies.tsv:3")
@@ -86,8 +92,9 @@ def test_each_unreadable_file_fails_alone_and_nothing_is_silently_doubled(tmp_pa
     good = json.loads((records / "S-JCBD12.json").read_text())
     (records / "S-JCBD31.json").write_text("null")
     (records / "S-JCBD32.json").write_bytes('{"accession": "S-JCBD32", "figure_legend": "caf\u00e9"}'.encode("latin-1"))
-    (records / "S-JCBD35.json").write_text(json.dumps({**good, "accession": "S-JCBD35",
-                                                        "article": {**good["article"], "authors": {"name": "Thorpe PH"}}}))
+    (records / "S-JCBD35.json").write_text(
+        json.dumps({**good, "accession": "S-JCBD35", "article": {**good["article"], "authors": {"name": "Thorpe PH"}}})
+    )
     (records / "S-JCBD12-again.json").write_text(json.dumps(good))
     loaded = list(load_legacy_collection(collection))
     failed = {Path(r.where).name: r.message for r in loaded if isinstance(r, Exception)}

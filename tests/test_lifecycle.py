@@ -4,6 +4,7 @@ dates, the catalog's remembered identity, abandoned submissions.
 The multi-process tests run on two real `oxigraph serve` (the production recipe), where several processes may
 open one catalog at once; each child process is ``tests/lifecycle_child.py`` or the ``bia`` command.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,8 +44,14 @@ def remote(tmp_path, oxigraph_pair):
     """A catalog on two oxigraph servers; ``env`` runs children on it."""
     public, private = oxigraph_pair
     settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url)
-    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private.url,
-           "BIA_PUBLIC_SPARQL_URL": public.url, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "BIA_DATA": str(settings.data_dir),
+        "BIA_BASE_URL": BASE,
+        "BIA_SPARQL_URL": private.url,
+        "BIA_PUBLIC_SPARQL_URL": public.url,
+        "PYTHONPATH": str(ROOT),
+    }
     opened = {"settings": settings, "env": env, "servers": [public, private]}
     yield opened
     for server in opened["servers"]:  # servers a test restarted (an outage that ended) are not the fixture's
@@ -52,8 +59,15 @@ def remote(tmp_path, oxigraph_pair):
 
 
 def _child(env, *args, stdin=None):
-    return subprocess.Popen([sys.executable, "-m", "tests.lifecycle_child", *args], cwd=ROOT, env=env, text=True,
-                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.lifecycle_child", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _row(settings, accession):
@@ -150,8 +164,14 @@ def test_a_commit_whose_work_was_taken_over_never_lands(tmp_path, oxigraph_pair)
 
     stalled, other = Archive(settings), Archive(settings)
     try:
-        stalled.commit_study(accession, metadata("old"), lambda: [StudyFile(f"old{i}.tif", 1) for i in range(3)],
-                             release_date="2020-01-01", source="empiar", title="old")
+        stalled.commit_study(
+            accession,
+            metadata("old"),
+            lambda: [StudyFile(f"old{i}.tif", 1) for i in range(3)],
+            release_date="2020-01-01",
+            source="empiar",
+            title="old",
+        )
         wake = threading.Event()
 
         def slow_files():
@@ -196,8 +216,14 @@ def test_a_move_that_lands_after_its_client_died_leaves_the_study_whole(remote):
     with open_services(settings) as services:
         old = Graph()
         old.add((URIRef(study), DCTERMS.title, Literal("old")))
-        services.archive.commit_study(accession, old, lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
-                                      release_date="2020-01-01", source="empiar", title="old")
+        services.archive.commit_study(
+            accession,
+            old,
+            lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+            release_date="2020-01-01",
+            source="empiar",
+            title="old",
+        )
     save = settings.data_dir / "late-move.txt"
     child = _child(remote["env"], "cut-move", accession, "new", "5", str(save))
     _out, err = child.communicate(timeout=180)
@@ -229,8 +255,14 @@ def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatc
 
     with open_services(remote["settings"]) as services:
         archive = services.archive
-        archive.commit_study(accession, metadata("old"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
-                             release_date="2020-01-01", source="empiar", title="old")
+        archive.commit_study(
+            accession,
+            metadata("old"),
+            lambda: [StudyFile(f"f{i}.tif", i) for i in range(3)],
+            release_date="2020-01-01",
+            source="empiar",
+            title="old",
+        )
         store = archive.public.graph.inner  # the remote store, under the recorder of its change feed
         sent = type(store).update
 
@@ -241,8 +273,14 @@ def test_a_move_whose_answer_was_lost_is_finished_by_recovery(remote, monkeypatc
 
         monkeypatch.setattr(store, "update", answer_lost)
         with pytest.raises(GraphStoreUnavailable):
-            archive.commit_study(accession, metadata("new"), lambda: [StudyFile(f"f{i}.tif", i) for i in range(5)],
-                                 release_date="2020-01-01", source="empiar", title="new")
+            archive.commit_study(
+                accession,
+                metadata("new"),
+                lambda: [StudyFile(f"f{i}.tif", i) for i in range(5)],
+                release_date="2020-01-01",
+                source="empiar",
+                title="new",
+            )
         monkeypatch.undo()
         assert archive.registry.study(accession).state == "finalizing"
         assert archive.recover() == [accession]
@@ -256,8 +294,12 @@ def test_two_recoveries_never_work_on_one_study(remote, monkeypatch):
     """Two processes recover at once (a CLI command opening the catalog beside the server). The first must not claim
     every waiting study before working on the first: those claims would run out unrenewed meanwhile, the second
     process take them over, and both work on one study."""
-    settings = make_settings(remote["settings"].data_dir.parent, sparql_url=remote["settings"].sparql_url,
-                             public_sparql_url=remote["settings"].public_sparql_url, lease_seconds=0.5)
+    settings = make_settings(
+        remote["settings"].data_dir.parent,
+        sparql_url=remote["settings"].sparql_url,
+        public_sparql_url=remote["settings"].public_sparql_url,
+        lease_seconds=0.5,
+    )
     dead = Registry(settings.data_dir / "registry.sqlite", lease_seconds=0.5)
     for accession in ("EMPIAR-1", "EMPIAR-2"):
         dead.begin_put(accession, None, "2020-01-01", "empiar", "cut off")  # harvests whose process died
@@ -394,35 +436,41 @@ def test_a_finalize_given_up_after_its_commit_point_leaves_nothing_shown(service
 # ----------------------------------------------------------------------------- paths the store cannot keep
 
 
-@pytest.mark.parametrize("path, problem", [
-    ("a\tb.tif", "control character"),
-    ("line\nbreak.tif", "control character"),
-    ("x" * 256 + ".tif", "longer than 255 bytes"),
-    ("evil\u202egnp.exe", "bidirectional"),
-    ("../up.tif", "'..'"),
-    ("plate1\uff0fA01.tif", "drawn like a folder separator"),  # fullwidth solidus: a file that lists as a folder
-    ("plate1\u2215A01.tif", "drawn like a folder separator"),  # division slash
-    ("data/.../x.tif", "only of dots or spaces"),
-    ("data/ /x.tif", "only of dots or spaces"),
-])
+@pytest.mark.parametrize(
+    "path, problem",
+    [
+        ("a\tb.tif", "control character"),
+        ("line\nbreak.tif", "control character"),
+        ("x" * 256 + ".tif", "longer than 255 bytes"),
+        ("evil\u202egnp.exe", "bidirectional"),
+        ("../up.tif", "'..'"),
+        ("plate1\uff0fA01.tif", "drawn like a folder separator"),  # fullwidth solidus: a file that lists as a folder
+        ("plate1\u2215A01.tif", "drawn like a folder separator"),  # division slash
+        ("data/.../x.tif", "only of dots or spaces"),
+        ("data/ /x.tif", "only of dots or spaces"),
+    ],
+)
 def test_uploads_refuse_paths_the_file_store_cannot_keep(services, path, problem):
     sub = services.deposits.create("jane")
     with pytest.raises(ValidationFailed, match=problem):
         services.deposits.upload(sub, "jane", path, io.BytesIO(b"x"))
 
 
-@pytest.mark.parametrize("first, second, problem", [
-    ("plate1/A01.tif", "plate1/a01.TIF", "same file"),
-    ("caf\u00e9.tif", "cafe\u0301.tif", "same file"),  # NFC and NFD
-    ("data/raw", "data/raw/1.tif", "needs a folder"),
-    ("data/raw/1.tif", "data/raw", "folder is needed"),
-    ("\u03aa\u0301.tif", "\u0390.tif", "same file"),  # upper and lower case of one letter: NFC again after folding
-    ("plate.tif", "pla\u200dte.tif", "same file"),  # a zero-width joiner: looks the same (HFS+ ignores it)
-    ("plate.tif", "plate\u00ad.tif", "same file"),  # a soft hyphen
-    ("scan.tif", "scan.tif.", "same file"),  # Windows drops trailing dots...
-    ("scan.tif", "Scan.tif ", "same file"),  # ... and spaces
-    ("run 1./a.tif", "run 1", "folder is needed"),
-])
+@pytest.mark.parametrize(
+    "first, second, problem",
+    [
+        ("plate1/A01.tif", "plate1/a01.TIF", "same file"),
+        ("caf\u00e9.tif", "cafe\u0301.tif", "same file"),  # NFC and NFD
+        ("data/raw", "data/raw/1.tif", "needs a folder"),
+        ("data/raw/1.tif", "data/raw", "folder is needed"),
+        ("\u03aa\u0301.tif", "\u0390.tif", "same file"),  # upper and lower case of one letter: NFC again after folding
+        ("plate.tif", "pla\u200dte.tif", "same file"),  # a zero-width joiner: looks the same (HFS+ ignores it)
+        ("plate.tif", "plate\u00ad.tif", "same file"),  # a soft hyphen
+        ("scan.tif", "scan.tif.", "same file"),  # Windows drops trailing dots...
+        ("scan.tif", "Scan.tif ", "same file"),  # ... and spaces
+        ("run 1./a.tif", "run 1", "folder is needed"),
+    ],
+)
 def test_uploads_refuse_names_that_clash_on_common_file_systems(services, first, second, problem):
     sub = services.deposits.create("jane")
     services.deposits.upload(sub, "jane", first, io.BytesIO(b"x"))
@@ -458,8 +506,13 @@ def test_clash_keys_stored_by_an_older_rule_are_computed_again(tmp_path):
 
 def test_validation_names_listed_paths_that_cannot_be_kept_or_clash(services):
     sub = stage_sample(services.deposits, "jane")
-    listing = ((DATA / "files.tsv").read_text() + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n" + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
-               + "plate1\uff0fA02.tif\t1\tA02\t0\tDMSO\n" + "plate1/A0\u200b1.tif\t1\tA01\t0\tDMSO\n")
+    listing = (
+        (DATA / "files.tsv").read_text()
+        + "plate1/A01.TIF\t1\tA01\t0\tDMSO\n"
+        + "bad\u202egnp.exe\t1\tA01\t0\tDMSO\n"
+        + "plate1\uff0fA02.tif\t1\tA02\t0\tDMSO\n"
+        + "plate1/A0\u200b1.tif\t1\tA01\t0\tDMSO\n"
+    )
     services.deposits.attach_file_list(sub, "jane", "files.tsv", io.BytesIO(listing.encode()))
     report = services.deposits.validate(sub, "jane")
     messages = {(e.get("value"), e["message"].split(":")[0]) for e in report["errors"]}
@@ -502,13 +555,16 @@ def test_commands_use_the_base_url_the_catalog_remembers_and_refuse_another(tmp_
     result = CliRunner(env={"BIA_BASE_URL": None}).invoke(cli, ["--data", str(data), "token", "create", "jane"], obj={})
     token = result.output.strip().splitlines()[-1]
     deposit = CliRunner(env={"BIA_BASE_URL": None}).invoke(
-        cli, ["--data", str(data), "deposit", str(DATA / "study.yaml"), "--token", token], obj={}, catch_exceptions=False)
+        cli, ["--data", str(data), "deposit", str(DATA / "study.yaml"), "--token", token], obj={}, catch_exceptions=False
+    )
     assert deposit.exit_code == 0, deposit.output
     with open_services(make_settings(tmp_path, base_url=served)) as services:
         assert services.archive.public.graph.has_graph(f"{served}/studies/S-BIAD1")
     refused = CliRunner(env={"BIA_BASE_URL": None}).invoke(
-        cli, ["--data", str(data), "--base-url", "http://localhost:5000", "deposit", str(DATA / "study.yaml"), "--token", token],
-        obj={})
+        cli,
+        ["--data", str(data), "--base-url", "http://localhost:5000", "deposit", str(DATA / "study.yaml"), "--token", token],
+        obj={},
+    )
     assert refused.exit_code == 2 and f"mints its IRIs under {served}" in refused.output
 
 
@@ -520,8 +576,16 @@ def test_a_catalog_refuses_to_open_with_other_stores(tmp_path, oxigraph_pair):
     with pytest.raises(CatalogMismatch, match="BIA_SPARQL_URL"):
         open_services(make_settings(tmp_path))  # a shell that forgot the graph servers
     with pytest.raises(CatalogMismatch, match="BIA_S3_ENDPOINT"):
-        open_services(make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url,
-                                    s3_endpoint="127.0.0.1:1", s3_access_key="a", s3_secret_key="b"))
+        open_services(
+            make_settings(
+                tmp_path,
+                sparql_url=private.url,
+                public_sparql_url=public.url,
+                s3_endpoint="127.0.0.1:1",
+                s3_access_key="a",
+                s3_secret_key="b",
+            )
+        )
     assert not (tmp_path / "data" / "graph").exists()  # nothing was written into a new local store
 
 

@@ -1,6 +1,7 @@
 """Cross-resource links and correlative imaging, both directions: a constructed correlative pair (a light
 microscopy deposit with its transform, an EMPIAR CLEM entry naming it), real EMPIAR/IDR/BioStudies samples,
 link discovery with evidence, the API, JSON-LD and SPARQL."""
+
 from __future__ import annotations
 
 import json
@@ -25,26 +26,47 @@ def correlative_deposit(tmp_path: Path, publication_doi: str) -> bytes:
     record["description"] += " The same cells were imaged by cryo-ET (EMPIAR-99999); see also idr0004."
     record["authors"][0]["orcid"] = "https://orcid.org/0000-0002-1825-0097"
     record["publications"] = [{"title": "Structure of human Pol kappa", "doi": publication_doi}]
-    record["cross_references"] = [{"target": "https://www.ebi.ac.uk/empiar/EMPIAR-99999", "target_accession": "EMPIAR-99999",
-                                   "resource": "EMPIAR", "relation": "same_specimen_imaged"}]
-    record["image_correlations"] = [{
-        "title": "Light to EM",
-        "spatial_and_temporal_alignment": "Landmarks on gold beads",
-        "transformation_text": "1 0 0 10; 0 1 0 20; 0 0 1 0",
-        "transformations": [{
-            "transformation_type": "affine", "matrix_rows": 3, "matrix_columns": 4,
-            "matrix": [{"row": r, "column": c, "element_value": v} for r, row in enumerate(MATRIX) for c, v in enumerate(row) if v],
-            "source_coordinate_system": "confocal image (micrometer)", "target_coordinate_system": "EMPIAR-99999 tomogram",
-            "units": "micrometer", "registration_software": "BigWarp 9.0",
-        }],
-    }]
+    record["cross_references"] = [
+        {
+            "target": "https://www.ebi.ac.uk/empiar/EMPIAR-99999",
+            "target_accession": "EMPIAR-99999",
+            "resource": "EMPIAR",
+            "relation": "same_specimen_imaged",
+        }
+    ]
+    record["image_correlations"] = [
+        {
+            "title": "Light to EM",
+            "spatial_and_temporal_alignment": "Landmarks on gold beads",
+            "transformation_text": "1 0 0 10; 0 1 0 20; 0 0 1 0",
+            "transformations": [
+                {
+                    "transformation_type": "affine",
+                    "matrix_rows": 3,
+                    "matrix_columns": 4,
+                    "matrix": [
+                        {"row": r, "column": c, "element_value": v}
+                        for r, row in enumerate(MATRIX)
+                        for c, v in enumerate(row)
+                        if v
+                    ],
+                    "source_coordinate_system": "confocal image (micrometer)",
+                    "target_coordinate_system": "EMPIAR-99999 tomogram",
+                    "units": "micrometer",
+                    "registration_software": "BigWarp 9.0",
+                }
+            ],
+        }
+    ]
     record["components"][0]["component_image_correlations"] = ["Light to EM"]
     return yaml.safe_dump(record).encode()
 
 
 def clem_entry(tmp_path: Path, partner: str) -> Path:
     entry = json.loads((TESTS / "data" / "empiar" / "STARFILETEST.json").read_text())["EMPIAR-STARFILETEST"]
-    entry.update(experiment_type="CLEM", title="Cryo-ET of the HeLa cells of a CLEM pair", biostudies_references=[{"name": partner}])
+    entry.update(
+        experiment_type="CLEM", title="Cryo-ET of the HeLa cells of a CLEM pair", biostudies_references=[{"name": partner}]
+    )
     path = tmp_path / "EMPIAR-99999.json"
     path.write_text(json.dumps({"EMPIAR-99999": entry}))
     return path
@@ -59,8 +81,9 @@ def linked(make_module_catalog):
     services.deposits.attach_metadata(sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"))
     light = services.deposits.finalize(sub, owner)
     hidden_sub = stage_sample(services.deposits, owner, release_date="2999-01-01")
-    services.deposits.attach_metadata(hidden_sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"),
-                                      release_date="2999-01-01")
+    services.deposits.attach_metadata(
+        hidden_sub, owner, "study.yaml", correlative_deposit(tmp, "10.1038/s41467-021-26251-6"), release_date="2999-01-01"
+    )
     hidden = services.deposits.finalize(hidden_sub, owner)
     harvester = Harvester(services.archive)
     assert harvester.run("empiar", [str(clem_entry(tmp, light)), str(TESTS / "data" / "empiar" / "10934.xml")]).failed == []
@@ -79,7 +102,10 @@ def test_correlative_pair_is_linked_both_ways_with_its_transform(linked):
     light_iri, em_iri = f"{BASE}/studies/{light}", f"{BASE}/studies/EMPIAR-99999"
     ours = client.get(f"/studies/{light}/links").get_json()
     out = by(ours["outgoing"], "target", em_iri)
-    assert {(link["relation"], link["inferred"]) for link in out} >= {("same_specimen_imaged", False), ("same_specimen_imaged", True)}
+    assert {(link["relation"], link["inferred"]) for link in out} >= {
+        ("same_specimen_imaged", False),
+        ("same_specimen_imaged", True),
+    }
     assert any(link["relation"] == "same_specimen_imaged" for link in by(ours["incoming"], "source", em_iri))
     (correlation,) = [t for t in ours["transformations"] if "study" not in t]
     (transform,) = correlation["transformations"]
@@ -97,14 +123,18 @@ def test_correlative_pair_is_linked_both_ways_with_its_transform(linked):
 
 def test_sparql_follows_links_in_both_directions(linked):
     client, light = linked["client"], linked["light"]
-    query = ("PREFIX rembi: <https://w3id.org/rembi/> SELECT ?a ?b WHERE { ?a rembi:sameSpecimenImaged ?b "
-             "FILTER(STRSTARTS(STR(?b), \"" + BASE + "/studies/\")) }")
+    query = (
+        "PREFIX rembi: <https://w3id.org/rembi/> SELECT ?a ?b WHERE { ?a rembi:sameSpecimenImaged ?b "
+        'FILTER(STRSTARTS(STR(?b), "' + BASE + '/studies/")) }'
+    )
     rows = client.get("/sparql", query_string={"query": query}, headers={"Accept": "application/sparql-results+json"}).get_json()
     pairs = {(r["a"]["value"].rsplit("/", 1)[-1], r["b"]["value"].rsplit("/", 1)[-1]) for r in rows["results"]["bindings"]}
     assert {(light, "EMPIAR-99999"), ("EMPIAR-99999", light)} <= pairs
     examples = client.get("/.well-known/sparql-examples", headers={"Accept": "application/json"}).get_json()
     pair_query = next(e["query"] for e in examples if e["id"] == "correlative-pairs")
-    found = client.get("/sparql", query_string={"query": pair_query}, headers={"Accept": "application/sparql-results+json"}).get_json()
+    found = client.get(
+        "/sparql", query_string={"query": pair_query}, headers={"Accept": "application/sparql-results+json"}
+    ).get_json()
     assert {r["study"]["value"].rsplit("/", 1)[-1] for r in found["results"]["bindings"]} >= {light, "EMPIAR-99999"}
 
 
@@ -119,10 +149,16 @@ def test_inferred_links_state_their_evidence(linked):
     mention = by(inferred, "target", f"{BASE}/studies/idr0004")
     assert mention and f"{light} mentions idr0004" in mention[0]["evidence"]
     normalised = {link["target"] for link in links if not link["inferred"]}
-    assert {"https://doi.org/10.1038/s41467-021-26251-6", "https://orcid.org/0000-0002-1825-0097",
-            "http://purl.obolibrary.org/obo/NCBITaxon_9606", "http://purl.obolibrary.org/obo/FBbi_00000251"} <= normalised
+    assert {
+        "https://doi.org/10.1038/s41467-021-26251-6",
+        "https://orcid.org/0000-0002-1825-0097",
+        "http://purl.obolibrary.org/obo/NCBITaxon_9606",
+        "http://purl.obolibrary.org/obo/FBbi_00000251",
+    } <= normalised
     emdb = client.get("/studies/EMPIAR-10934/links").get_json()["outgoing"]
-    assert any(link["target"] == "https://identifiers.org/emdb:EMD-12602" and link["relation"] == "references_map" for link in emdb)
+    assert any(
+        link["target"] == "https://identifiers.org/emdb:EMD-12602" and link["relation"] == "references_map" for link in emdb
+    )
 
 
 def test_links_appear_in_the_records_jsonld(linked):
@@ -133,7 +169,9 @@ def test_links_appear_in_the_records_jsonld(linked):
     assert {"https://identifiers.org/empiar:EMPIAR-99999", f"{BASE}/studies/EMPIAR-10934"} <= ids  # as stored: canonical
     citation = doc["citation"] if isinstance(doc["citation"], dict) else doc["citation"][0]
     assert citation["sameAs"]["@id"] == "https://doi.org/10.1038/s41467-021-26251-6"
-    assert f"{BASE}/studies/{light}/links" in client.get(f"/studies/{light}", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert f"{BASE}/studies/{light}/links" in client.get(f"/studies/{light}", headers={"Accept": "text/html"}).get_data(
+        as_text=True
+    )
 
 
 def test_embargoed_studies_take_no_part_in_links(linked):
@@ -208,11 +246,15 @@ def test_one_emdb_map_is_one_node_and_the_example_finds_every_study_linking_it(t
         query = next(e.query for e in EXAMPLES if e.id == "emdb-links")
         rows = services.archive.public.graph.select(query)
         found = {(r["study"]["value"].rsplit("/", 1)[-1], r["map"]["value"]) for r in rows}
-        assert found == {("S-BIAD661", "https://identifiers.org/emdb:EMD-12602"), ("EMPIAR-10934", "https://identifiers.org/emdb:EMD-12602")}
+        assert found == {
+            ("S-BIAD661", "https://identifiers.org/emdb:EMD-12602"),
+            ("EMPIAR-10934", "https://identifiers.org/emdb:EMD-12602"),
+        }
         link_catalog(services.archive)
         emdb_links = services.archive.public.graph.select(
             "PREFIX rembi: <https://w3id.org/rembi/> SELECT DISTINCT ?target WHERE { GRAPH ?g { ?l rembi:linkTarget ?target ; "
-            "rembi:resource <https://registry.identifiers.org/registry/emdb> } }")
+            "rembi:resource <https://registry.identifiers.org/registry/emdb> } }"
+        )
         assert [r["target"]["value"] for r in emdb_links] == ["https://identifiers.org/emdb:EMD-12602"]
 
 
@@ -232,7 +274,9 @@ def test_links_follow_every_change_whoever_makes_it(tmp_path):
         assert report is not None and report.studies == 1
         assert link_if_changed(archive) is None  # caught up
         study = f"{BASE}/studies/{accession}"
-        linked = archive.public.graph.ask(f"ASK {{ GRAPH <{BASE}/graphs/links/asserted> {{ ?l <https://w3id.org/rembi/linkSource> <{study}> }} }}")
+        linked = archive.public.graph.ask(
+            f"ASK {{ GRAPH <{BASE}/graphs/links/asserted> {{ ?l <https://w3id.org/rembi/linkSource> <{study}> }} }}"
+        )
         assert linked
         archive.withdraw(accession)
         assert link_if_changed(archive) is not None and catalog_stats(archive)["studies"] == 0
@@ -256,22 +300,46 @@ def test_transformations_read_matrices_parameters_and_texts_as_written(tmp_path)
     from linkers.study_links import transformations
 
     record = {
-        "accession": "S-BIADTR1", "title": "Transforms", "license": "CC0-1.0", "release_date": "2024-01-01",
+        "accession": "S-BIADTR1",
+        "title": "Transforms",
+        "license": "CC0-1.0",
+        "release_date": "2024-01-01",
         "authors": [{"name": "Jane Doe"}],
         "image_correlations": [
-            {"title": "B parameters", "fiducials_used": "gold beads", "transformations": [
-                {"transformation_type": "similarity", "units": "pixel",
-                 "parameters": [{"name": "scale", "value": "0.5"}, {"name": "rotation_z_degrees", "value": "12.5"}]},
-                {"transformation_text": "identity"},
-            ]},
-            {"title": "A matrices", "spatial_and_temporal_alignment": "landmarks", "transformation_text": "two matrices",
-             "transformations": [
-                {"transformation_type": "affine", "matrix": [{"row": 0, "column": 0, "element_value": 2.0},
-                                                              {"row": 1, "column": 2, "element_value": -3.5}]},
-                {"transformation_type": "rigid", "matrix_rows": 2, "matrix_columns": 2, "transform_file": "t.xml",
-                 "matrix": [{"row": 0, "column": 1, "element_value": 1.0}, {"row": 2, "column": 0, "element_value": 9.0},
-                            {"row": 1, "column": 5, "element_value": 9.0}]},
-             ]},
+            {
+                "title": "B parameters",
+                "fiducials_used": "gold beads",
+                "transformations": [
+                    {
+                        "transformation_type": "similarity",
+                        "units": "pixel",
+                        "parameters": [{"name": "scale", "value": "0.5"}, {"name": "rotation_z_degrees", "value": "12.5"}],
+                    },
+                    {"transformation_text": "identity"},
+                ],
+            },
+            {
+                "title": "A matrices",
+                "spatial_and_temporal_alignment": "landmarks",
+                "transformation_text": "two matrices",
+                "transformations": [
+                    {
+                        "transformation_type": "affine",
+                        "matrix": [{"row": 0, "column": 0, "element_value": 2.0}, {"row": 1, "column": 2, "element_value": -3.5}],
+                    },
+                    {
+                        "transformation_type": "rigid",
+                        "matrix_rows": 2,
+                        "matrix_columns": 2,
+                        "transform_file": "t.xml",
+                        "matrix": [
+                            {"row": 0, "column": 1, "element_value": 1.0},
+                            {"row": 2, "column": 0, "element_value": 9.0},
+                            {"row": 1, "column": 5, "element_value": 9.0},
+                        ],
+                    },
+                ],
+            },
             {"title": "C without transformations"},
         ],
     }
@@ -285,16 +353,25 @@ def test_transformations_read_matrices_parameters_and_texts_as_written(tmp_path)
     finally:
         store.close()
     expected = [
-        {"correlation": prepared["image_correlations"][0]["id"], "title": "B parameters", "fiducials": "gold beads",
-         "transformations": [
-             {"type": "similarity", "units": "pixel", "parameters": {"scale": "0.5", "rotation_z_degrees": "12.5"}},
-             {"transformation_text": "identity"},
-         ]},
-        {"correlation": prepared["image_correlations"][1]["id"], "title": "A matrices", "alignment": "landmarks", "text": "two matrices",
-         "transformations": [
-             {"type": "affine", "matrix": [[2.0, 0.0, 0.0], [0.0, 0.0, -3.5]]},
-             {"type": "rigid", "transform_file": "t.xml", "matrix": [[0.0, 1.0], [0.0, 0.0]]},
-         ]},
+        {
+            "correlation": prepared["image_correlations"][0]["id"],
+            "title": "B parameters",
+            "fiducials": "gold beads",
+            "transformations": [
+                {"type": "similarity", "units": "pixel", "parameters": {"scale": "0.5", "rotation_z_degrees": "12.5"}},
+                {"transformation_text": "identity"},
+            ],
+        },
+        {
+            "correlation": prepared["image_correlations"][1]["id"],
+            "title": "A matrices",
+            "alignment": "landmarks",
+            "text": "two matrices",
+            "transformations": [
+                {"type": "affine", "matrix": [[2.0, 0.0, 0.0], [0.0, 0.0, -3.5]]},
+                {"type": "rigid", "transform_file": "t.xml", "matrix": [[0.0, 1.0], [0.0, 0.0]]},
+            ],
+        },
         {"correlation": prepared["image_correlations"][2]["id"], "title": "C without transformations", "transformations": []},
     ]
     for entry in found + expected:

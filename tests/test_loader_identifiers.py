@@ -1,5 +1,6 @@
 """Every loader over every sample it has (tests/data, api/demo) emits only canonical identifiers: the spelling and the
 one IRI catalog/external_ids gives them. And the loaders' enum tables are the schema's."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -20,12 +21,19 @@ DEMO = ROOT / "api" / "demo"
 
 
 def _samples() -> Iterator[tuple[str, Path]]:
-    pagetab = [*DATA.glob("pagetab/*.json"), *DATA.glob("pagetab/*.tsv"), *DATA.glob("pagetab/published/*.json"),
-               *(p for p in DATA.glob("harvest/biostudies/S-*.json") if not p.stem.endswith("_INFO")),
-               *DEMO.glob("biostudies/S-*.json")]
+    pagetab = [
+        *DATA.glob("pagetab/*.json"),
+        *DATA.glob("pagetab/*.tsv"),
+        *DATA.glob("pagetab/published/*.json"),
+        *(p for p in DATA.glob("harvest/biostudies/S-*.json") if not p.stem.endswith("_INFO")),
+        *DEMO.glob("biostudies/S-*.json"),
+    ]
     yield from (("pagetab", p) for p in pagetab)
-    yield from (("empiar", p) for p in [*DATA.glob("empiar/*.json"), *DATA.glob("empiar/*.xml"), *DEMO.glob("empiar/*")]
-                if "expected" not in p.name)
+    yield from (
+        ("empiar", p)
+        for p in [*DATA.glob("empiar/*.json"), *DATA.glob("empiar/*.xml"), *DEMO.glob("empiar/*")]
+        if "expected" not in p.name
+    )
     yield from (("idr", p) for p in [*DATA.glob("idr/*-study.txt"), *DEMO.glob("idr/*-study.txt")])
     yield from (("rocrate", p) for p in [DATA / "rocrate" / "typical", DEMO / "rocrate"])
     yield "legacy", DATA / "legacy" / "jcb"
@@ -82,7 +90,9 @@ def _target_problems(path: str, ref: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("kind, path", SAMPLES, ids=[f"{k}:{p.relative_to(ROOT)}" for k, p in SAMPLES])
 def test_every_identifier_a_loader_emits_is_canonical(kind, path):
-    records = [r for r in load_records(kind, path, source_url=None, harvested_at="2026-01-01T00:00:00Z") if isinstance(r, LoadedRecord)]
+    records = [
+        r for r in load_records(kind, path, source_url=None, harvested_at="2026-01-01T00:00:00Z") if isinstance(r, LoadedRecord)
+    ]
     assert records
     for loaded in records:
         assert identifier_problems(loaded.record) == []
@@ -91,7 +101,8 @@ def test_every_identifier_a_loader_emits_is_canonical(kind, path):
 def test_the_check_finds_what_is_not_canonical():
     """The test above would see the spellings the loaders used to write."""
     record = {
-        "doi": "doi:10.6019/S-BIAD1", "authors": [{"name": "A", "orcid": "https://orcid.org/0000-0002-1825-0096"}],
+        "doi": "doi:10.6019/S-BIAD1",
+        "authors": [{"name": "A", "orcid": "https://orcid.org/0000-0002-1825-0096"}],
         "publications": [{"title": "T", "pubmed_id": "PMID 1"}],
         "cross_references": [
             {"target": "https://www.ebi.ac.uk/emdb/EMD-12602", "target_accession": "EMD-12602", "resource": "EMDB"},

@@ -3,6 +3,7 @@ and a 503, not a request thread for ten minutes, and leaves /health answering; /
 answer; a stream that breaks after it started is cut off visibly; presigned download URLs carry the address clients
 reach; the endpoint paths of a remote SPARQL server are settings. Real servers throughout: ``oxigraph serve``
 (behind a proxy that can hang or rewrite paths), SeaweedFS, the app served over HTTP."""
+
 from __future__ import annotations
 
 import io
@@ -87,8 +88,14 @@ def test_a_slow_query_on_a_server_that_answers_stops_no_other_call(oxigraph_serv
 
 
 def test_writes_keep_a_long_timeout_and_reads_a_short_one():
-    settings = Settings.from_env({"BIA_SPARQL_CONNECT_TIMEOUT": "2", "BIA_SPARQL_READ_TIMEOUT": "7",
-                                  "BIA_SPARQL_WRITE_TIMEOUT": "900", "BIA_SPARQL_RETRY_SECONDS": "0"})
+    settings = Settings.from_env(
+        {
+            "BIA_SPARQL_CONNECT_TIMEOUT": "2",
+            "BIA_SPARQL_READ_TIMEOUT": "7",
+            "BIA_SPARQL_WRITE_TIMEOUT": "900",
+            "BIA_SPARQL_RETRY_SECONDS": "0",
+        }
+    )
     store = open_graph_store("http://127.0.0.1:9/ds", settings=settings)
     assert isinstance(store, RemoteGraphStore)
     assert store.options == RemoteOptions(connect_timeout=2, read_timeout=7, write_timeout=900, retry_seconds=0)
@@ -103,12 +110,16 @@ def test_endpoint_paths_are_settings_used_by_every_call(oxigraph_server, http_pr
     """A server with Fuseki's layout (``/ds/sparql``, ``/ds/update``, ``/ds/data``): here ``oxigraph serve``
     behind a proxy that answers those paths only."""
     proxy = http_proxy(oxigraph_server.url, routes=FUSEKI_ROUTES)
-    settings = Settings.from_env({"BIA_SPARQL_QUERY_PATH": "/sparql", "BIA_SPARQL_UPDATE_PATH": "update",
-                                  "BIA_SPARQL_STORE_PATH": "/data"})
+    settings = Settings.from_env(
+        {"BIA_SPARQL_QUERY_PATH": "/sparql", "BIA_SPARQL_UPDATE_PATH": "update", "BIA_SPARQL_STORE_PATH": "/data"}
+    )
     store = open_graph_store(f"{proxy.url}/ds/", settings=settings)
     assert isinstance(store, RemoteGraphStore)
     assert (store.query_url, store.update_url, store.store_url) == (
-        f"{proxy.url}/ds/sparql", f"{proxy.url}/ds/update", f"{proxy.url}/ds/data")
+        f"{proxy.url}/ds/sparql",
+        f"{proxy.url}/ds/update",
+        f"{proxy.url}/ds/data",
+    )
     assert store.replace_graph(G1, nt(4)) == 4  # upload (data), move (update), count (sparql)
     assert store.graphs() == [G1] and store.has_graph(G1)
     assert b"v3" in store.get_graph(G1)
@@ -123,8 +134,13 @@ def test_endpoint_paths_are_settings_used_by_every_call(oxigraph_server, http_pr
 
 def test_a_catalog_and_its_sparql_endpoint_use_the_endpoint_paths(oxigraph_pair, http_proxy, make_catalog):
     public, private = (http_proxy(server.url, routes=FUSEKI_ROUTES) for server in oxigraph_pair)
-    made = make_catalog(sparql_url=f"{private.url}/ds", public_sparql_url=f"{public.url}/ds",
-                        sparql_query_path="/sparql", sparql_update_path="/update", sparql_store_path="/data")
+    made = make_catalog(
+        sparql_url=f"{private.url}/ds",
+        public_sparql_url=f"{public.url}/ds",
+        sparql_query_path="/sparql",
+        sparql_update_path="/update",
+        sparql_store_path="/data",
+    )
     assert Harvester(made.services.archive).run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
     client = made.app().test_client()
     query = "SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"
@@ -142,9 +158,16 @@ def test_a_catalog_and_its_sparql_endpoint_use_the_endpoint_paths(oxigraph_pair,
 def hung_catalog(oxigraph_pair, http_proxy, make_catalog):
     """A catalog on two ``oxigraph serve`` behind proxies that can hang, with short time limits, served."""
     public, private = (http_proxy(server.url) for server in oxigraph_pair)
-    made = make_catalog(sparql_url=private.url, public_sparql_url=public.url, sparql_connect_timeout=1.0,
-                        sparql_read_timeout=2.0, sparql_timeout=2.0, sparql_retry_seconds=60.0, ready_timeout=1.0,
-                        sparql_cache_mb=0)
+    made = make_catalog(
+        sparql_url=private.url,
+        public_sparql_url=public.url,
+        sparql_connect_timeout=1.0,
+        sparql_read_timeout=2.0,
+        sparql_timeout=2.0,
+        sparql_retry_seconds=60.0,
+        ready_timeout=1.0,
+        sparql_cache_mb=0,
+    )
     harvester = Harvester(made.services.archive)
     assert harvester.run("idr", [str(TESTS / "data" / "idr" / "idr0038-study.txt")]).loaded
     assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
@@ -220,8 +243,12 @@ def test_ready_checks_each_store_side_by_side(make_catalog):
 
 def test_ready_fails_on_a_missing_bucket(make_catalog, seaweedfs_s3):
     bucket = seaweedfs_s3.new_bucket("ready")
-    made = make_catalog(s3_endpoint=seaweedfs_s3.endpoint, s3_bucket=bucket, s3_access_key=seaweedfs_s3.access_key,
-                        s3_secret_key=seaweedfs_s3.secret_key)
+    made = make_catalog(
+        s3_endpoint=seaweedfs_s3.endpoint,
+        s3_bucket=bucket,
+        s3_access_key=seaweedfs_s3.access_key,
+        s3_secret_key=seaweedfs_s3.secret_key,
+    )
     client = made.app().test_client()
     assert client.get("/ready").get_json()["checks"]["files"]["status"] == "ok"
     seaweedfs_s3.client().remove_bucket(bucket)
@@ -270,8 +297,7 @@ def test_a_zip_whose_file_ends_short_is_cut_off_and_logged(make_catalog, caplog)
         server.shutdown()
 
 
-def test_an_export_cut_by_a_hung_graph_server_is_aborted_under_gunicorn(tmp_path, oxigraph_pair, http_proxy,
-                                                                        make_catalog):
+def test_an_export_cut_by_a_hung_graph_server_is_aborted_under_gunicorn(tmp_path, oxigraph_pair, http_proxy, make_catalog):
     """The production server (gunicorn, gthread) over a public graph server that hangs part-way through
     ``/export.nq``: the client sees a broken transfer, not a complete 200."""
     public, private = (http_proxy(server.url) for server in oxigraph_pair)
@@ -281,13 +307,32 @@ def test_an_export_cut_by_a_hung_graph_server_is_aborted_under_gunicorn(tmp_path
     assert harvester.run("empiar", [str(TESTS / "data" / "empiar" / "10934.xml")]).loaded
     made.services.close()
     (port,) = free_ports(1)
-    env = {**os.environ, "BIA_DATA": str(made.settings.data_dir), "BIA_BASE_URL": BASE, "BIA_SPARQL_URL": private.url,
-           "BIA_PUBLIC_SPARQL_URL": public.url, "BIA_SPARQL_CONNECT_TIMEOUT": "1", "BIA_SPARQL_READ_TIMEOUT": "2",
-           "BIA_MAINTENANCE_INTERVAL": "3600"}
+    env = {
+        **os.environ,
+        "BIA_DATA": str(made.settings.data_dir),
+        "BIA_BASE_URL": BASE,
+        "BIA_SPARQL_URL": private.url,
+        "BIA_PUBLIC_SPARQL_URL": public.url,
+        "BIA_SPARQL_CONNECT_TIMEOUT": "1",
+        "BIA_SPARQL_READ_TIMEOUT": "2",
+        "BIA_MAINTENANCE_INTERVAL": "3600",
+    }
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--worker-class", "gthread", "--threads", "4",
-         "--bind", f"127.0.0.1:{port}", "api.app:create_app()"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=TESTS.parent, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "api.app:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=TESTS.parent,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -334,9 +379,15 @@ def _wait_until_quiet(proxy, seconds: float = 1.0) -> None:
 
 
 def _s3_settings(seaweedfs_s3, tmp_path: Path, **changes) -> Settings:
-    return Settings.from_env({}, data_dir=tmp_path, s3_endpoint=seaweedfs_s3.endpoint,
-                             s3_bucket=seaweedfs_s3.new_bucket("public"), s3_access_key=seaweedfs_s3.access_key,
-                             s3_secret_key=seaweedfs_s3.secret_key, **changes)
+    return Settings.from_env(
+        {},
+        data_dir=tmp_path,
+        s3_endpoint=seaweedfs_s3.endpoint,
+        s3_bucket=seaweedfs_s3.new_bucket("public"),
+        s3_access_key=seaweedfs_s3.access_key,
+        s3_secret_key=seaweedfs_s3.secret_key,
+        **changes,
+    )
 
 
 def test_download_urls_are_signed_for_the_public_endpoint(seaweedfs_s3, tmp_path):
@@ -356,17 +407,20 @@ def test_download_urls_are_signed_for_the_public_endpoint(seaweedfs_s3, tmp_path
 def test_signing_for_the_public_endpoint_needs_no_request_when_the_region_is_set(seaweedfs_s3, tmp_path):
     from catalog.file_store_s3 import S3FileStore
 
-    settings = _s3_settings(seaweedfs_s3, tmp_path, s3_region="us-east-1",
-                            s3_public_endpoint="https://files.example.org")
+    settings = _s3_settings(seaweedfs_s3, tmp_path, s3_region="us-east-1", s3_public_endpoint="https://files.example.org")
     url = S3FileStore.from_settings(settings).presigned_get_url("studies/S-X1/a.txt")
     assert url is not None and url.startswith("https://files.example.org/") and "X-Amz-Signature=" in url
 
 
 def test_the_api_redirects_downloads_to_the_public_endpoint(seaweedfs_s3, make_catalog):
     port = seaweedfs_s3.endpoint.rsplit(":", 1)[1]
-    made = make_catalog(s3_endpoint=seaweedfs_s3.endpoint, s3_bucket=seaweedfs_s3.new_bucket("redirect"),
-                        s3_access_key=seaweedfs_s3.access_key, s3_secret_key=seaweedfs_s3.secret_key,
-                        s3_public_endpoint=f"localhost:{port}")
+    made = make_catalog(
+        s3_endpoint=seaweedfs_s3.endpoint,
+        s3_bucket=seaweedfs_s3.new_bucket("redirect"),
+        s3_access_key=seaweedfs_s3.access_key,
+        s3_secret_key=seaweedfs_s3.secret_key,
+        s3_public_endpoint=f"localhost:{port}",
+    )
     token, owner = made.token()
     accession = made.services.deposits.finalize(stage_sample(made.services.deposits, owner), owner)
     client = made.app().test_client()

@@ -6,6 +6,7 @@ it stays within a minute or two on two cores. Response-schema conformance is che
 answers of every operation. Schemathesis's pytest plugin (``from_fixture``) does not run under this pytest, so each
 operation's strategy is drawn by a Hypothesis test of its own inside one pytest test per authentication.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,10 @@ from tests.catalog_helpers import stage_sample
 
 MAX_EXAMPLES = 10  # per operation, generation mode and set of pinned path parameters
 FUZZ_SETTINGS = settings(
-    max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as drawn, in bounded time
     suppress_health_check=list(HealthCheck),
 )
@@ -54,8 +58,14 @@ def _header(name: str) -> dict:
     return {"name": name, "in": "header", "schema": {"type": "string"}}
 
 
-_TABLE = [_query("filter[format]"), _query("filter[Plate]"), _query("filter[path][prefix]"), _query("filter[size][gte]"),
-          _query("filter[Well][ne]"), _header("Accept")]
+_TABLE = [
+    _query("filter[format]"),
+    _query("filter[Plate]"),
+    _query("filter[path][prefix]"),
+    _query("filter[size][gte]"),
+    _query("filter[Well][ne]"),
+    _header("Accept"),
+]
 _RECORD = [_header("Accept"), _header("If-None-Match"), _header("If-Modified-Since"), _query("format")]
 #: What the routes read but the OpenAPI description leaves out (negotiation and conditional headers, which OpenAPI
 #: does not list as parameters, and file-table filters on the sample's own columns): added to the copy fuzzed here,
@@ -67,8 +77,12 @@ UNDOCUMENTED = {
     ("/studies/{accession}", "get"): _RECORD,
     ("/studies/{accession}/{subpath}", "get"): _RECORD,
     ("/studies/{accession}/manifest", "get"): [_header("Accept")],
-    ("/files/{accession}/{file_id}/download", "get"): [_header("Range"), _header("If-Range"), _header("If-None-Match"),
-                                                       _header("If-Match")],
+    ("/files/{accession}/{file_id}/download", "get"): [
+        _header("Range"),
+        _header("If-Range"),
+        _header("If-None-Match"),
+        _header("If-Match"),
+    ],
     ("/stats", "get"): [_header("Accept")],
 }
 

@@ -490,9 +490,7 @@ def test_synthetic_record_references_tables_and_several_associations():
     specimen = by_title(record["specimens"], "Test specimen 1")
     assert specimen["specimen_biosamples"] == ["Test Biosample 1", "Test Biosample 2"]
     correlation = by_title(record["image_correlations"], "Template correlation method")
-    assert (
-        correlation["transformation_text"] == "Template transformation matrix" and "transformations" not in correlation
-    )
+    assert correlation["transformation_text"] == "Template transformation matrix" and "transformations" not in correlation
     assert record["annotation_methods"][0]["annotation_types"] == ["class_labels", "segmentation_mask"]
     assert len(record["image_analyses"]) == 1  # the second Image analysis section is empty
 
@@ -590,7 +588,9 @@ def test_harvests_load_the_published_records_and_report_what_was_filled_in(tmp_p
     from tests.catalog_helpers import make_settings
 
     with open_services(make_settings(tmp_path)) as services:
-        summary = Harvester(services.archive, metadata_only=True).run("pagetab", [str(p) for p in sorted(PUBLISHED.glob("*.json"))])
+        summary = Harvester(services.archive, metadata_only=True).run(
+            "pagetab", [str(p) for p in sorted(PUBLISHED.glob("*.json"))]
+        )
         assert summary.failed == [] and summary.loaded == ["S-BIAD661", "S-BIAD661"]
         warnings = [w["warning"] for w in summary.to_dict()["warnings"]]
         assert any("no analysis_overview; its title" in w for w in warnings)
@@ -824,9 +824,16 @@ def test_a_file_that_is_not_utf8_or_nested_too_deeply_is_a_clear_error(tmp_path)
 
 def minimal(*subsections, study_attributes=(), files=None) -> dict:
     """A small legal submission around some subsections."""
-    section = {"type": "Study", "attributes": [{"name": "Title", "value": "A study"}, {"name": "Description", "value": "What it is."},
-                                                 {"name": "License", "value": "CC0"}, *study_attributes],
-               "subsections": list(subsections)}
+    section = {
+        "type": "Study",
+        "attributes": [
+            {"name": "Title", "value": "A study"},
+            {"name": "Description", "value": "What it is."},
+            {"name": "License", "value": "CC0"},
+            *study_attributes,
+        ],
+        "subsections": list(subsections),
+    }
     if files is not None:
         section["files"] = files
     return {"accno": "S-BIAD7", "attributes": [{"name": "ReleaseDate", "value": "2024-01-05"}], "section": section}
@@ -836,7 +843,10 @@ def test_section_types_written_in_other_ways_are_recognised():
     doc = minimal(
         {"type": "Authors", "attributes": [{"name": "Name", "value": "Jane Doe"}]},
         {"type": "Biosamples", "attributes": [{"name": "Title", "value": "bs"}, {"name": "Biological entity", "value": "cells"}]},
-        {"type": "ImageAcquisition", "attributes": [{"name": "Title", "value": "acq"}, {"name": "Imaging method", "value": "confocal microscopy"}]},
+        {
+            "type": "ImageAcquisition",
+            "attributes": [{"name": "Title", "value": "acq"}, {"name": "Imaging method", "value": "confocal microscopy"}],
+        },
         {"type": "Study Components", "attributes": [{"name": "Name", "value": "comp"}, {"name": "Description", "value": "d"}]},
         {"type": "StudyComponent", "attributes": [{"name": "Name", "value": "comp 2"}]},
     )
@@ -848,29 +858,49 @@ def test_section_types_written_in_other_ways_are_recognised():
 
 
 def test_file_lists_outside_study_components_are_read():
-    doc = minimal({"type": "Data", "accno": "Data-1", "attributes": [{"name": "File List", "value": "data.json"}]},
-                  study_attributes=[{"name": "File List", "value": "study.json"}])
+    doc = minimal(
+        {"type": "Data", "accno": "Data-1", "attributes": [{"name": "File List", "value": "data.json"}]},
+        study_attributes=[{"name": "File List", "value": "study.json"}],
+    )
     loaded = load_pagetab_json(doc)
-    assert {(ref.component, ref.file_list) for ref in loaded.file_lists} == {("Study files", "study.json"), ("Data-1", "data.json")}
+    assert {(ref.component, ref.file_list) for ref in loaded.file_lists} == {
+        ("Study files", "study.json"),
+        ("Data-1", "data.json"),
+    }
     assert {c["title"] for c in loaded.record["components"]} == {"Study files", "Data-1"}
     assert not any(a.get("name") == "File List" for a in loaded.record.get("attributes", []))
 
 
 def test_links_and_files_attached_to_associations_are_kept():
-    component = {"type": "Study Component", "attributes": [{"name": "Name", "value": "comp"}],
-                 "subsections": [{"type": "Associations", "attributes": [{"name": "Comment", "value": "x"}],
-                                  "links": [{"url": "EMPIAR-10934", "attributes": [{"name": "Type", "value": "EMPIAR"}]}],
-                                  "files": [{"path": "a.tif", "size": 5}]}]}
+    component = {
+        "type": "Study Component",
+        "attributes": [{"name": "Name", "value": "comp"}],
+        "subsections": [
+            {
+                "type": "Associations",
+                "attributes": [{"name": "Comment", "value": "x"}],
+                "links": [{"url": "EMPIAR-10934", "attributes": [{"name": "Type", "value": "EMPIAR"}]}],
+                "files": [{"path": "a.tif", "size": 5}],
+            }
+        ],
+    }
     record = load_pagetab_json(minimal(component)).record
     assert any("10934" in ref["target"] for ref in record["cross_references"])
     assert record["files"] == [{"path": "a.tif", "size_bytes": 5, "file_component": "comp"}]
 
 
 def test_inline_files_are_checked_like_file_lists():
-    loaded = load_pagetab_json(minimal(files=[
-        {"path": "../escape.tif", "size": 1}, {"path": "dir\\win.tif", "size": 1}, {"path": "ok.tif", "size": "12"},
-        {"path": "ok.tif", "size": 13}, {"path": "nosize.tif"},
-    ]))
+    loaded = load_pagetab_json(
+        minimal(
+            files=[
+                {"path": "../escape.tif", "size": 1},
+                {"path": "dir\\win.tif", "size": 1},
+                {"path": "ok.tif", "size": "12"},
+                {"path": "ok.tif", "size": 13},
+                {"path": "nosize.tif"},
+            ]
+        )
+    )
     assert loaded.record["files"] == [{"path": "ok.tif", "size_bytes": 12}]
     notes = " ".join(loaded.unmapped)
     assert "'..' in path" in notes and "backslash" in notes and "attached twice" in notes and "no size" in notes
@@ -883,14 +913,17 @@ def test_release_date_attribute_spellings(name):
     assert load_pagetab_json(doc).record["release_date"] == "2024-02-03"
 
 
-@pytest.mark.parametrize("value, date", [
-    ("2024-02-29", "2024-02-29"),  # a leap day
-    ("2024-02-29T00:00:00.000Z", "2024-02-29"),  # midnight UTC: that day
-    ("2026-01-01T23:00:00-05:00", "2026-01-03"),  # 2026-01-02 04:00 UTC: released from the next UTC day on
-    ("2026-01-02T01:00:00+02:00", "2026-01-02"),  # 2026-01-01 23:00 UTC
-    ("2026-01-01T12:00:00", "2026-01-02"),  # no zone: UTC
-    ("2023-02-29T00:00:00Z", "2023-02-29T00:00:00Z"),  # not a day: kept for validation to refuse
-])
+@pytest.mark.parametrize(
+    "value, date",
+    [
+        ("2024-02-29", "2024-02-29"),  # a leap day
+        ("2024-02-29T00:00:00.000Z", "2024-02-29"),  # midnight UTC: that day
+        ("2026-01-01T23:00:00-05:00", "2026-01-03"),  # 2026-01-02 04:00 UTC: released from the next UTC day on
+        ("2026-01-02T01:00:00+02:00", "2026-01-02"),  # 2026-01-01 23:00 UTC
+        ("2026-01-01T12:00:00", "2026-01-02"),  # no zone: UTC
+        ("2023-02-29T00:00:00Z", "2023-02-29T00:00:00Z"),  # not a day: kept for validation to refuse
+    ],
+)
 def test_release_times_become_the_first_utc_day_from_them(value, date):
     """A study is released at the start of its date in UTC: a release time with a zone never becomes a date on
     which the source still withholds the study (cutting the text at 10 characters released it up to a day early)."""
@@ -909,8 +942,10 @@ def test_control_characters_never_reach_the_graph():
 
 
 def test_pubmed_ids_in_the_ways_they_are_written():
-    doc = minimal({"type": "Publication", "attributes": [{"name": "Title", "value": "A paper"}, {"name": "PMID", "value": "PMID: 123"}]},
-                  {"type": "Publication", "attributes": [{"name": "PubMed ID", "value": "https://pubmed.ncbi.nlm.nih.gov/456/"}]})
+    doc = minimal(
+        {"type": "Publication", "attributes": [{"name": "Title", "value": "A paper"}, {"name": "PMID", "value": "PMID: 123"}]},
+        {"type": "Publication", "attributes": [{"name": "PubMed ID", "value": "https://pubmed.ncbi.nlm.nih.gov/456/"}]},
+    )
     record = load_pagetab_json(doc).record
     assert record["publications"] == [{"title": "A paper", "pubmed_id": "123"}]
     assert [r["target_accession"] for r in record["cross_references"] if r["resource"] == "PubMed"] == ["456"]
@@ -970,9 +1005,7 @@ def test_a_component_associated_to_a_missing_biosample_is_reported_by_validation
     assert [(v.focus, v.path, v.value) for v in report.violations] == [
         ("/components/0", "component_biosamples", "No such biosample")
     ]
-    assert any(
-        "Study Component 'Ultrasound images'" in note and "No such biosample" in note for note in loaded.unmapped
-    )
+    assert any("Study Component 'Ultrasound images'" in note and "No such biosample" in note for note in loaded.unmapped)
 
 
 # --------------------------------------------------------------------------- golden graphs

@@ -1,4 +1,5 @@
 """The project's own promises: the README's commands, CI, the console script."""
+
 from __future__ import annotations
 
 import re
@@ -57,8 +58,11 @@ def _expand_braces(pattern: str) -> list[str]:
     found = re.search(r"\{([^{}]*)\}", pattern)
     if not found:
         return [pattern]
-    return [path for choice in found.group(1).split(",")
-            for path in _expand_braces(pattern[:found.start()] + choice + pattern[found.end():])]
+    return [
+        path
+        for choice in found.group(1).split(",")
+        for path in _expand_braces(pattern[: found.start()] + choice + pattern[found.end() :])
+    ]
 
 
 def _layout_paths() -> list[str]:
@@ -94,7 +98,11 @@ def test_readme_layout_names_only_paths_that_exist():
 def test_readme_layout_names_every_package_folder():
     """Every Python package folder (top level and one below) is in the Layout table, as a row or in its row's text."""
     named = {path.rstrip("/") for path in _layout_paths()}
-    packages = {init.parent.relative_to(ROOT).as_posix() for pattern in ("*/__init__.py", "*/*/__init__.py")
-                for init in ROOT.glob(pattern) if not init.relative_to(ROOT).parts[0].startswith(".")}
+    packages = {
+        init.parent.relative_to(ROOT).as_posix()
+        for pattern in ("*/__init__.py", "*/*/__init__.py")
+        for init in ROOT.glob(pattern)
+        if not init.relative_to(ROOT).parts[0].startswith(".")
+    }
     assert {"catalog", "api", "loaders", "linkers"} <= packages
     assert not packages - named, f"README.md's Layout table leaves out {sorted(packages - named)}"

@@ -1,5 +1,6 @@
 """Rendered study records (catalog/record_index.py): stored whenever a study changes, served as stored, and never
 served when they were rendered under another base URL, catalog name or rendering code."""
+
 from __future__ import annotations
 
 import datetime
@@ -162,7 +163,10 @@ def test_last_modified_moves_only_when_the_record_changes(catalog):
     first = client.get("/studies/EMPIAR-10934.jsonld")
     stamp = first.headers["Last-Modified"]
     assert client.get("/studies/EMPIAR-10934.jsonld", headers={"If-Modified-Since": stamp}).status_code == 304
-    assert client.get("/studies/EMPIAR-10934.jsonld", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+    assert (
+        client.get("/studies/EMPIAR-10934.jsonld", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code
+        == 200
+    )
     changed = archive.public.records.get(iri, archive.record_fingerprint).changed
     archive.reindex()  # renders every record again: the same content keeps its time
     assert archive.public.records.get(iri, archive.record_fingerprint).changed == changed
@@ -177,9 +181,14 @@ def test_last_modified_moves_only_when_the_record_changes(catalog):
 # ---------------------------------------------------------------------- the schema.org Dataset view of a study
 
 DV_STUDY = f"{BASE}/studies/S-BIADDV1"
-DV_PREFIXES = {DV_STUDY: "S", "http://schema.org/": "schema:", "https://w3id.org/rembi/": "rembi:",
-               "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf:", "http://purl.org/dc/terms/": "dcterms:",
-               "http://purl.obolibrary.org/obo/": "obo:"}
+DV_PREFIXES = {
+    DV_STUDY: "S",
+    "http://schema.org/": "schema:",
+    "https://w3id.org/rembi/": "rembi:",
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf:",
+    "http://purl.org/dc/terms/": "dcterms:",
+    "http://purl.obolibrary.org/obo/": "obo:",
+}
 
 
 def _short(term) -> str:
@@ -189,7 +198,7 @@ def _short(term) -> str:
     if isinstance(term, URIRef):
         for iri, short in DV_PREFIXES.items():
             if str(term).startswith(iri):
-                return (f"<{short}{str(term)[len(iri):]}>" if short == "S" else short + str(term)[len(iri):])
+                return f"<{short}{str(term)[len(iri) :]}>" if short == "S" else short + str(term)[len(iri) :]
     return text
 
 
@@ -211,26 +220,37 @@ def _dataset_view_input(keywords: bool):
 
     graph = RecordGraph()
     for triple in [
-        (study, DCTERMS.title, Literal("A title")), (study, DCTERMS.description, Literal("Words.")),
-        (study, DCTERMS.identifier, Literal("S-BIADDV1")), (study, REMBI.doi, Literal("10.1234/abc")),
+        (study, DCTERMS.title, Literal("A title")),
+        (study, DCTERMS.description, Literal("Words.")),
+        (study, DCTERMS.identifier, Literal("S-BIADDV1")),
+        (study, REMBI.doi, Literal("10.1234/abc")),
         (study, DCTERMS.license, URIRef("https://creativecommons.org/licenses/by/4.0/")),
         (study, DCTERMS.available, Literal("2024-03-05T10:00:00", datatype=XSD.dateTime)),
-        (study, SCHEMA.creator, node("author/1")), (node("author/1"), SCHEMA.name, Literal("Jane Doe")),
-        (study, SCHEMA.creator, node("author/2")), (node("author/2"), SCHEMA.name, Literal("Imaging Facility of Somewhere")),
-        (study, SCHEMA.citation, node("publication/1")), (node("publication/1"), DCTERMS.title, Literal("A paper")),
+        (study, SCHEMA.creator, node("author/1")),
+        (node("author/1"), SCHEMA.name, Literal("Jane Doe")),
+        (study, SCHEMA.creator, node("author/2")),
+        (node("author/2"), SCHEMA.name, Literal("Imaging Facility of Somewhere")),
+        (study, SCHEMA.citation, node("publication/1")),
+        (node("publication/1"), DCTERMS.title, Literal("A paper")),
         (node("publication/1"), REMBI.doi, Literal("10.5678/paper")),
-        (study, REMBI.cross_references, node("xref/1")), (node("xref/1"), REMBI.relation, URIRef("http://schema.org/sameAs")),
+        (study, REMBI.cross_references, node("xref/1")),
+        (node("xref/1"), REMBI.relation, URIRef("http://schema.org/sameAs")),
         (node("xref/1"), REMBI.target, Literal("https://www.ebi.ac.uk/empiar/EMPIAR-1")),
         (study, REMBI.cross_references, node("xref/2")),
         (node("xref/2"), REMBI.relation, URIRef("http://www.w3.org/ns/prov#wasDerivedFrom")),
         (node("xref/2"), REMBI.target, URIRef("https://idr.openmicroscopy.org/idr0001")),
-        (study, REMBI.cross_references, node("xref/3")), (node("xref/3"), REMBI.target, URIRef("https://doi.org/10.9/x")),
-        (node("acquisition/1"), REMBI.imagingMethod, generic), (node("acquisition/1"), REMBI.attributes, node("acquisition/1#a")),
+        (study, REMBI.cross_references, node("xref/3")),
+        (node("xref/3"), REMBI.target, URIRef("https://doi.org/10.9/x")),
+        (node("acquisition/1"), REMBI.imagingMethod, generic),
+        (node("acquisition/1"), REMBI.attributes, node("acquisition/1#a")),
         (node("acquisition/1#a"), SCHEMA.name, Literal("Imaging method (as written)")),
         (node("acquisition/1#a"), SCHEMA.value, Literal("lattice light sheet")),
-        (node("acquisition/2"), REMBI.imagingMethod, generic), (generic, RDFS.label, Literal("imaging method")),
-        (node("acquisition/3"), REMBI.imagingMethod, fluorescence), (fluorescence, RDFS.label, Literal("fluorescence microscopy")),
-        (node("biosample/1"), REMBI.organism, human), (human, RDFS.label, Literal("Homo sapiens")),
+        (node("acquisition/2"), REMBI.imagingMethod, generic),
+        (generic, RDFS.label, Literal("imaging method")),
+        (node("acquisition/3"), REMBI.imagingMethod, fluorescence),
+        (fluorescence, RDFS.label, Literal("fluorescence microscopy")),
+        (node("biosample/1"), REMBI.organism, human),
+        (human, RDFS.label, Literal("Homo sapiens")),
     ] + ([(study, SCHEMA.keywords, Literal("given"))] if keywords else []):
         graph.add(triple)
     return graph
@@ -273,21 +293,38 @@ DV_CATALOG = [
 ]
 
 
-@pytest.mark.parametrize(("keywords", "downloadable", "added"), [
-    (False, True, DV_HEAD + [
-        '<S> schema:keywords "fluorescence microscopy"',  # no keywords given: the methods, then the organisms
-        '<S> schema:keywords "lattice light sheet"',
-        '<S> schema:keywords "Homo sapiens"',
-        "<S> schema:distribution <S#download>",
-        "<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>",
-    ] + DV_PEOPLE_AND_TERMS + [
-        "<S#download> rdf:type schema:DataDownload",
-        "<S#download> schema:contentUrl <S/download>",
-        '<S#download> schema:encodingFormat "application/zip"',
-    ] + DV_CATALOG),
-    (True, False, DV_HEAD + ["<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>"]
-     + DV_PEOPLE_AND_TERMS + DV_CATALOG),
-])
+@pytest.mark.parametrize(
+    ("keywords", "downloadable", "added"),
+    [
+        (
+            False,
+            True,
+            DV_HEAD
+            + [
+                '<S> schema:keywords "fluorescence microscopy"',  # no keywords given: the methods, then the organisms
+                '<S> schema:keywords "lattice light sheet"',
+                '<S> schema:keywords "Homo sapiens"',
+                "<S> schema:distribution <S#download>",
+                "<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>",
+            ]
+            + DV_PEOPLE_AND_TERMS
+            + [
+                "<S#download> rdf:type schema:DataDownload",
+                "<S#download> schema:contentUrl <S/download>",
+                '<S#download> schema:encodingFormat "application/zip"',
+            ]
+            + DV_CATALOG,
+        ),
+        (
+            True,
+            False,
+            DV_HEAD
+            + ["<S> schema:includedInDataCatalog <https://archive.example.org/#catalog>"]
+            + DV_PEOPLE_AND_TERMS
+            + DV_CATALOG,
+        ),
+    ],
+)
 def test_the_dataset_view_adds_exactly_these_statements_in_this_order(keywords, downloadable, added):
     """:func:`catalog.study_record.add_dataset_view` on a graph holding everything it reads: each statement it adds,
     in the order a rendering lists them (every renderer starts from this graph)."""

@@ -1,4 +1,5 @@
 """RO-Crate submissions: metadata → REMBI, the file list's dataset column → components, harvest, errors."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,10 @@ def test_harvest_assigns_files_to_their_dataset(tmp_path):
     "edit, field",
     [
         (lambda doc: doc.pop("@graph"), "@graph"),
-        (lambda doc: [n.update(license="https://example.org/all-rights-reserved") for n in doc["@graph"] if n["@id"] == "./"], "license"),
+        (
+            lambda doc: [n.update(license="https://example.org/all-rights-reserved") for n in doc["@graph"] if n["@id"] == "./"],
+            "license",
+        ),
         (lambda doc: [n.pop("name") for n in doc["@graph"] if n["@id"] == "./"], "name"),
     ],
 )
@@ -78,25 +82,49 @@ def node(doc: dict, node_id: str) -> dict:
 
 def test_specimens_biosamples_and_taxa_by_reference_as_bia_writes_them(tmp_path):
     def edit(doc):
-        node(doc, "#Imaging%20Dataset").update(associatedBiologicalEntity=[{"@id": "#BioSample"}],
-                                               associatedSpecimen=[{"@id": "#Specimen"}],
-                                               associatedSpecimenImagingPreparationProtocol=[{"@id": "#Cryo"}])
+        node(doc, "#Imaging%20Dataset").update(
+            associatedBiologicalEntity=[{"@id": "#BioSample"}],
+            associatedSpecimen=[{"@id": "#Specimen"}],
+            associatedSpecimenImagingPreparationProtocol=[{"@id": "#Cryo"}],
+        )
         doc["@graph"] += [
-            {"@id": "#BioSample", "@type": ["bia:BioSample"], "title": "HeLa", "biologicalEntityDescription": "HeLa cells",
-             "organismClassification": [{"@id": "#Taxon"}, {"@id": "http://purl.obolibrary.org/obo/NCBITaxon_10090"}],
-             "growthProtocol": {"@id": "#Growth"}},
+            {
+                "@id": "#BioSample",
+                "@type": ["bia:BioSample"],
+                "title": "HeLa",
+                "biologicalEntityDescription": "HeLa cells",
+                "organismClassification": [{"@id": "#Taxon"}, {"@id": "http://purl.obolibrary.org/obo/NCBITaxon_10090"}],
+                "growthProtocol": {"@id": "#Growth"},
+            },
             {"@id": "#Taxon", "@type": ["bia:Taxon"], "scientificName": "Homo sapiens", "commonName": "human"},
-            {"@id": "#Specimen", "@type": ["bia:Specimen"], "title": "Fixed cells", "biologicalEntity": [{"@id": "#BioSample"}],
-             "imagingPreparationProtocol": [{"@id": "#Fix"}]},
-            {"@id": "#Fix", "@type": ["bia:SpecimenImagingPreparationProtocol"], "title": "Fixation", "protocolDescription": "4% PFA"},
-            {"@id": "#Cryo", "@type": ["bia:SpecimenImagingPreparationProtocol"], "title": "Plunge freezing", "protocolDescription": "Vitrobot"},
+            {
+                "@id": "#Specimen",
+                "@type": ["bia:Specimen"],
+                "title": "Fixed cells",
+                "biologicalEntity": [{"@id": "#BioSample"}],
+                "imagingPreparationProtocol": [{"@id": "#Fix"}],
+            },
+            {
+                "@id": "#Fix",
+                "@type": ["bia:SpecimenImagingPreparationProtocol"],
+                "title": "Fixation",
+                "protocolDescription": "4% PFA",
+            },
+            {
+                "@id": "#Cryo",
+                "@type": ["bia:SpecimenImagingPreparationProtocol"],
+                "title": "Plunge freezing",
+                "protocolDescription": "Vitrobot",
+            },
         ]
 
     loaded = load_rocrate(edited_crate(tmp_path, edit, bom=True))
     record = loaded.record
     assert [o["id"] for o in record["biosamples"][0]["organisms"]] == ["NCBITaxon:9606", "NCBITaxon:10090"]
     assert {s["title"]: (s["sample_preparation"], s["specimen_biosamples"]) for s in record["specimens"]} == {
-        "Fixed cells": ("4% PFA", ["HeLa"]), "Plunge freezing": ("Vitrobot", ["HeLa"])}
+        "Fixed cells": ("4% PFA", ["HeLa"]),
+        "Plunge freezing": ("Vitrobot", ["HeLa"]),
+    }
     imaging = next(c for c in record["components"] if c["title"] == "Imaging Dataset")
     assert imaging["component_specimens"] == ["Fixed cells", "Plunge freezing"] and imaging["component_biosamples"] == ["HeLa"]
     assert not any("{" in a["value"] for b in record["biosamples"] for a in b.get("attributes", []))
@@ -109,13 +137,25 @@ def test_embedded_entities_licence_nodes_publications_grants_and_links(tmp_path)
     def edit(doc):
         node(doc, "ro-crate-metadata.json")["about"] = "./"
         node(doc, "./").update(
-            contributor=[{"@id": "https://orcid.org/9999-0001-2222-3333"}, {"@type": "Person", "name": "Embedded Person", "role": "curator"}],
-            license={"@id": "#licence"}, relatedPublication=[{"@id": "https://doi.org/10.1038/s41592-021-01146-5"}],
-            funding=[{"@id": "#grant"}], seeAlso=[{"@id": "#ext"}])
+            contributor=[
+                {"@id": "https://orcid.org/9999-0001-2222-3333"},
+                {"@type": "Person", "name": "Embedded Person", "role": "curator"},
+            ],
+            license={"@id": "#licence"},
+            relatedPublication=[{"@id": "https://doi.org/10.1038/s41592-021-01146-5"}],
+            funding=[{"@id": "#grant"}],
+            seeAlso=[{"@id": "#ext"}],
+        )
         doc["@graph"] += [
             {"@id": "#licence", "@type": "CreativeWork", "url": "https://spdx.org/licenses/CC-BY-4.0"},
-            {"@id": "https://doi.org/10.1038/s41592-021-01146-5", "@type": ["bia:Publication"], "title": "REMBI",
-             "doi": "10.1038/s41592-021-01146-5", "pubmedId": "33948031", "yearPublished": 2021},
+            {
+                "@id": "https://doi.org/10.1038/s41592-021-01146-5",
+                "@type": ["bia:Publication"],
+                "title": "REMBI",
+                "doi": "10.1038/s41592-021-01146-5",
+                "pubmedId": "33948031",
+                "yearPublished": 2021,
+            },
             {"@id": "#grant", "@type": ["bia:Grant"], "identifier": "220526/Z/20/Z", "funder": [{"@id": "#funder"}]},
             {"@id": "#funder", "@type": ["bia:Funder"], "displayName": "Wellcome Trust"},
             {"@id": "#ext", "@type": ["bia:ExternalReference"], "link": "https://www.ebi.ac.uk/empiar/EMPIAR-10934"},
@@ -123,8 +163,12 @@ def test_embedded_entities_licence_nodes_publications_grants_and_links(tmp_path)
 
     record = load_rocrate(edited_crate(tmp_path, edit)).record
     assert record["license"] == "CC-BY-4.0"
-    assert [a["name"] for a in record["authors"]] == ["Test Author", "Embedded Person"] and record["authors"][1]["roles"] == ["curator"]
-    assert record["publications"] == [{"title": "REMBI", "doi": "10.1038/s41592-021-01146-5", "year": 2021, "pubmed_id": "33948031"}]
+    assert [a["name"] for a in record["authors"]] == ["Test Author", "Embedded Person"] and record["authors"][1]["roles"] == [
+        "curator"
+    ]
+    assert record["publications"] == [
+        {"title": "REMBI", "doi": "10.1038/s41592-021-01146-5", "year": 2021, "pubmed_id": "33948031"}
+    ]
     assert record["funding"] == [{"funder": "Wellcome Trust", "grant_id": "220526/Z/20/Z"}]
     assert record["cross_references"][0]["target_accession"] == "EMPIAR-10934"
     checked = check_study_record(record, BASE)

@@ -1,4 +1,5 @@
 """The REMBI schema, its generated artefacts and the examples that pin its constraints down."""
+
 from __future__ import annotations
 
 import json
@@ -121,10 +122,13 @@ def test_recommended_slots_are_warnings_generated_from_the_schema():
     view = SchemaView(str(resources.schema_file()))
     expected = {
         (view.get_uri(view.get_class(c), expand=True), view.get_uri(s, expand=True), s.annotations["recommended_message"].value)
-        for c in view.all_classes() for s in view.class_induced_slots(c) if s.recommended
+        for c in view.all_classes()
+        for s in view.class_induced_slots(c)
+        if s.recommended
     }
-    generated = Graph().parse(data=schema_build.generate()[resources.shapes_folder() / schema_build.RECOMMENDED_SHAPES_NAME],
-                              format="turtle")
+    generated = Graph().parse(
+        data=schema_build.generate()[resources.shapes_folder() / schema_build.RECOMMENDED_SHAPES_NAME], format="turtle"
+    )
     found = {
         (str(generated.value(node, SH.targetClass)), str(generated.value(prop, SH.path)), str(generated.value(prop, SH.message)))
         for node, prop in generated.subject_objects(SH.property)
@@ -220,25 +224,63 @@ def test_references_to_objects_the_study_does_not_define_are_each_named():
     record = {
         "id": study,
         "biosamples": [{"id": f"{study}/biosample/hela"}, "not an object", {"title": "no id"}, {"id": "rembi:curie-sample"}],
-        "specimens": [{"id": f"{study}/specimen/fixed",
-                       "specimen_biosamples": [f"{study}/biosample/hela", "https://w3id.org/rembi/curie-sample", f"{study}/biosample/mouse"]}],
+        "specimens": [
+            {
+                "id": f"{study}/specimen/fixed",
+                "specimen_biosamples": [
+                    f"{study}/biosample/hela",
+                    "https://w3id.org/rembi/curie-sample",
+                    f"{study}/biosample/mouse",
+                ],
+            }
+        ],
         "components": [
             "not an object",
-            {"id": f"{study}/component/one", "component_biosamples": f"{study}/biosample/ghost",
-             "component_specimens": [f"{study}/specimen/fixed"], "component_image_acquisitions": []},
+            {
+                "id": f"{study}/component/one",
+                "component_biosamples": f"{study}/biosample/ghost",
+                "component_specimens": [f"{study}/specimen/fixed"],
+                "component_image_acquisitions": [],
+            },
         ],
-        "files": [{"id": f"{study}/file/a", "file_component": f"{study}/component/one"},
-                  {"id": f"{study}/file/b", "file_component": f"{study}/component/two"}],
+        "files": [
+            {"id": f"{study}/file/a", "file_component": f"{study}/component/one"},
+            {"id": f"{study}/file/b", "file_component": f"{study}/component/two"},
+        ],
         "images": [{"id": f"{study}/image/1", "image_component": "", "image_files": [f"{study}/file/a", f"{study}/file/c"]}],
     }
     found = [i.to_dict() for i in validate_record(record).issues if "does not define" in i.message]
     assert found == [
-        {"focus": "/components/1", "path": "component_biosamples", "value": f"{study}/biosample/ghost",
-         "message": "refers to a BioSample that the study does not define", "severity": "Violation", "source": "linkml"},
-        {"focus": "/files/1", "path": "file_component", "value": f"{study}/component/two",
-         "message": "refers to a StudyComponent that the study does not define", "severity": "Violation", "source": "linkml"},
-        {"focus": "/images/0", "path": "image_files", "value": f"{study}/file/c",
-         "message": "refers to a FileReference that the study does not define", "severity": "Violation", "source": "linkml"},
-        {"focus": "/specimens/0", "path": "specimen_biosamples", "value": f"{study}/biosample/mouse",
-         "message": "refers to a BioSample that the study does not define", "severity": "Violation", "source": "linkml"},
+        {
+            "focus": "/components/1",
+            "path": "component_biosamples",
+            "value": f"{study}/biosample/ghost",
+            "message": "refers to a BioSample that the study does not define",
+            "severity": "Violation",
+            "source": "linkml",
+        },
+        {
+            "focus": "/files/1",
+            "path": "file_component",
+            "value": f"{study}/component/two",
+            "message": "refers to a StudyComponent that the study does not define",
+            "severity": "Violation",
+            "source": "linkml",
+        },
+        {
+            "focus": "/images/0",
+            "path": "image_files",
+            "value": f"{study}/file/c",
+            "message": "refers to a FileReference that the study does not define",
+            "severity": "Violation",
+            "source": "linkml",
+        },
+        {
+            "focus": "/specimens/0",
+            "path": "specimen_biosamples",
+            "value": f"{study}/biosample/mouse",
+            "message": "refers to a BioSample that the study does not define",
+            "severity": "Violation",
+            "source": "linkml",
+        },
     ]

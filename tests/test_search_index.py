@@ -1,4 +1,5 @@
 """Keyword search: BM25 ranking, phrases, fielded queries, exclusions, facets, snippets, rebuilds."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,17 +8,40 @@ from catalog.search_index import InvalidQuery, SearchIndex, StudyDocument, parse
 
 DOCS = [
     StudyDocument(
-        "S-BIAD12", "Zebrafish embryo <light sheet> imaging", "Mitochondria in zebrafish embryos over 48 h.",
-        ["development"], ["Jane Doe"], ["Danio rerio"], ["light sheet fluorescence microscopy"], "CC0", "2023-01-02",
+        "S-BIAD12",
+        "Zebrafish embryo <light sheet> imaging",
+        "Mitochondria in zebrafish embryos over 48 h.",
+        ["development"],
+        ["Jane Doe"],
+        ["Danio rerio"],
+        ["light sheet fluorescence microscopy"],
+        "CC0",
+        "2023-01-02",
         "BioImage Archive",
     ),
     StudyDocument(
-        "S-BIAD120", "Mouse brain neurons", "Actin in cortical neurons; zebrafish as a control.", [], ["John Roe"],
-        ["Mus musculus"], ["confocal microscopy"], "CC BY 4.0", "2024-05-01", "BioImage Archive",
+        "S-BIAD120",
+        "Mouse brain neurons",
+        "Actin in cortical neurons; zebrafish as a control.",
+        [],
+        ["John Roe"],
+        ["Mus musculus"],
+        ["confocal microscopy"],
+        "CC BY 4.0",
+        "2024-05-01",
+        "BioImage Archive",
     ),
     StudyDocument(
-        "EMPIAR-10002", "Cryo-electron tomography of yeast", "Kinase complexes in situ.", ["kinase"], ["Jane Doe"],
-        ["Saccharomyces cerevisiae"], ["electron tomography"], "CC0", "2021-01-01", "EMPIAR",
+        "EMPIAR-10002",
+        "Cryo-electron tomography of yeast",
+        "Kinase complexes in situ.",
+        ["kinase"],
+        ["Jane Doe"],
+        ["Saccharomyces cerevisiae"],
+        ["electron tomography"],
+        "CC0",
+        "2021-01-01",
+        "EMPIAR",
     ),
 ]
 
@@ -81,7 +105,7 @@ def test_upsert_replaces_and_delete_removes(index):
     assert index.replace_all(DOCS[:1]) == 1 and index.accessions() == ["S-BIAD12"]
 
 
-@pytest.mark.parametrize("query", ['foo:bar', '"unbalanced'])
+@pytest.mark.parametrize("query", ["foo:bar", '"unbalanced'])
 def test_bad_queries_are_400(index, query):
     with pytest.raises(InvalidQuery) as err:
         index.search(query)
@@ -150,40 +174,60 @@ def _clauses(clauses):
     return [(c.words, c.field, c.prefix) for c in clauses]
 
 
-@pytest.mark.parametrize(("query", "groups", "excluded"), [
-    ("", [], []),
-    ("OR a OR OR b OR", [[(["a"], None, False)], [(["b"], None, False)]], []),  # OR only between clauses; AND is the default
-    ("a AND b", [[(["a"], None, False), (["b"], None, False)]], []),
-    ("NOT a b", [[(["b"], None, False)]], [(["a"], None, False)]),
-    ("NOT *** a b", [[(["b"], None, False)]], [(["a"], None, False)]),  # a token without words passes NOT on
-    ("NOT OR a", [], [(["a"], None, False)]),
-    ("a NOT", [[(["a"], None, False)]], []),
-    ("- a", [[(["a"], None, False)]], []),
-    ("NOT - a", [], [(["a"], None, False)]),
-    ('-OR title:OR "OR" NOT', [[(["or"], "title", False), (["or"], None, False)]], [(["or"], None, False)]),
-    ('Author:x keyword:y* METHOD:"z w"', [[(["x"], "authors", False), (["y"], "keywords", True), (["z", "w"], "imaging_method", False)]], []),
-    ('"abc*" * x* -"p q"', [[(["abc"], None, False), (["x"], None, True)]], [(["p", "q"], None, False)]),
-    ("a-b* é日本*", [[(["a", "b"], None, True), (["é日本"], None, True)]], []),
-    ("title: nope:***", [[(["title"], None, False)]], []),  # no words: the unknown field is never looked at
-    ("x" * 64 + "*", [[(["x" * 64], None, True)]], []),
-    (" ".join(["w"] * 63) + " -v", [[(["w"], None, False)] * 63], [(["v"], None, False)]),
-])
+@pytest.mark.parametrize(
+    ("query", "groups", "excluded"),
+    [
+        ("", [], []),
+        ("OR a OR OR b OR", [[(["a"], None, False)], [(["b"], None, False)]], []),  # OR only between clauses; AND is the default
+        ("a AND b", [[(["a"], None, False), (["b"], None, False)]], []),
+        ("NOT a b", [[(["b"], None, False)]], [(["a"], None, False)]),
+        ("NOT *** a b", [[(["b"], None, False)]], [(["a"], None, False)]),  # a token without words passes NOT on
+        ("NOT OR a", [], [(["a"], None, False)]),
+        ("a NOT", [[(["a"], None, False)]], []),
+        ("- a", [[(["a"], None, False)]], []),
+        ("NOT - a", [], [(["a"], None, False)]),
+        ('-OR title:OR "OR" NOT', [[(["or"], "title", False), (["or"], None, False)]], [(["or"], None, False)]),
+        (
+            'Author:x keyword:y* METHOD:"z w"',
+            [[(["x"], "authors", False), (["y"], "keywords", True), (["z", "w"], "imaging_method", False)]],
+            [],
+        ),
+        ('"abc*" * x* -"p q"', [[(["abc"], None, False), (["x"], None, True)]], [(["p", "q"], None, False)]),
+        ("a-b* é日本*", [[(["a", "b"], None, True), (["é日本"], None, True)]], []),
+        ("title: nope:***", [[(["title"], None, False)]], []),  # no words: the unknown field is never looked at
+        ("x" * 64 + "*", [[(["x" * 64], None, True)]], []),
+        (" ".join(["w"] * 63) + " -v", [[(["w"], None, False)] * 63], [(["v"], None, False)]),
+    ],
+)
 def test_parse_query_reads_operators_fields_prefixes_and_exclusions(query, groups, excluded):
     parsed = parse_query(query)
     assert [_clauses(g) for g in parsed.groups] == groups
     assert _clauses(parsed.excluded) == excluded
 
 
-@pytest.mark.parametrize(("query", "message", "errors"), [
-    ('a "b', "the query has an unbalanced double quote", []),
-    ('title:"', "the query has an unbalanced double quote", []),
-    ("nope:" + "x" * 65 + "*", "a prefix search (word*) takes at most 64 characters before the *",
-     [{"field": "q", "value": "x" * 40 + "…", "message": "prefix too long"}]),
-    (" ".join(["w"] * 70) + " _:x", "unknown search field '_'; fields are: accession, title, description, keywords, authors, "
-     "organism, imaging_method, source", [{"field": "q", "message": "unknown field _"}]),
-    (" ".join(["w"] * 64) + " -v", "the query has 65 words or phrases; at most 64 are searched at once",
-     [{"field": "q", "message": "too many terms"}]),
-])
+@pytest.mark.parametrize(
+    ("query", "message", "errors"),
+    [
+        ('a "b', "the query has an unbalanced double quote", []),
+        ('title:"', "the query has an unbalanced double quote", []),
+        (
+            "nope:" + "x" * 65 + "*",
+            "a prefix search (word*) takes at most 64 characters before the *",
+            [{"field": "q", "value": "x" * 40 + "…", "message": "prefix too long"}],
+        ),
+        (
+            " ".join(["w"] * 70) + " _:x",
+            "unknown search field '_'; fields are: accession, title, description, keywords, authors, "
+            "organism, imaging_method, source",
+            [{"field": "q", "message": "unknown field _"}],
+        ),
+        (
+            " ".join(["w"] * 64) + " -v",
+            "the query has 65 words or phrases; at most 64 are searched at once",
+            [{"field": "q", "message": "too many terms"}],
+        ),
+    ],
+)
 def test_parse_query_names_what_it_cannot_read(query, message, errors):
     with pytest.raises(InvalidQuery) as err:
         parse_query(query)

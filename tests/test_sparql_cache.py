@@ -1,5 +1,6 @@
 """Answers to repeated public SPARQL GETs: kept per snapshot with an ETag, replayed without running the query,
 dropped when a new snapshot is published; volatile queries, errors and POSTs are never kept."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,12 +78,15 @@ def test_a_new_snapshot_drops_kept_answers(served, tmp_path):
     assert count_of(client.get("/sparql", query_string={"query": COUNT}, headers=JSON)) == 1  # a withdrawal too
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT (RAND() AS ?r) WHERE {}",
-    "SELECT (NOW() AS ?t) WHERE {}",
-    "SELECT (STRUUID() AS ?u) WHERE {}",
-    "SELECT ?o WHERE { ?s ?p ?o BIND(BNODE() AS ?b) } LIMIT 1",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT (RAND() AS ?r) WHERE {}",
+        "SELECT (NOW() AS ?t) WHERE {}",
+        "SELECT (STRUUID() AS ?u) WHERE {}",
+        "SELECT ?o WHERE { ?s ?p ?o BIND(BNODE() AS ?b) } LIMIT 1",
+    ],
+)
 def test_volatile_queries_are_run_every_time(served, query):
     client, ran = served["client"], served["ran"]
     answers = [client.get("/sparql", query_string={"query": query}, headers=JSON) for _ in range(2)]
@@ -105,7 +109,12 @@ def test_the_cache_stays_within_its_bound(served):
     app.wsgi_app = cache
     client = app.test_client()
     for n in range(40):
-        assert client.get("/sparql", query_string={"query": f"SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT {n + 1}"}, headers=JSON).status_code == 200
+        assert (
+            client.get(
+                "/sparql", query_string={"query": f"SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT {n + 1}"}, headers=JSON
+            ).status_code
+            == 200
+        )
     stats = cache.stats()
     assert 0 < stats["bytes"] <= 4000 and stats["entries"] < 40
     oversized = "SELECT * WHERE { ?s ?p ?o }"  # over an eighth of the bound: served, not kept

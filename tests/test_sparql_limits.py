@@ -3,6 +3,7 @@ unread), queries nested or chained past the limits (400), a query that crashes i
 worker killed from outside (503), one client's concurrent queries (429 past the per-client limit while others
 are served), SERVICE targets written as pyoxigraph's parser reads them, and /health answering while big and
 long queries are parsed and run. Real HTTP: a served app on a threaded WSGI server, real query workers."""
+
 from __future__ import annotations
 
 import http.client
@@ -57,8 +58,15 @@ def served(catalog, **changes) -> Iterator[tuple[int, object]]:
         app.extensions["bia.sparql"].close()
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-            source: str = "127.0.0.1", timeout: float = 60) -> tuple[int, dict, bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    source: str = "127.0.0.1",
+    timeout: float = 60,
+) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -93,8 +101,13 @@ def test_query_text_over_the_limit_is_413_in_the_error_shape(catalog):
         over = at_limit + "x"
         for answer in (
             post_query(port, over),
-            request(port, "POST", "/sparql", urllib.parse.urlencode({"query": over}).encode(),
-                    {"Content-Type": "application/x-www-form-urlencoded"}),
+            request(
+                port,
+                "POST",
+                "/sparql",
+                urllib.parse.urlencode({"query": over}).encode(),
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            ),
         ):
             assert error_of(answer, 413)["code"] == "query_too_large"
     with served(catalog, sparql_max_query_bytes=10_000) as (port, _):  # URLs: werkzeug's server reads 64 KiB at most
@@ -111,8 +124,10 @@ def test_a_body_declared_over_the_limit_is_refused_unread(catalog):
     """A client announcing 30 MB gets its 413 at once: the endpoint does not wait for (or read) the body."""
     with served(catalog, sparql_max_query_bytes=1000) as (port, _):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST /sparql HTTP/1.1\r\nHost: x\r\nContent-Type: application/sparql-query\r\n"
-                         b"Content-Length: 30000000\r\nConnection: close\r\n\r\nSELECT")
+            sock.sendall(
+                b"POST /sparql HTTP/1.1\r\nHost: x\r\nContent-Type: application/sparql-query\r\n"
+                b"Content-Length: 30000000\r\nConnection: close\r\n\r\nSELECT"
+            )
             reply = b""
             while chunk := sock.recv(65536):
                 reply += chunk
@@ -124,11 +139,17 @@ def test_a_body_declared_over_the_limit_is_refused_unread(catalog):
 def test_a_chunked_body_over_the_limit_is_413_not_cut(catalog):
     """A body sent without a length (chunked) is read up to the limit only, and refused past it: never cut to a
     shorter query that would run."""
+
     def chunked(port: int, body: bytes) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            conn.request("POST", "/sparql", body=(body[i:i + 300] for i in range(0, len(body), 300)), encode_chunked=True,
-                         headers={"Content-Type": "application/sparql-query", "Accept": JSON, "Transfer-Encoding": "chunked"})
+            conn.request(
+                "POST",
+                "/sparql",
+                body=(body[i : i + 300] for i in range(0, len(body), 300)),
+                encode_chunked=True,
+                headers={"Content-Type": "application/sparql-query", "Accept": JSON, "Transfer-Encoding": "chunked"},
+            )
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -143,14 +164,18 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut(catalog):
 # ---------------------------------------------------------------------- 400: too deep, too many operators
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT * WHERE " + "{" * 10_000 + " ?s ?p ?o " + "}" * 10_000,
-    "SELECT * WHERE { FILTER(" + "(" * 10_000 + "1" + ")" * 10_000 + ") }",
-    "SELECT * WHERE { ?s ?p ?o " + "OPTIONAL { ?s ?p ?o " * 10_000 + "}" * 10_000 + "}",
-    "SELECT * WHERE { " + " UNION ".join(["{ ?s ?p ?o }"] * 20_000) + " }",
-    "SELECT (" + " + ".join(["1"] * 20_000) + " AS ?x) {}",
-    "SELECT * WHERE { FILTER(?a<" + "(" * 10_000 + "1" + ")" * 10_000 + "&&1>?b) }",  # '<…>' that is no IRI
-], ids=["braces", "parentheses", "optionals", "unions", "operators", "inside-a-false-iri"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * WHERE " + "{" * 10_000 + " ?s ?p ?o " + "}" * 10_000,
+        "SELECT * WHERE { FILTER(" + "(" * 10_000 + "1" + ")" * 10_000 + ") }",
+        "SELECT * WHERE { ?s ?p ?o " + "OPTIONAL { ?s ?p ?o " * 10_000 + "}" * 10_000 + "}",
+        "SELECT * WHERE { " + " UNION ".join(["{ ?s ?p ?o }"] * 20_000) + " }",
+        "SELECT (" + " + ".join(["1"] * 20_000) + " AS ?x) {}",
+        "SELECT * WHERE { FILTER(?a<" + "(" * 10_000 + "1" + ")" * 10_000 + "&&1>?b) }",  # '<…>' that is no IRI
+    ],
+    ids=["braces", "parentheses", "optionals", "unions", "operators", "inside-a-false-iri"],
+)
 def test_queries_too_deep_or_too_long_are_400_not_a_crashed_worker(catalog, query):
     with served(catalog) as (port, _):
         shape = error_of(post_query(port, query), 400)
@@ -207,8 +232,11 @@ def test_one_client_cannot_take_every_worker(catalog):
 def test_x_forwarded_for_counts_only_behind_trusted_proxies(catalog):
     def busy_then_second(port: int, first_hop: str, second_hop: str) -> int:
         outcome = {}
-        first = threading.Thread(target=lambda: outcome.setdefault("first", post_query(
-            port, HEAVY, headers={"X-Forwarded-For": f"{first_hop}, 10.0.0.9"})))
+        first = threading.Thread(
+            target=lambda: outcome.setdefault(
+                "first", post_query(port, HEAVY, headers={"X-Forwarded-For": f"{first_hop}, 10.0.0.9"})
+            )
+        )
         first.start()
         time.sleep(0.5)
         second = post_query(port, COUNT, headers={"X-Forwarded-For": f"{second_hop}, 10.0.0.9"})
@@ -237,8 +265,10 @@ def test_health_answers_while_big_and_long_queries_are_parsed_and_run(catalog):
             while time.monotonic() < stop_at:
                 answers.append(post_query(port, query, source=source)[0])
 
-        senders = [threading.Thread(target=keep_posting, args=(q, s)) for q, s in
-                   ((big, "127.0.0.2"), (huge, "127.0.0.3"), (HEAVY, "127.0.0.4"))]
+        senders = [
+            threading.Thread(target=keep_posting, args=(q, s))
+            for q, s in ((big, "127.0.0.2"), (huge, "127.0.0.3"), (HEAVY, "127.0.0.4"))
+        ]
         for sender in senders:
             sender.start()
         time.sleep(0.3)
@@ -330,12 +360,37 @@ def test_granian_serves_a_read_only_replica_with_the_limits(catalog):
     """The production command of the README (granian, WSGI, the app factory) on a replica of this catalog."""
     (port,) = free_ports(1)
     settings = catalog["settings"]
-    env = {**os.environ, "BIA_DATA": str(settings.data_dir), "BIA_BASE_URL": settings.base_url, "BIA_READ_ONLY": "1",
-           "BIA_SPARQL_MAX_QUERY_BYTES": "1000"}
-    command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--factory", "--workers", "2",
-               "--blocking-threads", "4", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "api.app:create_app"]
-    server = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "BIA_DATA": str(settings.data_dir),
+        "BIA_BASE_URL": settings.base_url,
+        "BIA_READ_ONLY": "1",
+        "BIA_SPARQL_MAX_QUERY_BYTES": "1000",
+    }
+    command = [
+        str(Path(sys.executable).parent / "granian"),
+        "--interface",
+        "wsgi",
+        "--factory",
+        "--workers",
+        "2",
+        "--blocking-threads",
+        "4",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "api.app:create_app",
+    ]
+    server = subprocess.Popen(
+        command,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -2,6 +2,7 @@
 really stops a query: the change feed every write to the public store records, the follower that keeps the copy up
 to date (new node, changes, withdrawals, changes made during the first copy), and a runaway query that is answered
 ``query_timeout`` while ``oxigraph serve`` is left idle (with the copy turned off, it is left running the query)."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,7 @@ def test_the_copy_follows_every_write_to_the_public_store(tmp_path, state_db, ox
         assert replica.snapshot() is None and not replica.status()["ready"]  # queries go to the remote store
         assert replica.follow_once() == 2  # a new node copies everything
         assert replica_graphs(replica) == {G1: {"one"}, G2: {"two"}}
-        assert replica.status() == {"ready": True, "applied": 2, "latest": 2, "lag_seconds": 0.0, "follows": True,
-                                    "error": None}
+        assert replica.status() == {"ready": True, "applied": 2, "latest": 2, "lag_seconds": 0.0, "follows": True, "error": None}
 
         public.replace_graph(G1, nt("one, changed"))  # a changed study
         public.drop_graph(G2)  # a withdrawn one
@@ -68,11 +68,10 @@ def test_the_copy_follows_every_write_to_the_public_store(tmp_path, state_db, ox
         assert replica.follow_once() == 0 and replica.status()["lag_seconds"] == 0.0
 
         remote.replace_graph(G2, nt("written behind the feed's back"))
-        public.update(f"INSERT DATA {{ GRAPH <{G3}> {{ <https://example.org/s> <https://example.org/p> \"3b\" }} }}")
+        public.update(f'INSERT DATA {{ GRAPH <{G3}> {{ <https://example.org/s> <https://example.org/p> "3b" }} }}')
         assert [c.graph for c in changes_since(state_db, "public", 5)] == [EVERYTHING]  # any graph: copy all again
         replica.follow_once()
-        assert replica_graphs(replica) == {G1: {"one, changed"}, G2: {"written behind the feed's back"},
-                                           G3: {"three", "3b"}}
+        assert replica_graphs(replica) == {G1: {"one, changed"}, G2: {"written behind the feed's back"}, G3: {"three", "3b"}}
     finally:
         replica.close()
 
@@ -165,12 +164,21 @@ def titles(client) -> dict[str, str]:
 
 def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres_url, oxigraph_pair, seaweedfs_s3, monkeypatch):
     public, private = oxigraph_pair
-    shared = {"database_url": postgres_url, "sparql_url": private.url, "public_sparql_url": public.url,
-              "s3_endpoint": seaweedfs_s3.endpoint, "s3_bucket": seaweedfs_s3.new_bucket("replica"),
-              "s3_access_key": seaweedfs_s3.access_key, "s3_secret_key": seaweedfs_s3.secret_key}
+    shared = {
+        "database_url": postgres_url,
+        "sparql_url": private.url,
+        "public_sparql_url": public.url,
+        "s3_endpoint": seaweedfs_s3.endpoint,
+        "s3_bucket": seaweedfs_s3.new_bucket("replica"),
+        "s3_access_key": seaweedfs_s3.access_key,
+        "s3_secret_key": seaweedfs_s3.secret_key,
+    }
     with open_services(make_settings(tmp_path / "a", **shared)) as a:
         harvest = Harvester(a.archive)
-        assert harvest.run("idr", [str(IDR / "idr0038-study.txt"), str(IDR / "idr0004-study.txt")]).loaded == ["idr0038", "idr0004"]
+        assert harvest.run("idr", [str(IDR / "idr0038-study.txt"), str(IDR / "idr0004-study.txt")]).loaded == [
+            "idr0038",
+            "idr0004",
+        ]
         b_settings = make_settings(tmp_path / "b", **shared)
         with open_services(b_settings) as b:
             app = create_app(b_settings, services=b)
@@ -182,8 +190,11 @@ def test_studies_committed_on_one_node_are_queried_on_another(tmp_path, postgres
                 assert runner._snapshot().startswith(str(tmp_path / "b" / "data" / "replica" / "public"))
 
                 changed = tmp_path / "idr0038-study.txt"
-                changed.write_text((IDR / "idr0038-study.txt").read_text().replace(
-                    "Study Title\tEx vivo live cell tracking", "Study Title\tChanged: live cell tracking"))
+                changed.write_text(
+                    (IDR / "idr0038-study.txt")
+                    .read_text()
+                    .replace("Study Title\tEx vivo live cell tracking", "Study Title\tChanged: live cell tracking")
+                )
                 assert harvest.run("idr", [str(changed)]).loaded == ["idr0038"]
                 assert wait_for(lambda: titles(app.test_client()).get("idr0038", "").startswith("Changed:"))
                 a.archive.withdraw("idr0004")

@@ -1,5 +1,6 @@
 """The state database on both engines: the common dialect, rows, write serialization, and the registry's guarantees
 (accessions minted once across processes, compare-and-set leases, tokens) on SQLite and on a real PostgreSQL."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -141,8 +142,10 @@ def test_a_database_outage_leaves_health_answering_and_requests_get_503(tmp_path
                 time.sleep(0.6)  # past the search index's look at the database
                 for path in ("/studies", "/search?q=x"):
                     assert client.get(path, headers={"Accept": "application/json"}).status_code == 200, path
-                for answer in (client.get("/stats", headers={"Accept": "application/json"}),
-                               client.post("/deposits", headers={"Authorization": "Bearer bia_x"})):
+                for answer in (
+                    client.get("/stats", headers={"Accept": "application/json"}),
+                    client.post("/deposits", headers={"Authorization": "Bearer bia_x"}),
+                ):
                     assert answer.status_code == 503, answer.status_code
                     assert answer.get_json()["code"] == "database_unavailable"
             finally:

@@ -1,5 +1,6 @@
 """Owner tokens from the command line: ``bia token create|list|revoke``; a revoked token is refused at once by a
 server that is already running on the same catalog."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,8 +12,6 @@ from api.app import create_app
 from api.services import open_services
 from catalog.config import Settings
 from tests.catalog_helpers import BASE
-
-
 
 
 def create(run, owner: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ What one node does, the other serves: accessions minted on both never clash, eac
 the records, file tables and bytes of studies deposited on the other, a token made anywhere works everywhere,
 killing a node loses nothing, and a new node (an empty ``BIA_DATA``) is complete after ``bia reindex``, or by itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,7 +61,9 @@ def deposit_over_http(node: ApiNode, token: str, title: str) -> str:
     for path in listed_paths():
         content = file_bytes(path)
         md5 = base64.b64encode(hashlib.md5(content).digest()).decode()
-        status, body = node.send("PUT", f"/deposits/{sub}/files/{urllib.parse.quote(path)}", content, {**auth, "Content-MD5": md5})
+        status, body = node.send(
+            "PUT", f"/deposits/{sub}/files/{urllib.parse.quote(path)}", content, {**auth, "Content-MD5": md5}
+        )
         assert status == 201, body
     status, body = node.send("PUT", f"/deposits/{sub}/file-lists/files.tsv", (DATA / "files.tsv").read_bytes(), auth)
     assert status == 201, body

@@ -2,6 +2,7 @@
 IRI-valued fields a depositor writes are validated as such, every answer carries the security headers (a
 Content-Security-Policy that lets pages run no script, Swagger UI's by nonce), error bodies never hold markup,
 and the deposit form never writes a token back into the page."""
+
 from __future__ import annotations
 
 import base64
@@ -18,8 +19,14 @@ from catalog.record_index import body_digest
 from tests.catalog_helpers import BASE, stage_sample
 
 TEMPLATES = Path(__file__).parent.parent / "api" / "templates"
-HOSTILE = ["javascript:alert(1)", "JaVaScRiPt:alert(document.domain)", "data:text/html,<script>alert(1)</script>",
-           "vbscript:msgbox(1)", " javascript:alert(1)", "java\tscript:alert(1)"]
+HOSTILE = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(document.domain)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    " javascript:alert(1)",
+    "java\tscript:alert(1)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +108,7 @@ def test_sparql_results_link_only_web_iris(client):
     assert_only_web_links(html)
     assert "<a>javascript:alert(1)</a>" in html  # shown, as text
     assert '<a href="https://example.org/ok">' in html and '<a href="ftp://ftp.example.org/f">' in html
-    assert "href=\"javascript" not in html.lower()
+    assert 'href="javascript' not in html.lower()
 
 
 def test_record_pages_link_only_web_iris(catalog, client):
@@ -119,8 +126,12 @@ def test_record_pages_link_only_web_iris(catalog, client):
             item["rembi:see_also"] = [{"@id": next(hostile)}, next(hostile)]
     body = json.dumps(tree).encode()
     with catalog["app"].test_request_context(f"/studies/{catalog['accession']}"):
-        study = render_record(RecordDocument(study_iri, catalog["accession"], study_iri, True, body, body_digest(body)), "text/html")
-        part = render_record(RecordDocument(f"{study_iri}/x", catalog["accession"], study_iri, False, body, body_digest(body)), "text/html")
+        study = render_record(
+            RecordDocument(study_iri, catalog["accession"], study_iri, True, body, body_digest(body)), "text/html"
+        )
+        part = render_record(
+            RecordDocument(f"{study_iri}/x", catalog["accession"], study_iri, False, body, body_digest(body)), "text/html"
+        )
     for page in (study, part):
         html = page.get_data(as_text=True)
         assert_only_web_links(html)
@@ -135,13 +146,33 @@ def test_no_template_writes_an_href_itself():
         assert not re.search(r"\bsrc=\"\{\{(?! swagger_ui_url )", source), template.name
 
 
-@pytest.mark.parametrize("field, record", [
-    ("target", {"cross_references": [{"target": "javascript:alert(document.domain)", "resource": "Other", "relation": "related_to"}]}),
-    ("target", {"cross_references": [{"target": "data:text/html,<b>x</b>", "resource": "Other", "relation": "related_to"}]}),
-    ("id", {"biosamples": [{"id": "javascript:name", "title": "Samples", "biological_entity": "cells"}]}),
-    ("id", {"biosamples": [{"title": "Samples", "biological_entity": "cells",
-                            "organisms": [{"id": "JavaScript:alert(1)", "label": "human"}]}]}),
-])
+@pytest.mark.parametrize(
+    "field, record",
+    [
+        (
+            "target",
+            {
+                "cross_references": [
+                    {"target": "javascript:alert(document.domain)", "resource": "Other", "relation": "related_to"}
+                ]
+            },
+        ),
+        ("target", {"cross_references": [{"target": "data:text/html,<b>x</b>", "resource": "Other", "relation": "related_to"}]}),
+        ("id", {"biosamples": [{"id": "javascript:name", "title": "Samples", "biological_entity": "cells"}]}),
+        (
+            "id",
+            {
+                "biosamples": [
+                    {
+                        "title": "Samples",
+                        "biological_entity": "cells",
+                        "organisms": [{"id": "JavaScript:alert(1)", "label": "human"}],
+                    }
+                ]
+            },
+        ),
+    ],
+)
 def test_deposits_refuse_iris_that_are_not_web_iris(client, catalog, field, record):
     auth = {"Authorization": f"Bearer {catalog['token']}"}
     sub = client.post("/deposits", headers=auth).get_json()["id"]
@@ -158,11 +189,22 @@ def test_deposits_refuse_iris_that_are_not_web_iris(client, catalog, field, reco
 def test_deposits_keep_web_iris_and_ontology_curies(client, catalog):
     auth = {"Authorization": f"Bearer {catalog['token']}"}
     sub = client.post("/deposits", headers=auth).get_json()["id"]
-    study = {"title": "Good links", "license": "CC0-1.0", "authors": [{"name": "Jane Doe"}],
-             "biosamples": [{"title": "Samples", "biological_entity": "cells",
-                             "organisms": [{"id": "NCBITaxon:9606", "label": "Homo sapiens"}, {"id": "EFO:0000001", "label": "x"}]}],
-             "cross_references": [{"target": "HTTPS://www.ebi.ac.uk/empiar/EMPIAR-10002/", "resource": "EMPIAR", "relation": "related_to"},
-                                  {"target": "ftp://ftp.ebi.ac.uk/pub/databases/emdb/", "resource": "Other", "relation": "related_to"}]}
+    study = {
+        "title": "Good links",
+        "license": "CC0-1.0",
+        "authors": [{"name": "Jane Doe"}],
+        "biosamples": [
+            {
+                "title": "Samples",
+                "biological_entity": "cells",
+                "organisms": [{"id": "NCBITaxon:9606", "label": "Homo sapiens"}, {"id": "EFO:0000001", "label": "x"}],
+            }
+        ],
+        "cross_references": [
+            {"target": "HTTPS://www.ebi.ac.uk/empiar/EMPIAR-10002/", "resource": "EMPIAR", "relation": "related_to"},
+            {"target": "ftp://ftp.ebi.ac.uk/pub/databases/emdb/", "resource": "Other", "relation": "related_to"},
+        ],
+    }
     client.put(f"/deposits/{sub}/metadata?name=study.json", data=json.dumps(study), headers=auth)
     report = client.post(f"/deposits/{sub}/validate", headers=auth).get_json()
     assert not [e for e in report["errors"] if e.get("path") in ("id", "target")], report["errors"]
@@ -173,9 +215,17 @@ def test_deposits_keep_web_iris_and_ontology_curies(client, catalog):
 
 
 def test_every_answer_is_nosniff_and_not_framable(client, catalog):
-    answers = [client.get("/health"), client.get("/"), client.get("/no/such/page"), client.get("/openapi.json"),
-               client.get("/static/swagger-ui/swagger-ui-bundle.js"), client.get(f"/studies/{catalog['accession']}.ttl"),
-               client.get("/sitemap.xml"), client.post("/deposits"), client.get("/docs")]
+    answers = [
+        client.get("/health"),
+        client.get("/"),
+        client.get("/no/such/page"),
+        client.get("/openapi.json"),
+        client.get("/static/swagger-ui/swagger-ui-bundle.js"),
+        client.get(f"/studies/{catalog['accession']}.ttl"),
+        client.get("/sitemap.xml"),
+        client.post("/deposits"),
+        client.get("/docs"),
+    ]
     for answer in answers:
         answer.get_data()  # a streamed answer (the sitemap) is read to its end
         assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.request.path
@@ -185,8 +235,21 @@ def test_every_answer_is_nosniff_and_not_framable(client, catalog):
         assert policy(answer)["default-src"] == ["'none'"] and "sandbox" in policy(answer)
 
 
-@pytest.mark.parametrize("path", ["/", "/studies", "/search?q=HeLa", "/sparql", "/deposit", "/my-deposits", "/stats",
-                                  "/studies/{accession}", "/studies/{accession}/files", "{component}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/studies",
+        "/search?q=HeLa",
+        "/sparql",
+        "/deposit",
+        "/my-deposits",
+        "/stats",
+        "/studies/{accession}",
+        "/studies/{accession}/files",
+        "{component}",
+    ],
+)
 def test_pages_may_run_no_script_and_load_nothing_from_elsewhere(client, catalog, path):
     page = client.get(path.format(**catalog), headers={"Accept": "text/html"})
     assert page.mimetype == "text/html", page.data[:300]
@@ -213,7 +276,7 @@ def test_repeated_sparql_answers_keep_their_headers(client):
 def test_docs_run_only_swagger_ui_from_this_site(client):
     first, second = client.get("/docs"), client.get("/docs")
     rules = policy(first)
-    nonce = next(s for s in rules["script-src"] if s.startswith("'nonce-"))[len("'nonce-"):-1]
+    nonce = next(s for s in rules["script-src"] if s.startswith("'nonce-"))[len("'nonce-") : -1]
     assert rules["default-src"] == ["'none'"] and set(rules["script-src"]) == {"'self'", f"'nonce-{nonce}'"}
     assert rules["connect-src"] == ["'self'"] and "'unsafe-inline'" not in first.headers["Content-Security-Policy"]
     scripts = parse(first.get_data(as_text=True)).scripts
@@ -235,10 +298,18 @@ def test_the_docs_policy_stays_with_the_docs(client):
 # ---------------------------------------------------------------------- item 14: tokens and error bodies
 
 
-@pytest.mark.parametrize("path", ["/<script>alert(1)</script>", "/studies/<script>alert(1)</script>",
-                                  "/studies/{accession}/<script>alert(1)</script>", "/files/<script>/1",
-                                  "/studies/{accession}/files?sort=<script>", "/sparql?query=SELECT%20<script>",
-                                  "/deposits/<script>"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/<script>alert(1)</script>",
+        "/studies/<script>alert(1)</script>",
+        "/studies/{accession}/<script>alert(1)</script>",
+        "/files/<script>/1",
+        "/studies/{accession}/files?sort=<script>",
+        "/sparql?query=SELECT%20<script>",
+        "/deposits/<script>",
+    ],
+)
 def test_error_bodies_hold_no_markup(client, catalog, path):
     for accept in ("text/html", "application/json", "*/*"):
         answer = client.get(path.format(accession=catalog["accession"]), headers={"Accept": accept})
@@ -252,8 +323,10 @@ def test_error_bodies_hold_no_markup(client, catalog, path):
 
 def test_a_failed_form_deposit_never_writes_the_token_back(client, catalog):
     token = catalog["token"]
-    for form in ({"token": token, "title": "Kept title", "author_orcid": "https://orcid.org/0000"},
-                 {"token": token + "x", "title": "Kept title"}):
+    for form in (
+        {"token": token, "title": "Kept title", "author_orcid": "https://orcid.org/0000"},
+        {"token": token + "x", "title": "Kept title"},
+    ):
         page = client.post("/deposit", data=form)
         assert page.status_code in (401, 422)
         html = page.get_data(as_text=True)

@@ -19,6 +19,7 @@ A path ending in ``/`` (or a JSON entry of ``"type": "directory"``) is a directo
 The package: :mod:`.rows` (rows, limits, paths and sizes), :mod:`.delimited` (TSV/CSV), :mod:`.json_rows`
 (JSON), :mod:`.scan` (one pass over any format) and :mod:`.checks` (the duplicate-path check).
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,22 +29,53 @@ from typing import Any, BinaryIO, TextIO
 
 from loaders.file_lists.checks import DuplicateFinder
 from loaders.file_lists.rows import (
-    FORMATS, JSON_PATH_KEYS, MAX_COLUMNS, MAX_JSON_DEPTH, MAX_JSON_ENTRY_BYTES, MAX_JSON_NUMBER_DIGITS, MAX_LINE_BYTES,
-    MAX_PATH_LENGTH, MAX_SIZE, PATH_COLUMNS, SIZE_COLUMNS, FileListError, FileListReport, FileRow, detect_format,
-    label_of, normalise_path, parse_size, problem,
+    FORMATS,
+    JSON_PATH_KEYS,
+    MAX_COLUMNS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_ENTRY_BYTES,
+    MAX_JSON_NUMBER_DIGITS,
+    MAX_LINE_BYTES,
+    MAX_PATH_LENGTH,
+    MAX_SIZE,
+    PATH_COLUMNS,
+    SIZE_COLUMNS,
+    FileListError,
+    FileListReport,
+    FileRow,
+    detect_format,
+    label_of,
+    normalise_path,
+    parse_size,
+    problem,
 )
 from loaders.file_lists.scan import Scan
 
 __all__ = [
-    "FORMATS", "JSON_PATH_KEYS", "MAX_COLUMNS", "MAX_JSON_DEPTH", "MAX_JSON_ENTRY_BYTES", "MAX_JSON_NUMBER_DIGITS",
-    "MAX_LINE_BYTES", "MAX_PATH_LENGTH", "MAX_SIZE", "PATH_COLUMNS", "SIZE_COLUMNS", "FileListError", "FileListReport",
-    "FileRow", "check_file_list", "detect_format", "iter_file_list", "normalise_path", "parse_size", "write_tsv",
+    "FORMATS",
+    "JSON_PATH_KEYS",
+    "MAX_COLUMNS",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_ENTRY_BYTES",
+    "MAX_JSON_NUMBER_DIGITS",
+    "MAX_LINE_BYTES",
+    "MAX_PATH_LENGTH",
+    "MAX_SIZE",
+    "PATH_COLUMNS",
+    "SIZE_COLUMNS",
+    "FileListError",
+    "FileListReport",
+    "FileRow",
+    "check_file_list",
+    "detect_format",
+    "iter_file_list",
+    "normalise_path",
+    "parse_size",
+    "write_tsv",
 ]
 
 
-def iter_file_list(
-    source: str | os.PathLike | BinaryIO, *, name: str | None = None, fmt: str | None = None
-) -> Iterator[FileRow]:
+def iter_file_list(source: str | os.PathLike | BinaryIO, *, name: str | None = None, fmt: str | None = None) -> Iterator[FileRow]:
     """Stream the rows of a file list (a path, or a binary stream which is read but not closed).
 
     Raises :class:`FileListError` at the first problem, naming file, line and field: unreadable or not UTF-8,

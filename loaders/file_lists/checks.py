@@ -1,4 +1,5 @@
 """The duplicate-path check of :func:`loaders.file_lists.check_file_list`: paths seen so far kept on disk."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ class DuplicateFinder:
         self._folder = tempfile.TemporaryDirectory(dir=self._tmp_dir, prefix="file-list-")
         self._db = sqlite3.connect(os.path.join(self._folder.name, "paths.sqlite"))
         self._db.executescript(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
-            " CREATE TABLE seen (path TEXT NOT NULL, line INTEGER NOT NULL);"
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; CREATE TABLE seen (path TEXT NOT NULL, line INTEGER NOT NULL);"
         )
         return self
 
@@ -44,10 +44,7 @@ class DuplicateFinder:
         """(the first ``limit`` duplicate rows as problems, in line order; how many rows repeat a path)."""
         self._flush()
         db = self._db
-        db.execute(
-            "CREATE TABLE repeated AS"
-            " SELECT path, min(line) AS first, count(*) AS n FROM seen GROUP BY path HAVING n > 1"
-        )
+        db.execute("CREATE TABLE repeated AS SELECT path, min(line) AS first, count(*) AS n FROM seen GROUP BY path HAVING n > 1")
         count = db.execute("SELECT coalesce(sum(n - 1), 0) FROM repeated").fetchone()[0]
         if not count:
             return [], 0

@@ -1,6 +1,7 @@
 """TSV and CSV file lists, line by line: the header (a path column, an optional size column, attribute columns)
 and one row per line (a quoted value may span lines), lines longer than :data:`MAX_LINE_BYTES` refused before
 they are held whole."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from loaders.file_lists.rows import (
-    MAX_COLUMNS, MAX_LINE_BYTES, PATH_COLUMNS, SIZE_COLUMNS, FileRow, normalise_path, parse_size, problem, size_problem,
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
+    PATH_COLUMNS,
+    SIZE_COLUMNS,
+    FileRow,
+    normalise_path,
+    parse_size,
+    problem,
+    size_problem,
 )
 
 if TYPE_CHECKING:
@@ -80,8 +89,7 @@ class _Columns:
             raise scan.fatal(
                 header_line,
                 "header",
-                "the header has no path column (one of Files, path, file, filename, file_path);"
-                f" it has: {', '.join(names)}",
+                f"the header has no path column (one of Files, path, file, filename, file_path); it has: {', '.join(names)}",
             )
         self.header_line, self.width, self.path = header_line, len(names), path_index
         self.size = next((i for i, k in enumerate(keys) if k in SIZE_COLUMNS and i != path_index), None)
@@ -115,7 +123,7 @@ def delimited_rows(scan: Scan, lines: Iterator[str], delimiter: str) -> Iterator
             if row is not None:
                 yield row
     except csv.Error as exc:
-        raise scan.fatal(start, None, f"malformed row ({exc}); is a quote (\") left open?") from None
+        raise scan.fatal(start, None, f'malformed row ({exc}); is a quote (") left open?') from None
     except LineTooLong:
         raise scan.fatal(reader.line_num + 1, None, f"a line longer than {MAX_LINE_BYTES} bytes") from None
     except UnicodeDecodeError:
@@ -127,7 +135,11 @@ def _row(scan: Scan, columns: _Columns, line: int, cells: list[str]) -> FileRow 
     width = columns.width
     if len(cells) != width and (len(cells) < width or any(c.strip() for c in cells[width:])):
         if any(c.strip() for c in cells):  # else a blank line
-            scan.report(problem(scan.label, line, None, f"row has {len(cells)} columns, the header (line {columns.header_line}) has {width}"))
+            scan.report(
+                problem(
+                    scan.label, line, None, f"row has {len(cells)} columns, the header (line {columns.header_line}) has {width}"
+                )
+            )
         return None
     raw_path = cells[columns.path].strip()
     if not raw_path:

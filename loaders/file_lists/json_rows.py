@@ -1,5 +1,6 @@
 """PageTab file-list JSON: an array of ``{"path", "size", "attributes": [{"name", "value"}], "type"}`` entries
 (``filePath``/``fileName`` accepted for ``path``), streamed with ``ijson`` within depth, entry and number limits."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,8 +11,16 @@ import ijson
 
 from catalog.json_shape import BoundedJsonStream, JsonShapeError
 from loaders.file_lists.rows import (
-    JSON_PATH_KEYS, MAX_COLUMNS, MAX_JSON_DEPTH, MAX_JSON_ENTRY_BYTES, MAX_JSON_NUMBER_DIGITS, FileRow, normalise_path,
-    parse_size, problem, size_problem,
+    JSON_PATH_KEYS,
+    MAX_COLUMNS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_ENTRY_BYTES,
+    MAX_JSON_NUMBER_DIGITS,
+    FileRow,
+    normalise_path,
+    parse_size,
+    problem,
+    size_problem,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +40,9 @@ def json_rows(scan: Scan, body: BinaryIO) -> Iterator[FileRow]:
             if row is not None:
                 yield row
     except JsonShapeError as exc:
-        raise scan.fatal(line + 1, None, f"{exc} (in entry {line + 1} or soon after); the file list is not read further") from None
+        raise scan.fatal(
+            line + 1, None, f"{exc} (in entry {line + 1} or soon after); the file list is not read further"
+        ) from None
     except ijson.JSONError as exc:
         detail = exc.args[0] if exc.args else exc
         if isinstance(detail, bytes):
@@ -65,7 +76,7 @@ def _path(scan: Scan, line: int, item: dict[str, Any]) -> tuple[str, str] | None
     key = next((k for k in JSON_PATH_KEYS if k in item), "path")
     raw_path = item.get(key)
     if not isinstance(raw_path, str) or not raw_path.strip():
-        scan.report(problem(scan.label, line, key, "no path given (\"path\", \"filePath\" or \"fileName\")"))
+        scan.report(problem(scan.label, line, key, 'no path given ("path", "filePath" or "fileName")'))
         return None
     try:
         return normalise_path(raw_path.strip())

@@ -1,4 +1,5 @@
 """What a file list holds: rows, the report of a check, the limits, and how paths and sizes are read."""
+
 from __future__ import annotations
 
 import os

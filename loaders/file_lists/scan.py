@@ -1,5 +1,6 @@
 """One pass over a file list, whatever its format: opened, its format told from its name and first bytes, read as
 JSON or as delimited text."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,10 @@ class Scan:
         report: Callable[[dict[str, Any]], None],
     ) -> None:
         if fmt is not None and fmt not in FORMATS:
-            raise FileListError(f"{label}: unknown file-list format {fmt!r} (one of {', '.join(FORMATS)})",
-                                [problem(label, None, None, f"unknown format {fmt!r}")])
+            raise FileListError(
+                f"{label}: unknown file-list format {fmt!r} (one of {', '.join(FORMATS)})",
+                [problem(label, None, None, f"unknown format {fmt!r}")],
+            )
         self.source = source
         self.label = label
         self.format = fmt or ""

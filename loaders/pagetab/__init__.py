@@ -39,6 +39,7 @@ Decisions the archive would make, applied here:
   affiliation), an object without a required text (an Image analysis with only a title) takes its title;
   each is noted. Deposits are read as written, for validation to report.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,8 +53,15 @@ from loaders.pagetab.reading import PageTabError, read_pagetab_document
 from loaders.pagetab.state import Conversion, Options
 from loaders.pagetab.tsv import parse_pagetab_tsv
 
-__all__ = ["LOADER_NAME", "LOADER_VERSION", "PageTabError", "load_pagetab_json", "load_pagetab_tsv", "parse_matrix",
-           "parse_pagetab_tsv"]
+__all__ = [
+    "LOADER_NAME",
+    "LOADER_VERSION",
+    "PageTabError",
+    "load_pagetab_json",
+    "load_pagetab_tsv",
+    "parse_matrix",
+    "parse_pagetab_tsv",
+]
 
 
 def load_pagetab_json(

@@ -1,5 +1,6 @@
 """What any PageTab section may carry besides its own attributes: links, files, and sections of types no REMBI
 slot holds (their attributes kept as generic attributes, prefixed by the section's type)."""
+
 from __future__ import annotations
 
 from typing import Any

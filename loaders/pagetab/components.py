@@ -1,5 +1,6 @@
 """Study components: their sections, the associations naming the REMBI objects they use (resolved once every
 section is read), and the biosamples of specimens (from the associations that pair them)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -118,8 +119,10 @@ def link_specimens(conv: Conversion) -> None:
         linked = list(dict.fromkeys(pairs.get(specimen["title"], [])))
         if not linked and len(biosample_titles) == 1:
             linked = biosample_titles
-            conv.note(f"Specimen {specimen['title']!r}: no association names its biosample; the study's only "
-                      f"biosample {biosample_titles[0]!r} used")
+            conv.note(
+                f"Specimen {specimen['title']!r}: no association names its biosample; the study's only "
+                f"biosample {biosample_titles[0]!r} used"
+            )
         if linked:
             specimen["specimen_biosamples"] = linked
         else:

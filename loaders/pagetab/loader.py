@@ -1,5 +1,6 @@
 """One pass over a submission: the envelope, the Study section, every subsection by its kind, then the
 associations resolved and the record put in order."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -86,8 +87,12 @@ def _finish(conv: Conversion, accession: str | None, source_url: str | None, har
     # BioStudies holds S-BSST… and other collections; S-BIAD… and new deposits (no accno yet) are this archive's
     from_biostudies = bool(accession) and not str(accession).upper().startswith("S-BIAD")
     conv.record["provenance"] = provenance(
-        "BioStudies" if from_biostudies else "BioImage Archive", LOADER_NAME, LOADER_VERSION,
-        accession=accession, source_url=source_url, harvested_at=harvested_at,
+        "BioStudies" if from_biostudies else "BioImage Archive",
+        LOADER_NAME,
+        LOADER_VERSION,
+        accession=accession,
+        source_url=source_url,
+        harvested_at=harvested_at,
     )
     ordered_record = {field: conv.record[field] for field in STUDY_ORDER if field in conv.record}
     conv.record.clear()

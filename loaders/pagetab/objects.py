@@ -1,5 +1,6 @@
 """REMBI objects from their sections: biosamples, specimens, image acquisitions, correlations, analyses and
 annotation methods: their text slots, terms, channels, transformation matrices and annotation file lists."""
+
 from __future__ import annotations
 
 import re
@@ -114,7 +115,8 @@ class _Reading:
         }
         for name in ("imaging method", "imaging methods"):
             readers["acquisition", name] = lambda a: self.methods.append(
-                terms.imaging_method(self.conv, self.obj, a.value, None, None, self.where))
+                terms.imaging_method(self.conv, self.obj, a.value, None, None, self.where)
+            )
         for name, slot in CHANNEL_SLOTS.items():
             readers["specimen", name] = lambda a, slot=slot: self.channel.__setitem__(slot, a.value)  # type: ignore[misc]
         for name in _TRANSFORMATION_KEYS:

@@ -1,5 +1,6 @@
 """People and what they published and were funded by: organisations, authors (with their affiliations),
 publications and funding sections."""
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,8 @@ def organisation(conv: Conversion, section: dict[str, Any]) -> None:
         return
     if number and found.get("name"):
         conv.organisations[number] = conv.organisation(
-            found["name"], ror=found.get("ror"), address=found.get("address"), country=found.get("country"), where=f"{where}: ")
+            found["name"], ror=found.get("ror"), address=found.get("address"), country=found.get("country"), where=f"{where}: "
+        )
     else:
         conv.note(f"{where}: organisation without an accno or a name is not referenced by anyone")
 
@@ -57,8 +59,15 @@ def author(conv: Conversion, section: dict[str, Any]) -> None:
             conv.keep(conv.record, attr, where, prefix=f"Author {number}: ")
     name = found.get("name") or _stand_in_name(conv, found, number, where)
     if name:
-        conv.author(name, orcid=found.get("orcid"), email=found.get("email"), roles=found["roles"],
-                    affiliations=found["affiliations"], where=f"{where}: ", number=number)
+        conv.author(
+            name,
+            orcid=found.get("orcid"),
+            email=found.get("email"),
+            roles=found["roles"],
+            affiliations=found["affiliations"],
+            where=f"{where}: ",
+            number=number,
+        )
 
 
 def _stand_in_name(conv: Conversion, found: dict[str, Any], number: int, where: str) -> str | None:

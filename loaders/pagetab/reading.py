@@ -4,6 +4,7 @@ Sections' subsections, links and files are an object, a list or a list of lists 
 compared without case, spacing, ``-`` or ``_``; values are stripped, and the text conversion scripts write for
 "no value" (``None``, ``null``) counts as none.
 """
+
 from __future__ import annotations
 
 import os
@@ -88,14 +89,16 @@ def attrs(obj: dict[str, Any]) -> list[Attr]:
         if not name:
             continue
         reference = item.get("reference", item.get("isReference", False))
-        result.append(Attr(
-            name=name,
-            key=_KEY_ALIASES.get(key(name), key(name)),
-            value=text(item.get("value")),
-            reference=reference is True or str(reference).lower() == "true",
-            valqual=_qualifiers(item.get("valqual")),
-            nmqual=_qualifiers(item.get("nmqual")),
-        ))
+        result.append(
+            Attr(
+                name=name,
+                key=_KEY_ALIASES.get(key(name), key(name)),
+                value=text(item.get("value")),
+                reference=reference is True or str(reference).lower() == "true",
+                valqual=_qualifiers(item.get("valqual")),
+                nmqual=_qualifiers(item.get("nmqual")),
+            )
+        )
     return result
 
 

@@ -4,6 +4,7 @@ Section types are compared with CamelCase split, without case, spacing or a plur
 (``Study Components`` = ``StudyComponent`` = ``study component``); attribute keys as
 :func:`loaders.pagetab.reading.key` writes them.
 """
+
 from __future__ import annotations
 
 import re
@@ -159,9 +160,28 @@ ORGANISM_KEYS = ("scientific name", "common name", "ncbi taxon id", "ontology te
 IMAGING_METHOD_KEYS = ("ontology value", "value", "name", "ontology term id", "term id", "ontology name")
 #: The order of a record's fields (records read the same way whatever the order of their source).
 STUDY_ORDER = (
-    "accession", "title", "description", "keywords", "license", "release_date", "doi", "authors", "publications",
-    "funding", "acknowledgements", "cross_references", "provenance", "components", "biosamples", "specimens",
-    "image_acquisitions", "image_correlations", "image_analyses", "annotation_methods", "files", "attributes",
+    "accession",
+    "title",
+    "description",
+    "keywords",
+    "license",
+    "release_date",
+    "doi",
+    "authors",
+    "publications",
+    "funding",
+    "acknowledgements",
+    "cross_references",
+    "provenance",
+    "components",
+    "biosamples",
+    "specimens",
+    "image_acquisitions",
+    "image_correlations",
+    "image_analyses",
+    "annotation_methods",
+    "files",
+    "attributes",
 )
 
 

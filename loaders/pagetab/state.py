@@ -1,4 +1,5 @@
 """One conversion of a PageTab submission: the record being built, what the sections named, and the notes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """The study's own fields: from the submission envelope (title, release date, DOI) and the Study section
 (description, keywords, licence, acknowledgements, funding statement, IDR accession, a study-level file list)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,5 +1,6 @@
 """Ontology terms and typed values of REMBI objects: organisms (NCBITaxon), imaging methods (FBbi) and
 annotation types (the schema's ``AnnotationTypeEnum``)."""
+
 from __future__ import annotations
 
 import re
@@ -55,8 +56,9 @@ def _organism_term(scientific: str | None, common: str | None, written_id: str |
     return None
 
 
-def imaging_method(conv: Conversion, obj: dict[str, Any], written: str | None, term_id: str | None,
-                   ontology: str | None, where: str) -> dict[str, str]:
+def imaging_method(
+    conv: Conversion, obj: dict[str, Any], written: str | None, term_id: str | None, ontology: str | None, where: str
+) -> dict[str, str]:
     """The term of an imaging method: the term id given, else by name, else FBbi's generic term (the text kept)."""
     if term_id:
         curie = ontology_terms.term_curie(term_id)

@@ -8,6 +8,7 @@ reference, ``[name]`` a value qualifier and ``(name)`` a name qualifier of the a
 quoted to span lines; an unquoted line without a tab inside a block continues the value above (conversion
 scripts write multi-line descriptions that way).
 """
+
 from __future__ import annotations
 
 import csv
@@ -107,7 +108,9 @@ class _Submission:
 
     def fail(self, line: int, problem: str, **error: Any) -> PageTabError:
         """The error of a block at ``line`` (``error`` overrides the parts of its error entry)."""
-        return PageTabError(f"{self.name}, line {line}: {problem}", [{"file": self.name, "line": line, "message": problem} | error])
+        return PageTabError(
+            f"{self.name}, line {line}: {problem}", [{"file": self.name, "line": line, "message": problem} | error]
+        )
 
     def section_for(self, line: int, what: str) -> dict[str, Any]:
         if self.last is None:
@@ -120,7 +123,9 @@ class _Submission:
         if not accno:
             return self.root
         if accno not in self.by_accno:
-            raise self.fail(line, f"parent section {accno!r} is not defined above", field="ParentAccNo", message=f"unknown {accno!r}")
+            raise self.fail(
+                line, f"parent section {accno!r} is not defined above", field="ParentAccNo", message=f"unknown {accno!r}"
+            )
         return self.by_accno[accno]
 
     def block(self, block: list[Row]) -> None:
@@ -133,7 +138,8 @@ class _Submission:
         elif lowered in ("file", "link"):
             item_key, list_key = ("path", "files") if lowered == "file" else ("url", "links")
             self.section_for(line, f"a {keyword.capitalize()}").setdefault(list_key, []).append(
-                {item_key: head, "attributes": _attribute_rows(block, where)})
+                {item_key: head, "attributes": _attribute_rows(block, where)}
+            )
         elif lowered in ("files", "links"):
             item_key = "path" if lowered == "files" else "url"
             self.section_for(line, f"a {keyword.capitalize()} table").setdefault(lowered, []).append(_table(block, item_key))

@@ -4,6 +4,7 @@ by ``BIA_*`` variables, with a ``BIA_DATA`` folder of its own (node-local caches
 Used by the two-node tests and the load benchmark: several nodes over one PostgreSQL, two ``oxigraph serve`` and one
 S3 server, as on several machines.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ class ApiNode:
         assert status == 200, (path, status, body[:500])
         return json.loads(body)
 
-    def send(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None,
-             timeout: float = 120.0) -> tuple[int, Any]:
+    def send(
+        self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 120.0
+    ) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
@@ -66,8 +68,9 @@ class ApiNode:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run ``bia`` with this node's environment."""
-        done = subprocess.run([str(Path(sys.executable).parent / "bia"), *args], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "bia"), *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"bia {' '.join(args)} failed ({done.returncode}): {done.stdout}\n{done.stderr}")
         return done
@@ -86,10 +89,25 @@ def start_node(env: dict[str, str], *, workers: int = 2, threads: int = 4, timeo
     log = Path(env["BIA_DATA"]).with_name(Path(env["BIA_DATA"]).name + f"-{port}.log")
     Path(env["BIA_DATA"]).mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", "python:api.gunicorn_conf", "--workers", str(workers),
-         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
-         "api.app:create_app()"],
-        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--config",
+            "python:api.gunicorn_conf",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "/dev/null",
+            "api.app:create_app()",
+        ],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
     )
     node = ApiNode(f"http://127.0.0.1:{port}", env, process, log)
     deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ Fuseki's ``/ds/sparql``, in front of ``oxigraph serve``'s ``/query``; a path not
 hang: after :meth:`HttpProxy.hang` (``after`` requests more), it accepts connections and reads requests but never
 answers them, as a hung (not dead) server does, until :meth:`HttpProxy.recover` or :meth:`HttpProxy.close`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -87,8 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             path = proxy.routes[path]
         headers = {name: self.headers[name] for name in FORWARDED if self.headers.get(name)}
-        answer = requests.request(self.command, f"{proxy.target}{path}" + (f"?{query}" if query else ""),
-                                  data=body, headers=headers, timeout=60)
+        answer = requests.request(
+            self.command, f"{proxy.target}{path}" + (f"?{query}" if query else ""), data=body, headers=headers, timeout=60
+        )
         self._send(answer.status_code, answer.content, answer.headers.get("Content-Type"))
 
     def _send(self, status: int, body: bytes, content_type: str | None) -> None:

@@ -4,6 +4,7 @@
 ``oxigraph_server`` (one server) and ``oxigraph_pair`` (public + private, as the catalog's two views need)
 start servers on free loopback ports with their data in temporary folders and kill them afterwards.
 """
+
 from __future__ import annotations
 
 import os

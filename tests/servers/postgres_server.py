@@ -5,6 +5,7 @@ both refuse to run as root, so as root they run as the ``postgres`` user, which 
 The session fixture ``postgres_server`` starts one cluster; ``postgres_url`` gives each test a database URL of its
 own (a fresh schema, selected through ``search_path``), so tests never see each other's rows.
 """
+
 from __future__ import annotations
 
 import glob
@@ -53,17 +54,42 @@ def start_postgres(folder: Path | None = None, timeout: float = 60.0) -> Postgre
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     (port,) = free_ports(1)
-    subprocess.run(_as_postgres([postgres_bin("initdb"), "-D", str(data), "-U", "bia", "--auth=trust", "-E", "UTF8",
-                                 "--no-sync"]), check=True, capture_output=True, timeout=timeout)
+    subprocess.run(
+        _as_postgres([postgres_bin("initdb"), "-D", str(data), "-U", "bia", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        capture_output=True,
+        timeout=timeout,
+    )
     options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder} -c fsync=off -c max_connections=200"
-    subprocess.run(_as_postgres([postgres_bin("pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options,
-                                 "-w", "-t", str(int(timeout)), "start"]), check=True, capture_output=True, timeout=timeout + 10)
+    subprocess.run(
+        _as_postgres(
+            [
+                postgres_bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=timeout + 10,
+    )
     return PostgresServer(f"postgresql://bia@127.0.0.1:{port}/postgres", folder, port)
 
 
 def stop_postgres(server: PostgresServer) -> None:
-    subprocess.run(_as_postgres([postgres_bin("pg_ctl"), "-D", str(server.folder / "data"), "-m", "immediate", "stop"]),
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        _as_postgres([postgres_bin("pg_ctl"), "-D", str(server.folder / "data"), "-m", "immediate", "stop"]),
+        capture_output=True,
+        timeout=60,
+    )
     shutil.rmtree(server.folder, ignore_errors=True)
 
 

@@ -4,6 +4,7 @@
 served one after the other (the last one repeats): e.g. a 503 then the record, to test retries. Every request
 is logged in ``server.requests``. The :func:`replay_server` fixture starts one on a free loopback port.
 """
+
 from __future__ import annotations
 
 import threading

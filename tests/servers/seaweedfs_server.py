@@ -67,9 +67,7 @@ class SeaweedFS:
     process: subprocess.Popen
     ports: dict[str, int] = field(default_factory=dict)
 
-    def client(
-        self, access_key: str | None = None, secret_key: str | None = None
-    ) -> Minio:
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Minio:
         """A minio client for this server (the test identity unless told otherwise)."""
         return Minio(
             self.endpoint,
@@ -117,9 +115,7 @@ def start_seaweedfs(folder: Path, *, timeout: float = 60.0) -> SeaweedFS:
     (folder / "s3.json").write_text(json.dumps(config))
     numbers = free_ports(2 * len(SERVICES))
     ports = {name: numbers[i] for i, name in enumerate(SERVICES)}
-    ports.update(
-        {f"{name}.grpc": numbers[len(SERVICES) + i] for i, name in enumerate(SERVICES)}
-    )
+    ports.update({f"{name}.grpc": numbers[len(SERVICES) + i] for i, name in enumerate(SERVICES)})
     command = [
         weed_binary(),
         f"-logdir={folder / 'logs'}",
@@ -155,9 +151,7 @@ def start_seaweedfs(folder: Path, *, timeout: float = 60.0) -> SeaweedFS:
             cwd=folder,
             start_new_session=True,
         )
-    server = SeaweedFS(
-        f"127.0.0.1:{ports['s3']}", ACCESS_KEY, SECRET_KEY, folder, process, ports
-    )
+    server = SeaweedFS(f"127.0.0.1:{ports['s3']}", ACCESS_KEY, SECRET_KEY, folder, process, ports)
     try:
         _wait_until_ready(server, timeout)
     except BaseException:
@@ -174,9 +168,7 @@ def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(
-                f"weed exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
+            raise RuntimeError(f"weed exited with {server.process.returncode}:\n{server.log_tail()}")
         try:
             with socket.create_connection(("127.0.0.1", server.ports["s3"]), timeout=1):
                 pass
@@ -186,9 +178,7 @@ def _wait_until_ready(server: SeaweedFS, timeout: float) -> None:
             client.remove_object(probe, "probe")
             client.remove_bucket(probe)
             return
-        except (
-            Exception
-        ) as exc:  # not up yet: connection refused, 5xx while volumes grow
+        except Exception as exc:  # not up yet: connection refused, 5xx while volumes grow
             last_error = exc
             time.sleep(0.25)
     raise TimeoutError(
@@ -203,9 +193,7 @@ def stop_seaweedfs(server: SeaweedFS) -> None:
     if process.poll() is None:
         process.kill()
     try:
-        os.killpg(
-            process.pid, signal.SIGKILL
-        )  # start_new_session: its group id is its pid
+        os.killpg(process.pid, signal.SIGKILL)  # start_new_session: its group id is its pid
     except (ProcessLookupError, PermissionError):
         pass
     try:
