@@ -32,7 +32,12 @@ def test_ci_runs_lint_and_type_gates_with_pinned_tools():
 
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     gates = [line for line in lines if line.startswith(".venv/bin/") and "pytest" not in line]
-    assert gates == [".venv/bin/pip install -q '.[lint]'", ".venv/bin/ruff check .", ".venv/bin/mypy"]
+    assert gates == [
+        ".venv/bin/pip install -q '.[lint]'",
+        ".venv/bin/ruff check .",
+        ".venv/bin/ruff format --check .",
+        ".venv/bin/mypy",
+    ]
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
     pins = [line.strip() for line in setup["options.extras_require"]["lint"].splitlines() if line.strip()]
