@@ -76,6 +76,23 @@ def test_the_copy_follows_every_write_to_the_public_store(tmp_path, state_db, ox
         replica.close()
 
 
+def test_staging_graphs_of_the_public_store_never_reach_the_copy(tmp_path, state_db, oxigraph_server):
+    """An upload the public store holds in a staging graph before its commit (or one a crash left there) is not
+    public: the copy public queries run on never holds it, whatever the server's union default graph shows."""
+    from catalog.graph_store_remote import STAGING_PREFIX
+
+    remote = RemoteGraphStore(oxigraph_server.url)
+    public = RecordedGraphStore(remote, state_db, "public")
+    public.replace_graph(G1, nt("one"))
+    remote.replace_graph(f"{STAGING_PREFIX}1:abc", nt("half-loaded, never committed"))  # as a cut-off commit leaves it
+    replica = GraphReplica(tmp_path / "replica" / "public", state_db, remote)
+    try:
+        replica.follow_once()
+        assert replica_graphs(replica) == {G1: {"one"}}
+    finally:
+        replica.close()
+
+
 def test_a_write_that_failed_is_recorded_too(tmp_path, state_db, oxigraph_server):
     """A remote server goes on with an update its client gave up on: a failed write may have landed."""
     public = RecordedGraphStore(RemoteGraphStore(oxigraph_server.url), state_db, "public")
