@@ -89,7 +89,8 @@ def serves_study(node: ApiNode, accession: str, title_word: str) -> None:
     """Everything a visitor reaches of a released study, from ``node``."""
     record = node.json(f"/studies/{accession}", headers={"Accept": "application/ld+json"})
     assert record["identifier"] == accession or accession in json.dumps(record)
-    assert accession in {s["accession"] for s in node.json("/studies?limit=100")["items"]}
+    # listings and searches come from the node's own index, which follows the shared documents within a second
+    assert eventually(lambda: accession in {s["accession"] for s in node.json("/studies?limit=100")["items"]})
     assert eventually(lambda: accession in {h["accession"] for h in node.json(f"/search?q={title_word}")["items"]})
     files = node.json(f"/studies/{accession}/files?limit=5")
     assert files["total"] == len(listed_paths()) and len(files["items"]) == 5
