@@ -152,6 +152,8 @@ def build_record(
     if is_study:
         add_dataset_view(graph, URIRef(study), base_url, catalog_name, downloadable=holds_files(accession))
         add_inferred_links(graph, store, URIRef(study), base_url)
+    else:
+        _add_images(graph, URIRef(study))  # an image's own record is a schema.org ImageObject too
     return Record(iri=resource, accession=accession, study_iri=study, graph=graph, is_study=is_study)
 
 
@@ -233,7 +235,30 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
         _add_keywords(graph, study, methods)
     if downloadable:
         _add_download(graph, study)
+    _add_images(graph, study)
     _add_catalog(graph, study, base_url, catalog_name)
+
+
+#: UN/CEFACT common code of the pixel, the unit of an ImageObject's width and height
+PIXEL_UNIT = "E37"
+
+
+def _add_images(graph: RecordGraph, study: URIRef) -> None:
+    """Each image an ``ImageObject`` of the study, with its name, width and height (pixels) and encoding format."""
+    for image, _, _ in list(graph.triples((None, RDF.type, REMBI.Image))):
+        graph.add((image, RDF.type, SCHEMA.ImageObject))
+        graph.add((image, SCHEMA.isPartOf, study))
+        for title in graph.objects(image, DCTERMS.title):
+            graph.add((image, SCHEMA.name, title))
+        for fmt in graph.objects(image, REMBI.imageFormat):
+            graph.add((image, SCHEMA.encodingFormat, fmt))
+        for size, dimension in ((REMBI.sizeX, SCHEMA.width), (REMBI.sizeY, SCHEMA.height)):
+            for value in graph.objects(image, size):
+                measure = URIRef(f"{image}#{dimension.split('/')[-1]}")
+                graph.add((image, dimension, measure))
+                graph.add((measure, RDF.type, SCHEMA.QuantitativeValue))
+                graph.add((measure, SCHEMA.value, value))
+                graph.add((measure, SCHEMA.unitCode, Literal(PIXEL_UNIT)))
 
 
 def _add_creators(graph: RecordGraph, study: URIRef) -> None:
