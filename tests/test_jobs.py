@@ -168,11 +168,11 @@ def test_a_worker_that_lost_its_job_has_its_result_refused(site):
 
 
 def test_the_heartbeat_keeps_a_long_job_and_a_closed_queue_frees_its_jobs_at_once(site):
-    worker, other = JobQueue(site.db, 0.6), JobQueue(site.db, 0.6)
+    worker, other = JobQueue(site.db, 1.5), JobQueue(site.db, 1.5)
     worker.enqueue(KIND, "S-1", "a.tif", VERSION)
     worker.enqueue(KIND, "S-1", "b.tif", VERSION)
     (held,) = worker.claim([KIND])
-    time.sleep(1.5)  # well past the lease: renewed meanwhile
+    time.sleep(3.5)  # well past the lease: renewed meanwhile
     (free,) = other.claim([KIND], 5)
     assert free.key != held.key
     worker.close()  # its holder is gone: its job is free without waiting for the lease
@@ -233,7 +233,7 @@ def test_kill_9_of_a_worker_at_any_moment_loses_no_job_and_writes_no_second_resu
     redone."""
     rng = random.Random(20261216)
     log = tmp_path / "runs.log"
-    lease = 1.0
+    lease = 2.0
     queue = JobQueue(site.db, lease, max_attempts=5, retry_seconds=0)
     for round_no, point in enumerate(KILL_POINTS):
         study = f"S-{round_no}"
