@@ -55,6 +55,7 @@ def create_app(
             view.search.follow_in_background()
     if not settings.read_only and settings.background != "off":  # replicas and BIA_BACKGROUND=off nodes leave them to others
         opened.maintenance.start()  # recovery, releases, re-rendering, clean-up: in the lease holder only
+        opened.start_jobs()  # one job worker thread per serving process (catalog/jobs.py)
 
     api = Api(app)  # the description, the one error shape, bearer tokens: api/openapi.py
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler

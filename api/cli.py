@@ -430,6 +430,170 @@ def worker(ctx: click.Context, once: bool) -> None:
 
 
 @cli.command()
+@click.option("--kinds", help="Comma-separated job kinds to work on [default: every registered kind].")
+@click.option("--once", is_flag=True, help="Stop when no job is ready instead of waiting for more.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 256), help="Worker processes.")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 1000), help="Jobs a worker claims at once.")
+@click.pass_context
+def work(ctx: click.Context, kinds: str | None, once: bool, processes: int, batch: int) -> None:
+    """Do queued jobs (e.g. reading image headers) until stopped (SIGTERM or Ctrl-C), in any number of processes
+    on any number of machines: each job is claimed by one worker at a time under a lease, and a job whose worker
+    died is taken up again. `bia serve` also runs one worker in the background unless BIA_BACKGROUND=off."""
+    from catalog import jobs
+
+    known = jobs.kinds()
+    names = [name.strip() for name in kinds.split(",") if name.strip()] if kinds else list(known)
+    unknown = sorted(set(names) - set(known))
+    if unknown or not names:
+        raise click.UsageError(
+            (f"unknown job kind(s): {', '.join(unknown)}; " if unknown else "no job kinds are registered; ")
+            + f"registered: {', '.join(sorted(known)) or 'none'} (installed packages add theirs as `bia.jobs` entry points)"
+        )
+    settings = _settings(ctx)
+    if processes == 1:
+        tally = _work(settings, names, once, batch)
+    else:
+        tally = _work_in_processes(settings, names, once, batch, processes)
+    click.echo(f"jobs {tally}")
+
+
+def _work(settings: Settings, names: list[str], once: bool, batch: int):
+    """Run one worker in this process until SIGTERM/SIGINT (``once``: until no job is ready); its tally."""
+    import signal
+    import threading
+
+    from catalog import jobs
+    from catalog.state_db import open_state_db
+    from catalog.state_schema import ensure_schema
+
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    state = open_state_db(settings.database_url, settings.data_dir)
+    try:
+        ensure_schema(state)
+        known = jobs.kinds()
+        worker = jobs.Worker(
+            jobs.JobQueue.for_settings(state, settings),
+            jobs.handlers(settings, names),
+            versions={name: known[name].version for name in names},
+            batch=batch,
+            poll_seconds=settings.job_poll_seconds,
+        )
+        try:
+            return worker.run(stop, once=once)
+        finally:
+            worker.close()
+    finally:
+        state.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _work_process(settings: Settings, names: list[str], once: bool, batch: int, tallies) -> None:
+    tallies.put(vars(_work(settings, names, once, batch)))
+
+
+def _work_in_processes(settings: Settings, names: list[str], once: bool, batch: int, processes: int):
+    """Run ``processes`` workers in forked processes (registered kinds carry over) until they end; SIGTERM/SIGINT
+    is passed on to them. Their added tally."""
+    import multiprocessing
+    import os
+    import queue
+    import signal
+
+    from catalog.jobs import Tally
+
+    context = multiprocessing.get_context("fork")
+    tallies = context.Queue()
+    children = [context.Process(target=_work_process, args=(settings, names, once, batch, tallies)) for _ in range(processes)]
+    for child in children:
+        child.start()
+
+    def pass_on(signum, _frame) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in (signal.SIGTERM, signal.SIGINT)}
+    total, reported = Tally(), 0
+    try:
+        while reported < processes:
+            try:
+                total.add(Tally(**tallies.get(timeout=0.5)))
+                reported += 1
+            except queue.Empty:
+                if not any(child.is_alive() for child in children) and tallies.empty():
+                    break
+        for child in children:
+            child.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    failed = [child.exitcode for child in children if child.exitcode]
+    if failed:
+        raise click.ClickException(f"{len(failed)} worker process(es) failed (exit status {failed})")
+    return total
+
+
+@cli.command()
+@click.option("--failed", "show_failed", is_flag=True, help="Also list failed jobs with their reasons (newest first).")
+@click.option("--kind", help="Only failures of this kind (with --failed or --retry).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Most failures listed.")
+@click.option("--retry", is_flag=True, help="Queue the failed jobs (of --kind) again with their attempts reset.")
+@click.option("--json", "as_json", is_flag=True, help="Print counts (and failures) as JSON.")
+@click.pass_context
+def jobs(ctx: click.Context, show_failed: bool, kind: str | None, limit: int, retry: bool, as_json: bool) -> None:
+    """Counts of jobs by kind and state (queued, running, done, failed), and failed jobs with their reasons."""
+    import json
+
+    from catalog.jobs import STATES, JobQueue
+    from catalog.state_db import open_state_db
+    from catalog.state_schema import ensure_schema
+
+    settings = _settings(ctx)
+    state = open_state_db(settings.database_url, settings.data_dir)
+    queue = JobQueue.for_settings(state, settings)
+    try:
+        ensure_schema(state)
+        retried = queue.retry_failed(kind) if retry else None
+        counts = queue.counts()
+        failures = queue.failures(limit, kind) if show_failed else []
+    finally:
+        queue.close()
+        state.close()
+    if as_json:
+        answer: dict = {"counts": counts, "total": {s: sum(c[s] for c in counts.values()) for s in STATES}}
+        if show_failed:
+            answer["failures"] = [_failure_dict(job) for job in failures]
+        if retried is not None:
+            answer["retried"] = retried
+        click.echo(json.dumps(answer, indent=2))
+        return
+    if retried is not None:
+        click.echo(f"queued {retried} failed job(s) again")
+    width = max([len("KIND"), *map(len, counts)])
+    click.echo(f"{'KIND':<{width}}  " + "  ".join(f"{s.upper():>8}" for s in STATES))
+    for name, by_state in counts.items():
+        click.echo(f"{name:<{width}}  " + "  ".join(f"{by_state[s]:>8}" for s in STATES))
+    for job in failures:
+        click.echo(f"failed: {job.kind} {job.version} {job.study} {job.file_key} ({job.attempts} attempt(s)): {job.reason}")
+
+
+def _failure_dict(job) -> dict:
+    import datetime as dt
+
+    return {
+        "kind": job.kind,
+        "version": job.version,
+        "study": job.study,
+        "file": job.file_key,
+        "attempts": job.attempts,
+        "reason": job.reason,
+        "failed_at": dt.datetime.fromtimestamp(job.updated or 0, dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+@cli.command()
 @click.pass_context
 def stats(ctx: click.Context) -> None:
     """Counts of the public catalog (those of /stats) and of the registry by lifecycle state, as JSON."""
@@ -566,6 +730,8 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
         click.echo(load_demo(services))
         services.follow()
     app = create_app(settings, services=services)
+    if services.jobs is not None:
+        click.echo(f"doing jobs of {', '.join(sorted(services.jobs.handlers))} in the background (BIA_BACKGROUND=off: not)")
     click.echo(f"serving {settings.data_dir} at http://{host}:{port}/ (IRIs under {settings.base_url})")
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from catalog.archive import Archive
 from catalog.config import Settings
 from catalog.deposits import Deposits
+from catalog.jobs import Worker, background_worker
 from catalog.maintenance import Maintenance
 from catalog.records import DocumentLimits
 from linkers.discover import link_if_changed
@@ -21,13 +22,23 @@ class Services:
     archive: Archive
     deposits: Deposits
     maintenance: Maintenance
+    #: the job worker thread of a serving process (:meth:`start_jobs`)
+    jobs: Worker | None = None
 
     def follow(self) -> None:
         """Bring what follows the catalog (the link graphs) up to date with its changes: a command that changed
         the catalog calls it before it ends, a server does it in the background."""
         self.maintenance.follow()
 
+    def start_jobs(self) -> None:
+        """Work on queued jobs of every registered kind in a background thread until :meth:`close`."""
+        if self.jobs is None:
+            self.jobs = background_worker(self.archive.state, self.archive.settings)
+
     def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.close()
+            self.jobs = None
         self.maintenance.stop()
         self.archive.close()
 

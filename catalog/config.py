@@ -104,6 +104,13 @@ class Settings:
     #: whether serving processes take part in background duties (``auto``: the one holding the maintenance lease does
     #: them) or leave them to ``bia worker`` processes (``off``)
     background: str = "auto"
+    #: attempts a job (catalog.jobs: e.g. reading an image's header) gets before it is marked failed with its reason
+    #: (an outage costs no attempt)
+    job_attempts: int = 3
+    #: seconds a job that failed waits before it is tried again
+    job_retry_seconds: float = 10.0
+    #: seconds an idle job worker waits before it looks for new jobs again
+    job_poll_seconds: float = 2.0
     #: days an open submission may go unchanged before it expires and its staged bytes are removed
     submission_ttl_days: float = 30.0
     #: largest study metadata document (PageTab, REMBI JSON/YAML) deposits, the web form and ``bia validate`` read
@@ -169,6 +176,9 @@ class Settings:
         "lease_seconds": ("BIA_LEASE_SECONDS", float),
         "maintenance_interval": ("BIA_MAINTENANCE_INTERVAL", float),
         "submission_ttl_days": ("BIA_SUBMISSION_TTL_DAYS", float),
+        "job_attempts": ("BIA_JOB_ATTEMPTS", int),
+        "job_retry_seconds": ("BIA_JOB_RETRY_SECONDS", float),
+        "job_poll_seconds": ("BIA_JOB_POLL_SECONDS", float),
         "background": ("BIA_BACKGROUND", _choice("auto", "off")),
         "max_metadata_bytes": ("BIA_MAX_METADATA_BYTES", int),
         "max_request_bytes": ("BIA_MAX_REQUEST_BYTES", int),

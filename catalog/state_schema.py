@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS graph_changes (
     view TEXT NOT NULL, graph TEXT NOT NULL, seq BIGINT NOT NULL, changed DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (view, graph));
 CREATE INDEX IF NOT EXISTS graph_changes_seq ON graph_changes(view, seq);
+CREATE TABLE IF NOT EXISTS jobs (
+    id BIGINT PRIMARY KEY, kind TEXT NOT NULL, study TEXT NOT NULL, file_key TEXT NOT NULL, version TEXT NOT NULL,
+    state TEXT NOT NULL, payload TEXT, result TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, holder TEXT,
+    claim_id TEXT, expires DOUBLE PRECISION, ready DOUBLE PRECISION NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL, UNIQUE (study, file_key, kind, version));
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(kind, state, ready);
 """
 
 #: columns added after the first release, with their definitions (databases made earlier gain them at open)
