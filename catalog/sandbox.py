@@ -5,7 +5,8 @@ fork of the caller) and sends each call, a ``"module:function"`` name and JSON a
 pipes; the answer comes back as JSON (never pickle: a worker that a hostile file took over must not be able to
 run code in the caller). In the worker, ``RLIMIT_AS`` caps the address space (an allocation past it fails, which
 Python reports as ``MemoryError``), ``RLIMIT_FSIZE`` forbids writing files (unless allowed), ``RLIMIT_CORE`` is 0,
-and the worker dies with the process that started it. In the caller, a call that runs past the time limit has its
+and each call may use at most twice its time limit of CPU (so a worker whose caller died stops too: an idle one
+when its pipe closes, a busy one at that limit). In the caller, a call that runs past the time limit has its
 worker SIGKILLed; a worker that crashed, ran out of memory, timed out or answered more than the output cap is
 replaced by a new one, and the call fails with :class:`SandboxFailure` naming why. Workers are reused between calls
 (an interpreter with the reading libraries imported costs a few hundred milliseconds to start).
@@ -74,12 +75,18 @@ def _limit_self(memory_bytes: int, max_file_bytes: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     if max_file_bytes is not None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-    try:  # die with the parent (Linux)
-        import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+
+def _cpu_backstop(seconds: float) -> None:
+    """Let the coming call use twice its time limit of CPU at most (SIGXCPU past it), so that a worker left busy by
+    a caller that died does not run on (an idle worker stops when its pipe closes)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(used + 2 * seconds) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 def _resolve(target: str) -> Any:
@@ -89,7 +96,7 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _serve(conn: "_Pipe") -> None:
+def _serve(conn: "_Pipe", seconds: float) -> None:
     """Answer calls until the caller closes the pipe or sends an empty message."""
     while True:
         try:
@@ -98,11 +105,14 @@ def _serve(conn: "_Pipe") -> None:
             return
         if not message:
             return
+        _cpu_backstop(seconds)
         try:
             request = json.loads(message)
             answer = {"value": _resolve(request["target"])(*request["args"])}
         except MemoryError:
             answer = {"kind": "memory", "error": "the work ran out of memory (over the memory cap)"}
+        except SystemError as exc:  # a C extension failing, often for want of memory: the process is suspect
+            answer = {"kind": "memory", "error": f"the work failed in a library, likely out of memory: {str(exc)[:300]}"}
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             answer = {"kind": "error", "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
         try:
@@ -114,14 +124,14 @@ def _serve(conn: "_Pipe") -> None:
 
 
 def _worker_main(argv: Sequence[str]) -> None:
-    read_fd, write_fd, memory, file_bytes, *preload = argv
+    read_fd, write_fd, seconds, memory, file_bytes, *preload = argv
     _limit_self(int(memory), None if file_bytes == "none" else int(file_bytes))
     for module in preload:
         try:
             __import__(module)
         except Exception:  # noqa: BLE001 - the call that needs it reports the failure
             pass
-    _serve(_Pipe(int(read_fd), int(write_fd)))
+    _serve(_Pipe(int(read_fd), int(write_fd)), float(seconds))
 
 
 # ---------------------------------------------------------------------- the caller's side
@@ -159,12 +169,13 @@ class _Worker:
         env = {**os.environ, **_WORKER_ENV}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         file_bytes = "none" if limits.max_file_bytes is None else str(limits.max_file_bytes)
-        args = [str(to_child_r), str(from_child_w), str(limits.memory_bytes), file_bytes, *preload]
+        args = [str(to_child_r), str(from_child_w), str(limits.seconds), str(limits.memory_bytes), file_bytes, *preload]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "catalog.sandbox", *args],
             pass_fds=(to_child_r, from_child_w),
             env=env,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # what a library prints must not mix with the caller's output
             close_fds=True,
         )
         os.close(to_child_r)
@@ -297,5 +308,5 @@ class SandboxPool:
         self.close()
 
 
-if __name__ == "__main__":  # a worker: python -m catalog.sandbox READ_FD WRITE_FD MEMORY FILE_BYTES [MODULE…]
+if __name__ == "__main__":  # a worker: python -m catalog.sandbox READ_FD WRITE_FD SECONDS MEMORY FILE_BYTES [MODULE…]
     _worker_main(sys.argv[1:])

@@ -26,7 +26,7 @@ def read_in_worker(path: str, max_bytes: int) -> dict[str, Any]:
     """The worker's side: one file's headers as a dict."""
     from .read import read_headers
 
-    return read_headers(path, max_bytes=max_bytes).to_dict()
+    return read_headers(path, max_bytes=max_bytes, fatal=(MemoryError, SystemError)).to_dict()
 
 
 @dataclass(frozen=True)

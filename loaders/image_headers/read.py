@@ -25,22 +25,28 @@ MAX_WARNINGS = 50
 MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 _LIBRARY_LOGGERS = ("tifffile", "zarr", "ome_types", "PIL", "xsdata")
+Fatal = tuple[type[BaseException], ...]
 
 
-def read_headers(target: str | os.PathLike[str] | ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageHeaders:
-    """The headers of a local file, an OME-Zarr folder or a :class:`~.sources.ByteSource`."""
+def read_headers(
+    target: str | os.PathLike[str] | ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal: Fatal = ()
+) -> ImageHeaders:
+    """The headers of a local file, an OME-Zarr folder or a :class:`~.sources.ByteSource`.
+
+    ``fatal`` names exceptions to let through instead of reporting (the sandbox retires a worker process that met
+    ``MemoryError`` or ``SystemError``: its state is not to be trusted with another file)."""
     if not isinstance(target, (str, os.PathLike)):
-        return read_source(target, max_bytes=max_bytes)
+        return read_source(target, max_bytes=max_bytes, fatal=fatal)
     path = Path(target)
     result = ImageHeaders(source=str(target))
     if path.is_dir():
-        return _read_folder(path, result, max_bytes)
+        return _read_folder(path, result, max_bytes, fatal)
     try:
         source = FileSource(path)
     except OSError as exc:
         return result.fail("unreadable", f"cannot open: {exc.strerror or exc}")
     with source:
-        return read_source(source, max_bytes=max_bytes)
+        return read_source(source, max_bytes=max_bytes, fatal=fatal)
 
 
 def read_bytes(data: bytes, name: str = "<memory>", *, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageHeaders:
@@ -48,7 +54,7 @@ def read_bytes(data: bytes, name: str = "<memory>", *, max_bytes: int = DEFAULT_
     return read_source(MemorySource(data, name), max_bytes=max_bytes)
 
 
-def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageHeaders:
+def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal: Fatal = ()) -> ImageHeaders:
     result = ImageHeaders(source=source.name)
     reader: CountingReader | None = None
 
@@ -60,22 +66,33 @@ def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Im
             result.fail("unsupported", "not a format the header readers know (TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr)")
             return
         reader_for(reader, result)
+        _no_images(result)
 
-    _contained(result, run)
+    _contained(result, run, fatal)
     if reader is not None:
         _count(result, reader.bytes_read, reader.reads, reader.over_cap, max_bytes)
     return result
 
 
-def _read_folder(path: Path, result: ImageHeaders, max_bytes: int) -> ImageHeaders:
+def _read_folder(path: Path, result: ImageHeaders, max_bytes: int, fatal: Fatal) -> ImageHeaders:
     if not any((path / marker).is_file() for marker in _ZARR_MARKERS):
         return result.fail("unsupported", "a folder that is not a Zarr store")
     from . import ome_zarr
 
     keys = CountingKeys(DirectoryKeys(path), max_bytes)
-    _contained(result, lambda: ome_zarr.read(keys, result))
+
+    def run() -> None:
+        ome_zarr.read(keys, result)
+        _no_images(result)
+
+    _contained(result, run, fatal)
     _count(result, keys.bytes_read, keys.reads, keys.over_cap, max_bytes)
     return result
+
+
+def _no_images(result: ImageHeaders) -> None:
+    if result.status == "ok" and not result.series:
+        result.fail("unreadable", "no image found in it")
 
 
 def _count(result: ImageHeaders, bytes_read: int, reads: int, over_cap: bool, max_bytes: int) -> None:
@@ -123,11 +140,13 @@ def _is_ome_xml(head: bytes, lower: str) -> bool:
     return lower.endswith((".ome.xml", ".companion.ome", ".ome")) or b"<OME" in head or b":OME" in head
 
 
-def _contained(result: ImageHeaders, run: Callable[[], None]) -> None:
+def _contained(result: ImageHeaders, run: Callable[[], None], fatal: Fatal = ()) -> None:
     """Run a reader: warnings and library log messages become ``result.warnings``; failures, its reason."""
     with _captured(result.warnings):
         try:
             run()
+        except fatal:
+            raise
         except ByteCapExceeded as exc:
             result.fail("unreadable", f"over the byte cap: {exc}")
         except MemoryError:

@@ -65,11 +65,20 @@ def _ome_storage(tif: Any, image: Any, series: ImageSeries, warnings: list[str])
         warnings.append(f"image {series.index}: directory {ifd} cannot be read ({_short(exc)})")
         return
     _page_storage(page, series)
+    _check_extent(tif, page, series, warnings)
     series.pyramid_levels = 1 + len(page.subifds or ())
 
 
 def _base(name: str) -> str:
     return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _check_extent(tif: Any, page: Any, series: ImageSeries, warnings: list[str]) -> None:
+    """Warn when the first plane's pixel data runs past the end of the file (a truncated file)."""
+    size = tif.filehandle.size
+    ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts) if count]
+    if ends and size and max(ends) > size:
+        warnings.append(f"image {series.index}: its pixel data runs past the end of the file ({max(ends):,} > {size:,} bytes)")
 
 
 def _page_storage(page: Any, series: ImageSeries) -> None:
@@ -102,6 +111,7 @@ def _plain_series(tif: Any, index: int, series: Any, warnings: list[str]) -> Ima
         acquisition_date=_tiff_date(page),
     )
     _page_storage(page, item)
+    _check_extent(tif, page, item, warnings)
     _physical_sizes(tif, page, item, warnings)
     return item
 
