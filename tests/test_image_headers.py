@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import struct
 import subprocess
@@ -439,6 +440,8 @@ def test_files_no_reader_knows_are_unsupported(tmp_path):
     assert read_headers(tmp_path / "notes.csv").status == "unsupported"
     assert read_headers(tmp_path).status == "unsupported"  # a folder that is not a Zarr store
     assert read_headers(tmp_path / "missing.tif").status == "unreadable"
+    os.mkfifo(tmp_path / "pipe.tif")
+    assert read_headers(tmp_path / "pipe.tif").reason == "not a regular file"  # opening it would wait for a writer
 
 
 # ---------------------------------------------------------------------- hostile files

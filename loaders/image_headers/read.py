@@ -2,7 +2,9 @@
 
 :func:`read_headers` never raises: whatever a file does to a reader (malformed, truncated, over the byte cap,
 exhausting memory) ends as ``status="unreadable"`` with a reason. It bounds bytes, not time or memory: for files
-from anyone, run it in the sandbox (:mod:`.pool`), which adds a time limit and a memory cap.
+from anyone, run it in the sandbox (:mod:`.pool`), which adds a time limit and a memory cap. Library warnings are
+caught with :func:`warnings.catch_warnings`, which is process-wide: read from one thread at a time (as the sandbox's
+workers do) to keep each file's warnings its own.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def read_headers(
     result = ImageHeaders(source=str(target))
     if path.is_dir():
         return _read_folder(path, result, max_bytes, fatal)
+    if path.exists() and not path.is_file():  # a FIFO, a device: opening or reading it may never end
+        return result.fail("unsupported", "not a regular file")
     try:
         source = FileSource(path)
     except OSError as exc:
