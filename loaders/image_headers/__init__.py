@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .model import Channel, Detector, ImageHeaders, ImageSeries, Instrument, Objective, Quantity
 from .read import DEFAULT_MAX_BYTES, read_bytes, read_headers, read_source
-from .sources import ByteSource, FileSource, MemorySource, RangeSource
+from .sources import ByteSource, FileSource, MemorySource, RangeSource, ReadAhead
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -24,6 +24,7 @@ __all__ = [
     "Objective",
     "Quantity",
     "RangeSource",
+    "ReadAhead",
     "read_bytes",
     "read_headers",
     "read_source",

@@ -2,7 +2,7 @@
 
 A :class:`ByteSource` answers ``read(offset, length)``; :class:`FileSource` (a local file), :class:`MemorySource`
 (bytes in memory) and :class:`RangeSource` (any ``read(offset, length)`` callable, e.g. one that sends an HTTP Range
-request) are the three kinds. The readers never see a source directly: they get a :class:`CountingReader`, a
+request) are the three kinds; :class:`ReadAhead` over a remote one turns many small reads into a few large ones. The readers never see a source directly: they get a :class:`CountingReader`, a
 seekable binary file object over the source that counts every byte and call, and refuses (:class:`ByteCapExceeded`)
 any read that would take the total past the cap. Once over the cap it keeps refusing, so a library that swallows
 the first refusal cannot read on; the caller checks :attr:`CountingReader.over_cap` afterwards.
@@ -74,6 +74,39 @@ class RangeSource:
 
     def read(self, offset: int, length: int) -> bytes:
         return bytes(self._read(offset, length))
+
+
+class ReadAhead:
+    """A :class:`ByteSource` over another that fetches whole aligned blocks of ``block`` bytes, runs of missing
+    blocks in one call, and keeps the last ``keep`` blocks: over HTTP, a header read becomes a few Range requests
+    instead of one per structure. ``calls`` and ``fetched`` count what was asked of the source below."""
+
+    def __init__(self, source: ByteSource, block: int = 64 * 1024, keep: int = 64) -> None:
+        self.source, self.block, self.keep = source, block, keep
+        self.name, self.size = source.name, source.size
+        self.calls = self.fetched = 0
+        self._blocks: dict[int, bytes] = {}
+
+    def read(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        first, last = offset // self.block, (offset + length - 1) // self.block
+        missing = [index for index in range(first, last + 1) if index not in self._blocks]
+        if missing:
+            self._fetch(missing[0], missing[-1])
+        data = b"".join(self._blocks.get(index, b"") for index in range(first, last + 1))
+        start = offset - first * self.block
+        return data[start : start + length]
+
+    def _fetch(self, first: int, last: int) -> None:
+        data = self.source.read(first * self.block, (last - first + 1) * self.block)
+        self.calls += 1
+        self.fetched += len(data)
+        for index in range(first, last + 1):
+            self._blocks.pop(index, None)
+            self._blocks[index] = data[(index - first) * self.block : (index - first + 1) * self.block]
+        while len(self._blocks) > max(self.keep, last - first + 1):
+            del self._blocks[next(iter(self._blocks))]
 
 
 class CountingReader(io.RawIOBase):
