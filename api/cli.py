@@ -639,6 +639,66 @@ def cleanup(ctx: click.Context) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- image headers
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array with an object per file.")
+@click.option("--workers", type=int, help="Sandboxed reader processes [env BIA_HEADER_WORKERS; default: one per core].")
+@click.option("--timeout", type=float, help="Seconds a file may take before its reader is killed [env BIA_HEADER_TIMEOUT; 10].")
+@click.option("--max-bytes", type=int, help="Bytes read from one file at most [env BIA_HEADER_MAX_BYTES; 32 MiB].")
+@click.option("--max-memory-mb", type=int, help="Address space of a reader process [env BIA_HEADER_MAX_MEMORY_MB; 1024].")
+@click.option("--max-images", type=int, default=20, show_default=True, help="Images described per file (text only).")
+@click.pass_context
+def headers(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    as_json: bool,
+    workers: int | None,
+    timeout: float | None,
+    max_bytes: int | None,
+    max_memory_mb: int | None,
+    max_images: int,
+) -> None:
+    """Print what image files say about themselves: dimensions, pixel type and size, channels, instrument.
+
+    TIFF and OME-TIFF, OME-XML, MRC/MAP (also gzipped), PNG, JPEG and OME-Zarr stores; a folder that is not a Zarr
+    store stands for the files below it. Each file is read in a sandboxed worker process with caps on bytes read,
+    time and memory; a file that is malformed or passes a cap is reported unreadable. The exit status is 1 when any
+    file is unreadable or of a format no reader knows."""
+    import json
+
+    from loaders.image_headers.pool import HeaderCaps, HeaderPool
+    from loaders.image_headers.text import describe, image_paths
+
+    settings = _settings(ctx).with_(
+        **{
+            name: value
+            for name, value in {
+                "header_workers": workers,
+                "header_timeout": timeout,
+                "header_max_bytes": max_bytes,
+                "header_max_memory_mb": max_memory_mb,
+            }.items()
+            if value is not None
+        }
+    )
+    failed = 0
+    with HeaderPool(settings.header_workers or None, HeaderCaps.from_settings(settings)) as pool:
+        if as_json:
+            click.echo("[")
+        for number, found in enumerate(pool.read_many(image_paths(paths))):
+            failed += found.status != "ok"
+            if as_json:
+                click.echo(("," if number else "") + json.dumps(found.to_dict(), ensure_ascii=False))
+            else:
+                click.echo("\n".join(describe(found, max_images)))
+        if as_json:
+            click.echo("]")
+    sys.exit(1 if failed else 0)
+
+
 def _format_issue(path: str, line_of, issue) -> str:
     if issue.source == "linkml":
         location = issue.focus.rstrip("/") + ("/" + issue.path if issue.path else "")

@@ -138,6 +138,15 @@ class Settings:
     s3_public_endpoint: str | None = None
     #: seconds ``/ready`` waits for all its checks together (database, graph servers, file store)
     ready_timeout: float = 3.0
+    # image headers (issue 16)
+    #: bytes a header read may take from one file (a larger OME-XML or header is refused: the file is unreadable)
+    header_max_bytes: int = 32 << 20
+    #: seconds a header read may run before its sandboxed worker is killed (the file is unreadable)
+    header_timeout: float = 10.0
+    #: MiB of address space of a header-reading worker process (RLIMIT_AS); 0: no cap
+    header_max_memory_mb: int = 1024
+    #: header-reading worker processes (0: one per core)
+    header_workers: int = 0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -196,6 +205,11 @@ class Settings:
         "sparql_store_path": ("BIA_SPARQL_STORE_PATH", str),
         "s3_public_endpoint": ("BIA_S3_PUBLIC_ENDPOINT", str),
         "ready_timeout": ("BIA_READY_TIMEOUT", float),
+        # image headers (issue 16)
+        "header_max_bytes": ("BIA_HEADER_MAX_BYTES", int),
+        "header_timeout": ("BIA_HEADER_TIMEOUT", float),
+        "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
+        "header_workers": ("BIA_HEADER_WORKERS", int),
     }
 
     @classmethod

@@ -1,0 +1,238 @@
+"""Where header bytes come from, counted and capped.
+
+A :class:`ByteSource` answers ``read(offset, length)``; :class:`FileSource` (a local file), :class:`MemorySource`
+(bytes in memory) and :class:`RangeSource` (any ``read(offset, length)`` callable, e.g. one that sends an HTTP Range
+request) are the three kinds; :class:`ReadAhead` over a remote one turns many small reads into a few large ones. The readers never see a source directly: they get a :class:`CountingReader`, a
+seekable binary file object over the source that counts every byte and call, and refuses (:class:`ByteCapExceeded`)
+any read that would take the total past the cap. Once over the cap it keeps refusing, so a library that swallows
+the first refusal cannot read on; the caller checks :attr:`CountingReader.over_cap` afterwards.
+
+An OME-Zarr store is many small objects, not one byte range: :class:`KeySource` answers ``get(key)`` (a local
+folder: :class:`DirectoryKeys`), counted and capped the same way by :class:`CountingKeys`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+
+class ByteCapExceeded(Exception):
+    """A read would take the bytes read from one file past the cap."""
+
+
+class ByteSource(Protocol):
+    #: what the source is called in messages and results (a path or URL)
+    name: str
+    #: its length in bytes, None when unknown
+    size: int | None
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class FileSource:
+    """A local file, read with ``pread`` (no buffering: the counted bytes are the bytes read)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = str(path)
+        self._fd = os.open(path, os.O_RDONLY)
+        self.size: int | None = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MemorySource:
+    """Bytes in memory."""
+
+    def __init__(self, data: bytes, name: str = "<memory>") -> None:
+        self.name, self._data = name, bytes(data)
+        self.size: int | None = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._data[offset : offset + length]
+
+
+class RangeSource:
+    """Any ``read(offset, length) -> bytes`` callable (an HTTP Range request, an object-store GET with a range)."""
+
+    def __init__(self, read: Callable[[int, int], bytes], size: int | None, name: str) -> None:
+        self._read, self.size, self.name = read, size, name
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._read(offset, length))
+
+
+class ReadAhead:
+    """A :class:`ByteSource` over another that fetches whole aligned blocks of ``block`` bytes, runs of missing
+    blocks in one call, and keeps the last ``keep`` blocks: over HTTP, a header read becomes a few Range requests
+    instead of one per structure. ``calls`` and ``fetched`` count what was asked of the source below."""
+
+    def __init__(self, source: ByteSource, block: int = 64 * 1024, keep: int = 64) -> None:
+        self.source, self.block, self.keep = source, block, keep
+        self.name, self.size = source.name, source.size
+        self.calls = self.fetched = 0
+        self._blocks: dict[int, bytes] = {}
+
+    def read(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        first, last = offset // self.block, (offset + length - 1) // self.block
+        missing = [index for index in range(first, last + 1) if index not in self._blocks]
+        if missing:
+            self._fetch(missing[0], missing[-1])
+        data = b"".join(self._blocks.get(index, b"") for index in range(first, last + 1))
+        start = offset - first * self.block
+        return data[start : start + length]
+
+    def _fetch(self, first: int, last: int) -> None:
+        data = self.source.read(first * self.block, (last - first + 1) * self.block)
+        self.calls += 1
+        self.fetched += len(data)
+        for index in range(first, last + 1):
+            self._blocks.pop(index, None)
+            self._blocks[index] = data[(index - first) * self.block : (index - first + 1) * self.block]
+        while len(self._blocks) > max(self.keep, last - first + 1):
+            del self._blocks[next(iter(self._blocks))]
+
+
+class CountingReader(io.RawIOBase):
+    """A seekable binary file over a :class:`ByteSource` that counts bytes and reads and enforces ``cap``.
+
+    The first ``head`` bytes are fetched once and served from memory (format detection and the first header
+    read then cost one read between them).
+    """
+
+    def __init__(self, source: ByteSource, cap: int, head: int = 1024) -> None:
+        super().__init__()
+        self.source, self.cap = source, cap
+        self.name = source.name
+        self.bytes_read = self.reads = self._pos = 0
+        self.over_cap = False
+        self._head = self._fetch(0, min(head, source.size if source.size is not None else head))
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        if self.over_cap or self.bytes_read + length > self.cap:
+            self.over_cap = True
+            raise ByteCapExceeded(f"reading {length:,} bytes at offset {offset:,} would pass the {self.cap:,}-byte cap")
+        data = self.source.read(offset, length) if length > 0 else b""
+        self.bytes_read += len(data)
+        self.reads += 1
+        return data
+
+    @property
+    def head(self) -> bytes:
+        return self._head
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence == io.SEEK_END:
+            if self.source.size is None:
+                raise OSError("the size of this source is unknown")
+            offset += self.source.size
+        if offset < 0:
+            raise OSError(f"negative seek position {offset}")
+        self._pos = offset
+        return offset
+
+    def read(self, size: int | None = -1) -> bytes:
+        known = self.source.size
+        if size is None or size < 0:
+            size = (known - self._pos) if known is not None else self.cap - self.bytes_read + 1
+        if known is not None:
+            size = min(size, known - self._pos)
+        if size <= 0:
+            return b""
+        end = self._pos + size
+        if end <= len(self._head):
+            data = self._head[self._pos : end]
+        else:
+            data = self._fetch(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+
+# ---------------------------------------------------------------------- key/value stores (OME-Zarr)
+
+
+class KeySource(Protocol):
+    name: str
+
+    def get(self, key: str, limit: int) -> bytes | None:
+        """The object stored under ``key`` (None if absent); refuse with :class:`ByteCapExceeded` if it is larger
+        than ``limit`` bytes, before reading it."""
+        ...
+
+
+class DirectoryKeys:
+    """A store held in a local folder: keys are ``/``-separated paths below it (never outside it)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.name = str(root)
+
+    def get(self, key: str, limit: int) -> bytes | None:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise ByteCapExceeded(f"{key} is {size:,} bytes, over what is left of the byte cap ({limit:,})")
+            return handle.read(limit + 1)
+
+
+class CountingKeys:
+    """A :class:`KeySource` whose reads are counted against one byte cap."""
+
+    def __init__(self, keys: KeySource, cap: int) -> None:
+        self.keys, self.cap, self.name = keys, cap, keys.name
+        self.bytes_read = self.reads = 0
+        self.over_cap = False
+
+    def get(self, key: str) -> bytes | None:
+        if self.over_cap:
+            raise ByteCapExceeded(f"the {self.cap:,}-byte cap was reached")
+        self.reads += 1
+        try:
+            data = self.keys.get(key, self.cap - self.bytes_read)
+        except ByteCapExceeded:
+            self.over_cap = True
+            raise
+        if data is not None:
+            self.bytes_read += len(data)
+            if self.bytes_read > self.cap:
+                self.over_cap = True
+                raise ByteCapExceeded(f"{key} takes the bytes read past the {self.cap:,}-byte cap")
+        return data
