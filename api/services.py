@@ -4,15 +4,17 @@ background duties (linking released studies is the linkers' part)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-from catalog.archive import Archive
+from catalog.archive import Archive, Change
 from catalog.config import Settings
 from catalog.deposits import Deposits
-from catalog.jobs import Worker, background_worker
+from catalog.jobs import JobQueue, Worker, background_worker
 from catalog.maintenance import Maintenance
 from catalog.records import DocumentLimits
 from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
+from loaders.image_headers.job import enqueue_study
 
 
 @dataclass
@@ -49,6 +51,19 @@ class Services:
         self.close()
 
 
+def header_reads_for(archive: Archive) -> Callable[[Change], None]:
+    """A listener that queues a header read of every file of a study the archive holds, when it is committed."""
+    queue = JobQueue.for_settings(archive.state, archive.settings)
+
+    def listener(change: Change) -> None:
+        if change.kind != "committed" or change.view is None or not archive.holds_files(change.accession, change.view):
+            return
+        rows = archive.view(change.view).files.iter_rows(change.accession)
+        enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
+
+    return listener
+
+
 def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:
     """Open the archive (``public_only``: the public view only, e.g. read-only commands beside a running server);
     with ``recover``, first take over any commit, release or finalize whose holder died or whose lease expired
@@ -56,6 +71,8 @@ def open_services(settings: Settings, *, recover: bool = True, public_only: bool
     archive = Archive(settings, public_only=public_only)
     deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
     services = Services(archive, deposits, Maintenance(deposits, followers=(lambda: link_if_changed(archive),)))
+    if not public_only and not archive.settings.read_only:
+        archive.subscribe(header_reads_for(archive))
     if recover and not public_only and not archive.settings.read_only:
         services.maintenance.recover()
     return services
