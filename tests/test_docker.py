@@ -106,7 +106,8 @@ def test_the_dependency_layer_installs_exactly_what_setup_cfg_pins(tmp_path):
     wanted = configparser.ConfigParser()
     wanted.read(ROOT / "setup.cfg")
     pins = [line.strip() for line in made.stdout.splitlines() if line.strip()]
-    pinned = wanted["options"]["install_requires"] + wanted["options.extras_require"]["postgres"]
+    extras = wanted["options.extras_require"]
+    pinned = wanted["options"]["install_requires"] + extras["postgres"] + extras["images"]
     assert pins == [line.strip() for line in pinned.splitlines() if line.strip()]  # the image can keep state in PostgreSQL
     assert any(p.startswith("gunicorn==") for p in pins) and any(p.startswith("psycopg[binary]==") for p in pins)
     assert all("==" in p for p in pins)
