@@ -21,7 +21,6 @@ overflowing it; a worker that dies of a crash signal while it runs a query (the 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -30,11 +29,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from api.sparql_protocol import dataset
 from catalog.config import Settings
+from catalog.sandbox import ChildProcess, Pipe
 from catalog.errors import CatalogError
 from catalog.graph_replica import open_replica
 from catalog.graph_store import (
@@ -170,63 +169,12 @@ def _answer_requests(conn: Connection) -> None:
             conn.send(("error", 400, "query_failed", f"the query failed: {exc}"))
 
 
-class _Pipe:
-    """Both ends of a worker's two OS pipes, used like a duplex multiprocessing connection."""
-
-    def __init__(self, read_fd: int, write_fd: int) -> None:
-        self._in = Connection(read_fd, writable=False)
-        self._out = Connection(write_fd, readable=False)
-
-    def send(self, obj: Any) -> None:
-        self._out.send(obj)
-
-    def recv(self) -> Any:
-        return self._in.recv()
-
-    def poll(self, timeout: float) -> bool:
-        return self._in.poll(timeout)
-
-    def close(self) -> None:
-        for end in (self._in, self._out):
-            try:
-                end.close()
-            except OSError:
-                pass
-
-
-class _Worker:
+class _Worker(ChildProcess):
     """A query worker: ``python -m api.sparql_workers`` (a fresh interpreter; no fork of the app, no
     re-import of the app's main module), talking over two pipes."""
 
     def __init__(self) -> None:
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.sparql_workers", str(to_child_r), str(from_child_w)],
-            pass_fds=(to_child_r, from_child_w),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self.conn = _Pipe(from_child_r, to_child_w)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        try:
-            self.process.kill()
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.conn.close()
+        super().__init__("api.sparql_workers")
 
 
 # ---------------------------------------------------------------------- the runner the endpoint uses
@@ -383,4 +331,4 @@ class QueryRunner:
 
 
 if __name__ == "__main__":  # a worker process: python -m api.sparql_workers READ_FD WRITE_FD
-    _worker_main(_Pipe(int(sys.argv[1]), int(sys.argv[2])))  # type: ignore[arg-type]
+    _worker_main(Pipe(int(sys.argv[1]), int(sys.argv[2])))  # type: ignore[arg-type]

@@ -96,7 +96,7 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _serve(conn: "_Pipe", seconds: float) -> None:
+def _serve(conn: "Pipe", seconds: float) -> None:
     """Answer calls until the caller closes the pipe or sends an empty message."""
     while True:
         try:
@@ -131,18 +131,24 @@ def _worker_main(argv: Sequence[str]) -> None:
             __import__(module)
         except Exception:  # noqa: BLE001 - the call that needs it reports the failure
             pass
-    _serve(_Pipe(int(read_fd), int(write_fd)), float(seconds))
+    _serve(Pipe(int(read_fd), int(write_fd)), float(seconds))
 
 
 # ---------------------------------------------------------------------- the caller's side
 
 
-class _Pipe:
-    """Both ends of a worker's two OS pipes, used like a duplex connection of bytes messages."""
+class Pipe:
+    """Both ends of a child's two OS pipes, used like a duplex connection (objects or bytes messages)."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._in = Connection(read_fd, writable=False)
         self._out = Connection(write_fd, readable=False)
+
+    def send(self, obj: Any) -> None:
+        self._out.send(obj)
+
+    def recv(self) -> Any:
+        return self._in.recv()
 
     def send_bytes(self, data: bytes) -> None:
         self._out.send_bytes(data)
@@ -161,26 +167,27 @@ class _Pipe:
                 pass
 
 
-class _Worker:
-    def __init__(self, limits: Limits, preload: Sequence[str]) -> None:
+class ChildProcess:
+    """``python -m <module> <read fd> <write fd> *args``: a fresh interpreter (no fork of the caller) on this
+    checkout's packages, talking over two pipes (:attr:`conn`); killed with SIGKILL when it must stop."""
+
+    def __init__(self, module: str, args: Sequence[str] = (), env: dict[str, str] | None = None, quiet: bool = False) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, **_WORKER_ENV}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-        file_bytes = "none" if limits.max_file_bytes is None else str(limits.max_file_bytes)
-        args = [str(to_child_r), str(from_child_w), str(limits.seconds), str(limits.memory_bytes), file_bytes, *preload]
+        environment = {**os.environ, **(env or {})}
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "catalog.sandbox", *args],
+            [sys.executable, "-m", module, str(to_child_r), str(from_child_w), *args],
             pass_fds=(to_child_r, from_child_w),
-            env=env,
+            env=environment,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # what a library prints must not mix with the caller's output
+            stdout=subprocess.DEVNULL if quiet else None,  # what a library prints must not mix with the caller's
             close_fds=True,
         )
         os.close(to_child_r)
         os.close(from_child_w)
-        self.conn = _Pipe(from_child_r, to_child_w)
+        self.conn = Pipe(from_child_r, to_child_w)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -195,6 +202,13 @@ class _Worker:
         except subprocess.TimeoutExpired:
             pass
         self.conn.close()
+
+
+class _Worker(ChildProcess):
+    def __init__(self, limits: Limits, preload: Sequence[str]) -> None:
+        file_bytes = "none" if limits.max_file_bytes is None else str(limits.max_file_bytes)
+        args = [str(limits.seconds), str(limits.memory_bytes), file_bytes, *preload]
+        super().__init__("catalog.sandbox", args, env=_WORKER_ENV, quiet=True)
 
     def stop(self) -> None:
         try:
