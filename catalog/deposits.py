@@ -30,6 +30,7 @@ from catalog.dates import InvalidDate, parse_date, today_iso
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed, is_transient
 from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
 from catalog.registry import LeaseLost, StudyRow
+from catalog.state_db import SqliteStateDB
 from catalog.ingest import components_by_title, ingest, validated
 from catalog.study_files import StudyFile
 from catalog.validation import ValidationIssue, check_study_record
@@ -589,8 +590,11 @@ class Deposits:
                 db.close()
 
     def _staged_copy(self, sub_id: str, folder: str) -> str:
-        """A local SQLite copy of the submission's staged files (table ``staged_files``, indexed as in the registry),
-        so that file lists of a million rows are joined against them on disk, whichever database holds the state."""
+        """A local SQLite database holding the submission's staged files (table ``staged_files``, indexed as in the
+        registry), so that file lists of a million rows are joined against them on disk: the embedded registry file
+        itself, or a copy in ``folder`` when the state is in a database server."""
+        if isinstance(self.registry.db, SqliteStateDB):
+            return str(self.registry.db.path)
         path = os.path.join(folder, "staged.sqlite")
         db = sqlite3.connect(path)
         try:

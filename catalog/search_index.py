@@ -272,6 +272,8 @@ class SearchIndex:
         self.path = Path(path)
         self.db = db
         self.view = view
+        #: the database's own name: a local index built from another database is not this one's
+        self._catalog = catalog_id(db)
         self._lock = threading.RLock()
         self._schema = _schema()
         self._seen_commit = -1
@@ -328,7 +330,7 @@ class SearchIndex:
             fcntl.flock(lock, fcntl.LOCK_EX)
             applied = self._applied()
             if (applied.get("catalog"), applied.get("view"), applied.get("layout")) != (
-                catalog_id(self.db),
+                self._catalog,
                 self.view,
                 LOCAL_LAYOUT,
             ):
@@ -341,7 +343,7 @@ class SearchIndex:
         """Record how far the local index has followed the documents."""
         tmp = self._state_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(
-            json.dumps({"catalog": catalog_id(self.db), "view": self.view, "layout": LOCAL_LAYOUT, "seq": seq}), encoding="utf-8"
+            json.dumps({"catalog": self._catalog, "view": self.view, "layout": LOCAL_LAYOUT, "seq": seq}), encoding="utf-8"
         )
         os.replace(tmp, self._state_file)
 

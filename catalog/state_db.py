@@ -13,6 +13,7 @@ inside a write transaction sees the state no other writer can change under it, o
 
 from __future__ import annotations
 
+import abc
 import functools
 import os
 import sqlite3
@@ -60,7 +61,7 @@ class Connection(Protocol):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
 
-class StateDB:
+class StateDB(abc.ABC):
     """A state database; :func:`open_state_db` picks the engine."""
 
     #: ``sqlite`` or ``postgresql``
@@ -68,13 +69,13 @@ class StateDB:
     #: whether processes on other hosts see the same state (PostgreSQL)
     shared: bool
 
+    @abc.abstractmethod
     def transaction(self, write: bool = False) -> Any:
         """A context manager yielding a :class:`Connection` in one transaction (``write``: serialized site-wide)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
         """The rows of a query, fetched in batches as the caller iterates (never all in memory)."""
-        raise NotImplementedError
 
     def ping(self) -> None:
         """Raise :class:`DatabaseUnavailable` unless the database answers a query."""
