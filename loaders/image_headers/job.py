@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 from catalog import jobs
 from catalog.config import Settings
-from catalog.file_store_local import LocalFileStore
 from catalog.stores import open_file_store
 
 from .pool import HeaderCaps, HeaderPool
+from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
@@ -42,12 +42,10 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     pool = HeaderPool(workers=settings.header_workers or None, caps=HeaderCaps.from_settings(settings))
 
     def handle(job: jobs.Job) -> Any:
-        if not isinstance(store, LocalFileStore):
-            return {"status": "skipped", "reason": "headers of files in S3 are not read yet"}
-        path = store.root / job.file_key
-        if not path.is_file():
-            return {"status": "missing", "reason": f"{job.file_key} is not in the file store"}
-        return pool.read(path).to_dict()
+        try:
+            return read_stored(pool, store, job.file_key).to_dict()
+        except NotReadableHere as exc:
+            return {"status": "skipped", "reason": str(exc)}
 
     return handle
 
