@@ -60,9 +60,19 @@ def create_app(
     api = Api(app)  # the description, the one error shape, bearer tokens: api/openapi.py
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
     limit_request_bodies(app, settings.max_request_bytes)
-    from api import routes_deposits, routes_files, routes_portal, routes_search, routes_site, routes_sparql, routes_studies
+    from api import (
+        routes_deposits,
+        routes_files,
+        routes_images,
+        routes_portal,
+        routes_search,
+        routes_site,
+        routes_sparql,
+        routes_studies,
+    )
 
-    for module in (routes_site, routes_studies, routes_files, routes_search, routes_sparql, routes_deposits, routes_portal):
+    blueprints = (routes_site, routes_studies, routes_files, routes_images, routes_search, routes_sparql, routes_deposits)
+    for module in (*blueprints, routes_portal):
         api.register_blueprint(module.blp)
 
     @app.after_request

@@ -30,7 +30,8 @@ _FILTER = re.compile(r"^filter\[(?P<field>[^\]]*)\](?P<rest>.*)$")
     operationId="search",
     summary="Search released studies",
     description='q: words, "phrases", prefix*, field:word (accession, title, description, keywords, authors, organism, '
-    "imaging_method, source), OR, -word. filter[organism|imaging_method|licence|release_year|source]=VALUE (repeatable). "
+    "imaging_method, source), OR, -word. filter[organism|imaging_method|licence|release_year|source|dimensionality|"
+    "time_series]=VALUE (repeatable; dimensionality and time_series come from the image files' headers). "
     "sort=relevance|newest|oldest; limit; offset.",
     responses=responses(formats(200, HTML), errors(400, 406)),
 )
@@ -64,6 +65,7 @@ def search(args: dict[str, Any]) -> Response:
                 "source": h.document.source,
                 "licence": h.document.licence,
                 "files": h.document.file_count,
+                "dimensionalities": h.document.dimensionalities,
             }
             for h in result.hits
         ],

@@ -272,6 +272,9 @@ class SearchHit(Answer):
     source = fields.String(allow_none=True)
     licence = fields.String(allow_none=True)
     files = fields.Integer()
+    dimensionalities = fields.List(
+        fields.String(), metadata={"description": "Kinds of image its files' headers show: 2D, 3D, 2D+time, 3D+time"}
+    )
 
 
 class SearchResults(Answer):
@@ -335,6 +338,48 @@ class FileTable(Answer):
     totals = fields.Nested(Totals)
     columns = fields.List(fields.Nested(Column))
     facets = _facets()
+
+
+class ImagesArgs(QueryArgs):
+    limit = whole_number("limit", 50, 1, 500, "Image files per page")
+    cursor = fields.String(metadata={"description": "Where the next page starts: the `next` link of the page before"})
+
+
+class ImageSeriesItem(Open):
+    """One image of a file, as its header describes it."""
+
+    id = fields.String(data_key="@id", allow_none=True, metadata={"description": "The image's IRI, when the graph holds it"})
+    index = fields.Integer()
+    name = fields.String(allow_none=True)
+    axes = fields.String(allow_none=True)
+    size_x = fields.Integer(allow_none=True)
+    size_y = fields.Integer(allow_none=True)
+    size_z = fields.Integer(allow_none=True)
+    size_c = fields.Integer(allow_none=True)
+    size_t = fields.Integer(allow_none=True)
+    pixel_type = fields.String(allow_none=True)
+    physical_size_x = fields.Float(allow_none=True, metadata={"description": "µm"})
+    physical_size_y = fields.Float(allow_none=True, metadata={"description": "µm"})
+    physical_size_z = fields.Float(allow_none=True, metadata={"description": "µm"})
+    channels = fields.List(fields.String())
+
+
+class ImageFile(Answer):
+    """A file the archive read image headers from, with its images."""
+
+    file = fields.String(metadata={"description": "The file's IRI"})
+    path = fields.String()
+    status = fields.String(metadata={"description": "ok, unreadable or unsupported"})
+    format = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    images = fields.List(fields.Nested(ImageSeriesItem))
+
+
+class ImageList(Answer):
+    study = fields.String()
+    items = fields.List(fields.Nested(ImageFile))
+    total = fields.Integer(metadata={"description": "Files whose headers were read"})
+    next = _page_link("The next page")
 
 
 class ManifestEntry(Answer):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from catalog import image_facts
 from catalog.archive import Archive, Change
 from catalog.config import Settings
 from catalog.deposits import Deposits
@@ -56,7 +57,11 @@ def header_reads_for(archive: Archive) -> Callable[[Change], None]:
     queue = JobQueue.for_settings(archive.state, archive.settings)
 
     def listener(change: Change) -> None:
-        if change.kind != "committed" or change.view is None or not archive.holds_files(change.accession, change.view):
+        if change.kind != "committed" or change.view is None:
+            return
+        if image_facts.has_results(archive.state, change.accession):
+            image_facts.mark(archive.state, [change.accession])  # the new version's graph has no image nodes yet
+        if not archive.holds_files(change.accession, change.view):
             return
         rows = archive.view(change.view).files.iter_rows(change.accession)
         enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
@@ -70,7 +75,9 @@ def open_services(settings: Settings, *, recover: bool = True, public_only: bool
     (never live work: see :mod:`catalog.leases`)."""
     archive = Archive(settings, public_only=public_only)
     deposits = Deposits(archive, DefaultFormats(DocumentLimits(max_bytes=settings.max_metadata_bytes)))
-    services = Services(archive, deposits, Maintenance(deposits, followers=(lambda: link_if_changed(archive),)))
+    images = image_facts.ImageFacts(archive)
+    followers = (lambda: link_if_changed(archive), images.follow)
+    services = Services(archive, deposits, Maintenance(deposits, followers=followers))
     if not public_only and not archive.settings.read_only:
         archive.subscribe(header_reads_for(archive))
     if recover and not public_only and not archive.settings.read_only:

@@ -32,11 +32,12 @@ from typing import Callable, Iterable, Iterator
 
 from rdflib import Graph
 
-from catalog import identifiers, remembered
+from catalog import identifiers, image_facts, remembered
 from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
 from catalog.file_store import FileStore
+from catalog.image_columns import with_image_columns
 from catalog.state_db import open_state_db
 from catalog.stores import open_file_store
 from catalog.registry import EMBARGOED, FAILED, RELEASED, RELEASING, InFlight, LeaseLost, Registry, StudyRow
@@ -245,7 +246,8 @@ class Archive:
 
         def build_table() -> None:
             try:
-                staged["table"] = target.files.build_study(accession, (f.table_row(study) for f in files()), commit=commit)
+                rows = with_image_columns(self.state, accession, (f.table_row(study) for f in files()))
+                staged["table"] = target.files.build_study(accession, rows, commit=commit)
             except BaseException as exc:  # noqa: BLE001 - the table is then rebuilt from the committed graph
                 staged["error"] = exc
 
@@ -321,7 +323,8 @@ class Archive:
         """Rebuild a study's file table (from ``files``, else from its stored graph); returns its search document."""
         study = self.study_iri(accession)
         rows = files() if files is not None else study_files(view.graph, study)
-        view.files.replace_study(accession, (f.table_row(study) for f in rows), commit=commit)
+        table_rows = with_image_columns(self.state, accession, (f.table_row(study) for f in rows))
+        view.files.replace_study(accession, table_rows, commit=commit)
         return self._document(view, accession)
 
     def _index_from(self, view: CatalogView, accession: str, files: FilesFactory | None) -> None:
@@ -362,6 +365,21 @@ class Archive:
         except NotFound:
             return False
         return bool(first) and self.file_store.stat(f"studies/{accession}/{first[0]['path']}") is not None
+
+    @_serialized
+    def apply_image_headers(self, accession: str) -> "image_facts.Applied | None":
+        """Bring a committed study up to date with its files' header results (file-table columns, image nodes and
+        summaries in its graph, search entry, record); None when the study is in no view."""
+        row = self.registry.study(accession)
+        if row is None or row.state not in (RELEASED, EMBARGOED):
+            return None
+        view = self.view(PUBLIC if row.state == RELEASED else PRIVATE)
+        if not view.files.has_study(accession):
+            return None
+        applied = image_facts.apply_to_view(self, view, accession)
+        view.search.upsert(self._document(view, accession))
+        self._render_record(view, accession)
+        return applied
 
     @_serialized
     def render_records(self, accessions: Iterable[str], view: str = PUBLIC) -> int:

@@ -147,6 +147,8 @@ class Settings:
     header_max_memory_mb: int = 1024
     #: header-reading worker processes (0: one per core)
     header_workers: int = 0
+    #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
+    image_nodes_max: int = 1000
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -210,6 +212,7 @@ class Settings:
         "header_timeout": ("BIA_HEADER_TIMEOUT", float),
         "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
         "header_workers": ("BIA_HEADER_WORKERS", int),
+        "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
     }
 
     @classmethod

@@ -133,8 +133,8 @@ class RecordedGraphStore(GraphStore):
     def settle(self, graph: str, tag: str) -> None:
         self._recorded(graph, lambda: self.inner.settle(graph, tag))
 
-    def update(self, update: str) -> None:
-        self._recorded(EVERYTHING, lambda: self.inner.update(update))
+    def update(self, update: str, *, graph: str | None = None) -> None:
+        self._recorded(graph or EVERYTHING, lambda: self.inner.update(update, graph=graph))
 
     # ---------------------------------------------------------------- reads (the inner store's)
 

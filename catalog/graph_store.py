@@ -170,8 +170,8 @@ class GraphStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def update(self, update: str) -> None:
-        """Run a SPARQL 1.1 Update (atomically)."""
+    def update(self, update: str, *, graph: str | None = None) -> None:
+        """Run a SPARQL 1.1 Update (atomically); ``graph``: the one named graph it changes, when only one."""
 
     # ---------------------------------------------------------------- lifecycle
 

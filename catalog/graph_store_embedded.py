@@ -547,7 +547,7 @@ class EmbeddedGraphStore(GraphStore):
             raise NotAcceptable(f"no SPARQL results serialization for {accept!r}")
         return _written(result.serialize(format=fmt)), media
 
-    def update(self, update: str) -> None:
+    def update(self, update: str, *, graph: str | None = None) -> None:
         with self._lock:
             self._mark_dirty()
             try:

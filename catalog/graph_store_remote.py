@@ -365,7 +365,7 @@ class RemoteGraphStore(GraphStore):
         )
         return response.content, response.headers.get("Content-Type", accept).split(";")[0].strip()
 
-    def update(self, update: str) -> None:
+    def update(self, update: str, *, graph: str | None = None) -> None:
         self._request(
             "POST",
             self.update_url,

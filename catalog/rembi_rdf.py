@@ -134,7 +134,8 @@ def _canonical_identifiers(rec: dict[str, Any]) -> None:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def _literal(value: Any, datatype: str | None) -> Literal:
+def literal_for(value: Any, datatype: str | None) -> Literal:
+    """A slot's value as the literal of its datatype (control characters dropped from strings)."""
     if datatype in (None, str(XSD.string)):
         return Literal(_CONTROL.sub("", str(value)))
     if isinstance(value, bool):
@@ -199,7 +200,7 @@ def _write(
 
 def _term(item: Any, slot, graph: Graph, model: RembiModel, owner: str):
     if slot.kind == "literal":
-        return _literal(item, slot.datatype)
+        return literal_for(item, slot.datatype)
     if slot.kind == "iri":
         return URIRef(model.expand(str(item)))
     if slot.kind == "enum":

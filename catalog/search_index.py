@@ -59,7 +59,7 @@ FIELD_ALIASES = {
     "imaging_methods": "imaging_method",
     "method": "imaging_method",
 }
-FACET_FIELDS = ("organism", "imaging_method", "licence", "release_year", "source")
+FACET_FIELDS = ("organism", "imaging_method", "licence", "release_year", "source", "dimensionality", "time_series")
 SORTS = ("relevance", "newest", "oldest")
 _WRITER_HEAP = 64_000_000
 
@@ -90,6 +90,9 @@ class StudyDocument:
     source: str | None = None
     file_count: int = 0
     total_size: int = 0
+    #: what the image files' headers say: kinds of image (2D, 3D, 2D+time, 3D+time), and whether any is a time series
+    dimensionalities: list[str] = field(default_factory=list)
+    time_series: bool | None = None
 
     def facet_values(self) -> Iterable[tuple[str, str]]:
         for value in self.organisms:
@@ -102,6 +105,10 @@ class StudyDocument:
             yield "release_year", self.release_date[:4]
         if self.source:
             yield "source", self.source
+        for value in self.dimensionalities:
+            yield "dimensionality", value
+        if self.time_series is not None:
+            yield "time_series", "yes" if self.time_series else "no"
 
 
 @dataclass
@@ -242,7 +249,7 @@ def _field(fieldname: str | None) -> str | None:
 # ---------------------------------------------------------------------- the index
 
 #: the layout of the local index; an index of another layout is rebuilt from the state database
-LOCAL_LAYOUT = 2
+LOCAL_LAYOUT = 3
 #: seconds between two looks at the state database for documents another process or node wrote
 FOLLOW_INTERVAL = 0.5
 

@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     claim_id TEXT, expires DOUBLE PRECISION, ready DOUBLE PRECISION NOT NULL, created DOUBLE PRECISION NOT NULL,
     updated DOUBLE PRECISION NOT NULL, UNIQUE (study, file_key, kind, version));
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(kind, state, ready);
+CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(kind, updated);
+CREATE TABLE IF NOT EXISTS image_facts (study TEXT PRIMARY KEY, changed BIGINT NOT NULL, applied BIGINT);
 """
 
 #: columns added after the first release, with their definitions (databases made earlier gain them at open)

@@ -102,7 +102,17 @@ def study_document(
         source=(model.enum_name("ResourceEnum", source_iri) if source_iri else None) or "BioImage Archive",
         file_count=n,
         total_size=total,
+        dimensionalities=sorted(
+            set(_values(store, f"SELECT ?v WHERE {{ {g} {{ {s} rembi:imageSummary/rembi:dimensionality ?v }} }}"))
+        ),
+        time_series=_time_series(store, g, s),
     )
+
+
+def _time_series(store: GraphStore, g: str, s: str) -> bool | None:
+    """Whether the headers of the study's image files show a time series (None: no headers read)."""
+    found = _values(store, f"SELECT ?v WHERE {{ {g} {{ {s} rembi:imageSummary/rembi:hasTimeSeries ?v }} }}")
+    return found[0] in ("true", "1") if found else None
 
 
 def study_files(store: GraphStore, study_iri: str) -> Iterator[StudyFile]:

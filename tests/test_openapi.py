@@ -163,6 +163,11 @@ CALLS = [
     get("/studies/{released}/files.tsv"),
     get("/studies/{released}/files.json"),
     get("/studies/{released}/files.xml", 406),
+    # images
+    get("/studies/{released}/images"),
+    get("/studies/{released}/images?limit=1"),
+    get("/studies/{released}/images?limit=0", 400),
+    get("/studies/S-NOPE1/images", 404),
     get("/studies/{released}/files.csv?sort=nope", 400),
     get("/files/{released}/{file_id}"),
     get("/files/{harvested}/{harvested_file_id}"),
