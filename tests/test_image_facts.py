@@ -143,6 +143,12 @@ def test_graph_holds_image_nodes_and_summaries_and_each_image_dereferences(appli
     study = client.get(f"/studies/{accession}", headers={"Accept": "application/ld+json"}).get_json()
     text = json.dumps(study)
     assert "ImageSummary" in text and "2D+time" in text and "3D" in text
+    study_iri = services.archive.study_iri(accession)
+    per_component = services.archive.public.graph.select(
+        f"SELECT ?title ?n WHERE {{ GRAPH <{study_iri}> {{ ?c a <{REMBI}StudyComponent> ; <http://purl.org/dc/terms/title> ?title ;"
+        f" <{REMBI}imageSummary> ?s . ?s <{REMBI}filesRead> ?n }} }}"
+    )
+    assert [(r["title"]["value"], r["n"]["value"]) for r in per_component] == [("Screen plates", "5")]
     truncated = next(item for item in listing["items"] if item["path"].startswith("broken/"))
     assert truncated["status"] == "unreadable" and truncated["reason"] and truncated["images"] == []
 
@@ -218,3 +224,22 @@ def test_embargoed_study_images_are_invisible_until_release(make_catalog, files)
     released = client.get(f"/studies/{accession}/files?filter[image.size_c][gte]=2").get_json()
     assert released["total"] == 2  # the columns came along: no header is read again
     assert client.get(node.replace(catalog.settings.base_url, ""), headers={"Accept": "application/ld+json"}).status_code == 200
+
+
+def test_pending_marks_and_the_scan_of_finished_jobs_on_both_engines(state_db):
+    from catalog import image_facts
+    from catalog.jobs import JobQueue
+
+    queue = JobQueue(state_db)
+    queue.enqueue_many(KIND, "v1", [("S-A1", "studies/S-A1/a.tif", None), ("S-B1", "studies/S-B1/b.tif", None)])
+    assert image_facts.scan_finished(state_db) == [] and image_facts.pending(state_db) == []
+    (job,) = queue.claim([KIND], versions={KIND: "v1"})
+    queue.finish(job, {"status": "ok", "format": "tiff", "series": []})
+    assert image_facts.scan_finished(state_db) == [job.study]
+    ((study, seq, applied),) = image_facts.pending(state_db)
+    assert (study, applied) == (job.study, None) and image_facts.has_results(state_db, job.study)
+    image_facts._applied(state_db, study, seq)
+    assert image_facts.pending(state_db) == [] and image_facts.scan_finished(state_db) == []  # nothing new since
+    image_facts.mark(state_db, [study])  # committed again
+    assert [p[0] for p in image_facts.pending(state_db)] == [study]
+    queue.close()

@@ -271,3 +271,21 @@ def test_a_runaway_query_stops_and_leaves_the_graph_server_idle(tmp_path, oxigra
             assert busy_after(public.process.pid, seconds=2.0) > 0.1  # (a core's share on a loaded machine)
         finally:
             off.extensions["bia.sparql"].close()
+
+
+def test_an_update_of_one_graph_is_recorded_for_that_graph_only(tmp_path, state_db, oxigraph_server):
+    """Image headers change a study's graph by a SPARQL Update naming it: the copy fetches that graph, not all."""
+    remote = RemoteGraphStore(oxigraph_server.url)
+    public = RecordedGraphStore(remote, state_db, "public")
+    public.replace_graph(G1, nt("one"))
+    public.replace_graph(G2, nt("two"))
+    replica = GraphReplica(tmp_path / "replica" / "public", state_db, remote)
+    try:
+        replica.follow_once()
+        seq = latest_change(state_db, "public")
+        public.update(f'INSERT DATA {{ GRAPH <{G2}> {{ <https://example.org/s> <https://example.org/p> "2b" }} }}', graph=G2)
+        assert [change.graph for change in changes_since(state_db, "public", seq)] == [G2]
+        assert replica.follow_once() == 1
+        assert replica_graphs(replica) == {G1: {"one"}, G2: {"two", "2b"}}
+    finally:
+        replica.close()
