@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from catalog.image_columns import HEADER_KIND, columns_of, header_key, latest_results, without_image_columns
+from catalog import image_index
 from catalog.image_graph import ImageGraph, replace_update
 from catalog.state_db import StateDB
 
@@ -155,19 +156,37 @@ def apply_to_view(archive: "Archive", view: "CatalogView", accession: str) -> Ap
     totals = view.files.totals(accession)
     components = file_components(view, study) if totals.get("files", 0) <= COMPONENT_SUMMARY_FILES else {}
     graph = ImageGraph(archive.model, study, cap=archive.settings.image_nodes_max)
+    generation = image_index.new_generation(archive.state)
+    found: list[image_index.IndexedImage] = []
 
     def rows() -> Iterator[dict[str, Any]]:
         for row, result in _with_results(archive.state, accession, view.files.iter_rows(accession, batch=BATCH)):
             if result is None:
                 yield row
                 continue
-            graph.add(str(row["path"]), row.get("size"), result, components.get(str(row["path"])))
+            path = str(row["path"])
+            graph.add(path, row.get("size"), result, components.get(path))
+            found.extend(_indexed(graph, accession, path, result))
+            if len(found) >= image_index.BATCH:
+                image_index.write(archive.state, generation, found)
+                found.clear()
             yield {**row, **columns_of(result)}
 
     view.files.replace_study(accession, rows(), commit=view.files.commit_of(accession))
+    image_index.write(archive.state, generation, found)
+    image_index.drop_older(archive.state, accession, generation)
     view.graph.update(replace_update(study, graph.all_triples()), graph=study)
     summary = graph.study_summary
     return Applied(accession, summary.files_read, summary.image_count, graph.images_written)
+
+
+def _indexed(graph: ImageGraph, accession: str, path: str, result: Any) -> Iterator[image_index.IndexedImage]:
+    if result.get("status") != "ok":
+        return
+    for series in result.get("series") or []:
+        index = int(series.get("index") or 0)
+        image_id = graph.image_iri(path, index).rsplit("/", 1)[-1]
+        yield image_index.IndexedImage(accession, image_id, header_key(accession, path), index)
 
 
 def _with_results(db: StateDB, accession: str, rows: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:

@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(kind, state, ready);
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(kind, updated);
 CREATE TABLE IF NOT EXISTS image_facts (study TEXT PRIMARY KEY, changed BIGINT NOT NULL, applied BIGINT);
+CREATE TABLE IF NOT EXISTS images (
+    study TEXT NOT NULL, image_id TEXT NOT NULL, file_key TEXT NOT NULL, series INTEGER NOT NULL, generation BIGINT NOT NULL,
+    PRIMARY KEY (study, image_id));
 """
 
 #: columns added after the first release, with their definitions (databases made earlier gain them at open)

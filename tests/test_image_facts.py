@@ -136,6 +136,10 @@ def test_graph_holds_image_nodes_and_summaries_and_each_image_dereferences(appli
     timelapse = next(item for item in listing["items"] if item["path"].startswith("timelapse/"))
     (image,) = timelapse["images"]
     assert (image["size_c"], image["size_t"]) == (2, 20) and image["@id"] in nodes
+    from catalog.image_index import lookup
+
+    indexed = lookup(services.archive.state, accession, image["@id"].rsplit("/", 1)[-1])
+    assert indexed is not None and (indexed.file_key, indexed.series) == (f"studies/{accession}/timelapse/tubhiswt_C0.ome.tif", 0)
     record = client.get(image["@id"].replace(catalog.settings.base_url, ""), headers={"Accept": "application/ld+json"})
     assert record.status_code == 200
     doc = json.dumps(record.get_json())
