@@ -12,10 +12,12 @@ from api.openapi import Blueprint, errors, responses
 from api.records import self_url
 from api.routes_files import file_index_for
 from api.schemas import ImageList, ImagesArgs
-from catalog import identifiers
+from catalog import identifiers, image_index
+from catalog.errors import NotFound
 from catalog.file_index import FileIndex, Filter
 from catalog.image_columns import channel_label, header_key, latest_results, micrometres
 from catalog.image_graph import ImageGraph
+from catalog.image_index import IndexedImage
 from catalog.views import PRIVATE, PUBLIC
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
@@ -41,6 +43,17 @@ def list_images(args: dict[str, Any], accession: str) -> Response:
         body.update(items=_items(index, accession, study, page.items), total=page.total)
         body["next"] = self_url(cursor=page.next_cursor) if page.next_cursor else None
     return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json")
+
+
+def image_for_request(accession: str, image_id: str) -> tuple[Any, IndexedImage]:
+    """The view holding a study's image and where the image is (file and series), for this request: the public
+    view, or the private one for the study's owner; :class:`NotFound` otherwise (as for a study that does not exist)."""
+    index = file_index_for(accession)  # NotFound unless released, or embargoed and asked for by its owner
+    archive = services().archive
+    found = image_index.lookup(archive.state, accession, image_id)
+    if found is None:
+        raise NotFound(f"no image {image_id} in {accession}")
+    return archive.view(PUBLIC if index is archive.public.files else PRIVATE), found
 
 
 def _items(index: FileIndex, accession: str, study: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
