@@ -36,9 +36,8 @@ BUSY_INTERVAL = 600.0
 SCAN_OVERLAP = 120.0
 #: the counter pending marks are numbered by, and the meta row holding the scan's watermark
 COUNTER, WATERMARK = "~image_facts", "image_facts_scanned"
-#: studies with more files than this get a study-level summary only (mapping each file to its component would
-#: hold the whole list in memory)
-COMPONENT_SUMMARY_FILES = 200_000
+#: the predicate from a file to its component
+COMPONENT = "https://w3id.org/rembi/component"
 #: table rows read per batch while applying
 BATCH = 500
 
@@ -140,37 +139,43 @@ def has_results(db: StateDB, accession: str) -> bool:
 # ---------------------------------------------------------------------------------------------------- applying
 
 
-def file_components(view: "CatalogView", study: str) -> dict[str, str]:
-    """Each file's component IRI (by path), for the per-component summaries."""
+def file_components(view: "CatalogView", study: str, file_ids: list[str]) -> dict[str, str]:
+    """The component IRI of each of some files of the study (by file id), by index lookups of their IRIs."""
+    if not file_ids:
+        return {}
+    values = " ".join(f"<{study}/files/{file_id}>" for file_id in file_ids)
     rows = view.graph.select(
-        "SELECT ?path ?component WHERE { GRAPH <" + study + "> { <" + study + "> <https://w3id.org/rembi/files> ?f ."
-        " ?f <https://w3id.org/rembi/component> ?component ; <https://w3id.org/rembi/path> ?path } }"
+        f"SELECT ?f ?component WHERE {{ GRAPH <{study}> {{ VALUES ?f {{ {values} }} ?f <{COMPONENT}> ?component }} }}"
     )
-    return {r["path"]["value"]: r["component"]["value"] for r in rows}
+    return {r["f"]["value"].rsplit("/", 1)[-1]: r["component"]["value"] for r in rows}
 
 
 def apply_to_view(archive: "Archive", view: "CatalogView", accession: str) -> Applied:
     """Rebuild the study's file table with its image columns and replace the image part of its graph (the caller
-    updates the search entry and the record)."""
+    updates the search entry and the record). Rows, results and components are read a batch at a time."""
     study = archive.study_iri(accession)
-    totals = view.files.totals(accession)
-    components = file_components(view, study) if totals.get("files", 0) <= COMPONENT_SUMMARY_FILES else {}
     graph = ImageGraph(archive.model, study, cap=archive.settings.image_nodes_max)
     generation = image_index.new_generation(archive.state)
     found: list[image_index.IndexedImage] = []
 
     def rows() -> Iterator[dict[str, Any]]:
-        for row, result in _with_results(archive.state, accession, view.files.iter_rows(accession, batch=BATCH)):
-            if result is None:
-                yield row
-                continue
-            path = str(row["path"])
-            graph.add(path, row.get("size"), result, components.get(path))
-            found.extend(_indexed(graph, accession, path, result))
+        for batch in _batches(view.files.iter_rows(accession, batch=BATCH)):
+            keys = [header_key(accession, str(row.get("path"))) for row in batch]
+            results = latest_results(archive.state, accession, keys)
+            read = [str(row.get("file_id")) for key, row in zip(keys, batch) if key in results]
+            components = file_components(view, study, read)
+            for key, row in zip(keys, batch):
+                result = results.get(key)
+                if result is None:
+                    yield row
+                    continue
+                path = str(row["path"])
+                graph.add(path, row.get("size"), result, components.get(str(row.get("file_id"))))
+                found.extend(_indexed(graph, accession, path, result))
+                yield {**row, **columns_of(result)}
             if len(found) >= image_index.BATCH:
                 image_index.write(archive.state, generation, found)
                 found.clear()
-            yield {**row, **columns_of(result)}
 
     view.files.replace_study(accession, rows(), commit=view.files.commit_of(accession))
     image_index.write(archive.state, generation, found)
@@ -189,23 +194,16 @@ def _indexed(graph: ImageGraph, accession: str, path: str, result: Any) -> Itera
         yield image_index.IndexedImage(accession, image_id, header_key(accession, path), index)
 
 
-def _with_results(db: StateDB, accession: str, rows: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:
+def _batches(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Table rows without image columns, a batch at a time."""
     batch: list[dict[str, Any]] = []
     for row in rows:
         batch.append(without_image_columns(row))
         if len(batch) >= BATCH:
-            yield from _joined(db, accession, batch)
+            yield batch
             batch = []
-    yield from _joined(db, accession, batch)
-
-
-def _joined(db: StateDB, accession: str, batch: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:
-    if not batch:
-        return
-    keys = [header_key(accession, str(row.get("path"))) for row in batch]
-    results = latest_results(db, accession, keys)
-    for key, row in zip(keys, batch):
-        yield row, results.get(key)
+    if batch:
+        yield batch
 
 
 class ImageFacts:

@@ -30,6 +30,9 @@ MAX_TEXT = 500
 READ_FROM_HEADERS = "https://w3id.org/rembi/readFromHeaders"
 
 Triple = tuple[URIRef, URIRef, Any]
+_MEASURED = [f"size_{axis}" for axis in "xyzct"] + ["physical_size_x"]
+_LOW = {name: f"min_{name}" for name in _MEASURED}
+_HIGH = {name: f"max_{name}" for name in _MEASURED}
 
 
 def dimensionality(series: Mapping[str, Any]) -> str:
@@ -71,11 +74,13 @@ class Summary:
             self._extend("physical_size_x", micrometres(series.get("physical_size_x")))
 
     def _extend(self, name: str, value: Any) -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if value is None or value.__class__ not in (int, float):
             return
-        low, high = f"min_{name}", f"max_{name}"
-        self.extremes[low] = min(self.extremes.get(low, value), value)
-        self.extremes[high] = max(self.extremes.get(high, value), value)
+        extremes, low, high = self.extremes, _LOW[name], _HIGH[name]
+        if low not in extremes or value < extremes[low]:
+            extremes[low] = value
+        if high not in extremes or value > extremes[high]:
+            extremes[high] = value
 
     def as_slots(self) -> dict[str, Any]:
         """The summary as ``ImageSummary`` slot values."""
