@@ -17,9 +17,9 @@ RUN groupadd --gid 10001 bia \
 WORKDIR /app
 # The dependencies pinned in setup.cfg, in a layer of their own: a change to the code does not reinstall them. The
 # `postgres` extra is included (a site on several machines keeps its state in PostgreSQL: BIA_DATABASE_URL), and the
-# `images` extra (the image header readers).
+# `images` and `images-vendor` extras (the image header readers, CZI/ND2/LIF included).
 COPY setup.cfg pyproject.toml ./
-RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'] + c['options.extras_require']['postgres'] + c['options.extras_require']['images'])" > /tmp/requirements.txt \
+RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'] + c['options.extras_require']['postgres'] + c['options.extras_require']['images'] + c['options.extras_require']['images-vendor'])" > /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 

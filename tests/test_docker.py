@@ -107,8 +107,9 @@ def test_the_dependency_layer_installs_exactly_what_setup_cfg_pins(tmp_path):
     wanted.read(ROOT / "setup.cfg")
     pins = [line.strip() for line in made.stdout.splitlines() if line.strip()]
     extras = wanted["options.extras_require"]
-    pinned = wanted["options"]["install_requires"] + extras["postgres"] + extras["images"]
+    pinned = wanted["options"]["install_requires"] + extras["postgres"] + extras["images"] + extras["images-vendor"]
     assert pins == [line.strip() for line in pinned.splitlines() if line.strip()]  # the image can keep state in PostgreSQL
+    assert {"czifile", "nd2", "liffile"} <= {p.split("==")[0] for p in pins}  # and read CZI, ND2 and LIF headers
     assert any(p.startswith("gunicorn==") for p in pins) and any(p.startswith("psycopg[binary]==") for p in pins)
     assert all("==" in p for p in pins)
 

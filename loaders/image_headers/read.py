@@ -24,9 +24,10 @@ from .sources import ByteCapExceeded, ByteSource, CountingKeys, CountingReader, 
 DEFAULT_MAX_BYTES = 32 << 20
 #: warnings kept per file
 MAX_WARNINGS = 50
+KNOWN_FORMATS = "TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr, CZI, ND2, LIF"
 MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
-_LIBRARY_LOGGERS = ("tifffile", "zarr", "ome_types", "PIL", "xsdata")
+_LIBRARY_LOGGERS = ("tifffile", "zarr", "ome_types", "PIL", "xsdata", "czifile", "nd2", "liffile")
 Fatal = tuple[type[BaseException], ...]
 
 
@@ -67,7 +68,7 @@ def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal
         reader = CountingReader(source, max_bytes)
         reader_for = _reader_for(reader.head, source.name)
         if reader_for is None:
-            result.fail("unsupported", "not a format the header readers know (TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr)")
+            result.fail("unsupported", f"not a format the header readers know ({KNOWN_FORMATS})")
             return
         reader_for(reader, result)
         _no_images(result)
@@ -107,11 +108,17 @@ def _count(result: ImageHeaders, bytes_read: int, reads: int, over_cap: bool, ma
 
 def _reader_for(head: bytes, name: str) -> Callable[[CountingReader, ImageHeaders], None] | None:
     """The reader for a file starting with ``head`` and called ``name``; None if there is none."""
-    from . import mrc, ome_xml_file, raster, tiff
+    from . import czi, lif, mrc, nd2, ome_xml_file, raster, tiff
 
     lower = name.lower()
     if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         return tiff.read
+    if head.startswith(czi.MAGIC):
+        return czi.read
+    if head.startswith(nd2.MAGIC):
+        return nd2.read
+    if lif.is_lif(head):
+        return lif.read
     if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff"):
         return raster.read
     if head.startswith(b"\x1f\x8b"):
