@@ -119,7 +119,7 @@ def _reading(db: StateDB, accession: str) -> bool:
     with db.transaction() as conn:
         return (
             conn.execute(
-                "SELECT 1 FROM jobs WHERE study = ? AND kind = ? AND state IN ('queued', 'running') LIMIT 1",
+                "SELECT 1 FROM jobs WHERE study = ? AND kind || '' = ? AND state IN ('queued', 'running') LIMIT 1",
                 (accession, HEADER_KIND),
             ).fetchone()
             is not None
@@ -130,7 +130,7 @@ def has_results(db: StateDB, accession: str) -> bool:
     with db.transaction() as conn:
         return (
             conn.execute(
-                "SELECT 1 FROM jobs WHERE study = ? AND kind = ? AND state = 'done' LIMIT 1", (accession, HEADER_KIND)
+                "SELECT 1 FROM jobs WHERE study = ? AND kind || '' = ? AND state || '' = 'done' LIMIT 1", (accession, HEADER_KIND)
             ).fetchone()
             is not None
         )
