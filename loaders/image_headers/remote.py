@@ -175,6 +175,7 @@ class HttpRanges:
                 if target is None:
                     data = self._body(response, offset, length, deadline)
                     self.fetched += len(data)
+                    self.url = url  # after a redirect (same host), ask where it led
                     return data
                 url = target
             finally:
