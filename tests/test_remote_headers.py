@@ -21,6 +21,7 @@ from loaders.image_headers.pool import HeaderCaps, HeaderPool
 from loaders.image_headers.remote import NoSource, NotLocated, SourceUnavailable, file_url, source_of
 from loaders.image_headers.stored import read_stored
 from tests.servers.range_server import RangeServer
+from tests.test_header_jobs import FILES, deposit_images
 from tests.servers.seaweedfs_server import SeaweedFS
 
 IMAGES = Path(__file__).parent / "data" / "images"
@@ -284,3 +285,33 @@ def test_objects_in_s3_are_read_by_range_requests_in_the_sandbox(pool, s3_store,
         assert (missing.status, missing.reason) == ("unreadable", "studies/S-BIAD9/nope.tif is not in the file store")
     finally:
         s3_store.delete_prefix("studies/")
+
+
+def test_a_deposit_s_images_in_s3_get_their_headers_read_by_the_job_queue(request, tmp_path):
+    s3: SeaweedFS = request.getfixturevalue("seaweedfs_s3")
+    bucket = s3.new_bucket("header-jobs")
+    make_catalog = request.getfixturevalue("make_catalog")  # after the server, so closed before it stops
+    services = make_catalog(
+        folder=tmp_path / "catalog",
+        s3_endpoint=s3.endpoint,
+        s3_bucket=bucket,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        header_workers=1,
+    ).services
+    register_kind()
+    accession = deposit_images(services)
+    settings = services.archive.settings
+    queue = JobQueue.for_settings(services.archive.state, settings)
+    try:
+        worker = Worker(queue, handlers(settings, [KIND]), versions={KIND: readers_version()})
+        while worker.run_batch():
+            pass
+        done = {job.file_key.removeprefix(f"studies/{accession}/"): job.result for job in queue.results(accession, KIND)}
+    finally:
+        queue.close()
+    assert set(done) == set(FILES)
+    for path, local in FILES.items():
+        assert done[path]["status"] == "ok" and done[path]["reads"] <= 3
+        assert done[path]["source"] == f"studies/{accession}/{path}"
+        assert done[path]["series"] == read_headers(local).to_dict()["series"]
