@@ -13,7 +13,9 @@ from catalog.config import Settings
 from catalog.errors import CatalogError
 
 if TYPE_CHECKING:
+    from api.services import Services
     from catalog.registry import Registry
+    from loaders.image_headers.job import HarvestedQueued
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -289,14 +291,20 @@ def _opener(path: Path) -> Callable[[], IO[bytes]]:
 
 # ----------------------------------------------------------------------------- harvests
 
+_HEADERS_HELP = (
+    "Also queue a read of the image headers of the harvested studies' files, by HTTP Range requests to their source"
+    " archive's file server (BIA_HEADER_SOURCES); `bia work` or a serving process reads them."
+)
+
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["pagetab", "empiar", "idr", "legacy", "rocrate"]))
 @click.argument("items", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--metadata-only", is_flag=True, help="Load records without their file lists (file tables stay empty).")
+@click.option("--headers", is_flag=True, help=_HEADERS_HELP)
 @click.pass_context
-def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool, metadata_only: bool) -> None:
+def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool, metadata_only: bool, headers: bool) -> None:
     """Load records of another resource: local files/folders, URLs, or identifiers fetched from the source
     (S-BIAD590 from BioStudies, EMPIAR-10934 from EMPIAR, idr0004-thorpe-rad52 from the IDR metadata).
 
@@ -315,13 +323,35 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
         harvester = Harvester(services.archive, metadata_only=metadata_only)
         summary = harvester.run(kind, list(items), progress=lambda _item: bar.update())
         services.follow()  # links follow the catalog: rebuilt after any change
+        queued = _queue_headers(services, summary.loaded + summary.unchanged) if headers else None
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        click.echo(json.dumps({**summary.to_dict(), **({"headers": vars(queued)} if queued else {})}, indent=2))
     else:
         for item, reason in summary.failed:
             click.echo(f"failed: {item}: {reason}", err=True)
         click.echo(f"loaded {len(summary.loaded)}, unchanged {len(summary.unchanged)}, failed {len(summary.failed)}")
+        if queued is not None:
+            _report_headers(queued)
     sys.exit(1 if summary.failed else 0)
+
+
+def _queue_headers(services: Services, accessions: list[str] | None) -> HarvestedQueued:
+    """Queue header reads of harvested studies' files (``accessions``; None: all)."""
+    from catalog.jobs import JobQueue
+    from loaders.image_headers.job import enqueue_harvested
+
+    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
+    try:
+        return enqueue_harvested(queue, services.archive, accessions)
+    finally:
+        queue.close()
+
+
+def _report_headers(queued: HarvestedQueued) -> None:
+    click.echo(f"queued {queued.jobs} header reads of {len(queued.studies)} harvested studies (`bia work` reads them)")
+    if queued.no_source:
+        shown = ", ".join(queued.no_source[:10]) + (" …" if len(queued.no_source) > 10 else "")
+        click.echo(f"no file server known for {len(queued.no_source)} studies: {shown}", err=True)
 
 
 # ----------------------------------------------------------------------------- maintenance
@@ -368,14 +398,20 @@ def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--headers", is_flag=True, help=_HEADERS_HELP.replace("the harvested studies' files", "every harvested study's files")
+)
 @click.pass_context
-def reindex(ctx: click.Context) -> None:
+def reindex(ctx: click.Context, headers: bool) -> None:
     """Rebuild the search indexes, file tables and rendered records from the graph stores."""
     from api.services import open_services
 
     with open_services(_settings(ctx)) as services:
         counts = services.archive.reindex()
+        queued = _queue_headers(services, None) if headers else None
     click.echo(", ".join(f"{name}: {n} studies" for name, n in counts.items()))
+    if queued is not None:
+        _report_headers(queued)
 
 
 @cli.command()

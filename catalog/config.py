@@ -27,6 +27,30 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return convert
 
 
+#: the source archives' public file servers (issue 16): BioStudies (and so the BioImage Archive) and EMPIAR
+DEFAULT_HEADER_SOURCES: tuple[tuple[str, str], ...] = (
+    ("biostudies", "https://ftp.ebi.ac.uk/biostudies/fire/{relpath}/Files/"),
+    ("empiar", "https://ftp.ebi.ac.uk/empiar/world_availability/{number}/"),
+)
+
+
+def parse_header_sources(text: str) -> tuple[tuple[str, str], ...]:
+    """``name=https://host/base/,name=…`` (commas or white space between entries) → ``((name, url), …)``; each URL
+    http(s) with a host. ``none`` (or only blanks): no source."""
+    from urllib.parse import urlsplit
+
+    found: list[tuple[str, str]] = []
+    for entry in re.split(r"[\s,]+", text.strip()):
+        if not entry or entry.lower() == "none":
+            continue
+        name, sep, url = entry.partition("=")
+        parts = urlsplit(url)
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_-]*", name) or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{entry!r} is not name=http(s)://host/base/ (e.g. biostudies=https://ftp.ebi.ac.uk/…)")
+        found.append((name, url))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a catalog needs to know about where it keeps things."""
@@ -149,6 +173,12 @@ class Settings:
     header_workers: int = 0
     #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
     image_nodes_max: int = 1000
+    #: where the files of harvested studies are read from (``bia harvest --headers``, ``bia reindex --headers``):
+    #: source name → base URL template (``{relpath}``: BioStudies' ``S-BIAD/590/S-BIAD590``, ``{accession}``,
+    #: ``{number}``), the file's path appended; only these hosts are ever asked (``name=url,name=url``; empty: none)
+    header_sources: tuple[tuple[str, str], ...] = field(default_factory=lambda: DEFAULT_HEADER_SOURCES)
+    #: seconds one HTTP Range request of a remote header read may take (connecting, waiting, reading)
+    header_request_timeout: float = 5.0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -213,6 +243,8 @@ class Settings:
         "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
         "header_workers": ("BIA_HEADER_WORKERS", int),
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
+        "header_sources": ("BIA_HEADER_SOURCES", parse_header_sources),
+        "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),
     }
 
     @classmethod

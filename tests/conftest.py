@@ -21,6 +21,7 @@ from tests.catalog_helpers import BASE, make_settings
 from tests.servers.http_proxy import http_proxy  # noqa: F401
 from tests.servers.oxigraph_server import oxigraph_pair, oxigraph_server  # noqa: F401
 from tests.servers.postgres_server import postgres_server, postgres_url  # noqa: F401
+from tests.servers.range_server import range_server  # noqa: F401
 from tests.servers.replay_server import replay_server  # noqa: F401
 from tests.servers.seaweedfs_server import seaweedfs_s3  # noqa: F401
 

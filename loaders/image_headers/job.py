@@ -2,21 +2,34 @@
 as the job's result (one per file and reader version, so no file is read twice by the same readers).
 
 Jobs are queued for every file of a study the archive holds when the study is committed
-(:func:`enqueue_study`); `bia work`, or the serving process's background worker, reads them. Files in the local file
-store are read in place. Files in S3 are not read yet: their jobs finish with status ``skipped`` and say so
-(range reads through :class:`~loaders.image_headers.sources.RangeSource` are the next step).
+(:func:`enqueue_study`), and for the files of harvested studies when asked (:func:`enqueue_harvested`: ``bia harvest
+… --headers``, ``bia reindex --headers``); `bia work`, or the serving process's background worker, reads them.
+A file the archive holds is read from the file store (:func:`~.stored.read_stored`: in place, or from S3 by range
+requests). A harvested file's job carries the name of its source archive as its payload (``{"source":
+"biostudies"}``, chosen by :func:`~.remote.source_of` from the accession when it is queued); its URL is made when it
+is read, from the study, the file's path (its key is ``studies/<acc>/<path>`` too) and the source's base URL as
+configured then (``BIA_HEADER_SOURCES``), so no URL is stored and only configured hosts are asked
+(:mod:`.remote`). A source that is down fails the job as an outage: the queue tries it again later without counting
+an attempt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable
 
 from catalog import jobs
 from catalog.config import Settings
+from catalog.errors import NotFound
+from catalog.registry import EMBARGOED, RELEASED
 from catalog.stores import open_file_store
+from catalog.views import PRIVATE, PUBLIC
 
+from .model import ImageHeaders
 from .pool import HeaderCaps, HeaderPool
+from .remote import NoSource, NotLocated, file_url, source_of
 from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
@@ -42,12 +55,31 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     pool = HeaderPool(workers=settings.header_workers or None, caps=HeaderCaps.from_settings(settings))
 
     def handle(job: jobs.Job) -> Any:
+        source = job.payload.get("source") if isinstance(job.payload, dict) else None
         try:
+            if source is not None:
+                return read_harvested(pool, settings.header_sources, str(source), job.study, job.file_key).to_dict()
             return read_stored(pool, store, job.file_key).to_dict()
-        except NotReadableHere as exc:
+        except (NotReadableHere, NoSource) as exc:
             return {"status": "skipped", "reason": str(exc)}
 
     return handle
+
+
+def read_harvested(
+    pool: HeaderPool, sources: tuple[tuple[str, str], ...], source: str, accession: str, file_key: str
+) -> ImageHeaders:
+    """The headers of a harvested study's file (``studies/<acc>/<path>``), read from ``source``'s file server by
+    range requests. Raises :class:`~.remote.NoSource` when no server is configured for ``source``, and
+    :class:`~.remote.SourceUnavailable` when it cannot be reached or is busy."""
+    path = file_key.removeprefix(f"studies/{accession}/")
+    try:
+        url = file_url(sources, source, accession, path)
+    except NoSource:
+        raise
+    except NotLocated as exc:
+        return ImageHeaders(source=file_key).fail("unreadable", str(exc))
+    return pool.read_url(url)
 
 
 def register_kind() -> None:
@@ -58,3 +90,36 @@ def register_kind() -> None:
 def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Any) -> int:
     """Queue a header read of each of a study's files (``studies/<acc>/<path>`` keys); returns how many are new."""
     return queue.enqueue_many(KIND, readers_version(), ((accession, key, None) for key in file_keys))
+
+
+@dataclass
+class HarvestedQueued:
+    """What :func:`enqueue_harvested` did: jobs added, studies whose files were queued, studies left out because no
+    source archive is known for their accession (e.g. IDR studies, legacy collections)."""
+
+    jobs: int = 0
+    studies: list[str] = field(default_factory=list)
+    no_source: list[str] = field(default_factory=list)
+
+
+def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str] | None = None) -> HarvestedQueued:
+    """Queue a header read of every listed file of the harvested studies ``accessions`` (default: all released or
+    embargoed ones; deposited studies are left to :func:`enqueue_study`). Jobs already known are not added again."""
+    wanted = None if accessions is None else set(accessions)
+    done = HarvestedQueued()
+    for row in archive.registry.studies(states=(RELEASED, EMBARGOED)):
+        if row.source == "deposit" or (wanted is not None and row.accession not in wanted):
+            continue
+        source = source_of(row.accession)
+        if source is None:
+            done.no_source.append(row.accession)
+            continue
+        view = archive.view(PUBLIC if row.state == RELEASED else PRIVATE)
+        try:
+            rows = view.files.iter_rows(row.accession)
+            items = ((row.accession, f"studies/{row.accession}/{r['path']}", {"source": source}) for r in rows)
+            done.jobs += queue.enqueue_many(KIND, readers_version(), items)
+        except NotFound:  # no file table
+            continue
+        done.studies.append(row.accession)
+    return done

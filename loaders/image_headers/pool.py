@@ -2,8 +2,8 @@
 memory caps. A read the sandbox had to stop (killed at the time limit, out of memory, crashed) is an
 ``unreadable`` file whose reason says so; nothing else happens to the caller.
 
-Workers read local paths. A remote file will be read the same way, by a worker that makes the HTTP Range requests
-itself (:class:`~.sources.RangeSource`), so that no untrusted bytes are parsed in the caller.
+Workers read local paths (:meth:`HeaderPool.read`) and URLs (:meth:`HeaderPool.read_url`: a worker makes the HTTP
+Range requests itself, :mod:`.remote`), so that no untrusted bytes are parsed in the caller.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from .model import ImageHeaders
 from .read import DEFAULT_MAX_BYTES
 
 _TARGET = "loaders.image_headers.pool:read_in_worker"
-_PRELOAD = ("numpy", "tifffile", "mrcfile", "PIL.Image", "ome_types", "zarr", "loaders.image_headers.read")
+_URL_TARGET = "loaders.image_headers.remote:read_url_in_worker"
+_PRELOAD = (
+    "numpy",
+    "tifffile",
+    "mrcfile",
+    "PIL.Image",
+    "ome_types",
+    "zarr",
+    "urllib3",
+    "loaders.image_headers.read",
+    "loaders.image_headers.remote",
+)
 
 
 def read_in_worker(path: str, max_bytes: int) -> dict[str, Any]:
@@ -36,6 +47,8 @@ class HeaderCaps:
     max_bytes: int = DEFAULT_MAX_BYTES
     seconds: float = 10.0
     memory_bytes: int = 1 << 30
+    #: seconds each HTTP Range request of a remote read may take (the whole read still ends at ``seconds``)
+    request_timeout: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> "HeaderCaps":
@@ -43,6 +56,7 @@ class HeaderCaps:
             max_bytes=settings.header_max_bytes,
             seconds=settings.header_timeout,
             memory_bytes=settings.header_max_memory_mb << 20,
+            request_timeout=settings.header_request_timeout,
         )
 
 
@@ -60,6 +74,22 @@ class HeaderPool:
         except SandboxFailure as failure:
             return ImageHeaders(source=str(path)).fail("unreadable", failure.reason)
         return ImageHeaders.from_dict(answer)
+
+    def read_url(self, url: str, name: str | None = None, size: int | None = None) -> ImageHeaders:
+        """The headers of the file at ``url`` (an http(s) URL the caller made and vouches for; called ``name`` in
+        the result, e.g. to keep a presigned URL's signature out of it), read by Range requests in a worker: its
+        ``reads`` and ``bytes_read`` are the requests made and the bytes fetched. Raises
+        :class:`~.remote.SourceUnavailable` when the server cannot be reached or is busy (try again later)."""
+        from .remote import SourceUnavailable
+
+        name = name or url
+        try:
+            answer = self.sandbox.call(_URL_TARGET, url, name, size, self.caps.max_bytes, self.caps.request_timeout)
+        except SandboxFailure as failure:
+            return ImageHeaders(source=name).fail("unreadable", failure.reason)
+        if "transient" in answer:
+            raise SourceUnavailable(f"{name}: {answer['transient']}")
+        return ImageHeaders.from_dict(answer["headers"])
 
     def read_many(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[ImageHeaders]:
         """Each path's headers, in order, read in parallel."""
