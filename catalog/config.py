@@ -147,6 +147,10 @@ class Settings:
     header_max_memory_mb: int = 1024
     #: header-reading worker processes (0: one per core)
     header_workers: int = 0
+    #: staged image files whose headers one deposit validation reads at most (chosen evenly over the paths)
+    deposit_header_files: int = 200
+    #: seconds one deposit validation waits for header reads; files still unread then are named, never rejected
+    deposit_header_seconds: float = 30.0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -210,6 +214,8 @@ class Settings:
         "header_timeout": ("BIA_HEADER_TIMEOUT", float),
         "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
         "header_workers": ("BIA_HEADER_WORKERS", int),
+        "deposit_header_files": ("BIA_DEPOSIT_HEADER_FILES", int),
+        "deposit_header_seconds": ("BIA_DEPOSIT_HEADER_SECONDS", float),
     }
 
     @classmethod
