@@ -137,6 +137,7 @@ def _place(error: dict[str, Any]) -> str:
     },
     responses=responses(
         {
+            200: {"description": "With `step=fill`: the submission is kept open, and its fill-from-files page", **PAGE},
             "4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
             503: {"description": "A read-only replica: the form again, saying so", **PAGE},
         },

@@ -11,6 +11,7 @@ deposit. Without the header readers installed (no ``image_headers`` kind), nothi
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,8 +47,8 @@ IMAGE_SUFFIXES = (
     ".jpg",
     ".jpeg",
 )
-#: seconds between two looks at jobs another worker is doing
-_POLL = 0.05
+#: seconds between two looks at the results of the files being read
+_POLL = 0.1
 
 
 def is_image_path(path: str) -> bool:
@@ -126,6 +127,7 @@ class DepositHeaders:
             queue.enqueue_many(KIND, kind.version, ((study, key, None) for key in missing))
             missing = self._work(queue, study, paths, kind.version, found, missing)
         found.pending = sorted(paths[key] for key in missing)
+        found.headers = {path: found.headers[path] for path in paths.values() if path in found.headers}  # by path
         return found
 
     def _open(self, kind: jobs.Kind) -> jobs.JobQueue:
@@ -137,34 +139,57 @@ class DepositHeaders:
             return self._queue
 
     @staticmethod
-    def _collect(queue: jobs.JobQueue, study: str, paths: dict[str, str], version: str, found: StagedHeaders) -> list[str]:
-        """Put the known results of ``paths`` into ``found``; returns the keys still without one."""
-        missing = []
-        for key, path in paths.items():
-            if path in found.headers:
-                continue
-            job = queue.job(KIND, study, key, version)
-            if job is not None and job.state == jobs.DONE and isinstance(job.result, dict):
+    def _collect(
+        queue: jobs.JobQueue, study: str, paths: dict[str, str], version: str, found: StagedHeaders, *, failed: bool = True
+    ) -> list[str]:
+        """Put the known results of ``paths`` into ``found`` (the done ones in one query; with ``failed``, a look at
+        each key still without one); returns the keys still without a result."""
+        for job in queue.results(study, KIND, version):
+            path = paths.get(job.file_key)
+            if path is not None and path not in found.headers and isinstance(job.result, dict):
                 found.headers[path] = job.result
-            elif job is not None and job.state == jobs.FAILED:
-                found.headers[path] = {"source": path, "status": "unreadable", "reason": job.reason or "the read failed"}
+        missing = [key for key, path in paths.items() if path not in found.headers]
+        if not failed:
+            return missing
+        still = []
+        for key in missing:
+            known = queue.job(KIND, study, key, version)
+            if known is not None and known.state == jobs.FAILED:
+                found.headers[paths[key]] = {"source": paths[key], "status": "unreadable", "reason": known.reason or "failed"}
             else:
-                missing.append(key)
-        return missing
+                still.append(key)
+        return still
 
     def _work(
         self, queue: jobs.JobQueue, study: str, paths: dict[str, str], version: str, found: StagedHeaders, missing: list[str]
     ) -> list[str]:
-        """Do queued header jobs (one at a time, so the time limit is kept) until ``missing`` are read or time is up."""
+        """Do queued header jobs, in as many threads as the sandbox has workers, until ``missing`` are read or the
+        time is up (a read under way then ends within the header time limit)."""
         assert self._handler is not None
-        worker = jobs.Worker(queue, {KIND: self._handler}, versions={KIND: version}, batch=1)
+        handler, before = self._handler, len(missing)
         deadline = time.monotonic() + self.settings.deposit_header_seconds
-        while missing and time.monotonic() < deadline:
-            if worker.run_batch() is None:
-                time.sleep(_POLL)  # another worker holds them: wait for its results
-            before = len(missing)
-            missing = self._collect(queue, study, {k: paths[k] for k in missing}, version, found)
-            found.read_now += before - len(missing)
+        stop = threading.Event()
+
+        def drain() -> None:
+            worker = jobs.Worker(queue, {KIND: handler}, versions={KIND: version}, batch=1)
+            while not stop.is_set() and time.monotonic() < deadline and worker.run_batch(stop) is not None:
+                pass
+
+        threads = [
+            threading.Thread(target=drain, daemon=True) for _ in range(self.settings.header_workers or os.cpu_count() or 1)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while missing and time.monotonic() < deadline:
+                time.sleep(_POLL)
+                missing = self._collect(queue, study, {k: paths[k] for k in missing}, version, found, failed=False)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        missing = self._collect(queue, study, {k: paths[k] for k in missing}, version, found)
+        found.read_now += before - len(missing)
         return missing
 
     def close(self) -> None:

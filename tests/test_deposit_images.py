@@ -319,6 +319,8 @@ def test_the_form_fills_from_files_without_script(catalog):
     # the Zeiss file's WideField is no longer a suggestion (a method is declared) and not a conflict either: the
     # record declares single-spot confocal, which WideField contradicts
     assert 'class="conflict"' in shown and "OverViewScan.ome.xml" in shown
+    mine = client.post("/my-deposits", data={"token": catalog["token"]}).get_data(as_text=True)
+    assert f'href="{BASE}/deposit/{sub}/fill"' in mine  # an open submission: back to its page
     deposited = client.post(f"/deposit/{sub}/finalize", data={"token": catalog["token"]})
     assert deposited.status_code == 201 and 'id="accession"' in deposited.get_data(as_text=True)
 
@@ -356,3 +358,17 @@ def test_suggestions_are_visible_only_to_the_submissions_owner(catalog):
     anyone = client.get(f"/deposit/{sub}/fill").get_data(as_text=True)
     assert "secret-name" not in anyone and 'name="suggestion"' not in anyone
     assert "image_acquisitions" not in metadata_of(catalog, sub)  # nothing was applied by the others
+
+
+def test_bia_deposit_prints_what_the_files_say(run, tmp_path):
+    token = run("token", "create", "jane").output.strip().splitlines()[-1]
+    folder = tmp_path / "upload"
+    (folder / "cells").mkdir(parents=True)
+    (folder / "cells" / "c1.ome.tif").write_bytes(ome_tiff())
+    metadata = tmp_path / "study.yaml"
+    metadata.write_text(yaml.safe_dump(study(image_acquisitions=None)))
+    result = run("deposit", str(metadata), "--files", str(folder), "--token", token)
+    said = result.output  # stdout and stderr, interleaved
+    assert "warning: field imaging_method: no imaging method is declared" in said, said
+    assert "OME/Image/Pixels/Channel/@AcquisitionMode" in said and "cells/c1.ome.tif" in said
+    assert result.output.strip().splitlines()[-1].startswith("S-BIAD")  # deposited all the same

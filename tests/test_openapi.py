@@ -264,6 +264,13 @@ CALLS = [
         data={**FORM, "token": "{token}", "files": ("a.tif", b"bytes")},
         content_type="multipart/form-data",
     ),
+    Call(
+        "POST",
+        "/deposit",
+        200,
+        data={**FORM, "token": "{token}", "step": "fill", "files": ("a.ome.tif", b"bytes")},
+        content_type="multipart/form-data",
+    ),
     Call("POST", "/deposit", 401, data={**FORM, "token": "wrong"}, content_type="multipart/form-data"),
     Call("POST", "/deposit", 422, data={**FORM, "token": "{token}", "author_orcid": "0000"}, content_type="multipart/form-data"),
     get("/deposit/{open_sub}/fill"),
