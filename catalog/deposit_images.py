@@ -31,6 +31,8 @@ MAX_FILES_NAMED = 10
 MAX_UNREADABLE = 20
 #: longest text taken from a header (names, models)
 MAX_TEXT = 200
+#: channels of a file taken at most (a file may claim thousands)
+MAX_CHANNELS = 64
 #: relative difference under which a declared pixel size agrees with the files'
 PIXEL_TOLERANCE = 0.02
 #: the fields, in the order suggestions are applied (an imaging method makes the acquisition the others fill)
@@ -58,7 +60,9 @@ _TO_MICRONS = {"nm": 1e-3, "mm": 1e3, "å": 1e-4, "angstrom": 1e-4, "angstroms":
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing the files say about a field: a ``suggestion``, a ``conflict``, or an ``unreadable`` file."""
+    """One thing the files say about a field: a ``suggestion``, a ``conflict``, an ``unreadable`` file, or a note on
+    the reading (``pending``, ``skipped``, ``sampled``). ``files`` holds every file it is about; a report names the
+    first :data:`MAX_FILES_NAMED` and counts them all."""
 
     kind: str
     field: str
@@ -92,7 +96,7 @@ class Finding:
             "id": self.id,
             "field": self.field,
             "message": self.message,
-            "files": list(self.files),
+            "files": list(self.files[:MAX_FILES_NAMED]),
             "file_count": self.file_count,
         }
         if self.kind == "unreadable" and self.files:
@@ -319,7 +323,7 @@ def _method_conflict(declared: list[tuple[str, str, str]], term: MethodTerm, mod
 
 def _channels_of(head: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
     for series in _series(head):
-        channels = [c for c in series.get("channels") or [] if isinstance(c, dict)]
+        channels = [c for c in series.get("channels") or [] if isinstance(c, dict)][:MAX_CHANNELS]
         described = tuple(
             (
                 _text(c.get("name")),

@@ -372,3 +372,13 @@ def test_bia_deposit_prints_what_the_files_say(run, tmp_path):
     assert "warning: field imaging_method: no imaging method is declared" in said, said
     assert "OME/Image/Pixels/Channel/@AcquisitionMode" in said and "cells/c1.ome.tif" in said
     assert result.output.strip().splitlines()[-1].startswith("S-BIAD")  # deposited all the same
+
+
+def test_a_file_claiming_thousands_of_channels_gives_a_bounded_suggestion(catalog):
+    pixels = tifffile.imread(IMAGES / "tiff" / "stardist_img2d.tif")[:8, :8]
+    buffer = io.BytesIO()
+    names = [f"ch{i}" for i in range(2000)]
+    tifffile.imwrite(buffer, np.stack([pixels] * 2000), ome=True, metadata={"axes": "CYX", "Channel": {"Name": names}})
+    report = validate(catalog, submit(catalog, {"many.ome.tif": buffer.getvalue()}, study(specimens=None)))
+    (channels,) = found(report, "suggestion", "channels")
+    assert len(channels["suggested"]) == 64 and channels["suggested"][-1]["channel_name"] == "ch63"
