@@ -382,3 +382,12 @@ def test_a_file_claiming_thousands_of_channels_gives_a_bounded_suggestion(catalo
     report = validate(catalog, submit(catalog, {"many.ome.tif": buffer.getvalue()}, study(specimens=None)))
     (channels,) = found(report, "suggestion", "channels")
     assert len(channels["suggested"]) == 64 and channels["suggested"][-1]["channel_name"] == "ch63"
+
+
+def test_a_bad_body_of_suggestions_is_a_400_in_the_error_shape(catalog):
+    client, headers = catalog["client"], auth(catalog["token"])
+    sub = client.post("/deposits", headers=headers).get_json()["id"]
+    for body in (b"{not json", b'{"ids": 3}', b"{}"):
+        answer = client.post(f"/deposits/{sub}/suggestions", data=body, content_type="application/json", headers=headers)
+        assert answer.status_code == 400 and set(answer.get_json()) == {"code", "status", "message", "errors"}
+        assert answer.get_json()["errors"], body
