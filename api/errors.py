@@ -103,7 +103,9 @@ def register_error_handlers(app: Flask) -> None:
         messages = data.get("messages") if isinstance(data, dict) else None
         if isinstance(messages, dict):  # webargs/flask-smorest validation: {location: {field: [messages]}}
             for location, fields in messages.items():
-                for field, texts in (fields or {}).items():
+                # a body that is not JSON at all: {"json": ["Invalid JSON body."]}, no field to name
+                by_field = fields if isinstance(fields, dict) else {"body": fields}
+                for field, texts in by_field.items():
                     for text in texts if isinstance(texts, list) else [texts]:
                         errors.append({"field": field, "location": location, "message": str(text)})
         message = exc.description or exc.name or "error"

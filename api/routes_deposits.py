@@ -17,6 +17,7 @@ from api.errors import BadParameter
 from api.openapi import AUTH, BINARY, Blueprint, errors, responses
 from api.schemas import (
     AttachedFileList,
+    AppliedSuggestions,
     AttachedMetadata,
     FileListArgs,
     Finalized,
@@ -25,6 +26,7 @@ from api.schemas import (
     StagedFile,
     SubmissionWithUrl,
     Submissions,
+    SuggestionIds,
     ValidationReport,
 )
 from catalog import identifiers
@@ -215,6 +217,19 @@ def metadata(args: dict[str, Any], sub_id: str) -> Response:
 def validate(sub_id: str) -> Response:
     report = services().deposits.validate(sub_id, owner())
     return _json(report, 200)
+
+
+@blp.route("/deposits/<string:sub_id>/suggestions", methods=["POST"])
+@blp.arguments(SuggestionIds)
+@blp.response(200, AppliedSuggestions, description="What was filled in, and what was not (with the reason)")
+@blp.doc(
+    operationId="applySuggestions",
+    summary="Fill chosen suggestions of the last validation (what the image files say) into the metadata (REMBI JSON/YAML)",
+    responses=responses(REFUSED, errors(400, 404, 409, 422)),
+    **AUTH,
+)
+def apply_suggestions(args: dict[str, Any], sub_id: str) -> Response:
+    return _json(services().deposits.apply_suggestions(sub_id, owner(), args["ids"]))
 
 
 @blp.route("/deposits/<string:sub_id>/finalize", methods=["POST"])

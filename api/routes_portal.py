@@ -7,15 +7,15 @@ import contextlib
 from typing import IO, Any, Callable, ContextManager
 
 import yaml
-from flask import Response, render_template, request
+from flask import Response, redirect, render_template, request
 from werkzeug.datastructures import FileStorage
 
 from api.context import services, settings
 from api.openapi import HTML, TEXT, Blueprint, errors, responses
-from api.schemas import DepositForm, TokenForm
+from api.schemas import DepositForm, FillForm, TokenForm
 from catalog import identifiers
 from catalog.deposits import Upload
-from catalog.errors import CatalogError, Unauthorized
+from catalog.errors import CatalogError, NotFound, Unauthorized, ValidationFailed
 from loaders.ontology_terms import imaging_method_term, organism_term
 
 blp = Blueprint("portal", __name__, description="Pages for people: the deposit form")
@@ -137,6 +137,7 @@ def _place(error: dict[str, Any]) -> str:
     },
     responses=responses(
         {
+            200: {"description": "With `step=fill`: the submission is kept open, and its fill-from-files page", **PAGE},
             "4XX": {"description": "Not deposited: the form again, each problem next to its field (401: the token)", **PAGE},
             503: {"description": "A read-only replica: the form again, saying so", **PAGE},
         },
@@ -172,6 +173,20 @@ def deposit_submit() -> Response:
             raise FormErrors("the form has errors")
 
     uploads = [Upload(u.filename, _opener(u)) for u in request.files.getlist("files") if u and u.filename]
+    if form.get("step") == "fill":
+        if errors:
+            return _form_page(form, errors, 422)
+        try:
+            sub_id = deposits.stage(
+                owner,
+                ("study.yaml", yaml.safe_dump(record, sort_keys=False).encode()),
+                file_lists=[(listing.filename, listing.stream)] if listing and listing.filename else [],
+                uploads=uploads,
+                release_date=form.get("release_date") or None,
+            )
+        except CatalogError as exc:
+            return _form_page(form, _placed(exc), exc.status if 400 <= exc.status < 500 else 422)
+        return _fill_page(sub_id, owner)
     try:
         outcome = deposits.deposit(
             owner,
@@ -184,13 +199,21 @@ def deposit_submit() -> Response:
     except FormErrors:
         return _form_page(form, errors, 422)
     except CatalogError as exc:
-        for detail in exc.errors or [{"message": exc.message}]:
-            errors.setdefault(_place(detail) if detail.get("field") else "general", []).append(
-                str(detail.get("message", exc.message))
-            )
+        for place, messages in _placed(exc).items():
+            errors.setdefault(place, []).extend(messages)
         return _form_page(form, errors, exc.status if 400 <= exc.status < 500 else 422)
     # stored (201), or kept by an outage and completing by itself (202: sending the form again would deposit twice)
     return _deposited(outcome.accession, 202 if outcome.kept else 201)
+
+
+def _placed(exc: CatalogError) -> dict[str, list[str]]:
+    """An error's messages by the form field each is shown next to."""
+    placed: dict[str, list[str]] = {}
+    for detail in exc.errors or [{"message": exc.message}]:
+        placed.setdefault(_place(detail) if detail.get("field") else "general", []).append(
+            str(detail.get("message", exc.message))
+        )
+    return placed
 
 
 def _opener(upload: FileStorage) -> Callable[[], ContextManager[IO[bytes]]]:
@@ -262,3 +285,108 @@ def _my_deposits() -> Response:
         status=401 if error else 200,
         mimetype="text/html",
     )
+
+
+# ---------------------------------------------------------------------- fill from files (no script needed)
+
+
+def _fill_page(sub_id: str, owner: str | None, status: int = 200, **shown: Any) -> Response:
+    """The "fill from files" page of a submission: with ``owner`` (a valid token was sent), its suggestions (to tick),
+    conflicts and notes from the last validation, run now; without, the form asking for the token."""
+    report = services().deposits.validate(sub_id, owner) if owner else None
+    found = [w for w in (report or {}).get("warnings", []) if w.get("source") == "image_headers"]
+    page = render_template(
+        "fill.html",
+        sub_id=sub_id,
+        report=report,
+        suggestions=[w for w in found if w.get("kind") == "suggestion"],
+        conflicts=[w for w in found if w.get("kind") == "conflict"],
+        notes=[w for w in found if w.get("kind") not in ("suggestion", "conflict")],
+        settings=settings(),
+        **{"applied": None, "skipped": None, "error": None, **shown},
+    )
+    return Response(page, status=status, mimetype="text/html")
+
+
+def _fill_owner(sub_id: str) -> tuple[str | None, Response | None]:
+    """The owner the sent token stands for, or the page saying why there is none (a replica, a wrong token, another
+    depositor's or an unknown submission: all the same 404, so that nothing tells a submission exists)."""
+    if settings().read_only:
+        return None, _fill_page(sub_id, None, 503, error="this server is a read-only replica: deposit on the catalog's writer")
+    try:
+        owner = services().archive.registry.owner_of_token(request.form.get("token", "").strip())
+        services().archive.registry.submission(sub_id, owner)
+    except Unauthorized:
+        return None, _fill_page(sub_id, None, 401, error="this token is not valid")
+    except NotFound:
+        return None, _fill_page(sub_id, None, 404, error="you have no submission of this id")
+    return owner, None
+
+
+#: what the fill pages answer when they cannot show a submission
+FILL_REFUSED = {
+    401: {"description": "The token is not valid: the page asks for it again", **PAGE},
+    404: {"description": "No submission of this id for this token", **PAGE},
+    409: {"description": "The submission is not open any more (or its metadata is PageTab)", **PAGE},
+    503: {"description": "A read-only replica", **PAGE},
+}
+FILL_BODY = {
+    "required": True,
+    "content": {"application/x-www-form-urlencoded": {"schema": FillForm}, "multipart/form-data": {"schema": FillForm}},
+}
+
+
+@blp.route("/deposit/<string:sub_id>/fill", methods=["GET"])
+@blp.response(200, TEXT, content_type=HTML, description="The page asking for the token (and saying what was filled in)")
+@blp.doc(operationId="getFillFromFiles", summary="Fill a submission's empty fields from its files: ask for the token (HTML)")
+def fill_form(sub_id: str) -> Response:
+    applied, skipped = request.args.get("applied", ""), request.args.get("skipped", "")
+    return _fill_page(
+        sub_id,
+        None,
+        applied=int(applied) if applied.isdigit() else None,
+        skipped=int(skipped) if skipped.isdigit() else None,
+    )
+
+
+@blp.route("/deposit/<string:sub_id>/fill", methods=["POST"])
+@blp.response(200, TEXT, content_type=HTML, description="What the files say: suggestions to tick, conflicts, notes")
+@blp.doc(
+    operationId="fillFromFiles",
+    summary="Show what a submission's files say (suggestions, conflicts), or fill the chosen suggestions in (HTML)",
+    requestBody=FILL_BODY,
+    responses={303: {"description": "Filled in: back to the page, which says how many", **PAGE}, **FILL_REFUSED},
+)
+def fill_post(sub_id: str) -> Response:
+    owner, refused = _fill_owner(sub_id)
+    if refused is not None or owner is None:
+        return refused  # type: ignore[return-value]
+    if "apply" not in request.form:
+        return _fill_page(sub_id, owner)
+    try:
+        done = services().deposits.apply_suggestions(sub_id, owner, request.form.getlist("suggestion"))
+    except CatalogError as exc:
+        return _fill_page(sub_id, None, exc.status if 400 <= exc.status < 500 else 422, error=exc.message)
+    url = f"{settings().base_url}/deposit/{sub_id}/fill?applied={len(done['applied'])}&skipped={len(done['skipped'])}"
+    return redirect(url, 303)  # type: ignore[return-value]  # a werkzeug Response, as Flask sends it
+
+
+@blp.route("/deposit/<string:sub_id>/finalize", methods=["POST"])
+@blp.response(201, TEXT, content_type=HTML, description="Deposited: the study's accession, state and release date")
+@blp.doc(
+    operationId="finalizeFromFillPage",
+    summary="Validate and deposit a submission made by the form's fill-from-files step (HTML)",
+    requestBody=FILL_BODY,
+    responses={422: {"description": "Not valid yet: the page again, with the problems", **PAGE}, **FILL_REFUSED},
+)
+def fill_finalize(sub_id: str) -> Response:
+    owner, refused = _fill_owner(sub_id)
+    if refused is not None or owner is None:
+        return refused  # type: ignore[return-value]
+    try:
+        accession = services().deposits.finalize(sub_id, owner)
+    except ValidationFailed:
+        return _fill_page(sub_id, owner, 422, error="the deposit is not valid yet: see what is still to do below")
+    except CatalogError as exc:  # not open any more, or an outage (then sending it again takes the finalize up)
+        return _fill_page(sub_id, None, exc.status if 400 <= exc.status < 600 else 422, error=exc.message)
+    return _deposited(accession, 201)

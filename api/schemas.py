@@ -146,6 +146,7 @@ class DepositForm(ma.Schema):
     organism = _text("The organism imaged (scientific or common name)")
     biological_entity = _text("What was imaged (default: the organism)")
     imaging_method = _text("An FBbi imaging method, e.g. confocal microscopy")
+    step = _text("`fill`: upload and keep the submission open, then show what the files say (the fill-from-files page)")
     release_date = _text("When the study is released", format="date")
     files = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), metadata={"description": "The image files"})
     file_list = fields.Raw(metadata={"type": "string", "format": "binary", "description": "A file list (TSV, CSV or JSON)"})
@@ -153,6 +154,11 @@ class DepositForm(ma.Schema):
 
 class TokenForm(ma.Schema):
     token = fields.String(required=True, metadata={"description": "A deposit token"})
+
+
+class FillForm(TokenForm):
+    apply = _text("Present: fill the chosen suggestions in (else: show the suggestions)")
+    suggestion = fields.List(fields.String(), metadata={"description": "The ids of the chosen suggestions (repeated)"})
 
 
 # ---------------------------------------------------------------------- answers
@@ -446,8 +452,32 @@ class FileCounts(Answer):
 class ValidationReport(Answer):
     valid = fields.Boolean()
     errors = fields.List(fields.Dict())
-    warnings = fields.List(fields.Dict())
+    warnings = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "Never reject the deposit. What the image files' headers say has `source: image_headers`, a `kind`"
+            " (`suggestion` for an empty field, `conflict` with what the metadata declares, `unreadable` file, `pending`,"
+            " `skipped`, `sampled`), the `field`, the `files`, the header `element`, and for a suggestion its `id`, the"
+            " record location it fills (`target`) and the value (`suggested`)"
+        },
+    )
     files = fields.Nested(FileCounts)
+    images = fields.Dict(
+        metadata={"optional": True, "description": "Counts of the staged image files checked, read, unreadable, pending"}
+    )
+
+
+class SuggestionIds(ma.Schema):
+    ids = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The `id`s of suggestions of the last validation (warnings of kind `suggestion`)"},
+    )
+
+
+class AppliedSuggestions(Answer):
+    applied = fields.List(fields.String(), metadata={"description": "The ids filled into the metadata"})
+    skipped = fields.List(fields.Dict(), metadata={"description": "Ids not applied, each with the reason"})
 
 
 class Finalized(Answer):

@@ -43,6 +43,7 @@ class Services:
             self.jobs.close()
             self.jobs = None
         self.maintenance.stop()
+        self.deposits.close()
         self.archive.close()
 
     def __enter__(self) -> "Services":

@@ -179,6 +179,10 @@ class Settings:
     header_sources: tuple[tuple[str, str], ...] = field(default_factory=lambda: DEFAULT_HEADER_SOURCES)
     #: seconds one HTTP Range request of a remote header read may take (connecting, waiting, reading)
     header_request_timeout: float = 5.0
+    #: staged image files whose headers one deposit validation reads at most (chosen evenly over the paths)
+    deposit_header_files: int = 200
+    #: seconds one deposit validation waits for header reads; files still unread then are named, never rejected
+    deposit_header_seconds: float = 30.0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -245,6 +249,8 @@ class Settings:
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
         "header_sources": ("BIA_HEADER_SOURCES", parse_header_sources),
         "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),
+        "deposit_header_files": ("BIA_DEPOSIT_HEADER_FILES", int),
+        "deposit_header_seconds": ("BIA_DEPOSIT_HEADER_SECONDS", float),
     }
 
     @classmethod

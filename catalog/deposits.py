@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
+from catalog import deposit_images
 from catalog.archive import Archive, CommitResult
 from catalog.dates import InvalidDate, parse_date, today_iso
+from catalog.deposit_headers import DepositHeaders
+from catalog.deposit_images import Finding
 from catalog.errors import CatalogError, Conflict, NotFound, ValidationFailed, is_transient
 from catalog.file_paths import MAX_PATH_BYTES, clash_key, path_problem
 from catalog.registry import LeaseLost, StudyRow
@@ -91,6 +94,10 @@ class DepositFormats(Protocol):
 
     def iter_file_list(self, path: str, name: str) -> Iterator[FileListRow]: ...
 
+    def rewrite_metadata(self, name: str, data: bytes, record: dict[str, Any]) -> bytes:
+        """``record`` written in the format of the metadata document ``data`` (:class:`Conflict` for a format that
+        cannot be written back)."""
+
 
 # ----------------------------------------------------------------------------- the lifecycle
 
@@ -115,6 +122,11 @@ class Deposits:
         self.registry = archive.registry
         self.formats = formats
         self.prefix = archive.settings.accession_prefix
+        #: reads the staged image files' headers for validation (through the job queue)
+        self.headers = DepositHeaders(archive.state, archive.settings)
+
+    def close(self) -> None:
+        self.headers.close()
 
     # ------------------------------------------------------------------ a deposit in one call
 
@@ -136,12 +148,7 @@ class Deposits:
         report before finalize and may raise to stop it (e.g. a form's own errors)."""
         sub_id = self.create(owner)
         try:
-            for upload in uploads:
-                with upload.open() as stream:
-                    self.upload(sub_id, owner, upload.path, stream, size=upload.size, progress=progress)
-            for name, stream in file_lists:
-                self.attach_file_list(sub_id, owner, name, stream)
-            self.attach_metadata(sub_id, owner, metadata[0], metadata[1], release_date=release_date)
+            self._put(sub_id, owner, metadata, file_lists, uploads, release_date, progress)
             report = self.validate(sub_id, owner)
             if check is not None:
                 check(report)
@@ -158,6 +165,42 @@ class Deposits:
             self.discard(sub_id, owner, only_if_open=True)
             raise
         return Deposited(accession, report)
+
+    def stage(
+        self,
+        owner: str,
+        metadata: tuple[str, bytes],
+        *,
+        file_lists: Iterable[tuple[str, IO[bytes]]] = (),
+        uploads: Iterable[Upload] = (),
+        release_date: str | None = None,
+    ) -> str:
+        """A new open submission holding the uploads, file lists and metadata (the web form's "fill from files" step,
+        before validate and finalize); on any error nothing is kept and the error is raised."""
+        sub_id = self.create(owner)
+        try:
+            self._put(sub_id, owner, metadata, file_lists, uploads, release_date, None)
+        except BaseException:
+            self.discard(sub_id, owner, only_if_open=True)
+            raise
+        return sub_id
+
+    def _put(
+        self,
+        sub_id: str,
+        owner: str,
+        metadata: tuple[str, bytes],
+        file_lists: Iterable[tuple[str, IO[bytes]]],
+        uploads: Iterable[Upload],
+        release_date: str | None,
+        progress: Callable[[int], object] | None,
+    ) -> None:
+        for upload in uploads:
+            with upload.open() as stream:
+                self.upload(sub_id, owner, upload.path, stream, size=upload.size, progress=progress)
+        for name, stream in file_lists:
+            self.attach_file_list(sub_id, owner, name, stream)
+        self.attach_metadata(sub_id, owner, metadata[0], metadata[1], release_date=release_date)
 
     # ------------------------------------------------------------------ building a submission
 
@@ -333,6 +376,8 @@ class Deposits:
             warnings.append(
                 {"field": "path", "value": path, "message": "uploaded but not in any file list (it is kept, without attributes)"}
             )
+        images, image_counts = self.image_findings(sub, parsed.record if parsed is not None else {})
+        warnings.extend(finding.to_warning() for finding in images)
         staged, staged_bytes = self.registry.staged_count(sub_id)
         report = {
             "valid": not errors,
@@ -345,10 +390,57 @@ class Deposits:
                 "missing": len(missing),
                 "unlisted": len(unlisted),
             },
+            "images": image_counts,
         }
         if sub["status"] == "open":
             self.registry.update_submission(sub_id, report=report)
         return report
+
+    def image_findings(self, sub: dict[str, Any], record: dict[str, Any], *, wait: bool = True) -> tuple[list[Finding], dict]:
+        """What the staged image files' headers say against the depositor's ``record`` (suggestions, conflicts,
+        unreadable files: :mod:`catalog.deposit_images`), and counts of what was read. Never raises for what the files
+        hold; ``wait``: read the files not read yet (else only what earlier reads found)."""
+        settings = self.archive.settings
+        try:
+            read = self.headers.read(sub["id"], lambda: self.registry.staged_files(sub["id"]), wait=wait)
+        except Exception as exc:  # noqa: BLE001 - a deposit is never refused for what its files' headers do
+            logging.getLogger(__name__).exception("reading the headers of submission %s failed", sub["id"])
+            return [Finding("unreadable", "headers", f"the image files' headers could not be read: {exc}")], {}
+        if read is None:
+            return [], {"readers": "not installed"}
+        found = deposit_images.findings(record, read.headers)
+        if read.pending and wait:
+            message = (
+                f"the headers of {len(read.pending)} file(s) were not read within {settings.deposit_header_seconds:g} s"
+                " (BIA_DEPOSIT_HEADER_SECONDS): validate again to see what they say"
+            )
+            found.append(Finding("pending", "headers", message, tuple(read.pending[:10]), len(read.pending)))
+        skipped = sorted({str(h.get("reason")) for h in read.headers.values() if h.get("status") == "skipped"})
+        if skipped:
+            found.append(Finding("skipped", "headers", f"the image files' headers were not read: {'; '.join(skipped)}"))
+        if read.candidates > read.chosen:
+            message = (
+                f"headers of {read.chosen} of the {read.candidates} image files were checked, spread over their paths"
+                " (BIA_DEPOSIT_HEADER_FILES)"
+            )
+            found.append(Finding("sampled", "headers", message, (), read.chosen))
+        return found, {**read.summary(settings.deposit_header_files), **deposit_images.counts(found)}
+
+    def apply_suggestions(self, sub_id: str, owner: str, ids: Iterable[str]) -> dict[str, Any]:
+        """Fill the chosen suggestions of the last validation into the submission's metadata (REMBI JSON or YAML),
+        through :meth:`attach_metadata`; returns the ids applied and those skipped with the reason. Conflicts are never
+        applied; the headers are not read again (only what validation read counts)."""
+        sub = self.registry.submission(sub_id, owner)
+        if sub["status"] != "open":
+            raise Conflict(f"submission {sub_id} is {sub['status']}; suggestions go into an open submission only")
+        name = sub["metadata_name"] or "study.yaml"
+        data = (sub["metadata"] or "{}").encode("utf-8")
+        parsed = self.formats.read_metadata(name, data)
+        offered, _counts = self.image_findings(sub, parsed.record, wait=False)
+        done = deposit_images.apply(parsed.record, offered, ids)
+        if done.applied:
+            self.attach_metadata(sub_id, owner, name, self.formats.rewrite_metadata(name, data, done.record))
+        return {"applied": done.applied, "skipped": done.skipped}
 
     def _with_release_date(self, record: dict[str, Any], sub: dict[str, Any]) -> dict[str, Any]:
         """The record with the submission's release date (else its own, else today), parsed (InvalidDate if not)."""

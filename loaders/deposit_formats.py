@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from catalog.deposits import FileListRow, ParsedMetadata
-from catalog.errors import ValidationFailed
+from catalog.errors import Conflict, ValidationFailed
 from catalog.records import DocumentLimits, decode_document, read_document
 from loaders import file_lists
 
@@ -48,6 +48,27 @@ class DefaultFormats:
                 f"{name}: a study record must be a JSON/YAML mapping", [{"file": name, "line": 1, "message": "not a mapping"}]
             )
         return ParsedMetadata(record=source.data, line_of=source.line_of)
+
+    def rewrite_metadata(self, name: str, data: bytes, record: dict[str, Any]) -> bytes:
+        """``record`` as a REMBI document in the format of ``data`` (JSON stays JSON, else YAML); PageTab is not
+        written back (:class:`Conflict`: the depositor changes it in their own tool)."""
+        import json
+
+        import yaml
+
+        source = (
+            None if _looks_like_pagetab_tsv(data[:4096].decode("utf-8-sig", "ignore")) else read_document(data, name, self.limits)
+        )
+        if source is None or _looks_like_pagetab_json(source.data):
+            raise Conflict(
+                f"{name} is PageTab: suggestions are filled into REMBI JSON or YAML metadata only; add them to {name} and"
+                " attach it again",
+                [{"file": name, "field": "metadata", "message": "PageTab metadata is not rewritten"}],
+            )
+        lower = name.lower()
+        if lower.endswith(".json") or (not lower.endswith((".yaml", ".yml")) and data.lstrip()[:1] in (b"{", b"[")):
+            return json.dumps(record, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+        return yaml.safe_dump(record, sort_keys=False, allow_unicode=True).encode("utf-8")
 
     def check_file_list(self, path: str, name: str) -> tuple[int, list[dict[str, Any]]]:
         try:
