@@ -124,7 +124,8 @@ class DepositHeaders:
         queue = self._open(kind)
         missing = self._collect(queue, study, paths, kind.version, found)
         if missing and wait:
-            queue.enqueue_many(KIND, kind.version, ((study, key, None) for key in missing))
+            # a staged upload's key has no extension: the job names the file, which helps tell its format
+            queue.enqueue_many(KIND, kind.version, ((study, key, {"name": paths[key]}) for key in missing))
             missing = self._work(queue, study, paths, kind.version, found, missing)
         found.pending = sorted(paths[key] for key in missing)
         found.headers = {path: found.headers[path] for path in paths.values() if path in found.headers}  # by path

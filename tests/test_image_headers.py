@@ -762,3 +762,19 @@ def test_bia_headers_json_reads_folders_and_marks_bad_files(tmp_path):
     assert len(found["bia_hcs.ome.zarr"]["series"]) == 8 and found["bia_hcs.ome.zarr"]["status"] == "ok"
     assert found["broken.tif"]["status"] == "unreadable" and found["broken.tif"]["reason"]
     assert found["notes.txt"]["status"] == "unsupported"
+
+
+def test_a_stored_file_whose_key_has_no_extension_is_told_by_its_name(tmp_path, pool):
+    """A staged upload is stored under a key without the file's name: the name the job carries tells the format of
+    a map whose header lacks the ``MAP`` stamp (older CCP4 writers leave it blank)."""
+    from catalog.file_store_local import LocalFileStore
+    from loaders.image_headers.stored import read_stored
+
+    data = bytearray((IMAGES / "mrc" / "EMD-3197.map").read_bytes())
+    data[208:212] = b"\0\0\0\0"
+    (tmp_path / "staging" / "sub1").mkdir(parents=True)
+    (tmp_path / "staging" / "sub1" / "f0001").write_bytes(bytes(data))
+    store = LocalFileStore(tmp_path)
+    assert read_stored(pool, store, "staging/sub1/f0001").status == "unsupported"
+    found = read_stored(pool, store, "staging/sub1/f0001", name="maps/emd_3197.map")
+    assert found.status == "ok" and found.series[0].size_z == 20

@@ -34,8 +34,8 @@ from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
-READERS_REVISION = 1
-_LIBRARIES = ("tifffile", "ome-types", "mrcfile", "pillow", "zarr")
+READERS_REVISION = 2
+_LIBRARIES = ("tifffile", "ome-types", "mrcfile", "pillow", "zarr", "czifile", "nd2", "liffile")
 
 
 def readers_version() -> str:
@@ -55,11 +55,12 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     pool = HeaderPool(workers=settings.header_workers or None, caps=HeaderCaps.from_settings(settings))
 
     def handle(job: jobs.Job) -> Any:
-        source = job.payload.get("source") if isinstance(job.payload, dict) else None
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        source, name = payload.get("source"), payload.get("name")
         try:
             if source is not None:
                 return read_harvested(pool, settings.header_sources, str(source), job.study, job.file_key).to_dict()
-            return read_stored(pool, store, job.file_key).to_dict()
+            return read_stored(pool, store, job.file_key, name=str(name) if name else None).to_dict()
         except (NotReadableHere, NoSource) as exc:
             return {"status": "skipped", "reason": str(exc)}
 

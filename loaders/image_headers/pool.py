@@ -33,11 +33,11 @@ _PRELOAD = (
 )
 
 
-def read_in_worker(path: str, max_bytes: int) -> dict[str, Any]:
-    """The worker's side: one file's headers as a dict."""
+def read_in_worker(path: str, max_bytes: int, name: str | None = None) -> dict[str, Any]:
+    """The worker's side: one file's headers as a dict (``name``: the file's own name, if the path lacks it)."""
     from .read import read_headers
 
-    return read_headers(path, max_bytes=max_bytes, fatal=(MemoryError, SystemError)).to_dict()
+    return read_headers(path, max_bytes=max_bytes, fatal=(MemoryError, SystemError), name=name).to_dict()
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,10 @@ class HeaderPool:
         limits = Limits(seconds=self.caps.seconds, memory_bytes=self.caps.memory_bytes)
         self.sandbox = SandboxPool(workers or os.cpu_count() or 1, limits, preload=_PRELOAD)
 
-    def read(self, path: str | os.PathLike[str]) -> ImageHeaders:
+    def read(self, path: str | os.PathLike[str], name: str | None = None) -> ImageHeaders:
+        """The headers of a local file (``name``: its own name when ``path`` does not end with it)."""
         try:
-            answer = self.sandbox.call(_TARGET, str(path), self.caps.max_bytes)
+            answer = self.sandbox.call(_TARGET, str(path), self.caps.max_bytes, name)
         except SandboxFailure as failure:
             return ImageHeaders(source=str(path)).fail("unreadable", failure.reason)
         return ImageHeaders.from_dict(answer)

@@ -32,10 +32,15 @@ Fatal = tuple[type[BaseException], ...]
 
 
 def read_headers(
-    target: str | os.PathLike[str] | ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal: Fatal = ()
+    target: str | os.PathLike[str] | ByteSource,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    fatal: Fatal = (),
+    name: str | None = None,
 ) -> ImageHeaders:
     """The headers of a local file, an OME-Zarr folder or a :class:`~.sources.ByteSource`.
 
+    ``name``: the file's own name, when the path does not carry it (a staged upload's key): it helps tell the format.
     ``fatal`` names exceptions to let through instead of reporting (the sandbox retires a worker process that met
     ``MemoryError`` or ``SystemError``: its state is not to be trusted with another file)."""
     if not isinstance(target, (str, os.PathLike)):
@@ -50,6 +55,8 @@ def read_headers(
         source = FileSource(path)
     except OSError as exc:
         return result.fail("unreadable", f"cannot open: {exc.strerror or exc}")
+    if name:
+        source.name = name
     with source:
         return read_source(source, max_bytes=max_bytes, fatal=fatal)
 
