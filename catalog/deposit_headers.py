@@ -199,3 +199,14 @@ class DepositHeaders:
                 self._queue.close()
                 self._queue = None
             self._handler = None
+
+
+def forget_closed(db: Any) -> int:
+    """Remove the header jobs of submissions no longer open (finalized, discarded, expired: their study's own jobs
+    took over, or nothing needs them); returns how many. A finalizing submission keeps its jobs."""
+    with db.transaction(write=True) as conn:
+        cursor = conn.execute(
+            "DELETE FROM jobs WHERE study LIKE 'submission:%' AND NOT EXISTS (SELECT 1 FROM submissions"
+            " WHERE 'submission:' || submissions.id = jobs.study AND submissions.status IN ('open', 'finalizing'))"
+        )
+        return int(cursor.rowcount or 0)

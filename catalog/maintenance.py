@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from catalog.deposit_headers import forget_closed
 from catalog.deposits import Deposits
 from catalog.registry import IN_FLIGHT
 
@@ -70,6 +71,7 @@ class Maintenance:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
         expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
         purged = self.archive.file_store.purge_incomplete() + self._sweep_closed_submissions()
+        purged += forget_closed(self.archive.state)  # header jobs of closed submissions
         purged += self.archive.public.files.tables.sweep_objects()  # file tables no pointer names (every view)
         in_flight = {row.commit_id for row in self.archive.registry.studies(states=IN_FLIGHT) if row.commit_id}
         for name in ("public", "private"):

@@ -391,3 +391,25 @@ def test_a_bad_body_of_suggestions_is_a_400_in_the_error_shape(catalog):
         answer = client.post(f"/deposits/{sub}/suggestions", data=body, content_type="application/json", headers=headers)
         assert answer.status_code == 400 and set(answer.get_json()) == {"code", "status", "message", "errors"}
         assert answer.get_json()["errors"], body
+
+
+def test_header_jobs_of_closed_submissions_are_forgotten(state_db):
+    from catalog.deposit_headers import forget_closed
+    from catalog.jobs import JobQueue
+
+    with state_db.transaction(write=True) as conn:
+        for sub_id, status in (("s1", "open"), ("s2", "finalizing"), ("s3", "finalized"), ("s4", "discarded")):
+            conn.execute(
+                "INSERT INTO submissions (id, owner, status, created_at, updated_at) VALUES (?, 'jane', ?, 'now', 'now')",
+                (sub_id, status),
+            )
+    queue = JobQueue(state_db)
+    items = [(f"submission:s{n}", f"staging/s{n}/f1", None) for n in (1, 2, 3, 4, 5)] + [
+        ("S-BIAD1", "studies/S-BIAD1/a.tif", None)
+    ]
+    queue.enqueue_many("image_headers", "v1", items)
+    assert forget_closed(state_db) == 3  # finalized, discarded, and one whose submission is gone
+    with state_db.transaction() as conn:
+        left = sorted(row[0] for row in conn.execute("SELECT study FROM jobs"))
+    assert left == ["S-BIAD1", "submission:s1", "submission:s2"]
+    queue.close()
