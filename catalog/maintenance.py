@@ -71,7 +71,7 @@ class Maintenance:
         """Expire abandoned submissions and remove leftovers of interrupted uploads and loads."""
         expired = self.deposits.expire_abandoned(self.archive.settings.submission_ttl_days)
         purged = self.archive.file_store.purge_incomplete() + self._sweep_closed_submissions()
-        purged += forget_closed(self.archive.state)  # header jobs of closed submissions
+        forget_closed(self.archive.state)  # header jobs of closed submissions (rows, not stored objects)
         purged += self.archive.public.files.tables.sweep_objects()  # file tables no pointer names (every view)
         in_flight = {row.commit_id for row in self.archive.registry.studies(states=IN_FLIGHT) if row.commit_id}
         for name in ("public", "private"):
