@@ -149,6 +149,12 @@ class Settings:
     header_workers: int = 0
     #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
     image_nodes_max: int = 1000
+    #: seconds a preview (thumbnails and view of one file's images, or one rendered plane) may take in its worker
+    preview_timeout: float = 60.0
+    #: address space of a preview worker, MiB (files of any size render by chunked reads within it)
+    preview_max_memory_mb: int = 512
+    #: preview worker processes (0: one per core)
+    preview_workers: int = 0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -213,6 +219,9 @@ class Settings:
         "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
         "header_workers": ("BIA_HEADER_WORKERS", int),
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
+        "preview_timeout": ("BIA_PREVIEW_TIMEOUT", float),
+        "preview_max_memory_mb": ("BIA_PREVIEW_MAX_MEMORY_MB", int),
+        "preview_workers": ("BIA_PREVIEW_WORKERS", int),
     }
 
     @classmethod

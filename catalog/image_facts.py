@@ -8,6 +8,9 @@ nodes yet). The holder of the maintenance lease applies pending studies (:meth:`
 header reads are still running is applied once they are done, or every :data:`BUSY_INTERVAL` seconds meanwhile.
 Pending marks and the scan's watermark live in the state database, so any node can take over.
 
+Results of the jobs that make an image's representations (``previews``, ``ome_zarr``:
+:mod:`catalog.image_representations`) mark their study pending in the same way, and are applied with the headers.
+
 Applying is idempotent and its cost is the study's file count (the table is rebuilt from its own rows with the
 columns merged in, a batch of results at a time) plus the image nodes written, at most ``BIA_IMAGE_NODES_MAX``.
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from catalog.image_columns import HEADER_KIND, columns_of, header_key, latest_results, without_image_columns
 from catalog import image_index
+from catalog.image_representations import DERIVED_KINDS
 from catalog.image_graph import ImageGraph, replace_update
 from catalog.state_db import StateDB
 
@@ -77,14 +81,14 @@ def _next(conn: Any) -> int:
 
 
 def scan_finished(db: StateDB) -> list[str]:
-    """Mark pending every study with header jobs that ended since the last scan; returns them."""
+    """Mark pending every study with header (or representation) jobs that ended since the last scan; returns them."""
     with db.transaction() as conn:
         row = conn.execute("SELECT value FROM meta WHERE name = ?", (WATERMARK,)).fetchone()
         since = float(row[0]) if row else 0.0
         rows = conn.execute(
-            "SELECT study, MAX(updated) AS latest FROM jobs WHERE kind = ? AND updated > ? AND state IN ('done', 'failed')"
-            " GROUP BY study",
-            (HEADER_KIND, since - SCAN_OVERLAP),
+            "SELECT study, MAX(updated) AS latest FROM jobs WHERE kind IN (?, ?, ?) AND updated > ?"
+            " AND state IN ('done', 'failed') GROUP BY study",
+            (HEADER_KIND, *DERIVED_KINDS, since - SCAN_OVERLAP),
         ).fetchall()
     studies = [r["study"] for r in rows if float(r["latest"]) > since]
     if studies:
@@ -160,12 +164,12 @@ def apply_to_view(archive: "Archive", view: "CatalogView", accession: str) -> Ap
     found: list[image_index.IndexedImage] = []
 
     def rows() -> Iterator[dict[str, Any]]:
-        for row, result in _with_results(archive.state, accession, view.files.iter_rows(accession, batch=BATCH)):
+        for row, result, derived in _with_results(archive.state, accession, view.files.iter_rows(accession, batch=BATCH)):
             if result is None:
                 yield row
                 continue
             path = str(row["path"])
-            graph.add(path, row.get("size"), result, components.get(path))
+            graph.add(path, row.get("size"), result, components.get(path), derived)
             found.extend(_indexed(graph, accession, path, result))
             if len(found) >= image_index.BATCH:
                 image_index.write(archive.state, generation, found)
@@ -189,7 +193,9 @@ def _indexed(graph: ImageGraph, accession: str, path: str, result: Any) -> Itera
         yield image_index.IndexedImage(accession, image_id, header_key(accession, path), index)
 
 
-def _with_results(db: StateDB, accession: str, rows: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:
+def _with_results(
+    db: StateDB, accession: str, rows: Iterable[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for row in rows:
         batch.append(without_image_columns(row))
@@ -199,13 +205,18 @@ def _with_results(db: StateDB, accession: str, rows: Iterable[dict[str, Any]]) -
     yield from _joined(db, accession, batch)
 
 
-def _joined(db: StateDB, accession: str, batch: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:
+def _joined(
+    db: StateDB, accession: str, batch: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
+    """Each row with its file's header result and its representation jobs' results (kind → result)."""
     if not batch:
         return
     keys = [header_key(accession, str(row.get("path"))) for row in batch]
     results = latest_results(db, accession, keys)
+    made = [k for k in keys if k in results]
+    derived = {kind: latest_results(db, accession, made, kind) if made else {} for kind in DERIVED_KINDS}
     for key, row in zip(keys, batch):
-        yield row, results.get(key)
+        yield row, results.get(key), {kind: found[key] for kind, found in derived.items() if key in found}
 
 
 class ImageFacts:
