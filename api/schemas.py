@@ -275,6 +275,7 @@ class SearchHit(Answer):
     dimensionalities = fields.List(
         fields.String(), metadata={"description": "Kinds of image its files' headers show: 2D, 3D, 2D+time, 3D+time"}
     )
+    thumbnail = fields.String(allow_none=True, metadata={"description": "A thumbnail of one of its images (128 px), if made"})
 
 
 class SearchResults(Answer):

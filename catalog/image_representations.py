@@ -26,7 +26,9 @@ study makes them visible with no rebuild.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+from catalog import identifiers
 
 #: the job kinds whose results are representations
 PREVIEW_KIND = "previews"
@@ -125,3 +127,18 @@ def representations(
             "software": zarr.get("software"),
             "derived_from": file_iri,
         }
+
+
+def shown_thumbnails(store: Any, study: str, rows: Iterable[Mapping[str, Any]], size: int = 128) -> dict[str, str]:
+    """path → thumbnail URL of the first image of each of a file table's ``rows`` whose thumbnail is made (rows
+    whose headers found images only)."""
+    accession = study.rsplit("/", 1)[-1]
+    found = {}
+    for row in rows:
+        if not isinstance(row.get("image.series"), int) or row["image.series"] < 1:
+            continue
+        path = str(row.get("path"))
+        image = identifiers.object_iri(study, "Image", ["headers", path, 0])
+        if store.stat(preview_key(accession, image.rsplit("/", 1)[-1], size)) is not None:
+            found[path] = thumbnail_url(image, size)
+    return found

@@ -11,6 +11,7 @@ PNG and a TIFF whose headers claim billions of pixels."""
 from __future__ import annotations
 
 import hashlib
+import html as html_text
 import io
 import re
 import struct
@@ -209,11 +210,29 @@ def test_the_image_page_steps_through_planes_by_plain_links(made):
     assert page.status_code == 200 and "render.png?z=10" in html  # the central plane first
     following = re.search(r'<a href="([^"]+)"[^>]*rel="next"[^>]*>', html)
     assert following and "z=11" in following[1]
-    stepped = client.get(following[1].replace(BASE, ""), headers={"Accept": "text/html"}).get_data(as_text=True)
+    stepped = client.get(html_text.unescape(following[1]).replace(BASE, ""), headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "render.png?z=11" in stepped
     assert f"{BASE}/studies/{accession}/images/{images['maps/EMD-3197.map']}/ome.zarr" in html
     for viewer in ("napari", "vizarr", "neuroglancer"):
         assert viewer in html
+
+
+def test_the_study_page_shows_a_gallery_of_representative_images(made):
+    catalog, accession, client, images = made
+    html = client.get(f"/studies/{accession}", headers={"Accept": "text/html"}).get_data(as_text=True)
+    gallery = html[html.index('<ul class="gallery">') :]
+    gallery = gallery[: gallery.index("</ul>")]
+    shown = re.findall(r'<img src="([^"]+)"', gallery)
+    assert 1 <= len(shown) <= 4 and f"{BASE}/studies/{accession}/images/{images['nuclei/img2d.tif']}/thumbnail.png?size=256" in shown
+
+
+def test_search_results_carry_a_thumbnail(made):
+    catalog, accession, client, images = made
+    found = client.get("/search", headers={"Accept": "application/json"}).get_json()
+    hit = next(item for item in found["items"] if item["accession"] == accession)
+    assert hit["thumbnail"].startswith(f"{BASE}/studies/{accession}/images/") and hit["thumbnail"].endswith("size=128")
+    html = client.get("/search", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert f'<img src="{hit["thumbnail"]}"' in html
 
 
 def test_the_file_table_shows_thumbnails(made):
