@@ -35,6 +35,8 @@ BLOCK_BYTES = 32 << 20
 MAX_PIL_PIXELS = 64_000_000
 #: largest gzip-compressed MRC map decompressed whole
 MAX_GZIP_BYTES = 64 << 20
+#: zlib level of the PNGs (speed over a few per cent of size)
+PNG_LEVEL = 3
 #: colours of channels whose file names none (1, 2, 3 or 4 channels)
 PALETTES = {
     1: [(255, 255, 255)],
@@ -75,7 +77,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
     out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(rgb).save(out, format="PNG", optimize=False, compress_level=PNG_LEVEL)
     return out.getvalue()
 
 
@@ -85,22 +87,27 @@ def encode_png(rgb: np.ndarray) -> bytes:
 def stretch(values: np.ndarray) -> np.ndarray:
     """``values`` scaled to 0..1 between robust percentiles (NaNs and infinities as the low end)."""
     data = values.astype(np.float32, copy=False)
-    finite = data[np.isfinite(data)]
+    floating = np.issubdtype(values.dtype, np.floating)
+    finite = data[np.isfinite(data)] if floating else data.ravel()
     if finite.size == 0:
         return np.zeros(data.shape, np.float32)
-    sample = finite[:: max(1, finite.size // 1_000_000)]
+    sample = finite[:: max(1, finite.size // 250_000)]
     low, high = (float(v) for v in np.percentile(sample, (LOW, HIGH)))
     if high <= low:
         low, high = float(sample.min()), float(sample.max())
     if high <= low:
         return np.zeros(data.shape, np.float32)
-    scaled = (np.nan_to_num(data, nan=low, posinf=high, neginf=low) - low) / (high - low)
+    if floating:
+        data = np.nan_to_num(data, nan=low, posinf=high, neginf=low)
+    scaled = (data - low) * (1.0 / (high - low))
     return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
 def composite(channels: list[np.ndarray], colours: list[tuple[int, int, int] | None]) -> np.ndarray:
-    """Stretched channels added in their colours: an RGB uint8 image."""
+    """Stretched channels added in their colours: an RGB uint8 image (a grey one, 2-D, for one white channel)."""
     palette = PALETTES[min(len(channels), MAX_CHANNELS)]
+    if len(channels) == 1 and (not colours or colours[0] in (None, (255, 255, 255))):
+        return (stretch(channels[0]) * 255 + 0.5).astype(np.uint8)
     named = [c for c in colours[: len(channels)] if c is not None]
     if len(channels) > 1 and (len(named) < len(channels) or len(set(named)) == 1):
         colours = list(palette)  # a file naming one colour for all channels (often white) says nothing
@@ -115,7 +122,7 @@ def composite(channels: list[np.ndarray], colours: list[tuple[int, int, int] | N
 
 
 def fit(rgb: np.ndarray, side: int) -> np.ndarray:
-    """``rgb`` shrunk (area average, Pillow) so its longest side is at most ``side``."""
+    """``rgb`` (or a grey 2-D image) shrunk (area average, Pillow) so its longest side is at most ``side``."""
     from PIL import Image
 
     height, width = rgb.shape[:2]
