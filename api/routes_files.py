@@ -157,7 +157,8 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
     }
     if media == "text/html":
         held = _holds_files(name, index)
-        thumbnails = shown_thumbnails(services().archive.file_store, body["study"], body["items"]) if held else {}
+        rows: list[dict[str, Any]] = body["items"]  # type: ignore[assignment]
+        thumbnails = shown_thumbnails(services().archive.file_store, str(body["study"]), rows) if held else {}
         return Response(
             render_template(
                 "files.html", table=body, accession=name, settings=settings(), args=request.args, held=held, thumbnails=thumbnails

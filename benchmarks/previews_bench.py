@@ -66,9 +66,9 @@ def build_inputs(folder: Path, big: bool) -> dict[str, Path]:
             tif.write(data[:, ::level, ::level], subfiletype=1, **options)
     if big:
         made["tiled-2GiB"] = folder / "big.ome.tif"
-        row = np.tile(nuclei, (1, 64))
+        tiles = (np.roll(nuclei, 8 * k, axis=1) for k in range(64 * 64))  # 4096 tiles of 512² real pixels
         with tifffile.TiffWriter(made["tiled-2GiB"], bigtiff=True) as tif:
-            tif.write((row for _ in range(64)), shape=(32768, 32768), dtype=np.uint16, tile=(512, 512), metadata={"axes": "YX"})
+            tif.write(tiles, shape=(32768, 32768), dtype=np.uint16, tile=(512, 512), metadata={"axes": "YX"})
     return made
 
 
@@ -126,8 +126,10 @@ def big_input(path: Path) -> None:
         made = pool.previews(str(path), "OME-TIFF", 0)
         took = time.perf_counter() - start
     size = path.stat().st_size
-    print(f"2 GiB input ({size / 2**30:.2f} GiB tiled, no pyramid) in a 512 MiB worker: {made['status']} in {took:.1f} s"
-          + (f" ({made.get('reason')})" if made["status"] != "ok" else ""))
+    print(
+        f"2 GiB input ({size / 2**30:.2f} GiB tiled, no pyramid) in a 512 MiB worker: {made['status']} in {took:.1f} s"
+        + (f" ({made.get('reason')})" if made["status"] != "ok" else "")
+    )
 
 
 def _catalog(folder: Path, pyramid: Path):
@@ -146,7 +148,9 @@ def _catalog(folder: Path, pyramid: Path):
     owner = registry.owner_of_token(registry.create_token("bench"))
     sub = services.deposits.create(owner)
     content = pyramid.read_bytes()
-    services.deposits.upload(sub, owner, "pyramid.ome.tif", io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
+    services.deposits.upload(
+        sub, owner, "pyramid.ome.tif", io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest()
+    )
     services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(b"path\tKind\npyramid.ome.tif\tdata\n"))
     services.deposits.attach_metadata(sub, owner, "study.yaml", (ROOT / "tests" / "data" / "deposit" / "study.yaml").read_bytes())
     accession = services.deposits.finalize(sub, owner)
@@ -197,7 +201,9 @@ def rendered_planes(folder: Path, pyramid: Path, rounds: int) -> None:
         print(f"rendered plane {size[0]}x{size[1]} from a 4096² pyramid (level 3), through GET …/render.png")
         print(f"  uncached (sandboxed worker) {_stats(uncached)}")
         print(f"  cached (file store)         {_stats(cached)}")
-        print(f"  raw tifffile level + PNG    {_stats(baseline)} | uncached/raw {statistics.median(uncached) / statistics.median(baseline):5.2f}")
+        print(
+            f"  raw tifffile level + PNG    {_stats(baseline)} | uncached/raw {statistics.median(uncached) / statistics.median(baseline):5.2f}"
+        )
     finally:
         services.close()
 

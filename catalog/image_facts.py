@@ -205,9 +205,7 @@ def _with_results(
     yield from _joined(db, accession, batch)
 
 
-def _joined(
-    db: StateDB, accession: str, batch: list[dict[str, Any]]
-) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
+def _joined(db: StateDB, accession: str, batch: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
     """Each row with its file's header result and its representation jobs' results (kind → result)."""
     if not batch:
         return

@@ -212,9 +212,7 @@ class ImageGraph:
     ) -> None:
         index = int(series.get("index") or 0)
         image = self.image_iri(path, index)
-        made = image_representations.representations(
-            self.study, image, file_iri, result.get("format"), size, index, derived
-        )
+        made = image_representations.representations(self.study, image, file_iri, result.get("format"), size, index, derived)
         for name, values in made:
             node = URIRef(f"{image}#representation-{name}")
             self._slot(URIRef(image), "Image", "image_representations", str(node))

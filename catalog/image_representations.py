@@ -91,12 +91,15 @@ def representations(
     """(name, ImageRepresentation slot values) of an image: its uploaded file, then what ``derived`` (job kind →
     the file's latest result) says was made of it."""
     uploaded = download_url(study, file_iri)
-    yield "uploaded-file", {
-        "representation_kind": "uploaded_file",
-        "content_url": uploaded,
-        "file_format": fmt,
-        "size_bytes": size,
-    }
+    yield (
+        "uploaded-file",
+        {
+            "representation_kind": "uploaded_file",
+            "content_url": uploaded,
+            "file_format": fmt,
+            "size_bytes": size,
+        },
+    )
     previews = derived.get(PREVIEW_KIND)
     if has_thumbnail(previews, index):
         image = _for_image(previews, index) or {}
@@ -106,27 +109,33 @@ def representations(
                 continue
             view = name == "view"
             shown = VIEW_SIZE if view else int(name.rsplit("-", 1)[-1])
-            yield name, {
-                "representation_kind": "static_view" if view else "thumbnail",
-                "content_url": thumbnail_url(image_iri, shown),
-                "file_format": "image/png",
-                "size_x": made.get("width"),
-                "size_y": made.get("height"),
-                "size_bytes": made.get("bytes"),
-                "software": software,
-                "derived_from": file_iri,
-            }
+            yield (
+                name,
+                {
+                    "representation_kind": "static_view" if view else "thumbnail",
+                    "content_url": thumbnail_url(image_iri, shown),
+                    "file_format": "image/png",
+                    "size_x": made.get("width"),
+                    "size_y": made.get("height"),
+                    "size_bytes": made.get("bytes"),
+                    "software": software,
+                    "derived_from": file_iri,
+                },
+            )
     zarr = _for_image(derived.get(OME_ZARR_KIND), index)
     if zarr and zarr.get("kind") in _KINDS:
-        yield "ome-zarr", {
-            "representation_kind": _KINDS[zarr["kind"]],
-            "content_url": zarr.get("store_url") or store_url(image_iri),
-            "file_format": "OME-Zarr",
-            "ngff_version": zarr.get("ngff_version"),
-            "pyramid_levels": zarr.get("levels"),
-            "software": zarr.get("software"),
-            "derived_from": file_iri,
-        }
+        yield (
+            "ome-zarr",
+            {
+                "representation_kind": _KINDS[zarr["kind"]],
+                "content_url": zarr.get("store_url") or store_url(image_iri),
+                "file_format": "OME-Zarr",
+                "ngff_version": zarr.get("ngff_version"),
+                "pyramid_levels": zarr.get("levels"),
+                "software": zarr.get("software"),
+                "derived_from": file_iri,
+            },
+        )
 
 
 def shown_thumbnails(store: Any, study: str, rows: Iterable[Mapping[str, Any]], size: int = 128) -> dict[str, str]:

@@ -43,7 +43,9 @@ def site(make_module_catalog):
 def loaded_images(driver) -> list[tuple[str, int]]:
     """The page's pictures (src, natural width), once every one has loaded or failed (lazy ones scrolled to)."""
     driver.execute_script("document.querySelectorAll('main img').forEach(i => i.scrollIntoView())")
-    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return Array.from(document.querySelectorAll('main img')).every(i => i.complete)"))
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return Array.from(document.querySelectorAll('main img')).every(i => i.complete)")
+    )
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('main img')).map(i => [i.getAttribute('src'), i.naturalWidth])"
     )

@@ -149,10 +149,14 @@ def test_previews_are_made_for_every_image_file_in_capped_workers(made):
         assert answer.status_code == 200 and answer.mimetype == "image/png"
         picture = Image.open(io.BytesIO(answer.data))
         assert max(picture.size) == size and picture.mode == "RGB"
-    view = Image.open(io.BytesIO(client.get(f"/studies/{accession}/images/{images['nuclei/pyramid.ome.tif']}/thumbnail.png?size=1024").data))
+    view = Image.open(
+        io.BytesIO(client.get(f"/studies/{accession}/images/{images['nuclei/pyramid.ome.tif']}/thumbnail.png?size=1024").data)
+    )
     red, green, blue = (np.asarray(view)[..., k].astype(float).mean() for k in range(3))
     assert abs(green - blue) < 1 and abs(red - green) > 10  # the channels in their OME colours: red and cyan
-    cell = np.asarray(Image.open(io.BytesIO(client.get(f"/studies/{accession}/images/{images['phase/cell.png']}/thumbnail.png").data)))
+    cell = np.asarray(
+        Image.open(io.BytesIO(client.get(f"/studies/{accession}/images/{images['phase/cell.png']}/thumbnail.png").data))
+    )
     assert cell.shape[0] == 256 and cell.std() > 20  # the stretch spreads the phase values
 
 
@@ -210,7 +214,9 @@ def test_the_image_page_steps_through_planes_by_plain_links(made):
     assert page.status_code == 200 and "render.png?z=10" in html  # the central plane first
     following = re.search(r'<a href="([^"]+)"[^>]*rel="next"[^>]*>', html)
     assert following and "z=11" in following[1]
-    stepped = client.get(html_text.unescape(following[1]).replace(BASE, ""), headers={"Accept": "text/html"}).get_data(as_text=True)
+    stepped = client.get(html_text.unescape(following[1]).replace(BASE, ""), headers={"Accept": "text/html"}).get_data(
+        as_text=True
+    )
     assert "render.png?z=11" in stepped
     assert f"{BASE}/studies/{accession}/images/{images['maps/EMD-3197.map']}/ome.zarr" in html
     for viewer in ("napari", "vizarr", "neuroglancer"):
@@ -223,7 +229,9 @@ def test_the_study_page_shows_a_gallery_of_representative_images(made):
     gallery = html[html.index('<ul class="gallery">') :]
     gallery = gallery[: gallery.index("</ul>")]
     shown = re.findall(r'<img src="([^"]+)"', gallery)
-    assert 1 <= len(shown) <= 4 and f"{BASE}/studies/{accession}/images/{images['nuclei/img2d.tif']}/thumbnail.png?size=256" in shown
+    assert (
+        1 <= len(shown) <= 4 and f"{BASE}/studies/{accession}/images/{images['nuclei/img2d.tif']}/thumbnail.png?size=256" in shown
+    )
 
 
 def test_search_results_carry_a_thumbnail(made):

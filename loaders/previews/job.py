@@ -66,11 +66,15 @@ def make_previews(pool: PreviewPool, store: FileStore, base_url: str, job: jobs.
     if found["status"] != "ok":
         return {"status": found["status"], "reason": found.get("reason"), "format": found.get("format")}
     relative = job.file_key.removeprefix(f"studies/{job.study}/")
-    images = [_one(pool, store, base_url, job.study, relative, str(path), found["format"], i) for i in found["series"][:MAX_IMAGES]]
+    images = [
+        _one(pool, store, base_url, job.study, relative, str(path), found["format"], i) for i in found["series"][:MAX_IMAGES]
+    ]
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
 
 
-def _one(pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, path: str, fmt: Any, index: int) -> dict[str, Any]:
+def _one(
+    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, path: str, fmt: Any, index: int
+) -> dict[str, Any]:
     made = pool.previews(path, fmt, index)
     if made.get("status") != "ok":
         return {"index": index, "status": "failed", "reason": made.get("reason") or "no preview was made"}

@@ -113,7 +113,8 @@ def composite(channels: list[np.ndarray], colours: list[tuple[int, int, int] | N
         colours = list(palette)  # a file naming one colour for all channels (often white) says nothing
     rgb = np.zeros((*channels[0].shape, 3), np.float32)
     for index, plane in enumerate(channels):
-        colour = colours[index] if index < len(colours) and colours[index] is not None else palette[index]
+        named_colour = colours[index] if index < len(colours) else None
+        colour = named_colour if named_colour is not None else palette[index]
         scaled = stretch(plane)
         for k in range(3):
             if colour[k]:
@@ -216,8 +217,7 @@ class TiffImage:
 
             def rows(y0: int, y1: int, step: int) -> np.ndarray:
                 picked = tuple(
-                    slice(y0, y1, step) if i == y else slice(None, None, step) if i == x else s
-                    for i, s in enumerate(selection)
+                    slice(y0, y1, step) if i == y else slice(None, None, step) if i == x else s for i, s in enumerate(selection)
                 )
                 return np.moveaxis(np.asarray(array[picked]), [kept.index("Y"), kept.index("X")], [0, 1])
 
@@ -233,7 +233,7 @@ class MrcImage:
     """An MRC map: its planes (sections) read from the file at their offsets."""
 
     def __init__(self, path: str) -> None:
-        import mrcfile
+        import mrcfile  # type: ignore[import-untyped]
         from mrcfile import utils
 
         self.path = path
@@ -256,7 +256,8 @@ class MrcImage:
         self.source = Source("ZYX", [(int(ny), int(nx))], {"Z": self.nz, "Y": int(ny), "X": int(nx)})
 
     def read(self, level: int, index: dict[str, int | slice], side: int) -> np.ndarray:
-        z = int(index.get("Z", 0) or 0)
+        at = index.get("Z", 0)
+        z = at if isinstance(at, int) else 0
         ny, nx = self.source.shapes[0]
         if self.data is not None:
             plane = self.data.reshape(self.nz, ny, nx)[z]
@@ -318,7 +319,7 @@ class PillowImage:
         if self.source.rgb:
             return np.asarray(image.convert("RGB"))
         if image.mode not in ("L", "I", "F", "I;16", "I;16B", "1"):
-            image = image.convert("L")
+            return np.asarray(image.convert("L"))
         return np.asarray(image)
 
     def close(self) -> None:
