@@ -297,3 +297,24 @@ def test_bia_previews_queues_the_work(run, tmp_path, files):
     assert "queued previews of 1 file(s)" in run("previews", accession).output
     missing = run("previews", "S-NOPE1", ok=False)
     assert missing.exit_code != 0 and "S-NOPE1" in missing.output
+
+
+def test_the_ome_zarr_jobs_results_become_representations(make_catalog, files):
+    """The agreed shape of an ``ome_zarr`` result (catalog/image_representations.py) reaches the image's record."""
+    catalog = make_catalog()
+    services = catalog.services
+    accession, _ = deposit(services, {"nuclei/img2d.tif": files["nuclei/img2d.tif"]})
+    run_jobs(services)
+    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
+    try:
+        queue.enqueue("ome_zarr", accession, f"studies/{accession}/nuclei/img2d.tif", "test-1")
+        (job,) = queue.claim(["ome_zarr"])
+        queue.finish(job, {"status": "ok", "images": [{"index": 0, "kind": "virtual", "ngff_version": "0.4", "levels": 1}]})
+    finally:
+        queue.close()
+    ImageFacts(services.archive).follow()
+    client = catalog.app().test_client()
+    ident = images_of(client, accession)["nuclei/img2d.tif"]
+    record = client.get(f"/studies/{accession}/images/{ident}", headers={"Accept": "application/ld+json"}).get_data(as_text=True)
+    assert "virtual_ome_zarr" in record and '"0.4"' in record
+    assert f"{BASE}/studies/{accession}/images/{ident}/ome.zarr" in record
