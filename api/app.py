@@ -89,11 +89,13 @@ def create_app(
 
 
 def _register_link_and_header_rules(app: Flask, settings: Settings) -> None:
-    """Pages link only to web IRIs (``|href``, ``is web_iri``); every answer carries the security headers."""
-    from api.html_links import href, is_web_iri
+    """Pages link only to web IRIs (``|href``, ``is web_iri``) and show pictures only from them (``|src``); every
+    answer carries the security headers."""
+    from api.html_links import href, is_web_iri, src
     from api.security_headers import SecurityHeaders, csp_nonce
 
     app.jinja_env.filters["href"] = href
+    app.jinja_env.filters["src"] = src
     app.jinja_env.tests["web_iri"] = is_web_iri
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(SecurityHeaders(app.jinja_loader, settings.base_url).apply)

@@ -644,6 +644,33 @@ def stats(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.argument("accession")
+@click.pass_context
+def previews(ctx: click.Context, accession: str) -> None:
+    """Queue the thumbnails and static views of a study's image files (those this renderer has not made yet);
+    `bia work` (or the server's background worker) draws them."""
+    from catalog.archive import EMBARGOED, RELEASED
+    from catalog.jobs import JobQueue
+    from catalog.views import PRIVATE, PUBLIC
+
+    from api.services import open_services, queue_previews
+
+    with open_services(_settings(ctx), recover=False) as services:
+        archive = services.archive
+        row = archive.registry.study(accession)
+        if row is None or row.state not in (RELEASED, EMBARGOED):
+            raise click.ClickException(f"{accession}: no committed study has this accession")
+        if not archive.holds_files(accession, PUBLIC if row.state == RELEASED else PRIVATE):
+            raise click.ClickException(f"{accession}: the archive does not hold this study's files")
+        queue = JobQueue.for_settings(archive.state, archive.settings)
+        try:
+            added = queue_previews(archive, queue, accession, PUBLIC if row.state == RELEASED else PRIVATE)
+        finally:
+            queue.close()
+    click.echo(f"queued previews of {added} file(s) of {accession}")
+
+
+@cli.command()
 @click.pass_context
 def recover(ctx: click.Context) -> None:
     """Finish (or undo) now every commit, release or finalize a crash or an outage cut off. Work a live process

@@ -23,6 +23,14 @@ def is_site_path(value: object) -> bool:
     return isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\"))
 
 
+def src(value: object) -> Markup:
+    """`` src="…"`` (escaped) for a picture at a web IRI or a path on this site, nothing for any other value (the
+    ``<img>`` then shows its ``alt`` text): ``<img{{ url|src }}>`` is the only way a template sets a source."""
+    if is_web_iri(value) or is_site_path(value):
+        return Markup(' src="%s"') % value
+    return Markup("")
+
+
 def href(value: object) -> Markup:
     """`` href="…"`` (escaped) for a web IRI or a path on this site, nothing for any other value: an ``<a>``
     without ``href`` is text."""

@@ -24,6 +24,7 @@ from flask import Response, current_app, render_template, request
 from werkzeug.http import http_date
 
 from api.context import services, settings
+from api.image_page import plane_browser
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES, expand_iri
@@ -215,14 +216,15 @@ def record_response(iri: str, media: str, document: bool = False) -> Response:
         tag = None if version is None or request.headers.get("Authorization") else f"{version}|{settings().base_url}"
     if tag is None:
         return render_record(build_document(iri), media, document)
-    etag = hashlib.sha1(f"{iri}|{media}|{tag}".encode("utf-8")).hexdigest()[:20]
+    variant = request.query_string.decode("latin-1") if media == "text/html" else ""  # an image page's plane
+    etag = hashlib.sha1(f"{iri}|{media}|{tag}|{variant}".encode("utf-8")).hexdigest()[:20]
     validators = {"ETag": f'"{etag}"'}
     if stored is not None and stored.modified is not None:
         validators["Last-Modified"] = http_date(stored.modified)
     if request.if_none_match.contains_weak(etag) or _not_modified_since(stored):  # RFC 9110: weak comparison
         return Response(status=304, headers={**validators, "Cache-Control": PUBLIC_RECORD})
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
-    key = (iri, media, tag, document)
+    key = (iri, media, tag, document, variant)
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
     if hit is None:
         response = render_record(stored or build_document(iri), media, document)
@@ -259,6 +261,7 @@ def render_record(doc: RecordDocument, media: str, document: bool = False) -> Re
                 jsonld=script_json(doc.tree),
                 settings=settings(),
                 formats=SIGNPOSTING_FORMATS,
+                planes=plane_browser(doc.iri),
             ),
             mimetype="text/html",
         )

@@ -24,6 +24,7 @@ from catalog import identifiers
 from catalog.errors import NotFound, PreconditionFailed
 from catalog.file_index import OPERATORS, FileIndex, Filter
 from catalog.file_store import content_disposition
+from catalog.image_representations import shown_thumbnails
 from catalog.views import PRIVATE, PUBLIC
 
 blp = Blueprint("files", __name__, description="File tables, downloads and manifests")
@@ -156,8 +157,12 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
     }
     if media == "text/html":
         held = _holds_files(name, index)
+        rows: list[dict[str, Any]] = body["items"]  # type: ignore[assignment]
+        thumbnails = shown_thumbnails(services().archive.file_store, str(body["study"]), rows) if held else {}
         return Response(
-            render_template("files.html", table=body, accession=name, settings=settings(), args=request.args, held=held),
+            render_template(
+                "files.html", table=body, accession=name, settings=settings(), args=request.args, held=held, thumbnails=thumbnails
+            ),
             mimetype=media,
         )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)

@@ -1,24 +1,33 @@
-"""A study's images: what the headers of its files say, a page of image files at a time."""
+"""A study's images: what the headers of its files say, a page of image files at a time; each image's thumbnails
+and rendered planes (previews, :mod:`loaders.previews`), with embargo decided here for every request."""
 
 from __future__ import annotations
 
+import atexit
+import io
 import json
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, request
 
 from api.context import services, settings
-from api.openapi import Blueprint, errors, responses
+from api.errors import BadParameter
+from api.openapi import BINARY, NOT_MODIFIED, Blueprint, errors, responses
 from api.records import self_url
 from api.routes_files import file_index_for
-from api.schemas import ImageList, ImagesArgs
+from api.schemas import ImageList, ImagesArgs, RenderArgs, ThumbnailArgs
 from catalog import identifiers, image_index
-from catalog.errors import NotFound
+from catalog.errors import CatalogError, NotFound
+from catalog.file_store import ObjectExists
+from catalog.file_store_local import LocalFileStore
 from catalog.file_index import FileIndex, Filter
 from catalog.image_columns import channel_label, header_key, latest_results, micrometres
 from catalog.image_graph import ImageGraph
 from catalog.image_index import IndexedImage
+from catalog.image_representations import derived_prefix, preview_key
 from catalog.views import PRIVATE, PUBLIC
+from loaders.previews.job import RENDERER_REVISION
+from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
 #: the columns every file whose headers were read has
@@ -106,3 +115,109 @@ def _drop_unwritten(view: Any, study: str, items: list[dict[str, Any]]) -> None:
         for image in item["images"]:
             if image["@id"] not in written:
                 image["@id"] = None
+
+
+# ---------------------------------------------------------------------------------------------------- previews
+
+
+class RenderRefused(CatalogError):
+    """An image the renderer would not draw (a hostile or broken file, a store it cannot read yet)."""
+
+    status = 422
+    code = "render_failed"
+
+
+#: how long clients may keep a released image's PNG before asking again (an embargoed one: not kept)
+PUBLIC_PNG = "public, max-age=300"
+PRIVATE_PNG = "private, no-store"
+
+
+@blp.route("/studies/<string:accession>/images/<string:image_id>/thumbnail.png")
+@blp.arguments(ThumbnailArgs, location="query")
+@blp.response(200, BINARY, content_type="image/png", description="The image's thumbnail (or static view), as made")
+@blp.doc(
+    operationId="getImageThumbnail",
+    summary="An image's thumbnail, 128, 256 or 512 px (1024: its static view), once its previews are made",
+    responses=responses({304: NOT_MODIFIED}, errors(400, 404)),
+)
+def image_thumbnail(args: dict[str, Any], accession: str, image_id: str) -> Response:
+    view, found = image_for_request(accession, image_id)
+    key = preview_key(accession, image_id, args["size"])
+    if services().archive.file_store.stat(key) is None:
+        raise NotFound(f"no thumbnail of image {image_id} of {accession} has been made (yet)")
+    return _png(key, view)
+
+
+@blp.route("/studies/<string:accession>/images/<string:image_id>/render.png")
+@blp.arguments(RenderArgs, location="query")
+@blp.response(200, BINARY, content_type="image/png", description="One plane of the image, drawn on demand and kept")
+@blp.doc(
+    operationId="renderImagePlane",
+    summary="One plane (z, t, one channel or the first few composited) at one pyramid level, as PNG (ETag, 304)",
+    responses=responses({304: NOT_MODIFIED}, errors(400, 404, 422)),
+)
+def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Response:
+    view, found = image_for_request(accession, image_id)
+    archive = services().archive
+    result = latest_results(archive.state, accession, [found.file_key]).get(found.file_key) or {}
+    series = next((s for s in result.get("series") or [] if int(s.get("index") or 0) == found.series), None)
+    if series is None:
+        raise NotFound(f"the headers of image {image_id} of {accession} are not read yet")
+    _check_plane(args, series)
+    c = args.get("c")
+    key = f"{derived_prefix(accession, image_id)}render/z{args['z']}-t{args['t']}-c{'all' if c is None else c}-l{args['level']}-r{RENDERER_REVISION}.png"
+    store = archive.file_store
+    if store.stat(key) is None:
+        if not isinstance(store, LocalFileStore):
+            raise RenderRefused("planes of files in S3 are not rendered yet")
+        try:
+            data = preview_pool().render(
+                str(store.root / found.file_key), result.get("format"), found.series, args["z"], args["t"], c, args["level"]
+            )
+        except RenderFailed as failed:
+            raise RenderRefused(f"image {image_id} cannot be rendered: {failed}") from None
+        try:
+            store.put(key, io.BytesIO(data), size=len(data), content_type="image/png")
+        except ObjectExists:
+            pass  # another request rendered it first
+    return _png(key, view)
+
+
+def _check_plane(args: dict[str, Any], series: dict[str, Any]) -> None:
+    """Each of z, t, c and level within the image's sizes, else a 400 naming it."""
+    bounds = {
+        "z": series.get("size_z") or 1,
+        "t": series.get("size_t") or 1,
+        "c": series.get("size_c") or 1,
+        "level": series.get("pyramid_levels") or 1,
+    }
+    problems = [
+        {"field": name, "value": args[name], "message": f"{name} must be between 0 and {bound - 1} for this image"}
+        for name, bound in bounds.items()
+        if args.get(name) is not None and args[name] >= bound
+    ]
+    if problems:
+        raise BadParameter("; ".join(p["message"] for p in problems), problems)
+
+
+def _png(key: str, view: Any) -> Response:
+    """A stored PNG with its ETag (304 when the client's copy is current)."""
+    store = services().archive.file_store
+    stored = store.stat(key)
+    if stored is None:
+        raise NotFound("the picture is gone")
+    cache = PUBLIC_PNG if view is services().archive.public else PRIVATE_PNG
+    headers = {"ETag": f'"{stored.md5}"', "Cache-Control": cache}
+    if request.if_none_match.contains_weak(stored.md5):
+        return Response(status=304, headers=headers)
+    return Response(b"".join(store.open_range(key)), mimetype="image/png", headers=headers)
+
+
+def preview_pool() -> PreviewPool:
+    """The app's sandboxed renderers (started on first use, closed when the process ends)."""
+    pool = current_app.extensions.get("bia.previews")
+    if pool is None:
+        pool = PreviewPool(workers=settings().preview_workers or 1, caps=PreviewCaps.from_settings(settings()))
+        current_app.extensions["bia.previews"] = pool
+        atexit.register(pool.close)
+    return pool

@@ -66,6 +66,7 @@ def search(args: dict[str, Any]) -> Response:
                 "licence": h.document.licence,
                 "files": h.document.file_count,
                 "dimensionalities": h.document.dimensionalities,
+                "thumbnail": h.document.thumbnail,
             }
             for h in result.hits
         ],

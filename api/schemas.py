@@ -8,7 +8,7 @@ from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields
-from marshmallow.validate import Range
+from marshmallow.validate import OneOf, Range
 
 from catalog.file_index import OPERATORS
 from catalog.search_index import FACET_FIELDS, SORTS
@@ -281,6 +281,7 @@ class SearchHit(Answer):
     dimensionalities = fields.List(
         fields.String(), metadata={"description": "Kinds of image its files' headers show: 2D, 3D, 2D+time, 3D+time"}
     )
+    thumbnail = fields.String(allow_none=True, metadata={"description": "A thumbnail of one of its images (128 px), if made"})
 
 
 class SearchResults(Answer):
@@ -349,6 +350,26 @@ class FileTable(Answer):
 class ImagesArgs(QueryArgs):
     limit = whole_number("limit", 50, 1, 500, "Image files per page")
     cursor = fields.String(metadata={"description": "Where the next page starts: the `next` link of the page before"})
+
+
+class ThumbnailArgs(QueryArgs):
+    size = fields.Integer(
+        load_default=256,
+        validate=OneOf((128, 256, 512, 1024), error="size must be 128, 256, 512 or 1024 (the static view)"),
+        error_messages={"invalid": "size must be a whole number, not {input!r}"},
+        metadata={"description": "Longest side in pixels: 128, 256 or 512; 1024 is the static view"},
+    )
+
+
+class RenderArgs(QueryArgs):
+    z = whole_number("z", 0, 0, 1 << 31, "The plane along z (from 0); the image's size_z bounds it")
+    t = whole_number("t", 0, 0, 1 << 31, "The time point (from 0); the image's size_t bounds it")
+    c = fields.Integer(
+        validate=Range(0, 1 << 31, error="c must be between 0 and the image's size_c - 1"),
+        error_messages={"invalid": "c must be a whole number, not {input!r}"},
+        metadata={"description": "One channel (from 0), in grey; without it, the first channels in their colours"},
+    )
+    level = whole_number("level", 0, 0, 64, "The pyramid level (0: full resolution); the image's levels bound it")
 
 
 class ImageSeriesItem(Open):

@@ -16,6 +16,7 @@ from catalog.records import DocumentLimits
 from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
 from loaders.image_headers.job import enqueue_study
+from loaders.previews import job as previews
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Services:
 
 
 def header_reads_for(archive: Archive) -> Callable[[Change], None]:
-    """A listener that queues a header read of every file of a study the archive holds, when it is committed."""
+    """A listener that queues a header read of every file of a study the archive holds, and the previews of its
+    image files, when it is committed."""
     queue = JobQueue.for_settings(archive.state, archive.settings)
 
     def listener(change: Change) -> None:
@@ -66,8 +68,15 @@ def header_reads_for(archive: Archive) -> Callable[[Change], None]:
             return
         rows = archive.view(change.view).files.iter_rows(change.accession)
         enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
+        queue_previews(archive, queue, change.accession, change.view)
 
     return listener
+
+
+def queue_previews(archive: Archive, queue: JobQueue, accession: str, view: str) -> int:
+    """Queue the previews of a study's image files (those not made by this renderer yet); how many were queued."""
+    rows = archive.view(view).files.iter_rows(accession)
+    return previews.enqueue_study(queue, accession, (f"studies/{accession}/{row['path']}" for row in rows))
 
 
 def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:

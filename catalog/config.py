@@ -183,6 +183,12 @@ class Settings:
     deposit_header_files: int = 200
     #: seconds one deposit validation waits for header reads; files still unread then are named, never rejected
     deposit_header_seconds: float = 30.0
+    #: seconds a preview (thumbnails and view of one file's images, or one rendered plane) may take in its worker
+    preview_timeout: float = 60.0
+    #: address space of a preview worker, MiB (files of any size render by chunked reads within it)
+    preview_max_memory_mb: int = 512
+    #: preview worker processes (0: one per core)
+    preview_workers: int = 0
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -251,6 +257,9 @@ class Settings:
         "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),
         "deposit_header_files": ("BIA_DEPOSIT_HEADER_FILES", int),
         "deposit_header_seconds": ("BIA_DEPOSIT_HEADER_SECONDS", float),
+        "preview_timeout": ("BIA_PREVIEW_TIMEOUT", float),
+        "preview_max_memory_mb": ("BIA_PREVIEW_MAX_MEMORY_MB", int),
+        "preview_workers": ("BIA_PREVIEW_WORKERS", int),
     }
 
     @classmethod

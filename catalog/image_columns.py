@@ -88,8 +88,9 @@ def columns_of(result: Mapping[str, Any] | None) -> dict[str, Any]:
     return columns
 
 
-def latest_results(db: StateDB, accession: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """The newest done header result of each of ``keys`` (files of ``accession``) that has one."""
+def latest_results(db: StateDB, accession: str, keys: list[str], kind: str = HEADER_KIND) -> dict[str, dict[str, Any]]:
+    """The newest done result of a job of ``kind`` (default: the headers) of each of ``keys`` (files of
+    ``accession``) that has one."""
     found: dict[str, tuple[float, dict[str, Any]]] = {}
     for start in range(0, len(keys), BATCH):
         chunk = keys[start : start + BATCH]
@@ -100,7 +101,7 @@ def latest_results(db: StateDB, accession: str, keys: list[str]) -> dict[str, di
                 # every job of the kind) over the key's, whatever its statistics say
                 f"SELECT file_key, result, updated FROM jobs WHERE study = ? AND file_key IN ({marks})"
                 " AND kind || '' = ? AND state || '' = 'done'",
-                (accession, *chunk, HEADER_KIND),
+                (accession, *chunk, kind),
             ).fetchall()
         for row in rows:
             key, updated = row["file_key"], float(row["updated"])

@@ -8,6 +8,9 @@ nodes yet). The holder of the maintenance lease applies pending studies (:meth:`
 header reads are still running is applied once they are done, or every :data:`BUSY_INTERVAL` seconds meanwhile.
 Pending marks and the scan's watermark live in the state database, so any node can take over.
 
+Results of the jobs that make an image's representations (``previews``, ``ome_zarr``:
+:mod:`catalog.image_representations`) mark their study pending in the same way, and are applied with the headers.
+
 Applying is idempotent and its cost is the study's file count (the table is rebuilt from its own rows with the
 columns merged in, a batch of results at a time) plus the image nodes written, at most ``BIA_IMAGE_NODES_MAX``.
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from catalog.image_columns import HEADER_KIND, columns_of, header_key, latest_results, without_image_columns
 from catalog import image_index
+from catalog.image_representations import DERIVED_KINDS
 from catalog.image_graph import ImageGraph, replace_update
 from catalog.state_db import StateDB
 
@@ -76,14 +80,14 @@ def _next(conn: Any) -> int:
 
 
 def scan_finished(db: StateDB) -> list[str]:
-    """Mark pending every study with header jobs that ended since the last scan; returns them."""
+    """Mark pending every study with header (or representation) jobs that ended since the last scan; returns them."""
     with db.transaction() as conn:
         row = conn.execute("SELECT value FROM meta WHERE name = ?", (WATERMARK,)).fetchone()
         since = float(row[0]) if row else 0.0
         rows = conn.execute(
-            "SELECT study, MAX(updated) AS latest FROM jobs WHERE kind = ? AND updated > ? AND state IN ('done', 'failed')"
-            " GROUP BY study",
-            (HEADER_KIND, since - SCAN_OVERLAP),
+            "SELECT study, MAX(updated) AS latest FROM jobs WHERE kind IN (?, ?, ?) AND updated > ?"
+            " AND state IN ('done', 'failed') GROUP BY study",
+            (HEADER_KIND, *DERIVED_KINDS, since - SCAN_OVERLAP),
         ).fetchall()
     studies = [r["study"] for r in rows if float(r["latest"]) > since]
     if studies:
@@ -162,6 +166,8 @@ def apply_to_view(archive: "Archive", view: "CatalogView", accession: str) -> Ap
         for batch in _batches(view.files.iter_rows(accession, batch=BATCH)):
             keys = [header_key(accession, str(row.get("path"))) for row in batch]
             results = latest_results(archive.state, accession, keys)
+            made = [key for key in keys if key in results]
+            derived = {kind: latest_results(archive.state, accession, made, kind) if made else {} for kind in DERIVED_KINDS}
             read = [str(row.get("file_id")) for key, row in zip(keys, batch) if key in results]
             components = file_components(view, study, read)
             for key, row in zip(keys, batch):
@@ -170,7 +176,8 @@ def apply_to_view(archive: "Archive", view: "CatalogView", accession: str) -> Ap
                     yield row
                     continue
                 path = str(row["path"])
-                graph.add(path, row.get("size"), result, components.get(str(row.get("file_id"))))
+                mine = {kind: by_key[key] for kind, by_key in derived.items() if key in by_key}
+                graph.add(path, row.get("size"), result, components.get(str(row.get("file_id"))), mine)
                 found.extend(_indexed(graph, accession, path, result))
                 yield {**row, **columns_of(result)}
             if len(found) >= image_index.BATCH:

@@ -7,6 +7,11 @@ written for the first :attr:`ImageGraph.cap` images in file-table order; the oth
 :func:`replace_update` finds and replaces them when the headers are read again (the depositor's own images are
 never touched). IRIs are deterministic: an image's is the study's ``images/`` plus a digest of its file's path and
 its index in the file, so reading the same files twice writes the same graph.
+
+Each image's representations (its uploaded file and, from the results of the ``previews`` and ``ome_zarr`` jobs,
+its thumbnails, static view and OME-Zarr stores: :mod:`catalog.image_representations`) are fragment nodes of the
+image (``…#representation-<name>``), so they are replaced with it; the summaries name up to four representative
+images (the first with a thumbnail), whose thumbnails the study's record shows.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Mapping
 
 from rdflib import RDF, URIRef
 
-from catalog import identifiers
+from catalog import identifiers, image_representations
 from catalog.image_columns import channel_label, micrometres
 from catalog.rembi_model import RembiModel
 from catalog.rembi_rdf import literal_for
@@ -53,6 +58,8 @@ class Summary:
     dimensionalities: dict[str, None] = field(default_factory=dict)
     channel_names: dict[str, None] = field(default_factory=dict)
     extremes: dict[str, float] = field(default_factory=dict)
+    #: images with a thumbnail that show what the files hold (at most REPRESENTATIVES)
+    representatives: list[str] = field(default_factory=list)
 
     def add(self, result: Mapping[str, Any]) -> None:
         status = result.get("status")
@@ -92,6 +99,7 @@ class Summary:
             "pixel_types": list(self.pixel_types),
             "dimensionalities": sorted(self.dimensionalities),
             "channel_names": list(self.channel_names),
+            "representative_images": list(self.representatives),
             "read_from_headers": True,
         }
         if self.image_count:
@@ -122,8 +130,16 @@ class ImageGraph:
         self.study_summary = Summary()
         self.component_summaries: dict[str, Summary] = {}
 
-    def add(self, path: str, size: int | None, result: Mapping[str, Any], component: str | None = None) -> None:
-        """Count one file's header result in the summaries and, under the cap, describe its images."""
+    def add(
+        self,
+        path: str,
+        size: int | None,
+        result: Mapping[str, Any],
+        component: str | None = None,
+        derived: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Count one file's header result in the summaries and, under the cap, describe its images (with their
+        representations from ``derived``: job kind → the file's latest result)."""
         self.study_summary.add(result)
         if component:
             self.component_summaries.setdefault(component, Summary()).add(result)
@@ -134,6 +150,7 @@ class ImageGraph:
             if self.images_written >= self.cap:
                 return
             self._image(path, file_iri, result, series, component)
+            self._representations(path, file_iri, size, result, series, component, derived or {})
             self.images_written += 1
 
     def image_iri(self, path: str, index: int) -> str:
@@ -146,7 +163,7 @@ class ImageGraph:
             return
         info = self.model.classes[cls].slots[slot]
         for item in value if isinstance(value, list) else [value]:
-            if info.kind == "object":
+            if info.kind in ("object", "iri"):
                 self.triples.append((subject, URIRef(info.uri), URIRef(item)))
             else:
                 text = item[:MAX_TEXT] if isinstance(item, str) else item
@@ -187,6 +204,31 @@ class ImageGraph:
         instrument = series.get("instrument")
         if isinstance(instrument, Mapping):
             self._instrument(node, instrument)
+
+    def _representations(
+        self,
+        path: str,
+        file_iri: str,
+        size: int | None,
+        result: Mapping[str, Any],
+        series: Mapping[str, Any],
+        component: str | None,
+        derived: Mapping[str, Any],
+    ) -> None:
+        index = int(series.get("index") or 0)
+        image = self.image_iri(path, index)
+        made = image_representations.representations(self.study, image, file_iri, result.get("format"), size, index, derived)
+        for name, values in made:
+            node = URIRef(f"{image}#representation-{name}")
+            self._slot(URIRef(image), "Image", "image_representations", str(node))
+            self._typed(node, "ImageRepresentation")
+            for slot, value in values.items():
+                self._slot(node, "ImageRepresentation", slot, value)
+        if image_representations.has_thumbnail(derived.get(image_representations.PREVIEW_KIND), index):
+            summaries = [self.study_summary] + ([self.component_summaries[component]] if component else [])
+            for summary in summaries:
+                if len(summary.representatives) < image_representations.REPRESENTATIVES:
+                    summary.representatives.append(image)
 
     def _channel(self, image: URIRef, position: int, channel: Mapping[str, Any]) -> None:
         node = URIRef(f"{image}#channel-{position}")

@@ -93,6 +93,8 @@ class StudyDocument:
     #: what the image files' headers say: kinds of image (2D, 3D, 2D+time, 3D+time), and whether any is a time series
     dimensionalities: list[str] = field(default_factory=list)
     time_series: bool | None = None
+    #: the thumbnail URL of the study's first representative image (None: no previews made)
+    thumbnail: str | None = None
 
     def facet_values(self) -> Iterable[tuple[str, str]]:
         for value in self.organisms:

@@ -236,6 +236,10 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
     if downloadable:
         _add_download(graph, study)
     _add_images(graph, study)
+    for summary in list(graph.objects(study, REMBI.imageSummary)):
+        for image in list(graph.objects(summary, REMBI.representativeImage)):
+            for url in list(graph.objects(image, SCHEMA.thumbnailUrl)):
+                graph.add((study, SCHEMA.thumbnailUrl, url))
     _add_catalog(graph, study, base_url, catalog_name)
 
 
@@ -243,11 +247,23 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
 PIXEL_UNIT = "E37"
 
 
+#: the representation whose URL is an image's ``thumbnailUrl``, and the one whose URL is its ``contentUrl``
+_SHOWN_THUMBNAIL, _CONTENT = "#representation-thumbnail-256", "#representation-uploaded-file"
+
+
 def _add_images(graph: RecordGraph, study: URIRef) -> None:
-    """Each image an ``ImageObject`` of the study, with its name, width and height (pixels) and encoding format."""
+    """Each image an ``ImageObject`` of the study, with its name, width and height (pixels), encoding format, its
+    file's download URL (``contentUrl``) and its thumbnail's (``thumbnailUrl``); the study's representative images'
+    thumbnails are the study's ``thumbnailUrl``."""
     for image, _, _ in list(graph.triples((None, RDF.type, REMBI.Image))):
         graph.add((image, RDF.type, SCHEMA.ImageObject))
         graph.add((image, SCHEMA.isPartOf, study))
+        for representation in list(graph.objects(image, REMBI.representation)):
+            for url in list(graph.objects(representation, SCHEMA.contentUrl)):
+                if str(representation).endswith(_SHOWN_THUMBNAIL):
+                    graph.add((image, SCHEMA.thumbnailUrl, url))
+                elif str(representation).endswith(_CONTENT):
+                    graph.add((image, SCHEMA.contentUrl, url))
         for title in graph.objects(image, DCTERMS.title):
             graph.add((image, SCHEMA.name, title))
         for fmt in graph.objects(image, REMBI.imageFormat):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from catalog.graph_store import GraphStore
+from catalog.image_representations import thumbnail_url
 from catalog.rembi_model import RembiModel, load_model
 from catalog.search_index import StudyDocument
 from catalog.study_files import StudyFile
@@ -106,7 +107,14 @@ def study_document(
             set(_values(store, f"SELECT ?v WHERE {{ {g} {{ {s} rembi:imageSummary/rembi:dimensionality ?v }} }}"))
         ),
         time_series=_time_series(store, g, s),
+        thumbnail=_thumbnail(store, g, s),
     )
+
+
+def _thumbnail(store: GraphStore, g: str, s: str) -> str | None:
+    """The thumbnail of the study's first representative image (see :mod:`catalog.image_representations`)."""
+    found = _values(store, f"SELECT ?v WHERE {{ {g} {{ {s} rembi:imageSummary/rembi:representativeImage ?v }} }}")
+    return thumbnail_url(sorted(found)[0], 128) if found else None
 
 
 def _time_series(store: GraphStore, g: str, s: str) -> bool | None:

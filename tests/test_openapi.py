@@ -20,6 +20,8 @@ from openapi_spec_validator import validate as validate_spec
 
 from linkers.discover import link_catalog
 from tests.catalog_helpers import BASE, DATA, stage_sample
+from tests.test_previews import IMAGES, images_of, run_jobs
+from tests.test_previews import deposit as deposit_images
 
 MAX_BODY = 100_000  # BIA_MAX_REQUEST_BYTES here: one byte more is the error every operation can answer
 HARVESTED = "S-BIAD1492"
@@ -168,6 +170,13 @@ CALLS = [
     get("/studies/{released}/images?limit=1"),
     get("/studies/{released}/images?limit=0", 400),
     get("/studies/S-NOPE1/images", 404),
+    get("/studies/{imaged}/images/{image_id}/thumbnail.png"),
+    get("/studies/{imaged}/images/{image_id}/thumbnail.png?size=128"),
+    get("/studies/{imaged}/images/{image_id}/thumbnail.png?size=100", 400),
+    get("/studies/{imaged}/images/nope/thumbnail.png", 404),
+    get("/studies/{imaged}/images/{image_id}/render.png?z=0&level=0"),
+    get("/studies/{imaged}/images/{image_id}/render.png?z=1", 400),
+    get("/studies/{embargoed}/images/{image_id}/render.png", 404),
     get("/studies/{released}/files.csv?sort=nope", 400),
     get("/files/{released}/{file_id}"),
     get("/files/{harvested}/{harvested_file_id}"),
@@ -302,6 +311,8 @@ def catalog(make_module_catalog):
     released_sub = stage_sample(deposits, owner)
     released = deposits.finalize(released_sub, owner)
     embargoed = deposits.finalize(stage_sample(deposits, owner, release_date="2999-01-01"), owner)
+    imaged, _ = deposit_images(services, {"nuclei/img2d.tif": (IMAGES / "tiff" / "stardist_img2d.tif").read_bytes()})
+    run_jobs(services)
     link_catalog(services.archive)  # as `bia link` does: the link graphs are not empty
     names = {
         "token": token,
@@ -317,9 +328,11 @@ def catalog(make_module_catalog):
         "file_id": services.archive.public.files.query(released).items[0]["file_id"],
         "harvested_file_id": services.archive.public.files.query(HARVESTED).items[0]["file_id"],
         "notes_md5": base64.b64encode(hashlib.md5(b"notes").digest()).decode(),
+        "imaged": imaged,
     }
     app = made.app()
     client = app.test_client()
+    names["image_id"] = next(iter(images_of(client, imaged).values()))
     names["subpath"] = re.search(
         rf'"{BASE}/studies/{released}/(components/\w+)"', client.get(f"/studies/{released}.jsonld").text
     )[1]

@@ -1,0 +1,107 @@
+"""The ``previews`` job: thumbnails (128, 256 and 512 px) and a static view (1024 px) of each image of one file,
+drawn in the sandbox and stored in the file store under ``derived/<acc>/<image id>/`` (see
+:mod:`catalog.image_representations` for the result's shape and how it reaches the graph).
+
+Jobs are queued with the header reads when a study is committed (:func:`enqueue_study`), and by
+``bia previews ACCESSION``. The worker finds the file's images with the header readers (so images are numbered as
+the headers number them), then draws each image in its own sandboxed call. Files in S3 are not drawn yet: their
+jobs finish ``skipped`` and say so.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Callable, Iterable
+
+from catalog import identifiers, jobs
+from catalog.config import Settings
+from catalog.file_store import FileStore
+from catalog.file_store_local import LocalFileStore
+from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
+from catalog.stores import open_file_store
+
+from .pool import PreviewCaps, PreviewPool
+
+KIND = PREVIEW_KIND
+#: bumped when what the previews look like changes (with the libraries' versions, it names the renderer's version)
+RENDERER_REVISION = 1
+_LIBRARIES = ("tifffile", "mrcfile", "pillow", "zarr", "numpy")
+#: images of one file drawn at most (the others get no preview)
+MAX_IMAGES = 64
+#: names of the files previews are queued for (what the renderer draws)
+SUFFIXES = (".tif", ".tiff", ".btf", ".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz", ".png", ".jpg", ".jpeg")
+
+
+def renderer_version() -> str:
+    parts = [f"r{RENDERER_REVISION}"]
+    for name in _LIBRARIES:
+        try:
+            parts.append(f"{name}-{version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name}-none")
+    return "+".join(parts)
+
+
+def image_id(base_url: str, accession: str, path: str, index: int) -> str:
+    """The id of a file's image (as :meth:`catalog.image_graph.ImageGraph.image_iri` names it)."""
+    study = identifiers.study_iri(base_url, accession)
+    return identifiers.object_iri(study, "Image", ["headers", path, index]).rsplit("/", 1)[-1]
+
+
+def store_png(store: FileStore, key: str, data: bytes) -> int:
+    """Put a PNG at ``key``, replacing what an older renderer put there; its size."""
+    store.delete(key)
+    return store.put(key, io.BytesIO(data), size=len(data), content_type="image/png").size
+
+
+def make_previews(pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job) -> dict[str, Any]:
+    """The result of one file's previews job (the PNGs stored)."""
+    if not isinstance(store, LocalFileStore):
+        return {"status": "skipped", "reason": "previews of files in S3 are not made yet"}
+    path = store.root / job.file_key
+    if not path.is_file():
+        return {"status": "unreadable", "reason": f"{job.file_key} is not in the file store"}
+    found = pool.images(str(path))
+    if found["status"] != "ok":
+        return {"status": found["status"], "reason": found.get("reason"), "format": found.get("format")}
+    relative = job.file_key.removeprefix(f"studies/{job.study}/")
+    images = [
+        _one(pool, store, base_url, job.study, relative, str(path), found["format"], i) for i in found["series"][:MAX_IMAGES]
+    ]
+    return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
+
+
+def _one(
+    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, path: str, fmt: Any, index: int
+) -> dict[str, Any]:
+    made = pool.previews(path, fmt, index)
+    if made.get("status") != "ok":
+        return {"index": index, "status": "failed", "reason": made.get("reason") or "no preview was made"}
+    ident = image_id(base_url, accession, relative, index)
+    files = {}
+    for name, data in made["pngs"].items():
+        size = VIEW_SIZE if name == "view" else int(name.rsplit("-", 1)[-1])
+        key = preview_key(accession, ident, size)
+        width, height = made["sizes"][name]
+        files[name] = {"key": key, "width": width, "height": height, "bytes": store_png(store, key, data)}
+    return {"index": index, "status": "ok", "level": made.get("level"), "files": files}
+
+
+def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
+    """The handler of a worker: the file store opened once, a pool of sandboxed renderers."""
+    store = open_file_store(settings)
+    pool = PreviewPool(workers=settings.preview_workers or None, caps=PreviewCaps.from_settings(settings))
+    return lambda job: make_previews(pool, store, settings.base_url, job)
+
+
+def register_kind() -> None:
+    """Make the kind known to the job queue (the ``bia.jobs`` entry point calls this)."""
+    jobs.register(KIND, None, renderer_version(), setup=setup)
+
+
+def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]) -> int:
+    """Queue the previews of each of a study's files (``studies/<acc>/<path>`` keys) in a format the renderer
+    draws; returns how many are new."""
+    wanted = (key for key in file_keys if key.lower().endswith(SUFFIXES))
+    return queue.enqueue_many(KIND, renderer_version(), ((accession, key, None) for key in wanted))
