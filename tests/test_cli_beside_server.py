@@ -241,3 +241,42 @@ def test_the_console_script_refuses_without_a_stack_trace(server):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"error: process {server.process.pid} (") and "-m api.cli serve --port" in done.stderr
     assert json.loads(server.get("/health"))["status"] == "ok"
+
+
+def _readme_deposit_blocks() -> dict[str, str]:
+    """The fenced blocks of README.md's "Deposit a study" section, by language (the first of each)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Deposit a study\n", 1)[1].split("\n## ", 1)[0]
+    blocks: dict[str, str] = {}
+    for language, body in re.findall(r"```(\w+)\n(.*?)```", section, re.S):
+        blocks.setdefault(language, body)
+    return blocks
+
+
+def test_the_readme_deposit_walkthrough_works_as_written(server, tmp_path):
+    """README.md's example records validate, and its curl walkthrough, run as written against a running server
+    (only its URL changed), deposits the study and gets the file's bytes back."""
+    blocks = _readme_deposit_blocks()
+    (tmp_path / "study.yaml").write_text(blocks["yaml"])
+    (tmp_path / "files.csv").write_text(blocks["csv"])
+    (tmp_path / "study.pagetab.json").write_text(blocks["json"])
+    (tmp_path / "tests").symlink_to(ROOT / "tests")  # run "from the repository's folder"
+    checked = bia(
+        server.data,
+        "validate",
+        *(str(tmp_path / n) for n in ("study.yaml", "study.pagetab.json")),
+        "--file-list",
+        str(tmp_path / "files.csv"),
+    )
+    assert checked.exit_code == 0 and checked.output.count(": valid (") == 3, checked.output
+
+    script = blocks["bash"].replace("http://localhost:5000", server.url)
+    env = server.env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("sub-") and '"valid": true' in done.stdout and lines[-2:] == ["200, 524544 bytes", "same bytes"]
+    accession = next(line for line in lines if line.startswith("S-BIAD"))
+    assert "nuclei/img3d.tif,138925,tif," in done.stdout and f"/files/{accession}/" in done.stdout
