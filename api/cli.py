@@ -693,7 +693,8 @@ def stats(ctx: click.Context) -> None:
 @click.pass_context
 def search(ctx: click.Context, query: tuple[str, ...], filters: tuple[str, ...], sort: str, limit: int, as_json: bool) -> None:
     """Search the released studies as /search does (words, "phrases", prefix*, field:word, OR, -word); beside a
-    running server too. Prints accession, release date and title of each match."""
+    running server too. Prints accession, release date and title of each match (`bia search -- actin -mouse`: a
+    word to exclude after `--`)."""
     import json
 
     from api.cli_beside_server import open_read_only
