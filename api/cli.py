@@ -223,6 +223,12 @@ def _registry(ctx: click.Context) -> Registry:
 )
 @click.option("--release-date", help="YYYY-MM-DD; before it the study is visible only to its owner.")
 @click.option("--token", envvar="BIA_TOKEN", help="Owner token [env BIA_TOKEN].")
+@click.option(
+    "--server",
+    envvar="BIA_SERVER",
+    help="Hand the deposit to the catalog server at this URL over its HTTP API (needs --token) instead of writing "
+    "into --data; for a catalog a running server holds [env BIA_SERVER].",
+)
 @click.pass_context
 def deposit(
     ctx: click.Context,
@@ -231,41 +237,37 @@ def deposit(
     files_dir: Path | None,
     release_date: str | None,
     token: str | None,
+    server: str | None,
 ) -> None:
     """Deposit a study; prints the new accession on the last line. On any error nothing is stored."""
-    from tqdm import tqdm
-
+    from api.cli_beside_server import server_url, writable
     from api.services import open_services
 
     from catalog.deposits import Upload
 
-    settings = _settings(ctx)
+    top = files_dir or Path(".")
+    paths = sorted(p for p in top.rglob("*") if p.is_file()) if files_dir is not None else []
+    if server:
+        _deposit_over_http(server, token, metadata, file_lists, [(p.relative_to(top).as_posix(), p) for p in paths], release_date)
+        return
+    settings = writable(
+        _settings(ctx),
+        "deposit",
+        instead=lambda: (
+            "hand the deposit to the server over HTTP: "
+            + _deposit_command(server_url(_settings(ctx)), metadata, file_lists, files_dir, release_date)
+        ),
+    )
     with open_services(settings) as services:
         owner = services.archive.registry.owner_of_token(token)
-        top = files_dir or Path(".")
-        paths = sorted(p for p in top.rglob("*") if p.is_file()) if files_dir is not None else []
-
-        def show_warnings(report: dict) -> None:
-            for warning in report["warnings"]:
-                click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
-
-        with (
-            contextlib.ExitStack() as lists,
-            tqdm(
-                total=sum(p.stat().st_size for p in paths),
-                unit="B",
-                unit_scale=True,
-                desc="upload",
-                disable=not paths or not sys.stderr.isatty(),
-            ) as bar,
-        ):
+        with contextlib.ExitStack() as lists, _upload_bar(paths) as bar:
             outcome = services.deposits.deposit(
                 owner,
                 (str(metadata), metadata.read_bytes()),
                 file_lists=[(f.name, lists.enter_context(f.open("rb"))) for f in file_lists],
                 uploads=[Upload(p.relative_to(top).as_posix(), _opener(p), p.stat().st_size) for p in paths],
                 release_date=release_date,
-                check=show_warnings,
+                check=_show_warnings,
                 progress=bar.update,
             )
         accession = outcome.accession
@@ -287,6 +289,67 @@ def deposit(
 def _opener(path: Path) -> Callable[[], IO[bytes]]:
     """How a deposit opens a file to upload, when its turn comes."""
     return lambda: path.open("rb")
+
+
+def _show_warnings(report: dict) -> None:
+    for warning in report["warnings"]:
+        click.echo(_format_detail({**warning, "severity": "warning"}), err=True)
+
+
+def _upload_bar(paths: list[Path]):
+    """A progress bar of the bytes uploaded (on a terminal only)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=sum(p.stat().st_size for p in paths),
+        unit="B",
+        unit_scale=True,
+        desc="upload",
+        disable=not paths or not sys.stderr.isatty(),
+    )
+
+
+def _deposit_over_http(
+    server: str,
+    token: str | None,
+    metadata: Path,
+    file_lists: tuple[Path, ...],
+    uploads: list[tuple[str, Path]],
+    release_date: str | None,
+) -> None:
+    """``bia deposit --server``: the deposit handed to a running server over its HTTP API."""
+    from api.deposit_client import DepositClient
+
+    if not token:
+        raise click.UsageError("--server needs the owner's token: --token TOKEN or BIA_TOKEN (`bia token create NAME`)")
+    with _upload_bar([p for _, p in uploads]) as bar:
+        done = DepositClient(server, token).deposit(
+            metadata,
+            file_lists=list(file_lists),
+            uploads=uploads,
+            release_date=release_date,
+            check=_show_warnings,
+            progress=bar.update,
+        )
+    state = "released" if done.state == "released" else f"under embargo until {done.release_date}"
+    click.echo(f"deposited {done.files} file(s) at {done.url}; {state}")
+    click.echo(done.accession)
+
+
+def _deposit_command(
+    url: str, metadata: Path, file_lists: tuple[Path, ...], files_dir: Path | None, release_date: str | None
+) -> str:
+    """The ``bia deposit --server`` command line that hands this deposit to the server at ``url``."""
+    import shlex
+
+    words = ["bia", "deposit", "--server", url, "--token", "TOKEN", str(metadata)]
+    for listing in file_lists:
+        words += ["--file-list", str(listing)]
+    if files_dir is not None:
+        words += ["--files", str(files_dir)]
+    if release_date:
+        words += ["--release-date", release_date]
+    return " ".join(word if word == "TOKEN" else shlex.quote(word) for word in words)
 
 
 # ----------------------------------------------------------------------------- harvests
@@ -316,8 +379,11 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
     from api.services import open_services
     from loaders.harvest import Harvester
 
+    from api.cli_beside_server import writable
+
+    settings = writable(_settings(ctx), f"harvest {kind} …")
     with (
-        open_services(_settings(ctx)) as services,
+        open_services(settings) as services,
         tqdm(total=len(items), unit="record", desc=f"harvest {kind}", disable=not sys.stderr.isatty()) as bar,
     ):
         harvester = Harvester(services.archive, metadata_only=metadata_only)
@@ -361,10 +427,11 @@ def _report_headers(queued: HarvestedQueued) -> None:
 @click.pass_context
 def link(ctx: click.Context) -> None:
     """Rebuild the cross-resource links of the released catalog (asserted and inferred, each with evidence)."""
+    from api.cli_beside_server import writable
     from api.services import open_services
     from linkers.discover import link_catalog
 
-    with open_services(_settings(ctx)) as services:
+    with open_services(writable(_settings(ctx), "link", by_itself=True)) as services:
         report = link_catalog(services.archive)
     for kind, n in report.by_kind.items():
         click.echo(f"  {kind}: {n}")
@@ -382,8 +449,9 @@ def link(ctx: click.Context) -> None:
 )
 @click.pass_context
 def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
-    """Write the public graph (every released study), or one released study, to standard output."""
-    from api.services import open_services
+    """Write the public graph (every released study), or one released study, to standard output (beside a running
+    server too: from its published snapshot)."""
+    from api.cli_beside_server import open_read_only
 
     media = {
         "nquads": "application/n-quads",
@@ -393,7 +461,7 @@ def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
         "rdfxml": "application/rdf+xml",
         "jsonld": "application/ld+json",
     }[fmt]
-    with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
+    with open_read_only(_settings(ctx)) as services:
         services.archive.export(sys.stdout.buffer, media, accession)
 
 
@@ -404,9 +472,10 @@ def export(ctx: click.Context, accession: str | None, fmt: str) -> None:
 @click.pass_context
 def reindex(ctx: click.Context, headers: bool) -> None:
     """Rebuild the search indexes, file tables and rendered records from the graph stores."""
+    from api.cli_beside_server import writable
     from api.services import open_services
 
-    with open_services(_settings(ctx)) as services:
+    with open_services(writable(_settings(ctx), "reindex")) as services:
         counts = services.archive.reindex()
         queued = _queue_headers(services, None) if headers else None
     click.echo(", ".join(f"{name}: {n} studies" for name, n in counts.items()))
@@ -422,9 +491,11 @@ def release(ctx: click.Context, today: str | None) -> None:
     from api.services import open_services
     from catalog.dates import parse_date
 
+    from api.cli_beside_server import writable
+
     if today is not None:
         today = parse_date(today, "--today")
-    with open_services(_settings(ctx)) as services:
+    with open_services(writable(_settings(ctx), "release", by_itself=True)) as services:
         released = services.maintenance.release(today)
     click.echo(
         f"released {len(released)} stud{'y' if len(released) == 1 else 'ies'}" + (": " + " ".join(released) if released else "")
@@ -632,14 +703,14 @@ def _failure_dict(job) -> dict:
 @cli.command()
 @click.pass_context
 def stats(ctx: click.Context) -> None:
-    """Counts of the public catalog (those of /stats) and of the registry by lifecycle state, as JSON."""
+    """Counts of the public catalog (those of /stats) and of the registry by lifecycle state, as JSON (beside a
+    running server too)."""
     import json
 
+    from api.cli_beside_server import open_read_only
     from catalog.stats import catalog_stats
 
-    from api.services import open_services
-
-    with open_services(_settings(ctx).with_(read_only=True), recover=False, public_only=True) as services:
+    with open_read_only(_settings(ctx)) as services:
         click.echo(json.dumps(catalog_stats(services.archive, registry=True), indent=2, sort_keys=True))
 
 
@@ -671,13 +742,56 @@ def previews(ctx: click.Context, accession: str) -> None:
 
 
 @cli.command()
+@click.argument("query", nargs=-1)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="FACET=VALUE",
+    help="Only studies with this facet value, e.g. organism='Homo sapiens'; repeatable.",
+)
+@click.option("--sort", default="relevance", show_default=True, type=click.Choice(["relevance", "newest", "oldest"]))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Most studies listed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+@click.pass_context
+def search(ctx: click.Context, query: tuple[str, ...], filters: tuple[str, ...], sort: str, limit: int, as_json: bool) -> None:
+    """Search the released studies as /search does (words, "phrases", prefix*, field:word, OR, -word); beside a
+    running server too. Prints accession, release date and title of each match (`bia search -- actin -mouse`: a
+    word to exclude after `--`)."""
+    import json
+
+    from api.cli_beside_server import open_read_only
+
+    facets: dict[str, list[str]] = {}
+    for given in filters:
+        name, sep, value = given.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{given!r} is not FACET=VALUE", param_hint="--filter")
+        facets.setdefault(name.strip(), []).append(value)
+    with open_read_only(_settings(ctx)) as services:
+        found = services.archive.public.search.search(" ".join(query), facets, sort=sort, limit=limit, facet_fields=())
+    if as_json:
+        hits = [{"accession": h.accession, "title": h.title, "release_date": h.document.release_date} for h in found.hits]
+        click.echo(json.dumps({"total": found.total, "hits": hits}, indent=2, ensure_ascii=False))
+        return
+    for hit in found.hits:
+        click.echo(f"{hit.accession:<24}{hit.document.release_date or '':<12}{hit.title}")
+    click.echo(
+        f"{found.total} stud{'y' if found.total == 1 else 'ies'}"
+        + (f" ({len(found.hits)} shown)" if found.total > len(found.hits) else "")
+    )
+
+
+@cli.command()
 @click.pass_context
 def recover(ctx: click.Context) -> None:
     """Finish (or undo) now every commit, release or finalize a crash or an outage cut off. Work a live process
     holds is left alone; `bia serve` does this in the background by itself."""
     from api.services import open_services
 
-    with open_services(_settings(ctx), recover=False) as services:
+    from api.cli_beside_server import writable
+
+    with open_services(writable(_settings(ctx), "recover", by_itself=True), recover=False) as services:
         handled = services.maintenance.recover()
         services.follow()
         waiting = [r.accession for r in services.archive.registry.studies(states=("finalizing", "releasing"))]
@@ -693,7 +807,9 @@ def cleanup(ctx: click.Context) -> None:
     files; remove uploads and loads a crash cut off. `bia serve` does this in the background by itself."""
     from api.services import open_services
 
-    with open_services(_settings(ctx), recover=False) as services:
+    from api.cli_beside_server import writable
+
+    with open_services(writable(_settings(ctx), "cleanup", by_itself=True), recover=False) as services:
         expired, purged = services.maintenance.clean()
     click.echo(
         f"expired {len(expired)} submission(s)"

@@ -135,6 +135,35 @@ def _unblock(fifo: Path) -> None:
         pass
 
 
+def _process_description() -> str:
+    """``process 1234 (bia serve --port 5000)``: this process, as the holder of a writer lock names it."""
+    try:
+        argv = [a.decode() for a in Path("/proc/self/cmdline").read_bytes().split(b"\0") if a]
+        command = " ".join([Path(a).name if n < 2 else a for n, a in enumerate(argv)])
+    except (OSError, UnicodeDecodeError):
+        command = ""
+    return f"process {os.getpid()}" + (f" ({command[:200]})" if command else "")
+
+
+def writer_lock_holder(path: Path) -> str | None:
+    """Who holds the writer lock of the embedded store in ``path`` (``process 1234 (bia serve …)``), or None when
+    no process does (a free lock is taken and let go at once; nothing is created)."""
+    lock = Path(path) / "WRITER.lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class EmbeddedGraphStore(GraphStore):
     """pyoxigraph in ``path``: the writer (default) or a read-only snapshot follower."""
 
@@ -182,10 +211,15 @@ class EmbeddedGraphStore(GraphStore):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
+            holder = writer_lock_holder(self.path)
             raise GraphStoreUnavailable(
-                f"the graph store in {self.path} is open for writing by another process ({exc}); stop it "
+                f"the graph store in {self.path} is open for writing by another process"
+                + (f", {holder}" if holder else "")
+                + f" ({exc}); stop it "
                 "(e.g. `bia serve`) or use its HTTP API, or configure a remote SPARQL store"
             ) from exc
+        os.ftruncate(fd, 0)  # who holds it, for the message another process gets (see writer_lock_holder)
+        os.pwrite(fd, _process_description().encode("utf-8", "replace"), 0)
         self._writer_lock = fd
 
     def _release_writer_lock(self) -> None:

@@ -16,6 +16,7 @@ from catalog.file_index import FileIndex
 from catalog.file_store import FileStore
 from catalog.graph_changes import RecordedGraphStore
 from catalog.graph_store import GraphStore
+from catalog.graph_store_embedded import writer_lock_holder
 from catalog.stores import open_graph_store
 from catalog.record_index import RecordIndex
 from catalog.search_index import SearchIndex
@@ -59,6 +60,17 @@ def _graph_location(settings: Settings, name: str) -> str | Path:
             )
         return remote  # type: ignore[return-value]
     return settings.data_dir / "graph" / name
+
+
+def writer_holder(settings: Settings) -> str | None:
+    """Who holds the embedded graph stores of the catalog ``settings`` name for writing (``process 1234 (bia serve
+    …)``: a running server, or a command that writes), or None: free, or remote stores (no lock to hold)."""
+    for name in (PUBLIC, PRIVATE):
+        location = _graph_location(settings, name)
+        holder = writer_lock_holder(location) if isinstance(location, Path) else None
+        if holder:
+            return holder
+    return None
 
 
 def open_view(

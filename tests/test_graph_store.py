@@ -100,6 +100,21 @@ def test_a_second_writer_is_refused_clearly(tmp_path):
     first.close()
 
 
+def test_the_writer_lock_names_its_holder_and_a_probe_takes_nothing(tmp_path):
+    import os
+
+    from catalog.graph_store_embedded import writer_lock_holder
+
+    assert writer_lock_holder(tmp_path / "g") is None and not (tmp_path / "g").exists()  # nothing created
+    first = open_graph_store(tmp_path / "g")
+    assert writer_lock_holder(tmp_path / "g").startswith(f"process {os.getpid()} (")
+    with pytest.raises(GraphStoreUnavailable, match=f"by another process, process {os.getpid()} "):
+        open_graph_store(tmp_path / "g")
+    first.close()
+    assert writer_lock_holder(tmp_path / "g") is None
+    open_graph_store(tmp_path / "g").close()  # the probe left the lock free
+
+
 def test_remote_leftover_staging_graphs_are_invisible_and_dropped(oxigraph_server):
     from catalog.graph_store_remote import STAGING_PREFIX, RemoteGraphStore
 

@@ -285,6 +285,14 @@ def test_bia_validate_reads_tab_indented_pagetab_json(run, tmp_path):
     assert "not valid JSON or YAML" not in result.output and "valid (" in result.output, result.output
 
 
+def test_bia_deposit_reads_tab_indented_pagetab_json(run, tmp_path):
+    token = run("token", "create", "jane").output.strip().splitlines()[-1]
+    path = tmp_path / "S-BIADTEST.json"
+    path.write_text(json.dumps(json.loads(PAGETAB.read_text()), indent="\t"))
+    result = run("deposit", str(path), "--token", token)
+    assert result.output.strip().splitlines()[-1] == "S-BIAD1", result.output
+
+
 def test_bia_deposit_keeps_to_the_same_limits(run, tmp_path):
     token = run("token", "create", "jane").output.strip().splitlines()[-1]
     path = tmp_path / "deep.json"
