@@ -16,6 +16,7 @@ from catalog.records import DocumentLimits
 from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
 from loaders.image_headers.job import enqueue_study
+from loaders.ngff import job as ome_zarr_job
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Services:
 
 
 def header_reads_for(archive: Archive) -> Callable[[Change], None]:
-    """A listener that queues a header read of every file of a study the archive holds, when it is committed."""
+    """A listener that queues a header read of every file of a study the archive holds, and the OME-Zarr of each
+    image file (:mod:`loaders.ngff.job`), when it is committed."""
     queue = JobQueue.for_settings(archive.state, archive.settings)
 
     def listener(change: Change) -> None:
@@ -65,6 +67,8 @@ def header_reads_for(archive: Archive) -> Callable[[Change], None]:
             return
         rows = archive.view(change.view).files.iter_rows(change.accession)
         enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
+        rows = archive.view(change.view).files.iter_rows(change.accession)
+        ome_zarr_job.enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
 
     return listener
 
