@@ -26,7 +26,7 @@ BLOCK_BYTES = 32 << 20
 
 
 def compressor() -> Any:
-    from numcodecs import Blosc
+    from numcodecs import Blosc  # type: ignore[import-untyped]
 
     return Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from typing import Any, BinaryIO, Protocol, Sequence
+from typing import Any, BinaryIO, Protocol, Sequence, cast
 
 import numpy as np
 
@@ -72,13 +72,11 @@ class TiffPixels(_Reordered):
 
     def read(self, box: Box) -> np.ndarray:
         inner = self._source_box(box)
-        if self._plane is not None:
-            block = self._read_rows(inner)
-        else:
-            block = np.asarray(self._zarr[inner])
+        block = self._read_rows(inner) if self._zarr is None else np.asarray(self._zarr[inner])
         return self._to_ngff(block)
 
     def _read_rows(self, inner: Box) -> np.ndarray:
+        assert self._plane is not None
         offset, shape = self._plane  # a 2-D plane (rows, columns[, samples]) stored row after row
         rows, rest = inner[0], inner[1:]
         row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
@@ -87,7 +85,7 @@ class TiffPixels(_Reordered):
         if len(data) != (stop - start) * row_bytes:
             raise Unconvertible("the file ends inside its pixel data (truncated)")
         block = np.frombuffer(data, self.dtype).reshape((stop - start, *shape[1:]))
-        return block[(slice(None), *rest)]
+        return block[(slice(None),) + tuple(rest)]
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -124,8 +122,8 @@ class MrcPixels:
     volume = True
 
     def __init__(self, path: str) -> None:
-        import mrcfile
-        from mrcfile.utils import data_dtype_from_header, data_shape_from_header
+        import mrcfile  # type: ignore[import-untyped]
+        from mrcfile.utils import data_dtype_from_header, data_shape_from_header  # type: ignore[import-untyped]
 
         self._gzipped = _is_gzip(path)
         try:
@@ -140,7 +138,7 @@ class MrcPixels:
             raise Unconvertible(f"MRC data of shape {shape} is not an image or a volume")
         self.names = ["z", "y", "x"][-len(shape) :]
         self.shape, self.dtype = shape, dtype
-        self._stream: BinaryIO = gzip.open(path, "rb") if self._gzipped else open(path, "rb")  # noqa: SIM115
+        self._stream: BinaryIO = cast(BinaryIO, gzip.open(path, "rb") if self._gzipped else open(path, "rb"))  # noqa: SIM115
         if not self._gzipped and os.fstat(self._stream.fileno()).st_size < self._offset + self._nbytes():
             self._stream.close()
             raise Unconvertible(

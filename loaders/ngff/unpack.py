@@ -59,7 +59,8 @@ def unpack(path: str, folder: Path, *, max_members: int = MAX_MEMBERS, max_bytes
 
     group = zarr.open_group(str(folder / root / image), mode="r")
     version = validate_group(group)
-    levels = len(group.attrs["multiscales"][0]["datasets"])
+    attrs: Any = group.attrs.asdict()
+    levels = len(attrs["multiscales"][0]["datasets"])
     return Unpacked(root, image, len(members), written, levels, version)
 
 

@@ -77,7 +77,7 @@ def _tifffile_refs(series: Any) -> dict[str, Any]:
 
 def _arrays(raw: Mapping[str, Any], levels: int, names: list[str]) -> dict[str, Any]:
     """Arrays ``0``… with ``/``-separated chunk keys and references to the template, from tifffile's refs."""
-    from numcodecs import get_codec
+    from numcodecs import get_codec  # type: ignore[import-untyped]
 
     single = ".zarray" in raw
     refs: dict[str, Any] = {}

@@ -34,7 +34,7 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
     headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": headers["status"], "reason": headers.get("reason") or "no image found"}
-    made = {"status": "ok", "format": headers.get("format"), "images": [], "failures": []}
+    made: dict[str, Any] = {"status": "ok", "format": headers.get("format"), "images": [], "failures": []}
     for series in headers["series"][: caps.get("max_images", MAX_IMAGES)]:
         try:
             made["images"].append(
@@ -67,11 +67,12 @@ def _one(
             virtual, why = _virtual(tif, index, source_key, sizes, series.get("name"), folder)
             if virtual is not None:
                 return virtual
-            source = TiffPixels(tif, index)
+            pixels = TiffPixels(tif, index)
             try:
-                return {**_converted(source, folder, sizes, series.get("name"), index), "not_virtual": why}
+                return {**_converted(pixels, folder, sizes, series.get("name"), index), "not_virtual": why}
             finally:
-                source.close()
+                pixels.close()
+    source: MrcPixels | PngPixels
     if fmt == "mrc":
         source = MrcPixels(path)
     elif fmt in ("png", "jpeg", "gif", "bmp", "webp"):
