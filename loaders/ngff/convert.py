@@ -2,8 +2,9 @@
 ``0``, ``1``…, ``/``-separated chunk keys, Blosc-LZ4), a block of whole chunks at a time.
 
 Level 0 holds the source's pixels unchanged; each further level takes every second pixel in y and x of the level
-before it (read back from the store, so no level is ever held whole), until the image fits in one chunk. A block is
-at most :data:`BLOCK_BYTES` (a run of chunks along x), so converting a large image takes bounded memory.
+before it, until the image fits in one chunk. A block is at most :data:`BLOCK_BYTES` (a run of chunks along x), so
+converting a large image takes bounded memory. When a block spans whole rows, the levels are made as level 0 is
+written (:class:`_Cascade`: two bands of rows per level held); otherwise each level is read back from the one above.
 """
 
 from __future__ import annotations
@@ -62,21 +63,56 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
 
     group = zarr.open_group(str(folder), mode="w", zarr_format=2)
     chunks = chunks_for(source.names, source.shape, source.volume)
-    level = _array(group, "0", source.shape, chunks, source.dtype, source.names)
-    for box in blocks(source.shape, chunks, source.dtype.itemsize):
-        level[box] = source.read(box)
-    shapes = [source.shape]
+    shapes = [tuple(source.shape)]
     while max(shapes[-1][-2:]) > max(chunks[-2:]):
-        previous = level
-        shape = (*shapes[-1][:-2], *((size + 1) // 2 for size in shapes[-1][-2:]))
-        level = _array(group, str(len(shapes)), shape, chunks_for(source.names, shape, source.volume), source.dtype, source.names)
-        for box in blocks(shape, level.chunks, source.dtype.itemsize):
-            wide = (*box[:-2], *(slice(s.start * 2, s.stop * 2) for s in box[-2:]))
-            level[box] = np.asarray(previous[wide])[..., ::2, ::2]
-        shapes.append(shape)
+        shapes.append((*shapes[-1][:-2], *((size + 1) // 2 for size in shapes[-1][-2:])))
+    levels = [
+        _array(group, str(i), shape, chunks_for(source.names, shape, source.volume), source.dtype, source.names)
+        for i, shape in enumerate(shapes)
+    ]
+    boxes = list(itertools.islice(blocks(source.shape, chunks, source.dtype.itemsize), 1))
+    if boxes and boxes[0][-1].stop >= source.shape[-1]:
+        pyramid = _Cascade(levels)  # whole rows at a time: each level is made from the one above as it is written
+        for box in blocks(source.shape, chunks, source.dtype.itemsize):
+            pyramid.push(0, box, source.read(box))
+    else:
+        for box in blocks(source.shape, chunks, source.dtype.itemsize):
+            levels[0][box] = source.read(box)
+        for previous, level in zip(levels, levels[1:]):
+            for box in blocks(level.shape, level.chunks, source.dtype.itemsize):
+                wide = (*box[:-2], *(slice(s.start * 2, s.stop * 2) for s in box[-2:]))
+                level[box] = np.asarray(previous[wide])[..., ::2, ::2]
     group.attrs.update(multiscales(source.names, shapes, sizes, name=name))
     version = validate_group(zarr.open_group(str(folder), mode="r", zarr_format=2))
     return {"levels": len(shapes), "shapes": [list(s) for s in shapes], "chunks": list(chunks), "ngff_version": version}
+
+
+class _Cascade:
+    """Writes bands of whole rows to a level and, once two bands' worth of rows of the next level's chunk height
+    are in, their every second pixel in y and x to the next level (so no level is read back)."""
+
+    def __init__(self, levels: list[Any]) -> None:
+        self.levels = levels
+        #: per level: rows received but not yet passed down, by the band's other axes: (first row, rows)
+        self.pending: list[dict[tuple, tuple[int, np.ndarray]]] = [{} for _ in levels]
+
+    def push(self, index: int, box: Box, data: np.ndarray) -> None:
+        self.levels[index][box] = data
+        if index + 1 >= len(self.levels):
+            return
+        outer = tuple((s.start, s.stop) for s in box[:-2])
+        first, held = self.pending[index].pop(outer, (box[-2].start, data[..., :0, :]))
+        held = np.concatenate([held, data], axis=-2) if held.shape[-2] else data
+        step = 2 * self.levels[index + 1].chunks[-2]
+        height = self.levels[index].shape[-2]
+        while held.shape[-2] >= step or (held.shape[-2] and first + held.shape[-2] >= height):
+            take = min(step, held.shape[-2])
+            down = np.ascontiguousarray(held[..., :take:2, ::2])
+            lower = (*box[:-2], slice(first // 2, first // 2 + down.shape[-2]), slice(0, down.shape[-1]))
+            self.push(index + 1, lower, down)
+            first, held = first + take, held[..., take:, :]
+        if held.shape[-2]:
+            self.pending[index][outer] = (first, held)
 
 
 def _array(group: Any, name: str, shape: Sequence[int], chunks: Sequence[int], dtype: np.dtype, names: Sequence[str]) -> Any:
