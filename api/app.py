@@ -69,9 +69,19 @@ def create_app(
         routes_site,
         routes_sparql,
         routes_studies,
+        routes_zarr,
     )
 
-    blueprints = (routes_site, routes_studies, routes_files, routes_images, routes_search, routes_sparql, routes_deposits)
+    blueprints = (
+        routes_site,
+        routes_studies,
+        routes_files,
+        routes_images,
+        routes_zarr,
+        routes_search,
+        routes_sparql,
+        routes_deposits,
+    )
     for module in (*blueprints, routes_portal):
         api.register_blueprint(module.blp)
 

@@ -9,19 +9,20 @@ import re
 import zipfile
 from typing import Any, Iterator
 
-from flask import Response, redirect, render_template, request
+from flask import Response, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
-from api.errors import BadParameter, error_response
+from api.errors import BadParameter
 from api.negotiate import choose
+from api.object_responses import object_response
 from api.openapi import BINARY, HTML, NOT_MODIFIED, Blueprint, errors, formats, path_choice, responses
 from api.records import request_owner, self_url
 from api.schemas import FILE_FILTERS, FileTable, FileTableArgs, ManifestEntry, StoredFile
 from api.streams import checked_size, streamed
 from api.tabular import table_text
 from catalog import identifiers
-from catalog.errors import NotFound, PreconditionFailed
+from catalog.errors import NotFound
 from catalog.file_index import OPERATORS, FileIndex, Filter
 from catalog.file_store import content_disposition
 from catalog.image_representations import shown_thumbnails
@@ -237,43 +238,7 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
     if stored is None:
         raise NotFound(f"{row['path']} is listed by {accession} but its bytes are not held by this archive (a harvested record)")
     filename = row["path"].rsplit("/", 1)[-1]
-    url = store.presigned_get_url(key, filename=filename)
-    if url:
-        return redirect(url, code=302)
-    etag = f'"{stored.md5}"'
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Content-Disposition": content_disposition(filename),
-        "Digest": f"md5={stored.md5}",
-    }
-    if request.if_none_match.contains_weak(stored.md5):
-        return Response(status=304, headers={"ETag": etag})
-    if request.if_match and not request.if_match.contains(stored.md5):
-        raise PreconditionFailed(f"{row['path']} has changed: its ETag is {etag}")
-    ranges = request.range
-    # If-Range: a range only while the client's copy is this one (else the whole file, RFC 9110 13.1.5)
-    if ranges is not None and "If-Range" in request.headers and request.if_range.etag != stored.md5:
-        ranges = None
-    mimetype = stored.content_type or "application/octet-stream"
-    if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1:
-        first, last = ranges.ranges[0]
-        if first < 0:  # a suffix: the last -first bytes, all of them if the file is shorter
-            span = (max(0, stored.size + first), stored.size) if stored.size and first != 0 else None
-        else:
-            span = ranges.range_for_length(stored.size)
-        if span is None:
-            response = error_response(
-                416, "range_not_satisfiable", f"{row['path']} has {stored.size} bytes; the range asked is outside them"
-            )
-            response.headers["Content-Range"] = f"bytes */{stored.size}"
-            return response
-        start, stop = span
-        headers.update({"Content-Range": f"bytes {start}-{stop - 1}/{stored.size}", "Content-Length": str(stop - start)})
-        body = streamed(store.open_range(key, start, stop - 1), f"{key} bytes {start}-{stop - 1}", stop - start)
-        return Response(body, status=206, mimetype=mimetype, headers=headers)
-    headers["Content-Length"] = str(stored.size)
-    return Response(streamed(store.open_range(key), key, stored.size), mimetype=mimetype, headers=headers)
+    return object_response(key, stored, name=row["path"], filename=filename)
 
 
 class _Sink(io.RawIOBase):

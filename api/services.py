@@ -17,6 +17,7 @@ from linkers.discover import link_if_changed
 from loaders.deposit_formats import DefaultFormats
 from loaders.image_headers.job import enqueue_study
 from loaders.previews import job as previews
+from loaders.ngff import job as ome_zarr_job
 
 
 @dataclass
@@ -55,8 +56,8 @@ class Services:
 
 
 def header_reads_for(archive: Archive) -> Callable[[Change], None]:
-    """A listener that queues a header read of every file of a study the archive holds, and the previews of its
-    image files, when it is committed."""
+    """A listener that queues a header read of every file of a study the archive holds, the previews of its image
+    files and the OME-Zarr of each (:mod:`loaders.ngff.job`), when it is committed."""
     queue = JobQueue.for_settings(archive.state, archive.settings)
 
     def listener(change: Change) -> None:
@@ -69,6 +70,8 @@ def header_reads_for(archive: Archive) -> Callable[[Change], None]:
         rows = archive.view(change.view).files.iter_rows(change.accession)
         enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
         queue_previews(archive, queue, change.accession, change.view)
+        rows = archive.view(change.view).files.iter_rows(change.accession)
+        ome_zarr_job.enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
 
     return listener
 

@@ -171,6 +171,17 @@ class Settings:
     header_max_memory_mb: int = 1024
     #: header-reading worker processes (0: one per core)
     header_workers: int = 0
+    # OME-Zarr of images (issue 17: loaders.ngff)
+    #: seconds one file's OME-Zarr may take to make (reference, convert or unpack) before its worker is killed
+    ome_zarr_timeout: float = 3600.0
+    #: MiB of address space of a converting worker process (RLIMIT_AS); 0: no cap
+    ome_zarr_max_memory_mb: int = 1024
+    #: converting worker processes
+    ome_zarr_workers: int = 1
+    #: pixels an image may claim at most to be converted or referenced (a larger claim fails its job)
+    ome_zarr_max_pixels: int = 1 << 34
+    #: bytes an uploaded ``.ome.zarr.zip`` may unpack to at most
+    ome_zarr_max_unpacked_bytes: int = 64 << 30
     #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
     image_nodes_max: int = 1000
     #: where the files of harvested studies are read from (``bia harvest --headers``, ``bia reindex --headers``):
@@ -252,6 +263,11 @@ class Settings:
         "header_timeout": ("BIA_HEADER_TIMEOUT", float),
         "header_max_memory_mb": ("BIA_HEADER_MAX_MEMORY_MB", int),
         "header_workers": ("BIA_HEADER_WORKERS", int),
+        "ome_zarr_timeout": ("BIA_OME_ZARR_TIMEOUT", float),
+        "ome_zarr_max_memory_mb": ("BIA_OME_ZARR_MAX_MEMORY_MB", int),
+        "ome_zarr_workers": ("BIA_OME_ZARR_WORKERS", int),
+        "ome_zarr_max_pixels": ("BIA_OME_ZARR_MAX_PIXELS", int),
+        "ome_zarr_max_unpacked_bytes": ("BIA_OME_ZARR_MAX_UNPACKED_BYTES", int),
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
         "header_sources": ("BIA_HEADER_SOURCES", parse_header_sources),
         "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),

@@ -19,6 +19,7 @@ from openapi_core.deserializing.media_types.util import json_loads, plain_loads
 from openapi_spec_validator import validate as validate_spec
 
 from linkers.discover import link_catalog
+from loaders.ngff import job as ome_zarr_job
 from tests.catalog_helpers import BASE, DATA, stage_sample
 from tests.test_previews import IMAGES, images_of, run_jobs
 from tests.test_previews import deposit as deposit_images
@@ -177,6 +178,14 @@ CALLS = [
     get("/studies/{imaged}/images/{image_id}/render.png?z=0&level=0"),
     get("/studies/{imaged}/images/{image_id}/render.png?z=1", 400),
     get("/studies/{embargoed}/images/{image_id}/render.png", 404),
+    # OME-Zarr
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr/.zattrs"),
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr/0/0/0"),
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr/0/0/0", 206, headers={"Range": "bytes=0-9"}),
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr/nope", 404),
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr/a%5Cb", 400),
+    get("/studies/{image_study}/images/{virtual_image}/ome.zarr.json"),
+    get("/studies/{image_study}/images/nope/ome.zarr.json", 404),
     get("/studies/{released}/files.csv?sort=nope", 400),
     get("/files/{released}/{file_id}"),
     get("/files/{harvested}/{harvested_file_id}"),
@@ -302,7 +311,7 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def catalog(make_module_catalog):
+def catalog(make_module_catalog, tmp_path_factory):
     """The app over the demo studies and deposits (released, embargoed, open, finalized, to discard, empty), with
     ``names``: what :data:`CALLS` refer to."""
     made = make_module_catalog(name="openapi", demo=True, sparql_timeout=5.0, sparql_workers=1, max_request_bytes=MAX_BODY)
@@ -313,6 +322,7 @@ def catalog(make_module_catalog):
     embargoed = deposits.finalize(stage_sample(deposits, owner, release_date="2999-01-01"), owner)
     imaged, _ = deposit_images(services, {"nuclei/img2d.tif": (IMAGES / "tiff" / "stardist_img2d.tif").read_bytes()})
     run_jobs(services)
+    image_study = _image_study(services, tmp_path_factory)
     link_catalog(services.archive)  # as `bia link` does: the link graphs are not empty
     names = {
         "token": token,
@@ -327,6 +337,8 @@ def catalog(make_module_catalog):
         "fill_sub": stage_sample(deposits, owner),
         "file_id": services.archive.public.files.query(released).items[0]["file_id"],
         "harvested_file_id": services.archive.public.files.query(HARVESTED).items[0]["file_id"],
+        "image_study": image_study,
+        "virtual_image": ome_zarr_job.image_id(image_study, "tiled/pyramid.ome.tif", 0),
         "notes_md5": base64.b64encode(hashlib.md5(b"notes").digest()).decode(),
         "imaged": imaged,
     }
@@ -342,6 +354,17 @@ def catalog(make_module_catalog):
         "ETag"
     ]
     return {"app": app, "client": client, "names": names, "spec": client.get("/openapi.json").get_json()}
+
+
+def _image_study(services, tmp_path_factory) -> str:
+    """A released study of one tiled OME-TIFF, its OME-Zarr made (a virtual store)."""
+    from tests.test_ome_zarr import deposit, pyramid_tiff, work
+
+    path = tmp_path_factory.mktemp("openapi-images") / "pyramid.ome.tif"
+    pyramid_tiff(path, repeat=1)
+    accession, _token = deposit(services, {"tiled/pyramid.ome.tif": path.read_bytes()})
+    work(services)
+    return accession
 
 
 def _fill(text: str, names: dict[str, str]) -> str:

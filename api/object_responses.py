@@ -1,0 +1,74 @@
+"""Answers that send a stored object's bytes: a presigned S3 redirect, or the bytes streamed, with ETag,
+conditional requests (If-None-Match, If-Match, If-Range) and a single Range.
+
+A *window* serves a run of an object's bytes as if it were an object of its own (a chunk a reference document
+points into an image file): its ETag names the object's MD5 and the window, Range applies within it, and it is
+always streamed (a presigned URL would give the whole object).
+"""
+
+from __future__ import annotations
+
+from flask import Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from api.context import services
+from api.errors import error_response
+from api.streams import streamed
+from catalog.errors import PreconditionFailed
+from catalog.file_store import StoredObject, content_disposition
+
+
+def object_response(
+    key: str,
+    stored: StoredObject,
+    *,
+    name: str,
+    filename: str | None = None,
+    window: tuple[int, int] | None = None,
+    media: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> BaseResponse:
+    """The answer to a GET of ``key`` (``stored``: its stat), called ``name`` in messages; ``filename`` makes it an
+    attachment; ``window``: ``(offset, length)`` of the bytes to serve (see the module)."""
+    store = services().archive.file_store
+    if window is None:
+        url = store.presigned_get_url(key, filename=filename)
+        if url:
+            return redirect(url, code=302)
+    start, size = window if window is not None else (0, stored.size)
+    tag = stored.md5 if window is None else f"{stored.md5}-{start}-{size}"
+    etag = f'"{tag}"'
+    out = {"Accept-Ranges": "bytes", "ETag": etag, **(headers or {})}
+    if filename is not None:
+        out["Content-Disposition"] = content_disposition(filename)
+    if window is None:
+        out["Digest"] = f"md5={stored.md5}"
+    if request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers={"ETag": etag, **(headers or {})})
+    if request.if_match and not request.if_match.contains(tag):
+        raise PreconditionFailed(f"{name} has changed: its ETag is {etag}")
+    ranges = request.range
+    # If-Range: a range only while the client's copy is this one (else the whole entity, RFC 9110 13.1.5)
+    if ranges is not None and "If-Range" in request.headers and request.if_range.etag != tag:
+        ranges = None
+    mimetype = media or stored.content_type or "application/octet-stream"
+    if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1:
+        first, _last = ranges.ranges[0]
+        if first < 0:  # a suffix: the last -first bytes, all of them if the entity is shorter
+            span = (max(0, size + first), size) if size and first != 0 else None
+        else:
+            span = ranges.range_for_length(size)
+        if span is None:
+            response = error_response(416, "range_not_satisfiable", f"{name} has {size} bytes; the range asked is outside them")
+            response.headers["Content-Range"] = f"bytes */{size}"
+            response.headers.update(headers or {})
+            return response
+        lo, hi = span
+        out.update({"Content-Range": f"bytes {lo}-{hi - 1}/{size}", "Content-Length": str(hi - lo)})
+        body = streamed(store.open_range(key, start + lo, start + hi - 1), f"{key} bytes {start + lo}-{start + hi - 1}", hi - lo)
+        return Response(body, status=206, mimetype=mimetype, headers=out)
+    out["Content-Length"] = str(size)
+    if size == 0:
+        return Response(b"", mimetype=mimetype, headers=out)
+    body = store.open_range(key, start, start + size - 1) if window is not None else store.open_range(key)
+    return Response(streamed(body, key, size), mimetype=mimetype, headers=out)

@@ -1,0 +1,231 @@
+"""The ``ome_zarr`` job: one per image file of a study the archive holds; makes each image's OME-Zarr in a
+sandboxed, capped worker (:mod:`.worker`) and stores it in the file store beside the study's files.
+
+Queued with the header reads, when a study is committed (:func:`enqueue_study`, from the listener in
+``api/services.py``), for files whose names say TIFF, MRC, PNG or ``.ome.zarr.zip``; it does not wait for the
+``image_headers`` job: the worker reads the headers itself with the same readers (a few milliseconds), so its
+series indices, and so its image ids, are the ones the header job records.
+
+Where the stores go (``{id}``: the image's id, the last segment of its IRI):
+
+- ``derived/{acc}/{id}/ome.zarr.json`` — a virtual store: an fsspec reference document (version 1) whose
+  ``templates.u`` is the source file's key (``studies/{acc}/{path}``), every chunk a ``["{{u}}", offset, length]``;
+- ``derived/{acc}/{id}/ome.zarr/…`` — a converted or unpacked store, object by object.
+
+Derived keys do not depend on the study's view: an embargoed study's stores are served only to its owner (the
+routes look images up with ``image_for_request``), and to everyone after release, without being made again.
+
+The job's result (a dict), for the routes and for whoever describes the representations:
+
+``status``
+    ``ok`` (at least one image has a store), or ``skipped`` with ``reason`` (the file store is S3: not converted
+    yet). A file that cannot be read fails the job (its reason is the job's ``reason``).
+``images``
+    one dict per image with a store: ``image_id``, ``series`` (its index in the file), ``kind`` (``virtual`` |
+    ``converted`` | ``unpacked``), ``store_key`` (file-store key of the reference document, or of the store's
+    root folder, without a trailing ``/``), ``image_path`` (where the image group is inside the store: ``""``, or
+    ``"0"`` for an unpacked bioformats2raw layout), ``ngff_version``, ``levels``, ``size_bytes`` (of the document
+    or of all the store's objects), ``software``, ``shape``, ``chunks``, ``dtype`` (numpy, with byte order),
+    ``axes`` (NGFF names), ``source_key``, ``source_bytes``; a virtual store also ``references`` (chunks referenced),
+    a converted TIFF ``not_virtual`` (why it could not be referenced).
+``failures``
+    ``[{series, reason}]`` for images of the file that got no store.
+``kind``, ``store_key``, ``ngff_version``, ``levels``, ``size_bytes``, ``software``, ``image_id``
+    those of the file's first image, for the common one-image file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from catalog import identifiers, jobs
+from catalog.config import Settings
+from catalog.errors import CatalogError
+from catalog.file_store import FileStore, ObjectExists
+from catalog.file_store_local import LocalFileStore
+from catalog.sandbox import Limits, SandboxFailure, SandboxPool
+from catalog.stores import open_file_store
+
+KIND = "ome_zarr"
+#: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
+REVISION = 1
+_LIBRARIES = ("tifffile", "zarr", "numcodecs", "mrcfile", "pillow", "ome-zarr-models")
+_TARGET = "loaders.ngff.worker:make_stores"
+_PRELOAD = ("numpy", "tifffile", "mrcfile", "PIL.Image", "zarr", "numcodecs", "ome_zarr_models.v04.image", "loaders.ngff.worker")
+#: names of the files a job is queued for
+SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".png", ".ome.zarr.zip")
+MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
+DERIVED = "derived"
+
+
+class ConversionFailed(CatalogError):
+    """The file's images could not be made into OME-Zarr (the reason says why)."""
+
+    status = 422
+    code = "conversion_failed"
+
+
+def job_version() -> str:
+    parts = [f"r{REVISION}"]
+    for name in _LIBRARIES:
+        try:
+            parts.append(f"{name}-{version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name}-none")
+    return "+".join(parts)
+
+
+def software() -> str:
+    try:
+        own = version("bia-catalog")
+    except PackageNotFoundError:
+        own = "dev"
+    return f"bia-catalog {own} ome_zarr {job_version()}"
+
+
+def wanted(path: str) -> bool:
+    """Whether a job is queued for a file of this name."""
+    lower = path.lower()
+    return lower.endswith(SUFFIXES) or lower.endswith(MRC_SUFFIXES) or lower.endswith(tuple(s + ".gz" for s in MRC_SUFFIXES))
+
+
+def image_id(accession: str, path: str, series: int) -> str:
+    """The id of a file's image, as the header facts name it (:meth:`catalog.image_graph.ImageGraph.image_iri`)."""
+    study = identifiers.study_iri("https://example.org", accession)
+    return identifiers.object_iri(study, "Image", ["headers", path, series]).rsplit("/", 1)[-1]
+
+
+def derived_prefix(accession: str, image: str) -> str:
+    return f"{DERIVED}/{accession}/{image}"
+
+
+def caps_of(settings: Settings) -> dict[str, int]:
+    return {
+        "max_pixels": settings.ome_zarr_max_pixels,
+        "max_bytes": settings.ome_zarr_max_unpacked_bytes,
+        "max_members": 200_000,
+        "max_images": 64,
+    }
+
+
+def sandbox_for(settings: Settings) -> SandboxPool:
+    limits = Limits(
+        seconds=settings.ome_zarr_timeout,
+        memory_bytes=settings.ome_zarr_max_memory_mb << 20,
+        max_file_bytes=None,
+    )
+    return SandboxPool(max(1, settings.ome_zarr_workers), limits, preload=_PRELOAD)
+
+
+def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
+    """The handler of a worker: the file store opened once, a pool of sandboxed converters."""
+    store = open_file_store(settings)
+    pool = sandbox_for(settings)
+    caps = caps_of(settings)
+
+    def handle(job: jobs.Job) -> Any:
+        return make(pool, store, job.study, job.file_key, caps)
+
+    return handle
+
+
+def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, caps: dict[str, int]) -> dict[str, Any]:
+    """Make and store the OME-Zarr of each image of the file ``file_key``; returns the job's result (see module)."""
+    if not isinstance(store, LocalFileStore):
+        return {"status": "skipped", "reason": "files in S3 are not converted yet"}
+    source = store.root / file_key
+    if not source.is_file():
+        raise ConversionFailed(f"{file_key} is not in the file store")
+    path = file_key.removeprefix(f"studies/{accession}/")
+    with tempfile.TemporaryDirectory(prefix="bia-ome-zarr-") as out:
+        try:
+            made = pool.call(_TARGET, str(source), out, path, file_key, caps)
+        except SandboxFailure as failure:
+            raise ConversionFailed(f"the conversion was stopped: {failure.reason}") from None
+        if made.get("status") != "ok":
+            raise ConversionFailed(made.get("reason") or "no image could be read")
+        images = [_store(store, Path(out), accession, path, file_key, source.stat().st_size, image) for image in made["images"]]
+    result: dict[str, Any] = {"status": "ok", "format": made.get("format"), "images": images, "failures": made["failures"]}
+    first = images[0]
+    result.update({k: first[k] for k in ("kind", "store_key", "ngff_version", "levels", "size_bytes", "software", "image_id")})
+    return result
+
+
+def _store(
+    store: FileStore, out: Path, accession: str, path: str, file_key: str, source_bytes: int, image: dict[str, Any]
+) -> dict[str, Any]:
+    ident = image_id(accession, path, int(image["series"]))
+    local = out / str(image["series"]) / image.pop("file")
+    prefix = derived_prefix(accession, ident)
+    if image["kind"] == "virtual":
+        key = f"{prefix}/ome.zarr.json"
+        size = _put(store, key, local, "application/json")
+        image["reference_ratio"] = size / source_bytes if source_bytes else None
+    else:
+        key = f"{prefix}/ome.zarr"
+        root = local / image.pop("root", "")
+        size = sum(_put(store, f"{key}/{rel}", root / rel, None) for rel in _files(root))
+    return {
+        "image_id": ident,
+        **image,
+        "image_path": image.get("image_path", ""),
+        "store_key": key,
+        "size_bytes": size,
+        "software": software(),
+        "source_key": file_key,
+        "source_bytes": source_bytes,
+    }
+
+
+def _files(root: Path) -> Iterable[str]:
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            yield Path(folder, name).relative_to(root).as_posix()
+
+
+def _put(store: FileStore, key: str, local: Path, content_type: str | None) -> int:
+    """Store ``local`` at ``key``; an object already there is kept if it has the same bytes, else replaced."""
+    size = local.stat().st_size
+    existing = store.stat(key)
+    if existing is not None:
+        if existing.size == size and existing.sha256 == _sha256(local):
+            return size
+        store.delete(key)
+    with local.open("rb") as stream:
+        try:
+            store.put(key, stream, size=size, content_type=content_type or _media(key))
+        except ObjectExists:  # another worker stored it meanwhile: the same job's output
+            pass
+    return size
+
+
+def _media(key: str) -> str:
+    return (
+        "application/json"
+        if key.rsplit("/", 1)[-1] in (".zattrs", ".zarray", ".zgroup", "zarr.json")
+        else "application/octet-stream"
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def register_kind() -> None:
+    """Make the kind known to the job queue (the ``bia.jobs`` entry point calls this)."""
+    jobs.register(KIND, None, job_version(), setup=setup)
+
+
+def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]) -> int:
+    """Queue an OME-Zarr job for each of a study's image files (``studies/<acc>/<path>`` keys); returns how many
+    are new."""
+    return queue.enqueue_many(KIND, job_version(), ((accession, key, None) for key in file_keys if wanted(key)))

@@ -1,0 +1,120 @@
+"""Virtual OME-Zarr: an fsspec reference document that points into a tiled TIFF's own bytes, so nothing is copied.
+
+tifffile writes the references (``aszarr().write_fsspec``): one ``[url, offset, length]`` per tile, inline Zarr v2
+metadata, and group attributes saying NGFF 0.1 without axes. :func:`reference_document` rewrites them into a
+store NGFF 0.4 describes: levels ``0``, ``1``… each a Zarr v2 array with ``/`` as its dimension separator, the
+group's ``multiscales`` with axes and scales from the physical sizes. Every reference points at the template
+``{{u}}`` (:data:`TEMPLATE`), which the document's ``templates`` map to the source file's key; whoever serves the
+document puts the URL clients fetch the file from in its place.
+
+Only tiles Zarr can decode without tifffile can be referenced: codecs that ``numcodecs`` has (none, zlib/deflate,
+zstd, lzma…) and no predictor. Anything else raises :class:`NotReferenceable` with the reason (the image is
+converted instead).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Mapping
+
+from .metadata import NotNgff, in_order, multiscales, ngff_axes
+
+#: the name of the URL template every reference uses
+TEMPLATE = "u"
+#: what the TIFF compression schemes are called as numcodecs codecs (those a Zarr client can decode)
+NUMCODECS = {1: None, 8: "zlib", 32946: "zlib", 50000: "zstd", 34925: "lzma"}
+
+
+class NotReferenceable(ValueError):
+    """The TIFF's tiles cannot be read by Zarr in place (the reason says why)."""
+
+
+def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapping[str, float | None]) -> dict[str, Any]:
+    """The reference document (fsspec version 1) of series ``series_index`` of the open ``tifffile.TiffFile``;
+    :class:`NotReferenceable` if its pixels cannot be referenced."""
+    series = tif.series[series_index]
+    _check_tiled(series)
+    try:
+        names = ngff_axes(series.axes)
+    except NotNgff as exc:
+        raise NotReferenceable(str(exc)) from exc
+    if not in_order(names):
+        raise NotReferenceable(f"axes {series.axes} are not in NGFF order (time, channel, space)")
+    raw = _tifffile_refs(series)
+    levels = len(series.levels)
+    refs = _arrays(raw, levels, names)
+    shapes = [json.loads(refs[f"{level}/.zarray"])["shape"] for level in range(levels)]
+    attrs = multiscales(names, shapes, sizes, name=series.name or None)
+    refs[".zgroup"] = json.dumps({"zarr_format": 2})
+    refs[".zattrs"] = json.dumps(attrs)
+    return {"version": 1, "templates": {TEMPLATE: source_key}, "refs": refs}
+
+
+def _check_tiled(series: Any) -> None:
+    for level in series.levels:
+        for page in level.pages:
+            if page is None:
+                continue
+            if not page.is_tiled:
+                raise NotReferenceable("its pixels are stored in strips, not tiles")
+            if page.compression not in NUMCODECS:
+                raise NotReferenceable(f"its compression {page.compression.name} has no Zarr codec")
+            if page.predictor != 1:
+                raise NotReferenceable(f"its tiles use a predictor ({page.predictor.name}) Zarr cannot undo")
+
+
+def _tifffile_refs(series: Any) -> dict[str, Any]:
+    from tifffile import COMPRESSION
+
+    text = io.StringIO()
+    codecs = {COMPRESSION(code): name for code, name in NUMCODECS.items() if name}
+    with series.aszarr() as store:
+        store.write_fsspec(text, url="source", compressors=codecs)
+    loaded = json.loads(text.getvalue())
+    return loaded.get("refs", loaded) if isinstance(loaded, dict) else {}
+
+
+def _arrays(raw: Mapping[str, Any], levels: int, names: list[str]) -> dict[str, Any]:
+    """Arrays ``0``… with ``/``-separated chunk keys and references to the template, from tifffile's refs."""
+    from numcodecs import get_codec  # type: ignore[import-untyped]
+
+    single = ".zarray" in raw
+    refs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in (".zgroup", ".zattrs") or key.startswith("."):
+            if single and key == ".zarray":
+                refs["0/.zarray"] = _array_meta(value, get_codec)
+            continue
+        level, _, rest = ("0", "", key) if single else key.partition("/")
+        if rest == ".zarray":
+            refs[f"{level}/.zarray"] = _array_meta(value, get_codec)
+        elif rest == ".zattrs":
+            refs[f"{level}/.zattrs"] = json.dumps({"_ARRAY_DIMENSIONS": names})
+        elif isinstance(value, list):
+            refs[f"{level}/{rest.replace('.', '/')}"] = ["{{" + TEMPLATE + "}}", *value[1:]]
+        else:
+            refs[f"{level}/{rest.replace('.', '/')}"] = value
+    missing = [level for level in range(levels) if f"{level}/.zarray" not in refs]
+    if missing:
+        raise NotReferenceable(f"tifffile gave no array for levels {missing}")
+    return refs
+
+
+def _array_meta(text: str, get_codec: Any) -> str:
+    meta = json.loads(text)
+    for codec in [meta.get("compressor"), *(meta.get("filters") or [])]:
+        if codec is None:
+            continue
+        try:
+            get_codec(dict(codec))
+        except Exception as exc:  # noqa: BLE001 - an unknown codec id: a Zarr client could not decode it either
+            raise NotReferenceable(f"its codec {codec.get('id')!r} is not one Zarr clients have") from exc
+    meta["dimension_separator"] = "/"
+    return json.dumps(meta)
+
+
+def metadata_store(document: Mapping[str, Any]) -> dict[str, bytes]:
+    """The document's inline metadata objects (``.zgroup``, ``.zattrs``, ``*/.zarray``…) as a key → bytes map, for
+    validating the store without reading a pixel."""
+    return {k: v.encode() for k, v in document["refs"].items() if isinstance(v, str) and k.rsplit("/", 1)[-1].startswith(".z")}

@@ -1,0 +1,158 @@
+"""The sandboxed side of the ``ome_zarr`` job: one file in, one OME-Zarr per image out, in a local folder.
+
+:func:`make_stores` runs in a :mod:`catalog.sandbox` worker (memory and time capped); it reads the file's headers
+with the header readers (the same series, indices and physical sizes the ``image_headers`` job records), then for
+each image: a tiled TIFF with Zarr-readable tiles gets a reference document (``<index>/ome.zarr.json``), anything
+else it can read is converted (``<index>/ome.zarr/``); an ``.ome.zarr.zip`` is unpacked (``0/ome.zarr/``). It
+answers a JSON-able outline of what it wrote; the caller uploads the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from .metadata import metres
+
+#: what an image may claim to hold at most (pixels), by default: a larger claim is refused, not attempted
+MAX_PIXELS = 1 << 34
+#: images of one file made at most, by default
+MAX_IMAGES = 64
+ZIP_SUFFIX = ".ome.zarr.zip"
+
+
+def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[str, int]) -> dict[str, Any]:
+    """Make the OME-Zarr of each image of the file at ``path`` (called ``name`` in the study, ``source_key`` in the
+    file store: what reference documents point at) under ``out``."""
+    folder = Path(out)
+    if name.lower().endswith(ZIP_SUFFIX):
+        return _unpacked(path, folder, caps)
+    from loaders.image_headers.read import read_headers
+
+    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    if headers["status"] != "ok":
+        return {"status": headers["status"], "reason": headers.get("reason") or "no image found"}
+    made: dict[str, Any] = {"status": "ok", "format": headers.get("format"), "images": [], "failures": []}
+    for series in headers["series"][: caps.get("max_images", MAX_IMAGES)]:
+        try:
+            made["images"].append(
+                _one(path, source_key, headers.get("format") or "", series, folder / str(series["index"]), caps)
+            )
+        except (ValueError, OSError, KeyError, IndexError) as exc:
+            made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
+    if not made["images"]:
+        made["status"] = "unreadable"
+        made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"]) or "no image"
+    return made
+
+
+def _one(
+    path: str, source_key: str, fmt: str, series: Mapping[str, Any], folder: Path, caps: Mapping[str, int]
+) -> dict[str, Any]:
+    from .pixels import MrcPixels, PngPixels, TiffPixels, Unconvertible
+
+    sizes, index = metres(series), int(series["index"])
+    claimed = math.prod(int(series.get(f"size_{a}") or 1) for a in "xyzct")
+    if claimed > caps.get("max_pixels", MAX_PIXELS):
+        raise Unconvertible(f"it claims {claimed:,} pixels, more than the {caps.get('max_pixels', MAX_PIXELS):,} allowed")
+    folder.mkdir(parents=True)
+    if fmt in ("tiff", "ome-tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path, _multifile=False) as tif:
+            if index >= len(tif.series):
+                raise Unconvertible(f"tifffile finds no series {index} in the file")
+            virtual, why = _virtual(tif, index, source_key, sizes, series.get("name"), folder)
+            if virtual is not None:
+                return virtual
+            pixels = TiffPixels(tif, index)
+            try:
+                return {**_converted(pixels, folder, sizes, series.get("name"), index), "not_virtual": why}
+            finally:
+                pixels.close()
+    source: MrcPixels | PngPixels
+    if fmt == "mrc":
+        source = MrcPixels(path)
+    elif fmt in ("png", "jpeg", "gif", "bmp", "webp"):
+        source = PngPixels(path)
+    else:
+        raise Unconvertible(f"no converter for {fmt or 'this format'}")
+    try:
+        return _converted(source, folder, sizes, series.get("name"), index)
+    finally:
+        source.close()
+
+
+def _virtual(
+    tif: Any, index: int, source_key: str, sizes: Any, name: Any, folder: Path
+) -> tuple[dict[str, Any] | None, str | None]:
+    import zarr
+
+    from .metadata import validate_group
+    from .virtual import NotReferenceable, metadata_store, reference_document
+
+    try:
+        document = reference_document(tif, index, source_key, sizes)
+    except NotReferenceable as exc:
+        return None, str(exc)
+    check = folder / "metadata"
+    for key, value in metadata_store(document).items():
+        (check / key).parent.mkdir(parents=True, exist_ok=True)
+        (check / key).write_bytes(value)
+    version = validate_group(zarr.open_group(str(check), mode="r", zarr_format=2))
+    text = json.dumps(document, separators=(",", ":"))
+    (folder / "ome.zarr.json").write_text(text)
+    level0 = json.loads(document["refs"]["0/.zarray"])
+    return {
+        "series": index,
+        "kind": "virtual",
+        "file": "ome.zarr.json",
+        "ngff_version": version,
+        "levels": len(json.loads(document["refs"][".zattrs"])["multiscales"][0]["datasets"]),
+        "shape": level0["shape"],
+        "chunks": level0["chunks"],
+        "dtype": level0["dtype"],
+        "axes": [a["name"] for a in json.loads(document["refs"][".zattrs"])["multiscales"][0]["axes"]],
+        "references": sum(1 for v in document["refs"].values() if isinstance(v, list)),
+    }, None
+
+
+def _converted(source: Any, folder: Path, sizes: Any, name: Any, index: int) -> dict[str, Any]:
+    from .convert import write_image
+
+    written = write_image(source, folder / "ome.zarr", sizes, name=name)
+    return {
+        "series": index,
+        "kind": "converted",
+        "file": "ome.zarr",
+        "ngff_version": written["ngff_version"],
+        "levels": written["levels"],
+        "shape": written["shapes"][0],
+        "chunks": written["chunks"],
+        "dtype": source.dtype.str,
+        "axes": list(source.names),
+    }
+
+
+def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any]:
+    from .unpack import MAX_BYTES, MAX_MEMBERS, UnsafeArchive, unpack
+
+    target = folder / "0" / "ome.zarr"
+    target.mkdir(parents=True)
+    try:
+        done = unpack(path, target, max_members=caps.get("max_members", MAX_MEMBERS), max_bytes=caps.get("max_bytes", MAX_BYTES))
+    except (UnsafeArchive, ValueError) as exc:
+        return {"status": "unreadable", "reason": str(exc)}
+    image = {
+        "series": 0,
+        "kind": "unpacked",
+        "file": "ome.zarr",
+        "root": done.root,
+        "image_path": done.image,
+        "ngff_version": done.ngff_version,
+        "levels": done.levels,
+        "members": done.members,
+    }
+    return {"status": "ok", "format": "ome-zarr-zip", "images": [image], "failures": []}
