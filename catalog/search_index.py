@@ -10,6 +10,13 @@ Query language (what ``/search?q=`` accepts)::
     actin OR tubulin            either (AND binds tighter than OR)
     -mouse   NOT mouse          exclude
 
+Words are compared stemmed (English: ``tomograms`` finds ``tomogram``, ``imaging`` finds ``images``) and with accents
+folded (``schrodinger`` finds ``Schrödinger``); accessions, authors and sources are folded but not stemmed. An
+imaging method's name finds its other names too (``cryo-ET`` finds "cryo-electron tomography", ``SEM`` finds
+"scanning electron microscopy"): :func:`catalog.method_names.method_synonyms`, applied to the query when it is
+read, so that the index holds only what studies say, a new name needs no rebuild, and synonyms match titles and
+descriptions as well as methods. Snippets mark the words that matched in every field, prefixes and fields included.
+
 Facet filters (organism, imaging_method, licence, release_year, source) are exact values passed apart from the
 query. Each study's document is kept in the state database (shared by every node); the full-text index in the
 folder (``tantivy/``, one writer at a time, readers see each commit whole, and ``applied.json``: how far it has
@@ -19,6 +26,7 @@ every document of a view at once.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import html
 import json
@@ -36,6 +44,7 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 import tantivy
 
 from catalog.errors import CatalogError
+from catalog.method_names import method_synonyms
 from catalog.state_db import DatabaseUnavailable, StateDB
 from catalog.state_schema import catalog_id
 
@@ -59,6 +68,10 @@ FIELD_ALIASES = {
     "imaging_methods": "imaging_method",
     "method": "imaging_method",
 }
+#: the analyzers of the text fields: ``folded`` (lower case, accents folded) and ``stemmed`` (folded, then English
+#: stems); words longer than 40 characters are left out, as tantivy's default analyzer does
+FOLDED, STEMMED = "bia_folded", "bia_stemmed"
+FIELD_ANALYZERS = {name: FOLDED if name in ("accession", "authors", "source") else STEMMED for name in TEXT_FIELDS}
 FACET_FIELDS = ("organism", "imaging_method", "licence", "release_year", "source", "dimensionality", "time_series")
 SORTS = ("relevance", "newest", "oldest")
 _WRITER_HEAP = 64_000_000
@@ -131,6 +144,29 @@ class SearchResult:
 
 # ---------------------------------------------------------------------- query parsing
 
+
+def _analyzer(stem: bool) -> tantivy.TextAnalyzer:
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
+    builder = builder.filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.ascii_fold())
+    return (builder.filter(tantivy.Filter.stemmer("english")) if stem else builder).build()
+
+
+ANALYZERS = {FOLDED: _analyzer(stem=False), STEMMED: _analyzer(stem=True)}
+
+
+def analyzed(fieldname: str, word: str) -> str:
+    """The term a field's analyzer makes of one word (the word itself when it leaves none: a word too long)."""
+    terms = ANALYZERS[FIELD_ANALYZERS[fieldname]].analyze(word)
+    return terms[0] if terms else word
+
+
+def prefix_forms(fieldname: str, word: str) -> list[str]:
+    """What a prefix ``word*`` is compared with in a field's terms: the word folded, and its stem where the field is
+    stemmed (``microscopy*`` must find the term ``microscopi``, ``tomograms*`` the term ``tomogram``)."""
+    folded = ANALYZERS[FOLDED].analyze(word)
+    return list(dict.fromkeys([folded[0] if folded else word, analyzed(fieldname, word)]))
+
+
 _TOKEN = re.compile(r'\s*(?:(-)?(?:([A-Za-z_]+):)?(?:"([^"]*)"|([^\s"]+))|(".*))')
 
 
@@ -141,6 +177,10 @@ class Clause:
     words: list[str]
     field: str | None = None
     prefix: bool = False
+    #: other names of the same imaging method, each searched as a phrase beside the words
+    synonyms: list[list[str]] = dataclasses.field(default_factory=list)
+    #: the words were typed apart: each must be found, anywhere (else they are one phrase)
+    loose: bool = False
 
 
 @dataclass
@@ -248,10 +288,58 @@ def _field(fieldname: str | None) -> str | None:
     return name
 
 
+#: the longest imaging-method name looked for among a query's words
+MAX_NAME_WORDS = 8
+
+
+def with_synonyms(parsed: ParsedQuery) -> ParsedQuery:
+    """The query with each imaging-method name in it (one word, a phrase, or words typed in a row) searched under
+    every name of that method too (:func:`catalog.method_names.method_synonyms`)."""
+    return ParsedQuery([_group_with_synonyms(g) for g in parsed.groups], [_with_synonyms([c], 0)[0] for c in parsed.excluded])
+
+
+def _group_with_synonyms(group: list[Clause]) -> list[Clause]:
+    found, i = [], 0
+    while i < len(group):
+        clause, i = _with_synonyms(group, i)
+        found.append(clause)
+    return found
+
+
+def _with_synonyms(group: list[Clause], start: int) -> tuple[Clause, int]:
+    """The clause at ``start``, or the longest run of clauses from there that names a method, with that method's
+    other names; and where the next clause starts."""
+    table, first = method_synonyms(), group[start]
+    words: list[str] = []
+    best: tuple[int, list[str]] | None = None
+    for end in range(start, min(len(group), start + MAX_NAME_WORDS)):
+        clause = group[end]
+        if clause.prefix or clause.field != first.field or clause.synonyms:
+            break
+        words = words + clause.words
+        if " ".join(words) in table:
+            best = (end, list(words))
+    if best is None:
+        return first, start + 1
+    end, words = best
+    names = [n.split() for n in _fewest_phrases(table[" ".join(words)]) if n.split() != words]
+    return Clause(words, first.field, synonyms=names, loose=end > start), end + 1
+
+
+def _fewest_phrases(names: Sequence[str]) -> list[str]:
+    """The names that hold none of the others (``confocal`` finds every "... confocal ..." name already)."""
+    return [n for n in names if not any(o != n and f" {o} " in f" {n} " for o in names)]
+
+
 # ---------------------------------------------------------------------- the index
 
 #: the layout of the local index; an index of another layout is rebuilt from the state database
-LOCAL_LAYOUT = 3
+#: (4: stemmed and accent-folded text fields)
+LOCAL_LAYOUT = 4
+#: the longest snippet of a field
+SNIPPET_CHARS = 240
+#: at most this many of the terms a prefix finds in a field are marked in snippets (all of them match)
+PREFIX_MARKS = 64
 #: seconds between two looks at the state database for documents another process or node wrote
 FOLLOW_INTERVAL = 0.5
 
@@ -260,7 +348,7 @@ def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("id", stored=True, tokenizer_name="raw")
     for name in TEXT_FIELDS:
-        builder.add_text_field(name, stored=name in ("title", "description"))
+        builder.add_text_field(name, stored=name in ("title", "description"), tokenizer_name=FIELD_ANALYZERS[name])
     for name in FACET_FIELDS:
         builder.add_text_field(f"facet_{name}", tokenizer_name="raw", fast=True)
     builder.add_integer_field("released", fast=True, indexed=True)
@@ -346,7 +434,10 @@ class SearchIndex:
                 shutil.rmtree(folder, ignore_errors=True)
                 self._stamp(0)
             folder.mkdir(parents=True, exist_ok=True)
-            return tantivy.Index(self._schema, path=str(folder), reuse=True)
+            index = tantivy.Index(self._schema, path=str(folder), reuse=True)
+        for name, analyzer in ANALYZERS.items():
+            index.register_tokenizer(name, analyzer)
+        return index
 
     def _stamp(self, seq: int) -> None:
         """Record how far the local index has followed the documents."""
@@ -423,14 +514,7 @@ class SearchIndex:
     def _document(self, doc: StudyDocument, stored: str) -> tantivy.Document:
         fields: dict[str, object] = {
             "id": doc.accession,
-            "accession": doc.accession,
-            "title": doc.title,
-            "description": doc.description,
-            "keywords": "\n".join(doc.keywords),
-            "authors": "\n".join(doc.authors),
-            "organism": "\n".join(doc.organisms),
-            "imaging_method": "\n".join(doc.imaging_methods),
-            "source": doc.source or "",
+            **_texts(doc),
             "released": int((doc.release_date or "0000-00-00")[:10].replace("-", "") or 0),
             "doc": stored.encode("utf-8"),
         }
@@ -541,21 +625,38 @@ class SearchIndex:
             self._seen_commit = stamp
         return self._index.searcher()
 
-    def _clause(self, clause: Clause) -> tantivy.Query:
-        fields = [clause.field] if clause.field else list(TEXT_FIELDS)
-        phrase: list[str | tuple[int, str]] = list(clause.words)
-        parts = []
-        for name in fields:
-            if clause.prefix and len(clause.words) == 1:
-                query = tantivy.Query.regex_query(self._schema, name, re.escape(clause.words[0]) + ".*")
-            elif clause.prefix:
-                query = tantivy.Query.phrase_prefix_query(self._schema, name, phrase)
-            elif len(clause.words) == 1:
-                query = tantivy.Query.term_query(self._schema, name, clause.words[0])
-            else:
-                query = tantivy.Query.phrase_query(self._schema, name, phrase)
-            parts.append(tantivy.Query.boost_query(query, TEXT_FIELDS[name]) if not clause.field else query)
-        return parts[0] if len(parts) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in parts])
+    def _clause(self, clause: Clause, searcher: tantivy.Searcher | None = None) -> tantivy.Query:
+        """A clause's query; with a ``searcher``, the query snippets are marked by (a prefix as the terms it finds)."""
+        if clause.loose:
+            base = _all([self._in_fields(Clause([word], clause.field), searcher) for word in clause.words])
+        else:
+            base = self._in_fields(clause, searcher)
+        others = [self._in_fields(Clause(words, clause.field), searcher) for words in clause.synonyms]
+        return _any([base, *others])
+
+    def _in_fields(self, clause: Clause, searcher: tantivy.Searcher | None) -> tantivy.Query:
+        if clause.field:
+            return self._in_field(clause.field, clause, searcher)
+        return _any(
+            [tantivy.Query.boost_query(self._in_field(name, clause, searcher), boost) for name, boost in TEXT_FIELDS.items()]
+        )
+
+    def _in_field(self, name: str, clause: Clause, searcher: tantivy.Searcher | None) -> tantivy.Query:
+        *words, last = clause.words
+        terms: list[str | tuple[int, str]] = [analyzed(name, w) for w in words]
+        if clause.prefix and searcher is not None:
+            found = [
+                t for form in prefix_forms(name, last) for t, _n in searcher.terms_with_prefix(name, form, limit=PREFIX_MARKS)
+            ]
+            return _any([tantivy.Query.term_query(self._schema, name, t) for t in [*terms, *found]])
+        if clause.prefix and not words:
+            pattern = "(?:" + "|".join(re.escape(f) for f in prefix_forms(name, last)) + ").*"
+            return tantivy.Query.regex_query(self._schema, name, pattern)
+        if clause.prefix:
+            return tantivy.Query.phrase_prefix_query(self._schema, name, [*terms, os.path.commonprefix(prefix_forms(name, last))])
+        if not words:
+            return tantivy.Query.term_query(self._schema, name, analyzed(name, last))
+        return tantivy.Query.phrase_query(self._schema, name, [*terms, analyzed(name, last)])
 
     def _query(self, parsed: ParsedQuery, filters: Mapping[str, Sequence[str]] | None) -> tantivy.Query:
         must: list[tuple[tantivy.Occur, tantivy.Query]] = []
@@ -606,7 +707,7 @@ class SearchIndex:
                 raise InvalidQuery(f"unknown facet {name!r}; facets are: {', '.join(FACET_FIELDS)}")
         if limit < 0 or offset < 0:
             raise InvalidQuery("limit and offset must not be negative")
-        parsed = parse_query(q or "")
+        parsed = with_synonyms(parse_query(q or ""))
         query = self._query(parsed, filters)
         self.follow()
         searcher = self._searcher()
@@ -621,7 +722,7 @@ class SearchIndex:
             order_by_field="released" if by_date else None,
             order=tantivy.Order.Asc if sort == "oldest" else tantivy.Order.Desc,
         )
-        hits = self._hits(searcher, query, result.hits[:limit], scored=sort == "relevance", snippets=bool(parsed.groups))
+        hits = self._hits(searcher, parsed, result.hits[:limit], scored=sort == "relevance")
         facets: dict[str, list[tuple[str, int]]] = {}
         if facet_fields:
             spec = {name: {"terms": {"field": f"facet_{name}", "size": facet_limit}} for name in facet_fields}
@@ -632,23 +733,59 @@ class SearchIndex:
         # tantivy's stub omits SearchResult.count, which the extension sets when ``count=True``
         return SearchResult(total=result.count or 0, hits=hits, facets=facets)  # type: ignore[attr-defined]
 
-    def _hits(self, searcher, query, found, scored: bool, snippets: bool) -> list[SearchHit]:
-        generators = {}
-        if snippets and found:
-            for name in ("title", "description"):
-                generators[name] = tantivy.SnippetGenerator.create(searcher, query, self._schema, name)
-                generators[name].set_max_num_chars(240)
+    def _hits(self, searcher: tantivy.Searcher, parsed: ParsedQuery, found, scored: bool) -> list[SearchHit]:
+        generators = self._snippet_generators(searcher, parsed) if found else {}
         hits = []
         for score, address in found:
             document = searcher.doc(address)
             doc = StudyDocument(**json.loads(bytes(document["doc"][0]).decode("utf-8")))
+            texts = tantivy.Document(**_texts(doc))
             marked = {}
             for name, generator in generators.items():
-                snippet = generator.snippet_from_doc(document)
+                snippet = generator.snippet_from_doc(texts)
                 if snippet.highlighted():
                     marked[name] = _marked(snippet)
             hits.append(SearchHit(doc.accession, doc.title, float(score) if scored else 0.0, marked, doc))
         return hits
+
+    def _snippet_generators(self, searcher: tantivy.Searcher, parsed: ParsedQuery) -> dict[str, tantivy.SnippetGenerator]:
+        """A snippet generator for each field the query's words may be found in (all but the accession, which
+        every hit shows whole), marking the words found: prefixes as the terms they found, synonyms too."""
+        clauses = [c for group in parsed.groups for c in group]
+        if not clauses:
+            return {}
+        named = {c.field for c in clauses}
+        fields = [n for n in TEXT_FIELDS if n != "accession" and (None in named or n in named)]
+        query = _any([self._clause(c, searcher) for c in clauses])
+        generators = {}
+        for name in fields:
+            generators[name] = tantivy.SnippetGenerator.create(searcher, query, self._schema, name)
+            generators[name].set_max_num_chars(SNIPPET_CHARS)
+        return generators
+
+
+def _texts(doc: StudyDocument) -> dict[str, str]:
+    """The text of each full-text field of a study (the values of a list one a line)."""
+    return {
+        "accession": doc.accession,
+        "title": doc.title,
+        "description": doc.description,
+        "keywords": "\n".join(doc.keywords),
+        "authors": "\n".join(doc.authors),
+        "organism": "\n".join(doc.organisms),
+        "imaging_method": "\n".join(doc.imaging_methods),
+        "source": doc.source or "",
+    }
+
+
+def _any(queries: list[tantivy.Query]) -> tantivy.Query:
+    if not queries:
+        return tantivy.Query.empty_query()
+    return queries[0] if len(queries) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in queries])
+
+
+def _all(queries: list[tantivy.Query]) -> tantivy.Query:
+    return queries[0] if len(queries) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in queries])
 
 
 def _marked(snippet) -> str:
@@ -656,7 +793,7 @@ def _marked(snippet) -> str:
     text = snippet.fragment().encode("utf-8")  # highlight ranges are byte offsets
 
     def piece(start: int, end: int | None = None) -> str:
-        return html.escape(text[start:end].decode("utf-8", "replace"))
+        return html.escape(text[start:end].decode("utf-8", "replace")).replace("\n", "; ")
 
     out, last = [], 0
     for span in sorted(snippet.highlighted(), key=lambda r: r.start):

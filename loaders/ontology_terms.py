@@ -6,6 +6,7 @@ NCBI Taxonomy. Matching is case-insensitive, ignores punctuation and spacing, tr
 inside its parentheses (``Mus musculus (mouse)``) and, for imaging methods, tolerates the suffix variants
 ``microscopy`` / ``microscope`` / ``imaging`` (``Fluorescence imaging`` → fluorescence microscopy).
 Terms given explicitly by a depositor (an ``Ontology Term ID`` / ``NCBI taxon ID``) always win over a lookup.
+The imaging-method names are kept in :mod:`catalog.method_names`, which search reads too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from catalog import external_ids
+from catalog.method_names import IMAGING_METHODS as _IMAGING_METHODS
+from catalog.method_names import name_variants as _variants
 
 
 @dataclass(frozen=True)
@@ -65,111 +68,12 @@ _ORGANISMS: dict[int, tuple[str, tuple[str, ...]]] = {
     4097: ("Nicotiana tabacum", ("tobacco", "common tobacco")),
 }
 
-#: FBbi id (digits) → (label as in fbbi.obo, other names people write).
-_IMAGING_METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "00000240": ("macroscopy", ()),
-    "00000241": ("microscopy", ()),
-    "00000243": ("bright-field microscopy", ("brightfield microscopy", "bright field", "brightfield")),
-    "00000244": ("dark-field microscopy", ("darkfield microscopy",)),
-    "00000245": ("differential interference contrast microscopy", ("DIC", "DIC microscopy", "Nomarski")),
-    "00000246": (
-        "fluorescence microscopy",
-        (
-            "fluorescent microscopy",
-            "epifluorescence microscopy",
-            "widefield fluorescence microscopy",
-            "wide-field fluorescence microscopy",
-        ),
-    ),
-    "00000247": ("phase contrast microscopy", ("phase-contrast microscopy",)),
-    "00000248": ("polarization microscopy", ("polarized light microscopy", "polarised light microscopy")),
-    "00000249": ("time lapse microscopy", ("time-lapse microscopy",)),
-    "00000251": (
-        "confocal microscopy",
-        ("confocal", "laser scanning confocal microscopy", "confocal laser scanning microscopy", "CLSM", "LSCM"),
-    ),
-    "00000252": ("single-spot confocal microscopy", ()),
-    "00000253": ("spinning disk confocal microscopy", ("spinning disc confocal microscopy", "spinning disk confocal")),
-    "00000254": ("two-photon laser scanning microscopy", ("two-photon microscopy", "2-photon microscopy")),
-    "00000255": ("multi-photon microscopy", ("multiphoton microscopy",)),
-    "00000256": ("electron microscopy", ("EM",)),
-    "00000257": ("scanning electron microscopy (SEM)", ("scanning electron microscopy", "SEM")),
-    "00000258": ("transmission electron microscopy (TEM)", ("transmission electron microscopy", "TEM")),
-    "00000259": ("atomic force microscopy", ("AFM",)),
-    "00000260": ("X-ray microscopy", ()),
-    "00000332": ("structured illumination microscopy (SIM)", ("structured illumination microscopy", "SIM")),
-    "00000334": (
-        "stimulated emission depletion (STED)",
-        ("STED microscopy", "stimulated emission depletion microscopy"),
-    ),
-    "00000335": ("PALM (photoactivation localization microscopy)", ("photoactivated localization microscopy",)),
-    "00000336": (
-        "STORM (stochastic optical reconstruction microscopy)",
-        ("stochastic optical reconstruction microscopy",),
-    ),
-    "00000345": ("light microscopy", ()),
-    "00000365": ("FLIP", ("fluorescence loss in photobleaching",)),
-    "00000366": ("FRAP", ("fluorescence recovery after photobleaching",)),
-    "00000367": ("FRET", ("fluorescence resonance energy transfer", "Forster resonance energy transfer")),
-    "00000368": ("FLIM", ("fluorescence lifetime imaging microscopy", "fluorescence lifetime imaging")),
-    "00000369": (
-        "SPIM",
-        (
-            "selective plane illumination microscopy",
-            "single plane illumination microscopy",
-            "light sheet fluorescence microscopy",
-            "light-sheet fluorescence microscopy",
-            "light sheet microscopy",
-            "LSFM",
-        ),
-    ),
-    "00000370": ("CARS", ("coherent anti-Stokes Raman scattering microscopy",)),
-    "00000371": ("OCT", ("optical coherence tomography",)),
-    "00000380": ("scanning-transmission electron microscopy", ("scanning transmission electron microscopy", "STEM")),
-    "00000392": ("slit-scan confocal microscopy", ()),
-    "00000393": ("array-scan confocal microscopy", ()),
-    "00000585": (
-        "serial block face SEM (SBFSEM)",
-        (
-            "serial block face scanning electron microscopy",
-            "serial block-face scanning electron microscopy",
-            "SBF-SEM",
-            "SBEM",
-        ),
-    ),
-    "00000603": ("fluorescence polarization microscopy", ()),
-    "00000617": (
-        "evanescent wave microscopy",
-        ("total internal reflection fluorescence microscopy", "TIRF microscopy", "TIRF", "TIRFM"),
-    ),
-    "00000622": ("high-voltage electron microscopy (HVEM)", ("high-voltage electron microscopy",)),
-    "00001002": ("X-ray computed tomography", ("X-ray CT", "micro-CT", "microCT", "CT scan")),
-    "00001003": ("X-ray tomography", ()),
-    "00001004": ("tomography", ()),
-    "00001005": ("computed tomography", ()),
-    "00050000": (
-        "focussed ion beam scanning electron microscopy (FIB-SEM)",
-        ("focused ion beam scanning electron microscopy", "focussed ion beam scanning electron microscopy", "FIB-SEM"),
-    ),
-}
-
 _SUFFIX = re.compile(r"\s+(microscopy|microscope|imaging)$")
-_PARENS = re.compile(r"^(?P<outside>[^()]*?)\s*\((?P<inside>[^()]*)\)\s*$")
 
 
 def normalise(text: str) -> str:
     """Lower case, punctuation to spaces, single spaces: the key names are matched by."""
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
-
-
-def _variants(text: str) -> list[str]:
-    """The name, the name without its parenthesis and the parenthesis alone (``Mus musculus (mouse)``)."""
-    text = " ".join(text.split())
-    found = [text]
-    match = _PARENS.match(text)
-    if match:
-        found += [match["outside"], match["inside"]]
-    return [v for v in found if v.strip()]
 
 
 @lru_cache(maxsize=1)

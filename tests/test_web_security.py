@@ -311,12 +311,17 @@ def test_the_docs_policy_stays_with_the_docs(client):
     ],
 )
 def test_error_bodies_hold_no_markup(client, catalog, path):
-    for accept in ("text/html", "application/json", "*/*"):
+    for accept in ("application/json", "*/*"):
         answer = client.get(path.format(accession=catalog["accession"]), headers={"Accept": accept})
         assert 400 <= answer.status_code < 500
         assert answer.mimetype == "application/json" and answer.headers["X-Content-Type-Options"] == "nosniff"
         assert b"<" not in answer.data and b">" not in answer.data
         assert set(answer.get_json()) == {"code", "status", "message", "errors"}
+    # a browser (Accept prefers text/html) gets a page in the site's frame: the markup it sent is escaped there
+    page = client.get(path.format(accession=catalog["accession"]), headers={"Accept": "text/html"})
+    assert 400 <= page.status_code < 500
+    assert page.mimetype == "text/html" and page.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"<script" not in page.data.lower() and b'<p class="error" role="alert">' in page.data
     echoed = client.get(f"/studies/{catalog['accession']}/<script>alert(1)</script>").get_json()["message"]
     assert echoed.endswith("/<script>alert(1)</script>")  # the client reads what it sent, unescaped by JSON
 
