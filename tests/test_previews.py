@@ -265,6 +265,7 @@ def test_previews_stay_behind_the_embargo_and_appear_on_release_without_renderin
         assert client.get(path).status_code == 404, path
         mine = client.get(path, headers=owner)
         assert mine.status_code == 200 and mine.headers["Cache-Control"] == "private, no-store", path
+
     # previews only: OME-Zarr jobs queued at the commit may still run in a background worker meanwhile
     def drawn() -> dict[str, str]:
         return {o.key: o.md5 for o in services.archive.file_store.list("derived/") if "/ome.zarr" not in o.key}
