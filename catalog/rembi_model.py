@@ -67,6 +67,15 @@ class RembiModel:
             self.classes[cname] = ClassInfo(cname, cdef["uri"], cdef["identifier"], slots)
         self.enums: dict[str, dict[str, str]] = mapping["enums"]
         self._enum_names = {ename: {iri: name for name, iri in values.items()} for ename, values in self.enums.items()}
+        self._words: dict[str, dict[str, str]] = {}  # a class's or slot's IRI → its title and description
+        self._value_words: dict[str, dict[str, str]] = {}  # an enum value's IRI → its title and description
+        for ename, values in mapping.get("enum_values", {}).items():
+            for name, words in values.items():
+                self._value_words.setdefault(self.enums[ename][name], words)
+        for cname, cdef in sorted(mapping["classes"].items()):
+            self._words.setdefault(cdef["uri"], {k: cdef[k] for k in ("title", "description") if k in cdef})
+            for sdef in cdef["slots"].values():
+                self._words.setdefault(sdef["uri"], {k: sdef[k] for k in ("title", "description") if k in sdef})
 
     def enum_iri(self, enum: str, value: str) -> str | None:
         """The IRI stored for a permissible value (by name, or already an IRI of the enum)."""
@@ -78,6 +87,22 @@ class RembiModel:
     def enum_name(self, enum: str, iri: str) -> str | None:
         """The permissible value's name for a stored IRI."""
         return self._enum_names[enum].get(iri)
+
+    def title(self, iri: str) -> str | None:
+        """What pages call a class or a slot (by its RDF IRI): the schema's title."""
+        return self._words.get(iri, {}).get("title")
+
+    def description(self, iri: str) -> str | None:
+        """The schema's description of a class or a slot, by its RDF IRI."""
+        return self._words.get(iri, {}).get("description")
+
+    def value_title(self, iri: str) -> str | None:
+        """What pages call an enum value stored as ``iri`` (a licence's name, a relation in words)."""
+        return self._value_words.get(iri, {}).get("title")
+
+    def value_description(self, iri: str) -> str | None:
+        """The schema's description of an enum value stored as ``iri``."""
+        return self._value_words.get(iri, {}).get("description")
 
     def expand(self, curie_or_iri: str) -> str:
         """Expand a CURIE with the schema's prefixes; IRIs come back unchanged."""

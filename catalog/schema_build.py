@@ -10,7 +10,8 @@ Outputs, all deterministic so a test can detect drift:
   LinkML validates instance data; the catalog validates deposits with it without loading LinkML;
 * ``schema/generated/rembi.rdfmap.json``: for each class and slot the RDF IRI, the kind of value and, for
   enums, the IRI of each permissible value's ``meaning`` — what :mod:`catalog.rembi_rdf` turns records into
-  RDF with.
+  RDF with — and the words pages show for them: each class's, slot's and permissible value's ``title`` (the
+  schema's, else its name in words) and ``description``.
 
 Shapes written by hand (constraints LinkML cannot express in SHACL, e.g. "a publication needs a title or a
 DOI") live beside the generated files in ``shapes/rembi-extra.shacl.ttl`` and are never overwritten.
@@ -121,6 +122,7 @@ def _rdf_map(schema: Path) -> dict[str, Any]:
                 "uri": view.expand_curie(view.get_uri(slot, expand=False)),
                 "multivalued": bool(slot.multivalued),
                 "required": bool(slot.required),
+                **_words(slot),
             }
             if rng in view.all_classes():
                 entry["kind"] = "object"
@@ -141,13 +143,32 @@ def _rdf_map(schema: Path) -> dict[str, Any]:
             "uri": view.expand_curie(view.get_uri(cls, expand=False)),
             "identifier": identifier,
             "slots": slots,
+            **_words(cls),
         }
-    enums = {
-        ename: {pv: view.expand_curie(pvdef.meaning) for pv, pvdef in view.get_enum(ename).permissible_values.items()}
-        for ename in sorted(view.all_enums())
-    }
+    enums, values = {}, {}
+    for ename in sorted(view.all_enums()):
+        permissible = view.get_enum(ename).permissible_values
+        enums[ename] = {pv: view.expand_curie(pvdef.meaning) for pv, pvdef in permissible.items()}
+        values[ename] = {pv: _words(pvdef, pv, as_written=True) for pv, pvdef in permissible.items()}
     prefixes = {p.prefix_prefix: p.prefix_reference for p in view.schema.prefixes.values()}
-    return {"schema": view.schema.id, "version": view.schema.version, "prefixes": prefixes, "classes": classes, "enums": enums}
+    return {
+        "schema": view.schema.id,
+        "version": view.schema.version,
+        "prefixes": prefixes,
+        "classes": classes,
+        "enums": enums,
+        "enum_values": values,
+    }
+
+
+def _words(element: Any, name: str | None = None, as_written: bool = False) -> dict[str, str]:
+    """What a page calls an element: its ``title``, else its name in words (``image_acquisitions`` → "Image
+    acquisitions", ``SignalChannel`` → "Signal channel"; a permissible value ``as_written``, but for its
+    underscores: ``BioImage Archive``, ``related to``), and its ``description``."""
+    name = name or element.name
+    spaced = name.replace("_", " ") if as_written else re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
+    title = element.title or (spaced if as_written else spaced[:1].upper() + spaced[1:].lower())
+    return {"title": title, "description": " ".join((element.description or "").split())}
 
 
 def generate(schema: Path | None = None) -> dict[Path, str]:
