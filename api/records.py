@@ -25,6 +25,7 @@ from werkzeug.http import http_date
 
 from api.context import services, settings
 from api.image_page import plane_browser
+from api.study_page import StudyPage, paragraphs
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES, expand_iri
@@ -294,6 +295,8 @@ def self_url(**changes: Any) -> str:
     return f"{settings().base_url}{request.path}" + (f"?{query}" if query else "")
 
 
+#: link targets the study page shows in their own places (ontology terms in the sections, ORCID iDs by the authors)
+_SHOWN_ELSEWHERE = ("http://purl.obolibrary.org/obo/", "https://orcid.org/")
 STUDY_SECTIONS = [
     ("hasPart", "Study components"),
     ("rembi:biosamples", "Biosamples"),
@@ -345,7 +348,7 @@ def render_study_page(record: RecordDocument) -> str:
         links = [
             {"relation": link["relation"], "other": link["target"], "direction": "outgoing", "evidence": link["evidence"]}
             for link in found["outgoing"]
-            if link.get("resource") not in ("NCBITaxon", "FBbi")
+            if link.get("resource") not in ("NCBITaxon", "FBbi") and not str(link["target"]).startswith(_SHOWN_ELSEWHERE)
         ]
         links += [
             {"relation": link["relation"], "other": link["source"], "direction": "incoming", "evidence": link["evidence"]}
@@ -358,15 +361,18 @@ def render_study_page(record: RecordDocument) -> str:
         for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))
     ]
     files = services().archive.registry.study(record.accession)
+    titles = _titles(tree, {})
     return render_template(
         "study.html",
         record=record,
         tree=tree,
+        page=StudyPage(services().archive.model, tree, titles),
+        paragraphs=paragraphs,
         jsonld=script_json(tree),
         settings=settings(),
         formats=SIGNPOSTING_FORMATS,
         sections=STUDY_SECTIONS,
-        titles=_titles(tree, {}),
+        titles=titles,
         links=links,
         citation=citation_text(tree, record),
         file_count=files.file_count if files else 0,

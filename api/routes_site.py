@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any, Iterator
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from flask import Response, abort, current_app, render_template, request, send_from_directory
@@ -77,7 +78,7 @@ def catalog_stats() -> dict:
 
 
 @blp.route("/stats")
-@blp.response(200, Stats, description="The counts (as HTML: the home page's charts)")
+@blp.response(200, Stats, description="The counts (as HTML: the statistics page, its growth chart and tables)")
 @blp.doc(
     operationId="getStats",
     summary="Counts by source, imaging method, organism, licence, file format; cumulative growth by month",
@@ -87,10 +88,79 @@ def stats() -> Response:
     media = choose(["application/json", "text/html"])
     body = catalog_stats()
     if media == "text/html":
+        groups = [
+            {**group, "counts": facet_links(body[key], group["facet"])} for key, group in STATS_GROUPS.items() if key in body
+        ]
         return Response(
-            render_template("home.html", stats=body, chart=growth_chart(body["growth"]), settings=settings()), mimetype=media
+            render_template(
+                "stats.html",
+                stats=body,
+                groups=groups,
+                chart=growth_chart(body["growth"]),
+                releases=[row for row in body["growth"] if row["released"]],  # months without a release left out
+                settings=settings(),
+            ),
+            mimetype=media,
         )
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
+
+
+#: the counts the statistics page shows, each under its title, and the search facet its values filter by (if any)
+STATS_GROUPS: dict[str, dict[str, Any]] = {
+    "by_source": {"title": "Sources", "column": "Source", "unit": "Studies", "facet": "source"},
+    "by_imaging_method": {"title": "Imaging methods", "column": "Imaging method", "unit": "Studies", "facet": "imaging_method"},
+    "by_organism": {"title": "Organisms", "column": "Organism", "unit": "Studies", "facet": "organism"},
+    "by_licence": {"title": "Licences", "column": "Licence", "unit": "Studies", "facet": "licence"},
+    "by_file_format": {"title": "File formats", "column": "Format", "unit": "Files", "facet": None},
+}
+#: how many values of each facet the home page lists before "more…"
+HOME_FACET_VALUES = 8
+HOME_RECENT = 6
+
+
+def facet_links(counts: dict[str, int], facet: str | None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Each value with a count above zero, and the search that finds its studies (``/search?filter[facet]=value``)."""
+    base = settings().base_url
+    shown = [(value, count) for value, count in counts.items() if count]
+    return [
+        {
+            "value": value,
+            "count": count,
+            "url": f"{base}/search?{urlencode({f'filter[{facet}]': value})}" if facet else None,
+        }
+        for value, count in shown[:limit]
+    ]
+
+
+def recent_studies(limit: int = HOME_RECENT) -> list[dict[str, Any]]:
+    """The newest released studies: what a scientist scans a list for."""
+    result = services().archive.public.search.search("", sort="newest", limit=limit, offset=0, facet_fields=())
+    base = settings().base_url
+    return [
+        {
+            "accession": h.accession,
+            "url": identifiers.study_iri(base, h.accession),
+            "title": h.document.title,
+            "organisms": h.document.organisms,
+            "imaging_methods": h.document.imaging_methods,
+            "files": h.document.file_count,
+            "bytes": h.document.total_size,
+            "release_date": h.document.release_date,
+        }
+        for h in result.hits
+    ]
+
+
+def browse_groups(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The home page's ways in: organisms, imaging methods and sources, each value a link to its search."""
+    base = settings().base_url
+    groups = []
+    for key in ("by_organism", "by_imaging_method", "by_source"):
+        group = STATS_GROUPS[key]
+        values = facet_links(stats.get(key, {}), group["facet"])
+        more = f"{base}/stats" if len(values) > HOME_FACET_VALUES else None
+        groups.append({"title": group["title"], "counts": values[:HOME_FACET_VALUES], "more": more})
+    return groups
 
 
 @blp.route("/")
@@ -132,7 +202,8 @@ def home() -> Response:
         render_template(
             "home.html",
             stats=stats,
-            chart=growth_chart(stats["growth"]),
+            recent=recent_studies(),
+            browse=browse_groups(stats),
             settings=settings(),
             catalog_jsonld=script_json(catalog),
         ),
