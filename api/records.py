@@ -263,6 +263,7 @@ def render_record(doc: RecordDocument, media: str, document: bool = False) -> Re
                 settings=settings(),
                 formats=SIGNPOSTING_FORMATS,
                 planes=plane_browser(doc.iri),
+                label=StudyPage(services().archive.model, doc.tree, {}).label,
             ),
             mimetype="text/html",
         )

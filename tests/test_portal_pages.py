@@ -110,3 +110,10 @@ def test_study_page_keeps_paragraphs_and_shows_no_empty_sections(demo):
         body = section(tiny, heading)
         assert re.search(r"<(dd|li|p|td|img)[ >]", body), heading  # every section drawn has something in it
     assert "No links recorded" not in tiny and "<dt>" not in re.sub(r"<dt[^>]*>[^<]+</dt>\s*<dd>", "", tiny)
+
+
+def test_object_pages_label_fields_with_the_schema_titles(demo):
+    study = demo.get("/studies/S-BIAD1492.jsonld").get_json()
+    specimen = study["rembi:specimens"]["@id"]
+    html = page(demo, specimen.removeprefix(BASE))
+    assert "<dt>Prepared from</dt>" in html and "<dt>rembi:preparedFrom</dt>" not in html
