@@ -66,6 +66,7 @@ def create_app(
         routes_images,
         routes_portal,
         routes_search,
+        routes_signposting,
         routes_site,
         routes_sparql,
         routes_studies,
@@ -75,6 +76,7 @@ def create_app(
     blueprints = (
         routes_site,
         routes_studies,
+        routes_signposting,
         routes_files,
         routes_images,
         routes_zarr,

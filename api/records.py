@@ -26,9 +26,10 @@ from werkzeug.http import http_date
 from api.context import services, settings
 from api.image_page import plane_browser
 from api.study_page import StudyPage, paragraphs
+from api.signposting import SIGNPOSTING_FORMATS, landing_signposts, link_header
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
-from catalog.jsonld_tree import PREFIXES, expand_iri
+from catalog.jsonld_tree import PREFIXES
 from catalog.record_index import StoredRecord, body_digest
 from catalog.study_record import build_record, rendering_fingerprint
 from catalog.views import PRIVATE
@@ -49,12 +50,6 @@ RDF_FORMATS = {
     "application/rdf+xml": ox.RdfFormat.RDF_XML,
 }
 RDF_PREFIXES = {**PREFIXES, "schema": "http://schema.org/"}
-SIGNPOSTING_FORMATS = [
-    ("application/ld+json", "jsonld"),
-    ("text/turtle", "ttl"),
-    ("application/n-triples", "nt"),
-    ("application/rdf+xml", "rdf"),
-]
 
 
 @dataclass
@@ -148,35 +143,17 @@ def script_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _values(node: dict[str, Any], key: str) -> list[Any]:
-    value = node.get(key)
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
-def _plain(value: Any) -> str:
-    return str(value.get("@id") or value.get("@value")) if isinstance(value, dict) else str(value)
-
-
 def signposting(doc: RecordDocument) -> str:
     """FAIR signposting ``Link`` header of a study's landing page."""
-    root = doc.root
-    doi = next((_plain(d) for d in _values(root, "rembi:doi")), None)
-    links = [f'<{"https://doi.org/" + doi if doi else doc.study_iri}>; rel="cite-as"']
-    for media, suffix in SIGNPOSTING_FORMATS:
-        links.append(f'<{doc.study_iri}.{suffix}>; rel="describedby"; type="{media}"')
-    for licence in _values(root, "license"):
-        links.append(f'<{expand_iri(_plain(licence))}>; rel="license"')
-    links.append('<https://schema.org/Dataset>; rel="type"')
-    links.append('<https://schema.org/AboutPage>; rel="type"')
-    if _values(root, "distribution"):
-        links.append(f'<{doc.study_iri}/download>; rel="item"; type="application/zip"')
-    links.append(f'<{doc.study_iri}/files>; rel="item"; type="application/json"')
-    return ", ".join(links)
+    return link_header(landing_signposts(doc))
 
 
 _CACHE_SIZE = 1024
 #: how long shared caches may keep a released record before checking its ETag again
 PUBLIC_RECORD = "public, max-age=300"
+#: a released record is readable by browser clients on other sites (a simple GET with ``Accept`` needs no
+#: preflight); the validators and signposting links are exposed to them
+RECORD_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Link, ETag, Last-Modified, Content-Type"}
 
 
 class RecordCache:
@@ -223,7 +200,7 @@ def record_response(iri: str, media: str, document: bool = False) -> Response:
     if stored is not None and stored.modified is not None:
         validators["Last-Modified"] = http_date(stored.modified)
     if request.if_none_match.contains_weak(etag) or _not_modified_since(stored):  # RFC 9110: weak comparison
-        return Response(status=304, headers={**validators, "Cache-Control": PUBLIC_RECORD})
+        return Response(status=304, headers={**validators, "Cache-Control": PUBLIC_RECORD, **RECORD_CORS})
     cache: RecordCache = current_app.extensions.setdefault("bia.record_cache", RecordCache())
     key = (iri, media, tag, document, variant)
     hit = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
@@ -232,7 +209,7 @@ def record_response(iri: str, media: str, document: bool = False) -> Response:
         hit = (
             response.get_data(),
             response.mimetype or media,
-            {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control")},
+            {k: v for k, v in response.headers.items() if k in ("Link", "Cache-Control", *RECORD_CORS)},
         )
         cache.put(key, hit)
     body, mimetype, headers = hit
@@ -274,6 +251,8 @@ def render_record(doc: RecordDocument, media: str, document: bool = False) -> Re
     elif doc.is_study:
         response.headers["Link"] = signposting(doc)
     response.headers["Cache-Control"] = PUBLIC_RECORD if doc.released else "private, no-store"
+    if doc.released:
+        response.headers.update(RECORD_CORS)
     return response
 
 
@@ -357,10 +336,7 @@ def render_study_page(record: RecordDocument) -> str:
         ]
     except NotFound:
         pass  # an embargoed study (shown to its owner) has no links yet
-    signposts = [
-        {"rel": rel.split('"')[1], "href": href.strip("<> "), "type": None}
-        for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))
-    ]
+    signposts = landing_signposts(record)
     files = services().archive.registry.study(record.accession)
     titles = _titles(tree, {})
     return render_template(

@@ -19,6 +19,7 @@ from api.object_responses import object_response
 from api.openapi import BINARY, HTML, NOT_MODIFIED, Blueprint, errors, formats, path_choice, responses
 from api.records import request_owner, self_url
 from api.schemas import FILE_FILTERS, FileTable, FileTableArgs, ManifestEntry, StoredFile
+from api.signposting import collection_link
 from api.streams import checked_size, streamed
 from api.tabular import table_text
 from catalog import identifiers
@@ -238,7 +239,9 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
     if stored is None:
         raise NotFound(f"{row['path']} is listed by {accession} but its bytes are not held by this archive (a harvested record)")
     filename = row["path"].rsplit("/", 1)[-1]
-    return object_response(key, stored, name=row["path"], filename=filename)
+    response = object_response(key, stored, name=row["path"], filename=filename)
+    response.headers["Link"] = collection_link(accession)  # FAIR signposting: the way back to the landing page
+    return response
 
 
 class _Sink(io.RawIOBase):
@@ -296,7 +299,7 @@ def download_study(accession: str) -> Response:
     return Response(
         streamed(generate(), f"the zip of {accession}"),
         mimetype="application/zip",
-        headers={"Content-Disposition": content_disposition(f"{accession}.zip")},
+        headers={"Content-Disposition": content_disposition(f"{accession}.zip"), "Link": collection_link(accession)},
     )
 
 

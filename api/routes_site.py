@@ -271,14 +271,16 @@ def sitemap(args: dict[str, Any]) -> Response:
     return Response(streamed(lines(), "the sitemap"), mimetype="application/xml")
 
 
-#: What crawlers are kept out of: endless filter and query combinations, downloads, dumps and deposits.
+#: What crawlers are kept out of: endless filter and query combinations, dumps and deposits. The downloads the
+#: records advertise (a study's zip, a file's bytes: ``contentUrl`` and signposting ``item`` links) stay open, so that
+#: what a record names is what a crawler may fetch; their query variants do not.
 ROBOTS_DISALLOW = [
     "/sparql",
     "/search",
     "/studies/*/files?",
-    "/studies/*/download",
+    "/studies/*/download?",
     "/studies/*/manifest",
-    "/files/*/download",
+    "/files/*/download?",
     "/export.nq",
     "/links.",
     "/deposit",

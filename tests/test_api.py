@@ -811,8 +811,8 @@ def test_robots_txt_lets_crawlers_reach_every_study_but_not_endless_combinations
         "/search?q=cell",
         "/sparql?query=ASK%7B%7D",
         "/studies/S-BIAD1492/files?sort=size",
-        "/studies/S-BIAD1492/download",
-        "/files/S-BIAD1492/abc/download",
+        "/studies/S-BIAD1492/download?x=1",
+        "/files/S-BIAD1492/abc/download?x=1",
         "/export.nq",
         "/deposit",
     ):

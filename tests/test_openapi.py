@@ -40,7 +40,7 @@ RDF = ["text/turtle", "application/n-triples", "application/ld+json", "applicati
 RECORD = ["text/html", "application/ld+json", "text/turtle", "application/n-triples", "application/rdf+xml", "application/json"]
 #: how the answers' bodies are read before their schema is checked (openapi-core reads only a few types itself)
 READERS = {
-    **dict.fromkeys(["application/ld+json", "application/sparql-results+json"], json_loads),
+    **dict.fromkeys(["application/ld+json", "application/sparql-results+json", "application/linkset+json"], json_loads),
     **dict.fromkeys(
         [
             "text/turtle",
@@ -51,6 +51,7 @@ READERS = {
             "application/sparql-results+xml",
             "text/csv",
             "text/tab-separated-values",
+            "application/linkset",
         ],
         plain_loads,
     ),
@@ -152,6 +153,10 @@ CALLS = [
     get("/studies/{harvested}/links", accept="application/ld+json"),
     get("/studies/S-NOPE1/links", 404),
     get("/studies/{released}/links", 406, "text/turtle"),
+    get("/studies/{released}/linkset"),
+    get("/studies/{harvested}/linkset", accept="application/linkset"),
+    get("/studies/S-NOPE1/linkset", 404),
+    get("/studies/{released}/linkset", 406, "text/turtle"),
     # files
     get("/studies/{released}/files"),
     get("/studies/{released}/files?limit=2&sort=-Well&facets=Plate&filter[Plate]=1"),
