@@ -24,7 +24,7 @@ from api.streams import checked_size, streamed
 from api.tabular import table_text
 from catalog import identifiers
 from catalog.errors import NotFound
-from catalog.file_index import OPERATORS, FileIndex, Filter
+from catalog.file_index import OPERATORS, Column, FileIndex, Filter
 from catalog.file_store import content_disposition
 from catalog.image_representations import shown_thumbnails
 from catalog.views import PRIVATE, PUBLIC
@@ -32,6 +32,10 @@ from catalog.views import PRIVATE, PUBLIC
 blp = Blueprint("files", __name__, description="File tables, downloads and manifests")
 _FILTER = re.compile(r"^filter\[(?P<column>.+?)\](?:\[(?P<op>[a-z]+)\])?$")
 FACET_MAX_DISTINCT = 200
+#: the order of a file table nobody asked to sort
+DEFAULT_SORT = (("path", False),)
+#: columns the HTML table shows until the reader chooses (they fit a 1280-pixel screen with a thumbnail)
+SHOWN_BY_DEFAULT = 7
 TABLE_TYPES = ["application/json", "text/csv", "text/tab-separated-values", "text/html"]
 
 
@@ -74,9 +78,25 @@ def parse_filters() -> list[Filter]:
 
 
 def parse_sort(raw: str | None) -> list[tuple[str, bool]]:
+    """``sort=COLUMN`` or ``-COLUMN``; without one, by path (a stable order the reader can follow)."""
     if not raw:
-        return []
+        return list(DEFAULT_SORT)
     return [(raw[1:], True)] if raw.startswith("-") else [(raw, False)]
+
+
+def shown_columns(columns: list[Column], wanted: list[str] | None) -> list[str]:
+    """The columns the HTML table shows: those asked for (``columns=``, repeatable or comma-separated) in table
+    order, else the first :data:`SHOWN_BY_DEFAULT`; ``file_id`` is never shown (the rows link to the files)."""
+    names = [c.name for c in columns if c.name != "file_id"]
+    asked = [name for raw in wanted or [] for name in raw.split(",") if name]
+    if not asked:
+        return names[:SHOWN_BY_DEFAULT]
+    unknown = [name for name in asked if name not in names]
+    if unknown:
+        raise BadParameter(
+            f"no column {unknown[0]!r} in this file table; columns are: {', '.join(names)}", [{"field": "columns"}]
+        )
+    return [name for name in names if name in asked]
 
 
 def _download_url(accession: str, file_id: str) -> str:
@@ -91,8 +111,8 @@ def _decorate(accession: str, row: dict[str, Any]) -> dict[str, Any]:
 
 TABLE_DESCRIPTION = (
     "filter[COLUMN]=VALUE (repeatable: any of the values), filter[COLUMN][prefix|gte|lte|gt|lt|ne]=VALUE, "
-    "sort=COLUMN or sort=-COLUMN, limit, cursor (from `next`), facets=COL1,COL2. CSV/TSV export the whole "
-    "filtered table."
+    "sort=COLUMN or sort=-COLUMN (default: path), limit, cursor (from `next`), facets=COL1,COL2, columns=COL "
+    "(the columns the HTML table shows). CSV/TSV export the whole filtered table, every column."
 )
 TABLE_ANSWERS = responses(formats(200, HTML, "text/csv", "text/tab-separated-values"), errors(400, 404, 406))
 
@@ -135,6 +155,7 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
     media = choose(TABLE_TYPES, fmt)
     filters, sort = parse_filters(), parse_sort(args.get("sort"))
     columns = index.columns(name)
+    shown = shown_columns(columns, args.get("columns"))  # a column that is not there is a 400 in every format
     if media in ("text/csv", "text/tab-separated-values"):
         index.query(name, filters, sort, limit=1)  # a bad filter or sort is a 400 now, not a broken stream later
         return _export(index, name, filters, sort, [c.name for c in columns], "," if media == "text/csv" else "\t", media)
@@ -158,16 +179,42 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
         },
     }
     if media == "text/html":
-        held = _holds_files(name, index)
-        rows: list[dict[str, Any]] = body["items"]  # type: ignore[assignment]
-        thumbnails = shown_thumbnails(services().archive.file_store, str(body["study"]), rows) if held else {}
-        return Response(
-            render_template(
-                "files.html", table=body, accession=name, settings=settings(), args=request.args, held=held, thumbnails=thumbnails
-            ),
-            mimetype=media,
-        )
+        return _table_page(index, name, body, shown, filters)
     return Response(json.dumps(body, ensure_ascii=False), mimetype=media)
+
+
+def _table_page(index: FileIndex, accession: str, body: dict[str, Any], shown: list[str], filters: list[Filter]) -> Response:
+    """The table for people: the chosen columns, thumbnails of image files, counts of the filter and of the whole."""
+    held = _holds_files(accession, index)
+    rows: list[dict[str, Any]] = body["items"]
+    thumbnails = shown_thumbnails(services().archive.file_store, str(body["study"]), rows) if held else {}
+    filtered = {f.column for f in filters}
+    page = render_template(
+        "files.html",
+        table=body,
+        accession=accession,
+        settings=settings(),
+        args=request.args,
+        held=held,
+        thumbnails=thumbnails,
+        shown=shown,
+        # a filter on a column not shown keeps its field in the form
+        fields=[c["name"] for c in body["columns"] if c["name"] in shown or c["name"] in filtered],
+        whole=index.totals(accession) if filters else body["totals"],
+        sort=request.args.get("sort") or "path",
+        kept=_operator_filters(),
+    )
+    return Response(page, mimetype="text/html")
+
+
+def _operator_filters() -> list[tuple[str, str]]:
+    """The ``filter[COLUMN][OP]`` parameters of this request (the form has fields for equality only; it keeps these)."""
+    return [
+        (key, value)
+        for key in request.args
+        if (match := _FILTER.match(key)) and match.group("op")
+        for value in request.args.getlist(key)
+    ]
 
 
 def _export(

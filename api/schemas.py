@@ -76,6 +76,10 @@ class FileTableArgs(QueryArgs):
     facets = fields.String(
         metadata={"description": "Columns to count values of, comma-separated (default: those with few values)"}
     )
+    columns = fields.List(
+        fields.String(),
+        metadata={"description": "Columns the HTML table shows, repeatable or comma-separated (default: the first seven)"},
+    )
 
 
 #: the column filters of a file table, read from the query string by name
