@@ -1,7 +1,8 @@
 """A study of many files harvested by the job queue: image headers read by worker processes, with a kill -9 half-way.
 
-    python -m benchmarks.header_jobs_bench [--files 1300000] [--processes 2] [--batch 64] [--unstored 4]
-                                           [--dir FOLDER] [--database-url postgresql://…] [--no-kill] [--no-main]
+    python -m benchmarks.header_jobs_bench [--files 1300000] [--processes 2] [--batch 64] [--unstored 8]
+                                           [--dir FOLDER] [--database-url postgresql://… | --postgres]
+                                           [--no-kill] [--no-main]
 
 Builds a local file store of ``--files`` files in one study by hard-linking clones of the real TIFF and MRC samples
 (those of :mod:`benchmarks.headers_bench`; a new copy of a sample every 50,000 links, under ext4's link limit), then
@@ -345,10 +346,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_300_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="Worker processes [one per core].")
     parser.add_argument("--batch", type=int, default=64, help="Jobs a worker claims at once (bia work --batch).")
-    parser.add_argument("--unstored", type=int, default=4, help="Results a worker may hold unstored (Worker).")
+    parser.add_argument("--unstored", type=int, default=8, help="Results a worker may hold unstored (Worker).")
     parser.add_argument("--kill-files", type=int, help="Files of the kill -9 test [default: --files].")
     parser.add_argument("--baseline-files", type=int, default=3000, help="Files the raw libraries read.")
     parser.add_argument("--database-url", help="PostgreSQL state database (its jobs table is emptied).")
+    parser.add_argument(
+        "--postgres", action="store_true", help="Start a throw-away PostgreSQL cluster (as the tests do: fsync off) and use it."
+    )
     parser.add_argument("--dir", type=Path, help="Folder for the files and catalogs (default: a temporary one).")
     parser.add_argument("--no-main", action="store_true", help="Only the kill -9 test.")
     parser.add_argument("--no-kill", action="store_true", help="Only the harvest.")
@@ -358,6 +362,13 @@ def main() -> None:
     if args.work:
         return work(args.work, args.database_url, args.batch, args.unstored, args.log)
     root = Path(tempfile.mkdtemp(dir=args.dir, prefix="header-jobs-bench-"))
+    postgres = None
+    if args.postgres:
+        from tests.servers.postgres_server import start_postgres
+
+        postgres = start_postgres()
+        args.database_url = postgres.url
+        print(f"PostgreSQL {postgres.url} (a throw-away cluster, fsync off as in the tests)")
     try:
         start = time.perf_counter()
         keys = build_store(root / "store", max(args.files, args.kill_files or 0))
@@ -369,6 +380,10 @@ def main() -> None:
         if not args.no_kill:
             kill_run(args, root, root / "store", keys[: args.kill_files or args.files])
     finally:
+        if postgres is not None:
+            from tests.servers.postgres_server import stop_postgres
+
+            stop_postgres(postgres)
         shutil.rmtree(root, ignore_errors=True)
 
 

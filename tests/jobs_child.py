@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lease", type=float, default=60.0)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.0)
-    parser.add_argument("--unstored", type=int, default=4)
+    parser.add_argument("--unstored", type=int, default=8)
     args = parser.parse_args(argv)
     db = open_db(args.database)
     queue = AnnouncingQueue(db, args.lease, max_attempts=5, retry_seconds=0)

@@ -397,6 +397,26 @@ def test_a_batch_s_results_are_stored_while_its_later_jobs_run(site):
     watcher.close()
 
 
+def test_results_are_stored_in_groups_of_half_the_unstored_most(site):
+    """A transaction costs more than storing a result: one is shared by half as many results as may wait."""
+    groups = []
+
+    class Counting(JobQueue):
+        def finish_many(self, done):
+            groups.append(len(done))
+            return super().finish_many(done)
+
+    def square(job):
+        time.sleep(0.02)  # time for the background transaction to start between two results
+        return job.payload["n"] ** 2
+
+    queue = Counting(site.db)
+    _enqueue(queue, "S-1", 9)
+    assert Worker(queue, {KIND: square}, batch=9, unstored=4).run(once=True).done == 9
+    assert sum(groups) == 9 and all(size >= 2 for size in groups[:-1]) and max(groups) <= 4, groups
+    queue.close()
+
+
 def test_a_worker_killed_in_the_middle_of_a_batch_has_lost_the_work_of_unstored_plus_one_jobs(site, tmp_path):
     """Killed while handling the 7th job of a batch of 12 with at most one result unstored: the rerun does again
     at most 2 jobs (the one in hand and the one being stored); the jobs claimed but not started are taken over."""
