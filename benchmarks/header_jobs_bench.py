@@ -313,7 +313,8 @@ def kill_run(args, root: Path, store: Path, keys: list[str]) -> None:
     print(
         f"  {len(keys):,} headers in {(first + second) / 60:.1f} min in all: {rate:,.0f} headers/s, {rate / (os.cpu_count() or 1):,.0f} per core"
     )
-    print(f"  state database: {_size(data_dir):,.0f} MiB")
+    if not args.database_url:
+        print(f"  state database: {_size(data_dir):,.0f} MiB")
     results = collections.Counter(job.file_key for job in queue.results(STUDY))
     assert len(results) == len(keys) and set(results.values()) == {1}, "every key has one result"
     print(f"  every one of the {len(keys):,} files has one result")
