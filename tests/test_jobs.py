@@ -379,6 +379,92 @@ def test_a_stopping_worker_hands_back_the_jobs_it_did_not_start(site):
     queue.close()
 
 
+def test_a_batch_s_results_are_stored_while_its_later_jobs_run(site):
+    """With at most one result waiting to be stored, every job but the one before is stored when a job starts."""
+    queue, watcher = JobQueue(site.db), JobQueue(site.db)
+    files = _enqueue(queue, "S-1", 8)
+    stored_at_start = []
+
+    def square(job):
+        earlier = files[: files.index(job.file_key)]
+        stored_at_start.append(sum(watcher.job(KIND, "S-1", f, VERSION).state == DONE for f in earlier) - len(earlier))
+        return job.payload["n"] ** 2
+
+    tally = Worker(queue, {KIND: square}, batch=8, unstored=1).run(once=True)
+    assert tally.done == 8 and [j.result for j in queue.results("S-1")] == [i * i for i in range(8)]
+    assert stored_at_start[:1] == [0] and all(missing >= -1 for missing in stored_at_start), stored_at_start
+    queue.close()
+    watcher.close()
+
+
+def test_results_are_stored_in_groups_of_half_the_unstored_most(site):
+    """A transaction costs more than storing a result: one is shared by half as many results as may wait."""
+    groups = []
+
+    class Counting(JobQueue):
+        def finish_many(self, done):
+            groups.append(len(done))
+            return super().finish_many(done)
+
+    def square(job):
+        time.sleep(0.02)  # time for the background transaction to start between two results
+        return job.payload["n"] ** 2
+
+    queue = Counting(site.db)
+    _enqueue(queue, "S-1", 9)
+    assert Worker(queue, {KIND: square}, batch=9, unstored=4).run(once=True).done == 9
+    assert sum(groups) == 9 and all(size >= 2 for size in groups[:-1]) and max(groups) <= 4, groups
+    queue.close()
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_has_lost_the_work_of_unstored_plus_one_jobs(site, tmp_path):
+    """Killed while handling the 7th job of a batch of 12 with at most one result unstored: the rerun does again
+    at most 2 jobs (the one in hand and the one being stored); the jobs claimed but not started are taken over."""
+    log = tmp_path / "runs.log"
+    queue = JobQueue(site.db, max_attempts=5)
+    files = _enqueue(queue, "S-1", 12)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.jobs_child", site.database, str(log), "--batch", "12", "--unstored", "1"]
+        + ["--pause", "0.05"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handling = 0
+    while handling < 7:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        handling += line.startswith("handling")
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    assert queue.counts()[KIND][DONE] >= 5
+    Worker(queue, {KIND: square_handler(log)}).run(once=True)
+    started, ended, _ = _runs(log)
+    assert queue.counts()[KIND][DONE] == 12 and set(started) == {f"S-1/{f}" for f in files}
+    assert sum(n - 1 for n in started.values()) <= 2, started
+    queue.close()
+
+
+def test_a_result_that_could_not_be_stored_fails_the_batch_after_the_others_are_stored(site):
+    class Flaky(JobQueue):
+        calls = 0
+
+        def finish_many(self, done):
+            self.calls += 1
+            if self.calls == 1:
+                raise DatabaseUnavailable("the database went away")
+            return super().finish_many(done)
+
+    queue = Flaky(site.db)
+    files = _enqueue(queue, "S-1", 4)
+    with pytest.raises(DatabaseUnavailable):
+        Worker(queue, {KIND: lambda job: job.payload["n"]}, batch=4, unstored=1).run(once=True)
+    states = Counter(queue.job(KIND, "S-1", f, VERSION).state for f in files)
+    assert states == {DONE: 3, RUNNING: 1}  # the lost one is taken up again when its lease runs out
+    queue.close()
+
+
 def test_versions_of_a_kind_are_claimed_apart(site):
     queue = JobQueue(site.db)
     queue.enqueue(KIND, "S-1", "a.tif", "1")

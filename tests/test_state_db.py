@@ -10,7 +10,8 @@ import time
 import pytest
 
 from catalog.registry import FINALIZING, Registry
-from catalog.state_db import DatabaseUnavailable, PostgresStateDB, to_postgres
+from catalog.state_db import DatabaseUnavailable, PostgresStateDB, SqliteStateDB, to_postgres
+from catalog.state_schema import ensure_schema
 from catalog.errors import Unauthorized
 
 
@@ -152,3 +153,47 @@ def test_a_database_outage_leaves_health_answering_and_requests_get_503(tmp_path
                 app.extensions["bia.sparql"].close()
     finally:
         stop_postgres(server)
+
+
+def test_an_embedded_database_keeps_its_wal_between_transactions_until_closed(tmp_path):
+    """A transaction's connection closing is not the last one: no checkpoint and WAL rebuilt per transaction."""
+    db = SqliteStateDB(tmp_path / "state.sqlite")
+    ensure_schema(db)
+    wal = tmp_path / "state.sqlite-wal"
+    for n in range(3):
+        with db.transaction(write=True) as conn:
+            conn.execute("INSERT INTO counters VALUES (?, ?)", (f"c{n}", n))
+        assert wal.exists() and wal.stat().st_size > 0
+    with db.transaction() as conn:
+        assert [row["value"] for row in conn.execute("SELECT value FROM counters WHERE name LIKE 'c%' ORDER BY name")] == [
+            0,
+            1,
+            2,
+        ]
+    db.close()
+    assert not wal.exists()  # the last connection closed: checkpointed and removed
+    with db.transaction() as conn:  # a closed handle still answers, a connection per transaction
+        assert conn.execute("SELECT count(*) FROM counters WHERE name LIKE 'c%'").fetchone()[0] == 3
+
+
+def test_a_forked_child_uses_its_own_idle_connection_and_leaves_its_parent_s(tmp_path):
+    import os
+
+    db = SqliteStateDB(tmp_path / "state.sqlite")
+    ensure_schema(db)
+    with db.transaction(write=True) as conn:
+        conn.execute("INSERT INTO counters VALUES ('parent', 1)")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        try:
+            with db.transaction(write=True) as conn:
+                conn.execute("INSERT INTO counters VALUES ('child', 2)")
+            db.close()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] == 0
+    with db.transaction(write=True) as conn:
+        conn.execute("UPDATE counters SET value = value + 10 WHERE name = 'child'")
+        assert conn.execute("SELECT value FROM counters WHERE name = 'child'").fetchone()[0] == 12
+    db.close()

@@ -19,6 +19,7 @@ reads them back (the sandbox sends results between processes as JSON).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -144,9 +145,15 @@ class ImageHeaders:
 
 def _build(cls: Any, data: Any) -> Any:
     """An instance of dataclass ``cls`` from its :func:`dataclasses.asdict` form (nested dataclasses rebuilt)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values = {f.name: _convert(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
     return cls(**values)
+
+
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    """The resolved field types of ``cls`` (resolving them costs more than the rest of :func:`_build`)."""
+    return typing.get_type_hints(cls)
 
 
 def _convert(hint: Any, value: Any) -> Any:
