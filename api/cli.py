@@ -540,7 +540,7 @@ def worker(ctx: click.Context, once: bool) -> None:
 @click.option("--kinds", help="Comma-separated job kinds to work on [default: every registered kind].")
 @click.option("--once", is_flag=True, help="Stop when no job is ready instead of waiting for more.")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 256), help="Worker processes.")
-@click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 1000), help="Jobs a worker claims at once.")
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1, 1000), help="Jobs a worker claims at once.")
 @click.pass_context
 def work(ctx: click.Context, kinds: str | None, once: bool, processes: int, batch: int) -> None:
     """Do queued jobs (e.g. reading image headers) until stopped (SIGTERM or Ctrl-C), in any number of processes

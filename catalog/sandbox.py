@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -167,15 +167,44 @@ class Pipe:
                 pass
 
 
+#: variables a sandboxed worker never inherits (besides every ``BIA_*`` setting)
+SECRET_VARIABLES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "DATABASE_URL",
+    }
+)
+
+
+def without_secrets(environment: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` without the catalog's settings and known credentials."""
+    return {k: v for k, v in environment.items() if not k.startswith("BIA_") and k not in SECRET_VARIABLES}
+
+
 class ChildProcess:
     """``python -m <module> <read fd> <write fd> *args``: a fresh interpreter (no fork of the caller) on this
     checkout's packages, talking over two pipes (:attr:`conn`); killed with SIGKILL when it must stop."""
 
-    def __init__(self, module: str, args: Sequence[str] = (), env: dict[str, str] | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        quiet: bool = False,
+        *,
+        keep_secrets: bool = True,
+    ) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         root = str(Path(__file__).resolve().parent.parent)
-        environment = {**os.environ, **(env or {})}
+        inherited = os.environ if keep_secrets else without_secrets(os.environ)
+        environment = {**inherited, **(env or {})}
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, str(to_child_r), str(from_child_w), *args],
@@ -208,7 +237,9 @@ class _Worker(ChildProcess):
     def __init__(self, limits: Limits, preload: Sequence[str]) -> None:
         file_bytes = "none" if limits.max_file_bytes is None else str(limits.max_file_bytes)
         args = [str(limits.seconds), str(limits.memory_bytes), file_bytes, *preload]
-        super().__init__("catalog.sandbox", args, env=_WORKER_ENV, quiet=True)
+        # a process that parses untrusted bytes gets no credential: not the catalog's settings (S3 keys, the
+        # database's URL and password), not a cloud SDK's
+        super().__init__("catalog.sandbox", args, env=_WORKER_ENV, quiet=True, keep_secrets=False)
 
     def stop(self) -> None:
         try:

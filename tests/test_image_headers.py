@@ -778,3 +778,15 @@ def test_a_stored_file_whose_key_has_no_extension_is_told_by_its_name(tmp_path, 
     assert read_stored(pool, store, "staging/sub1/f0001").status == "unsupported"
     found = read_stored(pool, store, "staging/sub1/f0001", name="maps/emd_3197.map")
     assert found.status == "ok" and found.series[0].size_z == 20
+
+
+def test_a_sandboxed_reader_inherits_no_credential(monkeypatch):
+    """A process that parses untrusted bytes gets none of the catalog's settings (S3 keys, the database URL) nor a
+    cloud SDK's credentials."""
+    monkeypatch.setenv("BIA_S3_SECRET_KEY", "s3cret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    monkeypatch.setenv("HOME_PAGE_COLOUR", "kept")
+    with SandboxPool(1, Limits(seconds=10)) as sandbox:
+        seen = sandbox.call("os:getenv", "BIA_S3_SECRET_KEY"), sandbox.call("os:getenv", "AWS_SECRET_ACCESS_KEY")
+        kept = sandbox.call("os:getenv", "HOME_PAGE_COLOUR")
+    assert seen == (None, None) and kept == "kept"
