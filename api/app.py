@@ -64,6 +64,7 @@ def create_app(
         routes_deposits,
         routes_files,
         routes_images,
+        routes_oai,
         routes_portal,
         routes_search,
         routes_signposting,
@@ -83,6 +84,7 @@ def create_app(
         routes_search,
         routes_sparql,
         routes_deposits,
+        routes_oai,
     )
     for module in (*blueprints, routes_portal):
         api.register_blueprint(module.blp)

@@ -17,6 +17,7 @@ SUFFIXES = {
     "html": "text/html",
     "csv": "text/csv",
     "tsv": "text/tab-separated-values",
+    "datacite.xml": "application/vnd.datacite.datacite+xml",
 }
 
 

@@ -14,11 +14,13 @@ from api.openapi import HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, for
 from api.records import RECORD_TYPES, page_links, record_response
 from api.schemas import StudyLinks, StudyList, StudyListArgs
 from api.tabular import table_text
+from api.citation_records import datacite_response
+from catalog.datacite import MEDIA_TYPE as DATACITE
 from catalog import identifiers
 from catalog.errors import NotFound
 
 blp = Blueprint("studies", __name__, description="Study records as JSON-LD, Turtle, N-Triples, RDF/XML and HTML")
-_SUFFIX = re.compile(r"^(?P<name>.+)\.(?P<suffix>" + "|".join(SUFFIXES) + r")$")
+_SUFFIX = re.compile(r"^(?P<name>.+)\.(?P<suffix>" + "|".join(map(re.escape, SUFFIXES)) + r")$")
 #: a record's answer in each of its forms (HTML, the landing page, first), and when the client's copy is current
 RECORD_ANSWERS = responses(
     formats(200, "text/turtle", "application/n-triples", "application/rdf+xml"),
@@ -26,6 +28,9 @@ RECORD_ANSWERS = responses(
     {304: NOT_MODIFIED},
     errors(404, 406),
 )
+#: a study's forms: its record's, and its DataCite metadata (released studies)
+STUDY_TYPES = [*RECORD_TYPES, DATACITE]
+STUDY_ANSWERS = responses(RECORD_ANSWERS, formats(200, DATACITE))
 
 
 def study_iri_or_404(accession: str) -> str:
@@ -78,16 +83,19 @@ def list_studies(args: dict[str, Any]) -> Response:
     TEXT,
     content_type=HTML,
     description="The study's record; HTML, its landing page, unless Accept or a suffix "
-    "(.jsonld, .ttl, .nt, .rdf, .html) asks for another form",
+    "(.jsonld, .ttl, .nt, .rdf, .html, .datacite.xml) asks for another form",
 )
 @blp.doc(
     operationId="getStudy",
-    summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML or HTML",
-    responses=RECORD_ANSWERS,
+    summary="One study: JSON-LD (schema.org Dataset, Bioschemas), Turtle, N-Triples, RDF/XML, HTML or DataCite XML",
+    responses=STUDY_ANSWERS,
 )
 def get_study(accession: str) -> Response:
     name, suffix = _split_suffix(accession)
-    media = choose(RECORD_TYPES, suffix)
+    media = choose(STUDY_TYPES, suffix)
+    if media == DATACITE:
+        study_iri_or_404(name)
+        return datacite_response(name)
     return record_response(study_iri_or_404(name), media, document=suffix is not None)
 
 

@@ -26,13 +26,14 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from rdflib import Graph
 
-from catalog import identifiers, image_facts, remembered
+from catalog import identifiers, image_facts, oai_records, remembered
 from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
@@ -421,7 +422,11 @@ class Archive:
     @_serialized
     def withdraw(self, accession: str) -> None:
         """Remove a study from every view (graph, file table, search entry, rendered record); idempotent. Work
-        undone after its commit point (a finalize given up) must not stay visible."""
+        undone after its commit point (a finalize given up) must not stay visible. A released study leaves a
+        deleted record for harvesters (:mod:`catalog.oai_records`)."""
+        released = self.public.search.get(accession)
+        if released is not None:
+            oai_records.record_withdrawal(self.state, released, time.time())
         self._drop_elsewhere(accession, keep="")
         self.registry.record_change()
         self._changed(Change(accession, None, "withdrawn"))

@@ -200,6 +200,10 @@ class Settings:
     preview_max_memory_mb: int = 512
     #: preview worker processes (0: one per core)
     preview_workers: int = 0
+    #: records (or headers) per OAI-PMH list response; a resumption token asks for the next page (``/oai``)
+    oai_page_size: int = 100
+    #: the address OAI-PMH ``Identify`` names as the repository's administrator
+    admin_email: str = "admin@example.org"
     #: names of the fields set explicitly (environment or overrides); None: those that differ from the defaults
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
@@ -276,6 +280,9 @@ class Settings:
         "preview_timeout": ("BIA_PREVIEW_TIMEOUT", float),
         "preview_max_memory_mb": ("BIA_PREVIEW_MAX_MEMORY_MB", int),
         "preview_workers": ("BIA_PREVIEW_WORKERS", int),
+        # harvesting by others (issue 19)
+        "oai_page_size": ("BIA_OAI_PAGE_SIZE", int),
+        "admin_email": ("BIA_ADMIN_EMAIL", str),
     }
 
     @classmethod

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS image_facts (study TEXT PRIMARY KEY, changed BIGINT N
 CREATE TABLE IF NOT EXISTS images (
     study TEXT NOT NULL, image_id TEXT NOT NULL, file_key TEXT NOT NULL, series INTEGER NOT NULL, generation BIGINT NOT NULL,
     PRIMARY KEY (study, image_id));
+CREATE TABLE IF NOT EXISTS withdrawn_studies (
+    accession TEXT PRIMARY KEY, withdrawn DOUBLE PRECISION NOT NULL, sets TEXT NOT NULL);
 """
 
 #: columns added after the first release, with their definitions (databases made earlier gain them at open)
