@@ -25,6 +25,7 @@ from werkzeug.http import http_date
 
 from api.context import services, settings
 from api.image_page import plane_browser
+from api.source_files import source_page
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES, expand_iri
@@ -358,6 +359,7 @@ def render_study_page(record: RecordDocument) -> str:
         for href, rel in (part.split(";", 1) for part in signposting(record).split(", <"))
     ]
     files = services().archive.registry.study(record.accession)
+    harvested = files is not None and files.source != "deposit"
     return render_template(
         "study.html",
         record=record,
@@ -370,6 +372,7 @@ def render_study_page(record: RecordDocument) -> str:
         links=links,
         citation=citation_text(tree, record),
         file_count=files.file_count if files else 0,
+        source=source_page(record.accession, tree) if harvested else None,
         signposts=signposts,
     )
 
