@@ -914,39 +914,22 @@ def main() -> None:
 # ----------------------------------------------------------------------------- serving
 
 
-DEMO_SETS = (
-    ("pagetab", "biostudies", "*.json", ("S-BIAD1492.json", "S-BIADTEST.json")),
-    ("empiar", "empiar", None, ()),
-    ("idr", "idr", None, ()),
-    ("rocrate", "rocrate", None, ()),
-)
-
-
 def load_demo(services) -> str:
-    """Harvest the bundled real sample studies (idempotent); returns a one-line summary."""
-    from loaders.harvest import Harvester
+    """Load the demo catalog (:mod:`api.demo_loader`: the bundled records harvested, a study with real files
+    deposited; idempotent); returns a one-line summary and tells of failures on stderr."""
+    from api.demo_loader import load_demo as load
 
-    demo = Path(__file__).parent / "demo"
-    harvester = Harvester(services.archive)
-    loaded = unchanged = failed = 0
-    for kind, folder, _pattern, names in DEMO_SETS:
-        if kind == "rocrate":
-            items = [str(demo / folder)]
-        elif names:
-            items = [str(demo / folder / n) for n in names]
-        else:
-            items = [str(p) for p in sorted((demo / folder).iterdir()) if p.is_file()]
-        summary = harvester.run(kind, items)
-        loaded, unchanged, failed = loaded + len(summary.loaded), unchanged + len(summary.unchanged), failed + len(summary.failed)
-        for item, reason in summary.failed:
-            click.echo(f"demo: {item}: {reason}", err=True)
-    return f"demo studies: {loaded} loaded, {unchanged} unchanged, {failed} failed"
+    return load(services, echo=lambda message: click.echo(message, err=True)).summary()
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="BIA_HOST", help="Interface to listen on [env BIA_HOST].")
 @click.option("--port", default=5000, show_default=True, type=int, envvar="BIA_PORT", help="Port [env BIA_PORT].")
-@click.option("--demo", is_flag=True, help="First load the bundled real sample studies (PageTab, EMPIAR, IDR, RO-Crate).")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="First load the demo: the bundled real sample studies (PageTab, EMPIAR, IDR, RO-Crate) and a deposit of real image files.",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     """Serve the catalog over HTTP (embedded stores by default). For production use gunicorn (see README)."""

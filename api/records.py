@@ -27,6 +27,7 @@ from api.context import services, settings
 from api.image_page import plane_browser
 from api.study_page import StudyPage, paragraphs
 from api.signposting import SIGNPOSTING_FORMATS, landing_signposts, link_header
+from api.source_files import source_page
 from catalog import identifiers
 from catalog.errors import NotFound, Unauthorized
 from catalog.jsonld_tree import PREFIXES
@@ -339,6 +340,7 @@ def render_study_page(record: RecordDocument) -> str:
     signposts = landing_signposts(record)
     files = services().archive.registry.study(record.accession)
     titles = _titles(tree, {})
+    harvested = files is not None and files.source != "deposit"
     return render_template(
         "study.html",
         record=record,
@@ -353,6 +355,7 @@ def render_study_page(record: RecordDocument) -> str:
         links=links,
         citation=citation_text(tree, record),
         file_count=files.file_count if files else 0,
+        source=source_page(record.accession, tree) if harvested else None,
         signposts=signposts,
     )
 

@@ -9,7 +9,7 @@ import re
 import zipfile
 from typing import Any, Iterator
 
-from flask import Response, render_template, request
+from flask import Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
@@ -18,6 +18,7 @@ from api.negotiate import choose
 from api.object_responses import object_response
 from api.openapi import BINARY, HTML, NOT_MODIFIED, Blueprint, errors, formats, path_choice, responses
 from api.records import request_owner, self_url
+from api.source_files import source_file_url
 from api.schemas import FILE_FILTERS, FileTable, FileTableArgs, ManifestEntry, StoredFile
 from api.signposting import collection_link
 from api.streams import checked_size, streamed
@@ -188,6 +189,10 @@ def _table_page(index: FileIndex, accession: str, body: dict[str, Any], shown: l
     held = _holds_files(accession, index)
     rows: list[dict[str, Any]] = body["items"]
     thumbnails = shown_thumbnails(services().archive.file_store, str(body["study"]), rows) if held else {}
+    # a harvested study's download links redirect to its source archive (when its file server is known)
+    downloads = held or (
+        _harvested(accession) and bool(rows) and source_file_url(settings(), accession, rows[0]["path"]) is not None
+    )
     filtered = {f.column for f in filters}
     page = render_template(
         "files.html",
@@ -195,7 +200,7 @@ def _table_page(index: FileIndex, accession: str, body: dict[str, Any], shown: l
         accession=accession,
         settings=settings(),
         args=request.args,
-        held=held,
+        held=downloads,
         thumbnails=thumbnails,
         shown=shown,
         # a filter on a column not shown keeps its field in the form
@@ -268,11 +273,15 @@ def file_metadata(accession: str, file_id: str) -> Response:
 )
 @blp.doc(
     operationId="downloadFile",
-    summary="Download one file: a redirect to a presigned S3 URL, or the bytes (Range supported)",
+    summary="Download one file: the bytes (Range supported), or a redirect to a presigned S3 URL or, for a "
+    "harvested study, to the file at its source archive",
     responses=responses(
         {
             206: {"description": "The range asked for (`Content-Range`)", "content": {"*/*": {"schema": BINARY}}},
-            302: {"description": "Where to fetch the bytes: a presigned S3 URL (`Location`)"},
+            302: {
+                "description": "Where to fetch the bytes (`Location`): a presigned S3 URL, or the file at the archive a "
+                "harvested study came from (BioStudies, EMPIAR: `BIA_HEADER_SOURCES`)"
+            },
             304: NOT_MODIFIED,
         },
         errors(404, 412, 416),
@@ -284,11 +293,27 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
     store = services().archive.file_store
     stored = store.stat(key)
     if stored is None:
-        raise NotFound(f"{row['path']} is listed by {accession} but its bytes are not held by this archive (a harvested record)")
+        return _at_source(accession, row["path"])
     filename = row["path"].rsplit("/", 1)[-1]
     response = object_response(key, stored, name=row["path"], filename=filename)
     response.headers["Link"] = collection_link(accession)  # FAIR signposting: the way back to the landing page
     return response
+
+
+def _harvested(accession: str) -> bool:
+    """Whether the study is a harvested record (its files are held by the archive it came from), not a deposit."""
+    row = services().archive.registry.study(accession)
+    return row is not None and row.source != "deposit"
+
+
+def _at_source(accession: str, path: str) -> BaseResponse:
+    """A file whose bytes this archive does not hold: a redirect to it at the archive a harvested study came from
+    (:mod:`api.source_files`), else 404."""
+    url = source_file_url(settings(), accession, path) if _harvested(accession) else None
+    if url is None:
+        where = "not held by this archive" + (" nor located at its source" if _harvested(accession) else "")
+        raise NotFound(f"{path} is listed by {accession} but its bytes are {where}")
+    return redirect(url, code=302)
 
 
 class _Sink(io.RawIOBase):
@@ -359,7 +384,8 @@ def download_study(accession: str) -> Response:
 )
 @blp.doc(
     operationId="getManifest",
-    summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools",
+    summary="Download URLs with sizes and checksums of every file (TSV or JSON), for bulk download tools; a harvested "
+    "study's URLs are its files at its source archive (no checksums)",
     responses=responses(formats(200, "application/json", schema={"type": "array", "items": ManifestEntry}), errors(404, 406)),
 )
 def manifest(accession: str) -> Response:
@@ -367,11 +393,16 @@ def manifest(accession: str) -> Response:
     store = services().archive.file_store
     media = choose(["text/tab-separated-values", "application/json"])
 
+    harvested = _harvested(accession)
+
     def entries() -> Iterator[dict[str, Any]]:
         for row in index.iter_rows(accession):
-            stored = store.stat(f"studies/{accession}/{row['path']}")
+            # a harvested study's file: where its source archive serves it (no checksums are known here)
+            stored = None if harvested else store.stat(f"studies/{accession}/{row['path']}")
             yield {
-                "url": _download_url(accession, row["file_id"]),
+                "url": source_file_url(settings(), accession, row["path"])
+                if harvested
+                else _download_url(accession, row["file_id"]),
                 "path": row["path"],
                 "size": row.get("size"),
                 "md5": stored.md5 if stored else None,

@@ -182,7 +182,8 @@ def test_only_studies_whose_files_are_held_advertise_a_download(client, catalog)
     page = client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "/studies/S-BIAD1492/download" not in page
     files_page = client.get("/studies/S-BIAD1492/files", headers={"Accept": "text/html"}).get_data(as_text=True)
-    assert "/download" not in files_page
+    assert "/studies/S-BIAD1492/download" not in files_page  # no zip; each file's link leads to its source archive
+    assert 'href="https://www.ebi.ac.uk/biostudies/studies/S-BIAD1492"' in page
 
 
 def test_every_sub_object_iri_dereferences(client):
@@ -699,7 +700,11 @@ def test_file_metadata_download_and_range(client, catalog):
     )
     error_shape(client.get(f"/files/{accession}/nope"), 404)
     harvested = client.get("/studies/S-BIAD1492/files?limit=1").get_json()["items"][0]
-    assert "not held" in error_shape(client.get(harvested["download"].replace(BASE, "")), 404)["message"]
+    at_source = client.get(harvested["download"].replace(BASE, ""))  # the file where BioStudies serves it
+    assert at_source.status_code == 302
+    assert (
+        at_source.headers["Location"] == f"https://ftp.ebi.ac.uk/biostudies/fire/S-BIAD/492/S-BIAD1492/Files/{harvested['path']}"
+    )
 
 
 def test_study_zip_and_manifest(client, catalog):

@@ -216,7 +216,7 @@ CALLS = [
     get("/files/{released}/{file_id}/download", 304, headers={"If-None-Match": "{file_etag}"}),
     get("/files/{released}/{file_id}/download", 412, headers={"If-Match": '"other"'}),
     get("/files/{released}/{file_id}/download", 416, headers={"Range": "bytes=99999999-"}),
-    get("/files/{harvested}/{harvested_file_id}/download", 404),
+    get("/files/{harvested}/{harvested_file_id}/download", 302),  # to the file at its source archive
     get("/studies/{released}/download"),
     get("/studies/{harvested}/download", 404),
     get("/studies/{released}/manifest"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from api.demo_loader import deposit_title
 from catalog.method_names import IMAGING_METHODS, METHODS_WITHOUT_TERM, method_synonyms
 from catalog.search_index import Clause, ParsedQuery, SearchIndex, StudyDocument, parse_query, with_synonyms
 from loaders import ontology_terms
@@ -90,7 +91,9 @@ def test_cryo_et_finds_cryo_electron_tomography(demo):
 
 
 def test_method_abbreviations_find_the_method(demo):
-    tem = {"EMPIAR-10934", "EMPIAR-STARFILETEST"}  # both carry FBbi "transmission electron microscopy (TEM)"
+    # both EMPIAR entries carry FBbi "transmission electron microscopy (TEM)", as does the demo deposit's EMDB map
+    tem = {"EMPIAR-10934", "EMPIAR-STARFILETEST", *found(demo, f'"{deposit_title()}"')}
+    assert len(tem) == 3
     assert set(found(demo, "TEM")) == tem
     assert set(found(demo, "imaging_method:TEM")) == tem
     assert "idr0038" in found(demo, "LSFM")  # light sheet fluorescence microscopy: FBbi SPIM
