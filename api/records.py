@@ -163,6 +163,10 @@ def signposting(doc: RecordDocument) -> str:
     links = [f'<{"https://doi.org/" + doi if doi else doc.study_iri}>; rel="cite-as"']
     for media, suffix in SIGNPOSTING_FORMATS:
         links.append(f'<{doc.study_iri}.{suffix}>; rel="describedby"; type="{media}"')
+    # the study as a detached RO-Crate for cross-archive search (GIDE profile; RO-Crate 1.2 "Retrieving an RO-Crate")
+    links.append(
+        f'<{doc.study_iri}/ro-crate-metadata.json>; rel="describedby"; type="application/ld+json"; profile="https://w3id.org/ro/crate"'
+    )
     for licence in _values(root, "license"):
         links.append(f'<{expand_iri(_plain(licence))}>; rel="license"')
     links.append('<https://schema.org/Dataset>; rel="type"')
