@@ -28,6 +28,7 @@ GIDE_PROFILE = (
     "https://github.com/BioImage-Archive/gide-search/blob/dd1909be1eb4d5aa8f15ce1ccd48a41f190f849b/"
     "resources/rocrate/example-target-detached-rocrate-v0.2/profile.md"
 )
+PROFILE_NAME = "GIDE search input RO-Crate profile (January 2026, v0.2)"
 METADATA = "ro-crate-metadata.json"
 #: the term definitions of the profile's ``gide-search-context.jsonld``, unchanged (the profile forbids changing them)
 CONTEXT: list[Any] = [
@@ -100,8 +101,9 @@ def study_crate(
     root = {k: v for k, v in root.items() if v not in ([], None, "")}
     descriptor = {"@id": METADATA, "@type": "CreativeWork", "conformsTo": _ref(RO_CRATE), "about": _ref(study_iri)}
     crate = {"@context": CONTEXT, "@graph": [descriptor, root, *entities.values()]}
-    if not profile_gaps(crate):
+    if not profile_gaps(crate):  # the claim, and the profile as the entity RO-Crate 1.2 asks a conformsTo to name
         root["conformsTo"] = _ref(GIDE_PROFILE)
+        crate["@graph"].append({"@id": GIDE_PROFILE, "@type": ["CreativeWork", "Profile"], "name": PROFILE_NAME})
     return crate
 
 

@@ -8,7 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
 from rocrate.rocrate import ROCrate
+from rocrate_validator import models as validator_models
+from rocrate_validator import services as validator
+from rocrate_validator.utils.http import HttpRequester
 
 from catalog.gide_crate import GIDE_PROFILE
 from catalog.gide_profile import MUSTS, check
@@ -22,6 +27,8 @@ from tests.servers.replay_server import ReplayServer
 GIDE = Path(__file__).parent / "data" / "rocrate" / "gide"
 PROFILE = (GIDE / "profile.md").read_text()
 IDR_STUDY = Path(__file__).parent / "data" / "idr" / "idr0038-study.txt"
+#: the RO-Crate 1.2 JSON-LD context (CC0), which rocrate-validator resolves over HTTP: answered from this copy
+RO_CRATE_CONTEXT = Path(__file__).parent / "data" / "rocrate" / "ro-crate-1.2-context.jsonld"
 
 #: each example crate → the accession it is stored under and the facts read from it
 EXAMPLES = {
@@ -204,8 +211,50 @@ def test_deviations_are_warnings_naming_entity_and_property(harvested):
 # ---------------------------------------------------------------------- serving crates
 
 
+class _ContextOnly(BaseAdapter):
+    """Answers the validator's requests: the RO-Crate 1.2 context from the local copy, anything else 404 (offline)."""
+
+    def send(self, request, **kwargs):
+        response = requests.Response()
+        response.url, response.request = request.url, request
+        if request.url.rstrip("/") == "https://w3id.org/ro/crate/1.2/context":
+            response.status_code, response._content = 200, RO_CRATE_CONTEXT.read_bytes()
+            response.headers["Content-Type"] = "application/ld+json"
+        else:
+            response.status_code, response._content = 404, b""
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def ro_crate_validator():
+    """``validate(folder)``: rocrate-validator's issues of the crate in ``folder`` against RO-Crate 1.2 (REQUIRED)."""
+    session = None
+
+    def validate(folder: Path) -> list[str]:
+        nonlocal session
+        settings = validator.ValidationSettings(
+            rocrate_uri=str(folder),
+            profile_identifier="ro-crate-1.2",
+            requirement_severity=validator_models.Severity.REQUIRED,
+            no_cache=True,
+        )
+        session = HttpRequester().session
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, _ContextOnly())
+        result = validator.validate(settings)
+        return [f"{i.check.identifier if i.check else ''}: {i.message}" for i in result.get_issues()]
+
+    yield validate
+    if session is not None:
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, HTTPAdapter())
+
+
 @pytest.mark.parametrize("accession", ["idr0038", "idr0001", "ssbd-repos-000490", "EXAMPLE-001"])
-def test_a_public_study_is_served_as_a_crate_meeting_every_must(harvested, accession):
+def test_a_public_study_is_served_as_a_crate_meeting_every_must(harvested, accession, ro_crate_validator, tmp_path):
     client = harvested["client"]
     response = client.get(f"/studies/{accession}/ro-crate-metadata.json")
     assert response.status_code == 200 and response.mimetype == "application/ld+json"
@@ -221,6 +270,9 @@ def test_a_public_study_is_served_as_a_crate_meeting_every_must(harvested, acces
     assert [a["name"] for a in read.root_dataset["author"]] == [
         next(n for n in crate["@graph"] if n["@id"] == a["@id"])["name"] for a in root["author"]
     ]
+    # rocrate-validator: every REQUIRED check of RO-Crate 1.2 passes
+    (tmp_path / "ro-crate-metadata.json").write_bytes(response.get_data())
+    assert ro_crate_validator(tmp_path) == []
 
 
 def test_the_record_signposts_its_crate(harvested):
