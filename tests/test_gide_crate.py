@@ -174,6 +174,7 @@ def harvested(make_module_catalog):
     owner = registry.owner_of_token(token)
     deposits = made.services.deposits
     embargoed = deposits.finalize(stage_sample(deposits, owner, release_date="2999-01-01"), owner)
+    released = deposits.finalize(stage_sample(deposits, owner), owner)
     other = registry.create_token("mallory")
     app = made.app()
     yield {
@@ -183,6 +184,7 @@ def harvested(make_module_catalog):
         "token": token,
         "other": other,
         "embargoed": embargoed,
+        "released": released,
     }
 
 
@@ -273,6 +275,15 @@ def test_a_public_study_is_served_as_a_crate_meeting_every_must(harvested, acces
     # rocrate-validator: every REQUIRED check of RO-Crate 1.2 passes
     (tmp_path / "ro-crate-metadata.json").write_bytes(response.get_data())
     assert ro_crate_validator(tmp_path) == []
+
+
+def test_a_deposit_with_files_gives_their_count_and_bytes(harvested):
+    accession = harvested["released"]
+    crate = harvested["client"].get(f"/studies/{accession}/ro-crate-metadata.json").get_json()
+    assert check(crate) == [] and _root(crate)["conformsTo"] == {"@id": GIDE_PROFILE}
+    totals = harvested["catalog"].services.archive.public.files.totals(accession)
+    sizes = {n["unitText"]: n["value"] for n in crate["@graph"] if n.get("@type") == "QuantitativeValue"}
+    assert totals["files"] > 0 and sizes == {"file count": totals["files"], "bytes": totals["bytes"]}
 
 
 def test_the_record_signposts_its_crate(harvested):
