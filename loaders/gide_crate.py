@@ -22,7 +22,9 @@ from typing import Any, Callable
 
 from catalog import external_ids, identifiers
 from catalog.dates import release_date_of
+from catalog.gide_crate import BYTES_UNIT, COUNT_UNIT, SOURCE_BYTES, SOURCE_COUNT, SOURCE_THUMBNAILS
 from catalog.gide_profile import check as profile_gaps
+from catalog.gide_profile import types_of
 from loaders.enums import licence_name
 from loaders.loaded import Draft, LoadedRecord, link_reference, provenance, year
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, term_by_id, term_curie
@@ -31,19 +33,9 @@ LOADER_NAME = "bia-catalog GIDE RO-Crate loader"
 LOADER_VERSION = "1"
 #: the publisher's host → the REMBI resource a study comes from
 SOURCES = {"idr.openmicroscopy.org": "IDR", "www.ebi.ac.uk": "BioImage Archive", "ebi.ac.uk": "BioImage Archive"}
-#: the ``size`` units the profile names → the study attribute each is kept in
-SIZE_UNITS = {
-    "http://purl.obolibrary.org/obo/UO_0000189": "file count (at source)",
-    "http://purl.obolibrary.org/obo/UO_0000233": "bytes (at source)",
-}
-THUMBNAIL = "thumbnail URL"
-#: attribute names of the study that the crate writer reads back
+#: the ``size`` units the profile names → the study attribute each is kept in (which the crate writer reads back)
+SIZE_UNITS = {COUNT_UNIT: SOURCE_COUNT, BYTES_UNIT: SOURCE_BYTES}
 SOURCE_PAGE = "source page"
-
-
-def types_of(node: dict[str, Any]) -> set[str]:
-    value = node.get("@type") or []
-    return {value} if isinstance(value, str) else {str(v) for v in value}
 
 
 def items(value: Any) -> list[Any]:
@@ -346,4 +338,4 @@ class GideCrate:
                 self.attributes.append({"name": SIZE_UNITS[unit], "value": amount})
         thumbnails = [t for t in (text(u) for u in items(self.root.get("thumbnailUrl"))) if t]
         if thumbnails:
-            self.attributes.append({"name": THUMBNAIL, "value": " ".join(thumbnails)})
+            self.attributes.append({"name": SOURCE_THUMBNAILS, "value": " ".join(thumbnails)})
