@@ -61,6 +61,7 @@ def create_app(
     register_error_handlers(app)  # after Api(): flask-smorest registers its own HTTPException handler
     limit_request_bodies(app, settings.max_request_bytes)
     from api import (
+        routes_crate,
         routes_deposits,
         routes_files,
         routes_images,
@@ -78,6 +79,7 @@ def create_app(
         routes_site,
         routes_studies,
         routes_signposting,
+        routes_crate,
         routes_files,
         routes_images,
         routes_zarr,

@@ -48,6 +48,10 @@ def plain_value(value: Any) -> str:
     return str(value.get("@id") or value.get("@value")) if isinstance(value, dict) else str(value)
 
 
+#: the profile a detached RO-Crate's describedby link names
+RO_CRATE_PROFILE = "https://w3id.org/ro/crate"
+
+
 @dataclass(frozen=True)
 class Signpost:
     """One typed link from a context resource (by default the landing page)."""
@@ -55,6 +59,8 @@ class Signpost:
     rel: str
     href: str
     type: str | None = None
+    #: the profile the target conforms to (RFC 6906), e.g. RO-Crate's
+    profile: str | None = None
 
     def header(self, anchor: str | None = None) -> str:
         parts = [f"<{self.href}>"]
@@ -63,6 +69,8 @@ class Signpost:
         parts.append(f'rel="{self.rel}"')
         if self.type:
             parts.append(f'type="{self.type}"')
+        if self.profile:
+            parts.append(f'profile="{self.profile}"')
         return "; ".join(parts)
 
 
@@ -78,6 +86,8 @@ def landing_signposts(doc: "RecordDocument", items: int = HEADER_ITEMS) -> list[
     links = [Signpost("cite-as", "https://doi.org/" + doi if doi else doc.study_iri)]
     links += [Signpost("author", orcid) for orcid in author_orcids(root)]
     links += [Signpost("describedby", f"{doc.study_iri}.{suffix}", media) for media, suffix in SIGNPOSTING_FORMATS]
+    # the study as a detached RO-Crate for cross-archive search (GIDE profile; RO-Crate 1.2 "Retrieving an RO-Crate")
+    links.append(Signpost("describedby", f"{doc.study_iri}/ro-crate-metadata.json", "application/ld+json", RO_CRATE_PROFILE))
     links += [Signpost("license", expand_iri(plain_value(licence))) for licence in values_of(root, "license")]
     links += [Signpost("type", "https://schema.org/Dataset"), Signpost("type", "https://schema.org/AboutPage")]
     links += study_items(doc, items)

@@ -21,6 +21,7 @@ from catalog import external_ids
 from catalog.dates import release_date_of
 from catalog.errors import ValidationFailed
 from loaders.enums import licence_name
+from loaders.gide_crate import GideCrate, is_detached
 from loaders.loaded import Draft, FileListRef, LoadedRecord, link_reference, provenance, year
 from loaders.ontology_terms import GENERIC_IMAGING_METHOD, imaging_method_term, organism_term, term_by_id, term_curie
 
@@ -99,7 +100,11 @@ def load_rocrate(path: str | Path, source_url: str | None = None, harvested_at: 
     graph = doc.get("@graph") if isinstance(doc, dict) else None
     if not isinstance(graph, list):
         raise RoCrateError(f"{name}: no @graph: not an RO-Crate", [{"file": name, "field": "@graph"}])
-    return _Crate(name, graph).load(source_url, harvested_at)
+    crate = _Crate(name, graph)
+    root_id = crate.root_id()
+    if is_detached(root_id) and root_id in crate.nodes:  # a GIDE search crate (IDR, SSBD, the BioImage Archive)
+        return GideCrate(name, doc, crate.nodes, crate.nodes[root_id]).load(source_url, harvested_at, crate.fail)
+    return crate.load(source_url, harvested_at)
 
 
 class _Crate:
@@ -125,10 +130,18 @@ class _Crate:
     def fail(self, message: str, **where: Any) -> RoCrateError:
         return RoCrateError(f"{self.name}: {message}", [{"file": self.name, **where}])
 
-    def load(self, source_url: str | None, harvested_at: str | None) -> LoadedRecord:
-        descriptor = self.nodes.get(METADATA) or {}
+    def root_id(self) -> str:
+        """The root data entity the metadata descriptor is ``about``: the descriptor is ``ro-crate-metadata.json``
+        or, in a detached crate, a name or URL ending ``-ro-crate-metadata.json``."""
+        descriptor = self.nodes.get(METADATA) or next(
+            (n for i, n in self.nodes.items() if str(i).endswith(METADATA) and n.get("about")), {}
+        )
         about = descriptor.get("about")
-        root_id = about.get("@id", "./") if isinstance(about, dict) else str(about or "./")
+        about = about[0] if isinstance(about, list) and about else about
+        return str(about.get("@id", "./")) if isinstance(about, dict) else str(about or "./")
+
+    def load(self, source_url: str | None, harvested_at: str | None) -> LoadedRecord:
+        root_id = self.root_id()
         root = self.nodes.get(root_id)
         if root is None:
             raise self.fail(f"no root data entity {root_id!r}", field="about")
