@@ -59,7 +59,9 @@ def test_a_newcomer_finds_a_study_filters_its_files_and_downloads_a_real_image(d
     shot(driver, "04-files")
     field.send_keys("nuclei")
     field.submit()
-    WebDriverWait(driver, 20).until(lambda d: "1 files" in d.page_source or "1 file " in d.page_source)
+    WebDriverWait(driver, 20).until(
+        lambda d: "1 file</strong> of 4" in d.find_element(By.ID, "counts").get_attribute("innerHTML")
+    )
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 1 and "nuclei/nuclei.tif" in rows[0].text and "DNA dye" in rows[0].text
     shot(driver, "05-files-filtered")
