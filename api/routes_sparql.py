@@ -267,7 +267,8 @@ def _sparql() -> Response:
         return _rdf_response(_service_description(), media)
     shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
     kind = result_kind(shape.form)
-    check_services(shape, config.sparql_service_allowlist)
+    base_iri = f"{config.base_url}/sparql"  # the endpoint's own IRI: the base of the query's relative IRIs
+    check_services(shape, config.sparql_service_allowlist, base_iri)
     media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
     tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
     if (
@@ -276,7 +277,7 @@ def _sparql() -> Response:
         and etag_matches(request.headers.get("If-None-Match"), tag)
     ):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
-    response = _answer(query, Run(dataset(shape, default, named), client_address()), kind, media)
+    response = _answer(query, Run(dataset(shape, default, named), client_address(), base_iri), kind, media)
     if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
         response.headers.update({"ETag": tag, "Cache-Control": REVALIDATE})
     return response
