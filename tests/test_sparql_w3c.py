@@ -156,3 +156,36 @@ def test_the_readme_says_exactly_how_typed_values_are_normalised(make_catalog):
         assert (got, got.datatype) == (next(want.objects()), next(want.objects()).datatype), (written, got)
         assert got.eq(next(wrote.objects())) or got.language, (written, got)  # the same value
     assert str(answered.value(URIRef("urn:v:s"), URIRef("urn:v:p"))) == "  spaced\tstring "
+
+
+def test_a_remote_store_resolves_against_this_endpoint_and_keeps_the_protocol_dataset(tmp_path, oxigraph_pair):
+    """Without the node's copy, the query goes to the graph server: its relative IRIs still resolve against this
+    endpoint (not the server's URL), and the protocol's default-graph-uri still names the dataset."""
+    from api.app import create_app
+    from api.services import open_services
+    from tests.catalog_helpers import make_settings
+
+    public, private = oxigraph_pair
+    settings = make_settings(tmp_path, sparql_url=private.url, public_sparql_url=public.url, sparql_replica="off")
+    with open_services(settings) as services:
+        services.archive.public.graph.replace_graph(
+            "urn:w3c:g1", "<urn:w3c:a> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <urn:w3c:T> .\n"
+        )
+        app = create_app(settings, services=services)
+        try:
+            client = app.test_client()
+            answer = client.post("/sparql", data="CONSTRUCT { <s> <p> 1 } WHERE {}", content_type="application/sparql-query")
+            assert set(Graph().parse(data=answer.data, format="turtle")) == {
+                (URIRef(f"{BASE}/s"), URIRef(f"{BASE}/p"), Literal(1))
+            }
+            asks = {
+                graph: client.get(
+                    "/sparql",
+                    query_string={"query": "ASK { <urn:w3c:a> a ?t }", "default-graph-uri": graph},
+                    headers={"Accept": "application/sparql-results+json"},
+                ).json["boolean"]
+                for graph in ("urn:w3c:g1", "urn:w3c:g2")
+            }
+            assert asks == {"urn:w3c:g1": True, "urn:w3c:g2": False}
+        finally:
+            app.extensions["bia.sparql"].close()
