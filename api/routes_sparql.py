@@ -7,7 +7,7 @@ import hashlib
 import json
 import urllib.parse
 
-from flask import Response, render_template, request
+from flask import Response, current_app, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.context import services, settings, sparql_runner
@@ -29,6 +29,9 @@ from api.sparql_protocol import (
 )
 from api.sparql_workers import Run
 from catalog.errors import CatalogError
+from catalog.graph_changes import latest_change
+from catalog.views import PUBLIC
+from catalog.void_figures import Figures, VoidFigures
 
 blp = Blueprint("sparql", __name__, description="SPARQL 1.1 query endpoint over the released studies")
 
@@ -267,7 +270,8 @@ def _sparql() -> Response:
         return _rdf_response(_service_description(), media)
     shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
     kind = result_kind(shape.form)
-    check_services(shape, config.sparql_service_allowlist)
+    base_iri = f"{config.base_url}/sparql"  # the endpoint's own IRI: the base of the query's relative IRIs
+    check_services(shape, config.sparql_service_allowlist, base_iri)
     media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
     tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
     if (
@@ -276,7 +280,7 @@ def _sparql() -> Response:
         and etag_matches(request.headers.get("If-None-Match"), tag)
     ):
         return Response(status=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
-    response = _answer(query, Run(dataset(shape, default, named), client_address()), kind, media)
+    response = _answer(query, Run(dataset(shape, default, named), client_address(), base_iri), kind, media)
     if tag:  # the same query on the same snapshot: the same answer (api.sparql_cache keeps it)
         response.headers.update({"ETag": tag, "Cache-Control": REVALIDATE})
     return response
@@ -394,26 +398,43 @@ SD_ANSWERS = responses(
 @blp.response(200, TEXT, content_type="text/turtle")
 @blp.doc(operationId="getVoid", summary="VoID description of the public dataset", responses=SD_ANSWERS)
 def void() -> Response:
-    base = settings().base_url
+    return _rdf_response(void_turtle(), choose(SD_TYPES))
+
+
+def _void_figures() -> Figures:
+    """The figures of the published public graph, counted once per published state (see catalog.void_figures)."""
     archive = services().archive
-    studies = archive.public.search.count()
-    turtle = f"""@prefix void: <http://rdfs.org/ns/void#> .
+    held = current_app.extensions.get("bia.void")
+    if held is None:
+
+        def version() -> object:  # a remote store has no snapshot: the number of its last change stands for it
+            return archive.public.reads.version() or f"change-{latest_change(archive.state, PUBLIC)}"
+
+        held = current_app.extensions.setdefault("bia.void", VoidFigures(version))
+    return held.get(archive.public.reads, settings().base_url)
+
+
+def void_turtle() -> str:
+    """The VoID description: every figure counted over the data the endpoint answers from."""
+    base = settings().base_url
+    figures = _void_figures()
+    counts = "".join(f"    void:{name} {value} ;\n" for name, value in figures.counts.items())
+    examples = " , ".join(f"<{iri}>" for iri in figures.examples)
+    classes = " , ".join(f"[ void:class <{iri}> ; void:entities {n} ]" for iri, n in figures.classes)
+    properties = " , ".join(f"[ void:property <{iri}> ; void:triples {n} ]" for iri, n in figures.properties)
+    return f"""@prefix void: <http://rdfs.org/ns/void#> .
 @prefix dcterms: <http://purl.org/dc/terms/> .
 @prefix foaf: <http://xmlns.com/foaf/0.1/> .
 
 <{base}/.well-known/void#catalog> a void:Dataset ;
     dcterms:title "{settings().catalog_name}" ;
-    dcterms:description "REMBI metadata of released bioimaging studies; one named graph per study." ;
+    dcterms:description "REMBI metadata of released bioimaging studies; one named graph per study, and the link graphs. Figures count the union of the public graphs (the SPARQL endpoint's default graph); entities are the IRIs under the uriSpace that are subjects." ;
     foaf:homepage <{base}/> ;
     void:sparqlEndpoint <{base}/sparql> ;
-    void:uriSpace "{base}/studies/" ;
-    void:exampleResource <{base}/studies> ;
-    void:triples {archive.public.reads.count()} ;
-    void:entities {studies} ;
-    void:vocabulary <https://w3id.org/rembi/> , <http://schema.org/> , <http://purl.org/dc/terms/> , <http://www.w3.org/ns/prov#> ;
+    void:uriSpace "{base}/" ;
+{counts}{f"    void:exampleResource {examples} ;{chr(10)}" if examples else ""}{f"    void:classPartition {classes} ;{chr(10)}" if classes else ""}{f"    void:propertyPartition {properties} ;{chr(10)}" if properties else ""}    void:vocabulary <https://w3id.org/rembi/> , <http://schema.org/> , <http://purl.org/dc/terms/> , <http://www.w3.org/ns/prov#> ;
     void:dataDump <{base}/export.nq> .
 """
-    return _rdf_response(turtle, choose(SD_TYPES))
 
 
 @blp.route("/.well-known/sparql-examples")

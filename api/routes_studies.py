@@ -11,13 +11,14 @@ from flask import Response, render_template
 from api.context import services, settings
 from api.negotiate import SUFFIXES, choose
 from api.openapi import HTML, JSONLD, NOT_MODIFIED, TEXT, Blueprint, errors, formats, path_choice, responses
-from api.records import RECORD_TYPES, page_links, record_response
+from api.records import RECORD_TYPES, RecordDocument, page_links, record_response, render_record
 from api.schemas import StudyLinks, StudyList, StudyListArgs
 from api.tabular import table_text
 from api.citation_records import datacite_response
 from catalog.datacite import MEDIA_TYPE as DATACITE
 from catalog import identifiers
 from catalog.errors import NotFound
+from catalog.record_index import body_digest
 
 blp = Blueprint("studies", __name__, description="Study records as JSON-LD, Turtle, N-Triples, RDF/XML and HTML")
 _SUFFIX = re.compile(r"^(?P<name>.+)\.(?P<suffix>" + "|".join(map(re.escape, SUFFIXES)) + r")$")
@@ -123,11 +124,15 @@ def get_object(accession: str, subpath: str) -> Response:
 )
 def link_graph(fmt: str) -> Response:
     from linkers.discover import asserted_graph, inferred_graph
+    from linkers.link_export import link_graph_document
 
     if fmt not in ("jsonld", "tsv"):
         raise NotFound(f"no link graph as {fmt!r}; use links.jsonld or links.tsv")
     store = services().archive.public.reads
     base = settings().base_url
+    if fmt == "jsonld":  # the link graphs themselves (every triple, IRIs as IRIs)
+        doc = link_graph_document(store, base)
+        return Response(json.dumps(doc, ensure_ascii=False, indent=1), mimetype="application/ld+json")
     rows = store.select(
         "PREFIX rembi: <https://w3id.org/rembi/> SELECT ?link ?source ?target ?relation ?inferred"
         ' (GROUP_CONCAT(?e; separator=" | ") AS ?evidence) WHERE {'
@@ -136,31 +141,43 @@ def link_graph(fmt: str) -> Response:
         " OPTIONAL { ?link rembi:evidence ?e } } } GROUP BY ?link ?source ?target ?relation ?inferred ORDER BY ?source ?target"
     )
     model = services().archive.model
+    public = {node["@id"] for node in link_graph_document(store, base)["@graph"]}  # (links to hidden studies left out)
     links: list[dict[str, str]] = [
-        {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row} for row in rows
+        {k: row[k]["value"] for k in ("link", "source", "target", "relation", "inferred", "evidence") if k in row}
+        for row in rows
+        if row["link"]["value"] in public
     ]
     for link in links:
         link["relation"] = model.enum_name("RelationEnum", link["relation"]) or link["relation"]
-    if fmt == "tsv":
-        columns = ("source", "relation", "target", "inferred", "evidence")
-        lines = [columns, *([link.get(k, "") for k in columns] for link in links)]
-        return Response("".join(table_text(lines, "\t")), mimetype="text/tab-separated-values")
-    doc = {
-        "@context": {"@vocab": "https://w3id.org/rembi/", "linkSource": {"@type": "@id"}, "linkTarget": {"@type": "@id"}},
-        "@graph": [
-            {
-                "@id": link["link"],
-                "@type": "Link",
-                "linkSource": link["source"],
-                "linkTarget": link["target"],
-                "relation": link["relation"],
-                "inferred": link["inferred"] == "true",
-                "evidence": [e for e in link.get("evidence", "").split(" | ") if e],
-            }
-            for link in links
-        ],
-    }
-    return Response(json.dumps(doc, ensure_ascii=False, indent=1), mimetype="application/ld+json")
+    columns = ("source", "relation", "target", "inferred", "evidence")
+    lines = [columns, *([link.get(k, "") for k in columns] for link in links)]
+    return Response("".join(table_text(lines, "\t")), mimetype="text/tab-separated-values")
+
+
+_LINK_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}")
+
+
+@blp.route("/links/<string:name>")
+@blp.response(200, TEXT, content_type=HTML, description="The link's record (as for a study object)")
+@blp.doc(
+    operationId="getLink",
+    summary="One cross-resource link (source, relation, target, evidence): JSON-LD, Turtle, N-Triples, RDF/XML or HTML",
+    responses=RECORD_ANSWERS,
+)
+def get_link(name: str) -> Response:
+    from linkers.link_export import link_document
+
+    name, suffix = _split_suffix(name)
+    media = choose(RECORD_TYPES, suffix)
+    base = settings().base_url
+    iri = f"{base}/links/{name}"
+    found = link_document(services().archive.public.reads, base, iri) if _LINK_NAME.fullmatch(name) else None
+    if found is None:
+        raise NotFound(f"no link {iri}")
+    body = json.dumps(found, ensure_ascii=False).encode("utf-8")
+    source = found.get("linkSource", {}).get("@id", "") if isinstance(found.get("linkSource"), dict) else ""
+    doc = RecordDocument(iri, identifiers.accession_of(source) or "", iri, False, body, body_digest(body))
+    return render_record(doc, media, document=suffix is not None)
 
 
 @blp.route("/studies/<string:accession>/links")

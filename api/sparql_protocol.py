@@ -107,12 +107,19 @@ class QueryShape:
     text: str = field(default="", repr=False)
     prologue_end: int = 0
 
-    @property
-    def prefixes(self) -> dict[str, str]:
-        """The prologue's PREFIX declarations (a prefix declared twice: the later IRI, as in parsers). A word
-        ``PREFIX…`` after the prologue declares nothing: the parser fails on it or reads it as a prefixed name."""
-        found = _PROLOGUE_PREFIXES.findall(self.text, 0, self.prologue_end)
-        return {name: iri for declared, name, iri in found if declared}
+    def prologue(self, base_iri: str | None = None) -> tuple[str | None, dict[str, str]]:
+        """The base IRI in force after the prologue and its PREFIX declarations, every IRI resolved as the parser
+        resolves it: each ``BASE`` and ``PREFIX`` IRI against the base in force where it stands, starting from
+        ``base_iri`` (the endpoint's). A prefix declared twice: the later IRI, as in parsers. A word ``PREFIX…``
+        after the prologue declares nothing: the parser fails on it or reads it as a prefixed name."""
+        base, prefixes = base_iri, {}
+        for m in _PROLOGUE_DECLARATIONS.finditer(self.text, 0, self.prologue_end):
+            new_base, declared, name, iri = m.groups()
+            if declared:
+                prefixes[name or ""] = resolve_iri(iri, base)
+            elif new_base is not None:
+                base = resolve_iri(new_base, base)
+        return base, prefixes
 
     @property
     def repeatable(self) -> bool:
@@ -176,7 +183,9 @@ _BASE_DECLARATION = rf"(?i:BASE){_BLANK}*+<[^<>\"{{}}|^`\\\x00-\x20]*+>"
 _PROLOGUE = re.compile(rf"(?:{_BLANK}|{_PREFIX_DECLARATION}|{_BASE_DECLARATION})*+")
 #: each declaration of a prologue with the blanks before it, as (PREFIX, name, IRI) or ("", "", "") for a BASE
 #: (and the blanks at its end), so that consecutive matches tile the prologue and none starts inside a comment
-_PROLOGUE_PREFIXES = re.compile(rf"{_BLANK}*+(?:{_BASE_DECLARATION}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)")
+_PROLOGUE_DECLARATIONS = re.compile(
+    rf"{_BLANK}*+(?:(?i:BASE){_BLANK}*+{_IRI}|(?i:(PREFIX)){_BLANK}*+({_PN_PREFIX})?:{_BLANK}*+{_IRI}|\Z)"
+)
 _SERVICE_CALL = re.compile(
     rf"{_BLANK}*+(?:SILENT{_BLANK}*+)?(?:{_IRI}|({_PN_PREFIX})?:({_PN_LOCAL})|([?$]\w+)){_BLANK}*+\{{", re.IGNORECASE
 )
@@ -277,6 +286,18 @@ def _keyword(query: str, at: int, word: str, shape: QueryShape, tally: _Tally) -
 # ---------------------------------------------------------------------- the checks, each reading one scan
 
 
+def resolve_iri(iri: str, base: str | None) -> str:
+    """``iri`` resolved against ``base`` (RFC 3987, by the query parser's own resolver); :class:`NotAQuery`
+    for a relative IRI with no base, or an IRI the parser refuses."""
+    import pyoxigraph as ox
+
+    try:  # (a scanned IRI holds no character that could end it early)
+        triple = next(iter(ox.parse(f"<{iri}> <{iri}> <{iri}> .".encode(), ox.RdfFormat.TURTLE, base_iri=base)))
+    except SyntaxError as exc:
+        raise NotAQuery(f"the IRI <{iri}> cannot be resolved{'' if base else ' (no base IRI)'}: {exc}") from exc
+    return triple.subject.value
+
+
 def _shape(query: str | QueryShape) -> QueryShape:
     return query if isinstance(query, QueryShape) else scan(query)
 
@@ -285,19 +306,20 @@ def result_kind(form: str) -> str:
     return {"SELECT": "solutions", "ASK": "boolean"}.get(form, "graph")
 
 
-def check_services(query: str | QueryShape, allowed: tuple[str, ...] | list[str]) -> None:
-    """Refuse any ``SERVICE`` whose endpoint is not in ``allowed`` (a variable endpoint is never allowed).
+def check_services(query: str | QueryShape, allowed: tuple[str, ...] | list[str], base_iri: str | None = None) -> None:
+    """Refuse any ``SERVICE`` whose endpoint is not in ``allowed`` (a variable endpoint is never allowed), each
+    target resolved as the query is run: against the query's ``BASE``, itself resolved against ``base_iri``.
 
     Keywords and ``PREFIX`` declarations count only outside comments, strings and IRIs, so neither can hide a
     ``SERVICE`` nor declare a prefix; a prefix declared twice resolves to the later IRI, as in parsers.
     """
     shape = _shape(query)
-    prefixes = shape.prefixes if any(service[0] == "pname" for service in shape.services) else {}
+    base, prefixes = shape.prologue(base_iri) if shape.services else (base_iri, {})
     for service in shape.services:
         if service[0] == "variable":
             raise ServiceNotAllowed("SERVICE with a variable endpoint is not allowed on this endpoint")
         if service[0] == "iri":
-            target = service[1]
+            target = resolve_iri(service[1], base)
         else:
             prefix, local = service[1], service[2]
             if prefix not in prefixes:

@@ -85,11 +85,13 @@ WORKER_STACK_BYTES = 256 << 20
 
 @dataclass(frozen=True)
 class Run:
-    """How to run one query: its dataset (pyoxigraph query options, see ``api.sparql_protocol.dataset``) and the
-    client it runs for (its address; "" counts as one client)."""
+    """How to run one query: its dataset (pyoxigraph query options, see ``api.sparql_protocol.dataset``), the
+    client it runs for (its address; "" counts as one client) and the base IRI its relative IRIs resolve against
+    (the endpoint's: SPARQL 1.1 Query 4.1.1.1, RFC 3986 5.1.3)."""
 
     dataset: dict
     client: str = ""
+    base_iri: str | None = None
 
 
 # ---------------------------------------------------------------------- the worker process
@@ -134,13 +136,13 @@ def _answer_requests(conn: Connection) -> None:
             return
         if request is None:
             return
-        snapshot, query, accept, dataset, max_bytes = request
+        snapshot, query, accept, options, max_bytes = request
         try:
             if snapshot not in stores:
                 stores.clear()
                 stores[snapshot] = ox.Store.read_only(snapshot) if snapshot else ox.Store()
             store = stores[snapshot]
-            kwargs: dict[str, Any] = dict(dataset)
+            kwargs: dict[str, Any] = dict(options)
             for option in ("default_graph", "named_graphs"):
                 if option in kwargs:
                     kwargs[option] = [ox.NamedNode(g) for g in kwargs[option]]
@@ -259,11 +261,12 @@ class QueryRunner:
         with self.clients.hold(run.client):
             snapshot = self._snapshot()
             if snapshot is None:
-                return self._run_remote(query, accept, default_graphs, named_graphs)
+                return self._run_remote(query, accept, run)
             if not self._slots.acquire(timeout=self.settings.sparql_timeout):
                 raise WorkersBusy(f"every query worker was busy for {self.settings.sparql_timeout:g} s; try again shortly")
+            options = {**run.dataset, "base_iri": run.base_iri} if run.base_iri else run.dataset
             try:
-                answer = self._run_in_worker((snapshot, query, accept, run.dataset, self.settings.sparql_max_bytes))
+                answer = self._run_in_worker((snapshot, query, accept, options, self.settings.sparql_max_bytes))
             finally:
                 self._slots.release()
         if answer[0] == "ok":
@@ -273,9 +276,15 @@ class QueryRunner:
         error.status, error.code = status, code
         raise error
 
-    def _run_remote(self, query: str, accept: str, default_graphs, named_graphs) -> tuple[bytes, str]:
+    def _run_remote(self, query: str, accept: str, run: Run) -> tuple[bytes, str]:
+        """The remote server's answer: its dataset is the protocol's (or the query's, or the server's union), and
+        the query's relative IRIs resolve against this endpoint, not the server (a ``BASE`` put before the query,
+        on its first line so that the server's line numbers stay right)."""
+        if run.base_iri:
+            query = f"BASE <{run.base_iri}> {query}"
+        default, named = run.dataset.get("default_graph", ()), run.dataset.get("named_graphs", ())
         try:
-            body, media = self._remote.query_raw(query, accept, default_graphs, named_graphs)  # type: ignore[union-attr]
+            body, media = self._remote.query_raw(query, accept, default, named)  # type: ignore[union-attr]
         except GraphStoreTimeout as exc:
             if exc.retry_after:  # the server hung on an earlier call: not asked now
                 raise

@@ -166,6 +166,10 @@ CALLS = [
     get("/studies/{released}/ro-crate-metadata.json"),
     get("/studies/{embargoed}/ro-crate-metadata.json", auth=True),
     get("/studies/{embargoed}/ro-crate-metadata.json", 404),
+    *(get("/links/{link}", accept=media) for media in RECORD),
+    get("/links/{link}.ttl"),
+    get("/links/0000000000000000", 404),
+    get("/links/{link}", 406, "image/png"),
     get("/studies/{released}/links"),
     get("/studies/{released}/links", accept="application/ld+json"),
     get("/studies/EMPIAR-10934/links"),
@@ -372,6 +376,7 @@ def catalog(make_module_catalog, tmp_path_factory):
     names["subpath"] = re.search(
         rf'"{BASE}/studies/{released}/(components/\w+)"', client.get(f"/studies/{released}.jsonld").text
     )[1]
+    names["link"] = client.get("/links.jsonld").get_json()["@graph"][0]["@id"].rsplit("/", 1)[1]
     names["record_etag"] = client.get(f"/studies/{HARVESTED}", headers={"Accept": "text/turtle"}).headers["ETag"]
     names["file_etag"] = client.get(f"/files/{released}/{names['file_id']}/download").headers["ETag"]
     names["sparql_etag"] = client.get(f"/sparql?query={SELECT}", headers={"Accept": "application/sparql-results+json"}).headers[
