@@ -38,3 +38,18 @@ def stage_sample(deposits, owner: str, *, release_date: str | None = None, skip:
         deposits.attach_file_list(sub, owner, "files.tsv", stream)
     deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
     return sub
+
+
+def deposit_files(services, files: dict[str, bytes], release_date: str | None = None) -> tuple[str, str]:
+    """Deposit ``files`` (path → bytes) with the sample study record and a file list naming them; returns the
+    accession and the depositor's token."""
+    registry = services.archive.registry
+    token = registry.create_token("jane")
+    owner = registry.owner_of_token(token)
+    sub = services.deposits.create(owner)
+    for path, content in files.items():
+        services.deposits.upload(sub, owner, path, io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
+    listing = "path\tKind\n" + "".join(f"{path}\tdata\n" for path in files)
+    services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing.encode()))
+    services.deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
+    return services.deposits.finalize(sub, owner), token

@@ -8,8 +8,6 @@ channels × 20 time points), a truncated TIFF and a text file."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import tifffile
 from catalog.image_facts import ImageFacts
 from catalog.jobs import JobQueue, Worker, handlers
 from loaders.image_headers.job import KIND, readers_version, register_kind
-from tests.catalog_helpers import DATA
+from tests.catalog_helpers import deposit_files as deposit
 
 IMAGES = Path(__file__).parent / "data" / "images"
 REMBI = "https://w3id.org/rembi/"
@@ -62,19 +60,6 @@ def files(tmp_path_factory) -> dict[str, bytes]:
         "broken/truncated.tif": nuclei[:20],  # cut inside its first IFD
         "notes/readme.txt": b"acquired on the Nikon, see the methods\n",
     }
-
-
-def deposit(services, files: dict[str, bytes], release_date: str | None = None) -> tuple[str, str]:
-    registry = services.archive.registry
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
-    sub = services.deposits.create(owner)
-    for path, content in files.items():
-        services.deposits.upload(sub, owner, path, io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
-    listing = "path\tKind\n" + "".join(f"{path}\tdata\n" for path in files)
-    services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing.encode()))
-    services.deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
-    return services.deposits.finalize(sub, owner), token
 
 
 def read_headers(services) -> None:

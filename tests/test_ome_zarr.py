@@ -9,7 +9,6 @@ from it here), the EMDB maps, the quantitative-phase and IHC PNGs, the Bio-Forma
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import threading
@@ -32,7 +31,7 @@ from loaders.image_headers.job import readers_version
 from loaders.image_headers.job import register_kind as register_headers
 from loaders.ngff import job as ome_zarr_job
 from loaders.ngff.metadata import validate_group
-from tests.catalog_helpers import DATA
+from tests.catalog_helpers import deposit_files as deposit
 from tests.servers.seaweedfs_server import free_ports
 
 IMAGES = Path(__file__).parent / "data" / "images"
@@ -90,19 +89,6 @@ def files(tmp_path_factory) -> dict[str, bytes]:
         "hostile/huge.tif": (folder / "huge.tif").read_bytes(),
         "hostile/truncated.map": emd[: len(emd) // 2],
     }
-
-
-def deposit(services, files: dict[str, bytes], release_date: str | None = None) -> tuple[str, str]:
-    registry = services.archive.registry
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
-    sub = services.deposits.create(owner)
-    for path, content in files.items():
-        services.deposits.upload(sub, owner, path, io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
-    listing = "path\tKind\n" + "".join(f"{path}\tdata\n" for path in files)
-    services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing.encode()))
-    services.deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
-    return services.deposits.finalize(sub, owner), token
 
 
 def work(services) -> None:

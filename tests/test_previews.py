@@ -10,7 +10,6 @@ PNG and a TIFF whose headers claim billions of pixels."""
 
 from __future__ import annotations
 
-import hashlib
 import html as html_text
 import io
 import re
@@ -27,7 +26,7 @@ from catalog.image_facts import ImageFacts
 from catalog.jobs import JobQueue, Worker, handlers
 from loaders.image_headers import job as header_job
 from loaders.previews import job as preview_job
-from tests.catalog_helpers import BASE, DATA
+from tests.catalog_helpers import deposit_files as deposit, BASE, DATA
 
 IMAGES = Path(__file__).parent / "data" / "images"
 REMBI = "https://w3id.org/rembi/"
@@ -83,19 +82,6 @@ def files(tmp_path_factory) -> dict[str, bytes]:
         "hostile/bomb.png": bomb_png(),
         "hostile/huge.tif": huge_tiff(),
     }
-
-
-def deposit(services, files: dict[str, bytes], release_date: str | None = None) -> tuple[str, str]:
-    registry = services.archive.registry
-    token = registry.create_token("jane")
-    owner = registry.owner_of_token(token)
-    sub = services.deposits.create(owner)
-    for path, content in files.items():
-        services.deposits.upload(sub, owner, path, io.BytesIO(content), size=len(content), md5=hashlib.md5(content).hexdigest())
-    listing = "path\tKind\n" + "".join(f"{path}\tdata\n" for path in files)
-    services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing.encode()))
-    services.deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
-    return services.deposits.finalize(sub, owner), token
 
 
 def run_jobs(services) -> None:
