@@ -67,3 +67,14 @@ def value_iri(owner: str, slot: str, content: Any) -> str:
     """A fragment IRI for a value object (author, grant, attribute…) from its content."""
     base = owner.split("#", 1)[0]
     return f"{base}#{slot}-{digest(owner, slot, content, length=12)}"
+
+
+def image_iri(study: str, path: str, index: int) -> str:
+    """The IRI of the ``index``-th image the headers found in a study's file: what every image route, job and
+    derived file names images by."""
+    return object_iri(study, "Image", ["headers", path, index])
+
+
+def image_id(accession: str, path: str, index: int) -> str:
+    """The last segment of :func:`image_iri` (it depends on the accession, not on the catalog's base URL)."""
+    return image_iri(study_iri("https://example.org", accession), path, index).rsplit("/", 1)[-1]

@@ -154,7 +154,7 @@ class ImageGraph:
             self.images_written += 1
 
     def image_iri(self, path: str, index: int) -> str:
-        return identifiers.object_iri(self.study, "Image", ["headers", path, index])
+        return identifiers.image_iri(self.study, path, index)
 
     # ---------------------------------------------------------------- triples
 

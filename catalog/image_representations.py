@@ -147,7 +147,7 @@ def shown_thumbnails(store: Any, study: str, rows: Iterable[Mapping[str, Any]], 
         if not isinstance(row.get("image.series"), int) or row["image.series"] < 1:
             continue
         path = str(row.get("path"))
-        image = identifiers.object_iri(study, "Image", ["headers", path, 0])
+        image = identifiers.image_iri(study, path, 0)
         if store.stat(preview_key(accession, image.rsplit("/", 1)[-1], size)) is not None:
             found[path] = thumbnail_url(image, size)
     return found

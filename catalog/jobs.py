@@ -25,7 +25,8 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, fields, replace
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points
+from importlib.metadata import version as package_version
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from catalog import leases
@@ -109,6 +110,19 @@ def kinds() -> dict[str, Kind]:
                 log.exception("the job kinds of %s could not be registered", point.value)
     with _KINDS_LOCK:
         return dict(_KINDS)
+
+
+def software_version(revision: int, libraries: Iterable[str]) -> str:
+    """A kind's version: its code's revision and the installed versions of the libraries it uses (``none`` when not
+    installed), e.g. ``r2+tifffile-2026.3.3+zarr-3.1.6``: a new library release is a new version, so a job is done
+    again by the new software."""
+    parts = [f"r{revision}"]
+    for name in libraries:
+        try:
+            parts.append(f"{name}-{package_version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name}-none")
+    return "+".join(parts)
 
 
 def handlers(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Handler]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable
 
 from catalog import jobs
@@ -40,13 +39,7 @@ _LIBRARIES = ("tifffile", "ome-types", "mrcfile", "pillow", "zarr", "czifile", "
 
 def readers_version() -> str:
     """The version of the readers: their revision and the versions of the libraries they use."""
-    parts = [f"r{READERS_REVISION}"]
-    for name in _LIBRARIES:
-        try:
-            parts.append(f"{name}-{version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name}-none")
-    return "+".join(parts)
+    return jobs.software_version(READERS_REVISION, _LIBRARIES)
 
 
 def setup(settings: Settings) -> Callable[[jobs.Job], Any]:

@@ -71,13 +71,7 @@ class ConversionFailed(CatalogError):
 
 
 def job_version() -> str:
-    parts = [f"r{REVISION}"]
-    for name in _LIBRARIES:
-        try:
-            parts.append(f"{name}-{version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name}-none")
-    return "+".join(parts)
+    return jobs.software_version(REVISION, _LIBRARIES)
 
 
 def software() -> str:
@@ -95,9 +89,8 @@ def wanted(path: str) -> bool:
 
 
 def image_id(accession: str, path: str, series: int) -> str:
-    """The id of a file's image, as the header facts name it (:meth:`catalog.image_graph.ImageGraph.image_iri`)."""
-    study = identifiers.study_iri("https://example.org", accession)
-    return identifiers.object_iri(study, "Image", ["headers", path, series]).rsplit("/", 1)[-1]
+    """The id of a file's image, as the header facts name it (:func:`catalog.identifiers.image_id`)."""
+    return identifiers.image_id(accession, path, series)
 
 
 def derived_prefix(accession: str, image: str) -> str:

@@ -11,7 +11,6 @@ jobs finish ``skipped`` and say so.
 from __future__ import annotations
 
 import io
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Iterable
 
 from catalog import identifiers, jobs
@@ -34,19 +33,12 @@ SUFFIXES = (".tif", ".tiff", ".btf", ".mrc", ".map", ".mrcs", ".rec", ".st", ".m
 
 
 def renderer_version() -> str:
-    parts = [f"r{RENDERER_REVISION}"]
-    for name in _LIBRARIES:
-        try:
-            parts.append(f"{name}-{version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name}-none")
-    return "+".join(parts)
+    return jobs.software_version(RENDERER_REVISION, _LIBRARIES)
 
 
 def image_id(base_url: str, accession: str, path: str, index: int) -> str:
-    """The id of a file's image (as :meth:`catalog.image_graph.ImageGraph.image_iri` names it)."""
-    study = identifiers.study_iri(base_url, accession)
-    return identifiers.object_iri(study, "Image", ["headers", path, index]).rsplit("/", 1)[-1]
+    """The id of a file's image (as :func:`catalog.identifiers.image_id` names it; the base URL does not change it)."""
+    return identifiers.image_id(accession, path, index)
 
 
 def store_png(store: FileStore, key: str, data: bytes) -> int:
