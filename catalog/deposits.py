@@ -566,6 +566,8 @@ class Deposits:
     def _commit(self, sub: dict[str, Any], accession: str) -> CommitResult:
         parsed = self.formats.read_metadata(sub["metadata_name"] or "metadata", sub["metadata"].encode("utf-8"))
         record = self._with_release_date(parsed.record, sub)
+        # deposited when its finalize began (the same time however often an interrupted finalize is taken up)
+        record["provenance"] = {**record["provenance"], "harvested_at": sub["updated_at"]}
         # valid at validate; this fails only if the schema changed in between
         checked = validated(record, self.archive.settings.base_url, accession=accession)
         self._move_staged_files(sub["id"], accession)

@@ -10,6 +10,7 @@ from catalog.archive import Archive, CommitResult
 from catalog.errors import ValidationFailed
 from catalog.rembi_rdf import record_to_graph
 from catalog.study_files import StudyFile, files_from_record
+from catalog.views import PRIVATE, PUBLIC
 from catalog.validation import CheckedStudy, check_study_record
 
 #: the files of a study beyond those its record lists inline, as a function called once per pass over them
@@ -46,8 +47,8 @@ def ingest(
     already_registered: bool = False,
 ) -> CommitResult:
     """Commit a validated study: its metadata graph, the files its record lists inline, then ``listed()`` (a path
-    the record lists inline is not repeated)."""
-    prepared = checked.record
+    the record lists inline is not repeated). The record's provenance gets the study's next ``record_version``."""
+    prepared = with_record_version(checked.record, next_record_version(archive, checked.record["accession"]))
     inline = list(files_from_record(prepared))
     inline_paths = {f.path for f in inline}
 
@@ -70,4 +71,26 @@ def ingest(
     )
 
 
-__all__ = ["ListedFiles", "components_by_title", "ingest", "validated"]
+def next_record_version(archive: Archive, accession: str) -> int:
+    """1 for a study the catalog does not hold; else one more than the version of the record it holds (a record
+    from before versions were kept counts as version 1)."""
+    study = archive.study_iri(accession)
+    query = (
+        "PREFIX prov: <http://www.w3.org/ns/prov#> PREFIX rembi: <https://w3id.org/rembi/>"
+        f" SELECT ?version WHERE {{ GRAPH <{study}> {{ <{study}> ?p ?o"
+        f" OPTIONAL {{ <{study}> prov:wasGeneratedBy/rembi:record_version ?version }} }} }} LIMIT 1"
+    )
+    for name in (PUBLIC, PRIVATE):
+        for row in archive.view(name).graph.select(query):
+            return int(row["version"]["value"]) + 1 if "version" in row else 2
+    return 1
+
+
+def with_record_version(record: dict[str, Any], version: int) -> dict[str, Any]:
+    """``record`` whose provenance (if it has one) says ``version``."""
+    if not isinstance(record.get("provenance"), dict):
+        return record
+    return {**record, "provenance": {**record["provenance"], "record_version": version}}
+
+
+__all__ = ["ListedFiles", "components_by_title", "ingest", "next_record_version", "validated", "with_record_version"]

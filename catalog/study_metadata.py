@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from catalog.graph_store import GraphStore
 from catalog.study_record import _ORGANISATION as ORGANISATION_NAME  # tells a body's name from a person's
+from catalog.study_record import publisher_name
 from catalog.study_summary import FBBI_GENERIC, PREFIXES, imaging_methods
 
 #: where each ontology's terms are described (DataCite ``schemeURI``)
@@ -20,12 +21,6 @@ NCBI_TAXON = ("NCBI Taxonomy", "http://purl.obolibrary.org/obo/ncbitaxon.owl")
 FBBI = ("FBbi", "http://purl.obolibrary.org/obo/fbbi.owl")
 #: link targets that are not records related to the study: ontology terms (subjects), people and organisations
 _NOT_RECORDS = ("http://purl.obolibrary.org/obo/", "https://orcid.org/", "https://ror.org/")
-RESOURCE_NAMES = {
-    "https://w3id.org/rembi/BioImageArchive": "BioImage Archive",
-    "https://w3id.org/rembi/EMPIAR": "EMPIAR",
-    "https://w3id.org/rembi/IDR": "Image Data Resource",
-    "https://w3id.org/rembi/SSBD": "SSBD",
-}
 
 
 @dataclass
@@ -119,7 +114,7 @@ def read_study_metadata(
         doi=_v(row, "doi"),
         licence=_v(row, "license"),
         released=(_v(row, "released") or "")[:10] or None,
-        publisher=RESOURCE_NAMES.get(_v(row, "source") or "", catalog_name),
+        publisher=publisher_name(_v(row, "source"), catalog_name),
         files=files[0],
         bytes=files[1],
     )

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from rdflib import BNode, Literal, Namespace, URIRef
-from rdflib.namespace import DCTERMS, RDF, RDFS, XSD
+from rdflib.namespace import DCTERMS, PROV, RDF, RDFS, XSD
 
-from catalog import identifiers
+from catalog import external_ids, identifiers
 from catalog.errors import NotFound
 from catalog.graph_store import GraphStore, predicate_filter
 from catalog.jsonld_tree import record_jsonld
 from catalog.record_graph import RecordGraph
+from catalog.rembi_model import load_model
 from catalog.study_summary import FBBI_GENERIC
 
 SCHEMA = Namespace("http://schema.org/")
@@ -227,7 +228,9 @@ def add_dataset_view(graph: RecordGraph, study: URIRef, base_url: str, catalog_n
     for rembi, schema, restate in _RESTATED:
         for value in graph.objects(study, rembi):
             graph.add((study, schema, restate(value)))
+    _add_provenance(graph, study, base_url, catalog_name)
     _add_creators(graph, study)
+    _add_funding(graph, study)
     _add_citations(graph, study)
     _add_cross_references(graph, study)
     methods = _add_techniques(graph, study)
@@ -275,6 +278,51 @@ def _add_images(graph: RecordGraph, study: URIRef) -> None:
                 graph.add((measure, RDF.type, SCHEMA.QuantitativeValue))
                 graph.add((measure, SCHEMA.value, value))
                 graph.add((measure, SCHEMA.unitCode, Literal(PIXEL_UNIT)))
+
+
+def publisher_name(source_resource: str | None, catalog_name: str) -> str:
+    """Who publishes a study's record: the resource it came from (a ``ResourceEnum`` value's title; this archive's
+    own deposits say BioImage Archive), else this catalog."""
+    return (load_model().value_title(source_resource) if source_resource else None) or catalog_name
+
+
+def _add_provenance(graph: RecordGraph, study: URIRef, base_url: str, catalog_name: str) -> None:
+    """What the record's provenance says: ``version`` (the study's version in this catalog), ``dateModified`` (when
+    it was last deposited or harvested, or its release if that came later), ``publisher`` (the resource it came
+    from) and ``sameAs`` the record at that resource."""
+    activity = graph.value(study, PROV.wasGeneratedBy)
+    source = graph.value(activity, REMBI.source_resource) if activity is not None else None
+    if activity is not None:
+        for version in graph.objects(activity, REMBI.record_version):
+            graph.add((study, SCHEMA.version, version))
+        changed, released = graph.value(activity, PROV.endedAtTime), graph.value(study, DCTERMS.available)
+        if changed is not None:
+            later = released is not None and str(released)[:10] > str(changed)[:10]
+            graph.add((study, SCHEMA.dateModified, _day(released) if later else changed))
+    publisher = URIRef(str(source)) if source is not None else URIRef(f"{base_url.rstrip('/')}/#publisher")
+    graph.add((study, SCHEMA.publisher, publisher))
+    graph.add((publisher, RDF.type, SCHEMA.Organization))
+    graph.add((publisher, SCHEMA.name, Literal(publisher_name(str(source) if source is not None else None, catalog_name))))
+    if activity is not None and source is not None:
+        kind = external_ids.kind_named(load_model().enum_name("ResourceEnum", str(source)))
+        same = external_ids.iri(kind.name, graph.value(activity, REMBI.source_accession)) if kind else None
+        if same and same != str(study):
+            graph.add((study, SCHEMA.sameAs, URIRef(same)))
+
+
+def _add_funding(graph: RecordGraph, study: URIRef) -> None:
+    """Each grant a ``MonetaryGrant`` with its identifier, and its funder an ``Organization``, the study's
+    ``funder`` too."""
+    for grant in list(graph.objects(study, SCHEMA.funding)):
+        graph.add((grant, RDF.type, SCHEMA.MonetaryGrant))
+        for award in graph.objects(grant, REMBI.grant_id):
+            graph.add((grant, SCHEMA.identifier, award))
+        for name in graph.objects(grant, REMBI.funder):
+            funder = URIRef(f"{grant}-funder")
+            graph.add((grant, SCHEMA.funder, funder))
+            graph.add((study, SCHEMA.funder, funder))
+            graph.add((funder, RDF.type, SCHEMA.Organization))
+            graph.add((funder, SCHEMA.name, name))
 
 
 def _add_creators(graph: RecordGraph, study: URIRef) -> None:

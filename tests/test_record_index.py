@@ -87,9 +87,14 @@ def test_a_new_version_of_a_study_is_rendered_again(catalog):
             attribute["value"] = "Synthetic HL-60 nuclei, second version"
     record.write_text(json.dumps(data))
     before = client.get("/studies/S-BIAD1492.jsonld")
+    assert before.get_json()["version"] == 1
     assert catalog["harvester"].run("pagetab", [str(record)]).loaded
     after = client.get("/studies/S-BIAD1492.jsonld", headers={"If-None-Match": before.headers["ETag"]})
     assert after.status_code == 200 and after.get_json()["name"] == "Synthetic HL-60 nuclei, second version"
+    assert after.get_json()["version"] == 2
+    assert after.get_json()["dateModified"]["@value"] >= before.get_json()["dateModified"]["@value"]
+    assert catalog["harvester"].run("pagetab", [str(record)]).unchanged  # the same record again is no new version
+    assert client.get("/studies/S-BIAD1492.jsonld").get_json()["version"] == 2
     assert b"second version" in client.get("/studies/S-BIAD1492", headers={"Accept": "text/html"}).data
 
 
@@ -103,10 +108,37 @@ def test_release_stores_and_delete_drops_a_record(catalog):
     assert client.get(f"/studies/{accession}.jsonld").status_code == 404
     assert archive.release_due(today="2999-01-01") == [accession]
     assert archive.public.records.get(iri, archive.record_fingerprint) is not None
-    assert client.get(f"/studies/{accession}.jsonld").status_code == 200
+    released = client.get(f"/studies/{accession}.jsonld")
+    assert released.status_code == 200
+    # deposited today, released later: it last changed when it was released; this archive publishes it
+    assert released.get_json()["dateModified"] == {"@value": "2999-01-01", "@type": "xsd:date"}
+    assert released.get_json()["version"] == 1
+    assert released.get_json()["publisher"] == {"@id": "rembi:BioImageArchive", "@type": "Organization", "name": "BioImage Archive"}
+    assert "sameAs" not in released.get_json()  # deposited here: there is no other record of it
     archive.delete_study(accession)
     assert archive.public.records.get(iri, archive.record_fingerprint) is None
     assert client.get(f"/studies/{accession}.jsonld").status_code == 404
+
+
+def test_records_say_where_they_came_from_when_they_changed_and_who_funded_them(catalog):
+    """Bioschemas Dataset's recommended version, dateModified, publisher, funder and sameAs, from the graph."""
+    client, harvester = catalog["client"](), catalog["harvester"]
+    empiar = client.get("/studies/EMPIAR-10934.jsonld").get_json()
+    assert empiar["publisher"]["name"] == "Electron Microscopy Public Image Archive (EMPIAR)"
+    assert {"@id": "https://identifiers.org/empiar:EMPIAR-10934"} in _as_list(empiar["sameAs"])
+    assert empiar["version"] == 1 and empiar["dateModified"]["@value"] >= empiar["datePublished"]["@value"]
+    assert harvester.run("pagetab", [str(PAGETAB / "S-BIADTEST.json")]).loaded
+    funded = client.get("/studies/S-BIADTEST.jsonld").get_json()
+    funders = [f["name"] for f in _as_list(funded["funder"])]
+    grants = _as_list(funded["funding"])
+    assert sorted(funders) == ["Test funding body1", "Test funding body2"]
+    assert all("MonetaryGrant" in grant["@type"] for grant in grants)
+    assert sorted(grant.get("identifier", "") for grant in grants) == ["", "TESTFUNDS1", "TESTFUNDS2"]
+    assert {"@id": "https://identifiers.org/biostudies:S-BIADTEST"} in _as_list(funded["sameAs"])
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def test_records_rendered_under_another_catalog_name_are_not_served_but_rendered_again(catalog):
@@ -205,9 +237,9 @@ def _short(term) -> str:
 def _dataset_view_input(keywords: bool):
     """A study graph holding what the view reads: title, dates, a person and a body as authors, a publication, three
     kinds of cross-reference, an imaging method only written down, FBbi's generic root and a real FBbi term, an
-    organism."""
+    organism, where it was harvested from (its version in the catalog, when) and a grant."""
     from rdflib import Literal, URIRef
-    from rdflib.namespace import DCTERMS, RDFS, XSD
+    from rdflib.namespace import DCTERMS, PROV, RDFS, XSD
 
     from catalog.record_graph import RecordGraph
     from catalog.study_record import REMBI, SCHEMA
@@ -251,6 +283,14 @@ def _dataset_view_input(keywords: bool):
         (fluorescence, RDFS.label, Literal("fluorescence microscopy")),
         (node("biosample/1"), REMBI.organism, human),
         (human, RDFS.label, Literal("Homo sapiens")),
+        (study, PROV.wasGeneratedBy, node("provenance")),
+        (node("provenance"), REMBI.source_resource, URIRef("https://registry.identifiers.org/registry/empiar")),
+        (node("provenance"), REMBI.source_accession, Literal("EMPIAR-10934")),
+        (node("provenance"), PROV.endedAtTime, Literal("2025-01-02T03:04:05+00:00", datatype=XSD.dateTime)),
+        (node("provenance"), REMBI.record_version, Literal(3)),
+        (study, SCHEMA.funding, node("grant/1")),
+        (node("grant/1"), REMBI.funder, Literal("Wellcome Trust")),
+        (node("grant/1"), REMBI.grant_id, Literal("212345/Z/18/Z")),
     ] + ([(study, SCHEMA.keywords, Literal("given"))] if keywords else []):
         graph.add(triple)
     return graph
@@ -268,7 +308,12 @@ DV_HEAD = [
     "<S> schema:identifier <https://doi.org/10.1234/abc>",
     "<S> schema:license <https://creativecommons.org/licenses/by/4.0/>",
     '<S> schema:datePublished "2024-03-05"^^<http://www.w3.org/2001/XMLSchema#date>',
+    '<S> schema:version "3"^^<http://www.w3.org/2001/XMLSchema#integer>',
+    '<S> schema:dateModified "2025-01-02T03:04:05+00:00"^^<http://www.w3.org/2001/XMLSchema#dateTime>',
+    "<S> schema:publisher <https://registry.identifiers.org/registry/empiar>",
+    "<S> schema:sameAs <https://identifiers.org/empiar:EMPIAR-10934>",  # the record it was harvested from
     "<S> schema:sameAs <https://www.ebi.ac.uk/empiar/EMPIAR-1>",
+    "<S> schema:funder <S/grant/1-funder>",
     "<S> schema:isBasedOn <https://idr.openmicroscopy.org/idr0001>",
     "<S> schema:isRelatedTo <https://doi.org/10.9/x>",
     '<S> schema:measurementTechnique "lattice light sheet"',
@@ -285,6 +330,13 @@ DV_PEOPLE_AND_TERMS = [
     'obo:FBbi_00000222 schema:name "imaging method"',
     "obo:FBbi_00000246 rdf:type schema:DefinedTerm",
     'obo:FBbi_00000246 schema:name "fluorescence microscopy"',
+    "<S/grant/1> rdf:type schema:MonetaryGrant",
+    '<S/grant/1> schema:identifier "212345/Z/18/Z"',
+    "<S/grant/1> schema:funder <S/grant/1-funder>",
+    "<https://registry.identifiers.org/registry/empiar> rdf:type schema:Organization",
+    '<https://registry.identifiers.org/registry/empiar> schema:name "Electron Microscopy Public Image Archive (EMPIAR)"',
+    "<S/grant/1-funder> rdf:type schema:Organization",
+    '<S/grant/1-funder> schema:name "Wellcome Trust"',
 ]
 DV_CATALOG = [
     "<https://archive.example.org/#catalog> rdf:type schema:DataCatalog",
