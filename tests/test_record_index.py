@@ -113,7 +113,11 @@ def test_release_stores_and_delete_drops_a_record(catalog):
     # deposited today, released later: it last changed when it was released; this archive publishes it
     assert released.get_json()["dateModified"] == {"@value": "2999-01-01", "@type": "xsd:date"}
     assert released.get_json()["version"] == 1
-    assert released.get_json()["publisher"] == {"@id": "rembi:BioImageArchive", "@type": "Organization", "name": "BioImage Archive"}
+    assert released.get_json()["publisher"] == {
+        "@id": "rembi:BioImageArchive",
+        "@type": "Organization",
+        "name": "BioImage Archive",
+    }
     assert "sameAs" not in released.get_json()  # deposited here: there is no other record of it
     archive.delete_study(accession)
     assert archive.public.records.get(iri, archive.record_fingerprint) is None
