@@ -169,3 +169,10 @@ def test_an_embargoed_study_has_no_datacite_record_even_for_its_owner(cited):
     assert client.get(f"/studies/{embargoed}", headers={"Accept": MEDIA, **auth}).status_code == 404
     assert client.get(f"/studies/{embargoed}", headers={"Accept": "application/ld+json", **auth}).status_code == 200
     assert client.get(f"/studies/{cited['light']}/components/x.datacite.xml").status_code in (404, 406)
+
+
+def test_the_publisher_is_the_resource_a_study_came_from(cited, schema):
+    """A deposit's publisher is this archive; a harvested study's, the resource it was harvested from."""
+    assert texts(datacite(cited, cited["light"], schema), "dc:publisher") == ["BioImage Archive"]
+    assert texts(datacite(cited, "EMPIAR-99999", schema), "dc:publisher") == ["Electron Microscopy Public Image Archive (EMPIAR)"]
+    assert texts(datacite(cited, "idr0004", schema), "dc:publisher") == ["Image Data Resource (IDR)"]
