@@ -402,6 +402,11 @@ class Archive:
         return rendered
 
     def _drop_elsewhere(self, accession: str, keep: str) -> None:
+        """Drop the study from every view but ``keep``; a released study leaving the public view (withdrawn, or
+        embargoed again by a new version) leaves a deleted record for harvesters (:mod:`catalog.oai_records`)."""
+        released = self.public.search.get(accession) if keep != PUBLIC else None
+        if released is not None:
+            oai_records.record_withdrawal(self.state, released, time.time())
         for name in (PUBLIC, PRIVATE):
             if name == keep:
                 continue
@@ -424,9 +429,6 @@ class Archive:
         """Remove a study from every view (graph, file table, search entry, rendered record); idempotent. Work
         undone after its commit point (a finalize given up) must not stay visible. A released study leaves a
         deleted record for harvesters (:mod:`catalog.oai_records`)."""
-        released = self.public.search.get(accession)
-        if released is not None:
-            oai_records.record_withdrawal(self.state, released, time.time())
         self._drop_elsewhere(accession, keep="")
         self.registry.record_change()
         self._changed(Change(accession, None, "withdrawn"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -217,3 +218,29 @@ def test_a_withdrawn_study_is_a_deleted_record_without_metadata(oai, schema):
     header = record.find(f"{OAI}GetRecord/{OAI}record/{OAI}header")
     assert header.get("status") == "deleted" and header.findall(f"{OAI}setSpec")
     assert record.find(f"{OAI}GetRecord/{OAI}record/{OAI}metadata") is None
+
+
+def test_a_released_study_embargoed_again_by_a_new_version_is_a_deleted_record(make_catalog, tmp_path, schema):
+    """A source that moves a released study's release date into the future: harvesters that copied it are told it
+    went (a deleted record), and it is live again once released."""
+    from loaders.harvest import Harvester
+
+    made = make_catalog(folder=tmp_path / "catalog")
+    harvester = Harvester(made.services.archive)
+    source = Path(__file__).parent / "data" / "harvest" / "biostudies" / "S-BIAD1492.json"
+    assert harvester.run("pagetab", [str(source)]).loaded
+    later = json.loads(source.read_text())
+    for attribute in later["attributes"]:
+        if attribute["name"] == "ReleaseDate":
+            attribute["value"] = "2999-01-01"
+    shutil.copytree(source.parent, tmp_path / "source")  # with its file lists
+    moved = tmp_path / "source" / "S-BIAD1492.json"
+    moved.write_text(json.dumps(later))
+    assert harvester.run("pagetab", [str(moved)]).loaded
+    state = {"client": made.app().test_client()}
+    query = f"verb=GetRecord&metadataPrefix=oai_dc&identifier={oai_id('S-BIAD1492')}"
+    header = ask(state, query, schema).find(f"{OAI}GetRecord/{OAI}record/{OAI}header")
+    assert header is not None and header.get("status") == "deleted"
+    assert made.services.archive.release_due(today="2999-01-01") == ["S-BIAD1492"]
+    header = ask(state, query, schema).find(f"{OAI}GetRecord/{OAI}record/{OAI}header")
+    assert header is not None and header.get("status") is None
