@@ -358,7 +358,7 @@ def _rdf_response(turtle: str, media: str) -> Response:
 
 
 def _service_description() -> str:
-    base = settings().base_url
+    base, triples = settings().base_url, _void_figures().counts["triples"]
     results = "\n".join(
         f"    sd:resultFormat <{iri}> ;"
         for iri in (
@@ -384,7 +384,7 @@ def _service_description() -> str:
     dcterms:title "{settings().catalog_name} SPARQL endpoint (read-only, released studies)" ;
     sd:defaultDataset [
         a sd:Dataset ;
-        sd:defaultGraph [ a sd:Graph ; void:triples {services().archive.public.reads.count()} ]
+        sd:defaultGraph [ a sd:Graph ; void:triples {triples} ]
     ] .
 """
 

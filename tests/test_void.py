@@ -87,3 +87,19 @@ def test_figures_are_counted_once_per_publication(demo, monkeypatch):
         assert figure(void_of(client), "triples") == before + 1 and len(counted) == 2
     finally:
         demo.services.archive.public.graph.drop_graph("urn:void:test")
+
+
+def test_the_service_descriptions_triples_are_the_void_figure_counted_once(demo, monkeypatch):
+    """The service description at ``GET /sparql`` (asked by every client probing the endpoint) states the default
+    graph's size from the same once-per-publication count, never counting the store per request."""
+    client = demo.app().test_client()
+    counted = []
+    real = catalog.void_figures.count
+    monkeypatch.setattr(catalog.void_figures, "count", lambda *a: counted.append(1) or real(*a))
+    monkeypatch.setattr(type(demo.services.archive.public.reads), "count", lambda self: pytest.fail("counted per request"))
+    described = []
+    for _ in range(3):
+        answer = client.get("/sparql", headers={"Accept": "text/turtle"})
+        graph = Graph().parse(data=answer.data, format="turtle")
+        described += [int(n) for n in graph.objects(None, VOID.triples)]
+    assert described == [figure(void_of(client), "triples")] * 3 and len(counted) <= 1
