@@ -585,6 +585,7 @@ def _work(settings: Settings, names: list[str], once: bool, batch: int):
             versions={name: known[name].version for name in names},
             batch=batch,
             poll_seconds=settings.job_poll_seconds,
+            journal=jobs.journal_folder(settings),
         )
         try:
             return worker.run(stop, once=once)

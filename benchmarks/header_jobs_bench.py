@@ -132,6 +132,7 @@ def work(data_dir: Path, database_url: str | None, batch: int, unstored: int, lo
         batch=batch,
         poll_seconds=settings.job_poll_seconds,
         unstored=unstored,
+        journal=jobs.journal_folder(settings),
     )
     try:
         tally = worker.run(once=True)

@@ -27,9 +27,10 @@ import time
 from dataclasses import dataclass, fields, replace
 from importlib.metadata import PackageNotFoundError, entry_points
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from catalog import leases
+from catalog import job_journal, leases
 from catalog.config import Settings
 from catalog.errors import CatalogError, is_transient
 from catalog.registry import LeaseLost
@@ -384,6 +385,21 @@ class JobQueue:
                 self._drop(job)
         return refused
 
+    def store_claimed(self, entries: Sequence[tuple[int, str, str]]) -> int:
+        """Store results kept by a worker that stopped before storing them (:mod:`catalog.job_journal`): each
+        ``(job id, claim id, result JSON)`` whose job still runs under that claim; how many were stored."""
+        stored = 0
+        now = time.time()
+        with self.db.transaction(write=True) as conn:
+            for job_id, claim_id, text in entries:
+                changed = conn.execute(
+                    "UPDATE jobs SET state = 'done', result = ?, reason = NULL, holder = NULL, claim_id = NULL,"
+                    " expires = NULL, updated = ? WHERE id = ? AND state = 'running' AND claim_id = ?",
+                    (text, now, job_id, claim_id),
+                )
+                stored += changed.rowcount == 1
+        return stored
+
     def fail(self, job: Job, reason: str, transient: bool = False) -> str:
         """The job did not complete: queue it again after ``retry_seconds`` (``transient``: without counting the
         attempt), or mark it failed with ``reason`` once its attempts are used up. Returns its new state;
@@ -545,7 +561,9 @@ class Worker:
     queue's heartbeat renews the batch's leases meanwhile. ``versions``: claim only these versions of each kind.
     Results are stored in the background while the next jobs run, at most ``unstored`` of them waiting: a worker
     killed at any moment has lost the work of at most ``unstored`` + 1 jobs, done again by the next worker (the
-    jobs it claimed but had not started are taken over, not redone)."""
+    jobs it claimed but had not started are taken over, not redone). With a ``journal`` folder each result is
+    first kept in the worker's journal file (:mod:`catalog.job_journal`), and the next worker on this host stores
+    what a killed one left there: only the job in hand is done again."""
 
     def __init__(
         self,
@@ -556,8 +574,13 @@ class Worker:
         batch: int = 8,
         poll_seconds: float = 2.0,
         unstored: int = 8,
+        journal: Path | None = None,
     ) -> None:
         self.queue = queue
+        self.journal_folder = journal
+        self._journal: job_journal.Journal | None = None
+        #: results written to the journal that may not be stored yet (a batch whose storing failed)
+        self._journal_dirty = False
         self.handlers = dict(handlers)
         self.versions = versions
         self.batch = max(1, batch)
@@ -570,6 +593,7 @@ class Worker:
         """Claim and do one batch; None if no job was ready. Results are stored while the next jobs of the batch
         run (:class:`_Finisher`), all of them by the time this returns. Jobs not started when ``stop`` is set are
         released."""
+        journal = self._open_journal()
         pending = self.queue.claim(self.handlers, self.batch, versions=self.versions)
         if not pending:
             return None
@@ -584,28 +608,48 @@ class Worker:
                     pending.insert(0, job)
                     raise
                 if outcome is not None:
+                    if journal is not None:
+                        self._journal_dirty = True
+                        journal.write(job, outcome[1])
                     finisher.add(job, outcome[0])
         finally:
             try:
                 tally.add(finisher.close())
+                if journal is not None:
+                    journal.clear()
+                    self._journal_dirty = False
             finally:
                 if pending:
                     self.queue.release(pending)
         return tally
 
-    def _do(self, job: Job, tally: Tally) -> tuple[Any] | None:
-        """Run the job's handler: ``(result,)``, or None once its failure is recorded."""
+    def _open_journal(self) -> job_journal.Journal | None:
+        """This worker's journal (None without a journal folder), after storing what dead workers left in theirs
+        and what a failed batch of this one left in its own."""
+        if self.journal_folder is None:
+            return None
+        job_journal.salvage(self.queue, self.journal_folder)
+        if self._journal is None:
+            self._journal = job_journal.Journal(self.journal_folder, self.queue.holder)
+        elif self._journal_dirty:
+            self.queue.store_claimed(list(job_journal.entries(self._journal.path)))
+            self._journal.clear()
+            self._journal_dirty = False
+        return self._journal
+
+    def _do(self, job: Job, tally: Tally) -> tuple[Any, str] | None:
+        """Run the job's handler: ``(result, its JSON)``, or None once its failure is recorded."""
         try:
             result = self.handlers[job.kind](job)
         except Exception as exc:  # noqa: BLE001 - the job fails with the reason; the worker goes on
             self._failed(job, describe(exc), is_transient(exc), tally)
             return None
         try:
-            encode_result(result)
+            encoded = encode_result(result)
         except ValueError as exc:
             self._failed(job, f"its result is {exc}", False, tally)
             return None
-        return (result,)
+        return result, encoded
 
     def _failed(self, job: Job, reason: str, transient: bool, tally: Tally) -> None:
         try:
@@ -654,8 +698,11 @@ class Worker:
             self._thread = None
 
     def close(self) -> None:
-        """Stop, and close the queue (jobs still held become free at once)."""
+        """Stop, and close the queue (jobs still held become free at once) and the journal."""
         self.stop()
+        if self._journal is not None:
+            self._journal.close(keep=self._journal_dirty)  # results not stored stay for the next worker
+            self._journal = None
         self.queue.close()
 
 
@@ -719,6 +766,11 @@ class _Finisher:
         return self.tally
 
 
+def journal_folder(settings: Settings) -> Path:
+    """Where this host's workers keep results until they are stored (:mod:`catalog.job_journal`)."""
+    return settings.data_dir / "job-journals"
+
+
 def background_worker(db: StateDB, settings: Settings, batch: int = 4) -> Worker | None:
     """A started worker thread over every registered kind at its version, for a serving process; None when no kind
     is registered."""
@@ -731,6 +783,7 @@ def background_worker(db: StateDB, settings: Settings, batch: int = 4) -> Worker
         versions={name: kind.version for name, kind in known.items()},
         batch=batch,
         poll_seconds=settings.job_poll_seconds,
+        journal=journal_folder(settings),
     )
     worker.start()
     return worker
@@ -749,6 +802,7 @@ __all__ = [
     "Worker",
     "background_worker",
     "handlers",
+    "journal_folder",
     "kinds",
     "register",
     "unregister",

@@ -1,6 +1,6 @@
 """Child process of the job queue tests: a worker over a state database, telling where it is, to be killed anywhere.
 
-``python -m tests.jobs_child DATABASE LOG [--lease S] [--batch N] [--pause S] [--unstored N]``: ``DATABASE`` is a SQLite file or a
+``python -m tests.jobs_child DATABASE LOG [--lease S] [--batch N] [--pause S] [--unstored N] [--journal DIR]``: ``DATABASE`` is a SQLite file or a
 ``postgresql://`` URL. It prints ``ready`` (nothing claimed yet), ``handling KEY`` inside the handler, ``finishing``
 before a batch's results are stored and ``finished`` after, pausing ``--pause`` seconds at each point so that a
 test can SIGKILL it there, and works until no job is ready. Every run of the handler writes ``start KEY RUN`` and
@@ -76,11 +76,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--unstored", type=int, default=8)
+    parser.add_argument("--journal", type=Path, help="The workers' journal folder (catalog.job_journal).")
     args = parser.parse_args(argv)
     db = open_db(args.database)
     queue = AnnouncingQueue(db, args.lease, max_attempts=5, retry_seconds=0)
     queue.pause = args.pause
-    worker = Worker(queue, {KIND: square_handler(args.log, args.pause, announce=True)}, batch=args.batch, unstored=args.unstored)
+    worker = Worker(
+        queue,
+        {KIND: square_handler(args.log, args.pause, announce=True)},
+        batch=args.batch,
+        unstored=args.unstored,
+        journal=args.journal,
+    )
     print("ready", flush=True)
     time.sleep(args.pause)
     tally = worker.run(once=True)

@@ -446,6 +446,79 @@ def test_a_worker_killed_in_the_middle_of_a_batch_has_lost_the_work_of_unstored_
     queue.close()
 
 
+def _kill_while_handling(site, log: Path, nth: int, extra: list[str]) -> None:
+    """Start a worker child over 12 jobs (batch 12, at most 4 results unstored) and SIGKILL it while it handles
+    the ``nth`` job."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.jobs_child", site.database, str(log), "--batch", "12", "--unstored", "4"]
+        + ["--pause", "0.05", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handling = 0
+    while handling < nth:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()
+        handling += line.startswith("handling")
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+
+
+def test_with_a_journal_a_worker_killed_in_the_middle_of_a_batch_has_lost_only_the_job_in_hand(site, tmp_path):
+    """Killed while handling the 9th job of a batch with results of earlier jobs not stored yet: the next worker
+    stores those from the dead worker's journal and does again only the job that was in hand."""
+    log, journal = tmp_path / "runs.log", tmp_path / "journal"
+    queue = JobQueue(site.db, max_attempts=5)
+    files = _enqueue(queue, "S-1", 12)
+    _kill_while_handling(site, log, 9, ["--journal", str(journal)])
+    assert queue.counts()[KIND][DONE] < 8  # finished jobs whose results were not stored when it died
+    assert [p.name for p in journal.iterdir()]  # ... kept in its journal
+    worker = Worker(JobQueue(site.db, max_attempts=5), {KIND: square_handler(log)}, journal=journal)
+    worker.run(once=True)
+    worker.close()
+    started, ended, _ = _runs(log)
+    assert queue.counts()[KIND][DONE] == 12 and set(started) == {f"S-1/{f}" for f in files}
+    assert sum(n - 1 for n in started.values()) <= 1, started
+    assert [j.result["square"] for j in sorted(queue.results("S-1"), key=lambda j: j.payload["n"])] == [
+        i * i for i in range(12)
+    ]
+    assert list(journal.iterdir()) == []  # the salvaged journal is gone; the new worker closed its own
+    queue.close()
+
+
+def test_a_journal_is_salvaged_only_from_dead_workers_and_only_for_claims_they_still_hold(site, tmp_path):
+    from catalog import job_journal
+
+    queue = JobQueue(site.db)
+    _enqueue(queue, "S-1", 3)
+    first, second, third = queue.claim([KIND], 3)
+    folder = tmp_path / "journal"
+    live = job_journal.Journal(folder, queue.holder)  # this handle is alive: its journal is not touched
+    live.write(first, "1")
+    dead = folder / "somehost:1:1:dead.jsonl"
+    dead_here = folder / f"{queue.holder.split(':')[0]}:999999999:1:ab.jsonl"  # no such process on this host
+    with site.db.transaction(write=True) as conn:
+        conn.execute("UPDATE jobs SET holder = ? WHERE id = ?", (dead_here.name[:-6], second.id))
+    lines = [
+        json.dumps({"id": second.id, "claim": second.claim_id, "result": "4"}),
+        json.dumps({"id": third.id, "claim": "someone-else", "result": "9"}),  # its claim is not the dead one's
+        '{"id": 1, "cl',  # cut short
+    ]
+    dead_here.write_text("\n".join(lines))
+    dead.write_text(lines[0] + "\n")  # another host's worker: maybe alive, left alone
+    other = JobQueue(site.db)
+    assert job_journal.salvage(other, folder) == 1
+    assert queue.job(KIND, "S-1", second.file_key, VERSION).result == 4
+    assert queue.job(KIND, "S-1", third.file_key, VERSION).state == RUNNING
+    assert queue.job(KIND, "S-1", first.file_key, VERSION).state == RUNNING
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.path.name, dead.name])
+    live.close()
+    other.close()
+    queue.close()
+
+
 def test_a_result_that_could_not_be_stored_fails_the_batch_after_the_others_are_stored(site):
     class Flaky(JobQueue):
         calls = 0
