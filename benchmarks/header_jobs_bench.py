@@ -16,7 +16,9 @@ Builds a local file store of ``--files`` files in one study by hard-linking clon
    process and of all together;
 3. the kill -9 test: a fresh catalog, the workers SIGKILLed once half of the jobs are done, started again until
    none is left; every read is counted (each worker logs the file key before handing it to the reader, one
-   unbuffered append per read), and the figures say how many files were read twice (at most ``--unstored`` + 1 per
+   unbuffered append per read, and one more when the read completed), and the figures say how many reads were begun
+   twice (at most the one in hand per killed worker) and how many completed twice (none: results a killed worker had
+   not stored are kept in its journal, :mod:`catalog.job_journal`; before the journal, up to ``--unstored`` + 1 per
    killed worker: the results not stored yet and the read in hand), whether every job is done and every key has
    one result; also the time, rate and RSS of the two halves.
 
@@ -123,7 +125,9 @@ def work(data_dir: Path, database_url: str | None, batch: int, unstored: int, lo
 
     def counted(job: jobs.Job) -> object:
         os.write(log, job.file_key.encode() + b"\n")
-        return read(job)
+        result = read(job)
+        os.write(log, b"+" + job.file_key.encode() + b"\n")  # the read completed
+        return result
 
     worker = jobs.Worker(
         jobs.JobQueue.for_settings(state, settings),
@@ -319,24 +323,27 @@ def kill_run(args, root: Path, store: Path, keys: list[str]) -> None:
     results = collections.Counter(job.file_key for job in queue.results(STUDY))
     assert len(results) == len(keys) and set(results.values()) == {1}, "every key has one result"
     print(f"  every one of the {len(keys):,} files has one result")
-    twice = read_twice(data_dir, keys)
-    bound = args.processes * (args.unstored + 1)
-    print(f"  read twice: {twice} (at most unstored + 1 per killed worker: {bound})")
+    twice, completed_twice = read_twice(data_dir, keys)
+    print(f"  reads begun twice: {twice} (at most the read in hand of each killed worker: {args.processes})")
+    print(f"  reads completed twice: {completed_twice} (wanted: 0; finished results are kept in the workers' journals)")
 
 
 def _size(data_dir: Path) -> float:
     return sum(path.stat().st_size for path in data_dir.glob("registry.sqlite*")) / (1 << 20)
 
 
-def read_twice(data_dir: Path, keys: list[str]) -> int:
-    """How many files the workers' logs say were read more than once."""
-    reads: collections.Counter[str] = collections.Counter()
+def read_twice(data_dir: Path, keys: list[str]) -> tuple[int, int]:
+    """How many files the workers' logs say were begun more than once, and how many were read through more than
+    once (a read cut off by the kill is begun again, but completed once)."""
+    begun: collections.Counter[str] = collections.Counter()
+    completed: collections.Counter[str] = collections.Counter()
     for log in data_dir.glob("reads-*.log"):
-        reads.update(log.read_text().split())
-    twice = {key: n for key, n in reads.items() if n > 1}
-    unread = len(keys) - len(reads)
-    print(f"  reads: {sum(reads.values()):,} of {len(keys):,} files; {len(twice)} read more than once, {unread} never")
-    return len(twice)
+        for line in log.read_text().split():
+            (completed if line.startswith("+") else begun)[line.removeprefix("+")] += 1
+    twice = {key: n for key, n in begun.items() if n > 1}
+    unread = len(keys) - len(begun)
+    print(f"  reads: {sum(begun.values()):,} of {len(keys):,} files; {len(twice)} begun more than once, {unread} never")
+    return len(twice), sum(1 for n in completed.values() if n > 1)
 
 
 def _load() -> str:
