@@ -4,7 +4,7 @@
 Level 0 holds the source's pixels unchanged; each further level takes every second pixel in y and x of the level
 before it, until the image fits in one chunk. A block is at most :data:`BLOCK_BYTES` (whole rows of chunks when
 they fit, else a run of chunks along x), so converting a large image takes bounded memory. When a block spans whole
-rows, the levels are made as level 0 is written (:class:`_Cascade`: two bands of rows per level held); otherwise
+rows, the levels are made as level 0 is written (:class:`_Cascade`: under a band of rows per level held); otherwise
 each level is read back from the one above.
 
 Speed: the next block is read on a thread while this one is written; blocks go to Zarr on :data:`WRITE_THREADS`
@@ -103,29 +103,29 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
 
 
 class _Cascade:
-    """Writes bands of whole rows to a level and, once two bands' worth of rows of the next level's chunk height
-    are in, their every second pixel in y and x to the next level (so no level is read back)."""
+    """Writes bands of whole rows to a level and passes their every second pixel in y and x down: held until they
+    make whole rows of the next level's chunks (or its last rows), then written there (so no level is read back;
+    per level, less than one band of the next level's chunk height is held)."""
 
     def __init__(self, levels: list[Any], writes: _Writes) -> None:
         self.levels, self.writes = levels, writes
-        #: per level: rows received but not yet passed down, by the band's other axes: (first row, rows)
+        #: per level: rows of the next level made but not yet written, by the band's other axes: (first row, rows)
         self.pending: list[dict[tuple, tuple[int, np.ndarray]]] = [{} for _ in levels]
 
     def push(self, index: int, box: Box, data: np.ndarray) -> None:
         self.writes.put(self.levels[index], box, data)
         if index + 1 >= len(self.levels):
             return
+        start, below = box[-2].start, self.levels[index + 1]
+        down = np.ascontiguousarray(data[..., start % 2 :: 2, ::2])  # the rows of this band that are even overall
         outer = tuple((s.start, s.stop) for s in box[:-2])
-        first, held = self.pending[index].pop(outer, (box[-2].start, data[..., :0, :]))
-        held = np.concatenate([held, data], axis=-2) if held.shape[-2] else data
-        step = 2 * self.levels[index + 1].chunks[-2]
-        height = self.levels[index].shape[-2]
-        while held.shape[-2] >= step or (held.shape[-2] and first + held.shape[-2] >= height):
-            take = held.shape[-2] if first + held.shape[-2] >= height else held.shape[-2] // step * step
-            down = np.ascontiguousarray(held[..., :take:2, ::2])
-            lower = (*box[:-2], slice(first // 2, first // 2 + down.shape[-2]), slice(0, down.shape[-1]))
-            self.push(index + 1, lower, down)
-            first, held = first + take, held[..., take:, :]
+        first, held = self.pending[index].pop(outer, ((start + 1) // 2, down[..., :0, :]))
+        held = np.concatenate([held, down], axis=-2) if held.shape[-2] else down
+        rows, step = held.shape[-2], below.chunks[-2]
+        ready = rows if first + rows >= below.shape[-2] else rows // step * step
+        if ready:
+            self.push(index + 1, (*box[:-2], slice(first, first + ready), slice(0, held.shape[-1])), held[..., :ready, :])
+            first, held = first + ready, held[..., ready:, :]
         if held.shape[-2]:
             self.pending[index][outer] = (first, held)
 

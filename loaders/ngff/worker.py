@@ -23,7 +23,7 @@ MAX_PIXELS = 1 << 34
 MAX_IMAGES = 64
 #: threads Zarr encodes and writes chunks on in a worker (the sandbox starts workers with one; as many as asyncio
 #: gives a process by default, at most 8: each reserves a stack within the memory cap)
-ZARR_THREADS = min(8, (os.cpu_count() or 1) + 4)
+ZARR_THREADS = min(4, (os.cpu_count() or 1) + 2)
 ZIP_SUFFIX = ".ome.zarr.zip"
 
 
@@ -51,6 +51,13 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
         made["status"] = "unreadable"
         made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"]) or "no image"
     return made
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory so far, in bytes (for figures)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _zarr_threads(count: int) -> None:
