@@ -131,7 +131,7 @@ class _Cascade:
 
 
 def _array(group: Any, name: str, shape: Sequence[int], chunks: Sequence[int], dtype: np.dtype, names: Sequence[str]) -> Any:
-    array = group.create_array(
+    return group.create_array(
         name,
         shape=tuple(shape),
         chunks=tuple(chunks),
@@ -140,9 +140,8 @@ def _array(group: Any, name: str, shape: Sequence[int], chunks: Sequence[int], d
         fill_value=0,
         config={"write_empty_chunks": True},  # :func:`_write` leaves out empty chunks itself, testing each once
         chunk_key_encoding={"name": "v2", "separator": "/"},
+        attributes={"_ARRAY_DIMENSIONS": list(names)},
     )
-    array.attrs["_ARRAY_DIMENSIONS"] = list(names)
-    return array
 
 
 class _Writes:
