@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +21,9 @@ from .metadata import metres
 MAX_PIXELS = 1 << 34
 #: images of one file made at most, by default
 MAX_IMAGES = 64
+#: threads Zarr encodes and writes chunks on in a worker (the sandbox starts workers with one; as many as asyncio
+#: gives a process by default, at most 8: each reserves a stack within the memory cap)
+ZARR_THREADS = min(4, (os.cpu_count() or 1) + 2)
 ZIP_SUFFIX = ".ome.zarr.zip"
 
 
@@ -31,6 +35,7 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
         return _unpacked(path, folder, caps)
     from loaders.image_headers.read import read_headers
 
+    _zarr_threads(ZARR_THREADS)
     headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": headers["status"], "reason": headers.get("reason") or "no image found"}
@@ -46,6 +51,23 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
         made["status"] = "unreadable"
         made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"]) or "no image"
     return made
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory so far, in bytes (for figures)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _zarr_threads(count: int) -> None:
+    """Let Zarr encode and write chunks on ``count`` threads: its executor is made anew when the count changes."""
+    import zarr
+    from zarr.core.sync import cleanup_resources
+
+    if zarr.config.get("threading.max_workers") != count:
+        zarr.config.set({"threading.max_workers": count})
+        cleanup_resources()
 
 
 def _one(
