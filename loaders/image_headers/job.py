@@ -33,7 +33,7 @@ from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
-READERS_REVISION = 2
+READERS_REVISION = 3
 _LIBRARIES = ("tifffile", "ome-types", "mrcfile", "pillow", "zarr", "czifile", "nd2", "liffile")
 
 

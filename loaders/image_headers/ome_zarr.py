@@ -5,6 +5,9 @@ A store is one image (``multiscales``), a plate (``plate`` → wells → fields)
 instrument and dates (image *i* of the XML is series *i*). Only metadata objects are fetched (``zarr.json``,
 ``.zgroup``, ``.zattrs``, ``.zarray``, the XML): never a chunk. Pixel sizes are the first level's ``scale`` for axes
 with a unit (an axis without one has no physical size).
+
+The store is a :class:`~.sources.KeySource`: a folder, or an uploaded ``.ome.zarr.zip`` read in place
+(:func:`read_zip`); the layouts are read the same way in both.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, AsyncIterator, Iterable
 from . import ome_xml, units
 from .axes import dtype_name, fold_axes
 from .model import Channel, ImageHeaders, ImageSeries
-from .sources import CountingKeys
+from .sources import CountingKeys, CountingReader, UnreadableZip, ZipKeys
 
 #: most images read from one store (a plate can hold any number)
 MAX_SERIES = 10_000
@@ -104,6 +107,32 @@ def read(keys: CountingKeys, result: ImageHeaders) -> None:
         if index < len(described):
             _add_described(series, described[index])
         result.series.append(series)
+
+
+def read_zip(reader: CountingReader, result: ImageHeaders) -> None:
+    """An OME-Zarr zipped into one archive: its members are checked (:class:`~.sources.ZipKeys`) and its metadata
+    objects unpacked, counted against the reader's cap too; a refused archive is ``unreadable`` with the reason."""
+    result.format = "ome-zarr"
+    try:
+        zipped = ZipKeys(reader, reader.name)
+    except UnreadableZip as exc:
+        result.fail("unreadable", str(exc))
+        return
+    if not any(marker in zipped for marker in _METADATA_KEYS):
+        zipped.close()
+        result.fail(
+            "unreadable", "the archive holds no Zarr store (no zarr.json, .zgroup or .zattrs at its top or in its one top folder)"
+        )
+        return
+    keys = CountingKeys(zipped, reader.cap)
+    try:
+        read(keys, result)
+    except UnreadableZip as exc:
+        result.fail("unreadable", str(exc))
+    finally:
+        zipped.close()
+    if keys.over_cap and result.status == "ok":
+        result.fail("unreadable", f"its metadata unpacks to more than the {reader.cap:,}-byte cap")
 
 
 def _ome(group: Any) -> dict:

@@ -24,9 +24,11 @@ from .sources import ByteCapExceeded, ByteSource, CountingKeys, CountingReader, 
 DEFAULT_MAX_BYTES = 32 << 20
 #: warnings kept per file
 MAX_WARNINGS = 50
-KNOWN_FORMATS = "TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr, CZI, ND2, LIF"
+KNOWN_FORMATS = "TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr (a folder or a .zarr.zip), CZI, ND2, LIF"
 MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+#: names of zip archives read as a zipped OME-Zarr (``x.ome.zarr.zip``)
+ZARR_ZIP_SUFFIX = ".zarr.zip"
 _LIBRARY_LOGGERS = ("tifffile", "zarr", "ome_types", "PIL", "xsdata", "czifile", "nd2", "liffile")
 Fatal = tuple[type[BaseException], ...]
 
@@ -115,9 +117,11 @@ def _count(result: ImageHeaders, bytes_read: int, reads: int, over_cap: bool, ma
 
 def _reader_for(head: bytes, name: str) -> Callable[[CountingReader, ImageHeaders], None] | None:
     """The reader for a file starting with ``head`` and called ``name``; None if there is none."""
-    from . import czi, lif, mrc, nd2, ome_xml_file, raster, tiff
+    from . import czi, lif, mrc, nd2, ome_xml_file, ome_zarr, raster, tiff
 
     lower = name.lower()
+    if lower.endswith(ZARR_ZIP_SUFFIX):  # a zip (PK\3\4) or not, the zip reader says what it is
+        return ome_zarr.read_zip
     if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         return tiff.read
     if head.startswith(czi.MAGIC):

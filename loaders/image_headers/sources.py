@@ -8,15 +8,18 @@ any read that would take the total past the cap. Once over the cap it keeps refu
 the first refusal cannot read on; the caller checks :attr:`CountingReader.over_cap` afterwards.
 
 An OME-Zarr store is many small objects, not one byte range: :class:`KeySource` answers ``get(key)`` (a local
-folder: :class:`DirectoryKeys`), counted and capped the same way by :class:`CountingKeys`.
+folder: :class:`DirectoryKeys`; an ``.ome.zarr.zip`` read through a :class:`CountingReader`: :class:`ZipKeys`),
+counted and capped the same way by :class:`CountingKeys`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import IO, Any, Callable, Protocol, cast
 
 
 class ByteCapExceeded(Exception):
@@ -211,6 +214,73 @@ class DirectoryKeys:
             if size > limit:
                 raise ByteCapExceeded(f"{key} is {size:,} bytes, over what is left of the byte cap ({limit:,})")
             return handle.read(limit + 1)
+
+
+class UnreadableZip(Exception):
+    """A zip archive the header readers refuse: not a zip, or hostile (the message names the member and why)."""
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a zipped store may hold: members, bytes its members declare in all, bytes one member read unpacks to."""
+
+    max_members: int = 200_000
+    max_total: int = 64 << 30
+    max_member: int = 16 << 20
+
+
+class ZipKeys:
+    """A store zipped into one archive (an ``.ome.zarr.zip``), read through a :class:`CountingReader` (so the
+    archive's compressed bytes count against its cap).
+
+    Every member is checked when it is opened, as unpacking checks it (:mod:`loaders.ngff.unpack`:
+    no absolute or ``..`` names, links, duplicates or encrypted members; at most ``max_members`` members and
+    ``max_total`` declared bytes): one bad member makes the whole archive :class:`UnreadableZip`. Keys are relative
+    to the store's root: the archive's top, or its single top folder (``x.ome.zarr/``) when everything sits in one,
+    as unpacking puts it. A member is unpacked only when asked for, at most ``max_member`` bytes."""
+
+    def __init__(self, file: CountingReader, name: str, limits: ZipLimits = ZipLimits()) -> None:
+        from loaders.ngff.unpack import UnsafeArchive, _checked, _root  # the rules unpacking keeps
+
+        self.name, self.limits = name, limits
+        try:
+            self._archive = zipfile.ZipFile(cast(IO[bytes], file))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            raise UnreadableZip(f"not a readable zip archive: {exc}") from None
+        try:
+            members = _checked(self._archive.infolist(), limits.max_members, limits.max_total)
+        except UnsafeArchive as exc:
+            raise UnreadableZip(str(exc)) from None
+        root = _root([info.filename for info in members])
+        prefix = f"{root}/" if root else ""
+        self._members = {info.filename[len(prefix) :]: info for info in members}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._members
+
+    def get(self, key: str, limit: int) -> bytes | None:
+        info = self._members.get(key)
+        if info is None:
+            return None
+        allowed = min(limit, self.limits.max_member)
+        if info.file_size > allowed:
+            raise self._too_large(key, info.file_size, allowed, limit)
+        try:
+            with self._archive.open(info) as member:
+                data = member.read(allowed + 1)
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+            raise UnreadableZip(f"member {info.filename[:200]!r} cannot be unpacked: {exc}") from None
+        if len(data) > allowed:  # more than it declares: zipfile stops at the declared size, this is a second guard
+            raise self._too_large(key, len(data), allowed, limit)
+        return data
+
+    def _too_large(self, key: str, size: int, allowed: int, limit: int) -> Exception:
+        if allowed < limit:
+            return UnreadableZip(f"member {key[:200]!r} unpacks to {size:,} bytes, over the {allowed:,} one member may")
+        return ByteCapExceeded(f"{key} unpacks to {size:,} bytes, over what is left of the byte cap ({limit:,})")
+
+    def close(self) -> None:
+        self._archive.close()
 
 
 class CountingKeys:
