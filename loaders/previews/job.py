@@ -4,8 +4,11 @@ drawn in the sandbox and stored in the file store under ``derived/<acc>/<image i
 
 Jobs are queued with the header reads when a study is committed (:func:`enqueue_study`), and by
 ``bia previews ACCESSION``. The worker finds the file's images with the header readers (so images are numbered as
-the headers number them), then draws each image in its own sandboxed call. Files in S3 are not drawn yet: their
-jobs finish ``skipped`` and say so.
+the headers number them), then draws each image in its own sandboxed call. Where the file is comes from
+:func:`loaders.image_headers.stored.locate`: a local store's file is read in place, an S3 object by HTTP Range
+requests to a presigned URL (the worker holds no credential; at most ``BIA_PREVIEW_MAX_SOURCE_BYTES`` per image),
+and the PNGs go to the same store either way. A file that cannot be read finishes ``unreadable`` with the reason;
+an S3 server that cannot be reached fails the job as an outage (retried later without counting an attempt).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any, Callable, Iterable
 from catalog import identifiers, jobs
 from catalog.config import Settings
 from catalog.file_store import FileStore
-from catalog.file_store_local import LocalFileStore
 from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
 from catalog.stores import open_file_store
+from loaders.image_headers.stored import Located, NotReadableHere, locate
 
 from .pool import PreviewCaps, PreviewPool
 
@@ -49,25 +52,27 @@ def store_png(store: FileStore, key: str, data: bytes) -> int:
 
 def make_previews(pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
-    if not isinstance(store, LocalFileStore):
-        return {"status": "skipped", "reason": "previews of files in S3 are not made yet"}
-    path = store.root / job.file_key
-    if not path.is_file():
+    try:
+        file = locate(store, job.file_key)
+    except NotReadableHere as exc:
+        return {"status": "unreadable", "reason": str(exc)}
+    if file is None:
         return {"status": "unreadable", "reason": f"{job.file_key} is not in the file store"}
-    found = pool.images(str(path))
+    found = pool.images(file)
     if found["status"] != "ok":
         return {"status": found["status"], "reason": found.get("reason"), "format": found.get("format")}
     relative = job.file_key.removeprefix(f"studies/{job.study}/")
-    images = [
-        _one(pool, store, base_url, job.study, relative, str(path), found["format"], i) for i in found["series"][:MAX_IMAGES]
-    ]
+    images = []
+    for index in found["series"][:MAX_IMAGES]:
+        file = (locate(store, job.file_key) if file.url else file) or file  # a URL signed afresh: it lasts minutes
+        images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
 
 
 def _one(
-    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, path: str, fmt: Any, index: int
+    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, file: Located, fmt: Any, index: int
 ) -> dict[str, Any]:
-    made = pool.previews(path, fmt, index)
+    made = pool.previews(file, fmt, index)
     if made.get("status") != "ok":
         return {"index": index, "status": "failed", "reason": made.get("reason") or "no preview was made"}
     ident = image_id(base_url, accession, relative, index)
