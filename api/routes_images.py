@@ -25,8 +25,9 @@ from catalog.image_graph import ImageGraph
 from catalog.image_index import IndexedImage
 from catalog.image_representations import derived_prefix, preview_key
 from catalog.views import PRIVATE, PUBLIC
-from loaders.image_headers.stored import Located, NotReadableHere, locate
-from loaders.previews.job import RENDERER_REVISION
+from loaders.image_headers.remote import NotLocated, source_of
+from loaders.image_headers.stored import Located, NotReadableHere
+from loaders.previews.job import RENDERER_REVISION, where
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
@@ -168,7 +169,7 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     key = f"{derived_prefix(accession, image_id)}render/z{args['z']}-t{args['t']}-c{'all' if c is None else c}-l{args['level']}-r{RENDERER_REVISION}.png"
     store = archive.file_store
     if store.stat(key) is None:
-        file = _located(store, found.file_key)
+        file = _located(store, accession, found.file_key)
         try:
             data = preview_pool().render(file, result.get("format"), found.series, args["z"], args["t"], c, args["level"])
         except RenderFailed as failed:
@@ -180,11 +181,14 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     return _png(key, view)
 
 
-def _located(store: Any, file_key: str) -> Located:
-    """Where the sandboxed renderer reads the image's file (in place, or an S3 object by a presigned URL)."""
+def _located(store: Any, accession: str, file_key: str) -> Located:
+    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, or a harvested
+    study's file at its source archive's configured file server."""
+    row = services().archive.registry.study(accession)
+    source = source_of(accession) if row is not None and row.source != "deposit" else None
     try:
-        file = locate(store, file_key)
-    except NotReadableHere as exc:
+        file = where(store, settings().header_sources, accession, file_key, source)
+    except (NotReadableHere, NotLocated) as exc:
         raise RenderRefused(str(exc)) from None
     if file is None:
         raise NotFound(f"{file_key} is not in the file store")

@@ -116,8 +116,10 @@ def image_base(site: dict, path: str, accession: str | None = None) -> str:
 
 
 def job_result(site: dict, kind: str, path: str, accession: str | None = None):
-    accession = accession or site["accession"]
-    services = site["catalog"].services
+    return job_of(site["catalog"].services, kind, accession or site["accession"], path)
+
+
+def job_of(services, kind: str, accession: str, path: str):
     queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
     try:
         version = {preview_job.KIND: preview_job.renderer_version(), ome_zarr_job.KIND: ome_zarr_job.job_version()}[kind]
@@ -230,7 +232,7 @@ def test_workers_get_presigned_urls_never_the_keys(sites, seaweedfs_s3):
 
         pool.sandbox.call = recorded  # type: ignore[method-assign]
         key = f"studies/{s3['accession']}/phase/cell.png"
-        job = type("Job", (), {"study": s3["accession"], "file_key": key})()
+        job = type("Job", (), {"study": s3["accession"], "file_key": key, "payload": None})()
         result = preview_job.make_previews(pool, store, s3["base"], job)  # type: ignore[arg-type]
     assert result["status"] == "ok" and calls
     assert all("X-Amz-Signature=" in call for call in calls)
@@ -242,7 +244,7 @@ def test_s3_files_that_cannot_be_read_say_why(sites):
     catalog = s3["catalog"]
     store = catalog.services.archive.file_store
     with PreviewPool(workers=1, caps=PreviewCaps()) as pool:
-        job = type("Job", (), {"study": s3["accession"], "file_key": f"studies/{s3['accession']}/gone.tif"})()
+        job = type("Job", (), {"study": s3["accession"], "file_key": f"studies/{s3['accession']}/gone.tif", "payload": None})()
         gone = preview_job.make_previews(pool, store, s3["base"], job)  # type: ignore[arg-type]
     assert gone["status"] == "unreadable" and "not in the file store" in gone["reason"]
     capped = catalog.app(preview_max_source_bytes=64 << 10).test_client()
@@ -257,3 +259,63 @@ def test_s3_files_that_cannot_be_read_say_why(sites):
     finally:
         sandbox.close()
     assert locate(store, f"studies/{s3['accession']}/nuclei/img2d.tif").url is not None
+
+
+# ---------------------------------------------------------------------- harvested studies' files, at their source
+
+
+def test_a_harvested_studys_images_are_drawn_from_its_source_by_range_requests(run, range_server, monkeypatch, tmp_path):
+    """S-BIAD1492 harvested (its file lists naming real images), its files served by a local range server standing
+    for BioStudies' file server: previews and planes are drawn from there, only there, and equal local drawings."""
+    from api.app import create_app
+    from api.services import open_services
+    from catalog.config import Settings
+    from tests.catalog_helpers import BASE
+    from tests.servers.range_server import RangeServer
+    from tests.test_remote_headers import _harvestable, _serve_study
+
+    sources = f"biostudies={range_server.url}/fire/{{relpath}}/Files/"
+    monkeypatch.setenv("BIA_HEADER_SOURCES", sources)
+    monkeypatch.setenv("BIA_HEADER_WORKERS", "1")
+    _serve_study(range_server)
+    evil = RangeServer().start()
+    try:
+        run("harvest", "pagetab", str(_harvestable(tmp_path / "S-BIAD1492", evil.url)), "--headers")
+        run("work", "--once", "--kinds", header_job.KIND)
+        settings = Settings.from_env(None, data_dir=run.data, base_url=BASE, preview_workers=1)
+        with open_services(settings) as services:
+            queue = JobQueue.for_settings(services.archive.state, settings)
+            try:
+                assert preview_job.enqueue_harvested(queue, services.archive, ["S-BIAD1492"]) == 4  # the .tif and .map files
+            finally:
+                queue.close()
+            work(services)
+            app = create_app(settings, services=services)
+            try:
+                client = app.test_client()
+                results = {
+                    j: job_of(services, preview_job.KIND, "S-BIAD1492", j)
+                    for j in ("images/img2d.tif", "maps/EMD-3001.map", "masks/gone.tif")
+                }
+                assert results["images/img2d.tif"].result["images"][0]["status"] == "ok", results["images/img2d.tif"].result
+                assert results["maps/EMD-3001.map"].result["images"][0]["status"] == "ok"
+                assert results["masks/gone.tif"].result["status"] == "unreadable"
+                assert "404" in results["masks/gone.tif"].result["reason"]
+                base = f"/studies/S-BIAD1492/images/{ome_zarr_job.image_id('S-BIAD1492', 'images/img2d.tif', 0)}"
+                served = client.get(f"{base}/thumbnail.png?size=256")
+                assert served.status_code == 200
+                with PreviewPool(workers=1) as pool:
+                    local = pool.previews(str(IMAGES / "tiff" / "stardist_img2d.tif"), "tiff", 0)["pngs"]["thumbnail-256"]
+                    plane = pool.render(str(IMAGES / "mrc" / "EMD-3001.map"), "mrc", 0, 5, 0, None, 0)
+                assert np.array_equal(pixels(served.data), pixels(local))
+                map_base = f"/studies/S-BIAD1492/images/{ome_zarr_job.image_id('S-BIAD1492', 'maps/EMD-3001.map', 0)}"
+                rendered = client.get(f"{map_base}/render.png?z=5")
+                assert rendered.status_code == 200 and np.array_equal(pixels(rendered.data), pixels(plane))
+            finally:
+                app.extensions["bia.sparql"].close()
+    finally:
+        evil.stop()
+    assert evil.requests == []
+    asked = {path for path, _ in range_server.requests}
+    assert all(path.startswith("/fire/S-BIAD/492/S-BIAD1492/Files/") for path in asked)
+    assert all(header and header.startswith("bytes=") for _, header in range_server.requests)
