@@ -311,22 +311,18 @@ def _counted(headers: Any, ranges: HttpRanges) -> Any:
 # ---------------------------------------------------------------------- other workers reading a URL
 
 
-def open_url(url: str, name: str, size: int | None, *, cap: int, timeout: float, block: int = FIRST_REQUEST) -> Any:
-    """A seekable binary file over ``url`` for a worker's library (the previews' renderer): a
-    :class:`~.sources.CountingReader` (at most ``cap`` bytes) over :class:`~.sources.ReadAhead` blocks of ``block``
-    bytes fetched by :class:`HttpRanges`; its ``ranges`` attribute is the latter (whose ``failure`` says why a read
-    failed). Raises :class:`SourceFailed` or :class:`SourceDown` when the first request fails."""
+def open_url(
+    url: str, name: str, size: int | None, *, cap: int, timeout: float, block: int = FIRST_REQUEST
+) -> tuple[Any, HttpRanges]:
+    """A seekable binary file over ``url`` for a worker's library (the previews' renderer), and the
+    :class:`HttpRanges` below it (whose ``failure`` says why a read failed): a :class:`~.sources.CountingReader` (at
+    most ``cap`` bytes) over :class:`~.sources.ReadAhead` blocks of ``block`` bytes. Raises :class:`SourceFailed` or
+    :class:`SourceDown` when the first request fails."""
     from .sources import CountingReader, ReadAhead
 
     ranges = HttpRanges(url, name, size, timeout=timeout, cap=cap + 2 * block, first=block)
-    try:
-        ranges.open()
-    except (SourceFailed, SourceDown) as exc:
-        ranges.failure = exc
-        raise
-    reader = CountingReader(ReadAhead(ranges, block=block, keep=max(4, (32 << 20) // block)), cap)
-    reader.ranges = ranges  # type: ignore[attr-defined]
-    return reader
+    ranges.open()
+    return CountingReader(ReadAhead(ranges, block=block, keep=max(4, (32 << 20) // block)), cap), ranges
 
 
 def fetch_to_file(url: str, name: str, size: int | None, target: str, *, cap: int, timeout: float, part: int = 8 << 20) -> int:

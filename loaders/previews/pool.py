@@ -82,7 +82,7 @@ def _drawn(file: dict[str, Any], cap: int, timeout: float, draw: Callable[[Any],
 
     over = f"drawing it would read more than the {cap:,}-byte cap (BIA_PREVIEW_MAX_SOURCE_BYTES)"
     try:
-        reader = open_url(file["url"], file["name"], file.get("size"), cap=cap, timeout=timeout, block=READ_BLOCK)
+        reader, ranges = open_url(file["url"], file["name"], file.get("size"), cap=cap, timeout=timeout, block=READ_BLOCK)
     except SourceDown as exc:
         return {"transient": str(exc)}
     except ByteCapExceeded:
@@ -93,7 +93,7 @@ def _drawn(file: dict[str, Any], cap: int, timeout: float, draw: Callable[[Any],
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised below, unless the source explains it
         made = exc
-    failure = reader.ranges.failure
+    failure = ranges.failure
     if isinstance(failure, SourceDown):
         return {"transient": str(failure)}
     if reader.over_cap:
