@@ -19,14 +19,15 @@ from api.schemas import ImageList, ImagesArgs, RenderArgs, ThumbnailArgs
 from catalog import identifiers, image_index
 from catalog.errors import CatalogError, NotFound
 from catalog.file_store import ObjectExists
-from catalog.file_store_local import LocalFileStore
 from catalog.file_index import FileIndex, Filter
 from catalog.image_columns import channel_label, header_key, latest_results, micrometres
 from catalog.image_graph import ImageGraph
 from catalog.image_index import IndexedImage
 from catalog.image_representations import derived_prefix, preview_key
 from catalog.views import PRIVATE, PUBLIC
-from loaders.previews.job import RENDERER_REVISION
+from loaders.image_headers.remote import NotLocated, source_of
+from loaders.image_headers.stored import Located, NotReadableHere
+from loaders.previews.job import RENDERER_REVISION, where
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
@@ -121,7 +122,7 @@ def _drop_unwritten(view: Any, study: str, items: list[dict[str, Any]]) -> None:
 
 
 class RenderRefused(CatalogError):
-    """An image the renderer would not draw (a hostile or broken file, a store it cannot read yet)."""
+    """An image the renderer would not draw (a hostile or broken file, a store it cannot read)."""
 
     status = 422
     code = "render_failed"
@@ -168,12 +169,9 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     key = f"{derived_prefix(accession, image_id)}render/z{args['z']}-t{args['t']}-c{'all' if c is None else c}-l{args['level']}-r{RENDERER_REVISION}.png"
     store = archive.file_store
     if store.stat(key) is None:
-        if not isinstance(store, LocalFileStore):
-            raise RenderRefused("planes of files in S3 are not rendered yet")
+        file = _located(store, accession, found.file_key)
         try:
-            data = preview_pool().render(
-                str(store.root / found.file_key), result.get("format"), found.series, args["z"], args["t"], c, args["level"]
-            )
+            data = preview_pool().render(file, result.get("format"), found.series, args["z"], args["t"], c, args["level"])
         except RenderFailed as failed:
             raise RenderRefused(f"image {image_id} cannot be rendered: {failed}") from None
         try:
@@ -181,6 +179,20 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
         except ObjectExists:
             pass  # another request rendered it first
     return _png(key, view)
+
+
+def _located(store: Any, accession: str, file_key: str) -> Located:
+    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, or a harvested
+    study's file at its source archive's configured file server."""
+    row = services().archive.registry.study(accession)
+    source = source_of(accession) if row is not None and row.source != "deposit" else None
+    try:
+        file = where(store, settings().header_sources, accession, file_key, source)
+    except (NotReadableHere, NotLocated) as exc:
+        raise RenderRefused(str(exc)) from None
+    if file is None:
+        raise NotFound(f"{file_key} is not in the file store")
+    return file
 
 
 def _check_plane(args: dict[str, Any], series: dict[str, Any]) -> None:

@@ -2,8 +2,9 @@
 
 A virtual store is served as a plain Zarr too: metadata keys from the reference document, chunk keys as the byte
 runs of the original file the document points at, so a client that does not speak fsspec references reads it like
-any other store. A converted or unpacked store's objects are streamed (Range, ETag) or redirected to a presigned
-S3 URL. Every answer, errors included, carries CORS headers so browser viewers (vizarr, neuroglancer) can read it.
+any other store. A converted or unpacked store's objects are streamed (Range, ETag) from a local file store, or
+redirected to a presigned URL of an S3 one; a virtual store's chunks are always streamed (a window of the source
+object, wherever it is held). Every answer, errors included, carries CORS headers so browser viewers (vizarr, neuroglancer) can read it.
 Images are looked up with :func:`api.routes_images.image_for_request`: an embargoed study's stores are its owner's
 until release.
 """

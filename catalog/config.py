@@ -182,6 +182,9 @@ class Settings:
     ome_zarr_max_pixels: int = 1 << 34
     #: bytes an uploaded ``.ome.zarr.zip`` may unpack to at most
     ome_zarr_max_unpacked_bytes: int = 64 << 30
+    #: bytes of a file held in S3 the converter copies into its temporary folder at most (a larger file fails its
+    #: job and says so)
+    ome_zarr_max_source_bytes: int = 16 << 30
     #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
     image_nodes_max: int = 1000
     #: where the files of harvested studies are read from (``bia harvest --headers``, ``bia reindex --headers``):
@@ -200,6 +203,9 @@ class Settings:
     preview_max_memory_mb: int = 512
     #: preview worker processes (0: one per core)
     preview_workers: int = 0
+    #: bytes drawing one image (or one plane) may fetch by HTTP Range requests from a file held in S3 or by a source
+    #: archive (past it, the preview fails and says so)
+    preview_max_source_bytes: int = 2 << 30
     #: records (or headers) per OAI-PMH list response; a resumption token asks for the next page (``/oai``)
     oai_page_size: int = 100
     #: the address OAI-PMH ``Identify`` names as the repository's administrator
@@ -272,6 +278,7 @@ class Settings:
         "ome_zarr_workers": ("BIA_OME_ZARR_WORKERS", int),
         "ome_zarr_max_pixels": ("BIA_OME_ZARR_MAX_PIXELS", int),
         "ome_zarr_max_unpacked_bytes": ("BIA_OME_ZARR_MAX_UNPACKED_BYTES", int),
+        "ome_zarr_max_source_bytes": ("BIA_OME_ZARR_MAX_SOURCE_BYTES", int),
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
         "header_sources": ("BIA_HEADER_SOURCES", parse_header_sources),
         "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),
@@ -280,6 +287,7 @@ class Settings:
         "preview_timeout": ("BIA_PREVIEW_TIMEOUT", float),
         "preview_max_memory_mb": ("BIA_PREVIEW_MAX_MEMORY_MB", int),
         "preview_workers": ("BIA_PREVIEW_WORKERS", int),
+        "preview_max_source_bytes": ("BIA_PREVIEW_MAX_SOURCE_BYTES", int),
         # harvesting by others (issue 19)
         "oai_page_size": ("BIA_OAI_PAGE_SIZE", int),
         "admin_email": ("BIA_ADMIN_EMAIL", str),

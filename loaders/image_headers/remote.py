@@ -306,3 +306,46 @@ def read_url_in_worker(url: str, name: str, size: int | None, max_bytes: int, ti
 def _counted(headers: Any, ranges: HttpRanges) -> Any:
     headers.reads, headers.bytes_read = ranges.requests, ranges.fetched
     return headers
+
+
+# ---------------------------------------------------------------------- other workers reading a URL
+
+
+def open_url(
+    url: str, name: str, size: int | None, *, cap: int, timeout: float, block: int = FIRST_REQUEST
+) -> tuple[Any, HttpRanges]:
+    """A seekable binary file over ``url`` for a worker's library (the previews' renderer), and the
+    :class:`HttpRanges` below it (whose ``failure`` says why a read failed): a :class:`~.sources.CountingReader` (at
+    most ``cap`` bytes) over :class:`~.sources.ReadAhead` blocks of ``block`` bytes. Raises :class:`SourceFailed` or
+    :class:`SourceDown` when the first request fails."""
+    from .sources import CountingReader, ReadAhead
+
+    ranges = HttpRanges(url, name, size, timeout=timeout, cap=cap + 2 * block, first=block)
+    ranges.open()
+    return CountingReader(ReadAhead(ranges, block=block, keep=max(4, (32 << 20) // block)), cap), ranges
+
+
+def fetch_to_file(url: str, name: str, size: int | None, target: str, *, cap: int, timeout: float, part: int = 8 << 20) -> int:
+    """Copy the file at ``url`` to the local file ``target`` by Range requests of ``part`` bytes (for a library that
+    needs a real file); its size. Refuses a file over ``cap`` bytes (:class:`~.sources.ByteCapExceeded`) before
+    fetching past it; raises :class:`SourceFailed` or :class:`SourceDown` as :class:`HttpRanges` does."""
+    from .sources import ByteCapExceeded
+
+    if size is not None and size > cap:
+        raise ByteCapExceeded(f"{name} is {size:,} bytes, over the {cap:,}-byte cap")
+    ranges = HttpRanges(url, name, size, timeout=timeout, cap=cap, first=min(part, cap))
+    ranges.open()
+    if ranges.size is not None and ranges.size > cap:
+        raise ByteCapExceeded(f"{name} is {ranges.size:,} bytes, over the {cap:,}-byte cap")
+    with open(target, "wb") as out:
+        out.write(ranges.first)
+        offset = len(ranges.first)
+        while ranges.size is None or offset < ranges.size:
+            data = ranges.read(offset, part)
+            if not data:
+                break
+            out.write(data)
+            offset += len(data)
+    if ranges.size is not None and offset != ranges.size:
+        raise SourceFailed(f"the source sent {offset:,} of {ranges.size:,} bytes")
+    return offset

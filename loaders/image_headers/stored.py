@@ -1,11 +1,14 @@
-"""Headers of a file the catalog's file store holds, read in the sandbox: the one way the job queue and deposit
-validation read a stored file. A local folder's file is read in place; an S3 object by HTTP Range requests the
-worker makes to a short-lived presigned GET URL (signed for the address the catalog itself reaches, not the public
-one), so no byte of it is parsed in the caller."""
+"""Files the catalog's file store holds, read in the sandbox: the one way the job queue, deposit validation, the
+previews and the OME-Zarr converter find a stored file. :func:`locate` says where a worker reads it: a local
+folder's file in place; an S3 object by HTTP Range requests the worker makes to a short-lived presigned GET URL
+(signed for the address the catalog itself reaches, not the public one), so no byte of it is parsed in the caller
+and no worker holds a credential. :func:`read_stored` reads its headers."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 import urllib3
 from minio.error import MinioException
@@ -25,31 +28,52 @@ class NotReadableHere(Exception):
     """The store's files cannot be read by this catalog's readers: the reason says why."""
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where a sandboxed worker reads a file: a local ``path``, or a ``url`` it reads by Range requests (a
+    presigned S3 URL, or a harvested file at its source archive); ``name`` is what the file is called in results
+    and messages (never the URL: it may carry a signature), ``size`` its length when known."""
+
+    name: str
+    path: str | None = None
+    url: str | None = None
+    size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def locate(store: FileStore, key: str) -> Located | None:
+    """Where a worker reads the object ``key`` of ``store`` (None: no such object). A store of another kind raises
+    :class:`NotReadableHere`; an S3 server that cannot sign a URL raises
+    :class:`~catalog.file_store.StorageUnavailable` (a 503 error: try again later)."""
+    if isinstance(store, S3FileStore):
+        found = store.stat(key)
+        if found is None:
+            return None
+        try:
+            url = store.client.presigned_get_object(store.bucket, key, expires=URL_LIFETIME)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:  # signing may ask the server for its region
+            raise StorageUnavailable(f"object storage failed to sign a URL for {key!r}: {exc}") from exc
+        return Located(name=key, url=url, size=found.size)
+    if not isinstance(store, LocalFileStore):
+        raise NotReadableHere(f"files in a {type(store).__name__} are not read")
+    path = store.root / key
+    return Located(name=key, path=str(path), size=path.stat().st_size) if path.is_file() else None
+
+
 def read_stored(pool: HeaderPool, store: FileStore, key: str, name: str | None = None) -> ImageHeaders:
     """The headers of the object ``key`` of ``store``. A missing object is an ``unreadable`` file saying so; a
     store of another kind raises :class:`NotReadableHere`; an S3 server that cannot be reached raises a 503 error
     (:class:`~catalog.file_store.StorageUnavailable` or :class:`~.remote.SourceUnavailable`: try again later).
     ``name``: the file's own name when the key does not end with it (a staged upload's): it helps tell the format."""
-    if isinstance(store, S3FileStore):
-        return _read_s3(pool, store, key, name)
-    if not isinstance(store, LocalFileStore):
-        raise NotReadableHere(f"headers of files in a {type(store).__name__} are not read")
-    path = store.root / key
-    if not path.is_file():
-        return _missing(key)
-    return pool.read(path, name=name)
-
-
-def _read_s3(pool: HeaderPool, store: S3FileStore, key: str, name: str | None = None) -> ImageHeaders:
-    found = store.stat(key)
+    found = locate(store, key)
     if found is None:
-        return _missing(key)
-    try:
-        url = store.client.presigned_get_object(store.bucket, key, expires=URL_LIFETIME)
-    except (MinioException, urllib3.exceptions.HTTPError) as exc:  # signing may ask the server for its region
-        raise StorageUnavailable(f"object storage failed to sign a URL for {key!r}: {exc}") from exc
-    return pool.read_url(url, name=name or key, size=found.size)
+        return missing(key)
+    if found.url is not None:
+        return pool.read_url(found.url, name=name or key, size=found.size)
+    return pool.read(str(found.path), name=name)
 
 
-def _missing(key: str) -> ImageHeaders:
+def missing(key: str) -> ImageHeaders:
     return ImageHeaders(source=key).fail("unreadable", f"{key} is not in the file store")

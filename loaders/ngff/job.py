@@ -12,14 +12,20 @@ Where the stores go (``{id}``: the image's id, the last segment of its IRI):
   ``templates.u`` is the source file's key (``studies/{acc}/{path}``), every chunk a ``["{{u}}", offset, length]``;
 - ``derived/{acc}/{id}/ome.zarr/…`` — a converted or unpacked store, object by object.
 
+Where the worker reads the file comes from :func:`loaders.image_headers.stored.locate`: a local store's file in
+place; an S3 object is first copied by HTTP Range requests to a presigned URL into the job's temporary folder, inside
+the sandbox (:func:`make_stores_from_url`; at most ``BIA_OME_ZARR_MAX_SOURCE_BYTES``: the converter's libraries
+need a real file, and the worker holds no credential). Either way the stores go to the same file store; a virtual
+store's chunks are byte ranges of the source object, wherever it is.
+
 Derived keys do not depend on the study's view: an embargoed study's stores are served only to its owner (the
 routes look images up with ``image_for_request``), and to everyone after release, without being made again.
 
 The job's result (a dict), for the routes and for whoever describes the representations:
 
 ``status``
-    ``ok`` (at least one image has a store), or ``skipped`` with ``reason`` (the file store is S3: not converted
-    yet). A file that cannot be read fails the job (its reason is the job's ``reason``).
+    ``ok`` (at least one image has a store). A file that cannot be read fails the job (its reason is the job's
+    ``reason``).
 ``images``
     one dict per image with a store: ``image_id``, ``series`` (its index in the file), ``kind`` (``virtual`` |
     ``converted`` | ``unpacked``), ``store_key`` (file-store key of the reference document, or of the store's
@@ -47,15 +53,17 @@ from catalog import identifiers, jobs
 from catalog.config import Settings
 from catalog.errors import CatalogError
 from catalog.file_store import FileStore, ObjectExists
-from catalog.file_store_local import LocalFileStore
 from catalog.sandbox import Limits, SandboxFailure, SandboxPool
 from catalog.stores import open_file_store
+from loaders.image_headers.remote import SourceUnavailable
+from loaders.image_headers.stored import Located, NotReadableHere, locate
 
 KIND = "ome_zarr"
 #: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
 REVISION = 1
 _LIBRARIES = ("tifffile", "zarr", "numcodecs", "mrcfile", "pillow", "ome-zarr-models")
 _TARGET = "loaders.ngff.worker:make_stores"
+_URL_TARGET = "loaders.ngff.job:make_stores_from_url"
 _PRELOAD = ("numpy", "tifffile", "mrcfile", "PIL.Image", "zarr", "numcodecs", "ome_zarr_models.v04.image", "loaders.ngff.worker")
 #: names of the files a job is queued for
 SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".png", ".ome.zarr.zip")
@@ -97,12 +105,14 @@ def derived_prefix(accession: str, image: str) -> str:
     return f"{DERIVED}/{accession}/{image}"
 
 
-def caps_of(settings: Settings) -> dict[str, int]:
+def caps_of(settings: Settings) -> dict[str, Any]:
     return {
         "max_pixels": settings.ome_zarr_max_pixels,
         "max_bytes": settings.ome_zarr_max_unpacked_bytes,
         "max_members": 200_000,
         "max_images": 64,
+        "max_source_bytes": settings.ome_zarr_max_source_bytes,
+        "request_timeout": settings.header_request_timeout,
     }
 
 
@@ -127,26 +137,65 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     return handle
 
 
-def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, caps: dict[str, int]) -> dict[str, Any]:
+def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:
     """Make and store the OME-Zarr of each image of the file ``file_key``; returns the job's result (see module)."""
-    if not isinstance(store, LocalFileStore):
-        return {"status": "skipped", "reason": "files in S3 are not converted yet"}
-    source = store.root / file_key
-    if not source.is_file():
+    try:
+        source = locate(store, file_key)
+    except NotReadableHere as exc:
+        raise ConversionFailed(str(exc)) from None
+    if source is None:
         raise ConversionFailed(f"{file_key} is not in the file store")
     path = file_key.removeprefix(f"studies/{accession}/")
     with tempfile.TemporaryDirectory(prefix="bia-ome-zarr-") as out:
-        try:
-            made = pool.call(_TARGET, str(source), out, path, file_key, caps)
-        except SandboxFailure as failure:
-            raise ConversionFailed(f"the conversion was stopped: {failure.reason}") from None
-        if made.get("status") != "ok":
-            raise ConversionFailed(made.get("reason") or "no image could be read")
-        images = [_store(store, Path(out), accession, path, file_key, source.stat().st_size, image) for image in made["images"]]
+        made = _made(pool, source, out, path, file_key, caps)
+        size = source.size or 0
+        images = [_store(store, Path(out), accession, path, file_key, size, image) for image in made["images"]]
     result: dict[str, Any] = {"status": "ok", "format": made.get("format"), "images": images, "failures": made["failures"]}
     first = images[0]
     result.update({k: first[k] for k in ("kind", "store_key", "ngff_version", "levels", "size_bytes", "software", "image_id")})
     return result
+
+
+def _made(pool: SandboxPool, source: Located, out: str, path: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:
+    """What the sandboxed worker made under ``out`` (:func:`.worker.make_stores`), or :class:`ConversionFailed`."""
+    try:
+        if source.url is None:
+            made = pool.call(_TARGET, str(source.path), out, path, file_key, caps)
+        else:
+            made = pool.call(_URL_TARGET, source.to_json(), out, path, file_key, caps)
+    except SandboxFailure as failure:
+        raise ConversionFailed(f"the conversion was stopped: {failure.reason}") from None
+    if made.get("status") == "transient":
+        raise SourceUnavailable(f"{file_key}: {made.get('reason')}")
+    if made.get("status") != "ok":
+        raise ConversionFailed(made.get("reason") or "no image could be read")
+    return made
+
+
+def make_stores_from_url(file: dict[str, Any], out: str, name: str, source_key: str, caps: dict[str, Any]) -> dict[str, Any]:
+    """The worker's side for a file read by URL: copy it into ``out/.source/`` by Range requests (at most
+    ``caps["max_source_bytes"]``), then :func:`.worker.make_stores` on the copy, which is removed after."""
+    from loaders.image_headers.remote import SourceDown, SourceFailed, fetch_to_file
+    from loaders.image_headers.sources import ByteCapExceeded
+
+    from .worker import make_stores
+
+    folder = Path(out) / ".source"
+    folder.mkdir()
+    local = folder / (Path(name).name or "file")
+    cap = int(caps["max_source_bytes"])
+    try:
+        fetch_to_file(file["url"], file["name"], file.get("size"), str(local), cap=cap, timeout=caps["request_timeout"])
+    except SourceDown as exc:
+        return {"status": "transient", "reason": str(exc)}
+    except SourceFailed as exc:
+        return {"status": "unreadable", "reason": f"the file could not be fetched: {exc}"}
+    except ByteCapExceeded as exc:
+        return {"status": "unreadable", "reason": f"{exc} (BIA_OME_ZARR_MAX_SOURCE_BYTES)"}
+    try:
+        return make_stores(str(local), out, name, source_key, caps)
+    finally:
+        local.unlink(missing_ok=True)
 
 
 def _store(

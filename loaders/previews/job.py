@@ -3,9 +3,14 @@ drawn in the sandbox and stored in the file store under ``derived/<acc>/<image i
 :mod:`catalog.image_representations` for the result's shape and how it reaches the graph).
 
 Jobs are queued with the header reads when a study is committed (:func:`enqueue_study`), and by
-``bia previews ACCESSION``. The worker finds the file's images with the header readers (so images are numbered as
-the headers number them), then draws each image in its own sandboxed call. Files in S3 are not drawn yet: their
-jobs finish ``skipped`` and say so.
+``bia previews ACCESSION``; a harvested study's by :func:`enqueue_harvested`, each job's payload naming the source
+archive whose file server holds the file (``{"source": "biostudies"}``, as the header jobs do): its URL is made when
+it is drawn, from ``BIA_HEADER_SOURCES``, so only configured hosts are asked, and redirects only on the same host. The worker finds the file's images with the header readers (so images are numbered as
+the headers number them), then draws each image in its own sandboxed call. Where the file is comes from
+:func:`loaders.image_headers.stored.locate`: a local store's file is read in place, an S3 object by HTTP Range
+requests to a presigned URL (the worker holds no credential; at most ``BIA_PREVIEW_MAX_SOURCE_BYTES`` per image),
+and the PNGs go to the same store either way. A file that cannot be read finishes ``unreadable`` with the reason;
+an S3 server that cannot be reached fails the job as an outage (retried later without counting an attempt).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from typing import Any, Callable, Iterable
 from catalog import identifiers, jobs
 from catalog.config import Settings
 from catalog.file_store import FileStore
-from catalog.file_store_local import LocalFileStore
 from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
 from catalog.stores import open_file_store
+from loaders.image_headers.remote import NotLocated, file_url, source_of
+from loaders.image_headers.stored import Located, NotReadableHere, locate
 
 from .pool import PreviewCaps, PreviewPool
 
@@ -47,27 +53,52 @@ def store_png(store: FileStore, key: str, data: bytes) -> int:
     return store.put(key, io.BytesIO(data), size=len(data), content_type="image/png").size
 
 
-def make_previews(pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job) -> dict[str, Any]:
+def where(
+    store: FileStore, sources: tuple[tuple[str, str], ...], accession: str, file_key: str, source: str | None = None
+) -> Located | None:
+    """Where a worker reads a file: the file store's object (:func:`~loaders.image_headers.stored.locate`), or, for
+    a harvested study's file (``source``: its source archive), its URL at the source's configured file server
+    (``BIA_HEADER_SOURCES``, :func:`~loaders.image_headers.remote.file_url`). None: no such object. Raises
+    :class:`~loaders.image_headers.remote.NotLocated` or :class:`NotReadableHere`."""
+    if source is None:
+        return locate(store, file_key)
+    path = file_key.removeprefix(f"studies/{accession}/")
+    return Located(name=file_key, url=file_url(sources, source, accession, path))
+
+
+def _source(job: jobs.Job) -> str | None:
+    """The source archive a harvested file's job names (None: a file of the archive's own store)."""
+    payload = job.payload if isinstance(job.payload, dict) else {}
+    return str(payload["source"]) if payload.get("source") else None
+
+
+def make_previews(
+    pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job, sources: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
-    if not isinstance(store, LocalFileStore):
-        return {"status": "skipped", "reason": "previews of files in S3 are not made yet"}
-    path = store.root / job.file_key
-    if not path.is_file():
+    try:
+        file = where(store, sources, job.study, job.file_key, _source(job))
+    except (NotReadableHere, NotLocated) as exc:
+        return {"status": "unreadable", "reason": str(exc)}
+    if file is None:
         return {"status": "unreadable", "reason": f"{job.file_key} is not in the file store"}
-    found = pool.images(str(path))
+    found = pool.images(file)
     if found["status"] != "ok":
         return {"status": found["status"], "reason": found.get("reason"), "format": found.get("format")}
     relative = job.file_key.removeprefix(f"studies/{job.study}/")
-    images = [
-        _one(pool, store, base_url, job.study, relative, str(path), found["format"], i) for i in found["series"][:MAX_IMAGES]
-    ]
+    images = []
+    for index in found["series"][:MAX_IMAGES]:
+        file = (
+            where(store, sources, job.study, job.file_key, _source(job)) or file
+        )  # a presigned URL signed afresh: it lasts minutes
+        images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
 
 
 def _one(
-    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, path: str, fmt: Any, index: int
+    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, file: Located, fmt: Any, index: int
 ) -> dict[str, Any]:
-    made = pool.previews(path, fmt, index)
+    made = pool.previews(file, fmt, index)
     if made.get("status") != "ok":
         return {"index": index, "status": "failed", "reason": made.get("reason") or "no preview was made"}
     ident = image_id(base_url, accession, relative, index)
@@ -84,7 +115,7 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     """The handler of a worker: the file store opened once, a pool of sandboxed renderers."""
     store = open_file_store(settings)
     pool = PreviewPool(workers=settings.preview_workers or None, caps=PreviewCaps.from_settings(settings))
-    return lambda job: make_previews(pool, store, settings.base_url, job)
+    return lambda job: make_previews(pool, store, settings.base_url, job, settings.header_sources)
 
 
 def register_kind() -> None:
@@ -97,3 +128,27 @@ def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]
     draws; returns how many are new."""
     wanted = (key for key in file_keys if key.lower().endswith(SUFFIXES))
     return queue.enqueue_many(KIND, renderer_version(), ((accession, key, None) for key in wanted))
+
+
+def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str]) -> int:
+    """Queue the previews of the image files of the harvested studies ``accessions`` (released or embargoed), each
+    job naming its source archive (:func:`~loaders.image_headers.remote.source_of`); returns how many are new.
+    Studies whose source is unknown, deposits and studies without a file table are left out."""
+    from catalog.errors import NotFound
+    from catalog.registry import EMBARGOED, RELEASED
+    from catalog.views import PRIVATE, PUBLIC
+
+    added = 0
+    for accession in accessions:
+        row = archive.registry.study(accession)
+        source = source_of(accession)
+        if row is None or row.source == "deposit" or row.state not in (RELEASED, EMBARGOED) or source is None:
+            continue
+        try:
+            rows = archive.view(PUBLIC if row.state == RELEASED else PRIVATE).files.iter_rows(accession)
+            keys = (f"studies/{accession}/{r['path']}" for r in rows)
+            items = ((accession, key, {"source": source}) for key in keys if key.lower().endswith(SUFFIXES))
+            added += queue.enqueue_many(KIND, renderer_version(), items)
+        except NotFound:
+            continue
+    return added

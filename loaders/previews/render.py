@@ -6,7 +6,9 @@ from the file at their offset; gzip-compressed maps only when small), PNG and JP
 decompression-bomb guard turned into an error). Channels are stretched one by one between robust percentiles and
 composited in their OME colours (or a default palette); RGB images are shown as they are.
 
-This runs in a sandboxed worker (:mod:`loaders.previews.pool`) on files from anyone: it raises
+A file is a local path or a seekable binary file object (a file held in S3 or by a source archive, read by HTTP
+Range requests through :func:`loaders.image_headers.remote.open_url`); ``name`` tells the format when the object
+has no path. This runs in a sandboxed worker (:mod:`loaders.previews.pool`) on files from anyone: it raises
 :class:`PreviewError` with a reason for anything it will not render.
 """
 
@@ -16,7 +18,7 @@ import base64
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import IO, Any, Iterator, Union
 
 import numpy as np
 
@@ -33,8 +35,9 @@ LOW, HIGH = 0.5, 99.8
 BLOCK_BYTES = 32 << 20
 #: most pixels Pillow opens (its bomb guard errors at twice this)
 MAX_PIL_PIXELS = 64_000_000
-#: largest gzip-compressed MRC map decompressed whole
+#: largest gzip-compressed MRC map decompressed whole, and what it may unzip to
 MAX_GZIP_BYTES = 64 << 20
+MAX_GUNZIPPED_BYTES = 256 << 20
 #: zlib level of the PNGs (speed over a few per cent of size)
 PNG_LEVEL = 3
 #: colours of channels whose file names none (1, 2, 3 or 4 channels)
@@ -45,6 +48,8 @@ PALETTES = {
     4: [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)],
 }
 _Z_AXES = "ZQIR"
+#: a file to draw: a local path, or a seekable binary file object
+File = Union[str, IO[bytes]]
 
 
 class PreviewError(ValueError):
@@ -168,10 +173,11 @@ def _pick_level(shapes: list[tuple[int, int]], side: int) -> int:
 class TiffImage:
     """A series of a TIFF file read through tifffile's zarr view of each level."""
 
-    def __init__(self, path: str, series: int) -> None:
+    def __init__(self, file: File, series: int) -> None:
         import tifffile
 
-        self.tif = tifffile.TiffFile(path)
+        # a stream is one file: its OME-XML may not name others to open
+        self.tif = tifffile.TiffFile(file) if isinstance(file, str) else tifffile.TiffFile(file, _multifile=False)
         if series >= len(self.tif.series):
             raise PreviewError(f"the file has {len(self.tif.series)} series, not {series + 1}")
         self.series = self.tif.series[series]
@@ -230,30 +236,46 @@ class TiffImage:
 
 
 class MrcImage:
-    """An MRC map: its planes (sections) read from the file at their offsets."""
+    """An MRC map: its planes (sections) read from the file at their offsets (a gzip-compressed map whole, when
+    small)."""
 
-    def __init__(self, path: str) -> None:
-        import mrcfile  # type: ignore[import-untyped]
-        from mrcfile import utils
+    def __init__(self, file: File, name: str) -> None:
+        from mrcfile import utils  # type: ignore[import-untyped]
+        from mrcfile.mrcinterpreter import MrcInterpreter  # type: ignore[import-untyped]
 
-        self.path = path
+        self._own = isinstance(file, str)
+        self.handle: IO[bytes] = open(file, "rb") if isinstance(file, str) else file
         self.data: np.ndarray | None = None
-        with mrcfile.open(path, header_only=True, permissive=True) as mrc:
-            header = mrc.header
-            self.dtype = utils.data_dtype_from_header(header)
-            self.shape = utils.data_shape_from_header(header)
-            self.offset = header.nbytes + int(header.nsymbt)
-            gzipped = path.endswith(".gz")
-        if gzipped:
-            import os
-
-            if os.path.getsize(path) > MAX_GZIP_BYTES:
-                raise PreviewError("gzip-compressed maps over 64 MiB are not rendered")
-            with mrcfile.open(path, permissive=True) as mrc:
-                self.data = np.array(mrc.data)
+        if name.lower().endswith(".gz"):
+            mrc = MrcInterpreter(iostream=io.BytesIO(self._gunzipped()), permissive=True)
+            if mrc.data is None:
+                raise PreviewError("the map's data ends before its header says")
+            self.data = np.asarray(mrc.data)
+        else:
+            self.handle.seek(0)
+            mrc = MrcInterpreter(iostream=self.handle, permissive=True, header_only=True)
+        header = mrc.header
+        if header is None:
+            raise PreviewError("not an MRC map (no header)")
+        self.dtype = utils.data_dtype_from_header(header)
+        self.shape = utils.data_shape_from_header(header)
+        self.offset = header.nbytes + int(header.nsymbt)
         nz, ny, nx = (1, *self.shape) if len(self.shape) == 2 else self.shape[-3:]
         self.nz = int(nz)
         self.source = Source("ZYX", [(int(ny), int(nx))], {"Z": self.nz, "Y": int(ny), "X": int(nx)})
+
+    def _gunzipped(self) -> bytes:
+        import gzip
+
+        size = self.handle.seek(0, io.SEEK_END)
+        if size > MAX_GZIP_BYTES:
+            raise PreviewError("gzip-compressed maps over 64 MiB are not rendered")
+        self.handle.seek(0)
+        with gzip.GzipFile(fileobj=io.BytesIO(self.handle.read(size))) as unzipped:
+            data = unzipped.read(MAX_GUNZIPPED_BYTES + 1)
+        if len(data) > MAX_GUNZIPPED_BYTES:
+            raise PreviewError(f"the map unzips to more than {MAX_GUNZIPPED_BYTES >> 20} MiB")
+        return data
 
     def read(self, level: int, index: dict[str, int | slice], side: int) -> np.ndarray:
         at = index.get("Z", 0)
@@ -265,40 +287,37 @@ class MrcImage:
         start = self.offset + z * ny * nx * self.dtype.itemsize
         row_bytes = nx * self.dtype.itemsize
 
+        def line(row: int, count: int) -> np.ndarray:
+            self.handle.seek(start + row * row_bytes)
+            data = self.handle.read(count * row_bytes)
+            if len(data) != count * row_bytes:
+                raise PreviewError("the map's data ends before its header says")
+            return np.frombuffer(data, dtype=self.dtype).reshape(count, nx)
+
         def rows(y0: int, y1: int, step: int) -> np.ndarray:
-            out = []
-            with open(self.path, "rb") as handle:
-                if step == 1:
-                    handle.seek(start + y0 * row_bytes)
-                    block = np.fromfile(handle, dtype=self.dtype, count=(y1 - y0) * nx)
-                    if block.size != (y1 - y0) * nx:
-                        raise PreviewError("the map's data ends before its header says")
-                    return block.reshape(y1 - y0, nx)
-                for row in range(y0, y1, step):
-                    handle.seek(start + row * row_bytes)
-                    line = np.fromfile(handle, dtype=self.dtype, count=nx)
-                    if line.size != nx:
-                        raise PreviewError("the map's data ends before its header says")
-                    out.append(line[::step])
-            return np.stack(out)
+            if step == 1:
+                return line(y0, y1 - y0)
+            return np.concatenate([line(row, 1)[:, ::step] for row in range(y0, y1, step)])
 
         return _strided(rows, (ny, nx), self.dtype.itemsize, side)
 
     def close(self) -> None:
         self.data = None
+        if self._own:
+            self.handle.close()
 
 
 class PillowImage:
     """A PNG or JPEG, opened by Pillow with its decompression-bomb guard as an error."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, file: File) -> None:
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = MAX_PIL_PIXELS
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
-                self.image = Image.open(path)
+                self.image = Image.open(file)
                 width, height = self.image.size
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise PreviewError(f"refused by the decompression-bomb guard: {exc}") from exc
@@ -326,16 +345,17 @@ class PillowImage:
         self.image.close()
 
 
-def open_image(path: str, fmt: str | None, series: int) -> Any:
-    """An opened image of ``path`` by the format its headers named (or its name)."""
-    name = (fmt or "").lower()
-    lower = path.lower()
-    if "tiff" in name or lower.endswith((".tif", ".tiff")):
-        return TiffImage(path, series)
-    if "mrc" in name or lower.endswith((".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz")):
-        return MrcImage(path)
-    if name in ("png", "jpeg", "jpg") or lower.endswith((".png", ".jpg", ".jpeg")):
-        return PillowImage(path)
+def open_image(file: File, fmt: str | None, series: int, name: str | None = None) -> Any:
+    """An opened image of ``file`` (called ``name``, default its path) by the format its headers named (or its
+    name)."""
+    kind = (fmt or "").lower()
+    lower = (name or (file if isinstance(file, str) else "")).lower()
+    if "tiff" in kind or lower.endswith((".tif", ".tiff")):
+        return TiffImage(file, series)
+    if "mrc" in kind or lower.endswith((".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz")):
+        return MrcImage(file, lower)
+    if kind in ("png", "jpeg", "jpg") or lower.endswith((".png", ".jpg", ".jpeg")):
+        return PillowImage(file)
     raise PreviewError(f"previews of {fmt or 'this format'} are not made")
 
 
@@ -386,13 +406,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def previews_of(path: str, fmt: str | None, series: list[int]) -> list[dict[str, Any]]:
-    """Thumbnails and the static view of each of ``series`` of the file at ``path``: per series ``{"index", "status",
-    "reason"?, "level", "pngs": {name: base64 PNG}, "sizes": {name: [width, height]}}``."""
+def previews_of(file: File, fmt: str | None, series: list[int], name: str | None = None) -> list[dict[str, Any]]:
+    """Thumbnails and the static view of each of ``series`` of ``file`` (called ``name``): per series ``{"index",
+    "status", "reason"?, "level", "pngs": {name: base64 PNG}, "sizes": {name: [width, height]}}``."""
     out = []
     for index in series:
         try:
-            out.append({"index": index, "status": "ok", **_previews(path, fmt, index)})
+            out.append({"index": index, "status": "ok", **_previews(file, fmt, index, name)})
         except PreviewError as exc:
             out.append({"index": index, "status": "failed", "reason": str(exc)})
         except (MemoryError, SystemError):
@@ -402,8 +422,8 @@ def previews_of(path: str, fmt: str | None, series: list[int]) -> list[dict[str,
     return out
 
 
-def _previews(path: str, fmt: str | None, series: int) -> dict[str, Any]:
-    image = open_image(path, fmt, series)
+def _previews(file: File, fmt: str | None, series: int, name: str | None) -> dict[str, Any]:
+    image = open_image(file, fmt, series, name)
     try:
         level = _pick_level(image.source.shapes, VIEW_SIZE)
         view = render(image, Plane(series=series, level=level), VIEW_SIZE)
@@ -419,9 +439,11 @@ def _previews(path: str, fmt: str | None, series: int) -> dict[str, Any]:
     }
 
 
-def render_png(path: str, fmt: str | None, series: int, z: int, t: int, c: int | None, level: int) -> str:
+def render_png(
+    file: File, fmt: str | None, series: int, z: int, t: int, c: int | None, level: int, name: str | None = None
+) -> str:
     """One plane at one level, as a base64 PNG (the longest side at most :data:`MAX_RENDER_SIDE`)."""
-    image = open_image(path, fmt, series)
+    image = open_image(file, fmt, series, name)
     try:
         rgb = render(image, Plane(series=series, z=z, t=t, c=c, level=level), MAX_RENDER_SIDE)
     finally:
