@@ -119,3 +119,54 @@ def test_the_app_answers_plain_gets_on_the_fast_path(make_catalog):
     assert answer.status_code == 200 and answer.headers["X-Frame-Options"] == "DENY"
     assert isinstance(app.wsgi_app, type(app.extensions["bia.sparql_cache"]))  # the cache stays in front of it
     assert app.extensions["bia.sparql_cache"].app is app.extensions["bia.sparql_fast"]
+
+
+#: calls of :func:`_ran` (what unpickling :class:`_Evil` would make)
+RAN: list[str] = []
+
+
+def _ran(what: str) -> None:
+    RAN.append(what)
+
+
+class _Evil:
+    """What a worker taken over could send if answers were unpickled: unpickling it calls a function of its choice."""
+
+    def __reduce__(self):
+        return (_ran, ("code chosen by the worker",))
+
+
+def test_a_workers_answer_is_read_as_bytes_never_unpickled(make_catalog):
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from api.sparql_workers import QueryRunner
+    from catalog.graph_store import GraphStoreUnavailable
+    from catalog.sandbox import Pipe
+
+    made = make_catalog()
+    runner = QueryRunner(made.services.archive, made.settings)
+    to_fake_r, to_fake_w = os.pipe()
+    from_fake_r, from_fake_w = os.pipe()
+
+    class FakeWorker:  # a worker process that answers with a pickle
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        conn = Pipe(from_fake_r, to_fake_w)
+
+        def alive(self):
+            return True
+
+        def kill(self):
+            self.process.kill()
+            self.process.wait()
+
+    fake_end = Pipe(to_fake_r, from_fake_w)  # (kept open: the request goes there)
+    fake_end.send_bytes(pickle.dumps(("ok", _Evil(), "text/csv")))
+    runner._idle.append(FakeWorker())
+    with pytest.raises(GraphStoreUnavailable):
+        runner.run("SELECT * WHERE { ?s ?p ?o }", "text/csv")
+    assert RAN == [] and FakeWorker.process.poll() is not None  # nothing ran; the worker was killed
+    runner.close()
+    fake_end.close()
