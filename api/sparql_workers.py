@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import select
 import signal
 import subprocess
 import sys
@@ -194,6 +196,12 @@ class _Worker(ChildProcess):
 
     def __init__(self) -> None:
         super().__init__("api.sparql_workers")
+        self._answers = select.poll()  # kept: Connection.poll builds a selector per call (~10 us)
+        self._answers.register(self.conn.fileno(), select.POLLIN)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Whether an answer (or the end of the pipe: the worker died) is there within ``seconds``."""
+        return bool(self._answers.poll(math.ceil(seconds * 1000)))
 
 
 # ---------------------------------------------------------------------- the runner the endpoint uses
@@ -315,7 +323,7 @@ class QueryRunner:
         worker = self._take()
         try:
             worker.conn.send(request)
-            if not worker.conn.poll(self.settings.sparql_timeout):
+            if not worker.answered_within(self.settings.sparql_timeout):
                 log.warning("SPARQL query over %s s: worker %s killed", self.settings.sparql_timeout, worker.process.pid)
                 worker.kill()
                 raise QueryTimeout(

@@ -158,6 +158,9 @@ def test_a_workers_answer_is_read_as_bytes_never_unpickled(make_catalog):
         def alive(self):
             return True
 
+        def answered_within(self, seconds):
+            return self.conn.poll(seconds)
+
         def kill(self):
             self.process.kill()
             self.process.wait()
