@@ -96,6 +96,9 @@ def create_app(
         response.headers.add("Vary", "Accept")
         return response
 
+    from api.sparql_fast import SparqlFastPath
+
+    app.wsgi_app = app.extensions["bia.sparql_fast"] = SparqlFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     if settings.sparql_cache_mb > 0:
         from api.sparql_cache import SparqlResultCache
 

@@ -28,6 +28,7 @@ from api.sparql_protocol import (
     scan,
 )
 from api.sparql_workers import Run
+from catalog.config import Settings
 from catalog.errors import CatalogError
 from catalog.graph_changes import latest_change
 from catalog.views import PUBLIC
@@ -109,7 +110,7 @@ def _query_from_request(limit: int) -> tuple[str | None, list[str], list[str], b
     params = _decoded_params(request.query_string, "query string", limit)
     if request.method == "POST":
         _add_posted_params(params, limit)
-    query = _the_query(params)
+    query = the_query(params, request.method)
     hinted = "format" in params or "output" in params
     return query, params.get("default-graph-uri", []), params.get("named-graph-uri", []), hinted
 
@@ -161,8 +162,8 @@ def _multipart_params(limit: int) -> dict[str, list[str]]:
     return params
 
 
-def _the_query(params: dict[str, list[str]]) -> str | None:
-    """The one query the parameters hold (None for none, which only a GET may send)."""
+def the_query(params: dict[str, list[str]], method: str) -> str | None:
+    """The one query the parameters of a ``method`` request hold (None for none, which only a GET may send)."""
     if "update" in params:
         raise ReadOnly(_READ_ONLY)
     queries = params.get("query", [])
@@ -170,7 +171,7 @@ def _the_query(params: dict[str, list[str]]) -> str | None:
         raise NotAQuery(f"one query per request ({len(queries)} 'query' parameters were sent)")
     if queries and not queries[0].strip():
         raise NotAQuery("the query is empty")
-    if request.method == "POST" and not queries:
+    if method == "POST" and not queries:
         raise NotAQuery("no query: POST it as application/sparql-query or as the form field 'query'")
     return queries[0] if queries else None
 
@@ -185,14 +186,18 @@ def _media(offered: list[str], hinted: bool) -> str:
 
 
 def client_address() -> str:
-    """Who sent the request: the connection's address, or, behind ``BIA_TRUSTED_PROXIES`` proxies, the
-    ``X-Forwarded-For`` entry the outermost trusted proxy appended (what a client writes there itself is ignored)."""
-    hops = settings().trusted_proxies
+    """Who sent the request (see :func:`client_of`)."""
+    return client_of(request.remote_addr, ",".join(request.headers.getlist("X-Forwarded-For")), settings().trusted_proxies)
+
+
+def client_of(remote_addr: str | None, forwarded_for: str, hops: int) -> str:
+    """The connection's address, or, behind ``hops`` (``BIA_TRUSTED_PROXIES``) proxies, the ``X-Forwarded-For``
+    entry the outermost trusted proxy appended (what a client writes there itself is ignored)."""
     if hops > 0:
-        forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if a.strip()]
+        forwarded = [a.strip() for a in forwarded_for.split(",") if a.strip()]
         if len(forwarded) >= hops:
             return forwarded[-hops]
-    return request.remote_addr or ""
+    return remote_addr or ""
 
 
 SPARQL_DESCRIPTION = (
@@ -268,10 +273,7 @@ def _sparql() -> Response:
         if media == "text/html":
             return Response(render_template("sparql.html", examples=EXAMPLES, settings=config), mimetype="text/html")
         return _rdf_response(_service_description(), media)
-    shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
-    kind = result_kind(shape.form)
-    base_iri = f"{config.base_url}/sparql"  # the endpoint's own IRI: the base of the query's relative IRIs
-    check_services(shape, config.sparql_service_allowlist, base_iri)
+    shape, kind, base_iri = checked(query, config)
     media = _media(RESULT_TYPES[kind] + ["text/html"], hinted)
     tag = _result_tag(query, shape, default, named, media) if request.method in ("GET", "HEAD") else None
     if (
@@ -286,7 +288,24 @@ def _sparql() -> Response:
     return response
 
 
+def checked(query: str, config: Settings) -> tuple[QueryShape, str, str]:
+    """The query's shape, its result kind and the base IRI of its relative IRIs (the endpoint's own IRI), once
+    the checks passed: its size and nesting, its form (a query, not an update) and every SERVICE it calls."""
+    shape = scan(query, Limits(config.sparql_max_depth, config.sparql_max_operators))
+    kind = result_kind(shape.form)
+    base_iri = f"{config.base_url}/sparql"
+    check_services(shape, config.sparql_service_allowlist, base_iri)
+    return shape, kind, base_iri
+
+
+#: where :mod:`api.sparql_fast` leaves the error of a query it ran for a request it then hands to Flask
+RUN_FAILED = "bia.sparql.run_failed"
+
+
 def _answer(query: str, run: Run, kind: str, media: str) -> Response:
+    failed = request.environ.pop(RUN_FAILED, None)
+    if failed is not None:  # this request's query already ran (api.sparql_fast) and failed: answer that, once
+        raise failed
     runner = sparql_runner()
     if media == "text/html":  # people: the results as a table (or the graph as Turtle)
         if kind == "graph":
@@ -323,9 +342,11 @@ def _answer(query: str, run: Run, kind: str, media: str) -> Response:
 def _result_tag(query: str, shape: QueryShape, default: list[str], named: list[str], media: str) -> str | None:
     """An ETag for a query whose answer depends only on the published snapshot it reads (None otherwise, and
     for a remote store, which cannot say when it changed)."""
-    if not shape.repeatable:
-        return None
-    version = services().archive.public.reads.version()
+    return result_tag(services().archive.public.reads.version() if shape.repeatable else None, query, default, named, media)
+
+
+def result_tag(version: str | None, query: str, default: list[str], named: list[str], media: str) -> str | None:
+    """The ETag of a repeatable query's answer on snapshot ``version`` (None: no version, no tag)."""
     if version is None:
         return None
     digest = hashlib.sha256("\0".join([query, *default, "", *named, "", media]).encode()).hexdigest()[:24]

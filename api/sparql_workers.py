@@ -20,7 +20,10 @@ overflowing it; a worker that dies of a crash signal while it runs a query (the 
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import select
 import signal
 import subprocess
 import sys
@@ -125,7 +128,8 @@ def _worker_main(conn: Connection) -> None:
 
 
 def _answer_requests(conn: Connection) -> None:
-    """Answer (snapshot, query, accept, dataset options, max bytes) requests until told to stop."""
+    """Answer (snapshot, query, accept, dataset options, max bytes) requests until told to stop (see
+    :func:`_decoded` for the answer's form)."""
     import pyoxigraph as ox
 
     stores: dict[str, Any] = {}
@@ -136,39 +140,54 @@ def _answer_requests(conn: Connection) -> None:
             return
         if request is None:
             return
-        snapshot, query, accept, options, max_bytes = request
         try:
-            if snapshot not in stores:
-                stores.clear()
-                stores[snapshot] = ox.Store.read_only(snapshot) if snapshot else ox.Store()
-            store = stores[snapshot]
-            kwargs: dict[str, Any] = dict(options)
-            for option in ("default_graph", "named_graphs"):
-                if option in kwargs:
-                    kwargs[option] = [ox.NamedNode(g) for g in kwargs[option]]
-            result = store.query(query, **kwargs)
-            media = accept
-            fmt: ox.RdfFormat | ox.QueryResultsFormat | None
-            if isinstance(result, ox.QueryTriples):
-                fmt = ox.RdfFormat.from_media_type(accept)
-            else:
-                fmt = ox.QueryResultsFormat.from_media_type(accept)
-            if fmt is None:
-                conn.send(("error", 406, "not_acceptable", f"no serialization of this result as {accept}"))
-                continue
-            out = _Capped(max_bytes)
-            try:
-                result.serialize(out, format=fmt)
-            except Exception:  # noqa: BLE001 - pyoxigraph wraps what the writer raised
-                if out.over:
-                    conn.send(("error", 413, "result_too_large", f"the result is over the {max_bytes:,}-byte cap: add a LIMIT"))
-                    continue
-                raise
-            conn.send(("ok", b"".join(out.chunks), media))
+            conn.send_bytes(_run_query(ox, stores, *request))
         except SyntaxError as exc:
-            conn.send(("error", 400, "invalid_query", f"SPARQL syntax error: {exc}"))
+            conn.send_bytes(_failure(400, "invalid_query", f"SPARQL syntax error: {exc}"))
         except Exception as exc:  # noqa: BLE001 - reported to the client in the error shape
-            conn.send(("error", 400, "query_failed", f"the query failed: {exc}"))
+            conn.send_bytes(_failure(400, "query_failed", f"the query failed: {exc}"))
+
+
+def _run_query(ox: Any, stores: dict[str, Any], snapshot: str, query: str, accept: str, options: dict, max_bytes: int) -> bytes:
+    """The answer to one request: the serialized result, or why there is none."""
+    if snapshot not in stores:
+        stores.clear()
+        stores[snapshot] = ox.Store.read_only(snapshot) if snapshot else ox.Store()
+    kwargs: dict[str, Any] = dict(options)
+    for option in ("default_graph", "named_graphs"):
+        if option in kwargs:
+            kwargs[option] = [ox.NamedNode(g) for g in kwargs[option]]
+    result = stores[snapshot].query(query, **kwargs)
+    if isinstance(result, ox.QueryTriples):
+        fmt = ox.RdfFormat.from_media_type(accept)
+    else:
+        fmt = ox.QueryResultsFormat.from_media_type(accept)
+    if fmt is None:
+        return _failure(406, "not_acceptable", f"no serialization of this result as {accept}")
+    out = _Capped(max_bytes)
+    out.chunks.append(b"+" + accept.encode("ascii", "replace") + b"\n")
+    try:
+        result.serialize(out, format=fmt)
+    except Exception:  # noqa: BLE001 - pyoxigraph wraps what the writer raised
+        if out.over:
+            return _failure(413, "result_too_large", f"the result is over the {max_bytes:,}-byte cap: add a LIMIT")
+        raise
+    return b"".join(out.chunks)
+
+
+def _failure(status: int, code: str, message: str) -> bytes:
+    return b"-" + json.dumps([status, code, message]).encode()
+
+
+def _decoded(answer: bytes) -> tuple:
+    """A worker's answer, bytes (never unpickled: what a worker sends cannot run code here): ``+`` media type,
+    newline, the result; or ``-`` and a JSON [status, code, message]. As ("ok", body, media) or ("error", status,
+    code, message)."""
+    if answer[:1] == b"+":
+        end = answer.index(b"\n")
+        return "ok", answer[end + 1 :], answer[1:end].decode("ascii")
+    status, code, message = json.loads(answer[1:])
+    return "error", int(status), str(code), str(message)
 
 
 class _Worker(ChildProcess):
@@ -177,6 +196,12 @@ class _Worker(ChildProcess):
 
     def __init__(self) -> None:
         super().__init__("api.sparql_workers")
+        self._answers = select.poll()  # kept: Connection.poll builds a selector per call (~10 us)
+        self._answers.register(self.conn.fileno(), select.POLLIN)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Whether an answer (or the end of the pipe: the worker died) is there within ``seconds``."""
+        return bool(self._answers.poll(math.ceil(seconds * 1000)))
 
 
 # ---------------------------------------------------------------------- the runner the endpoint uses
@@ -298,14 +323,14 @@ class QueryRunner:
         worker = self._take()
         try:
             worker.conn.send(request)
-            if not worker.conn.poll(self.settings.sparql_timeout):
+            if not worker.answered_within(self.settings.sparql_timeout):
                 log.warning("SPARQL query over %s s: worker %s killed", self.settings.sparql_timeout, worker.process.pid)
                 worker.kill()
                 raise QueryTimeout(
                     f"the query ran longer than {self.settings.sparql_timeout:g} s and was stopped; narrow it or add a LIMIT"
                 )
-            answer = worker.conn.recv()
-        except (EOFError, OSError) as exc:
+            answer = _decoded(worker.conn.recv_bytes(self.settings.sparql_max_bytes + 65536))
+        except (EOFError, OSError, ValueError) as exc:  # ValueError: an answer not in the workers' form
             raise self._died(worker, exc) from exc
         self._give_back(worker)
         return answer

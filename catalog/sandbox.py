@@ -159,6 +159,10 @@ class Pipe:
     def poll(self, timeout: float) -> bool:
         return self._in.poll(timeout)
 
+    def fileno(self) -> int:
+        """The end messages are read from (to wait on it with a poll object kept across calls: cheaper)."""
+        return self._in.fileno()
+
     def close(self) -> None:
         for end in (self._in, self._out):
             try:
