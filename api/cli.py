@@ -402,19 +402,25 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
 
 
 def _queue_headers(services: Services, accessions: list[str] | None) -> HarvestedQueued:
-    """Queue header reads of harvested studies' files (``accessions``; None: all)."""
+    """Queue header reads and previews of harvested studies' files (``accessions``; None: all)."""
     from catalog.jobs import JobQueue
     from loaders.image_headers.job import enqueue_harvested
+    from loaders.previews.job import enqueue_harvested as enqueue_harvested_previews
 
     queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
     try:
-        return enqueue_harvested(queue, services.archive, accessions)
+        queued = enqueue_harvested(queue, services.archive, accessions)
+        queued.previews = enqueue_harvested_previews(queue, services.archive, queued.studies)
+        return queued
     finally:
         queue.close()
 
 
 def _report_headers(queued: HarvestedQueued) -> None:
-    click.echo(f"queued {queued.jobs} header reads of {len(queued.studies)} harvested studies (`bia work` reads them)")
+    click.echo(
+        f"queued {queued.jobs} header reads and {queued.previews} previews of {len(queued.studies)} harvested studies"
+        " (`bia work` does them)"
+    )
     if queued.no_source:
         shown = ", ".join(queued.no_source[:10]) + (" …" if len(queued.no_source) > 10 else "")
         click.echo(f"no file server known for {len(queued.no_source)} studies: {shown}", err=True)
@@ -725,6 +731,9 @@ def previews(ctx: click.Context, accession: str) -> None:
     from catalog.jobs import JobQueue
     from catalog.views import PRIVATE, PUBLIC
 
+    from loaders.image_headers.remote import source_of
+    from loaders.previews.job import enqueue_harvested
+
     from api.services import open_services, queue_previews
 
     with open_services(_settings(ctx), recover=False) as services:
@@ -732,11 +741,15 @@ def previews(ctx: click.Context, accession: str) -> None:
         row = archive.registry.study(accession)
         if row is None or row.state not in (RELEASED, EMBARGOED):
             raise click.ClickException(f"{accession}: no committed study has this accession")
-        if not archive.holds_files(accession, PUBLIC if row.state == RELEASED else PRIVATE):
-            raise click.ClickException(f"{accession}: the archive does not hold this study's files")
+        held = archive.holds_files(accession, PUBLIC if row.state == RELEASED else PRIVATE)
+        if not held and (row.source == "deposit" or source_of(accession) is None):
+            raise click.ClickException(f"{accession}: neither the archive nor a configured source holds this study's files")
         queue = JobQueue.for_settings(archive.state, archive.settings)
         try:
-            added = queue_previews(archive, queue, accession, PUBLIC if row.state == RELEASED else PRIVATE)
+            if held:
+                added = queue_previews(archive, queue, accession, PUBLIC if row.state == RELEASED else PRIVATE)
+            else:  # a harvested study: its files are read by range from their source archive
+                added = enqueue_harvested(queue, archive, [accession])
         finally:
             queue.close()
     click.echo(f"queued previews of {added} file(s) of {accession}")

@@ -481,9 +481,7 @@ def test_with_a_journal_a_worker_killed_in_the_middle_of_a_batch_has_lost_only_t
     started, ended, _ = _runs(log)
     assert queue.counts()[KIND][DONE] == 12 and set(started) == {f"S-1/{f}" for f in files}
     assert sum(n - 1 for n in started.values()) <= 1, started
-    assert [j.result["square"] for j in sorted(queue.results("S-1"), key=lambda j: j.payload["n"])] == [
-        i * i for i in range(12)
-    ]
+    assert [j.result["square"] for j in sorted(queue.results("S-1"), key=lambda j: j.payload["n"])] == [i * i for i in range(12)]
     assert list(journal.iterdir()) == []  # the salvaged journal is gone; the new worker closed its own
     queue.close()
 

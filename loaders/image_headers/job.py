@@ -94,6 +94,8 @@ class HarvestedQueued:
     jobs: int = 0
     studies: list[str] = field(default_factory=list)
     no_source: list[str] = field(default_factory=list)
+    #: previews queued for the same files (set by the caller that queues them too)
+    previews: int = 0
 
 
 def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str] | None = None) -> HarvestedQueued:
