@@ -41,7 +41,7 @@ VIEW_SIZE = 1024
 SHOWN_SIZE = 256
 #: representative images per study or component
 REPRESENTATIVES = 4
-_KINDS = {"virtual": "virtual_ome_zarr", "converted": "converted_ome_zarr"}
+_KINDS = {"virtual": "virtual_ome_zarr", "converted": "converted_ome_zarr", "unpacked": "unpacked_ome_zarr"}
 
 
 def derived_prefix(accession: str, image_id: str) -> str:
@@ -76,8 +76,16 @@ def _for_image(result: Mapping[str, Any] | None, index: int) -> Mapping[str, Any
         return None
     images = result.get("images")
     if isinstance(images, list):
-        return next((i for i in images if isinstance(i, Mapping) and int(i.get("index") or 0) == index), None)
+        # previews number a file's images ``index``, the ome_zarr job ``series``
+        return next((i for i in images if isinstance(i, Mapping) and _number(i) == index), None)
     return result if index == 0 else None
+
+
+def _number(image: Mapping[str, Any]) -> int:
+    try:
+        return int(image.get("index", image.get("series")) or 0)
+    except (TypeError, ValueError):
+        return -1
 
 
 def has_thumbnail(previews: Mapping[str, Any] | None, index: int) -> bool:

@@ -309,3 +309,24 @@ def test_the_ome_zarr_jobs_results_become_representations(make_catalog, files):
     record = client.get(f"/studies/{accession}/images/{ident}", headers={"Accept": "application/ld+json"}).get_data(as_text=True)
     assert "virtual_ome_zarr" in record and '"0.4"' in record
     assert f"{BASE}/studies/{accession}/images/{ident}/ome.zarr" in record
+
+
+def test_each_image_of_a_file_gets_its_own_ome_zarr_representation():
+    """The ome_zarr job numbers a file's images ``series`` (previews say ``index``): image 1's store is image 1's,
+    and an unpacked .ome.zarr.zip is an ``unpacked_ome_zarr``."""
+    from catalog.image_representations import OME_ZARR_KIND, representations
+
+    made = {
+        "status": "ok",
+        "images": [
+            {"series": 0, "kind": "converted", "image_id": "a", "store_key": "derived/S-1/a/ome.zarr", "levels": 2},
+            {"series": 1, "kind": "unpacked", "image_id": "b", "store_key": "derived/S-1/b/ome.zarr", "levels": 3},
+        ],
+    }
+
+    def kinds(index: int) -> list[tuple[str, int | None]]:
+        found = representations("S-1", "https://a.example/i", "https://a.example/f", "tiff", 10, index, {OME_ZARR_KIND: made})
+        return [(slots["representation_kind"], slots.get("pyramid_levels")) for _name, slots in found]
+
+    assert kinds(0) == [("uploaded_file", None), ("converted_ome_zarr", 2)]
+    assert kinds(1) == [("uploaded_file", None), ("unpacked_ome_zarr", 3)]
