@@ -53,3 +53,26 @@ def deposit_files(services, files: dict[str, bytes], release_date: str | None = 
     services.deposits.attach_file_list(sub, owner, "files.tsv", io.BytesIO(listing.encode()))
     services.deposits.attach_metadata(sub, owner, "study.yaml", (DATA / "study.yaml").read_bytes(), release_date=release_date)
     return services.deposits.finalize(sub, owner), token
+
+
+def run_image_jobs(services, *kinds: str) -> None:
+    """Do every queued job of ``kinds`` (image_headers, previews, ome_zarr) at their current versions, then apply
+    the headers to the study (the image index), as a server's background duties do."""
+    from catalog.image_facts import ImageFacts
+    from catalog.jobs import JobQueue, Worker, handlers
+    from catalog.jobs import kinds as registered
+    from loaders.image_headers import job as header_job
+    from loaders.ngff import job as ome_zarr_job
+    from loaders.previews import job as preview_job
+
+    for module in (header_job, preview_job, ome_zarr_job):
+        module.register_kind()
+    versions = {kind: registered()[kind].version for kind in kinds}
+    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
+    try:
+        worker = Worker(queue, handlers(services.archive.settings, list(versions)), versions=versions)
+        while worker.run_batch():
+            pass
+    finally:
+        queue.close()
+    ImageFacts(services.archive).follow()

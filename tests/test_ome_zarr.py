@@ -24,14 +24,11 @@ import zarr
 from PIL import Image
 from werkzeug.serving import make_server
 
-from catalog.image_facts import ImageFacts
-from catalog.jobs import FAILED, JobQueue, Worker, handlers
+from catalog.jobs import FAILED, JobQueue
 from loaders.image_headers.job import KIND as HEADERS
-from loaders.image_headers.job import readers_version
-from loaders.image_headers.job import register_kind as register_headers
 from loaders.ngff import job as ome_zarr_job
 from loaders.ngff.metadata import validate_group
-from tests.catalog_helpers import deposit_files as deposit
+from tests.catalog_helpers import run_image_jobs, deposit_files as deposit
 from tests.servers.seaweedfs_server import free_ports
 
 IMAGES = Path(__file__).parent / "data" / "images"
@@ -93,17 +90,7 @@ def files(tmp_path_factory) -> dict[str, bytes]:
 
 def work(services) -> None:
     """Read the headers, make the OME-Zarr, apply the headers (the image index)."""
-    register_headers()
-    ome_zarr_job.register_kind()
-    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
-    kinds = {HEADERS: readers_version(), ome_zarr_job.KIND: ome_zarr_job.job_version()}
-    try:
-        worker = Worker(queue, handlers(services.archive.settings, list(kinds)), versions=kinds)
-        while worker.run_batch():
-            pass
-    finally:
-        queue.close()
-    ImageFacts(services.archive).follow()
+    run_image_jobs(services, HEADERS, ome_zarr_job.KIND)
 
 
 def result(services, accession: str, path: str):

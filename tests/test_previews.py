@@ -23,10 +23,10 @@ import tifffile
 from PIL import Image
 
 from catalog.image_facts import ImageFacts
-from catalog.jobs import JobQueue, Worker, handlers
+from catalog.jobs import JobQueue
 from loaders.image_headers import job as header_job
 from loaders.previews import job as preview_job
-from tests.catalog_helpers import deposit_files as deposit, BASE, DATA
+from tests.catalog_helpers import run_image_jobs, deposit_files as deposit, BASE, DATA
 
 IMAGES = Path(__file__).parent / "data" / "images"
 REMBI = "https://w3id.org/rembi/"
@@ -86,17 +86,7 @@ def files(tmp_path_factory) -> dict[str, bytes]:
 
 def run_jobs(services) -> None:
     """Read the headers, make the previews, and bring the study up to date, as the background duties do."""
-    header_job.register_kind()
-    preview_job.register_kind()
-    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
-    versions = {header_job.KIND: header_job.readers_version(), preview_job.KIND: preview_job.renderer_version()}
-    try:
-        worker = Worker(queue, handlers(services.archive.settings, list(versions)), versions=versions)
-        while worker.run_batch():
-            pass
-    finally:
-        queue.close()
-    ImageFacts(services.archive).follow()
+    run_image_jobs(services, header_job.KIND, preview_job.KIND)
 
 
 def images_of(client, accession: str, headers: dict | None = None) -> dict[str, str]:

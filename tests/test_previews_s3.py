@@ -23,14 +23,13 @@ import zarr
 from PIL import Image
 from werkzeug.serving import make_server
 
-from catalog.image_facts import ImageFacts
-from catalog.jobs import JobQueue, Worker, handlers
+from catalog.jobs import JobQueue
 from loaders.image_headers import job as header_job
 from loaders.image_headers.stored import locate
 from loaders.ngff import job as ome_zarr_job
 from loaders.previews import job as preview_job
 from loaders.previews.pool import PreviewCaps, PreviewPool
-from tests.catalog_helpers import deposit_files as deposit
+from tests.catalog_helpers import run_image_jobs, deposit_files as deposit
 from tests.servers.seaweedfs_server import free_ports
 from tests.test_ome_zarr import pyramid_tiff
 
@@ -70,22 +69,7 @@ def s3_settings(s3, stem: str) -> dict:
 
 def work(services) -> None:
     """Read the headers, make the previews and the OME-Zarr, apply the headers, as the background duties do."""
-    header_job.register_kind()
-    preview_job.register_kind()
-    ome_zarr_job.register_kind()
-    versions = {
-        header_job.KIND: header_job.readers_version(),
-        preview_job.KIND: preview_job.renderer_version(),
-        ome_zarr_job.KIND: ome_zarr_job.job_version(),
-    }
-    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
-    try:
-        worker = Worker(queue, handlers(services.archive.settings, list(versions)), versions=versions)
-        while worker.run_batch():
-            pass
-    finally:
-        queue.close()
-    ImageFacts(services.archive).follow()
+    run_image_jobs(services, header_job.KIND, preview_job.KIND, ome_zarr_job.KIND)
 
 
 @pytest.fixture(scope="module")
@@ -280,13 +264,14 @@ def test_a_harvested_studys_images_are_drawn_from_its_source_by_range_requests(r
     _serve_study(range_server)
     evil = RangeServer().start()
     try:
-        run("harvest", "pagetab", str(_harvestable(tmp_path / "S-BIAD1492", evil.url)), "--headers")
+        harvested = run("harvest", "pagetab", str(_harvestable(tmp_path / "S-BIAD1492", evil.url)), "--headers")
+        assert "queued 4 header reads and 4 previews" in harvested.output  # the .tif and .map files
         run("work", "--once", "--kinds", header_job.KIND)
         settings = Settings.from_env(None, data_dir=run.data, base_url=BASE, preview_workers=1)
         with open_services(settings) as services:
             queue = JobQueue.for_settings(services.archive.state, settings)
             try:
-                assert preview_job.enqueue_harvested(queue, services.archive, ["S-BIAD1492"]) == 4  # the .tif and .map files
+                assert preview_job.enqueue_harvested(queue, services.archive, ["S-BIAD1492"]) == 0  # queued already
             finally:
                 queue.close()
             work(services)
