@@ -7,10 +7,8 @@ DevTools protocol, so nothing is fetched while the tests run and the pages' Cont
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +18,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
-from tests.catalog_helpers import file_bytes, stage_sample
+from tests.catalog_helpers import stage_sample
 from tests.servers.seaweedfs_server import free_ports
 from tests.test_file_table_page import WIDE_COLUMNS, WIDE_FILES, deposit_wide
-from tests.test_browser import browser, shot, wait_for  # noqa: F401 - fixtures shared
+from tests.test_browser import assert_downloaded, browser, shot, wait_for  # noqa: F401 - fixtures shared
 from tests.test_previews import IMAGES, deposit, images_of, run_jobs
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -147,12 +145,7 @@ def test_a_keyboard_alone_goes_from_search_to_a_downloaded_file(site, browser): 
     download = focus_by_tab(driver, lambda e: e.tag_name == "a" and e.text == "download")
     path = download.get_attribute("aria-label").removeprefix("download ")
     download.send_keys(Keys.ENTER)
-    target = driver.downloads / path.rsplit("/", 1)[-1]
-    deadline = time.monotonic() + 20
-    while not target.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert target.exists(), list(driver.downloads.iterdir())
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(file_bytes(path)).hexdigest()
+    assert_downloaded(driver, path)
 
 
 def overflow(driver) -> dict:

@@ -85,6 +85,16 @@ def shot(driver, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
+def assert_downloaded(driver, path: str) -> None:
+    """The sample file ``path`` arrives in the browser's download folder (within 20 s), byte for byte."""
+    target = driver.downloads / path.rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 20
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), list(driver.downloads.iterdir())
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(file_bytes(path)).hexdigest()
+
+
 def wait_for(driver, by, value, timeout=20):
     return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((by, value)))
 
@@ -125,12 +135,7 @@ def test_search_study_filter_and_download(site, browser):
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     path = rows[0].find_elements(By.TAG_NAME, "td")[0].text
     rows[0].find_element(By.LINK_TEXT, "download").click()
-    target = driver.downloads / path.rsplit("/", 1)[-1]
-    deadline = time.monotonic() + 20
-    while not target.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert target.exists(), list(driver.downloads.iterdir())
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == hashlib.sha256(file_bytes(path)).hexdigest()
+    assert_downloaded(driver, path)
 
 
 def test_run_an_example_sparql_query(site, browser):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import shutil
-from pathlib import Path
 
 import pytest
 import rdflib
@@ -137,24 +136,12 @@ def test_validate_names_file_line_and_field(run, tmp_path):
 
 def test_serve_demo_answers_over_real_http(tmp_path):
     """`bia serve --demo` on a fresh folder: loads the bundled studies and serves them on a real port."""
-    import subprocess
-    import sys
     import time
     import urllib.request
 
-    from tests.servers.seaweedfs_server import free_ports
+    from tests.servers.demo_server import start_demo_server
 
-    (port,) = free_ports(1)
-    env = {**__import__("os").environ, "BIA_DATA": str(tmp_path / "data")}
-    env.pop("BIA_BASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
+    server, port = start_demo_server(tmp_path / "data")
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -137,19 +134,9 @@ def _until(check, seconds: float, what: str):
 def test_served_demo_makes_previews_and_ome_zarr_of_its_deposit(tmp_path):
     """`bia serve --demo`: the serving process's job worker reads the deposit's headers, draws its previews and
     writes its OME-Zarr stores; the files download byte for byte."""
-    from tests.servers.seaweedfs_server import free_ports
+    from tests.servers.demo_server import start_demo_server
 
-    (port,) = free_ports(1)
-    env = {**os.environ, "BIA_DATA": str(tmp_path / "data")}
-    env.pop("BIA_BASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
+    server, port = start_demo_server(tmp_path / "data")
     site = f"http://127.0.0.1:{port}"
     try:
 
