@@ -2,7 +2,9 @@
 
 A virtual store is served as a plain Zarr too: metadata keys from the reference document, chunk keys as the byte
 runs of the original file the document points at, so a client that does not speak fsspec references reads it like
-any other store. A converted or unpacked store's objects are streamed (Range, ETag) from a local file store, or
+any other store. An image of an unpacked ``.ome.zarr.zip`` (a series of a bioformats2raw layout, a field of a plate)
+is served from where it sits in the archive's one store, so each image's ``…/ome.zarr`` is that image's multiscales
+group. A converted or unpacked store's objects are streamed (Range, ETag) from a local file store, or
 redirected to a presigned URL of an S3 one; a virtual store's chunks are always streamed (a window of the source
 object, wherever it is held). Every answer, errors included, carries CORS headers so browser viewers (vizarr, neuroglancer) can read it.
 Images are looked up with :func:`api.routes_images.image_for_request`: an embargoed study's stores are its owner's
@@ -39,6 +41,7 @@ CORS = {
     "Access-Control-Max-Age": "86400",
 }
 _EXTENSION = "bia.ome_zarr_documents"
+_RESULTS = "bia.ome_zarr_results"
 
 
 @blp.after_request
@@ -56,9 +59,15 @@ def _documents() -> served.Documents:
     return docs
 
 
+def _results() -> results.ResultCache:
+    from flask import current_app
+
+    return current_app.extensions.setdefault(_RESULTS, results.ResultCache())
+
+
 def _store_of(accession: str, image_id: str) -> tuple[object, IndexedImage, dict]:
     view, image = image_for_request(accession, image_id)
-    entry = results.image_store(services().archive.state, accession, image.file_key, image_id)
+    entry = results.image_store(services().archive.state, accession, image.file_key, image_id, _results())
     if entry is None:
         raise NotFound(f"image {image_id} of {accession} has no OME-Zarr (yet)")
     return view, image, entry
@@ -95,7 +104,7 @@ def store_object(accession: str, image_id: str, key: str) -> BaseResponse:
     _view, _image, entry = _store_of(accession, image_id)
     if entry.get("kind") == "virtual":
         return _virtual_object(entry, key)
-    object_key = f"{entry['store_key']}/{key}"
+    object_key = "/".join(filter(None, (entry["store_key"], entry.get("image_path"), key)))
     stored = services().archive.file_store.stat(object_key)
     if stored is None:
         raise NotFound(f"the OME-Zarr of image {image_id} has no key {key}")

@@ -257,15 +257,40 @@ def test_the_image_page_answers_and_points_at_the_store(site):
         assert answer.status_code == status and answer.json()["message"], picture
 
 
-@pytest.mark.parametrize("path, image", [("zarr/series.ome.zarr.zip", "0"), ("zarr/plain.ome.zarr.zip", "")])
-def test_a_zarr_client_reads_the_served_store_with_the_source_pixels(site, path, image):
-    root = open_http(image_url(site, site["accession"], path))
-    group = root[image] if image else root
-    source = zarr.open_group(str(SERIES_2 / "0"), mode="r")
-    for level in ("0", "1"):
-        served = np.asarray(group[level][:])
-        assert served.shape == source[level].shape and np.array_equal(served, source[level][:])
+@pytest.mark.parametrize(
+    "path, index, source",
+    [
+        ("zarr/series.ome.zarr.zip", 0, SERIES_2 / "0"),
+        ("zarr/series.ome.zarr.zip", 1, SERIES_2 / "1"),
+        ("zarr/plain.ome.zarr.zip", 0, SERIES_2 / "0"),
+        ("zarr/plate.ome.zarr.zip", 0, PLATE / "A" / "1" / "0"),
+        ("zarr/plate.ome.zarr.zip", 7, PLATE / "B" / "2" / "1"),
+    ],
+)
+def test_a_zarr_client_reads_each_image_of_a_zip_at_its_own_url(site, path, index, source):
+    """Every series of a bioformats2raw layout and every field of a plate: the image's ``…/ome.zarr`` is its own
+    multiscales group, read from where it sits in the zip's one unpacked store."""
+    group = open_http(image_url(site, site["accession"], path, index))
     assert "multiscales" in group.attrs.asdict()
+    expected = zarr.open_group(str(source), mode="r")
+    for dataset in expected.attrs.asdict()["multiscales"][0]["datasets"]:
+        level = dataset["path"]
+        served = np.asarray(group[level][:])
+        assert served.shape == expected[level].shape and np.array_equal(served, expected[level][:])
+
+
+def test_the_images_of_one_zip_share_one_stored_copy(site):
+    done = result(site["services"], site["accession"], "zarr/plate.ome.zarr.zip").result
+    images = done["images"]
+    assert [i["series"] for i in images] == list(range(8)) and not done["failures"]
+    assert {i["store_key"] for i in images} == {images[0]["store_key"]}
+    assert [i["image_path"] for i in images][:3] == ["A/1/0", "A/1/1", "A/2/0"]
+    assert {i["kind"] for i in images} == {"unpacked"} and {i["ngff_version"] for i in images} == {"0.4"}
+    store = site["services"].archive.file_store
+    copies = [o.key for o in store.list(f"derived/{site['accession']}/", checksums=False) if o.key.endswith("A/1/0/0/.zarray")]
+    assert copies == [images[0]["store_key"] + "/A/1/0/0/.zarray"]
+    series = result(site["services"], site["accession"], "zarr/series.ome.zarr.zip").result
+    assert [(i["series"], i["image_path"], i["levels"]) for i in series["images"]] == [(0, "0", 2), (1, "1", 2)]
 
 
 @pytest.mark.parametrize("path", sorted(REASONS))
@@ -287,6 +312,51 @@ def test_an_embargoed_zip_is_its_owners(site):
     url = image_url(site, accession, "zarr/secret.ome.zarr.zip")
     assert listing(site, accession).status_code == 404
     assert [i["path"] for i in listing(site, accession, owner).json()["items"]] == ["zarr/secret.ome.zarr.zip"]
-    for suffix in ("", "/ome.zarr/.zattrs", "/ome.zarr/0/0/.zarray"):
+    for suffix in ("", "/ome.zarr/.zattrs", "/ome.zarr/0/.zarray"):  # series 0 of the layout, its level 0
         assert requests.get(url + suffix, headers={"Accept": "application/ld+json"}).status_code == 404, suffix
         assert requests.get(url + suffix, headers={**owner, "Accept": "application/ld+json"}).status_code == 200, suffix
+
+
+def test_an_image_of_a_zip_that_is_not_valid_ngff_gets_no_store_and_the_others_do(tmp_path):
+    import json
+    import shutil
+
+    from loaders.ngff.worker import make_stores
+
+    broken = tmp_path / "series.zarr"
+    shutil.copytree(SERIES_2, broken)
+    attrs = json.loads((broken / "1" / ".zattrs").read_text())
+    attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] = [1.0, 1.0]  # 2 of 5 axes
+    (broken / "1" / ".zattrs").write_text(json.dumps(attrs))
+    (tmp_path / "s.ome.zarr.zip").write_bytes(zipped(broken))
+    made = make_stores(str(tmp_path / "s.ome.zarr.zip"), str(tmp_path / "out"), "s.ome.zarr.zip", "k", {})
+    assert made["status"] == "ok" and [i["series"] for i in made["images"]] == [0]
+    assert [f["series"] for f in made["failures"]] == [1] and "not valid NGFF 0.4" in made["failures"][0]["reason"]
+
+
+@pytest.mark.parametrize("path", ["../outside", "/etc", "A/../../x"])
+def test_an_image_path_that_leaves_the_unpacked_store_is_refused(tmp_path, path):
+    from loaders.ngff.unpack import Unpacked
+    from loaders.ngff.worker import _unpacked_image
+
+    with pytest.raises(ValueError, match="its path in the store"):
+        _unpacked_image(tmp_path, {"index": 0, "path": path}, Unpacked("", 1, 1))
+
+
+def test_a_zipped_ngff_0_5_store_is_unpacked_and_validated_as_0_5(tmp_path):
+    from loaders.ngff.worker import make_stores
+
+    store = tmp_path / "v3.ome.zarr"
+    root = zarr.open_group(store, mode="w", zarr_format=3)
+    axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "yx"]
+    datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.25]}]}]
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets, "name": "v3"}]}
+    array = root.create_array("0", shape=(100, 80), chunks=(50, 40), dtype="uint16", dimension_names=["y", "x"])
+    array[:] = np.arange(8000, dtype="uint16").reshape(100, 80)
+    (tmp_path / "v3.ome.zarr.zip").write_bytes(zipped(store, top="v3.ome.zarr"))
+    made = make_stores(str(tmp_path / "v3.ome.zarr.zip"), str(tmp_path / "out"), "v3.ome.zarr.zip", "k", {})
+    assert made["status"] == "ok", made
+    (image,) = made["images"]
+    assert (image["ngff_version"], image["levels"], image["image_path"], image["root"]) == ("0.5", 1, "", "v3.ome.zarr")
+    unpacked = zarr.open_group(str(tmp_path / "out" / "0" / "ome.zarr" / "v3.ome.zarr"), mode="r")
+    assert np.array_equal(unpacked["0"][:], np.arange(8000, dtype="uint16").reshape(100, 80))

@@ -240,7 +240,7 @@ class ZipKeys:
     as unpacking puts it. A member is unpacked only when asked for, at most ``max_member`` bytes."""
 
     def __init__(self, file: CountingReader, name: str, limits: ZipLimits = ZipLimits()) -> None:
-        from loaders.ngff.unpack import UnsafeArchive, _checked, _root  # the rules unpacking keeps
+        from loaders.ngff.unpack import UnsafeArchive, checked_members, store_root  # the rules unpacking keeps
 
         self.name, self.limits = name, limits
         try:
@@ -248,10 +248,10 @@ class ZipKeys:
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
             raise UnreadableZip(f"not a readable zip archive: {exc}") from None
         try:
-            members = _checked(self._archive.infolist(), limits.max_members, limits.max_total)
+            members = checked_members(self._archive.infolist(), limits.max_members, limits.max_total)
         except UnsafeArchive as exc:
             raise UnreadableZip(str(exc)) from None
-        root = _root([info.filename for info in members])
+        root = store_root([info.filename for info in members])
         prefix = f"{root}/" if root else ""
         self._members = {info.filename[len(prefix) :]: info for info in members}
 

@@ -29,8 +29,9 @@ The job's result (a dict), for the routes and for whoever describes the represen
 ``images``
     one dict per image with a store: ``image_id``, ``series`` (its index in the file), ``kind`` (``virtual`` |
     ``converted`` | ``unpacked``), ``store_key`` (file-store key of the reference document, or of the store's
-    root folder, without a trailing ``/``), ``image_path`` (where the image group is inside the store: ``""``, or
-    ``"0"`` for an unpacked bioformats2raw layout), ``ngff_version``, ``levels``, ``size_bytes`` (of the document
+    root folder, without a trailing ``/``), ``image_path`` (where the image group is inside the store: ``""``, a
+    series of an unpacked bioformats2raw layout such as ``"1"``, a plate's field such as ``"A/1/0"``: the images of
+    one zip share its one store), ``ngff_version``, ``levels``, ``size_bytes`` (of the document
     or of all the store's objects), ``software``, ``shape``, ``chunks``, ``dtype`` (numpy, with byte order),
     ``axes`` (NGFF names), ``source_key``, ``source_bytes``; a virtual store also ``references`` (chunks referenced),
     a converted TIFF ``not_virtual`` (why it could not be referenced).
@@ -60,7 +61,7 @@ from loaders.image_headers.stored import Located, NotReadableHere, locate
 
 KIND = "ome_zarr"
 #: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
-REVISION = 1
+REVISION = 2
 _LIBRARIES = ("tifffile", "zarr", "numcodecs", "mrcfile", "pillow", "ome-zarr-models")
 _TARGET = "loaders.ngff.worker:make_stores"
 _URL_TARGET = "loaders.ngff.job:make_stores_from_url"
@@ -149,7 +150,8 @@ def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, cap
     with tempfile.TemporaryDirectory(prefix="bia-ome-zarr-") as out:
         made = _made(pool, source, out, path, file_key, caps)
         size = source.size or 0
-        images = [_store(store, Path(out), accession, path, file_key, size, image) for image in made["images"]]
+        stored: dict[str, tuple[str, int]] = {}
+        images = [_store(store, Path(out), accession, path, file_key, size, image, stored) for image in made["images"]]
     result: dict[str, Any] = {"status": "ok", "format": made.get("format"), "images": images, "failures": made["failures"]}
     first = images[0]
     result.update({k: first[k] for k in ("kind", "store_key", "ngff_version", "levels", "size_bytes", "software", "image_id")})
@@ -199,19 +201,24 @@ def make_stores_from_url(file: dict[str, Any], out: str, name: str, source_key: 
 
 
 def _store(
-    store: FileStore, out: Path, accession: str, path: str, file_key: str, source_bytes: int, image: dict[str, Any]
+    store: FileStore,
+    out: Path,
+    accession: str,
+    path: str,
+    file_key: str,
+    source_bytes: int,
+    image: dict[str, Any],
+    stored: dict[str, tuple[str, int]],
 ) -> dict[str, Any]:
+    """Upload what the worker made for ``image`` (a store several images share, ``folder``, once: ``stored`` maps
+    each uploaded folder to its key and size) and describe it as the result's ``images`` entry."""
     ident = image_id(accession, path, int(image["series"]))
-    local = out / str(image["series"]) / image.pop("file")
-    prefix = derived_prefix(accession, ident)
-    if image["kind"] == "virtual":
-        key = f"{prefix}/ome.zarr.json"
-        size = _put(store, key, local, "application/json")
-        image["reference_ratio"] = size / source_bytes if source_bytes else None
-    else:
-        key = f"{prefix}/ome.zarr"
-        root = local / image.pop("root", "")
-        size = sum(_put(store, f"{key}/{rel}", root / rel, None) for rel in _files(root))
+    folder = str(image.pop("folder", image["series"]))
+    local = out / folder / image.pop("file")
+    root = image.pop("root", "")
+    if folder not in stored:
+        stored[folder] = _upload(store, local, derived_prefix(accession, ident), image, source_bytes, root)
+    key, size = stored[folder]
     return {
         "image_id": ident,
         **image,
@@ -222,6 +229,18 @@ def _store(
         "source_key": file_key,
         "source_bytes": source_bytes,
     }
+
+
+def _upload(store: FileStore, local: Path, prefix: str, image: dict[str, Any], source_bytes: int, root: str) -> tuple[str, int]:
+    """Put a reference document or a store folder under ``prefix``; its key and size in bytes."""
+    if image["kind"] == "virtual":
+        key = f"{prefix}/ome.zarr.json"
+        size = _put(store, key, local, "application/json")
+        image["reference_ratio"] = size / source_bytes if source_bytes else None
+        return key, size
+    key = f"{prefix}/ome.zarr"
+    top = local / root
+    return key, sum(_put(store, f"{key}/{rel}", top / rel, None) for rel in _files(top))
 
 
 def _files(root: Path) -> Iterable[str]:

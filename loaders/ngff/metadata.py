@@ -106,14 +106,20 @@ def metres(series: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def validate_group(group: Any) -> str:
-    """Check an NGFF image group with ``ome-zarr-models``; returns the NGFF version, raises ValueError naming the
-    problem otherwise."""
-    from ome_zarr_models.v04.image import Image
-    from pydantic_zarr.v2 import ArraySpec
-
+    """Check an NGFF image group with ``ome-zarr-models`` (0.4 for a Zarr v2 group, 0.5 for a Zarr v3 one); returns
+    the NGFF version, raises ValueError naming the problem otherwise."""
+    version = "0.5" if getattr(getattr(group, "metadata", None), "zarr_format", 2) == 3 else NGFF_VERSION
     try:
-        Image.model_rebuild(_types_namespace={"ArraySpec": ArraySpec})  # pydantic 2.14 needs the forward name
-        Image.from_zarr(group)
+        if version == "0.5":
+            from ome_zarr_models.v05.image import Image as Image05
+
+            Image05.from_zarr(group)
+        else:
+            from ome_zarr_models.v04.image import Image
+            from pydantic_zarr.v2 import ArraySpec
+
+            Image.model_rebuild(_types_namespace={"ArraySpec": ArraySpec})  # pydantic 2.14 needs the forward name
+            Image.from_zarr(group)
     except Exception as exc:  # noqa: BLE001 - pydantic and zarr errors alike: the store is not valid NGFF
-        raise ValueError(f"the written store is not valid NGFF {NGFF_VERSION}: {str(exc)[:500]}") from exc
-    return NGFF_VERSION
+        raise ValueError(f"the store is not valid NGFF {version}: {str(exc)[:500]}") from exc
+    return version

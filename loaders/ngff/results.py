@@ -3,28 +3,62 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from catalog.state_db import StateDB
 
 KIND = "ome_zarr"
+#: parsed results kept by a :class:`ResultCache` (a plate's result lists every field: parsing it per chunk is waste)
+CACHED_RESULTS = 64
 
 
-def file_result(db: StateDB, accession: str, file_key: str) -> dict[str, Any] | None:
-    """The newest done ``ome_zarr`` result of a file, or None."""
+def file_result(db: StateDB, accession: str, file_key: str, cache: "ResultCache | None" = None) -> dict[str, Any] | None:
+    """The newest done ``ome_zarr`` result of a file, or None (parsed once per job update when given a cache)."""
+    where = "FROM jobs WHERE study = ? AND file_key = ? AND kind = ? AND state = 'done' ORDER BY updated DESC LIMIT 1"
     with db.transaction() as conn:
-        row = conn.execute(
-            "SELECT result FROM jobs WHERE study = ? AND file_key = ? AND kind = ? AND state = 'done'"
-            " ORDER BY updated DESC LIMIT 1",
-            (accession, file_key, KIND),
-        ).fetchone()
-    if row is None or row["result"] is None:
+        head = conn.execute(f"SELECT id, updated {where}", (accession, file_key, KIND)).fetchone()
+        if head is None:
+            return None
+        version = (int(head["id"]), float(head["updated"]))
+        if cache is not None and (hit := cache.get((accession, file_key), version)) is not None:
+            return hit
+        row = conn.execute("SELECT result FROM jobs WHERE id = ?", (version[0],)).fetchone()
+    result = json.loads(row["result"]) if row is not None and row["result"] is not None else None
+    if not isinstance(result, dict):
         return None
-    result = json.loads(row["result"])
-    return result if isinstance(result, dict) else None
+    if cache is not None:
+        cache.put((accession, file_key), version, result)
+    return result
 
 
-def image_store(db: StateDB, accession: str, file_key: str, image_id: str) -> dict[str, Any] | None:
+def image_store(
+    db: StateDB, accession: str, file_key: str, image_id: str, cache: "ResultCache | None" = None
+) -> dict[str, Any] | None:
     """The store of one image (an entry of the result's ``images``), or None while it has none."""
-    result = file_result(db, accession, file_key) or {}
+    result = file_result(db, accession, file_key, cache) or {}
     return next((image for image in result.get("images") or [] if image.get("image_id") == image_id), None)
+
+
+class ResultCache:
+    """The last :data:`CACHED_RESULTS` parsed results, each valid for the job row version it was read at."""
+
+    def __init__(self, size: int = CACHED_RESULTS) -> None:
+        self._size, self._lock = size, threading.Lock()
+        self._kept: OrderedDict[tuple[str, str], tuple[tuple[int, float], dict[str, Any]]] = OrderedDict()
+
+    def get(self, file: tuple[str, str], version: tuple[int, float]) -> dict[str, Any] | None:
+        with self._lock:
+            kept = self._kept.get(file)
+            if kept is None or kept[0] != version:
+                return None
+            self._kept.move_to_end(file)
+            return kept[1]
+
+    def put(self, file: tuple[str, str], version: tuple[int, float], result: dict[str, Any]) -> None:
+        with self._lock:
+            self._kept[file] = (version, result)
+            self._kept.move_to_end(file)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)

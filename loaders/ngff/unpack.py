@@ -3,22 +3,18 @@
 Refused (:class:`UnsafeArchive`, naming the member): a name that is absolute, climbs out (``..``), holds a
 backslash, a NUL or a control character (:func:`catalog.file_paths.path_problem`), or repeats another member's
 name; a symbolic link; more than ``max_members`` members, or more than ``max_bytes`` bytes declared or actually
-unpacked; an encrypted member. The folder that holds the image (the one whose attributes have ``multiscales``,
-directly or as a ``bioformats2raw`` layout's series ``0``) must validate as NGFF.
+unpacked; an encrypted member. Which images the store holds, and where, is the header readers' business
+(:mod:`loaders.image_headers.ome_zarr`): unpacking only writes the members.
 """
 
 from __future__ import annotations
 
-import json
 import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from catalog.file_paths import path_problem
-
-from .metadata import validate_group
 
 #: members and bytes an archive may unpack to, by default
 MAX_MEMBERS = 200_000
@@ -27,19 +23,15 @@ _COPY = 1 << 20
 
 
 class UnsafeArchive(ValueError):
-    """The archive would write outside its folder, or more than it may, or is not an OME-Zarr image."""
+    """The archive would write outside its folder, or more than it may."""
 
 
 @dataclass(frozen=True)
 class Unpacked:
     #: the store root, relative to the folder unpacked into ("" when the members sit at the top)
     root: str
-    #: where the image is inside the store ("" or e.g. "0" for a bioformats2raw layout)
-    image: str
     members: int
     size_bytes: int
-    levels: int
-    ngff_version: str
 
 
 def unpack(path: str, folder: Path, *, max_members: int = MAX_MEMBERS, max_bytes: int = MAX_BYTES) -> Unpacked:
@@ -49,22 +41,15 @@ def unpack(path: str, folder: Path, *, max_members: int = MAX_MEMBERS, max_bytes
     except (zipfile.BadZipFile, OSError) as exc:
         raise UnsafeArchive(f"not a readable zip archive: {exc}") from exc
     with archive:
-        members = _checked(archive.infolist(), max_members, max_bytes)
+        members = checked_members(archive.infolist(), max_members, max_bytes)
         written = 0
         for info in members:
             written += _extract(archive, info, folder, max_bytes - written)
-    root = _root([info.filename for info in members])
-    image = _image_path(folder / root)
-    import zarr
-
-    group = zarr.open_group(str(folder / root / image), mode="r")
-    version = validate_group(group)
-    attrs: Any = group.attrs.asdict()
-    levels = len(attrs["multiscales"][0]["datasets"])
-    return Unpacked(root, image, len(members), written, levels, version)
+    return Unpacked(store_root([info.filename for info in members]), len(members), written)
 
 
-def _checked(infos: list[zipfile.ZipInfo], max_members: int, max_bytes: int) -> list[zipfile.ZipInfo]:
+def checked_members(infos: list[zipfile.ZipInfo], max_members: int, max_bytes: int) -> list[zipfile.ZipInfo]:
+    """The archive's file members, each checked (see the module); :class:`UnsafeArchive` for the first that fails."""
     files = [info for info in infos if not info.is_dir()]
     if len(files) > max_members:
         raise UnsafeArchive(f"it holds {len(files):,} members, more than the {max_members:,} allowed")
@@ -102,33 +87,9 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path, allo
     return count
 
 
-def _root(names: list[str]) -> str:
+def store_root(names: list[str]) -> str:
     """The store's top folder: the archive's single top folder when everything sits inside one, else ""."""
     tops = {name.split("/", 1)[0] for name in names}
     if len(tops) == 1 and all("/" in name for name in names):
         return tops.pop()
     return ""
-
-
-def _image_path(store: Path) -> str:
-    attrs = _attributes(store)
-    if "multiscales" in attrs:
-        return ""
-    if "bioformats2raw.layout" in attrs and "multiscales" in _attributes(store / "0"):
-        return "0"
-    raise UnsafeArchive("it holds no OME-Zarr image (no multiscales at its top, nor a bioformats2raw series 0)")
-
-
-def _attributes(folder: Path) -> dict[str, Any]:
-    for name, pick in (
-        (".zattrs", lambda d: d),
-        ("zarr.json", lambda d: d.get("attributes", {}).get("ome", d.get("attributes", {}))),
-    ):
-        path = folder / name
-        if path.is_file() and path.stat().st_size < (16 << 20):
-            try:
-                loaded = json.loads(path.read_bytes())
-            except ValueError as exc:
-                raise UnsafeArchive(f"{name} is not JSON: {exc}") from exc
-            return pick(loaded) if isinstance(loaded, dict) else {}
-    return {}

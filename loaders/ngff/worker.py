@@ -3,8 +3,10 @@
 :func:`make_stores` runs in a :mod:`catalog.sandbox` worker (memory and time capped); it reads the file's headers
 with the header readers (the same series, indices and physical sizes the ``image_headers`` job records), then for
 each image: a tiled TIFF with Zarr-readable tiles gets a reference document (``<index>/ome.zarr.json``), anything
-else it can read is converted (``<index>/ome.zarr/``); an ``.ome.zarr.zip`` is unpacked (``0/ome.zarr/``). It
-answers a JSON-able outline of what it wrote; the caller uploads the folder.
+else it can read is converted (``<index>/ome.zarr/``); an ``.ome.zarr.zip`` is unpacked once (``0/ome.zarr/``) and
+each image it holds (a plain image, each series of a bioformats2raw layout, each field of an HCS plate: the header
+readers' series) is validated where it sits in that one store (``image_path``). It answers a JSON-able outline of
+what it wrote; the caller uploads the folder.
 """
 
 from __future__ import annotations
@@ -159,22 +161,55 @@ def _converted(source: Any, folder: Path, sizes: Any, name: Any, index: int) -> 
 
 
 def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any]:
+    """Unpack the zip once; each image the header readers find in it points into that store (``shared``)."""
+    from loaders.image_headers.read import read_headers
+
     from .unpack import MAX_BYTES, MAX_MEMBERS, UnsafeArchive, unpack
 
+    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    if headers["status"] != "ok":
+        return {"status": "unreadable", "reason": headers.get("reason") or "no OME-Zarr image found"}
     target = folder / "0" / "ome.zarr"
     target.mkdir(parents=True)
     try:
         done = unpack(path, target, max_members=caps.get("max_members", MAX_MEMBERS), max_bytes=caps.get("max_bytes", MAX_BYTES))
     except (UnsafeArchive, ValueError) as exc:
         return {"status": "unreadable", "reason": str(exc)}
-    image = {
-        "series": 0,
+    made: dict[str, Any] = {"status": "ok", "format": "ome-zarr-zip", "images": [], "failures": []}
+    for series in headers["series"]:
+        try:
+            made["images"].append(_unpacked_image(target / done.root, series, done))
+        except (ValueError, OSError, KeyError, IndexError) as exc:
+            made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
+    if not made["images"]:
+        made["status"] = "unreadable"
+        made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"])
+    return made
+
+
+def _unpacked_image(store: Path, series: Mapping[str, Any], done: Any) -> dict[str, Any]:
+    import zarr
+
+    from .metadata import validate_group
+
+    from catalog.file_paths import path_problem
+
+    image_path = str(series.get("path") or "")
+    problem = path_problem(image_path) if image_path else None
+    if problem or (image_path and not (store / image_path).resolve().is_relative_to(store.resolve())):
+        raise ValueError(f"its path in the store {image_path[:200]!r} has {problem or 'a way out of the store'}")
+    group = zarr.open_group(str(store / image_path) if image_path else str(store), mode="r")
+    version = validate_group(group)
+    attrs: dict[str, Any] = dict(group.attrs.asdict())
+    multiscales: Any = (attrs.get("ome") or attrs)["multiscales"]
+    return {
+        "series": int(series["index"]),
         "kind": "unpacked",
+        "folder": "0",
         "file": "ome.zarr",
         "root": done.root,
-        "image_path": done.image,
-        "ngff_version": done.ngff_version,
-        "levels": done.levels,
+        "image_path": image_path,
+        "ngff_version": version,
+        "levels": len(multiscales[0]["datasets"]),
         "members": done.members,
     }
-    return {"status": "ok", "format": "ome-zarr-zip", "images": [image], "failures": []}
