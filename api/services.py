@@ -4,9 +4,9 @@ background duties (linking released studies is the linkers' part)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
-from catalog import image_facts
+from catalog import image_facts, zarr_folders
 from catalog.archive import Archive, Change
 from catalog.config import Settings
 from catalog.deposits import Deposits
@@ -67,19 +67,25 @@ def header_reads_for(archive: Archive) -> Callable[[Change], None]:
             image_facts.mark(archive.state, [change.accession])  # the new version's graph has no image nodes yet
         if not archive.holds_files(change.accession, change.view):
             return
-        rows = archive.view(change.view).files.iter_rows(change.accession)
-        enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
+        enqueue_study(queue, change.accession, image_file_keys(archive, change.view, change.accession))
         queue_previews(archive, queue, change.accession, change.view)
-        rows = archive.view(change.view).files.iter_rows(change.accession)
-        ome_zarr_job.enqueue_study(queue, change.accession, (f"studies/{change.accession}/{row['path']}" for row in rows))
+        ome_zarr_job.enqueue_study(queue, change.accession, image_file_keys(archive, change.view, change.accession))
 
     return listener
 
 
 def queue_previews(archive: Archive, queue: JobQueue, accession: str, view: str) -> int:
     """Queue the previews of a study's image files (those not made by this renderer yet); how many were queued."""
-    rows = archive.view(view).files.iter_rows(accession)
-    return previews.enqueue_study(queue, accession, (f"studies/{accession}/{row['path']}" for row in rows))
+    return previews.enqueue_study(queue, accession, image_file_keys(archive, view, accession))
+
+
+def image_file_keys(archive: Archive, view: str, accession: str) -> Iterator[str]:
+    """The file-store keys of a study's files that image jobs are queued for: each file outside a Zarr folder, and
+    each Zarr folder's root metadata file for the whole store (:func:`catalog.zarr_folders.job_paths`)."""
+    files = archive.view(view).files
+    stores = zarr_folders.markers(str(row["path"]) for row in files.iter_rows(accession))
+    paths = zarr_folders.job_paths((str(row["path"]) for row in files.iter_rows(accession)), stores)
+    return (f"studies/{accession}/{path}" for path in paths)
 
 
 def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from rdflib import RDF, URIRef
 
-from catalog import identifiers, image_representations
+from catalog import identifiers, image_representations, zarr_folders
 from catalog.image_columns import channel_label, micrometres
 from catalog.rembi_model import RembiModel
 from catalog.rembi_rdf import literal_for
@@ -178,8 +178,8 @@ class ImageGraph:
         index = int(series.get("index") or 0)
         node = URIRef(self.image_iri(path, index))
         self._typed(node, "Image")
-        name = series.get("name")
-        title = path if not name and len(result.get("series") or []) == 1 else f"{path} [{name or index}]"
+        name, shown = series.get("name"), zarr_folders.shown(path)
+        title = shown if not name and len(result.get("series") or []) == 1 else f"{shown} [{name or index}]"
         sizes = {axis: series.get(f"size_{axis}") for axis in "xyzct"}
         values = {
             "title": title,

@@ -41,7 +41,12 @@ VIEW_SIZE = 1024
 SHOWN_SIZE = 256
 #: representative images per study or component
 REPRESENTATIVES = 4
-_KINDS = {"virtual": "virtual_ome_zarr", "converted": "converted_ome_zarr", "unpacked": "unpacked_ome_zarr"}
+_KINDS = {
+    "virtual": "virtual_ome_zarr",
+    "converted": "converted_ome_zarr",
+    "unpacked": "unpacked_ome_zarr",
+    "in_place": "uploaded_ome_zarr",
+}
 
 
 def derived_prefix(accession: str, image_id: str) -> str:

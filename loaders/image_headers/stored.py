@@ -2,17 +2,22 @@
 previews and the OME-Zarr converter find a stored file. :func:`locate` says where a worker reads it: a local
 folder's file in place; an S3 object by HTTP Range requests the worker makes to a short-lived presigned GET URL
 (signed for the address the catalog itself reaches, not the public one), so no byte of it is parsed in the caller
-and no worker holds a credential. :func:`read_stored` reads its headers."""
+and no worker holds a credential. :func:`read_stored` reads its headers; a Zarr folder's root metadata file
+(:mod:`catalog.zarr_folders`) stands for its whole store, whose metadata objects are read (:func:`read_zarr_folder`)."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import urllib3
 from minio.error import MinioException
 
+from catalog import zarr_folders
+from catalog.file_paths import path_problem
 from catalog.file_store import FileStore, StorageUnavailable
 from catalog.file_store_local import LocalFileStore
 from catalog.file_store_s3 import S3FileStore
@@ -67,6 +72,8 @@ def read_stored(pool: HeaderPool, store: FileStore, key: str, name: str | None =
     store of another kind raises :class:`NotReadableHere`; an S3 server that cannot be reached raises a 503 error
     (:class:`~catalog.file_store.StorageUnavailable` or :class:`~.remote.SourceUnavailable`: try again later).
     ``name``: the file's own name when the key does not end with it (a staged upload's): it helps tell the format."""
+    if zarr_folders.is_marker(key):
+        return read_zarr_folder(pool, store, zarr_folders.folder_of_marker(key))
     found = locate(store, key)
     if found is None:
         return missing(key)
@@ -77,3 +84,43 @@ def read_stored(pool: HeaderPool, store: FileStore, key: str, name: str | None =
 
 def missing(key: str) -> ImageHeaders:
     return ImageHeaders(source=key).fail("unreadable", f"{key} is not in the file store")
+
+
+#: names of a Zarr store's metadata objects (what the header readers read: never a chunk)
+ZARR_METADATA = (".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json")
+ZARR_OME_XML = "OME/METADATA.ome.xml"
+
+
+def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHeaders:
+    """The headers of the Zarr store held as the files under ``folder``: read in place from a local store; from S3,
+    its metadata objects (never a chunk, at most the readers' byte cap in all) are first copied into a temporary
+    folder the worker reads (the worker holds no credential, and the caller parses nothing)."""
+    if isinstance(store, LocalFileStore):
+        path = store.root / folder
+        headers = pool.read(str(path)) if path.is_dir() else missing(folder)
+    elif isinstance(store, S3FileStore):
+        with tempfile.TemporaryDirectory(prefix="bia-zarr-metadata-") as copy:
+            problem = copy_zarr_metadata(store, folder, Path(copy), pool.caps.max_bytes)
+            headers = ImageHeaders(source=folder).fail("unreadable", problem) if problem else pool.read(copy)
+    else:
+        raise NotReadableHere(f"files in a {type(store).__name__} are not read")
+    headers.source = folder
+    return headers
+
+
+def copy_zarr_metadata(store: FileStore, folder: str, target: Path, cap: int) -> str | None:
+    """Copy the metadata objects of the store under ``folder`` into ``target``; a reason when over ``cap`` bytes."""
+    copied = 0
+    for found in store.list(folder + "/", checksums=False):
+        relative = found.key[len(folder) + 1 :]
+        if relative.rsplit("/", 1)[-1] not in ZARR_METADATA and relative != ZARR_OME_XML or path_problem(relative):
+            continue
+        copied += found.size
+        if copied > cap:
+            return f"its metadata objects hold more than the {cap:,}-byte cap"
+        local = target / relative
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with local.open("wb") as out:
+            for chunk in store.open_range(found.key):
+                out.write(chunk)
+    return None

@@ -50,7 +50,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from catalog import identifiers, jobs
+from catalog import identifiers, jobs, zarr_folders
 from catalog.config import Settings
 from catalog.errors import CatalogError
 from catalog.file_store import FileStore, ObjectExists
@@ -92,9 +92,14 @@ def software() -> str:
 
 
 def wanted(path: str) -> bool:
-    """Whether a job is queued for a file of this name."""
+    """Whether a job is queued for a file of this name (a Zarr folder's root metadata file stands for its store)."""
     lower = path.lower()
-    return lower.endswith(SUFFIXES) or lower.endswith(MRC_SUFFIXES) or lower.endswith(tuple(s + ".gz" for s in MRC_SUFFIXES))
+    return (
+        zarr_folders.is_marker(path)
+        or lower.endswith(SUFFIXES)
+        or lower.endswith(MRC_SUFFIXES)
+        or lower.endswith(tuple(s + ".gz" for s in MRC_SUFFIXES))
+    )
 
 
 def image_id(accession: str, path: str, series: int) -> str:
@@ -113,6 +118,7 @@ def caps_of(settings: Settings) -> dict[str, Any]:
         "max_members": 200_000,
         "max_images": 64,
         "max_source_bytes": settings.ome_zarr_max_source_bytes,
+        "max_metadata_bytes": settings.header_max_bytes,
         "request_timeout": settings.header_request_timeout,
     }
 
@@ -140,14 +146,9 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
 
 def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:
     """Make and store the OME-Zarr of each image of the file ``file_key``; returns the job's result (see module)."""
-    try:
-        source = locate(store, file_key)
-    except NotReadableHere as exc:
-        raise ConversionFailed(str(exc)) from None
-    if source is None:
-        raise ConversionFailed(f"{file_key} is not in the file store")
     path = file_key.removeprefix(f"studies/{accession}/")
     with tempfile.TemporaryDirectory(prefix="bia-ome-zarr-") as out:
+        source = _source(store, file_key, Path(out) / ".metadata", caps)
         made = _made(pool, source, out, path, file_key, caps)
         size = source.size or 0
         stored: dict[str, tuple[str, int]] = {}
@@ -156,6 +157,35 @@ def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, cap
     first = images[0]
     result.update({k: first[k] for k in ("kind", "store_key", "ngff_version", "levels", "size_bytes", "software", "image_id")})
     return result
+
+
+def _source(store: FileStore, file_key: str, scratch: Path, caps: dict[str, Any]) -> Located:
+    """Where the worker reads the file (a Zarr folder's marker: the folder, or from S3 a copy of its metadata objects
+    in ``scratch``); :class:`ConversionFailed` when it cannot."""
+    try:
+        if zarr_folders.is_marker(file_key):
+            return _zarr_folder(store, zarr_folders.folder_of_marker(file_key), scratch, caps)
+        source = locate(store, file_key)
+    except NotReadableHere as exc:
+        raise ConversionFailed(str(exc)) from None
+    if source is None:
+        raise ConversionFailed(f"{file_key} is not in the file store")
+    return source
+
+
+def _zarr_folder(store: FileStore, folder: str, scratch: Path, caps: dict[str, Any]) -> Located:
+    from catalog.file_store_local import LocalFileStore
+
+    from loaders.image_headers.stored import copy_zarr_metadata
+
+    if isinstance(store, LocalFileStore):
+        if not (store.root / folder).is_dir():
+            raise ConversionFailed(f"{folder} is not in the file store")
+        return Located(name=folder, path=str(store.root / folder))
+    problem = copy_zarr_metadata(store, folder, scratch, int(caps["max_metadata_bytes"]))
+    if problem:
+        raise ConversionFailed(f"{folder}: {problem}")
+    return Located(name=folder, path=str(scratch))
 
 
 def _made(pool: SandboxPool, source: Located, out: str, path: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +243,16 @@ def _store(
     """Upload what the worker made for ``image`` (a store several images share, ``folder``, once: ``stored`` maps
     each uploaded folder to its key and size) and describe it as the result's ``images`` entry."""
     ident = image_id(accession, path, int(image["series"]))
+    if image["kind"] == "in_place":  # served where it lies: the study's own files
+        store_key = zarr_folders.folder_of_marker(file_key)
+        return {
+            "image_id": ident,
+            **image,
+            "store_key": store_key,
+            "size_bytes": None,
+            "software": software(),
+            "source_key": file_key,
+        }
     folder = str(image.pop("folder", image["series"]))
     local = out / folder / image.pop("file")
     root = image.pop("root", "")

@@ -35,6 +35,8 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
     folder = Path(out)
     if name.lower().endswith(ZIP_SUFFIX):
         return _unpacked(path, folder, caps)
+    if Path(path).is_dir():
+        return _in_place(path)
     from loaders.image_headers.read import read_headers
 
     _zarr_threads(ZARR_THREADS)
@@ -187,6 +189,28 @@ def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any
     return made
 
 
+def _in_place(path: str) -> dict[str, Any]:
+    """A Zarr store uploaded as a folder (or a copy of its metadata objects): nothing is written; each image the
+    header readers find in it is validated where it sits and served from the study's own files."""
+    from loaders.image_headers.read import read_headers
+
+    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    if headers["status"] != "ok":
+        return {"status": "unreadable", "reason": headers.get("reason") or "no OME-Zarr image found"}
+    made: dict[str, Any] = {"status": "ok", "format": "ome-zarr", "images": [], "failures": []}
+    for series in headers["series"]:
+        try:
+            image = _unpacked_image(Path(path), series, None)
+        except (ValueError, OSError, KeyError, IndexError) as exc:
+            made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
+            continue
+        made["images"].append({**image, "kind": "in_place"})
+    if not made["images"]:
+        made["status"] = "unreadable"
+        made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"])
+    return made
+
+
 def _unpacked_image(store: Path, series: Mapping[str, Any], done: Any) -> dict[str, Any]:
     import zarr
 
@@ -202,14 +226,12 @@ def _unpacked_image(store: Path, series: Mapping[str, Any], done: Any) -> dict[s
     version = validate_group(group)
     attrs: dict[str, Any] = dict(group.attrs.asdict())
     multiscales: Any = (attrs.get("ome") or attrs)["multiscales"]
-    return {
+    image = {
         "series": int(series["index"]),
-        "kind": "unpacked",
-        "folder": "0",
-        "file": "ome.zarr",
-        "root": done.root,
         "image_path": image_path,
         "ngff_version": version,
         "levels": len(multiscales[0]["datasets"]),
-        "members": done.members,
     }
+    if done is not None:
+        image.update({"kind": "unpacked", "folder": "0", "file": "ome.zarr", "root": done.root, "members": done.members})
+    return image

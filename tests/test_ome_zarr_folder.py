@@ -1,0 +1,157 @@
+"""An OME-Zarr uploaded as a folder of files (``x.ome.zarr/.zattrs``, ``x.ome.zarr/0/0/0/0/0``, …) is one image file:
+its root metadata file stands for the store, so one header read finds every image (each series of a bioformats2raw
+layout, each field of an HCS plate), the files inside get no job of their own, and each image is served where it
+lies, from the study's own files, at its ``…/ome.zarr`` (nothing copied). A folder named ``.zarr`` without Zarr
+metadata stays a folder of plain files. Embargo holds for the stores as for any file.
+
+Real layouts (tests/data/images/SOURCES.txt): the Bio-Formats fake two-series layout and the BioImage Archive's HCS
+plate test store (synthetic pixels).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import zarr
+from werkzeug.serving import make_server
+
+from catalog import zarr_folders
+from catalog.jobs import JobQueue
+from loaders.image_headers.job import KIND as HEADERS
+from tests.catalog_helpers import deposit_files as deposit
+from tests.servers.seaweedfs_server import free_ports
+from tests.test_ome_zarr import SETTINGS, open_http, result, work
+
+SAMPLES = Path(__file__).parent / "data" / "images" / "ome-zarr"
+SERIES_2 = SAMPLES / "fake-series-2.zarr"
+PLATE = SAMPLES / "bia_hcs.ome.zarr"
+NUCLEI = Path(__file__).parent / "data" / "images" / "tiff" / "stardist_img2d.tif"
+
+
+def folder_files(folder: Path, under: str) -> dict[str, bytes]:
+    return {
+        f"{under}/{item.relative_to(folder).as_posix()}": item.read_bytes()
+        for item in sorted(folder.rglob("*"))
+        if item.is_file()
+    }
+
+
+def uploads() -> dict[str, bytes]:
+    return {
+        **folder_files(SERIES_2, "zarr/series.ome.zarr"),
+        **folder_files(PLATE, "plates/hcs.ome.zarr"),
+        "plain/img2d.tif": NUCLEI.read_bytes(),
+        "notes/old.zarr/readme.txt": b"not a store: no Zarr metadata at its top",
+    }
+
+
+@pytest.fixture(scope="module")
+def site(make_module_catalog):
+    (port,) = free_ports(1)
+    base = f"http://127.0.0.1:{port}"
+    made = make_module_catalog(name="ome-zarr-folder", base_url=base, **SETTINGS)
+    accession, _token = deposit(made.services, uploads())
+    embargoed, token = deposit(made.services, folder_files(SERIES_2, "secret.ome.zarr"), release_date="2999-01-01")
+    work(made.services)
+    server = make_server("127.0.0.1", port, made.app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"base": base, "accession": accession, "embargoed": embargoed, "token": token, "services": made.services}
+    server.shutdown()
+
+
+def image_url(site, accession: str, path: str, index: int = 0) -> str:
+    from catalog import identifiers
+
+    return f"{site['base']}/studies/{accession}/images/{identifiers.image_id(accession, path, index)}"
+
+
+def test_job_paths_keep_one_marker_per_store_and_every_file_outside_stores():
+    paths = ["a.tif", "x.ome.zarr/.zattrs", "x.ome.zarr/.zgroup", "x.ome.zarr/0/.zattrs", "x.ome.zarr/0/0/0/0/0/0"]
+    paths += ["v3.zarr/zarr.json", "both.zarr/.zattrs", "both.zarr/zarr.json", "in/y.ZARR/.zattrs", "plain.zarr/readme.txt"]
+    paths += [".zarr/.zattrs", "outer.zarr/inner.zarr/.zattrs"]
+    assert sorted(zarr_folders.job_paths(paths, zarr_folders.markers(paths))) == sorted(
+        ["a.tif", ".zarr/.zattrs", "x.ome.zarr/.zattrs", "v3.zarr/zarr.json", "both.zarr/zarr.json", "in/y.ZARR/.zattrs"]
+        + ["plain.zarr/readme.txt", "outer.zarr/inner.zarr/.zattrs"]
+    )
+    assert (
+        zarr_folders.shown("x.ome.zarr/.zattrs") == "x.ome.zarr"
+        and zarr_folders.shown("x.ome.zarr/0/.zattrs") == "x.ome.zarr/0/.zattrs"
+    )
+
+
+def test_one_header_read_per_store_and_none_for_the_files_inside(site):
+    services, accession = site["services"], site["accession"]
+    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
+    try:
+        with services.archive.state.transaction() as conn:
+            keys = {
+                r["file_key"]
+                for r in conn.execute("SELECT file_key FROM jobs WHERE study = ? AND kind = ?", (accession, HEADERS))
+            }
+    finally:
+        queue.close()
+    prefix = f"studies/{accession}/"
+    assert {k.removeprefix(prefix) for k in keys} == {
+        "zarr/series.ome.zarr/.zattrs",
+        "plates/hcs.ome.zarr/.zattrs",
+        "plain/img2d.tif",
+        "notes/old.zarr/readme.txt",
+    }
+
+
+def test_the_listing_shows_each_store_with_all_its_images(site):
+    items = requests.get(f"{site['base']}/studies/{site['accession']}/images?limit=50").json()["items"]
+    by_path = {item["path"]: item for item in items}
+    series = by_path["zarr/series.ome.zarr/.zattrs"]
+    assert series["format"] == "ome-zarr" and [(i["index"], i["size_x"]) for i in series["images"]] == [(0, 512), (1, 512)]
+    assert len(by_path["plates/hcs.ome.zarr/.zattrs"]["images"]) == 8
+    assert by_path["notes/old.zarr/readme.txt"]["status"] != "ok"
+
+
+@pytest.mark.parametrize(
+    "path, index, source",
+    [
+        ("zarr/series.ome.zarr/.zattrs", 0, SERIES_2 / "0"),
+        ("zarr/series.ome.zarr/.zattrs", 1, SERIES_2 / "1"),
+        ("plates/hcs.ome.zarr/.zattrs", 3, PLATE / "A" / "2" / "1"),
+    ],
+)
+def test_a_zarr_client_reads_each_image_where_it_lies(site, path, index, source):
+    group = open_http(image_url(site, site["accession"], path, index))
+    expected = zarr.open_group(str(source), mode="r")
+    assert group.attrs.asdict()["multiscales"] == expected.attrs.asdict()["multiscales"]
+    for dataset in expected.attrs.asdict()["multiscales"][0]["datasets"]:
+        assert np.array_equal(np.asarray(group[dataset["path"]][:]), expected[dataset["path"]][:])
+
+
+def test_nothing_is_copied_and_the_graph_says_uploaded_ome_zarr(site):
+    services, accession = site["services"], site["accession"]
+    done = result(services, accession, "zarr/series.ome.zarr/.zattrs")
+    assert done.state == "done", done.reason
+    images = done.result["images"]
+    assert [(i["kind"], i["image_path"], i["store_key"]) for i in images] == [
+        ("in_place", "0", f"studies/{accession}/zarr/series.ome.zarr"),
+        ("in_place", "1", f"studies/{accession}/zarr/series.ome.zarr"),
+    ]
+    store = services.archive.file_store
+    assert not [
+        o.key for o in store.list(f"derived/{accession}/", checksums=False) if "/ome.zarr/" in o.key and "series" in o.key
+    ]
+    record = requests.get(
+        image_url(site, accession, "zarr/series.ome.zarr/.zattrs", 1), headers={"Accept": "application/ld+json"}
+    )
+    assert record.status_code == 200
+    assert "uploaded_ome_zarr" in record.text and "zarr/series.ome.zarr [" in record.text
+
+
+def test_an_embargoed_store_is_its_owners(site):
+    accession, owner = site["embargoed"], {"Authorization": f"Bearer {site['token']}"}
+    url = image_url(site, accession, "secret.ome.zarr/.zattrs", 1)
+    for suffix in ("", "/ome.zarr/.zattrs", "/ome.zarr/0/.zarray"):
+        assert requests.get(url + suffix, headers={"Accept": "application/ld+json"}).status_code == 404, suffix
+        assert requests.get(url + suffix, headers={**owner, "Accept": "application/ld+json"}).status_code == 200, suffix
