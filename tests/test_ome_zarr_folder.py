@@ -155,3 +155,34 @@ def test_an_embargoed_store_is_its_owners(site):
     for suffix in ("", "/ome.zarr/.zattrs", "/ome.zarr/0/.zarray"):
         assert requests.get(url + suffix, headers={"Accept": "application/ld+json"}).status_code == 404, suffix
         assert requests.get(url + suffix, headers={**owner, "Accept": "application/ld+json"}).status_code == 200, suffix
+
+
+# ---------------------------------------------------------------------- in an S3 file store (a real SeaweedFS)
+
+
+@pytest.fixture(scope="module")
+def s3_site(make_module_catalog, seaweedfs_s3):
+    from tests.test_previews_s3 import s3_settings
+
+    (port,) = free_ports(1)
+    base = f"http://127.0.0.1:{port}"
+    made = make_module_catalog(name="ome-zarr-folder-s3", base_url=base, **SETTINGS, **s3_settings(seaweedfs_s3, "zarrfolder"))
+    accession, _token = deposit(made.services, folder_files(SERIES_2, "zarr/series.ome.zarr"))
+    work(made.services)
+    server = make_server("127.0.0.1", port, made.app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"base": base, "accession": accession, "services": made.services}
+    server.shutdown()
+
+
+def test_a_store_in_s3_is_read_from_its_metadata_objects_and_served_from_the_bucket(s3_site):
+    accession = s3_site["accession"]
+    done = result(s3_site["services"], accession, "zarr/series.ome.zarr/.zattrs")
+    assert done.state == "done", done.reason
+    assert [(i["kind"], i["image_path"]) for i in done.result["images"]] == [("in_place", "0"), ("in_place", "1")]
+    url = image_url(s3_site, accession, "zarr/series.ome.zarr/.zattrs", 1)
+    chunk = requests.get(url + "/ome.zarr/0/0/0/0/0/0", allow_redirects=False)
+    assert chunk.status_code == 302 and "X-Amz-Signature" in chunk.headers["Location"]
+    group = open_http(url)
+    expected = zarr.open_group(str(SERIES_2 / "1"), mode="r")
+    assert np.array_equal(np.asarray(group["1"][:]), expected["1"][:])

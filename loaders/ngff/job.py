@@ -10,7 +10,10 @@ Where the stores go (``{id}``: the image's id, the last segment of its IRI):
 
 - ``derived/{acc}/{id}/ome.zarr.json`` — a virtual store: an fsspec reference document (version 1) whose
   ``templates.u`` is the source file's key (``studies/{acc}/{path}``), every chunk a ``["{{u}}", offset, length]``;
-- ``derived/{acc}/{id}/ome.zarr/…`` — a converted or unpacked store, object by object.
+- ``derived/{acc}/{id}/ome.zarr/…`` — a converted or unpacked store, object by object (an unpacked zip's images
+  share the store made under its first image's id);
+- nothing, for a Zarr store uploaded as a folder (its root metadata file's job, :mod:`catalog.zarr_folders`): each
+  image is served from the study's own files under ``studies/{acc}/{folder}`` (kind ``in_place``).
 
 Where the worker reads the file comes from :func:`loaders.image_headers.stored.locate`: a local store's file in
 place; an S3 object is first copied by HTTP Range requests to a presigned URL into the job's temporary folder, inside
@@ -28,7 +31,7 @@ The job's result (a dict), for the routes and for whoever describes the represen
     ``reason``).
 ``images``
     one dict per image with a store: ``image_id``, ``series`` (its index in the file), ``kind`` (``virtual`` |
-    ``converted`` | ``unpacked``), ``store_key`` (file-store key of the reference document, or of the store's
+    ``converted`` | ``unpacked`` | ``in_place``), ``store_key`` (file-store key of the reference document, or of the store's
     root folder, without a trailing ``/``), ``image_path`` (where the image group is inside the store: ``""``, a
     series of an unpacked bioformats2raw layout such as ``"1"``, a plate's field such as ``"A/1/0"``: the images of
     one zip share its one store), ``ngff_version``, ``levels``, ``size_bytes`` (of the document
