@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from catalog.config import Settings
 
@@ -76,3 +79,17 @@ def run_image_jobs(services, *kinds: str) -> None:
     finally:
         queue.close()
     ImageFacts(services.archive).follow()
+
+
+@contextmanager
+def serving(app, port: int) -> Iterator[str]:
+    """``app`` served over real HTTP on 127.0.0.1:``port`` (a werkzeug server in a thread) while the block runs; its
+    base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()

@@ -13,6 +13,7 @@ import io
 import json
 import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -28,7 +29,7 @@ from catalog.jobs import FAILED, JobQueue
 from loaders.image_headers.job import KIND as HEADERS
 from loaders.ngff import job as ome_zarr_job
 from loaders.ngff.metadata import validate_group
-from tests.catalog_helpers import run_image_jobs, deposit_files as deposit
+from tests.catalog_helpers import run_image_jobs, deposit_files as deposit, serving
 from tests.servers.seaweedfs_server import free_ports
 
 IMAGES = Path(__file__).parent / "data" / "images"
@@ -102,6 +103,19 @@ def result(services, accession: str, path: str):
 
 
 SETTINGS = {"job_attempts": 1, "job_retry_seconds": 0.0, "ome_zarr_max_memory_mb": 768, "ome_zarr_timeout": 120.0}
+
+
+@contextmanager
+def image_site(make_module_catalog, name: str, released: dict[str, bytes], embargoed: dict[str, bytes] | None = None, **extra):
+    """A live server over a released study of ``released`` files (and an embargoed one of ``embargoed``), the header
+    and OME-Zarr jobs done: ``{"base", "accession", "embargoed", "token", "services"}``."""
+    (port,) = free_ports(1)
+    made = make_module_catalog(name=name, base_url=f"http://127.0.0.1:{port}", **SETTINGS, **extra)
+    accession, _token = deposit(made.services, released)
+    secret, token = deposit(made.services, embargoed, release_date="2999-01-01") if embargoed else (None, None)
+    work(made.services)
+    with serving(made.app(), port) as base:
+        yield {"base": base, "accession": accession, "embargoed": secret, "token": token, "services": made.services}
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,17 @@ plate test store (synthetic pixels).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import zarr
-from werkzeug.serving import make_server
 
 from catalog import zarr_folders
 from catalog.jobs import JobQueue
 from loaders.image_headers.job import KIND as HEADERS
-from tests.catalog_helpers import deposit_files as deposit
-from tests.servers.seaweedfs_server import free_ports
-from tests.test_ome_zarr import SETTINGS, open_http, result, work
+from tests.test_ome_zarr import image_site, open_http, result
 
 SAMPLES = Path(__file__).parent / "data" / "images" / "ome-zarr"
 SERIES_2 = SAMPLES / "fake-series-2.zarr"
@@ -51,17 +47,8 @@ def uploads() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def site(make_module_catalog):
-    (port,) = free_ports(1)
-    base = f"http://127.0.0.1:{port}"
-    made = make_module_catalog(name="ome-zarr-folder", base_url=base, **SETTINGS)
-    accession, _token = deposit(made.services, uploads())
-    embargoed, token = deposit(made.services, folder_files(SERIES_2, "secret.ome.zarr"), release_date="2999-01-01")
-    work(made.services)
-    server = make_server("127.0.0.1", port, made.app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"base": base, "accession": accession, "embargoed": embargoed, "token": token, "services": made.services}
-    server.shutdown()
+    with image_site(make_module_catalog, "ome-zarr-folder", uploads(), folder_files(SERIES_2, "secret.ome.zarr")) as made:
+        yield made
 
 
 def image_url(site, accession: str, path: str, index: int = 0) -> str:
@@ -164,15 +151,9 @@ def test_an_embargoed_store_is_its_owners(site):
 def s3_site(make_module_catalog, seaweedfs_s3):
     from tests.test_previews_s3 import s3_settings
 
-    (port,) = free_ports(1)
-    base = f"http://127.0.0.1:{port}"
-    made = make_module_catalog(name="ome-zarr-folder-s3", base_url=base, **SETTINGS, **s3_settings(seaweedfs_s3, "zarrfolder"))
-    accession, _token = deposit(made.services, folder_files(SERIES_2, "zarr/series.ome.zarr"))
-    work(made.services)
-    server = make_server("127.0.0.1", port, made.app(), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"base": base, "accession": accession, "services": made.services}
-    server.shutdown()
+    files = folder_files(SERIES_2, "zarr/series.ome.zarr")
+    with image_site(make_module_catalog, "ome-zarr-folder-s3", files, **s3_settings(seaweedfs_s3, "zarrfolder")) as made:
+        yield made
 
 
 def test_a_store_in_s3_is_read_from_its_metadata_objects_and_served_from_the_bucket(s3_site):

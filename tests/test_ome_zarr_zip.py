@@ -10,7 +10,6 @@ Zips are made here from the OME-Zarr samples in tests/data/images/ome-zarr (see 
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 import requests
 import zarr
-from werkzeug.serving import make_server
 
 from catalog import identifiers
 from loaders.image_headers.read import read_bytes, read_headers, read_source
@@ -32,9 +30,7 @@ from loaders.image_headers.sources import (
     ZipKeys,
     ZipLimits,
 )
-from tests.catalog_helpers import deposit_files as deposit
-from tests.servers.seaweedfs_server import free_ports
-from tests.test_ome_zarr import SETTINGS, open_http, result, work
+from tests.test_ome_zarr import image_site, open_http, result
 
 SAMPLES = Path(__file__).parent / "data" / "images" / "ome-zarr"
 SERIES_2 = SAMPLES / "fake-series-2.zarr"
@@ -141,13 +137,20 @@ def test_a_zipped_plate_lists_its_fields_and_a_bioformats2raw_zip_its_series():
     assert [(s.path, s.size_x, s.pyramid_levels) for s in series.series] == [("0", 512, 2), ("1", 512, 2)]
 
 
-def test_a_zipped_zarr_v3_store_is_read(tmp_path):
-    store = tmp_path / "v3.ome.zarr"
+def v3_image(store: Path) -> np.ndarray:
+    """An NGFF 0.5 image (Zarr v3) of 100 × 80 uint16 pixels of 0.5 × 0.25 µm at ``store``; its pixels."""
     root = zarr.open_group(store, mode="w", zarr_format=3)
     axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "yx"]
     datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.25]}]}]
     root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets, "name": "v3"}]}
-    root.create_array("0", shape=(100, 80), chunks=(50, 40), dtype="uint16")
+    array = root.create_array("0", shape=(100, 80), chunks=(50, 40), dtype="uint16", dimension_names=["y", "x"])
+    array[:] = pixels = np.arange(8000, dtype="uint16").reshape(100, 80)
+    return pixels
+
+
+def test_a_zipped_zarr_v3_store_is_read(tmp_path):
+    store = tmp_path / "v3.ome.zarr"
+    v3_image(store)
     (series,) = read_bytes(zipped(store, top="v3.ome.zarr"), "v3.ome.zarr.zip").series
     assert (series.name, series.axes, series.size_y, series.size_x) == ("v3", "YX", 100, 80)
     assert series.physical_size_x.si == pytest.approx(0.25e-6)
@@ -213,17 +216,8 @@ def uploads() -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def site(make_module_catalog):
     """A live server over a released study of zips and an embargoed one, their jobs done."""
-    (port,) = free_ports(1)
-    base = f"http://127.0.0.1:{port}"
-    made = make_module_catalog(name="ome-zarr-zip", base_url=base, **SETTINGS)
-    accession, _token = deposit(made.services, uploads())
-    embargoed, token = deposit(made.services, {"zarr/secret.ome.zarr.zip": zipped(SERIES_2)}, release_date="2999-01-01")
-    work(made.services)
-    server = make_server("127.0.0.1", port, made.app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"base": base, "accession": accession, "embargoed": embargoed, "token": token, "services": made.services}
-    server.shutdown()
+    with image_site(make_module_catalog, "ome-zarr-zip", uploads(), {"zarr/secret.ome.zarr.zip": zipped(SERIES_2)}) as made:
+        yield made
 
 
 def listing(site, accession: str, headers: dict | None = None) -> requests.Response:
@@ -347,16 +341,11 @@ def test_a_zipped_ngff_0_5_store_is_unpacked_and_validated_as_0_5(tmp_path):
     from loaders.ngff.worker import make_stores
 
     store = tmp_path / "v3.ome.zarr"
-    root = zarr.open_group(store, mode="w", zarr_format=3)
-    axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in "yx"]
-    datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.25]}]}]
-    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets, "name": "v3"}]}
-    array = root.create_array("0", shape=(100, 80), chunks=(50, 40), dtype="uint16", dimension_names=["y", "x"])
-    array[:] = np.arange(8000, dtype="uint16").reshape(100, 80)
+    pixels = v3_image(store)
     (tmp_path / "v3.ome.zarr.zip").write_bytes(zipped(store, top="v3.ome.zarr"))
     made = make_stores(str(tmp_path / "v3.ome.zarr.zip"), str(tmp_path / "out"), "v3.ome.zarr.zip", "k", {})
     assert made["status"] == "ok", made
     (image,) = made["images"]
     assert (image["ngff_version"], image["levels"], image["image_path"], image["root"]) == ("0.5", 1, "", "v3.ome.zarr")
     unpacked = zarr.open_group(str(tmp_path / "out" / "0" / "ome.zarr" / "v3.ome.zarr"), mode="r")
-    assert np.array_equal(unpacked["0"][:], np.arange(8000, dtype="uint16").reshape(100, 80))
+    assert np.array_equal(unpacked["0"][:], pixels)
