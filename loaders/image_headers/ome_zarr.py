@@ -26,8 +26,10 @@ _IMPLIED_AXES = ["t", "c", "z", "y", "x"]
 _METADATA_KEYS = (".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json")
 
 
-def _key_store(keys: CountingKeys) -> Any:
-    """A read-only zarr store over ``keys`` that hands out metadata objects only."""
+def key_store(keys: CountingKeys, *, chunks: bool = False) -> Any:
+    """A read-only zarr store over ``keys`` that hands out metadata objects only (with ``chunks``, chunks too: the
+    previews' renderer reads pixels through it). Metadata objects are kept once read; of chunks, only the last (a
+    shard read in parts is then unpacked once)."""
     from zarr.abc.store import OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 
     class KeyStore(Store):
@@ -36,13 +38,20 @@ def _key_store(keys: CountingKeys) -> Any:
         def __init__(self) -> None:
             super().__init__(read_only=True)
             self._seen: dict[str, bytes | None] = {}
+            self._chunk: tuple[str, bytes | None] | None = None
 
         def _fetch(self, key: str) -> bytes | None:
             if not key.endswith(_METADATA_KEYS):
-                return None  # chunks are never read
+                return self._fetch_chunk(key) if chunks else None  # the header readers never read a chunk
             if key not in self._seen:
                 self._seen[key] = keys.get(key)
             return self._seen[key]
+
+        def _fetch_chunk(self, key: str) -> bytes | None:
+            if self._chunk is None or self._chunk[0] != key:
+                self._chunk = None  # the last one is let go before the next is unpacked
+                self._chunk = (key, keys.get(key))
+            return self._chunk[1]
 
         async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
             data = self._fetch(key)
@@ -91,16 +100,15 @@ def _key_store(keys: CountingKeys) -> Any:
 def read(keys: CountingKeys, result: ImageHeaders) -> None:
     import zarr
 
-    store = _key_store(keys)
-    root = zarr.open_group(store, mode="r")
-    ome = _ome(root)
-    if not any(k in ome for k in ("multiscales", "plate", "bioformats2raw.layout")):
+    store = key_store(keys)
+    paths = image_paths(store, result.warnings)
+    if paths is None:
         result.format = "zarr"
         result.fail("unsupported", "a Zarr store without OME-Zarr metadata (no multiscales, plate or bioformats2raw)")
         return
     result.format = "ome-zarr"
-    paths = _image_paths(store, root, ome, result.warnings)
-    described = _described_images(keys, result.warnings) if "bioformats2raw.layout" in ome else []
+    root = zarr.open_group(store, mode="r")
+    described = _described_images(keys, result.warnings) if "bioformats2raw.layout" in ome_attributes(root) else []
     for index, path in enumerate(paths):
         group = root if path == "" else zarr.open_group(store, path=path, mode="r")
         series = _multiscale(store, group, index, path, result.warnings)
@@ -135,7 +143,19 @@ def read_zip(reader: CountingReader, result: ImageHeaders) -> None:
         result.fail("unreadable", f"its metadata unpacks to more than the {reader.cap:,}-byte cap")
 
 
-def _ome(group: Any) -> dict:
+def image_paths(store: Any, warnings: list[str]) -> list[str] | None:
+    """The paths of the store's images in series order (series *i* is ``paths[i]``, as :func:`read` numbers them:
+    the previews' renderer finds an image the same way); None when the store has no OME-Zarr metadata."""
+    import zarr
+
+    root = zarr.open_group(store, mode="r")
+    ome = ome_attributes(root)
+    if not any(k in ome for k in ("multiscales", "plate", "bioformats2raw.layout")):
+        return None
+    return _image_paths(store, root, ome, warnings)
+
+
+def ome_attributes(group: Any) -> dict:
     """A group's OME attributes (NGFF 0.5 nests them under ``ome``)."""
     attrs = group.attrs.asdict()
     nested = attrs.get("ome")
@@ -156,7 +176,7 @@ def _image_paths(store: Any, root: Any, ome: dict, warnings: list[str]) -> list[
     if "multiscales" in ome:
         return [""]
     listed = _open(store, "OME") if "bioformats2raw.layout" in ome else None
-    paths = [str(p) for p in _ome(listed).get("series", [])] if listed is not None else []
+    paths = [str(p) for p in ome_attributes(listed).get("series", [])] if listed is not None else []
     if not paths and "plate" in ome:
         paths = _plate_paths(store, ome["plate"])
     elif not paths:
@@ -182,7 +202,7 @@ def _plate_paths(store: Any, plate: dict) -> list[str]:
     paths: list[str] = []
     for well in plate.get("wells", []):
         group = _open(store, str(well["path"]))
-        images = _ome(group).get("well", {}).get("images", []) if group is not None else []
+        images = ome_attributes(group).get("well", {}).get("images", []) if group is not None else []
         paths.extend(f"{well['path']}/{image['path']}" for image in images)
         if len(paths) > MAX_SERIES:
             break
@@ -200,21 +220,27 @@ def _described_images(keys: CountingKeys, warnings: list[str]) -> list[ImageSeri
         return []
 
 
-def _axes(multiscale: dict, ndim: int) -> list[dict]:
+def axes_of(multiscale: dict, ndim: int) -> list[dict]:
+    """A multiscale's axes (as NGFF 0.1 and 0.2 imply them when it names none), each a dict with its ``name``."""
     axes = multiscale.get("axes")
     if axes is None:
         axes = _IMPLIED_AXES[-ndim:]
     return [a if isinstance(a, dict) else {"name": str(a)} for a in axes]
 
 
+def axis_letters(axes: list[dict]) -> str:
+    """One upper-case letter per axis (``TCZYX``): its name's first."""
+    return "".join(str(a["name"])[:1].upper() for a in axes)
+
+
 def _multiscale(store: Any, group: Any, index: int, path: str, warnings: list[str]) -> ImageSeries:
     import zarr
 
-    multiscale = _ome(group)["multiscales"][0]
+    multiscale = ome_attributes(group)["multiscales"][0]
     datasets = multiscale["datasets"]
     array = zarr.open_array(store, path="/".join(filter(None, (path, datasets[0]["path"]))), mode="r")
-    axes = _axes(multiscale, len(array.shape))
-    letters = "".join(str(a["name"])[:1].upper() for a in axes)
+    axes = axes_of(multiscale, len(array.shape))
+    letters = axis_letters(axes)
     series = ImageSeries(
         index=index,
         axes=letters,
@@ -224,7 +250,7 @@ def _multiscale(store: Any, group: Any, index: int, path: str, warnings: list[st
         path=path or None,
         pyramid_levels=len(datasets),
         compression=_compression(array),
-        channels=[Channel(name=c.get("label") or None) for c in _ome(group).get("omero", {}).get("channels", [])],
+        channels=[Channel(name=c.get("label") or None) for c in ome_attributes(group).get("omero", {}).get("channels", [])],
     )
     chunks = dict(zip(letters, array.chunks))
     if "X" in chunks and "Y" in chunks:

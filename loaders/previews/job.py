@@ -35,7 +35,10 @@ _LIBRARIES = ("tifffile", "mrcfile", "pillow", "zarr", "numpy")
 #: images of one file drawn at most (the others get no preview)
 MAX_IMAGES = 64
 #: names of the files previews are queued for (what the renderer draws)
-SUFFIXES = (".tif", ".tiff", ".btf", ".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz", ".png", ".jpg", ".jpeg")
+SUFFIXES = (
+    *(".tif", ".tiff", ".btf", ".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz", ".png", ".jpg", ".jpeg"),
+    ".ome.zarr.zip",
+)
 
 
 def renderer_version() -> str:

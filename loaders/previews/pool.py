@@ -18,7 +18,17 @@ from catalog.sandbox import Limits, SandboxFailure, SandboxPool
 if TYPE_CHECKING:
     from loaders.image_headers.stored import Located
 
-_PRELOAD = ("numpy", "tifffile", "mrcfile", "PIL.Image", "PIL.PngImagePlugin", "zarr", "urllib3", "loaders.previews.render")
+_PRELOAD = (
+    "numpy",
+    "tifffile",
+    "mrcfile",
+    "PIL.Image",
+    "PIL.PngImagePlugin",
+    "zarr",
+    "urllib3",
+    "loaders.previews.render",
+    "loaders.image_headers.ome_zarr",
+)
 _MODULE = "loaders.previews.pool"
 #: bytes of each HTTP Range request of a file read from a URL (tiles and rows are fetched in whole blocks)
 READ_BLOCK = 1 << 20
@@ -53,7 +63,7 @@ def _images(headers: dict[str, Any]) -> dict[str, Any]:
 def previews_in_worker(file: dict[str, Any], fmt: str | None, index: int, cap: int = 0, timeout: float = 5.0) -> dict[str, Any]:
     from loaders.previews.render import previews_of
 
-    return _drawn(file, cap, timeout, lambda opened: previews_of(opened, fmt, [index], name=file["name"])[0])
+    return _drawn(file, cap, timeout, lambda opened: previews_of(opened, fmt, [index], name=file["name"], cap=cap or None)[0])
 
 
 def render_in_worker(
@@ -69,7 +79,9 @@ def render_in_worker(
 ) -> Any:
     from loaders.previews.render import render_png
 
-    return _drawn(file, cap, timeout, lambda opened: render_png(opened, fmt, series, z, t, c, level, name=file["name"]))
+    return _drawn(
+        file, cap, timeout, lambda opened: render_png(opened, fmt, series, z, t, c, level, name=file["name"], cap=cap or None)
+    )
 
 
 def _drawn(file: dict[str, Any], cap: int, timeout: float, draw: Callable[[Any], Any]) -> Any:

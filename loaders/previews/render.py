@@ -3,8 +3,10 @@ reads (a block of rows at a time), so that a file of any size renders within a s
 
 Formats: TIFF and OME-TIFF (tifffile: each series' levels read through ``aszarr``), MRC maps (the plane's rows read
 from the file at their offset; gzip-compressed maps only when small), PNG and JPEG (Pillow, with its
-decompression-bomb guard turned into an error). Channels are stretched one by one between robust percentiles and
-composited in their OME colours (or a default palette); RGB images are shown as they are.
+decompression-bomb guard turned into an error), OME-Zarr zipped into an ``.ome.zarr.zip`` (zarr over the archive's
+checked members, a chunk at a time; each image of its layout as the header readers number them). Channels are
+stretched one by one between robust percentiles and composited in their OME colours (or a default palette); RGB
+images are shown as they are.
 
 A file is a local path or a seekable binary file object (a file held in S3 or by a source archive, read by HTTP
 Range requests through :func:`loaders.image_headers.remote.open_url`); ``name`` tells the format when the object
@@ -38,6 +40,12 @@ MAX_PIL_PIXELS = 64_000_000
 #: largest gzip-compressed MRC map decompressed whole, and what it may unzip to
 MAX_GZIP_BYTES = 64 << 20
 MAX_GUNZIPPED_BYTES = 256 << 20
+#: OME-Zarr: levels opened at most, bytes one chunk's pixels may take, chunks one plane's read may touch
+MAX_ZARR_LEVELS = 32
+MAX_CHUNK_BYTES = 64 << 20
+MAX_CHUNK_READS = 100_000
+#: bytes an ``.ome.zarr.zip`` drawing may read (of the archive, and unpacked) when the caller gives no cap
+MAX_ZARR_BYTES = 2 << 30
 #: zlib level of the PNGs (speed over a few per cent of size)
 PNG_LEVEL = 3
 #: colours of channels whose file names none (1, 2, 3 or 4 channels)
@@ -150,11 +158,16 @@ def _blocks(shape: tuple[int, int], itemsize: int, step: int) -> Iterator[tuple[
         yield start, min(height, start + rows)
 
 
+def _step(shape: tuple[int, int], side: int) -> int:
+    """Every how many rows and columns :func:`_strided` reads a plane of ``shape`` drawn ``side`` pixels wide."""
+    return max(1, max(shape) // (2 * side)) if max(shape) > 2 * side else 1
+
+
 def _strided(read_rows: Any, shape: tuple[int, int], itemsize: int, side: int) -> np.ndarray:
     """The plane of ``shape`` read a block of rows at a time and subsampled so that its longest side is about
     ``side`` (at least twice; the caller shrinks it with area averaging): ``read_rows(y0, y1, step)`` gives every
     ``step``-th row and column of rows ``y0..y1``."""
-    step = max(1, max(shape) // (2 * side)) if max(shape) > 2 * side else 1
+    step = _step(shape, side)
     width = -(-shape[1] // step)
     parts = []
     for y0, y1 in _blocks((shape[0], width), itemsize, step):
@@ -345,11 +358,173 @@ class PillowImage:
         self.image.close()
 
 
-def open_image(file: File, fmt: str | None, series: int, name: str | None = None) -> Any:
+class ZarrImage:
+    """An image of an OME-Zarr store zipped into one archive (an ``.ome.zarr.zip``): image ``series`` of the store's
+    layout as the header readers number them (:func:`loaders.image_headers.ome_zarr.image_paths`: a plain image,
+    bioformats2raw series, a plate's fields), its levels the multiscale's datasets. Pixels are read through zarr
+    from the archive's members, checked and capped as the header readers check them
+    (:class:`~loaders.image_headers.sources.ZipKeys`, 16 MiB a member), the archive's bytes and the unpacked ones
+    counted against ``cap``; one chunk at a time, of at most :data:`MAX_CHUNK_BYTES` of pixels."""
+
+    def __init__(self, file: File, series: int, name: str, cap: int | None = None) -> None:
+        from loaders.image_headers import ome_zarr
+        from loaders.image_headers.sources import CountingKeys, UnreadableZip, ZipKeys
+
+        self.reader, self._source = _counting(file, name, cap or MAX_ZARR_BYTES)
+        self.zipped: Any = None
+        try:
+            self.zipped = ZipKeys(self.reader, name)
+            self.store = ome_zarr.key_store(CountingKeys(self.zipped, self.reader.cap), chunks=True)
+            self._open(series)
+        except UnreadableZip as exc:
+            self.close()
+            raise PreviewError(str(exc)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, series: int) -> None:
+        import zarr
+
+        from loaders.image_headers import ome_zarr
+
+        paths = ome_zarr.image_paths(self.store, [])
+        if paths is None:
+            raise PreviewError("the archive's Zarr store has no OME-Zarr metadata")
+        if not 0 <= series < len(paths):
+            raise PreviewError(f"the store has {len(paths)} images, not {series + 1}")
+        path = paths[series]
+        attributes = ome_zarr.ome_attributes(zarr.open_group(self.store, path=path, mode="r"))
+        multiscale = (attributes.get("multiscales") or [{}])[0]
+        datasets = multiscale.get("datasets") or []
+        if not datasets:
+            raise PreviewError(f"image {path or '/'} names no levels (multiscales datasets)")
+        self.levels = [
+            zarr.open_array(self.store, path="/".join(filter(None, (path, str(d["path"])))), mode="r")
+            for d in datasets[:MAX_ZARR_LEVELS]
+        ]
+        axes = ome_zarr.axis_letters(ome_zarr.axes_of(multiscale, self.levels[0].ndim))
+        self._check(axes)
+        y, x = axes.index("Y"), axes.index("X")
+        shapes = [(int(level.shape[y]), int(level.shape[x])) for level in self.levels]
+        sizes = {a: int(n) for a, n in zip(axes, self.levels[0].shape)}
+        self.source = Source(axes, shapes, sizes, _omero_colours(attributes))
+
+    def _check(self, axes: str) -> None:
+        if len(set(axes)) != len(axes) or "Y" not in axes or "X" not in axes:
+            raise PreviewError(f"axes {axes!r}: one Y, one X and no axis twice are needed")
+        for level in self.levels:
+            if level.ndim != len(axes):
+                raise PreviewError(f"a level of {level.ndim} dimensions does not fit the axes {axes!r}")
+            dtype = np.dtype(level.dtype)
+            if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(dtype, np.complexfloating):
+                raise PreviewError(f"pixels of type {dtype} are not drawn")
+            if int(np.prod(level.chunks, dtype=np.float64)) * dtype.itemsize > MAX_CHUNK_BYTES:
+                raise PreviewError(f"chunks of {level.chunks} {dtype} pixels are over {MAX_CHUNK_BYTES >> 20} MiB each")
+
+    def read(self, level: int, index: dict[str, int | slice], side: int) -> np.ndarray:
+        """The plane at ``index`` (non-YX axes, as numbered at the first level) of ``level``, towards ``side``."""
+        import zarr
+
+        array, axes = self.levels[level], self.source.axes
+        selection: list[int | slice] = [self._at(array, i, a, index) for i, a in enumerate(axes)]
+        y, x = axes.index("Y"), axes.index("X")
+        shape = self.source.shapes[level]
+        self._check_reads(array.chunks[y], array.chunks[x], shape, side)
+
+        def rows(y0: int, y1: int, step: int) -> np.ndarray:
+            selection[y], selection[x] = slice(y0, y1, step), slice(None, None, step)
+            data = np.asarray(array[tuple(selection)])
+            return data if y < x else data.T
+
+        from loaders.image_headers.sources import UnreadableZip
+
+        try:
+            with zarr.config.set({"async.concurrency": 1}):  # one chunk in memory at a time
+                return _strided(rows, shape, np.dtype(array.dtype).itemsize, side)
+        except UnreadableZip as exc:
+            raise PreviewError(str(exc)) from None
+
+    def _at(self, array: Any, axis: int, letter: str, index: dict[str, int | slice]) -> int | slice:
+        """Where ``array`` (a level) is read along ``axis``: all of Y and X; elsewhere the index asked for at the
+        first level, scaled to this level (a level may shrink Z too)."""
+        if letter in "YX":
+            return slice(None)
+        asked = index.get(letter, 0)
+        at = asked if isinstance(asked, int) else 0
+        full = int(self.levels[0].shape[axis])
+        if not 0 <= at < full:
+            raise PreviewError(f"{letter.lower()} {at} is outside the image (0 to {full - 1})")
+        return min(int(array.shape[axis]) - 1, at * int(array.shape[axis]) // full)
+
+    @staticmethod
+    def _check_reads(chunk_y: int, chunk_x: int, shape: tuple[int, int], side: int) -> None:
+        step = _step(shape, side)
+        rows = min(-(-shape[0] // max(1, chunk_y)), -(-shape[0] // step))
+        columns = min(-(-shape[1] // max(1, chunk_x)), -(-shape[1] // step))
+        if rows * columns > MAX_CHUNK_READS:
+            raise PreviewError(f"drawing this level would read {rows * columns:,} chunks, over {MAX_CHUNK_READS:,}")
+
+    def close(self) -> None:
+        if self.zipped is not None:
+            self.zipped.close()
+        if self._source is not None:
+            self._source.close()
+
+
+def _counting(file: File, name: str, cap: int) -> tuple[Any, Any]:
+    """A :class:`~loaders.image_headers.sources.CountingReader` over ``file`` (one already: as it is) and the local
+    file source it opened (None when it opened none)."""
+    from loaders.image_headers.sources import CountingReader, FileSource, RangeSource
+
+    if isinstance(file, CountingReader):
+        return file, None
+    if isinstance(file, str):
+        local = FileSource(file)
+        local.name = name
+        try:
+            return CountingReader(local, cap), local
+        except BaseException:
+            local.close()
+            raise
+    handle = file
+
+    def read_at(offset: int, length: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(length)
+
+    return CountingReader(RangeSource(read_at, handle.seek(0, io.SEEK_END), name), cap), None
+
+
+def _omero_colours(attributes: dict) -> list[tuple[int, int, int] | None]:
+    """The channels' colours of an image's ``omero`` metadata (hex ``RRGGBB``; None where a channel names none)."""
+    omero = attributes.get("omero")
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list):
+        return []
+    return [_hex_colour(c.get("color")) if isinstance(c, dict) else None for c in channels]
+
+
+def _hex_colour(text: Any) -> tuple[int, int, int] | None:
+    value = str(text or "").removeprefix("#")
+    if len(value) != 6:
+        return None
+    try:
+        number = int(value, 16)
+    except ValueError:
+        return None
+    return (number >> 16) & 255, (number >> 8) & 255, number & 255
+
+
+def open_image(file: File, fmt: str | None, series: int, name: str | None = None, cap: int | None = None) -> Any:
     """An opened image of ``file`` (called ``name``, default its path) by the format its headers named (or its
-    name)."""
+    name); ``cap``: the bytes an ``.ome.zarr.zip`` may give up (default :data:`MAX_ZARR_BYTES`)."""
+    from loaders.image_headers.read import ZARR_ZIP_SUFFIX
+
     kind = (fmt or "").lower()
     lower = (name or (file if isinstance(file, str) else "")).lower()
+    if kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX):
+        return ZarrImage(file, series, name or str(file), cap)
     if "tiff" in kind or lower.endswith((".tif", ".tiff")):
         return TiffImage(file, series)
     if "mrc" in kind or lower.endswith((".mrc", ".map", ".mrcs", ".rec", ".st", ".map.gz", ".mrc.gz")):
@@ -406,13 +581,16 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def previews_of(file: File, fmt: str | None, series: list[int], name: str | None = None) -> list[dict[str, Any]]:
-    """Thumbnails and the static view of each of ``series`` of ``file`` (called ``name``): per series ``{"index",
-    "status", "reason"?, "level", "pngs": {name: base64 PNG}, "sizes": {name: [width, height]}}``."""
+def previews_of(
+    file: File, fmt: str | None, series: list[int], name: str | None = None, cap: int | None = None
+) -> list[dict[str, Any]]:
+    """Thumbnails and the static view of each of ``series`` of ``file`` (called ``name``; ``cap``: as
+    :func:`open_image` takes it): per series ``{"index", "status", "reason"?, "level", "pngs": {name: base64 PNG},
+    "sizes": {name: [width, height]}}``."""
     out = []
     for index in series:
         try:
-            out.append({"index": index, "status": "ok", **_previews(file, fmt, index, name)})
+            out.append({"index": index, "status": "ok", **_previews(file, fmt, index, name, cap)})
         except PreviewError as exc:
             out.append({"index": index, "status": "failed", "reason": str(exc)})
         except (MemoryError, SystemError):
@@ -422,8 +600,8 @@ def previews_of(file: File, fmt: str | None, series: list[int], name: str | None
     return out
 
 
-def _previews(file: File, fmt: str | None, series: int, name: str | None) -> dict[str, Any]:
-    image = open_image(file, fmt, series, name)
+def _previews(file: File, fmt: str | None, series: int, name: str | None, cap: int | None) -> dict[str, Any]:
+    image = open_image(file, fmt, series, name, cap)
     try:
         level = _pick_level(image.source.shapes, VIEW_SIZE)
         view = render(image, Plane(series=series, level=level), VIEW_SIZE)
@@ -440,10 +618,18 @@ def _previews(file: File, fmt: str | None, series: int, name: str | None) -> dic
 
 
 def render_png(
-    file: File, fmt: str | None, series: int, z: int, t: int, c: int | None, level: int, name: str | None = None
+    file: File,
+    fmt: str | None,
+    series: int,
+    z: int,
+    t: int,
+    c: int | None,
+    level: int,
+    name: str | None = None,
+    cap: int | None = None,
 ) -> str:
     """One plane at one level, as a base64 PNG (the longest side at most :data:`MAX_RENDER_SIDE`)."""
-    image = open_image(file, fmt, series, name)
+    image = open_image(file, fmt, series, name, cap)
     try:
         rgb = render(image, Plane(series=series, z=z, t=t, c=c, level=level), MAX_RENDER_SIDE)
     finally:
