@@ -10,6 +10,7 @@ plate test store (synthetic pixels).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,65 @@ def test_a_store_in_s3_is_read_from_its_metadata_objects_and_served_from_the_buc
     group = open_http(url)
     expected = zarr.open_group(str(SERIES_2 / "1"), mode="r")
     assert np.array_equal(np.asarray(group["1"][:]), expected["1"][:])
+
+
+# ---------------------------------------------------------------------- previews, drawn from the folder's own files
+
+
+def pixels(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+@pytest.fixture(scope="module")
+def drawn(site):
+    from loaders.previews import job as preview_job
+    from tests.catalog_helpers import run_image_jobs
+
+    run_image_jobs(site["services"], preview_job.KIND)
+    return site
+
+
+@pytest.mark.parametrize("path, count, side", [("zarr/series.ome.zarr/.zattrs", 2, 512), ("plates/hcs.ome.zarr/.zattrs", 8, 64)])
+def test_every_image_of_a_folder_store_gets_thumbnails(drawn, path, count, side):
+    for index in range(count):
+        answer = requests.get(f"{image_url(drawn, drawn['accession'], path, index)}/thumbnail.png?size=128", timeout=30)
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png", (index, answer.text)
+        picture = pixels(answer.content)
+        assert max(picture.shape[:2]) == min(128, side) and picture.max() > picture.min()
+
+
+def test_a_plane_of_a_folder_store_renders_from_the_level_asked(drawn):
+    url = image_url(drawn, drawn["accession"], "zarr/series.ome.zarr/.zattrs", 1)
+    answer = requests.get(f"{url}/render.png?level=1", timeout=30)
+    assert answer.status_code == 200, answer.text
+    source = zarr.open_group(str(SERIES_2 / "1"), mode="r")["1"][0, 0, 0]
+    from loaders.previews.render import composite
+
+    assert np.array_equal(pixels(answer.content), composite([np.asarray(source)], [None]))
+    assert requests.get(f"{url}/render.png?level=2", timeout=30).status_code == 400
+
+
+def test_an_embargoed_folder_stores_thumbnails_are_its_owners(drawn):
+    url = image_url(drawn, drawn["embargoed"], "secret.ome.zarr/.zattrs", 0) + "/thumbnail.png"
+    assert requests.get(url, timeout=30).status_code == 404
+    assert requests.get(url, headers={"Authorization": f"Bearer {drawn['token']}"}, timeout=30).status_code == 200
+
+
+def test_previews_of_a_folder_store_in_s3_say_why_they_are_not_drawn(s3_site):
+    from loaders.previews import job as preview_job
+    from tests.catalog_helpers import run_image_jobs
+
+    run_image_jobs(s3_site["services"], preview_job.KIND)
+    services, accession = s3_site["services"], s3_site["accession"]
+    queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
+    try:
+        key = f"studies/{accession}/zarr/series.ome.zarr/.zattrs"
+        done = queue.job(preview_job.KIND, accession, key, preview_job.renderer_version())
+    finally:
+        queue.close()
+    assert done.result["status"] == "unreadable" and "only from a local file store" in done.result["reason"]
+    url = image_url(s3_site, accession, "zarr/series.ome.zarr/.zattrs", 0)
+    answer = requests.get(url + "/render.png", timeout=30)
+    assert answer.status_code in (404, 422) and answer.json()["message"], answer.text

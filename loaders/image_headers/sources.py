@@ -213,7 +213,7 @@ class DirectoryKeys:
             size = os.fstat(handle.fileno()).st_size
             if size > limit:
                 raise ByteCapExceeded(f"{key} is {size:,} bytes, over what is left of the byte cap ({limit:,})")
-            return handle.read(limit + 1)
+            return handle.read(size + 1)  # never ``limit``: a read of n bytes reserves n bytes first
 
 
 class UnreadableZip(Exception):

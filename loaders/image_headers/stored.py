@@ -51,7 +51,11 @@ class Located:
 def locate(store: FileStore, key: str) -> Located | None:
     """Where a worker reads the object ``key`` of ``store`` (None: no such object). A store of another kind raises
     :class:`NotReadableHere`; an S3 server that cannot sign a URL raises
-    :class:`~catalog.file_store.StorageUnavailable` (a 503 error: try again later)."""
+    :class:`~catalog.file_store.StorageUnavailable` (a 503 error: try again later). A Zarr folder's root metadata
+    file stands for its store: a local store's folder is located (its chunks are read in place); one in S3 is not
+    readable here (a worker could not read its chunks by one presigned URL)."""
+    if zarr_folders.is_marker(key):
+        return _locate_folder(store, zarr_folders.folder_of_marker(key))
     if isinstance(store, S3FileStore):
         found = store.stat(key)
         if found is None:
@@ -65,6 +69,15 @@ def locate(store: FileStore, key: str) -> Located | None:
         raise NotReadableHere(f"files in a {type(store).__name__} are not read")
     path = store.root / key
     return Located(name=key, path=str(path), size=path.stat().st_size) if path.is_file() else None
+
+
+def _locate_folder(store: FileStore, folder: str) -> Located | None:
+    if not isinstance(store, LocalFileStore):
+        raise NotReadableHere(
+            f"the pixels of an OME-Zarr folder are read only from a local file store, not from a {type(store).__name__}"
+        )
+    path = store.root / folder
+    return Located(name=folder, path=str(path)) if path.is_dir() else None
 
 
 def read_stored(pool: HeaderPool, store: FileStore, key: str, name: str | None = None) -> ImageHeaders:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 from typing import Any, Callable, Iterable
 
-from catalog import identifiers, jobs
+from catalog import identifiers, jobs, zarr_folders
 from catalog.config import Settings
 from catalog.file_store import FileStore
 from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
@@ -129,7 +129,7 @@ def register_kind() -> None:
 def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]) -> int:
     """Queue the previews of each of a study's files (``studies/<acc>/<path>`` keys) in a format the renderer
     draws; returns how many are new."""
-    wanted = (key for key in file_keys if key.lower().endswith(SUFFIXES))
+    wanted = (key for key in file_keys if key.lower().endswith(SUFFIXES) or zarr_folders.is_marker(key))
     return queue.enqueue_many(KIND, renderer_version(), ((accession, key, None) for key in wanted))
 
 

@@ -110,7 +110,7 @@ def _drawn(file: dict[str, Any], cap: int, timeout: float, draw: Callable[[Any],
         return {"transient": str(failure)}
     if reader.over_cap:
         failure = SourceFailed(over)
-    if failure is not None and (isinstance(made, Exception) or made.get("status") == "failed"):
+    if failure is not None and (isinstance(made, Exception) or (isinstance(made, dict) and made.get("status") == "failed")):
         raise SourceFailed(str(failure))
     if isinstance(made, Exception):
         raise made

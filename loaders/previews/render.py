@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import IO, Any, Iterator, Union
@@ -359,7 +360,8 @@ class PillowImage:
 
 
 class ZarrImage:
-    """An image of an OME-Zarr store zipped into one archive (an ``.ome.zarr.zip``): image ``series`` of the store's
+    """An image of an OME-Zarr store zipped into one archive (an ``.ome.zarr.zip``) or held as a local folder (a
+    store uploaded as a folder of files, :mod:`catalog.zarr_folders`): image ``series`` of the store's
     layout as the header readers number them (:func:`loaders.image_headers.ome_zarr.image_paths`: a plain image,
     bioformats2raw series, a plate's fields), its levels the multiscale's datasets. Pixels are read through zarr
     from the archive's members, checked and capped as the header readers check them
@@ -368,13 +370,17 @@ class ZarrImage:
 
     def __init__(self, file: File, series: int, name: str, cap: int | None = None) -> None:
         from loaders.image_headers import ome_zarr
-        from loaders.image_headers.sources import CountingKeys, UnreadableZip, ZipKeys
+        from loaders.image_headers.sources import CountingKeys, DirectoryKeys, UnreadableZip, ZipKeys
 
-        self.reader, self._source = _counting(file, name, cap or MAX_ZARR_BYTES)
         self.zipped: Any = None
+        self._source: Any = None
         try:
-            self.zipped = ZipKeys(self.reader, name)
-            self.store = ome_zarr.key_store(CountingKeys(self.zipped, self.reader.cap), chunks=True)
+            if isinstance(file, str) and os.path.isdir(file):  # a store uploaded as a folder of files
+                keys: Any = DirectoryKeys(file)
+            else:
+                self.reader, self._source = _counting(file, name, cap or MAX_ZARR_BYTES)
+                keys = self.zipped = ZipKeys(self.reader, name)
+            self.store = ome_zarr.key_store(CountingKeys(keys, cap or MAX_ZARR_BYTES), chunks=True)
             self._open(series)
         except UnreadableZip as exc:
             self.close()
@@ -523,7 +529,7 @@ def open_image(file: File, fmt: str | None, series: int, name: str | None = None
 
     kind = (fmt or "").lower()
     lower = (name or (file if isinstance(file, str) else "")).lower()
-    if kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX):
+    if kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX) or (isinstance(file, str) and os.path.isdir(file)):
         return ZarrImage(file, series, name or str(file), cap)
     if "tiff" in kind or lower.endswith((".tif", ".tiff")):
         return TiffImage(file, series)
