@@ -355,8 +355,9 @@ def _deposit_command(
 # ----------------------------------------------------------------------------- harvests
 
 _HEADERS_HELP = (
-    "Also queue a read of the image headers of the harvested studies' files, by HTTP Range requests to their source"
-    " archive's file server (BIA_HEADER_SOURCES); `bia work` or a serving process reads them."
+    "Also queue a read of the image headers of the harvested studies' files, and their previews and OME-Zarr, by HTTP"
+    " Range requests to their source archive's file server (BIA_HEADER_SOURCES); `bia work` or a serving process does"
+    " them."
 )
 
 
@@ -402,15 +403,18 @@ def harvest(ctx: click.Context, kind: str, items: tuple[str, ...], as_json: bool
 
 
 def _queue_headers(services: Services, accessions: list[str] | None) -> HarvestedQueued:
-    """Queue header reads and previews of harvested studies' files (``accessions``; None: all)."""
+    """Queue header reads, previews and OME-Zarr conversions of harvested studies' files (``accessions``; None:
+    all)."""
     from catalog.jobs import JobQueue
     from loaders.image_headers.job import enqueue_harvested
-    from loaders.previews.job import enqueue_harvested as enqueue_harvested_previews
+    from loaders.ngff import job as ome_zarr_job
+    from loaders.previews import job as previews_job
 
     queue = JobQueue.for_settings(services.archive.state, services.archive.settings)
     try:
         queued = enqueue_harvested(queue, services.archive, accessions)
-        queued.previews = enqueue_harvested_previews(queue, services.archive, queued.studies)
+        queued.previews = previews_job.enqueue_harvested(queue, services.archive, queued.studies)
+        queued.ome_zarr = ome_zarr_job.enqueue_harvested(queue, services.archive, queued.studies)
         return queued
     finally:
         queue.close()
@@ -418,8 +422,8 @@ def _queue_headers(services: Services, accessions: list[str] | None) -> Harveste
 
 def _report_headers(queued: HarvestedQueued) -> None:
     click.echo(
-        f"queued {queued.jobs} header reads and {queued.previews} previews of {len(queued.studies)} harvested studies"
-        " (`bia work` does them)"
+        f"queued {queued.jobs} header reads, {queued.previews} previews and {queued.ome_zarr} OME-Zarr conversions"
+        f" of {len(queued.studies)} harvested studies (`bia work` does them)"
     )
     if queued.no_source:
         shown = ", ".join(queued.no_source[:10]) + (" …" if len(queued.no_source) > 10 else "")
@@ -725,13 +729,14 @@ def stats(ctx: click.Context) -> None:
 @click.argument("accession")
 @click.pass_context
 def previews(ctx: click.Context, accession: str) -> None:
-    """Queue the thumbnails and static views of a study's image files (those this renderer has not made yet);
-    `bia work` (or the server's background worker) draws them."""
+    """Queue the thumbnails and static views of a study's image files (those this renderer has not made yet), and
+    for a harvested study their OME-Zarr too; `bia work` (or the server's background worker) makes them."""
     from catalog.archive import EMBARGOED, RELEASED
     from catalog.jobs import JobQueue
     from catalog.views import PRIVATE, PUBLIC
 
     from loaders.image_headers.remote import source_of
+    from loaders.ngff import job as ome_zarr_job
     from loaders.previews.job import enqueue_harvested
 
     from api.services import open_services, queue_previews
@@ -745,14 +750,18 @@ def previews(ctx: click.Context, accession: str) -> None:
         if not held and (row.source == "deposit" or source_of(accession) is None):
             raise click.ClickException(f"{accession}: neither the archive nor a configured source holds this study's files")
         queue = JobQueue.for_settings(archive.state, archive.settings)
+        converted = None
         try:
             if held:
                 added = queue_previews(archive, queue, accession, PUBLIC if row.state == RELEASED else PRIVATE)
             else:  # a harvested study: its files are read by range from their source archive
                 added = enqueue_harvested(queue, archive, [accession])
+                converted = ome_zarr_job.enqueue_harvested(queue, archive, [accession])
         finally:
             queue.close()
     click.echo(f"queued previews of {added} file(s) of {accession}")
+    if converted is not None:
+        click.echo(f"queued OME-Zarr conversions of {converted} file(s) of {accession}")
 
 
 @cli.command()

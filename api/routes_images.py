@@ -26,8 +26,8 @@ from catalog.image_index import IndexedImage
 from catalog.image_representations import derived_prefix, preview_key
 from catalog.views import PRIVATE, PUBLIC
 from loaders.image_headers.remote import NotLocated, source_of
-from loaders.image_headers.stored import Located, NotReadableHere
-from loaders.previews.job import RENDERER_REVISION, where
+from loaders.image_headers.stored import Located, NotReadableHere, where
+from loaders.previews.job import RENDERER_REVISION
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")

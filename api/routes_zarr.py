@@ -6,7 +6,10 @@ any other store. An image of an unpacked ``.ome.zarr.zip`` (a series of a biofor
 is served from where it sits in the archive's one store, so each image's ``…/ome.zarr`` is that image's multiscales
 group. A converted or unpacked store's objects are streamed (Range, ETag) from a local file store, or
 redirected to a presigned URL of an S3 one; a virtual store's chunks are always streamed (a window of the source
-object, wherever it is held). Every answer, errors included, carries CORS headers so browser viewers (vizarr, neuroglancer) can read it.
+object, wherever it is held). A harvested study's file stays at its source archive: each chunk of its virtual store
+is fetched from there for the request (exactly its byte range, at most ``BIA_OME_ZARR_MAX_PROXY_BYTES``), and its
+reference document points at the file's download URL, which redirects there. Every answer, errors included, carries
+CORS headers so browser viewers (vizarr, neuroglancer) can read it.
 Images are looked up with :func:`api.routes_images.image_for_request`: an embargoed study's stores are its owner's
 until release.
 """
@@ -24,10 +27,12 @@ from api.errors import BadParameter
 from api.object_responses import object_response
 from api.openapi import BINARY, NOT_MODIFIED, Blueprint, errors, responses
 from api.routes_images import image_for_request
-from catalog.errors import NotFound
+from catalog.errors import CatalogError, NotFound
 from catalog.file_index import Filter
 from catalog.file_paths import path_problem
 from catalog.image_index import IndexedImage
+from loaders.image_headers.remote import NotLocated, fetch_window, source_of
+from loaders.image_headers.stored import where
 from loaders.ngff import results, served
 
 blp = Blueprint("ome_zarr", __name__, description="Images as OME-Zarr: the store by key, and reference documents")
@@ -88,7 +93,9 @@ def _checked_key(key: str) -> str:
     description=(
         "Read the store with any Zarr client at `…/images/{image_id}/ome.zarr` (e.g. "
         '`zarr.open_group(zarr.storage.FsspecStore.from_url(url), mode="r")`, napari, vizarr). A key the store '
-        "does not hold is a 404 (a chunk never written reads as the fill value)."
+        "does not hold is a 404 (a chunk never written reads as the fill value). A chunk of a harvested study's "
+        "file is fetched from its source archive: 502, 503 or 504 when the source fails, is down or is too slow, "
+        "413 past `BIA_OME_ZARR_MAX_PROXY_BYTES`."
     ),
     responses=responses(
         {
@@ -96,7 +103,7 @@ def _checked_key(key: str) -> str:
             302: {"description": "Where to fetch the object: a presigned S3 URL (`Location`)"},
             304: NOT_MODIFIED,
         },
-        errors(400, 404, 412, 416),
+        errors(400, 404, 412, 413, 416, 502, 503, 504),
     ),
 )
 def store_object(accession: str, image_id: str, key: str) -> BaseResponse:
@@ -116,17 +123,62 @@ def _virtual_object(entry: dict, key: str) -> BaseResponse:
     found = served.resolve(document, key)
     if found is None:
         raise NotFound(f"the OME-Zarr has no key {key}")
+    etag = '"' + hashlib.md5(f"{md5}/{key}".encode()).hexdigest() + '"'
     if isinstance(found, bytes):
-        etag = '"' + hashlib.md5(f"{md5}/{key}".encode()).hexdigest() + '"'
         if request.if_none_match.contains_weak(etag.strip('"')):
             return Response(status=304, headers={"ETag": etag})
         return Response(found, mimetype=_media(key), headers={"ETag": etag})
     if found.key != entry.get("source_key"):
         raise NotFound(f"the OME-Zarr key {key} points outside its image's file")
     stored = services().archive.file_store.stat(found.key)
-    if stored is None or found.offset + found.length > stored.size:
+    if stored is None:
+        return _from_source(found, key, etag)
+    if found.offset + found.length > stored.size:
         raise NotFound(f"the bytes of key {key} are not held by this archive")
     return object_response(found.key, stored, name=key, window=(found.offset, found.length), media="application/octet-stream")
+
+
+class ChunkTooLarge(CatalogError):
+    """A chunk of a harvested file's virtual store larger than this archive fetches from the source for a request."""
+
+    status = 413
+    code = "chunk_too_large"
+
+
+def _from_source(found: served.Chunk, key: str, etag: str) -> BaseResponse:
+    """A chunk of a harvested study's file, whose bytes stay at its source archive: exactly its byte range, fetched
+    from the file's URL there (:func:`~loaders.image_headers.stored.where`: configured sources only, redirects on
+    the same host only, ``BIA_HEADER_REQUEST_TIMEOUT``), at most ``BIA_OME_ZARR_MAX_PROXY_BYTES``; a source that is
+    down, fails or is too slow is a 503, 502 or 504 (:func:`~loaders.image_headers.remote.fetch_window`)."""
+    accession = str((request.view_args or {})["accession"])
+    url = _source_url(accession, found.key)
+    if url is None:
+        raise NotFound(f"the bytes of key {key} are not held by this archive")
+    cap = settings().ome_zarr_max_proxy_bytes
+    if found.length > cap:
+        raise ChunkTooLarge(
+            f"key {key} is {found.length:,} bytes of the source file; this archive fetches at most {cap:,} per "
+            "request (BIA_OME_ZARR_MAX_PROXY_BYTES): read it through the reference document (ome.zarr.json)"
+        )
+    if request.if_none_match.contains_weak(etag.strip('"')):
+        return Response(status=304, headers={"ETag": etag})
+    data = fetch_window(url, found.key, found.offset, found.length, timeout=settings().header_request_timeout)
+    response = Response(data, mimetype="application/octet-stream", headers={"ETag": etag})
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
+def _source_url(accession: str, file_key: str) -> str | None:
+    """The URL of a harvested study's file at its source archive's configured file server; None for a study whose
+    files this archive holds (a deposit), or whose source has no file server."""
+    row = services().archive.registry.study(accession)
+    source = source_of(accession) if row is not None and row.source != "deposit" else None
+    if source is None:
+        return None
+    try:
+        located = where(services().archive.file_store, settings().header_sources, accession, file_key, source)
+    except NotLocated:
+        return None
+    return located.url if located is not None else None
 
 
 def _media(key: str) -> str:

@@ -182,9 +182,12 @@ class Settings:
     ome_zarr_max_pixels: int = 1 << 34
     #: bytes an uploaded ``.ome.zarr.zip`` may unpack to at most
     ome_zarr_max_unpacked_bytes: int = 64 << 30
-    #: bytes of a file held in S3 the converter copies into its temporary folder at most (a larger file fails its
-    #: job and says so)
+    #: bytes of a file held in S3 or at a harvested study's source the converter copies into its temporary folder at
+    #: most (a larger file fails its job and says so)
     ome_zarr_max_source_bytes: int = 16 << 30
+    #: bytes of one chunk of a harvested file's virtual store the server fetches from the file's source archive for a
+    #: request at most (a larger chunk is a 413: read it through the reference document, ``…/ome.zarr.json``)
+    ome_zarr_max_proxy_bytes: int = 64 << 20
     #: image nodes a study's graph gets from its files' headers at most (the rest are in its file table)
     image_nodes_max: int = 1000
     #: where the files of harvested studies are read from (``bia harvest --headers``, ``bia reindex --headers``):
@@ -279,6 +282,7 @@ class Settings:
         "ome_zarr_max_pixels": ("BIA_OME_ZARR_MAX_PIXELS", int),
         "ome_zarr_max_unpacked_bytes": ("BIA_OME_ZARR_MAX_UNPACKED_BYTES", int),
         "ome_zarr_max_source_bytes": ("BIA_OME_ZARR_MAX_SOURCE_BYTES", int),
+        "ome_zarr_max_proxy_bytes": ("BIA_OME_ZARR_MAX_PROXY_BYTES", int),
         "image_nodes_max": ("BIA_IMAGE_NODES_MAX", int),
         "header_sources": ("BIA_HEADER_SOURCES", parse_header_sources),
         "header_request_timeout": ("BIA_HEADER_REQUEST_TIMEOUT", float),

@@ -265,7 +265,7 @@ def test_a_harvested_studys_images_are_drawn_from_its_source_by_range_requests(r
     evil = RangeServer().start()
     try:
         harvested = run("harvest", "pagetab", str(_harvestable(tmp_path / "S-BIAD1492", evil.url)), "--headers")
-        assert "queued 4 header reads and 4 previews" in harvested.output  # the .tif and .map files
+        assert "queued 4 header reads, 4 previews and 4 OME-Zarr conversions" in harvested.output  # the .tif and .map files
         run("work", "--once", "--kinds", header_job.KIND)
         settings = Settings.from_env(None, data_dir=run.data, base_url=BASE, preview_workers=1)
         with open_services(settings) as services:

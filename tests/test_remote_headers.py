@@ -200,7 +200,7 @@ def test_harvest_headers_reads_the_study_s_files_from_its_source_only(run, sourc
     try:
         record = _harvestable(tmp_path / "S-BIAD1492", evil.url)
         harvested = run("harvest", "pagetab", str(record), "--headers")
-        assert "queued 4 header reads and 4 previews of 1 harvested studies" in harvested.output
+        assert "queued 4 header reads, 4 previews and 4 OME-Zarr conversions of 1 harvested studies" in harvested.output
         assert sources.requests == []  # queued, not read yet
         assert "jobs" in run("work", "--once", "--kinds", KIND).output
         results = _results(run.data)
@@ -218,15 +218,18 @@ def test_harvest_headers_reads_the_study_s_files_from_its_source_only(run, sourc
     )
     assert {path.split("/Files/")[0] for path, _ in sources.requests} == {"/fire/S-BIAD/492/S-BIAD1492"}
     again = run("harvest", "pagetab", str(record), "--headers")  # unchanged: no job is queued twice
-    assert "queued 0 header reads and 0 previews of 1 harvested studies" in again.output
+    assert "queued 0 header reads, 0 previews and 0 OME-Zarr conversions of 1 harvested studies" in again.output
 
 
 def test_reindex_headers_queues_the_harvested_studies_files(run, sources, tmp_path):
     record = _harvestable(tmp_path / "S-BIAD1492", "http://127.0.0.1:9")
     run("harvest", "pagetab", str(record))
     assert _results(run.data) == {}
-    assert "queued previews of 4 file(s) of S-BIAD1492" in run("previews", "S-BIAD1492").output  # read from its source
-    assert "queued 4 header reads and 0 previews of 1 harvested studies" in run("reindex", "--headers").output
+    queued = run("previews", "S-BIAD1492").output
+    assert "queued previews of 4 file(s) of S-BIAD1492" in queued  # read from its source
+    assert "queued OME-Zarr conversions of 4 file(s) of S-BIAD1492" in queued
+    reindexed = run("reindex", "--headers").output
+    assert "queued 4 header reads, 0 previews and 0 OME-Zarr conversions of 1 harvested studies" in reindexed
     run("work", "--once", "--kinds", KIND)
     assert _results(run.data)["images/img2d.tif"]["status"] == "ok"
 

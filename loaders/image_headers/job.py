@@ -3,7 +3,8 @@ as the job's result (one per file and reader version, so no file is read twice b
 
 Jobs are queued for every file of a study the archive holds when the study is committed
 (:func:`enqueue_study`), and for the files of harvested studies when asked (:func:`enqueue_harvested`: ``bia harvest
-… --headers``, ``bia reindex --headers``); `bia work`, or the serving process's background worker, reads them.
+… --headers``, ``bia reindex --headers``, with their previews and OME-Zarr conversions); `bia work`, or the serving
+process's background worker, reads them.
 A file the archive holds is read from the file store (:func:`~.stored.read_stored`: in place, or from S3 by range
 requests). A harvested file's job carries the name of its source archive as its payload (``{"source":
 "biostudies"}``, chosen by :func:`~.remote.source_of` from the accession when it is queued); its URL is made when it
@@ -16,19 +17,17 @@ an attempt.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from catalog import jobs
 from catalog.config import Settings
-from catalog.errors import NotFound
-from catalog.registry import EMBARGOED, RELEASED
 from catalog.stores import open_file_store
-from catalog.views import PRIVATE, PUBLIC
 
+from . import harvested
+from .harvested import HarvestedQueued
 from .model import ImageHeaders
 from .pool import HeaderCaps, HeaderPool
-from .remote import NoSource, NotLocated, file_url, source_of
+from .remote import NoSource, NotLocated, file_url
 from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
@@ -86,36 +85,8 @@ def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Any) -> int:
     return queue.enqueue_many(KIND, readers_version(), ((accession, key, None) for key in file_keys))
 
 
-@dataclass
-class HarvestedQueued:
-    """What :func:`enqueue_harvested` did: jobs added, studies whose files were queued, studies left out because no
-    source archive is known for their accession (e.g. IDR studies, legacy collections)."""
-
-    jobs: int = 0
-    studies: list[str] = field(default_factory=list)
-    no_source: list[str] = field(default_factory=list)
-    #: previews queued for the same files (set by the caller that queues them too)
-    previews: int = 0
-
-
 def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str] | None = None) -> HarvestedQueued:
     """Queue a header read of every listed file of the harvested studies ``accessions`` (default: all released or
-    embargoed ones; deposited studies are left to :func:`enqueue_study`). Jobs already known are not added again."""
-    wanted = None if accessions is None else set(accessions)
-    done = HarvestedQueued()
-    for row in archive.registry.studies(states=(RELEASED, EMBARGOED)):
-        if row.source == "deposit" or (wanted is not None and row.accession not in wanted):
-            continue
-        source = source_of(row.accession)
-        if source is None:
-            done.no_source.append(row.accession)
-            continue
-        view = archive.view(PUBLIC if row.state == RELEASED else PRIVATE)
-        try:
-            rows = view.files.iter_rows(row.accession)
-            items = ((row.accession, f"studies/{row.accession}/{r['path']}", {"source": source}) for r in rows)
-            done.jobs += queue.enqueue_many(KIND, readers_version(), items)
-        except NotFound:  # no file table
-            continue
-        done.studies.append(row.accession)
-    return done
+    embargoed ones; deposited studies are left to :func:`enqueue_study`), by :func:`.harvested.enqueue_harvested`.
+    Jobs already known are not added again."""
+    return harvested.enqueue_harvested(queue, archive, accessions, KIND, readers_version())

@@ -16,11 +16,17 @@ that ignores the range past the first block, or no answer within ``BIA_HEADER_RE
 ``unreadable`` with that reason. A refused or reset connection, an unknown host, 503 or 429: the source is down,
 not the file at fault; the read raises :class:`SourceUnavailable` (a 503 error), which the job queue retries later
 without counting an attempt (:func:`catalog.errors.is_transient`).
+
+A serving process fetches bytes of a harvested file too, for a request it answers with them (a chunk of the file's
+virtual OME-Zarr): :func:`fetch_window` makes one Range request the same way (same hosts, same redirects, the same
+timeout) and raises the error a client gets: :class:`SourceUnavailable` (503), :class:`SourceTimeout` (504) or
+:class:`SourceBadAnswer` (502).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -31,6 +37,8 @@ from catalog.errors import CatalogError
 FIRST_REQUEST = 64 << 10
 #: redirects followed (same scheme, host and port only)
 MAX_REDIRECTS = 3
+#: kept-alive connections to one source a serving process holds (for the chunks it fetches for requests)
+SERVING_CONNECTIONS = 16
 #: answers that mean the source is down, not that the file is at fault
 TRANSIENT_STATUSES = (429, 503)
 _BIOSTUDIES = re.compile(r"(S-[A-Z]+)(\d+)")
@@ -42,6 +50,21 @@ class SourceUnavailable(CatalogError):
 
     status = 503
     code = "source_unavailable"
+
+
+class SourceBadAnswer(CatalogError):
+    """The source archive's file server answered a request for a file's bytes with an error, a redirect elsewhere
+    or bytes other than those asked for."""
+
+    status = 502
+    code = "source_failed"
+
+
+class SourceTimeout(CatalogError):
+    """The source archive's file server did not answer in time (``BIA_HEADER_REQUEST_TIMEOUT``)."""
+
+    status = 504
+    code = "source_timeout"
 
 
 class NotLocated(Exception):
@@ -110,6 +133,10 @@ class SourceFailed(Exception):
     """An answer (or no answer in time) that makes the file unreadable: the reason says which."""
 
 
+class SourceTimedOut(SourceFailed):
+    """No answer, or not all of it, within the timeout."""
+
+
 class SourceDown(Exception):
     """The source cannot be reached or is busy: the reason says how."""
 
@@ -135,8 +162,12 @@ class HttpRanges:
     and at most ``cap`` bytes are fetched in all. ``requests`` and ``fetched`` count what was asked of the server.
     """
 
-    def __init__(self, url: str, name: str, size: int | None, *, timeout: float, cap: int, first: int = FIRST_REQUEST):
+    def __init__(
+        self, url: str, name: str, size: int | None, *, timeout: float, cap: int, first: int = FIRST_REQUEST, http: Any = None
+    ):
         self.url, self.name, self.size = url, name, size
+        #: the connection pool asked (default: the worker process's)
+        self.http = http
         self.timeout, self.cap, self.first_size = timeout, cap, first
         self.requests = self.fetched = 0
         self.first = b""
@@ -187,7 +218,7 @@ class HttpRanges:
 
         left = max(0.01, deadline - time.monotonic())
         try:
-            return _http().request(
+            return (self.http or _http()).request(
                 "GET",
                 url,
                 headers={"Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"},
@@ -198,7 +229,7 @@ class HttpRanges:
         except urllib3.exceptions.NewConnectionError as exc:  # refused, unknown host (a ConnectTimeoutError too)
             raise SourceDown(f"cannot reach {_where(url)}: {_short(exc)}") from None
         except urllib3.exceptions.TimeoutError:
-            raise SourceFailed(f"timed out: no answer within {self.timeout:g} s") from None
+            raise SourceTimedOut(f"timed out: no answer within {self.timeout:g} s") from None
         except urllib3.exceptions.HTTPError as exc:
             raise SourceDown(f"cannot reach {_where(url)}: {_short(exc)}") from None
 
@@ -229,14 +260,14 @@ class HttpRanges:
         try:
             while got < length:
                 if time.monotonic() > deadline:
-                    raise SourceFailed(f"timed out: the answer took longer than {self.timeout:g} s")
+                    raise SourceTimedOut(f"timed out: the answer took longer than {self.timeout:g} s")
                 chunk = response.read1(min(64 << 10, length - got))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 got += len(chunk)
         except urllib3.exceptions.TimeoutError:
-            raise SourceFailed(f"timed out: the answer stalled for {self.timeout:g} s") from None
+            raise SourceTimedOut(f"timed out: the answer stalled for {self.timeout:g} s") from None
         except urllib3.exceptions.HTTPError as exc:
             raise SourceDown(f"the connection to {_where(self.url)} broke: {_short(exc)}") from None
         return b"".join(chunks)[:length]
@@ -349,3 +380,41 @@ def fetch_to_file(url: str, name: str, size: int | None, target: str, *, cap: in
     if ranges.size is not None and offset != ranges.size:
         raise SourceFailed(f"the source sent {offset:,} of {ranges.size:,} bytes")
     return offset
+
+
+# ---------------------------------------------------------------------- the serving process reading a window
+
+
+_SERVING_HTTP: Any = None
+_SERVING_LOCK = threading.Lock()
+
+
+def _serving_http() -> Any:
+    """One connection pool per serving process, for its request threads (kept-alive connections to each source)."""
+    global _SERVING_HTTP
+    with _SERVING_LOCK:
+        if _SERVING_HTTP is None:
+            import urllib3
+
+            _SERVING_HTTP = urllib3.PoolManager(num_pools=8, maxsize=SERVING_CONNECTIONS, retries=False)
+        return _SERVING_HTTP
+
+
+def fetch_window(url: str, name: str, offset: int, length: int, *, timeout: float) -> bytes:
+    """Exactly ``length`` bytes at ``offset`` of the file at ``url`` (one Range request, redirects on the same host
+    only, all of it within ``timeout`` seconds), for a request the catalog answers with them (a virtual store's chunk
+    of a harvested file). The caller caps ``length``. Raises :class:`SourceUnavailable` (503: refused, reset, busy),
+    :class:`SourceTimeout` (504) or :class:`SourceBadAnswer` (502: an error answer, a redirect elsewhere, fewer
+    bytes than asked)."""
+    ranges = HttpRanges(url, name, None, timeout=timeout, cap=length, http=_serving_http())
+    try:
+        data = ranges.read(offset, length)
+    except SourceDown as exc:
+        raise SourceUnavailable(f"the source of {name} is down: {exc}") from None
+    except SourceTimedOut as exc:
+        raise SourceTimeout(f"the source of {name} {exc}") from None
+    except SourceFailed as exc:
+        raise SourceBadAnswer(f"the source of {name} failed: {exc}") from None
+    if len(data) != length:
+        raise SourceBadAnswer(f"the source of {name} sent {len(data):,} of the {length:,} bytes at {offset:,}")
+    return data

@@ -2,8 +2,11 @@
 previews and the OME-Zarr converter find a stored file. :func:`locate` says where a worker reads it: a local
 folder's file in place; an S3 object by HTTP Range requests the worker makes to a short-lived presigned GET URL
 (signed for the address the catalog itself reaches, not the public one), so no byte of it is parsed in the caller
-and no worker holds a credential. :func:`read_stored` reads its headers; a Zarr folder's root metadata file
-(:mod:`catalog.zarr_folders`) stands for its whole store, whose metadata objects are read (:func:`read_zarr_folder`)."""
+and no worker holds a credential. :func:`where` says the same for any file of a study, a harvested study's file
+included (its URL at its source archive, :func:`~.remote.file_url`): the one way the previews and OME-Zarr jobs,
+and the routes that read a file for a request, find it. :func:`read_stored` reads a stored file's headers; a Zarr
+folder's root metadata file (:mod:`catalog.zarr_folders`) stands for its whole store, whose metadata objects are
+read (:func:`read_zarr_folder`)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from catalog.file_store_s3 import S3FileStore
 
 from .model import ImageHeaders
 from .pool import HeaderPool
+from .remote import file_url
 
 #: how long the URL a worker reads an S3 object through stays valid
 URL_LIFETIME = timedelta(minutes=15)
@@ -78,6 +82,27 @@ def _locate_folder(store: FileStore, folder: str) -> Located | None:
         )
     path = store.root / folder
     return Located(name=folder, path=str(path)) if path.is_dir() else None
+
+
+def where(
+    store: FileStore, sources: tuple[tuple[str, str], ...], accession: str, file_key: str, source: str | None = None
+) -> Located | None:
+    """Where a worker reads a study's file ``file_key`` (``studies/<acc>/<path>``): the file store's object
+    (:func:`locate`), or, for a harvested study's file (``source``: its source archive), its URL at the source's
+    configured file server (``BIA_HEADER_SOURCES``, :func:`~.remote.file_url`; its size unknown). None: no such
+    object. Raises :class:`~.remote.NotLocated` (no server configured, or a path outside the study's folder),
+    :class:`NotReadableHere` or :class:`~catalog.file_store.StorageUnavailable`."""
+    if source is None:
+        return locate(store, file_key)
+    path = file_key.removeprefix(f"studies/{accession}/")
+    return Located(name=file_key, url=file_url(sources, source, accession, path))
+
+
+def payload_source(payload: Any) -> str | None:
+    """The source archive a job's payload names for a harvested study's file (``{"source": "biostudies"}``); None:
+    a file of the archive's own store."""
+    found = payload.get("source") if isinstance(payload, dict) else None
+    return str(found) if found else None
 
 
 def read_stored(pool: HeaderPool, store: FileStore, key: str, name: str | None = None) -> ImageHeaders:

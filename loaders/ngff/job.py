@@ -1,10 +1,13 @@
-"""The ``ome_zarr`` job: one per image file of a study the archive holds; makes each image's OME-Zarr in a
-sandboxed, capped worker (:mod:`.worker`) and stores it in the file store beside the study's files.
+"""The ``ome_zarr`` job: one per image file of a study; makes each image's OME-Zarr in a sandboxed, capped worker
+(:mod:`.worker`) and stores it in the archive's file store beside the study's files.
 
 Queued with the header reads, when a study is committed (:func:`enqueue_study`, from the listener in
-``api/services.py``), for files whose names say TIFF, MRC, PNG or ``.ome.zarr.zip``; it does not wait for the
-``image_headers`` job: the worker reads the headers itself with the same readers (a few milliseconds), so its
-series indices, and so its image ids, are the ones the header job records.
+``api/services.py``), for files whose names say TIFF, MRC, PNG or ``.ome.zarr.zip``; for a harvested study's files
+(whose bytes stay at its source archive) with their header reads and previews (:func:`enqueue_harvested`: ``bia
+harvest … --headers``, ``bia reindex --headers``, ``bia previews ACCESSION``), each job's payload naming the source
+(``{"source": "biostudies"}``). It does not wait for the ``image_headers`` job: the worker reads the headers itself
+with the same readers (a few milliseconds), so its series indices, and so its image ids, are the ones the header
+job records.
 
 Where the stores go (``{id}``: the image's id, the last segment of its IRI):
 
@@ -15,11 +18,14 @@ Where the stores go (``{id}``: the image's id, the last segment of its IRI):
 - nothing, for a Zarr store uploaded as a folder (its root metadata file's job, :mod:`catalog.zarr_folders`): each
   image is served from the study's own files under ``studies/{acc}/{folder}`` (kind ``in_place``).
 
-Where the worker reads the file comes from :func:`loaders.image_headers.stored.locate`: a local store's file in
-place; an S3 object is first copied by HTTP Range requests to a presigned URL into the job's temporary folder, inside
-the sandbox (:func:`make_stores_from_url`; at most ``BIA_OME_ZARR_MAX_SOURCE_BYTES``: the converter's libraries
-need a real file, and the worker holds no credential). Either way the stores go to the same file store; a virtual
-store's chunks are byte ranges of the source object, wherever it is.
+Where the worker reads the file comes from :func:`loaders.image_headers.stored.where`: a local store's file in
+place; an S3 object (by a presigned URL) or a harvested file (by its URL at its source's configured file server,
+``BIA_HEADER_SOURCES``) is first copied by HTTP Range requests into the job's temporary folder, inside the sandbox
+(:func:`make_stores_from_url`; at most ``BIA_OME_ZARR_MAX_SOURCE_BYTES``: the converter's libraries need a real
+file, and the worker holds no credential). Either way the stores go to the archive's file store; a virtual store's
+chunks are byte ranges of the source file, wherever it is (a harvested file's stay at its source: the routes fetch
+each chunk from there, :mod:`api.routes_zarr`). A source that is down fails the job as an outage (retried later
+without counting an attempt).
 
 Derived keys do not depend on the study's view: an embargoed study's stores are served only to its owner (the
 routes look images up with ``image_for_request``), and to everyone after release, without being made again.
@@ -59,8 +65,9 @@ from catalog.errors import CatalogError
 from catalog.file_store import FileStore, ObjectExists
 from catalog.sandbox import Limits, SandboxFailure, SandboxPool
 from catalog.stores import open_file_store
-from loaders.image_headers.remote import SourceUnavailable
-from loaders.image_headers.stored import Located, NotReadableHere, locate
+from loaders.image_headers import harvested
+from loaders.image_headers.remote import NotLocated, SourceUnavailable
+from loaders.image_headers.stored import Located, NotReadableHere, payload_source, where
 
 KIND = "ome_zarr"
 #: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
@@ -142,18 +149,29 @@ def setup(settings: Settings) -> Callable[[jobs.Job], Any]:
     caps = caps_of(settings)
 
     def handle(job: jobs.Job) -> Any:
-        return make(pool, store, job.study, job.file_key, caps)
+        source = payload_source(job.payload)
+        return make(pool, store, job.study, job.file_key, caps, source=source, sources=settings.header_sources)
 
     return handle
 
 
-def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:
-    """Make and store the OME-Zarr of each image of the file ``file_key``; returns the job's result (see module)."""
+def make(
+    pool: SandboxPool,
+    store: FileStore,
+    accession: str,
+    file_key: str,
+    caps: dict[str, Any],
+    *,
+    source: str | None = None,
+    sources: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """Make and store the OME-Zarr of each image of the file ``file_key`` (a harvested study's: ``source`` names
+    its source archive, whose file server ``sources`` configures); returns the job's result (see module)."""
     path = file_key.removeprefix(f"studies/{accession}/")
     with tempfile.TemporaryDirectory(prefix="bia-ome-zarr-") as out:
-        source = _source(store, file_key, Path(out) / ".metadata", caps)
-        made = _made(pool, source, out, path, file_key, caps)
-        size = source.size or 0
+        located = _located(store, accession, file_key, caps, Path(out) / ".metadata", source=source, sources=sources)
+        made = _made(pool, located, out, path, file_key, caps)
+        size = located.size or int(made.get("source_bytes") or 0)
         stored: dict[str, tuple[str, int]] = {}
         images = [_store(store, Path(out), accession, path, file_key, size, image, stored) for image in made["images"]]
     result: dict[str, Any] = {"status": "ok", "format": made.get("format"), "images": images, "failures": made["failures"]}
@@ -162,18 +180,27 @@ def make(pool: SandboxPool, store: FileStore, accession: str, file_key: str, cap
     return result
 
 
-def _source(store: FileStore, file_key: str, scratch: Path, caps: dict[str, Any]) -> Located:
-    """Where the worker reads the file (a Zarr folder's marker: the folder, or from S3 a copy of its metadata objects
-    in ``scratch``); :class:`ConversionFailed` when it cannot."""
+def _located(
+    store: FileStore,
+    accession: str,
+    file_key: str,
+    caps: dict[str, Any],
+    scratch: Path,
+    *,
+    source: str | None,
+    sources: tuple[tuple[str, str], ...],
+) -> Located:
+    """Where the worker reads the file (:func:`~loaders.image_headers.stored.where`; a Zarr folder's marker: the
+    folder, or from S3 a copy of its metadata objects in ``scratch``); :class:`ConversionFailed` when it cannot."""
     try:
-        if zarr_folders.is_marker(file_key):
+        if source is None and zarr_folders.is_marker(file_key):
             return _zarr_folder(store, zarr_folders.folder_of_marker(file_key), scratch, caps)
-        source = locate(store, file_key)
-    except NotReadableHere as exc:
+        located = where(store, sources, accession, file_key, source)
+    except (NotReadableHere, NotLocated) as exc:
         raise ConversionFailed(str(exc)) from None
-    if source is None:
+    if located is None:
         raise ConversionFailed(f"{file_key} is not in the file store")
-    return source
+    return located
 
 
 def _zarr_folder(store: FileStore, folder: str, scratch: Path, caps: dict[str, Any]) -> Located:
@@ -228,7 +255,7 @@ def make_stores_from_url(file: dict[str, Any], out: str, name: str, source_key: 
     except ByteCapExceeded as exc:
         return {"status": "unreadable", "reason": f"{exc} (BIA_OME_ZARR_MAX_SOURCE_BYTES)"}
     try:
-        return make_stores(str(local), out, name, source_key, caps)
+        return {**make_stores(str(local), out, name, source_key, caps), "source_bytes": local.stat().st_size}
     finally:
         local.unlink(missing_ok=True)
 
@@ -333,3 +360,10 @@ def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]
     """Queue an OME-Zarr job for each of a study's image files (``studies/<acc>/<path>`` keys); returns how many
     are new."""
     return queue.enqueue_many(KIND, job_version(), ((accession, key, None) for key in file_keys if wanted(key)))
+
+
+def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str]) -> int:
+    """Queue an OME-Zarr job for each image file of the harvested studies ``accessions`` (released or embargoed),
+    each naming its source archive (:func:`loaders.image_headers.harvested.enqueue_harvested`); returns how many are
+    new. Studies whose source is unknown, deposits and studies without a file table are left out."""
+    return harvested.enqueue_harvested(queue, archive, accessions, KIND, job_version(), wanted).jobs

@@ -5,9 +5,10 @@ drawn in the sandbox and stored in the file store under ``derived/<acc>/<image i
 Jobs are queued with the header reads when a study is committed (:func:`enqueue_study`), and by
 ``bia previews ACCESSION``; a harvested study's by :func:`enqueue_harvested`, each job's payload naming the source
 archive whose file server holds the file (``{"source": "biostudies"}``, as the header jobs do): its URL is made when
-it is drawn, from ``BIA_HEADER_SOURCES``, so only configured hosts are asked, and redirects only on the same host. The worker finds the file's images with the header readers (so images are numbered as
-the headers number them), then draws each image in its own sandboxed call. Where the file is comes from
-:func:`loaders.image_headers.stored.locate`: a local store's file is read in place, an S3 object by HTTP Range
+it is drawn, from ``BIA_HEADER_SOURCES``, so only configured hosts are asked, and redirects only on the same host.
+The worker finds the file's images with the header readers (so images are numbered as the headers number them),
+then draws each image in its own sandboxed call. Where the file is comes from
+:func:`loaders.image_headers.stored.where`: a local store's file is read in place, an S3 object by HTTP Range
 requests to a presigned URL (the worker holds no credential; at most ``BIA_PREVIEW_MAX_SOURCE_BYTES`` per image),
 and the PNGs go to the same store either way. A file that cannot be read finishes ``unreadable`` with the reason;
 an S3 server that cannot be reached fails the job as an outage (retried later without counting an attempt).
@@ -23,8 +24,9 @@ from catalog.config import Settings
 from catalog.file_store import FileStore
 from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
 from catalog.stores import open_file_store
-from loaders.image_headers.remote import NotLocated, file_url, source_of
-from loaders.image_headers.stored import Located, NotReadableHere, locate
+from loaders.image_headers import harvested
+from loaders.image_headers.remote import NotLocated
+from loaders.image_headers.stored import Located, NotReadableHere, payload_source, where
 
 from .pool import PreviewCaps, PreviewPool
 
@@ -56,31 +58,12 @@ def store_png(store: FileStore, key: str, data: bytes) -> int:
     return store.put(key, io.BytesIO(data), size=len(data), content_type="image/png").size
 
 
-def where(
-    store: FileStore, sources: tuple[tuple[str, str], ...], accession: str, file_key: str, source: str | None = None
-) -> Located | None:
-    """Where a worker reads a file: the file store's object (:func:`~loaders.image_headers.stored.locate`), or, for
-    a harvested study's file (``source``: its source archive), its URL at the source's configured file server
-    (``BIA_HEADER_SOURCES``, :func:`~loaders.image_headers.remote.file_url`). None: no such object. Raises
-    :class:`~loaders.image_headers.remote.NotLocated` or :class:`NotReadableHere`."""
-    if source is None:
-        return locate(store, file_key)
-    path = file_key.removeprefix(f"studies/{accession}/")
-    return Located(name=file_key, url=file_url(sources, source, accession, path))
-
-
-def _source(job: jobs.Job) -> str | None:
-    """The source archive a harvested file's job names (None: a file of the archive's own store)."""
-    payload = job.payload if isinstance(job.payload, dict) else {}
-    return str(payload["source"]) if payload.get("source") else None
-
-
 def make_previews(
     pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job, sources: tuple[tuple[str, str], ...] = ()
 ) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
     try:
-        file = where(store, sources, job.study, job.file_key, _source(job))
+        file = where(store, sources, job.study, job.file_key, payload_source(job.payload))
     except (NotReadableHere, NotLocated) as exc:
         return {"status": "unreadable", "reason": str(exc)}
     if file is None:
@@ -92,7 +75,7 @@ def make_previews(
     images = []
     for index in found["series"][:MAX_IMAGES]:
         file = (
-            where(store, sources, job.study, job.file_key, _source(job)) or file
+            where(store, sources, job.study, job.file_key, payload_source(job.payload)) or file
         )  # a presigned URL signed afresh: it lasts minutes
         images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
@@ -135,23 +118,11 @@ def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]
 
 def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str]) -> int:
     """Queue the previews of the image files of the harvested studies ``accessions`` (released or embargoed), each
-    job naming its source archive (:func:`~loaders.image_headers.remote.source_of`); returns how many are new.
-    Studies whose source is unknown, deposits and studies without a file table are left out."""
-    from catalog.errors import NotFound
-    from catalog.registry import EMBARGOED, RELEASED
-    from catalog.views import PRIVATE, PUBLIC
+    job naming its source archive (:func:`loaders.image_headers.harvested.enqueue_harvested`); returns how many are
+    new. Studies whose source is unknown, deposits and studies without a file table are left out."""
+    return harvested.enqueue_harvested(queue, archive, accessions, KIND, renderer_version(), _drawn).jobs
 
-    added = 0
-    for accession in accessions:
-        row = archive.registry.study(accession)
-        source = source_of(accession)
-        if row is None or row.source == "deposit" or row.state not in (RELEASED, EMBARGOED) or source is None:
-            continue
-        try:
-            rows = archive.view(PUBLIC if row.state == RELEASED else PRIVATE).files.iter_rows(accession)
-            keys = (f"studies/{accession}/{r['path']}" for r in rows)
-            items = ((accession, key, {"source": source}) for key in keys if key.lower().endswith(SUFFIXES))
-            added += queue.enqueue_many(KIND, renderer_version(), items)
-        except NotFound:
-            continue
-    return added
+
+def _drawn(key: str) -> bool:
+    """Whether the renderer draws a file of this name."""
+    return key.lower().endswith(SUFFIXES)

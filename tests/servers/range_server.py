@@ -12,6 +12,7 @@ fixture starts one and stops it after the test.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,7 @@ class RangeServer:
         self.quirks: dict[str, list[Any]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.range_server = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -58,6 +59,13 @@ class RangeServer:
             if not queue:
                 return None
             return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closed its connection (a reset, e.g. after giving up waiting) is no error worth printing."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -91,15 +99,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(206, _slice(content, start, end + 1), [("Content-Range", f"bytes {start}-{end}/{size}")])
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
         try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client took what it wanted and closed
+        except (BrokenPipeError, ConnectionResetError):  # the client took what it wanted, or gave up waiting, and closed
             self.close_connection = True
 
 
