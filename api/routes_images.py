@@ -31,6 +31,8 @@ from loaders.previews.job import RENDERER_REVISION
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
+#: images listed per file on one page (a plate may hold thousands: ``more_images`` pages through them)
+LISTED_IMAGES = 100
 #: the columns every file whose headers were read has
 READ, SERIES = "image.status", "image.series"
 
@@ -48,9 +50,9 @@ def list_images(args: dict[str, Any], accession: str) -> Response:
     study = identifiers.study_iri(settings().base_url, accession)
     body: dict[str, Any] = {"study": study, "items": [], "total": 0, "next": None}
     if READ in {column.name for column in index.columns(accession)}:
-        read = [Filter(SERIES, "gte", 0)]
+        read = [Filter(SERIES, "gte", 0)] + ([Filter("path", "eq", args["path"])] if args.get("path") else [])
         page = index.query(accession, read, limit=args["limit"], cursor=args.get("cursor"))
-        body.update(items=_items(index, accession, study, page.items), total=page.total)
+        body.update(items=_items(index, accession, study, page.items, args["images_from"]), total=page.total)
         body["next"] = self_url(cursor=page.next_cursor) if page.next_cursor else None
     return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json")
 
@@ -66,7 +68,8 @@ def image_for_request(accession: str, image_id: str) -> tuple[Any, IndexedImage]
     return archive.view(PUBLIC if index is archive.public.files else PRIVATE), found
 
 
-def _items(index: FileIndex, accession: str, study: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _items(index: FileIndex, accession: str, study: str, rows: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    """The listing's items: each file with its images from ``start`` on (at most :data:`LISTED_IMAGES`)."""
     archive = services().archive
     keys = [header_key(accession, str(row["path"])) for row in rows]
     results = latest_results(archive.state, accession, keys)
@@ -74,7 +77,9 @@ def _items(index: FileIndex, accession: str, study: str, rows: list[dict[str, An
     items = []
     for key, row in zip(keys, rows):
         result = results.get(key) or {}
-        images = [_image(namer.image_iri(str(row["path"]), int(s.get("index") or 0)), s) for s in result.get("series") or []]
+        series = result.get("series") or []
+        shown = series[start : start + LISTED_IMAGES]
+        more = start + LISTED_IMAGES < len(series)
         items.append(
             {
                 "file": identifiers.file_iri(study, str(row["path"]), row.get("size")),
@@ -82,7 +87,9 @@ def _items(index: FileIndex, accession: str, study: str, rows: list[dict[str, An
                 "status": result.get("status", row.get(READ)),
                 "format": result.get("format"),
                 "reason": result.get("reason"),
-                "images": images,
+                "image_count": len(series),
+                "images": [_image(namer.image_iri(str(row["path"]), int(s.get("index") or 0)), s) for s in shown],
+                "more_images": self_url(path=row["path"], images_from=start + LISTED_IMAGES, cursor=None) if more else None,
             }
         )
     _drop_unwritten(archive.view(PUBLIC if index is archive.public.files else PRIVATE), study, items)

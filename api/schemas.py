@@ -354,6 +354,8 @@ class FileTable(Answer):
 class ImagesArgs(QueryArgs):
     limit = whole_number("limit", 50, 1, 500, "Image files per page")
     cursor = fields.String(metadata={"description": "Where the next page starts: the `next` link of the page before"})
+    path = fields.String(metadata={"description": "Only this file (its path in the study): to page through its images"})
+    images_from = whole_number("images_from", 0, 0, 1 << 40, "Each file's images are listed from this one on")
 
 
 class ThumbnailArgs(QueryArgs):
@@ -403,7 +405,13 @@ class ImageFile(Answer):
     status = fields.String(metadata={"description": "ok, unreadable or unsupported"})
     format = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    images = fields.List(fields.Nested(ImageSeriesItem))
+    image_count = fields.Integer(metadata={"description": "Images the file holds"})
+    images = fields.List(
+        fields.Nested(ImageSeriesItem), metadata={"description": "Its images from `images_from` on, at most 100 of them"}
+    )
+    more_images = fields.String(
+        allow_none=True, metadata={"description": "The file's next images (a file holding more than are listed here)"}
+    )
 
 
 class ImageList(Answer):

@@ -44,6 +44,10 @@ COUNTER, WATERMARK = "~image_facts", "image_facts_scanned"
 COMPONENT = "https://w3id.org/rembi/component"
 #: table rows read per batch while applying
 BATCH = 500
+#: seconds a study whose application failed waits before it is tried again, at first and at most
+FAILED_WAIT, FAILED_WAIT_MAX = 60.0, 3600.0
+#: studies waiting after a failure looked past, at most, to find ones to apply
+MAX_WAITING = 1000
 
 
 @dataclass
@@ -219,25 +223,45 @@ class ImageFacts:
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
         self._busy_since: dict[str, float] = {}
+        #: studies whose application failed: (when to try again, seconds waited last)
+        self._failed: dict[str, tuple[float, float]] = {}
 
     def follow(self, limit: int = 20) -> list[Applied]:
-        """Scan for new header results, then apply up to ``limit`` pending studies."""
+        """Scan for new header results, then apply up to ``limit`` pending studies. A study whose application
+        fails goes to the back of the queue and waits (:data:`FAILED_WAIT`, doubling to :data:`FAILED_WAIT_MAX`), so
+        studies that keep failing never hold up the others."""
         db = self.archive.state
         scan_finished(db)
         done: list[Applied] = []
-        for accession, seq, applied in pending(db, limit):
+        now = time.monotonic()
+        tried = 0
+        for accession, seq, applied in pending(db, limit + min(len(self._failed), MAX_WAITING)):
+            if tried >= limit:
+                break
+            if self._failed.get(accession, (0.0, 0.0))[0] > now:
+                continue
             if _reading(db, accession) and not self._due(accession, applied):
                 continue
+            tried += 1
             try:
                 outcome = self.archive.apply_image_headers(accession)
-            except Exception:  # noqa: BLE001 - the study stays pending; the next round tries again
+            except Exception:  # noqa: BLE001 - the study stays pending, behind the others; it is tried again later
                 log.exception("applying the image headers of %s failed", accession)
+                self._wait(accession)
                 continue
+            self._failed.pop(accession, None)
             _applied(db, accession, seq)
             self._busy_since.pop(accession, None)
             if outcome is not None:
                 done.append(outcome)
         return done
+
+    def _wait(self, accession: str) -> None:
+        """Put a study whose application failed behind every pending study, and wait before trying it again."""
+        waited = self._failed.get(accession, (0.0, FAILED_WAIT / 2))[1]
+        wait = min(FAILED_WAIT_MAX, waited * 2)
+        self._failed[accession] = (time.monotonic() + wait, wait)
+        mark(self.archive.state, [accession])
 
     def _due(self, accession: str, applied: int | None) -> bool:
         """A study whose reads are running is applied at first, then every BUSY_INTERVAL seconds."""

@@ -232,3 +232,31 @@ def test_pending_marks_and_the_scan_of_finished_jobs_on_both_engines(state_db):
     image_facts.mark(state_db, [study])  # committed again
     assert [p[0] for p in image_facts.pending(state_db)] == [study]
     queue.close()
+
+
+def test_studies_that_keep_failing_to_apply_wait_behind_the_others(state_db):
+    """Twenty-five studies whose application fails (found by a hostile audit: oldest change first, no back-off, so they
+    came back first every round and no later study was ever applied), then a good one."""
+    from types import SimpleNamespace
+
+    from catalog import image_facts
+
+    poison = [f"S-P{i}" for i in range(25)]
+    image_facts.mark(state_db, [*poison, "S-GOOD"])
+    tried: list[str] = []
+
+    def apply(accession: str):
+        tried.append(accession)
+        if accession in poison:
+            raise RuntimeError("cannot be applied")
+        return None
+
+    follower = ImageFacts(SimpleNamespace(state=state_db, apply_image_headers=apply))  # type: ignore[arg-type]
+    follower.follow(limit=20)
+    assert tried == poison[:20]
+    follower.follow(limit=20)
+    assert tried[20:] == [*poison[20:], "S-GOOD"]  # the failed ones wait: none is tried again yet
+    assert [p[0] for p in image_facts.pending(state_db)] == [*poison[:20], *poison[20:]]  # behind, still pending
+    follower._failed = {a: (0.0, when) for a, (_due, when) in follower._failed.items()}  # their wait is over
+    follower.follow(limit=20)
+    assert tried[26:] == poison[:20]

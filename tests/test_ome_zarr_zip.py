@@ -352,3 +352,15 @@ def test_a_zipped_ngff_0_5_store_is_unpacked_and_validated_as_0_5(tmp_path):
     assert (image["ngff_version"], image["levels"], image["image_path"], image["root"]) == ("0.5", 1, "", "v3.ome.zarr")
     unpacked = zarr.open_group(str(tmp_path / "out" / "0" / "ome.zarr" / "v3.ome.zarr"), mode="r")
     assert np.array_equal(unpacked["0"][:], pixels)
+
+
+def test_the_result_cache_keeps_what_fits_its_byte_cap():
+    from loaders.ngff.results import ResultCache
+
+    cache = ResultCache(size=10, max_bytes=100)
+    for name in "abcd":
+        cache.put(("S", name), (1, 0.0), {"name": name}, 30)
+    assert cache.get(("S", "a"), (1, 0.0)) is None and cache.get(("S", "d"), (1, 0.0)) == {"name": "d"}  # 90 of 100
+    assert cache.get(("S", "d"), (2, 0.0)) is None  # the job was done again since
+    cache.put(("S", "huge"), (1, 0.0), {}, 101)
+    assert cache.get(("S", "huge"), (1, 0.0)) is None and cache.get(("S", "b"), (1, 0.0)) == {"name": "b"}

@@ -32,7 +32,7 @@ from .stored import NotReadableHere, read_stored
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
-READERS_REVISION = 3
+READERS_REVISION = 4
 _LIBRARIES = ("tifffile", "ome-types", "mrcfile", "pillow", "zarr", "czifile", "nd2", "liffile")
 
 

@@ -170,3 +170,43 @@ def _convert(hint: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value)
     return value
+
+
+#: the largest size an image may claim along one axis (pixels, planes, channels, time points): a larger claim makes
+#: the file unreadable (no real image comes near; stores keep sizes as 64-bit integers)
+MAX_AXIS = 1 << 40
+#: the longest text kept from a header (names, models, dates…); longer text is cut there
+MAX_TEXT = 1000
+#: items kept of each list inside one image (channels), and of an instrument's detectors
+MAX_ITEMS = 1024
+MAX_DETECTORS = 16
+
+
+def bounded(result: ImageHeaders) -> ImageHeaders:
+    """``result`` within bounds whatever the file claims: a size past :data:`MAX_AXIS` makes it unreadable (saying
+    which); texts are cut at :data:`MAX_TEXT` characters, lists inside an image at :data:`MAX_ITEMS` items."""
+    for series in result.series:
+        for axis in "xyzct":
+            size = getattr(series, f"size_{axis}")
+            if not isinstance(size, int) or not 0 <= size <= MAX_AXIS:
+                shown = f"{size:,}" if isinstance(size, int) else repr(size)[:40]
+                return result.fail("unreadable", f"image {series.index} claims {shown} along {axis}, over {MAX_AXIS:,}")
+        if series.pyramid_levels > MAX_ITEMS or (series.tile_size and max(series.tile_size) > MAX_AXIS):
+            return result.fail("unreadable", f"image {series.index} claims more levels or larger tiles than can be")
+        _cut(series)
+    return result
+
+
+def _cut(item: Any) -> None:
+    """Cut the texts and lists of a dataclass instance, and of those it holds, in place."""
+    for spec in dataclasses.fields(item):
+        value = getattr(item, spec.name)
+        if isinstance(value, str) and len(value) > MAX_TEXT and spec.name != "path":
+            setattr(item, spec.name, value[:MAX_TEXT])
+        elif isinstance(value, list):
+            del value[MAX_DETECTORS if spec.name == "detectors" else MAX_ITEMS :]
+            for inner in value:
+                if dataclasses.is_dataclass(inner):
+                    _cut(inner)
+        elif dataclasses.is_dataclass(value):
+            _cut(value)

@@ -181,9 +181,33 @@ def _image_paths(store: Any, root: Any, ome: dict, warnings: list[str]) -> list[
         paths = _plate_paths(store, ome["plate"])
     elif not paths:
         paths = _probe_series(store)
+    paths = _distinct_paths(paths, warnings)
     if len(paths) > MAX_SERIES:
         warnings.append(f"{len(paths):,} images; the first {MAX_SERIES:,} are reported")
     return paths[:MAX_SERIES]
+
+
+def _distinct_paths(paths: list[str], warnings: list[str]) -> list[str]:
+    """Each image group once, in the order first named; a path that is not a plain relative path inside the store
+    (``..``, empty segments, a leading or trailing ``/``, control characters) names no image."""
+    from catalog.file_paths import path_problem
+
+    kept: dict[str, None] = {}
+    refused = repeated = 0
+    for path in paths:
+        if path in kept:
+            repeated += 1
+        elif path_problem(path) or path.strip("/") != path or "//" in path:
+            refused += 1
+        else:
+            kept[path] = None
+        if len(kept) > MAX_SERIES:
+            break
+    if repeated:
+        warnings.append(f"{repeated:,} image group(s) named more than once are reported once")
+    if refused:
+        warnings.append(f"{refused:,} image path(s) that do not name a group inside the store are left out")
+    return list(kept)
 
 
 def _probe(store: Any, path: str) -> bool:

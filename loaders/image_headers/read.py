@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .model import ImageHeaders
+from .model import ImageHeaders, bounded
 from .sources import ByteCapExceeded, ByteSource, CountingKeys, CountingReader, DirectoryKeys, FileSource, MemorySource
 
 #: bytes read from one file at most, unless told otherwise (a larger OME-XML is refused unread)
@@ -105,8 +105,10 @@ def _read_folder(path: Path, result: ImageHeaders, max_bytes: int, fatal: Fatal)
 
 
 def _no_images(result: ImageHeaders) -> None:
+    """The end of every read: no image is unreadable; what the file claims is kept within bounds."""
     if result.status == "ok" and not result.series:
         result.fail("unreadable", "no image found in it")
+    bounded(result)
 
 
 def _count(result: ImageHeaders, bytes_read: int, reads: int, over_cap: bool, max_bytes: int) -> None:

@@ -36,11 +36,11 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
     if name.lower().endswith(ZIP_SUFFIX):
         return _unpacked(path, folder, caps)
     if Path(path).is_dir():
-        return _in_place(path)
+        return _in_place(path, caps)
     from loaders.image_headers.read import read_headers
 
     _zarr_threads(ZARR_THREADS)
-    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    headers = read_headers(path, max_bytes=_header_cap(caps), fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": headers["status"], "reason": headers.get("reason") or "no image found"}
     made: dict[str, Any] = {"status": "ok", "format": headers.get("format"), "images": [], "failures": []}
@@ -55,6 +55,14 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
         made["status"] = "unreadable"
         made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"]) or "no image"
     return made
+
+
+def _header_cap(caps: Mapping[str, int]) -> int:
+    """The bytes the header readers may read of a file: the catalog's ``BIA_HEADER_MAX_BYTES``, as the
+    ``image_headers`` job reads it (so both jobs find the same images)."""
+    from loaders.image_headers.read import DEFAULT_MAX_BYTES
+
+    return int(caps.get("max_metadata_bytes", DEFAULT_MAX_BYTES))
 
 
 def peak_memory() -> int:
@@ -168,7 +176,7 @@ def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any
 
     from .unpack import MAX_BYTES, MAX_MEMBERS, UnsafeArchive, unpack
 
-    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    headers = read_headers(path, max_bytes=_header_cap(caps), fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": "unreadable", "reason": headers.get("reason") or "no OME-Zarr image found"}
     target = folder / "0" / "ome.zarr"
@@ -189,12 +197,12 @@ def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any
     return made
 
 
-def _in_place(path: str) -> dict[str, Any]:
+def _in_place(path: str, caps: Mapping[str, int]) -> dict[str, Any]:
     """A Zarr store uploaded as a folder (or a copy of its metadata objects): nothing is written; each image the
     header readers find in it is validated where it sits and served from the study's own files."""
     from loaders.image_headers.read import read_headers
 
-    headers = read_headers(path, fatal=(MemoryError, SystemError)).to_dict()
+    headers = read_headers(path, max_bytes=_header_cap(caps), fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": "unreadable", "reason": headers.get("reason") or "no OME-Zarr image found"}
     made: dict[str, Any] = {"status": "ok", "format": "ome-zarr", "images": [], "failures": []}
