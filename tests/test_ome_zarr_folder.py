@@ -230,3 +230,16 @@ def test_previews_of_a_folder_store_in_s3_say_why_they_are_not_drawn(s3_site):
     url = image_url(s3_site, accession, "zarr/series.ome.zarr/.zattrs", 0)
     answer = requests.get(url + "/render.png", timeout=30)
     assert answer.status_code in (404, 422) and answer.json()["message"], answer.text
+
+
+def test_copying_a_folders_metadata_from_s3_is_capped_in_objects_and_bytes(s3_site, monkeypatch, tmp_path):
+    from loaders.image_headers import stored
+
+    store = s3_site["services"].archive.file_store
+    folder = f"studies/{s3_site['accession']}/zarr/series.ome.zarr"
+    assert stored.copy_zarr_metadata(store, folder, tmp_path / "all", 1 << 20) is None
+    copied = sorted(p.relative_to(tmp_path / "all").as_posix() for p in (tmp_path / "all").rglob("*") if p.is_file())
+    assert "OME/METADATA.ome.xml" in copied and "0/0/.zarray" in copied and not any(c.endswith("/0/0/0/0") for c in copied)
+    assert "byte cap" in (stored.copy_zarr_metadata(store, folder, tmp_path / "bytes", 100) or "")
+    monkeypatch.setattr(stored, "MAX_METADATA_OBJECTS", 3)
+    assert "more than 3 metadata objects" in (stored.copy_zarr_metadata(store, folder, tmp_path / "count", 1 << 20) or "")

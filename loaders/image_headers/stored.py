@@ -127,6 +127,8 @@ def missing(key: str) -> ImageHeaders:
 #: names of a Zarr store's metadata objects (what the header readers read: never a chunk)
 ZARR_METADATA = (".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json")
 ZARR_OME_XML = "OME/METADATA.ome.xml"
+#: metadata objects of one store copied at most (each is a request to the object store)
+MAX_METADATA_OBJECTS = 100_000
 
 
 def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHeaders:
@@ -148,14 +150,16 @@ def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHe
 
 def copy_zarr_metadata(store: FileStore, folder: str, target: Path, cap: int) -> str | None:
     """Copy the metadata objects of the store under ``folder`` into ``target``; a reason when over ``cap`` bytes."""
-    copied = 0
+    copied = count = 0
     for found in store.list(folder + "/", checksums=False):
         relative = found.key[len(folder) + 1 :]
         if relative.rsplit("/", 1)[-1] not in ZARR_METADATA and relative != ZARR_OME_XML or path_problem(relative):
             continue
-        copied += found.size
+        copied, count = copied + found.size, count + 1
         if copied > cap:
             return f"its metadata objects hold more than the {cap:,}-byte cap"
+        if count > MAX_METADATA_OBJECTS:
+            return f"it holds more than {MAX_METADATA_OBJECTS:,} metadata objects"
         local = target / relative
         local.parent.mkdir(parents=True, exist_ok=True)
         with local.open("wb") as out:
