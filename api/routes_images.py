@@ -6,7 +6,8 @@ from __future__ import annotations
 import atexit
 import io
 import json
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from flask import Response, current_app, request
 
@@ -28,7 +29,9 @@ from catalog.views import PRIVATE, PUBLIC
 from loaders.image_headers.remote import NotLocated, source_of
 from loaders.image_headers.stored import Located, NotReadableHere, where
 from loaders.previews.job import RENDERER_REVISION
+from loaders.previews import zarr_stage
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
+from loaders.previews.render import MAX_RENDER_SIDE
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
 #: images listed per file on one page (a plate may hold thousands: ``more_images`` pages through them)
@@ -176,9 +179,10 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     key = f"{derived_prefix(accession, image_id)}render/z{args['z']}-t{args['t']}-c{'all' if c is None else c}-l{args['level']}-r{RENDERER_REVISION}.png"
     store = archive.file_store
     if store.stat(key) is None:
-        file = _located(store, accession, found.file_key)
+        pool = preview_pool()
         try:
-            data = preview_pool().render(file, result.get("format"), found.series, args["z"], args["t"], c, args["level"])
+            with _located(pool, store, accession, found.file_key, found.series, args["level"]) as file:
+                data = pool.render(file, result.get("format"), found.series, args["z"], args["t"], c, args["level"])
         except RenderFailed as failed:
             raise RenderRefused(f"image {image_id} cannot be rendered: {failed}") from None
         try:
@@ -188,18 +192,24 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     return _png(key, view)
 
 
-def _located(store: Any, accession: str, file_key: str) -> Located:
-    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, or a harvested
-    study's file at its source archive's configured file server."""
+@contextmanager
+def _located(pool: PreviewPool, store: Any, accession: str, file_key: str, series: int, level: int) -> Iterator[Located]:
+    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, a harvested
+    study's file at its source archive's configured file server, or a copy of the level drawn of an OME-Zarr folder
+    held in S3 (:mod:`loaders.previews.zarr_stage`)."""
     row = services().archive.registry.study(accession)
     source = source_of(accession) if row is not None and row.source != "deposit" else None
+    if zarr_stage.needs_staging(store, file_key, source):
+        with zarr_stage.staged(pool, store, file_key, series, level, MAX_RENDER_SIDE) as staged:
+            yield staged
+        return
     try:
         file = where(store, settings().header_sources, accession, file_key, source)
     except (NotReadableHere, NotLocated) as exc:
         raise RenderRefused(str(exc)) from None
     if file is None:
         raise NotFound(f"{file_key} is not in the file store")
-    return file
+    yield file
 
 
 def _check_plane(args: dict[str, Any], series: dict[str, Any]) -> None:

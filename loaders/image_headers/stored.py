@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import urllib3
 from minio.error import MinioException
@@ -149,17 +149,30 @@ def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHe
 
 
 def copy_zarr_metadata(store: FileStore, folder: str, target: Path, cap: int) -> str | None:
-    """Copy the metadata objects of the store under ``folder`` into ``target``; a reason when over ``cap`` bytes."""
+    """Copy the metadata objects of the store under ``folder`` into ``target``; a reason when over ``cap`` bytes or
+    :data:`MAX_METADATA_OBJECTS` objects."""
+
+    def metadata(relative: str) -> bool:
+        return relative.rsplit("/", 1)[-1] in ZARR_METADATA or relative == ZARR_OME_XML
+
+    return copy_objects(store, folder, target, cap, MAX_METADATA_OBJECTS, metadata, "metadata objects")
+
+
+def copy_objects(
+    store: FileStore, folder: str, target: Path, cap: int, most: int, wanted: Callable[[str], bool], what: str = "objects"
+) -> str | None:
+    """Copy the objects under ``folder`` whose paths below it are ``wanted`` into ``target`` (each under its path);
+    a reason (naming them ``what``) when they hold more than ``cap`` bytes or are more than ``most``."""
     copied = count = 0
     for found in store.list(folder + "/", checksums=False):
         relative = found.key[len(folder) + 1 :]
-        if relative.rsplit("/", 1)[-1] not in ZARR_METADATA and relative != ZARR_OME_XML or path_problem(relative):
+        if not wanted(relative) or path_problem(relative):
             continue
         copied, count = copied + found.size, count + 1
         if copied > cap:
-            return f"its metadata objects hold more than the {cap:,}-byte cap"
-        if count > MAX_METADATA_OBJECTS:
-            return f"it holds more than {MAX_METADATA_OBJECTS:,} metadata objects"
+            return f"its {what} hold more than the {cap:,}-byte cap"
+        if count > most:
+            return f"it holds more than {most:,} {what}"
         local = target / relative
         local.parent.mkdir(parents=True, exist_ok=True)
         with local.open("wb") as out:

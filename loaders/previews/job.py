@@ -17,7 +17,8 @@ an S3 server that cannot be reached fails the job as an outage (retried later wi
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from catalog import identifiers, jobs, zarr_folders
 from catalog.config import Settings
@@ -28,7 +29,8 @@ from loaders.image_headers import harvested
 from loaders.image_headers.remote import NotLocated
 from loaders.image_headers.stored import Located, NotReadableHere, payload_source, where
 
-from .pool import PreviewCaps, PreviewPool
+from . import zarr_stage
+from .pool import PreviewCaps, PreviewPool, RenderFailed
 
 KIND = PREVIEW_KIND
 #: bumped when what the previews look like changes (with the libraries' versions, it names the renderer's version)
@@ -62,23 +64,53 @@ def make_previews(
     pool: PreviewPool, store: FileStore, base_url: str, job: jobs.Job, sources: tuple[tuple[str, str], ...] = ()
 ) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
+    source = payload_source(job.payload)
+    staging = zarr_stage.needs_staging(store, job.file_key, source)
     try:
-        file = where(store, sources, job.study, job.file_key, payload_source(job.payload))
-    except (NotReadableHere, NotLocated) as exc:
+        with _whole(pool, store, sources, job, source, staging) as file:
+            found = pool.images(file)
+    except (NotReadableHere, NotLocated, RenderFailed) as exc:
         return {"status": "unreadable", "reason": str(exc)}
-    if file is None:
-        return {"status": "unreadable", "reason": f"{job.file_key} is not in the file store"}
-    found = pool.images(file)
     if found["status"] != "ok":
         return {"status": found["status"], "reason": found.get("reason"), "format": found.get("format")}
     relative = job.file_key.removeprefix(f"studies/{job.study}/")
     images = []
     for index in found["series"][:MAX_IMAGES]:
-        file = (
-            where(store, sources, job.study, job.file_key, payload_source(job.payload)) or file
-        )  # a presigned URL signed afresh: it lasts minutes
-        images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
+        try:
+            with _for_image(pool, store, sources, job, source, staging, index) as file:
+                images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
+        except (NotReadableHere, NotLocated, RenderFailed) as exc:
+            images.append({"index": index, "status": "failed", "reason": str(exc)})
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
+
+
+@contextmanager
+def _whole(
+    pool: PreviewPool, store: FileStore, sources: Any, job: jobs.Job, source: str | None, staging: bool
+) -> Iterator[Located]:
+    """Where a worker finds the file's images (an OME-Zarr folder in S3: a copy of its metadata objects)."""
+    if staging:
+        with zarr_stage.metadata_of(pool, store, job.file_key) as staged:
+            yield staged
+        return
+    file = where(store, sources, job.study, job.file_key, source)
+    if file is None:
+        raise NotReadableHere(f"{job.file_key} is not in the file store")
+    yield file
+
+
+@contextmanager
+def _for_image(
+    pool: PreviewPool, store: FileStore, sources: Any, job: jobs.Job, source: str | None, staging: bool, index: int
+) -> Iterator[Located]:
+    """Where a worker draws image ``index``: a presigned URL signed afresh (it lasts minutes), or for an OME-Zarr
+    folder in S3 a copy of what the drawing reads (:mod:`.zarr_stage`)."""
+    if staging:
+        with zarr_stage.staged(pool, store, job.file_key, index, None, VIEW_SIZE) as staged:
+            yield staged
+        return
+    with _whole(pool, store, sources, job, source, staging) as file:
+        yield file
 
 
 def _one(

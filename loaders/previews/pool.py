@@ -66,6 +66,21 @@ def previews_in_worker(file: dict[str, Any], fmt: str | None, index: int, cap: i
     return _drawn(file, cap, timeout, lambda opened: previews_of(opened, fmt, [index], name=file["name"], cap=cap or None)[0])
 
 
+def zarr_level_in_worker(path: str, series: int, level: int | None, side: int) -> dict[str, Any]:
+    """``{"array": path in the store}`` of the level a drawing reads (:func:`~loaders.previews.render.zarr_level`),
+    or ``{"reason": …}``."""
+    from loaders.previews.render import PreviewError, zarr_level
+
+    try:
+        return {"array": zarr_level(path, series, level, side)}
+    except PreviewError as exc:
+        return {"reason": str(exc)}
+    except (MemoryError, SystemError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hostile store's metadata: the drawing fails with the reason
+        return {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+
 def render_in_worker(
     file: dict[str, Any],
     fmt: str | None,
@@ -202,6 +217,17 @@ class PreviewPool:
         except SandboxFailure as failure:
             raise RenderFailed(failure.reason) from None
         return base64.b64decode(_checked(text, file))
+
+    def zarr_level(self, path: str, series: int, level: int | None, side: int) -> str:
+        """The array of the OME-Zarr store at ``path`` that drawing ``series`` reads (see
+        :func:`zarr_level_in_worker`); :class:`RenderFailed` with the reason otherwise."""
+        try:
+            found = self.sandbox.call(f"{_MODULE}:zarr_level_in_worker", path, series, level, side)
+        except SandboxFailure as failure:
+            raise RenderFailed(failure.reason) from None
+        if "array" not in found:
+            raise RenderFailed(str(found.get("reason") or "no level to draw"))
+        return str(found["array"])
 
     def close(self) -> None:
         self.sandbox.close()

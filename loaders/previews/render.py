@@ -405,10 +405,9 @@ class ZarrImage:
         datasets = multiscale.get("datasets") or []
         if not datasets:
             raise PreviewError(f"image {path or '/'} names no levels (multiscales datasets)")
-        self.levels = [
-            zarr.open_array(self.store, path="/".join(filter(None, (path, str(d["path"])))), mode="r")
-            for d in datasets[:MAX_ZARR_LEVELS]
-        ]
+        #: where each level's array is in the store
+        self.level_paths = ["/".join(filter(None, (path, str(d["path"])))) for d in datasets[:MAX_ZARR_LEVELS]]
+        self.levels = [zarr.open_array(self.store, path=level, mode="r") for level in self.level_paths]
         axes = ome_zarr.axis_letters(ome_zarr.axes_of(multiscale, self.levels[0].ndim))
         self._check(axes)
         y, x = axes.index("Y"), axes.index("X")
@@ -621,6 +620,20 @@ def _previews(file: File, fmt: str | None, series: int, name: str | None, cap: i
         "pngs": {name: _b64(encode_png(rgb)) for name, rgb in pngs.items()},
         "sizes": {name: [int(rgb.shape[1]), int(rgb.shape[0])] for name, rgb in pngs.items()},
     }
+
+
+def zarr_level(path: str, series: int, level: int | None, side: int) -> str:
+    """Where, in the OME-Zarr store at ``path`` (its metadata objects at least), the array is that drawing image
+    ``series`` at ``level`` (None: the lowest that suffices for ``side`` pixels) reads: its chunks are what a caller
+    that holds the store elsewhere must fetch first."""
+    image = ZarrImage(path, series, path)
+    try:
+        chosen = _pick_level(image.source.shapes, side) if level is None else level
+        if not 0 <= chosen < len(image.level_paths):
+            raise PreviewError(f"level {chosen} is not one of the image's {len(image.level_paths)} levels")
+        return image.level_paths[chosen]
+    finally:
+        image.close()
 
 
 def render_png(
