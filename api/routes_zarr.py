@@ -132,7 +132,7 @@ def _virtual_object(entry: dict, key: str) -> BaseResponse:
         raise NotFound(f"the OME-Zarr key {key} points outside its image's file")
     stored = services().archive.file_store.stat(found.key)
     if stored is None:
-        return _from_source(found, key, etag)
+        return _from_source(found, key, etag, entry.get("source_bytes") or None)
     if found.offset + found.length > stored.size:
         raise NotFound(f"the bytes of key {key} are not held by this archive")
     return object_response(found.key, stored, name=key, window=(found.offset, found.length), media="application/octet-stream")
@@ -145,7 +145,7 @@ class ChunkTooLarge(CatalogError):
     code = "chunk_too_large"
 
 
-def _from_source(found: served.Chunk, key: str, etag: str) -> BaseResponse:
+def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> BaseResponse:
     """A chunk of a harvested study's file, whose bytes stay at its source archive: exactly its byte range, fetched
     from the file's URL there (:func:`~loaders.image_headers.stored.where`: configured sources only, redirects on
     the same host only, ``BIA_HEADER_REQUEST_TIMEOUT``), at most ``BIA_OME_ZARR_MAX_PROXY_BYTES``; a source that is
@@ -162,7 +162,7 @@ def _from_source(found: served.Chunk, key: str, etag: str) -> BaseResponse:
         )
     if request.if_none_match.contains_weak(etag.strip('"')):
         return Response(status=304, headers={"ETag": etag})
-    data = fetch_window(url, found.key, found.offset, found.length, timeout=settings().header_request_timeout)
+    data = fetch_window(url, found.key, found.offset, found.length, timeout=settings().header_request_timeout, size=size)
     response = Response(data, mimetype="application/octet-stream", headers={"ETag": etag})
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 

@@ -6,12 +6,15 @@ Real catalogs, real harvests (S-BIAD1492, a real record, as tests/test_ome_zarr_
 and real HTTP; the source archive is a local range server, or a raw socket server answering as a broken or hostile
 file server would (:class:`Hostile`: bytes it is told to write, nothing normalised).
 
-Tests marked ``xfail(strict=True)`` are problems the audit found (each fails on the code as it is; the reason says
-what breaks): a redirect whose Location parses as two hosts reaches the other one; a Location with a bad port is a
-500; headers dripped a line at a time outlast the timeout; a stalled source holds every request thread; an answer
-that is not HTTP makes a job retry for ever; a file changed at its source is served at its old offsets; drawing one
-plane of a folder store in S3 lists every object of the store and copies every chunk of the level, and a level the
-renderer refuses is copied first. The others are hostile inputs that are handled.
+Problems the audit found, fixed at their root and tested here: a redirect whose Location parsed as two hosts reached
+the other one (Locations with a user part or a backslash, or that the two URL parsers read differently, are
+refused); a Location with a bad port was a 500; headers dripped a line at a time outlasted the timeout (a watchdog
+now cuts the connection at the deadline); a stalled source held every request thread (at most
+``SERVING_FETCHES`` fetches run at once per process; the others get a 503 within a second); an answer that is not
+HTTP made a job retry for ever (it now fails the job); a file changed at its source was served at its old offsets
+(its size is checked against the one recorded). Tests still marked ``xfail(strict=True)`` are problems left: drawing
+one plane of a folder store in S3 copies every chunk of the level and lists every object of the store, and a level
+the renderer refuses is copied first. The others are hostile inputs that are handled.
 """
 
 from __future__ import annotations
@@ -288,12 +291,6 @@ def job_of(harvested, path: str, accession: str = RELEASED):
 # ---------------------------------------------------------------------- found: the source's answers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: a redirect to 'http://OTHER\\@SOURCE/…' passes the same-host check (urllib.parse reads the host "
-    "after '@') but urllib3 connects to the host before the backslash: the chunk is fetched from another host and "
-    "its bytes served as the image's",
-)
 @pytest.mark.parametrize("trick", ["\\@", "\\.@"])
 def test_a_redirect_naming_two_hosts_reaches_neither_other_host(harvested, hostile, trick):
     path, _offset, length = chunk(harvested)
@@ -308,11 +305,6 @@ def test_a_redirect_naming_two_hosts_reaches_neither_other_host(harvested, hosti
     assert_error(answer, 502, "source_failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: a redirect whose Location has a port out of range, a port that is not a number or a broken IPv6 "
-    "host raises ValueError in the same-host check: the chunk is a 500, not a 502",
-)
 @pytest.mark.parametrize("location", ["http://127.0.0.1:99999/x", "http://127.0.0.1:abc/x", "http://[::1/x"])
 def test_a_redirect_to_an_unparsable_location_is_a_502(harvested, hostile, location):
     path, _offset, _length = chunk(harvested)
@@ -320,11 +312,6 @@ def test_a_redirect_to_an_unparsable_location_is_a_502(harvested, hostile, locat
     assert_error(against(harvested, hostile).get(path), 502, "source_failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: the timeout is per socket read, and only the body is checked against the deadline: a source that "
-    "sends its headers a line at a time holds the request (and a web thread) for as long as it likes",
-)
 def test_a_source_that_drips_its_headers_is_cut_off_at_the_timeout(harvested, hostile):
     path, _offset, _length = chunk(harvested)
     hostile.answer = dripped(lines=16, every=0.4)  # 6.4 s of headers, each line well within the 1 s timeout
@@ -334,11 +321,6 @@ def test_a_source_that_drips_its_headers_is_cut_off_at_the_timeout(harvested, ho
     assert took < 3.0 and answer.status_code == 504, f"answered {answer.status_code} after {took:.1f} s (timeout 1 s)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: nothing limits how many request threads wait on one source at once (the serving pool does not "
-    "block past SERVING_CONNECTIONS either): a stalled source holds every web thread (gunicorn: 8 by default)",
-)
 def test_a_stalled_source_does_not_hold_every_request_thread(harvested, hostile):
     path, _offset, _length = chunk(harvested)
     hostile.answer = stalled(3.0)
@@ -365,11 +347,6 @@ def test_a_stalled_source_does_not_hold_every_request_thread(harvested, hostile)
     assert quick and set(quick) == {503}, f"{hostile.most} requests waited on the source at once; answers {sorted(answers)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: an answer that is not HTTP (a bad status line, over 100 headers) counts as the source being down "
-    "(SourceDown, transient): the job is queued again without spending an attempt, for ever",
-)
 @pytest.mark.parametrize(
     "answer",
     [b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 206 Partial\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n"],
@@ -397,12 +374,6 @@ def test_a_source_that_does_not_speak_http_fails_the_job(harvested, hostile, ans
     assert not is_transient(failed.value), f"retried for ever: {type(failed.value).__name__}: {failed.value}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: a chunk is served from the offsets recorded when the store was made even when the file at the "
-    "source has changed since (its Content-Range total differs from the recorded source_bytes): other bytes are "
-    "served as the image's pixels, with the same ETag",
-)
 def test_a_file_changed_at_the_source_is_not_served_as_the_old_files_chunks(harvested, pyramid, tmp_path):
     path, offset, length = chunk(harvested)
     changed = tmp_path / "changed.ome.tif"

@@ -231,6 +231,8 @@ class HttpRanges:
         except urllib3.exceptions.TimeoutError:
             raise SourceTimedOut(f"timed out: no answer within {self.timeout:g} s") from None
         except urllib3.exceptions.HTTPError as exc:
+            if _not_http(exc):
+                raise SourceFailed(f"{_where(url)} does not answer in HTTP: {_short(exc)}") from None
             raise SourceDown(f"cannot reach {_where(url)}: {_short(exc)}") from None
 
     def _body(self, response: Any, offset: int, length: int, deadline: float) -> bytes:
@@ -247,6 +249,8 @@ class HttpRanges:
                 raise SourceFailed(f"asked for bytes from {offset:,}, got bytes from {start}")
             if self.size is None:
                 self.size = total
+            elif total is not None and total != self.size:
+                raise SourceFailed(f"the file is now {total:,} bytes, not {self.size:,}: it changed at the source")
         elif status == 200:
             raise SourceFailed("the source does not answer Range requests (200 to a range past the start)")
         else:
@@ -273,6 +277,19 @@ class HttpRanges:
         return b"".join(chunks)[:length]
 
 
+def _not_http(exc: BaseException) -> bool:
+    """Whether an error is an answer that is not HTTP (a bad status line, too many or too long header lines), not a
+    connection closed or reset (which is an outage)."""
+    import http.client
+
+    causes = [exc, *getattr(exc, "args", ()), exc.__cause__, exc.__context__]
+    return any(
+        isinstance(cause, http.client.HTTPException)
+        and not isinstance(cause, (http.client.RemoteDisconnected, http.client.IncompleteRead))
+        for cause in causes
+    )
+
+
 def _done_with(response: Any) -> None:
     """Give the connection back for the next request when its answer was read to the end; else close it (an
     unread rest of an answer, e.g. a whole file sent for a range, is never read)."""
@@ -290,10 +307,30 @@ def _redirect(response: Any, url: str) -> str | None:
     location = response.headers.get("Location")
     if not location:
         raise SourceFailed(f"a {response.status} redirect without a Location")
-    target = urljoin(url, location)
-    if origin(target) != origin(url):
+    if "\\" in location or any(ord(c) < 0x21 or ord(c) == 0x7F for c in location):
+        raise SourceFailed("redirected to an address with a backslash, a space or a control character: refused")
+    try:
+        target = urljoin(url, location)
+        same = _plain_origin(target) == _plain_origin(url)
+    except ValueError:
+        raise SourceFailed(f"redirected to an address that cannot be read ({location[:100]!r})") from None
+    if not same:
         raise SourceFailed(f"redirected to another host ({_where(target)}): refused")
     return target
+
+
+def _plain_origin(url: str) -> tuple[str, str, int | None]:
+    """:func:`origin` of a URL with no user part, read alike by ``urllib.parse`` and by urllib3 (which connects):
+    ValueError otherwise (two parsers that disagree name two hosts, one of them not the source)."""
+    from urllib3.util import parse_url
+
+    parsed = parse_url(url)
+    found = origin(url)
+    if urlsplit(url).username is not None or parsed.auth is not None:
+        raise ValueError("a user part")
+    if (parsed.host or "").lower().strip("[]") != found[1].strip("[]") or (parsed.port or found[2]) != found[2]:
+        raise ValueError("parsers disagree on the host")
+    return found
 
 
 def _content_range(value: str | None) -> tuple[int, int | None]:
@@ -387,34 +424,94 @@ def fetch_to_file(url: str, name: str, size: int | None, target: str, *, cap: in
 
 _SERVING_HTTP: Any = None
 _SERVING_LOCK = threading.Lock()
+#: fetches from sources a serving process makes at once, at most (a request waits :data:`SLOT_WAIT` s for one)
+SERVING_FETCHES = 4
+SLOT_WAIT = 1.0
+_SLOTS = threading.BoundedSemaphore(SERVING_FETCHES)
+#: per request thread, where its fetch keeps the connection it uses (so that a watchdog can cut it at the deadline)
+_IN_USE = threading.local()
 
 
 def _serving_http() -> Any:
-    """One connection pool per serving process, for its request threads (kept-alive connections to each source)."""
+    """One connection pool per serving process, for its request threads (kept-alive connections to each source);
+    its connections say which request thread uses them (:data:`_IN_USE`)."""
     global _SERVING_HTTP
     with _SERVING_LOCK:
         if _SERVING_HTTP is None:
             import urllib3
+            from urllib3.connection import HTTPConnection, HTTPSConnection
 
-            _SERVING_HTTP = urllib3.PoolManager(num_pools=8, maxsize=SERVING_CONNECTIONS, retries=False)
+            class Watched(HTTPConnection):
+                def request(self, *args: Any, **kwargs: Any) -> None:
+                    _watch(self)
+                    super().request(*args, **kwargs)
+
+            class WatchedTLS(HTTPSConnection):
+                def request(self, *args: Any, **kwargs: Any) -> None:
+                    _watch(self)
+                    super().request(*args, **kwargs)
+
+            manager = urllib3.PoolManager(num_pools=8, maxsize=SERVING_CONNECTIONS, retries=False)
+            manager.pool_classes_by_scheme = {
+                "http": type("WatchedPool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": Watched}),
+                "https": type("WatchedTLSPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": WatchedTLS}),
+            }
+            _SERVING_HTTP = manager
         return _SERVING_HTTP
 
 
-def fetch_window(url: str, name: str, offset: int, length: int, *, timeout: float) -> bytes:
+def _watch(connection: Any) -> None:
+    """Note the connection this thread's fetch sends its request on."""
+    held = getattr(_IN_USE, "held", None)
+    if held is not None:
+        held["connection"] = connection
+
+
+def _cut(held: dict[str, Any], fired: threading.Event) -> None:
+    """The watchdog: close the connection a request thread waits on (its headers or body arriving too slowly)."""
+    import socket
+
+    fired.set()
+    sock = getattr(held.get("connection"), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def fetch_window(url: str, name: str, offset: int, length: int, *, timeout: float, size: int | None = None) -> bytes:
     """Exactly ``length`` bytes at ``offset`` of the file at ``url`` (one Range request, redirects on the same host
-    only, all of it within ``timeout`` seconds), for a request the catalog answers with them (a virtual store's chunk
-    of a harvested file). The caller caps ``length``. Raises :class:`SourceUnavailable` (503: refused, reset, busy),
-    :class:`SourceTimeout` (504) or :class:`SourceBadAnswer` (502: an error answer, a redirect elsewhere, fewer
-    bytes than asked)."""
-    ranges = HttpRanges(url, name, None, timeout=timeout, cap=length, http=_serving_http())
+    only, all of it, headers included, within ``timeout`` seconds: a watchdog cuts the connection then), for a
+    request the catalog answers with them (a virtual store's chunk of a harvested file); ``size``: the file's size
+    when its store was made (a file of another size has changed: 502). The caller caps ``length``. At most
+    :data:`SERVING_FETCHES` fetches run at once per process, so a slow source cannot hold every request thread.
+    Raises :class:`SourceUnavailable` (503: refused, reset, busy, no fetch slot), :class:`SourceTimeout` (504) or
+    :class:`SourceBadAnswer` (502: an error answer, a redirect elsewhere, fewer bytes than asked, a changed file)."""
+    if not _SLOTS.acquire(timeout=SLOT_WAIT):
+        raise SourceUnavailable(f"the source of {name} is slow to answer: {SERVING_FETCHES} fetches from sources wait already")
+    fired, held = threading.Event(), dict[str, Any]()
+    _IN_USE.held = held
+    watchdog = threading.Timer(timeout, _cut, (held, fired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
+        ranges = HttpRanges(url, name, size, timeout=timeout, cap=length, http=_serving_http())
         data = ranges.read(offset, length)
-    except SourceDown as exc:
-        raise SourceUnavailable(f"the source of {name} is down: {exc}") from None
-    except SourceTimedOut as exc:
-        raise SourceTimeout(f"the source of {name} {exc}") from None
-    except SourceFailed as exc:
+    except (SourceDown, SourceFailed) as exc:
+        if fired.is_set():
+            raise SourceTimeout(f"the source of {name} timed out: no whole answer within {timeout:g} s") from None
+        if isinstance(exc, SourceDown):
+            raise SourceUnavailable(f"the source of {name} is down: {exc}") from None
+        if isinstance(exc, SourceTimedOut):
+            raise SourceTimeout(f"the source of {name} {exc}") from None
         raise SourceBadAnswer(f"the source of {name} failed: {exc}") from None
+    finally:
+        watchdog.cancel()
+        _IN_USE.held = None
+        _SLOTS.release()
+    if len(data) != length and fired.is_set():
+        raise SourceTimeout(f"the source of {name} timed out: no whole answer within {timeout:g} s")
     if len(data) != length:
         raise SourceBadAnswer(f"the source of {name} sent {len(data):,} of the {length:,} bytes at {offset:,}")
     return data
