@@ -4,10 +4,10 @@ and rendered planes (previews, :mod:`loaders.previews`), with embargo decided he
 from __future__ import annotations
 
 import atexit
+import base64
 import io
 import json
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Response, current_app, request
 
@@ -31,7 +31,6 @@ from loaders.image_headers.stored import Located, NotReadableHere, where
 from loaders.previews.job import RENDERER_REVISION
 from loaders.previews import zarr_stage
 from loaders.previews.pool import PreviewCaps, PreviewPool, RenderFailed
-from loaders.previews.render import MAX_RENDER_SIDE
 
 blp = Blueprint("images", __name__, description="A study's images, as their files' headers describe them")
 #: images listed per file on one page (a plate may hold thousands: ``more_images`` pages through them)
@@ -179,10 +178,12 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     key = f"{derived_prefix(accession, image_id)}render/z{args['z']}-t{args['t']}-c{'all' if c is None else c}-l{args['level']}-r{RENDERER_REVISION}.png"
     store = archive.file_store
     if store.stat(key) is None:
-        pool = preview_pool()
+        pool, plane = preview_pool(), (found.series, args["z"], args["t"], c, args["level"])
         try:
-            with _located(pool, store, accession, found.file_key, found.series, args["level"]) as file:
-                data = pool.render(file, result.get("format"), found.series, args["z"], args["t"], c, args["level"])
+            if zarr_stage.needs_staging(store, found.file_key, _source_of(accession)):
+                data = _staged_png(zarr_stage.run(pool, store, found.file_key, "render", *plane))
+            else:
+                data = pool.render(_located(store, accession, found.file_key), result.get("format"), *plane)
         except RenderFailed as failed:
             raise RenderRefused(f"image {image_id} cannot be rendered: {failed}") from None
         try:
@@ -192,24 +193,29 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     return _png(key, view)
 
 
-@contextmanager
-def _located(pool: PreviewPool, store: Any, accession: str, file_key: str, series: int, level: int) -> Iterator[Located]:
-    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, a harvested
-    study's file at its source archive's configured file server, or a copy of the level drawn of an OME-Zarr folder
-    held in S3 (:mod:`loaders.previews.zarr_stage`)."""
+def _source_of(accession: str) -> str | None:
+    """The source archive a harvested study's files are at (None: a deposit's, held here)."""
     row = services().archive.registry.study(accession)
-    source = source_of(accession) if row is not None and row.source != "deposit" else None
-    if zarr_stage.needs_staging(store, file_key, source):
-        with zarr_stage.staged(pool, store, file_key, series, level, MAX_RENDER_SIDE) as staged:
-            yield staged
-        return
+    return source_of(accession) if row is not None and row.source != "deposit" else None
+
+
+def _located(store: Any, accession: str, file_key: str) -> Located:
+    """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, or a harvested
+    study's file at its source archive's configured file server."""
     try:
-        file = where(store, settings().header_sources, accession, file_key, source)
+        file = where(store, settings().header_sources, accession, file_key, _source_of(accession))
     except (NotReadableHere, NotLocated) as exc:
         raise RenderRefused(str(exc)) from None
     if file is None:
         raise NotFound(f"{file_key} is not in the file store")
-    yield file
+    return file
+
+
+def _staged_png(answer: dict[str, Any]) -> bytes:
+    """The PNG of a plane drawn from an OME-Zarr folder in S3 (:mod:`loaders.previews.zarr_stage`)."""
+    if "png" not in answer:
+        raise RenderFailed(str(answer.get("reason") or "the plane was not drawn"))
+    return base64.b64decode(answer["png"])
 
 
 def _check_plane(args: dict[str, Any], series: dict[str, Any]) -> None:

@@ -12,9 +12,9 @@ refused); a Location with a bad port was a 500; headers dripped a line at a time
 now cuts the connection at the deadline); a stalled source held every request thread (at most
 ``SERVING_FETCHES`` fetches run at once per process; the others get a 503 within a second); an answer that is not
 HTTP made a job retry for ever (it now fails the job); a file changed at its source was served at its old offsets
-(its size is checked against the one recorded). Tests still marked ``xfail(strict=True)`` are problems left: drawing
-one plane of a folder store in S3 copies every chunk of the level and lists every object of the store, and a level
-the renderer refuses is copied first. The others are hostile inputs that are handled.
+(its size is checked against the one recorded); drawing one plane of a folder store in S3 copied every chunk of the
+level, listed every object of the store, and copied a level the renderer then refused (the worker now asks for the
+objects it reads, round by round: loaders/previews/zarr_stage.py). The others are hostile inputs that are handled.
 """
 
 from __future__ import annotations
@@ -822,11 +822,6 @@ def test_a_plane_of_a_folder_store_in_s3_renders_its_pixels(s3site, s3reads):
     assert picture.shape == (64, 64) and np.corrcoef(picture.ravel(), expected.ravel())[0, 1] > 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: drawing one plane copies every object of the level from S3 (all its planes, time points and "
-    "channels, up to BIA_PREVIEW_MAX_SOURCE_BYTES = 2 GiB and 100,000 objects) for each render.png asked",
-)
 def test_drawing_one_plane_copies_only_that_planes_chunks(s3site, s3reads):
     answer = drawn(s3site, ZSTACK, "z=5&level=0")
     assert answer.status_code == 200, answer.data[:300]
@@ -834,11 +829,6 @@ def test_drawing_one_plane_copies_only_that_planes_chunks(s3site, s3reads):
     assert len(copied) <= 1, f"{len(copied)} chunks copied to draw a plane of one chunk"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: copying a folder store's metadata lists every object under it, chunks of every level included "
-    "(a store of millions of chunks: thousands of list requests) for each render.png asked",
-)
 def test_drawing_one_level_lists_no_other_levels_chunks(s3site, s3reads):
     answer = drawn(s3site, ZSTACK, "z=7&level=1")
     assert answer.status_code == 200, answer.data[:300]
@@ -846,11 +836,6 @@ def test_drawing_one_level_lists_no_other_levels_chunks(s3site, s3reads):
     assert listed == [], f"{len(listed)} chunks of level 0 listed to draw level 1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: a level the renderer refuses (over MAX_CHUNK_READS chunk reads) is refused only after its objects "
-    "were copied from S3: up to 100,000 objects, each a request, for each render.png asked",
-)
 def test_a_level_the_renderer_refuses_is_refused_before_its_chunks_are_copied(s3site, s3reads):
     answer = drawn(s3site, SPARSE, "level=0")
     assert_error(answer, 422)

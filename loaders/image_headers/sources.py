@@ -19,7 +19,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Protocol, cast
+from typing import IO, Any, Callable, Iterable, Protocol, cast
 
 
 class ByteCapExceeded(Exception):
@@ -214,6 +214,22 @@ class DirectoryKeys:
             if size > limit:
                 raise ByteCapExceeded(f"{key} is {size:,} bytes, over what is left of the byte cap ({limit:,})")
             return handle.read(size + 1)  # never ``limit``: a read of n bytes reserves n bytes first
+
+
+class DemandKeys:
+    """A store copied piecemeal into a local folder by a caller that holds it elsewhere (an OME-Zarr folder in S3):
+    a key there is read; a key neither there nor known to be ``absent`` is noted in :attr:`wanted` (and reads as
+    absent meanwhile), for the caller to copy before asking again."""
+
+    def __init__(self, root: str | os.PathLike[str], absent: Iterable[str] = ()) -> None:
+        self.folder, self.absent, self.name = DirectoryKeys(root), set(absent), str(root)
+        self.wanted: dict[str, None] = {}
+
+    def get(self, key: str, limit: int) -> bytes | None:
+        data = self.folder.get(key, limit)
+        if data is None and key not in self.absent:
+            self.wanted[key] = None
+        return data
 
 
 class UnreadableZip(Exception):

@@ -16,9 +16,9 @@ an S3 server that cannot be reached fails the job as an outage (retried later wi
 
 from __future__ import annotations
 
+import base64
 import io
-from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from catalog import identifiers, jobs, zarr_folders
 from catalog.config import Settings
@@ -65,10 +65,9 @@ def make_previews(
 ) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
     source = payload_source(job.payload)
-    staging = zarr_stage.needs_staging(store, job.file_key, source)
+    staged = zarr_stage.needs_staging(store, job.file_key, source)
     try:
-        with _whole(pool, store, sources, job, source, staging) as file:
-            found = pool.images(file)
+        found = zarr_stage.run(pool, store, job.file_key, "images") if staged else pool.images(_file(store, sources, job))
     except (NotReadableHere, NotLocated, RenderFailed) as exc:
         return {"status": "unreadable", "reason": str(exc)}
     if found["status"] != "ok":
@@ -77,46 +76,27 @@ def make_previews(
     images = []
     for index in found["series"][:MAX_IMAGES]:
         try:
-            with _for_image(pool, store, sources, job, source, staging, index) as file:
-                images.append(_one(pool, store, base_url, job.study, relative, file, found["format"], index))
+            if staged:
+                made = zarr_stage.run(pool, store, job.file_key, "previews", index)
+                made["pngs"] = {name: base64.b64decode(text) for name, text in (made.get("pngs") or {}).items()}
+            else:  # a presigned URL signed afresh for each image: it lasts minutes
+                made = pool.previews(_file(store, sources, job), found["format"], index)
         except (NotReadableHere, NotLocated, RenderFailed) as exc:
-            images.append({"index": index, "status": "failed", "reason": str(exc)})
+            made = {"status": "failed", "reason": str(exc)}
+        images.append(_stored(store, base_url, job.study, relative, index, made))
     return {"status": "ok", "format": found["format"], "software": f"bia-previews {renderer_version()}", "images": images}
 
 
-@contextmanager
-def _whole(
-    pool: PreviewPool, store: FileStore, sources: Any, job: jobs.Job, source: str | None, staging: bool
-) -> Iterator[Located]:
-    """Where a worker finds the file's images (an OME-Zarr folder in S3: a copy of its metadata objects)."""
-    if staging:
-        with zarr_stage.metadata_of(pool, store, job.file_key) as staged:
-            yield staged
-        return
-    file = where(store, sources, job.study, job.file_key, source)
+def _file(store: FileStore, sources: Any, job: jobs.Job) -> Located:
+    """Where a worker reads the job's file (:func:`~loaders.image_headers.stored.where`)."""
+    file = where(store, sources, job.study, job.file_key, payload_source(job.payload))
     if file is None:
         raise NotReadableHere(f"{job.file_key} is not in the file store")
-    yield file
+    return file
 
 
-@contextmanager
-def _for_image(
-    pool: PreviewPool, store: FileStore, sources: Any, job: jobs.Job, source: str | None, staging: bool, index: int
-) -> Iterator[Located]:
-    """Where a worker draws image ``index``: a presigned URL signed afresh (it lasts minutes), or for an OME-Zarr
-    folder in S3 a copy of what the drawing reads (:mod:`.zarr_stage`)."""
-    if staging:
-        with zarr_stage.staged(pool, store, job.file_key, index, None, VIEW_SIZE) as staged:
-            yield staged
-        return
-    with _whole(pool, store, sources, job, source, staging) as file:
-        yield file
-
-
-def _one(
-    pool: PreviewPool, store: FileStore, base_url: str, accession: str, relative: str, file: Located, fmt: Any, index: int
-) -> dict[str, Any]:
-    made = pool.previews(file, fmt, index)
+def _stored(store: FileStore, base_url: str, accession: str, relative: str, index: int, made: dict[str, Any]) -> dict[str, Any]:
+    """Store the PNGs drawn of image ``index``; its entry in the job's result."""
     if made.get("status") != "ok":
         return {"index": index, "status": "failed", "reason": made.get("reason") or "no preview was made"}
     ident = image_id(base_url, accession, relative, index)

@@ -66,19 +66,45 @@ def previews_in_worker(file: dict[str, Any], fmt: str | None, index: int, cap: i
     return _drawn(file, cap, timeout, lambda opened: previews_of(opened, fmt, [index], name=file["name"], cap=cap or None)[0])
 
 
-def zarr_level_in_worker(path: str, series: int, level: int | None, side: int) -> dict[str, Any]:
-    """``{"array": path in the store}`` of the level a drawing reads (:func:`~loaders.previews.render.zarr_level`),
-    or ``{"reason": …}``."""
-    from loaders.previews.render import PreviewError, zarr_level
+def staged_in_worker(path: str, absent: list[str], action: str, args: list[Any], cap: int) -> dict[str, Any]:
+    """``action`` (``images``, ``previews`` of image ``args[0]``, ``render`` of ``args`` = series, z, t, c, level)
+    on an OME-Zarr store copied piecemeal into ``path`` (:class:`~loaders.image_headers.sources.DemandKeys`): the
+    answer, or ``{"need": [keys]}`` when it asked for keys not copied yet (and not ``absent``)."""
+    from loaders.image_headers.sources import DemandKeys
 
+    keys = DemandKeys(path, absent)
     try:
-        return {"array": zarr_level(path, series, level, side)}
-    except PreviewError as exc:
-        return {"reason": str(exc)}
+        answer = _staged(keys, action, args, cap)
     except (MemoryError, SystemError):
         raise
-    except Exception as exc:  # noqa: BLE001 - a hostile store's metadata: the drawing fails with the reason
-        return {"reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    except Exception as exc:  # noqa: BLE001 - a hostile store: the drawing fails with the reason, unless keys are missing
+        answer = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    if keys.wanted:
+        return {"need": list(keys.wanted)[:MAX_NEEDED]}
+    return answer
+
+
+#: keys one round of a staged drawing may ask for, at most
+MAX_NEEDED = 20_000
+
+
+def _staged(keys: Any, action: str, args: list[Any], cap: int) -> dict[str, Any]:
+    from loaders.previews.render import previews_of, render_png
+
+    if action == "images":
+        from loaders.image_headers import ome_zarr
+        from loaders.image_headers.model import ImageHeaders, bounded
+        from loaders.image_headers.sources import CountingKeys
+
+        found = ImageHeaders(source=keys.name)
+        ome_zarr.read(CountingKeys(keys, cap), found)
+        if found.status == "ok" and not found.series:
+            found.fail("unreadable", "no image found in it")
+        return _images(bounded(found).to_dict())
+    if action == "previews":
+        return previews_of(keys, "ome-zarr", [int(args[0])], name=keys.name, cap=cap)[0]
+    series, z, t, c, level = args
+    return {"png": render_png(keys, "ome-zarr", series, z, t, c, level, name=keys.name, cap=cap)}
 
 
 def render_in_worker(
@@ -218,16 +244,14 @@ class PreviewPool:
             raise RenderFailed(failure.reason) from None
         return base64.b64decode(_checked(text, file))
 
-    def zarr_level(self, path: str, series: int, level: int | None, side: int) -> str:
-        """The array of the OME-Zarr store at ``path`` that drawing ``series`` reads (see
-        :func:`zarr_level_in_worker`); :class:`RenderFailed` with the reason otherwise."""
+    def staged(self, path: str, absent: list[str], action: str, *args: Any) -> dict[str, Any]:
+        """:func:`staged_in_worker` in a sandboxed worker; a worker the sandbox stopped is a failed answer."""
         try:
-            found = self.sandbox.call(f"{_MODULE}:zarr_level_in_worker", path, series, level, side)
+            return dict(
+                self.sandbox.call(f"{_MODULE}:staged_in_worker", path, absent, action, list(args), self.caps.source_bytes)
+            )
         except SandboxFailure as failure:
-            raise RenderFailed(failure.reason) from None
-        if "array" not in found:
-            raise RenderFailed(str(found.get("reason") or "no level to draw"))
-        return str(found["array"])
+            return {"status": "failed", "reason": failure.reason}
 
     def close(self) -> None:
         self.sandbox.close()

@@ -21,9 +21,12 @@ import io
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator, Union
+from typing import IO, TYPE_CHECKING, Any, Iterator, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from loaders.image_headers.sources import DemandKeys
 
 #: thumbnail sizes (longest side, pixels) and the static view's
 THUMBNAIL_SIZES = (128, 256, 512)
@@ -59,6 +62,8 @@ PALETTES = {
 _Z_AXES = "ZQIR"
 #: a file to draw: a local path, or a seekable binary file object
 File = Union[str, IO[bytes]]
+#: what the OME-Zarr image and the entry points take besides: a store copied piecemeal (an OME-Zarr folder in S3)
+Drawable = Union[str, IO[bytes], "DemandKeys"]
 
 
 class PreviewError(ValueError):
@@ -368,15 +373,17 @@ class ZarrImage:
     (:class:`~loaders.image_headers.sources.ZipKeys`, 16 MiB a member), the archive's bytes and the unpacked ones
     counted against ``cap``; one chunk at a time, of at most :data:`MAX_CHUNK_BYTES` of pixels."""
 
-    def __init__(self, file: File, series: int, name: str, cap: int | None = None) -> None:
+    def __init__(self, file: Drawable, series: int, name: str, cap: int | None = None) -> None:
         from loaders.image_headers import ome_zarr
-        from loaders.image_headers.sources import CountingKeys, DirectoryKeys, UnreadableZip, ZipKeys
+        from loaders.image_headers.sources import CountingKeys, DemandKeys, DirectoryKeys, UnreadableZip, ZipKeys
 
         self.zipped: Any = None
         self._source: Any = None
         try:
-            if isinstance(file, str) and os.path.isdir(file):  # a store uploaded as a folder of files
-                keys: Any = DirectoryKeys(file)
+            if isinstance(file, DemandKeys):  # a folder store held elsewhere, copied as the drawing asks
+                keys: Any = file
+            elif isinstance(file, str) and os.path.isdir(file):  # a store uploaded as a folder of files
+                keys = DirectoryKeys(file)
             else:
                 self.reader, self._source = _counting(file, name, cap or MAX_ZARR_BYTES)
                 keys = self.zipped = ZipKeys(self.reader, name)
@@ -405,6 +412,12 @@ class ZarrImage:
         datasets = multiscale.get("datasets") or []
         if not datasets:
             raise PreviewError(f"image {path or '/'} names no levels (multiscales datasets)")
+        from catalog.file_paths import path_problem
+
+        for dataset in datasets[:MAX_ZARR_LEVELS]:
+            level = str(dataset.get("path", "")) if isinstance(dataset, dict) else ""
+            if path_problem(level) or level.strip("/") != level or "//" in level:
+                raise PreviewError(f"a level's path {level[:100]!r} is not a plain path inside the store")
         #: where each level's array is in the store
         self.level_paths = ["/".join(filter(None, (path, str(d["path"])))) for d in datasets[:MAX_ZARR_LEVELS]]
         self.levels = [zarr.open_array(self.store, path=level, mode="r") for level in self.level_paths]
@@ -521,14 +534,17 @@ def _hex_colour(text: Any) -> tuple[int, int, int] | None:
     return (number >> 16) & 255, (number >> 8) & 255, number & 255
 
 
-def open_image(file: File, fmt: str | None, series: int, name: str | None = None, cap: int | None = None) -> Any:
+def open_image(file: Drawable, fmt: str | None, series: int, name: str | None = None, cap: int | None = None) -> Any:
     """An opened image of ``file`` (called ``name``, default its path) by the format its headers named (or its
     name); ``cap``: the bytes an ``.ome.zarr.zip`` may give up (default :data:`MAX_ZARR_BYTES`)."""
     from loaders.image_headers.read import ZARR_ZIP_SUFFIX
 
+    from loaders.image_headers.sources import DemandKeys
+
     kind = (fmt or "").lower()
     lower = (name or (file if isinstance(file, str) else "")).lower()
-    if kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX) or (isinstance(file, str) and os.path.isdir(file)):
+    folder = isinstance(file, str) and os.path.isdir(file)
+    if isinstance(file, DemandKeys) or kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX) or folder:
         return ZarrImage(file, series, name or str(file), cap)
     if "tiff" in kind or lower.endswith((".tif", ".tiff")):
         return TiffImage(file, series)
@@ -587,7 +603,7 @@ def _b64(data: bytes) -> str:
 
 
 def previews_of(
-    file: File, fmt: str | None, series: list[int], name: str | None = None, cap: int | None = None
+    file: Drawable, fmt: str | None, series: list[int], name: str | None = None, cap: int | None = None
 ) -> list[dict[str, Any]]:
     """Thumbnails and the static view of each of ``series`` of ``file`` (called ``name``; ``cap``: as
     :func:`open_image` takes it): per series ``{"index", "status", "reason"?, "level", "pngs": {name: base64 PNG},
@@ -605,7 +621,7 @@ def previews_of(
     return out
 
 
-def _previews(file: File, fmt: str | None, series: int, name: str | None, cap: int | None) -> dict[str, Any]:
+def _previews(file: Drawable, fmt: str | None, series: int, name: str | None, cap: int | None) -> dict[str, Any]:
     image = open_image(file, fmt, series, name, cap)
     try:
         level = _pick_level(image.source.shapes, VIEW_SIZE)
@@ -622,22 +638,8 @@ def _previews(file: File, fmt: str | None, series: int, name: str | None, cap: i
     }
 
 
-def zarr_level(path: str, series: int, level: int | None, side: int) -> str:
-    """Where, in the OME-Zarr store at ``path`` (its metadata objects at least), the array is that drawing image
-    ``series`` at ``level`` (None: the lowest that suffices for ``side`` pixels) reads: its chunks are what a caller
-    that holds the store elsewhere must fetch first."""
-    image = ZarrImage(path, series, path)
-    try:
-        chosen = _pick_level(image.source.shapes, side) if level is None else level
-        if not 0 <= chosen < len(image.level_paths):
-            raise PreviewError(f"level {chosen} is not one of the image's {len(image.level_paths)} levels")
-        return image.level_paths[chosen]
-    finally:
-        image.close()
-
-
 def render_png(
-    file: File,
+    file: Drawable,
     fmt: str | None,
     series: int,
     z: int,
