@@ -26,8 +26,9 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -49,8 +50,17 @@ from tests.servers.range_server import RangeServer
 from tests.servers.seaweedfs_server import free_ports
 from tests.test_ome_zarr import SETTINGS as ZARR_SETTINGS
 from tests.test_ome_zarr import pyramid_tiff
-from tests.test_ome_zarr_harvested import EMBARGOED, PYRAMID, RELEASED, SETTINGS, files_path, records
-from tests.test_remote_headers import _serve_study
+from tests.test_ome_zarr_harvested import (
+    EMBARGOED,
+    PYRAMID,
+    RELEASED,
+    SETTINGS,
+    chunk_of,
+    files_path,
+    image_path,
+    records,
+    serving_source,
+)
 
 IMAGES = Path(__file__).parent / "data" / "images"
 NUCLEI = IMAGES / "tiff" / "stardist_img2d.tif"
@@ -214,11 +224,7 @@ def harvested(make_module_catalog, pyramid, tmp_path_factory):
     """S-BIAD1492 and an embargoed copy (S-BIAD1493) harvested, the released one also listing files whose paths look
     like URL syntax (:data:`ODD_PATHS`); header reads and OME-Zarr jobs done against a range server standing for
     BioStudies' file server; the app served over HTTP too."""
-    source = RangeServer().start()
-    _serve_study(source)
-    for accession in (RELEASED, EMBARGOED):
-        source.add(f"{files_path(accession)}/{PYRAMID}", pyramid)
-    source.add(f"{files_path(EMBARGOED)}/images/img2d.tif", NUCLEI)
+    source = serving_source(pyramid)
     for path in ODD_PATHS:
         source.add(f"{files_path(RELEASED)}/{quote(path, safe='/')}", NUCLEI)
     (port,) = free_ports(1)
@@ -249,16 +255,11 @@ def harvested(make_module_catalog, pyramid, tmp_path_factory):
     source.stop()
 
 
-def image_path(path: str, accession: str = RELEASED) -> str:
-    return f"/studies/{accession}/images/{ome_zarr_job.image_id(accession, path, 0)}"
-
-
 def chunk(harvested, key: str = "0/1/1") -> tuple[str, int, int]:
     """The served path of a chunk of the pyramid's virtual store (not at the file's start), its offset and length."""
-    document = harvested["client"].get(f"{image_path(PYRAMID)}/ome.zarr.json").get_json()
-    _url, offset, length = document["refs"][key]
+    path, offset, length = chunk_of(harvested, key)
     assert offset > 0
-    return f"{image_path(PYRAMID)}/ome.zarr/{key}", offset, length
+    return path, offset, length
 
 
 def against(harvested, hostile: Hostile, **settings: Any):
@@ -528,27 +529,41 @@ def test_file_paths_that_look_like_urls_are_fetched_as_paths_below_the_source(ha
     assert harvested["evil"].requests == []
 
 
-@pytest.fixture
-def tampered(harvested):
-    """Put refs into the pyramid's stored reference document (as a hostile TIFF's tile table would make them);
-    the document is restored after the test."""
+@contextmanager
+def json_replaced(store: Any, key: str) -> Iterator[tuple[dict, Any]]:
+    """The JSON object stored at ``key`` and ``put(document)``, which stores another in its place; the original is
+    stored again afterwards."""
     from io import BytesIO
 
-    store = harvested["catalog"].services.archive.file_store
-    key = job_of(harvested, PYRAMID).result["images"][0]["store_key"]
     original = b"".join(store.open_range(key))
 
-    def put(refs: dict[str, Any], templates: dict[str, str] | None = None) -> None:
-        document = json.loads(original)
-        document["refs"].update(refs)
-        document["templates"].update(templates or {})
+    def put(document: dict) -> None:
         data = json.dumps(document).encode()
         store.delete(key)
         store.put(key, BytesIO(data), size=len(data), content_type="application/json")
 
-    yield put
-    store.delete(key)
-    store.put(key, BytesIO(original), size=len(original), content_type="application/json")
+    try:
+        yield json.loads(original), put
+    finally:
+        store.delete(key)
+        store.put(key, BytesIO(original), size=len(original), content_type="application/json")
+
+
+@pytest.fixture
+def tampered(harvested):
+    """Put refs into the pyramid's stored reference document (as a hostile TIFF's tile table would make them);
+    the document is restored after the test."""
+    store = harvested["catalog"].services.archive.file_store
+    key = job_of(harvested, PYRAMID).result["images"][0]["store_key"]
+    with json_replaced(store, key) as (original, put):
+
+        def tamper(refs: dict[str, Any], templates: dict[str, str] | None = None) -> None:
+            document = json.loads(json.dumps(original))
+            document["refs"].update(refs)
+            document["templates"].update(templates or {})
+            put(document)
+
+        yield tamper
 
 
 def test_refs_past_the_file_negative_or_to_another_file_are_4xx_or_502(harvested, tampered):
@@ -846,22 +861,15 @@ def test_a_level_the_renderer_refuses_is_refused_before_its_chunks_are_copied(s3
 @pytest.fixture
 def swapped(s3site):
     """Replace the ``.zattrs`` of SWAP in S3 after its headers were read (the renderer reads it anew)."""
-    from io import BytesIO
-
     store = s3site["made"].services.archive.file_store
-    key = f"studies/{s3site['accession']}/{SWAP}/.zattrs"
-    original = b"".join(store.open_range(key))
+    with json_replaced(store, f"studies/{s3site['accession']}/{SWAP}/.zattrs") as (original, put):
 
-    def put(level_path: str) -> None:
-        attrs = json.loads(original)
-        attrs["multiscales"][0]["datasets"][0]["path"] = level_path
-        data = json.dumps(attrs).encode()
-        store.delete(key)
-        store.put(key, BytesIO(data), size=len(data), content_type="application/json")
+        def swap(level_path: str) -> None:
+            attrs = json.loads(json.dumps(original))
+            attrs["multiscales"][0]["datasets"][0]["path"] = level_path
+            put(attrs)
 
-    yield put
-    store.delete(key)
-    store.put(key, BytesIO(original), size=len(original), content_type="application/json")
+        yield swap
 
 
 @pytest.mark.parametrize(

@@ -62,14 +62,19 @@ def pyramid(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def source(pyramid):
-    """The source archive's file server: both studies' files (the real images, and the pyramid)."""
+def serving_source(pyramid: Path) -> RangeServer:
+    """The source archive's file server, started: both studies' files (the real images, and the pyramid)."""
     server = RangeServer().start()
     _serve_study(server)
     for accession in (RELEASED, EMBARGOED):
         server.add(f"{files_path(accession)}/{PYRAMID}", pyramid)
     server.add(f"{files_path(EMBARGOED)}/images/img2d.tif", IMAGES / "tiff" / "stardist_img2d.tif")
+    return server
+
+
+@pytest.fixture(scope="module")
+def source(pyramid):
+    server = serving_source(pyramid)
     yield server
     server.stop()
 
