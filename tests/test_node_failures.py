@@ -200,12 +200,17 @@ def test_a_hung_graph_server_leaves_health_answering_and_reads_get_503(hung_cata
     time.sleep(0.5)
     health = requests.get(f"{url}/health", timeout=5)
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert not answers, "the reads were answered before /health: they did not wait on the hung server"
+    # public SPARQL runs on the node's replica of the public graph once it has caught up (it may have): only the
+    # other reads must wait on the hung server
+    early = {name for name, answer in answers.items() if not (name == "sparql" and answer.status_code == 200)}
+    assert not early, f"{early} answered before /health: they did not wait on the hung server"
     assert requests.get(f"{url}/studies", headers={"Accept": "application/json"}, timeout=5).json()["total"] == 2
     for thread in threads:
         thread.join(30)
     assert set(answers) == set(reads)  # every read answered within its timeout, not 600 s
     for name, answer in answers.items():
+        if name == "sparql" and answer.status_code == 200:
+            continue  # answered by the replica
         assert error_body(answer, 503)["code"] in ("graph_store_timeout", "query_timeout"), name
     asked = len(public.requests)
     again = requests.get(reads["links"], timeout=5)  # the hung server is not asked again for a while
