@@ -364,3 +364,33 @@ def test_the_result_cache_keeps_what_fits_its_byte_cap():
     assert cache.get(("S", "d"), (2, 0.0)) is None  # the job was done again since
     cache.put(("S", "huge"), (1, 0.0), {}, 101)
     assert cache.get(("S", "huge"), (1, 0.0)) is None and cache.get(("S", "b"), (1, 0.0)) == {"name": "b"}
+
+
+def test_reference_documents_are_kept_within_a_byte_cap_and_parsed_once(tmp_path):
+    """Found by an audit: parsed reference documents (about nine times their JSON) were kept by count only, and
+    requests arriving together each parsed the same document."""
+    import json as json_module
+    import threading
+
+    from catalog.file_store_local import LocalFileStore
+    from loaders.ngff.served import Documents
+
+    store = LocalFileStore(tmp_path / "files")
+    for name, refs in (("a", 10), ("b", 10), ("big", 4000)):
+        data = json_module.dumps({"refs": {f"0/{i}": ["{{u}}", i, 1] for i in range(refs)}, "templates": {"u": "k"}}).encode()
+        store.put(f"d/{name}.json", io.BytesIO(data), size=len(data))
+    docs = Documents(store, cached=8, max_bytes=2000)
+    opened = []
+    real = store.open_range
+    store.open_range = lambda key, *a, **k: opened.append(key) or real(key, *a, **k)  # type: ignore[method-assign]
+    threads = [threading.Thread(target=docs.get, args=("d/a.json",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened == ["d/a.json"]  # parsed once for eight requests
+    docs.get("d/big.json")
+    docs.get("d/big.json")
+    assert opened.count("d/big.json") == 2  # over the byte cap: used, not kept
+    docs.get("d/b.json")
+    assert docs._bytes <= 2000 and len(docs._docs) == 2

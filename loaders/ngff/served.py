@@ -19,8 +19,9 @@ from catalog.file_store import FileStore, ObjectNotFound
 
 #: the largest reference document served (a 1 % document of a 25 GB image)
 MAX_DOCUMENT_BYTES = 256 << 20
-#: parsed documents kept per process
+#: parsed documents kept per process, and the JSON bytes they were parsed from, at most in all
 CACHED = 8
+CACHED_BYTES = 32 << 20
 TEMPLATE = "{{u}}"
 
 
@@ -41,26 +42,49 @@ class Chunk:
 
 
 class Documents:
-    """Parsed reference documents of one file store, the most recently used kept."""
+    """Parsed reference documents of one file store, the most recently used kept: at most ``cached`` of them, parsed
+    from at most :data:`CACHED_BYTES` of JSON in all (a parsed document takes about nine times its JSON). A document
+    is parsed once however many requests ask for it at the same time."""
 
-    def __init__(self, store: FileStore, cached: int = CACHED) -> None:
+    def __init__(self, store: FileStore, cached: int = CACHED, max_bytes: int = CACHED_BYTES) -> None:
         self.store = store
-        self.cached = cached
-        self._docs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self.cached, self.max_bytes = cached, max_bytes
+        self._docs: OrderedDict[tuple[str, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     def get(self, key: str) -> tuple[dict[str, Any], str]:
         """The document at ``key`` and its MD5; :class:`ObjectNotFound` if it is missing."""
         stored = self.store.stat(key)
         if stored is None:
             raise ObjectNotFound(f"no reference document at {key}")
-        with self._lock:
-            found = self._docs.get((key, stored.md5))
-            if found is not None:
-                self._docs.move_to_end((key, stored.md5))
-                return found, stored.md5
+        name = (key, stored.md5)
+        found = self._kept(name)
+        if found is not None:
+            return found, stored.md5
         if stored.size > MAX_DOCUMENT_BYTES:
             raise DocumentUnusable(f"the reference document is {stored.size:,} bytes, over the {MAX_DOCUMENT_BYTES:,} served")
+        with self._lock:
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one parse per document; the others wait for it
+            found = self._kept(name)
+            if found is None:
+                found = self._parse(key)
+                self._keep(name, found, stored.size)
+        with self._lock:
+            self._loading.pop(name, None)
+        return found, stored.md5
+
+    def _kept(self, name: tuple[str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            kept = self._docs.get(name)
+            if kept is None:
+                return None
+            self._docs.move_to_end(name)
+            return kept[0]
+
+    def _parse(self, key: str) -> dict[str, Any]:
         try:
             document = json.loads(b"".join(self.store.open_range(key)))
             refs, templates = document["refs"], document.get("templates") or {}
@@ -68,11 +92,17 @@ class Documents:
             raise DocumentUnusable(f"the stored reference document cannot be read: {exc}") from exc
         if not isinstance(refs, dict) or not isinstance(templates, dict):
             raise DocumentUnusable("the stored reference document has no references")
+        return document
+
+    def _keep(self, name: tuple[str, str], document: dict[str, Any], size: int) -> None:
+        """Keep a parsed document (one larger than the byte cap is used once, not kept)."""
+        if size > self.max_bytes:
+            return
         with self._lock:
-            self._docs[(key, stored.md5)] = document
-            while len(self._docs) > self.cached:
-                self._docs.popitem(last=False)
-        return document, stored.md5
+            self._docs[name] = (document, size)
+            self._bytes += size
+            while len(self._docs) > self.cached or self._bytes > self.max_bytes:
+                self._bytes -= self._docs.popitem(last=False)[1][1]
 
 
 def resolve(document: dict[str, Any], key: str) -> bytes | Chunk | None:
