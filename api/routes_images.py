@@ -26,7 +26,8 @@ from catalog.image_graph import ImageGraph
 from catalog.image_index import IndexedImage
 from catalog.image_representations import derived_prefix, preview_key
 from catalog.views import PRIVATE, PUBLIC
-from loaders.image_headers.remote import NotLocated, source_of
+from loaders.image_headers.harvested import source_archive
+from loaders.image_headers.remote import NotLocated
 from loaders.image_headers.stored import Located, NotReadableHere, where
 from loaders.previews.job import RENDERER_REVISION
 from loaders.previews import zarr_stage
@@ -179,11 +180,12 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     store = archive.file_store
     if store.stat(key) is None:
         pool, plane = preview_pool(), (found.series, args["z"], args["t"], c, args["level"])
+        source = source_archive(archive.registry, accession)
         try:
-            if zarr_stage.needs_staging(store, found.file_key, _source_of(accession)):
+            if zarr_stage.needs_staging(store, found.file_key, source):
                 data = _staged_png(zarr_stage.run(pool, store, found.file_key, "render", *plane))
             else:
-                data = pool.render(_located(store, accession, found.file_key), result.get("format"), *plane)
+                data = pool.render(_located(store, accession, found.file_key, source), result.get("format"), *plane)
         except RenderFailed as failed:
             raise RenderRefused(f"image {image_id} cannot be rendered: {failed}") from None
         try:
@@ -193,17 +195,11 @@ def render_plane(args: dict[str, Any], accession: str, image_id: str) -> Respons
     return _png(key, view)
 
 
-def _source_of(accession: str) -> str | None:
-    """The source archive a harvested study's files are at (None: a deposit's, held here)."""
-    row = services().archive.registry.study(accession)
-    return source_of(accession) if row is not None and row.source != "deposit" else None
-
-
-def _located(store: Any, accession: str, file_key: str) -> Located:
+def _located(store: Any, accession: str, file_key: str, source: str | None) -> Located:
     """Where the sandboxed renderer reads the image's file: in place, an S3 object by a presigned URL, or a harvested
-    study's file at its source archive's configured file server."""
+    study's file at its source archive's (``source``) configured file server."""
     try:
-        file = where(store, settings().header_sources, accession, file_key, _source_of(accession))
+        file = where(store, settings().header_sources, accession, file_key, source)
     except (NotReadableHere, NotLocated) as exc:
         raise RenderRefused(str(exc)) from None
     if file is None:

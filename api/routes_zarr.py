@@ -31,7 +31,9 @@ from catalog.errors import CatalogError, NotFound
 from catalog.file_index import Filter
 from catalog.file_paths import path_problem
 from catalog.image_index import IndexedImage
-from loaders.image_headers.remote import NotLocated, fetch_window, source_of
+from loaders.image_headers.harvested import source_archive
+from loaders.image_headers.remote import NotLocated
+from loaders.image_headers.window import fetch_window
 from loaders.image_headers.stored import where
 from loaders.ngff import results, served
 
@@ -149,7 +151,7 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
     """A chunk of a harvested study's file, whose bytes stay at its source archive: exactly its byte range, fetched
     from the file's URL there (:func:`~loaders.image_headers.stored.where`: configured sources only, redirects on
     the same host only, ``BIA_HEADER_REQUEST_TIMEOUT``), at most ``BIA_OME_ZARR_MAX_PROXY_BYTES``; a source that is
-    down, fails or is too slow is a 503, 502 or 504 (:func:`~loaders.image_headers.remote.fetch_window`)."""
+    down, fails or is too slow is a 503, 502 or 504 (:func:`~loaders.image_headers.window.fetch_window`)."""
     accession = str((request.view_args or {})["accession"])
     url = _source_url(accession, found.key)
     if url is None:
@@ -170,8 +172,7 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
 def _source_url(accession: str, file_key: str) -> str | None:
     """The URL of a harvested study's file at its source archive's configured file server; None for a study whose
     files this archive holds (a deposit), or whose source has no file server."""
-    row = services().archive.registry.study(accession)
-    source = source_of(accession) if row is not None and row.source != "deposit" else None
+    source = source_archive(services().archive.registry, accession)
     if source is None:
         return None
     try:

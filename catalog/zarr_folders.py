@@ -3,9 +3,10 @@ file paths belong to one, and which one file stands for the whole store.
 
 A store is a folder whose name ends with ``.zarr`` (``x.zarr``, ``x.ome.zarr``) and that holds a root metadata
 file, its *marker*: ``zarr.json`` (Zarr v3) or, if it has none, ``.zattrs`` (Zarr v2); a store inside another is
-part of it. The store stands as one image file through its marker. The header, OME-Zarr and preview jobs are queued for markers only: a marker's job reads the
-whole folder (only its metadata objects for headers), and the files inside a store get no job of their own (a chunk
-is not an image file). A folder without a marker is a folder of plain files.
+part of it. The store stands as one image file through its marker. The header, OME-Zarr and preview jobs are
+queued for markers only: a marker's job reads the whole folder (only its metadata objects for headers), and the
+files inside a store get no job of their own (a chunk is not an image file). A folder without a marker is a folder
+of plain files.
 """
 
 from __future__ import annotations

@@ -64,6 +64,13 @@ def enqueue_harvested(
     return done
 
 
+def source_archive(registry: Any, accession: str) -> str | None:
+    """The source archive whose file server holds a study's files (:func:`~.remote.source_of`); None for a
+    deposit (its files are held here), a study the registry does not know, or a source with no known file server."""
+    row = registry.study(accession)
+    return source_of(accession) if row is not None and row.source != "deposit" else None
+
+
 def _harvested(archive: Any, accessions: Iterable[str] | None) -> Iterator[Any]:
     """The registry rows of the released or embargoed harvested studies among ``accessions`` (None: all)."""
     if accessions is None:

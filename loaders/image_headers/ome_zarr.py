@@ -197,7 +197,7 @@ def _distinct_paths(paths: list[str], warnings: list[str]) -> list[str]:
     for path in paths:
         if path in kept:
             repeated += 1
-        elif path_problem(path) or path.strip("/") != path or "//" in path:
+        elif path_problem(path):
             refused += 1
         else:
             kept[path] = None

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import urllib3
 from minio.error import MinioException
@@ -59,7 +59,7 @@ def locate(store: FileStore, key: str) -> Located | None:
     file stands for its store: a local store's folder is located (its chunks are read in place); one in S3 is not
     readable here (a worker could not read its chunks by one presigned URL)."""
     if zarr_folders.is_marker(key):
-        return _locate_folder(store, zarr_folders.folder_of_marker(key))
+        return locate_folder(store, zarr_folders.folder_of_marker(key))
     if isinstance(store, S3FileStore):
         found = store.stat(key)
         if found is None:
@@ -73,15 +73,6 @@ def locate(store: FileStore, key: str) -> Located | None:
         raise NotReadableHere(f"files in a {type(store).__name__} are not read")
     path = store.root / key
     return Located(name=key, path=str(path), size=path.stat().st_size) if path.is_file() else None
-
-
-def _locate_folder(store: FileStore, folder: str) -> Located | None:
-    if not isinstance(store, LocalFileStore):
-        raise NotReadableHere(
-            f"the pixels of an OME-Zarr folder are read only from a local file store, not from a {type(store).__name__}"
-        )
-    path = store.root / folder
-    return Located(name=folder, path=str(path)) if path.is_dir() else None
 
 
 def where(
@@ -131,51 +122,67 @@ ZARR_OME_XML = "OME/METADATA.ome.xml"
 MAX_METADATA_OBJECTS = 100_000
 
 
-def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHeaders:
-    """The headers of the Zarr store held as the files under ``folder``: read in place from a local store; from S3,
-    its metadata objects (never a chunk, at most the readers' byte cap in all) are first copied into a temporary
-    folder the worker reads (the worker holds no credential, and the caller parses nothing)."""
+class MetadataTooLarge(NotReadableHere):
+    """A Zarr folder in S3 whose metadata objects are more, or larger, than may be copied for a worker to read."""
+
+
+def is_zarr_metadata(key: str) -> bool:
+    """Whether a key of a Zarr store (relative to its root) is a metadata object, the OME-XML of a layout included."""
+    return key.rsplit("/", 1)[-1] in ZARR_METADATA or key == ZARR_OME_XML
+
+
+def locate_folder(store: FileStore, folder: str, copy_into: Path | None = None, cap: int = 0) -> Located | None:
+    """Where a worker reads the Zarr store held as the files under ``folder`` (None: no such folder): a local store's
+    folder in place; from S3, given ``copy_into``, a copy of its metadata objects made there (enough to read its
+    headers and validate its images: never a chunk; at most ``cap`` bytes, else :class:`MetadataTooLarge`).
+    Otherwise :class:`NotReadableHere` (a worker could not read the store's objects by one presigned URL)."""
     if isinstance(store, LocalFileStore):
         path = store.root / folder
-        headers = pool.read(str(path)) if path.is_dir() else missing(folder)
-    elif isinstance(store, S3FileStore):
-        with tempfile.TemporaryDirectory(prefix="bia-zarr-metadata-") as copy:
-            problem = copy_zarr_metadata(store, folder, Path(copy), pool.caps.max_bytes)
-            headers = ImageHeaders(source=folder).fail("unreadable", problem) if problem else pool.read(copy)
-    else:
-        raise NotReadableHere(f"files in a {type(store).__name__} are not read")
+        return Located(name=folder, path=str(path)) if path.is_dir() else None
+    if isinstance(store, S3FileStore) and copy_into is not None:
+        problem = copy_zarr_metadata(store, folder, copy_into, cap)
+        if problem:
+            raise MetadataTooLarge(f"{folder}: {problem}")
+        return Located(name=folder, path=str(copy_into))
+    raise NotReadableHere(
+        f"the pixels of an OME-Zarr folder are read only from a local file store, not from a {type(store).__name__}"
+    )
+
+
+def read_zarr_folder(pool: HeaderPool, store: FileStore, folder: str) -> ImageHeaders:
+    """The headers of the Zarr store held as the files under ``folder`` (:func:`locate_folder`: from S3, its
+    metadata objects are first copied, at most the readers' byte cap; the worker holds no credential, and the caller
+    parses nothing)."""
+    with tempfile.TemporaryDirectory(prefix="bia-zarr-metadata-") as copy:
+        try:
+            found = locate_folder(store, folder, Path(copy), pool.caps.max_bytes)
+        except MetadataTooLarge as exc:
+            return ImageHeaders(source=folder).fail("unreadable", str(exc))
+        headers = pool.read(str(found.path)) if found is not None else missing(folder)
     headers.source = folder
     return headers
 
 
 def copy_zarr_metadata(store: FileStore, folder: str, target: Path, cap: int) -> str | None:
-    """Copy the metadata objects of the store under ``folder`` into ``target``; a reason when over ``cap`` bytes or
-    :data:`MAX_METADATA_OBJECTS` objects."""
-
-    def metadata(relative: str) -> bool:
-        return relative.rsplit("/", 1)[-1] in ZARR_METADATA or relative == ZARR_OME_XML
-
-    return copy_objects(store, folder, target, cap, MAX_METADATA_OBJECTS, metadata, "metadata objects")
-
-
-def copy_objects(
-    store: FileStore, folder: str, target: Path, cap: int, most: int, wanted: Callable[[str], bool], what: str = "objects"
-) -> str | None:
-    """Copy the objects under ``folder`` whose paths below it are ``wanted`` into ``target`` (each under its path);
-    a reason (naming them ``what``) when they hold more than ``cap`` bytes or are more than ``most``."""
+    """Copy the metadata objects of the store under ``folder`` into ``target`` (each under its path); a reason when
+    they hold more than ``cap`` bytes or are more than :data:`MAX_METADATA_OBJECTS`."""
     copied = count = 0
     for found in store.list(folder + "/", checksums=False):
         relative = found.key[len(folder) + 1 :]
-        if not wanted(relative) or path_problem(relative):
+        if not is_zarr_metadata(relative) or path_problem(relative):
             continue
         copied, count = copied + found.size, count + 1
         if copied > cap:
-            return f"its {what} hold more than the {cap:,}-byte cap"
-        if count > most:
-            return f"it holds more than {most:,} {what}"
-        local = target / relative
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with local.open("wb") as out:
-            for chunk in store.open_range(found.key):
-                out.write(chunk)
+            return f"its metadata objects hold more than the {cap:,}-byte cap"
+        if count > MAX_METADATA_OBJECTS:
+            return f"it holds more than {MAX_METADATA_OBJECTS:,} metadata objects"
+        copy_object(store, found.key, target / relative)
     return None
+
+
+def copy_object(store: FileStore, key: str, local: Path) -> None:
+    """Write the object ``key`` of ``store`` to the local file ``local`` (its folders made)."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with local.open("wb") as out:
+        for chunk in store.open_range(key):
+            out.write(chunk)

@@ -67,7 +67,7 @@ from catalog.sandbox import Limits, SandboxFailure, SandboxPool
 from catalog.stores import open_file_store
 from loaders.image_headers import harvested
 from loaders.image_headers.remote import NotLocated, SourceUnavailable
-from loaders.image_headers.stored import Located, NotReadableHere, payload_source, where
+from loaders.image_headers.stored import Located, NotReadableHere, locate_folder, payload_source, where
 
 KIND = "ome_zarr"
 #: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
@@ -194,28 +194,15 @@ def _located(
     folder, or from S3 a copy of its metadata objects in ``scratch``); :class:`ConversionFailed` when it cannot."""
     try:
         if source is None and zarr_folders.is_marker(file_key):
-            return _zarr_folder(store, zarr_folders.folder_of_marker(file_key), scratch, caps)
-        located = where(store, sources, accession, file_key, source)
+            folder = zarr_folders.folder_of_marker(file_key)
+            located = locate_folder(store, folder, scratch, int(caps["max_metadata_bytes"]))
+        else:
+            located = where(store, sources, accession, file_key, source)
     except (NotReadableHere, NotLocated) as exc:
         raise ConversionFailed(str(exc)) from None
     if located is None:
         raise ConversionFailed(f"{file_key} is not in the file store")
     return located
-
-
-def _zarr_folder(store: FileStore, folder: str, scratch: Path, caps: dict[str, Any]) -> Located:
-    from catalog.file_store_local import LocalFileStore
-
-    from loaders.image_headers.stored import copy_zarr_metadata
-
-    if isinstance(store, LocalFileStore):
-        if not (store.root / folder).is_dir():
-            raise ConversionFailed(f"{folder} is not in the file store")
-        return Located(name=folder, path=str(store.root / folder))
-    problem = copy_zarr_metadata(store, folder, scratch, int(caps["max_metadata_bytes"]))
-    if problem:
-        raise ConversionFailed(f"{folder}: {problem}")
-    return Located(name=folder, path=str(scratch))
 
 
 def _made(pool: SandboxPool, source: Located, out: str, path: str, file_key: str, caps: dict[str, Any]) -> dict[str, Any]:

@@ -185,16 +185,7 @@ def _unpacked(path: str, folder: Path, caps: Mapping[str, int]) -> dict[str, Any
         done = unpack(path, target, max_members=caps.get("max_members", MAX_MEMBERS), max_bytes=caps.get("max_bytes", MAX_BYTES))
     except (UnsafeArchive, ValueError) as exc:
         return {"status": "unreadable", "reason": str(exc)}
-    made: dict[str, Any] = {"status": "ok", "format": "ome-zarr-zip", "images": [], "failures": []}
-    for series in headers["series"]:
-        try:
-            made["images"].append(_unpacked_image(target / done.root, series, done))
-        except (ValueError, OSError, KeyError, IndexError) as exc:
-            made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
-    if not made["images"]:
-        made["status"] = "unreadable"
-        made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"])
-    return made
+    return _images_in(target / done.root, headers["series"], "ome-zarr-zip", done)
 
 
 def _in_place(path: str, caps: Mapping[str, int]) -> dict[str, Any]:
@@ -205,14 +196,18 @@ def _in_place(path: str, caps: Mapping[str, int]) -> dict[str, Any]:
     headers = read_headers(path, max_bytes=_header_cap(caps), fatal=(MemoryError, SystemError)).to_dict()
     if headers["status"] != "ok":
         return {"status": "unreadable", "reason": headers.get("reason") or "no OME-Zarr image found"}
-    made: dict[str, Any] = {"status": "ok", "format": "ome-zarr", "images": [], "failures": []}
-    for series in headers["series"]:
+    return _images_in(Path(path), headers["series"], "ome-zarr", None)
+
+
+def _images_in(store: Path, found: list[dict[str, Any]], fmt: str, done: Any) -> dict[str, Any]:
+    """Each image the header readers ``found`` in an OME-Zarr store, validated where it sits (:func:`_unpacked_image`;
+    one that is not valid NGFF is a failure, the others keep their stores)."""
+    made: dict[str, Any] = {"status": "ok", "format": fmt, "images": [], "failures": []}
+    for series in found:
         try:
-            image = _unpacked_image(Path(path), series, None)
+            made["images"].append(_unpacked_image(store, series, done))
         except (ValueError, OSError, KeyError, IndexError) as exc:
             made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
-            continue
-        made["images"].append({**image, "kind": "in_place"})
     if not made["images"]:
         made["status"] = "unreadable"
         made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"])
@@ -220,6 +215,8 @@ def _in_place(path: str, caps: Mapping[str, int]) -> dict[str, Any]:
 
 
 def _unpacked_image(store: Path, series: Mapping[str, Any], done: Any) -> dict[str, Any]:
+    """Image ``series`` validated where it sits in ``store``: ``unpacked`` from a zip (``done``: what unpacking
+    made), else ``in_place`` (a folder uploaded as it is)."""
     import zarr
 
     from .metadata import validate_group
@@ -240,6 +237,6 @@ def _unpacked_image(store: Path, series: Mapping[str, Any], done: Any) -> dict[s
         "ngff_version": version,
         "levels": len(multiscales[0]["datasets"]),
     }
-    if done is not None:
-        image.update({"kind": "unpacked", "folder": "0", "file": "ome.zarr", "root": done.root, "members": done.members})
-    return image
+    if done is None:
+        return {**image, "kind": "in_place"}
+    return {**image, "kind": "unpacked", "folder": "0", "file": "ome.zarr", "root": done.root, "members": done.members}

@@ -18,7 +18,7 @@ from catalog import zarr_folders
 from catalog.file_paths import path_problem
 from catalog.file_store import FileStore
 from catalog.file_store_local import LocalFileStore
-from loaders.image_headers.stored import ZARR_METADATA, ZARR_OME_XML
+from loaders.image_headers.stored import copy_object, is_zarr_metadata
 
 from .pool import PreviewPool, RenderFailed
 from .render import MAX_CHUNK_READS
@@ -46,7 +46,7 @@ def run(pool: PreviewPool, store: FileStore, file_key: str, action: str, *args: 
             if "need" not in answer:
                 return answer
             for key in answer["need"]:
-                allowed = pool.caps.header_bytes - metadata if _is_metadata(str(key)) else None
+                allowed = pool.caps.header_bytes - metadata if is_zarr_metadata(str(key)) else None
                 size = _copy(store, folder, str(key), Path(scratch), absent, allowed)
                 copied, objects = copied + size, objects + (size > 0)
                 metadata += size if allowed is not None else 0
@@ -57,14 +57,10 @@ def run(pool: PreviewPool, store: FileStore, file_key: str, action: str, *args: 
         raise RenderFailed(f"its store still lacked objects after {MAX_ROUNDS} rounds")
 
 
-def _is_metadata(key: str) -> bool:
-    return key.rsplit("/", 1)[-1] in ZARR_METADATA or key == ZARR_OME_XML
-
-
 def _copy(store: FileStore, folder: str, key: str, scratch: Path, absent: set[str], allowed: int | None) -> int:
     """Copy ``folder/key`` into ``scratch/key``; its size (0 and noted absent when there is none, or the key is not
     a plain path inside the store). A metadata object larger than ``allowed`` bytes is refused before it is read."""
-    if path_problem(key) or key.strip("/") != key or not (scratch / key).resolve().is_relative_to(scratch.resolve()):
+    if path_problem(key):
         absent.add(key)
         return 0
     found = store.stat(f"{folder}/{key}")
@@ -73,9 +69,5 @@ def _copy(store: FileStore, folder: str, key: str, scratch: Path, absent: set[st
         return 0
     if allowed is not None and found.size > allowed:
         raise RenderFailed(f"its metadata objects hold more than the header readers' byte cap (BIA_HEADER_MAX_BYTES): {key}")
-    local = scratch / key
-    local.parent.mkdir(parents=True, exist_ok=True)
-    with local.open("wb") as out:
-        for chunk in store.open_range(found.key):
-            out.write(chunk)
+    copy_object(store, found.key, scratch / key)
     return max(1, found.size)
