@@ -15,13 +15,12 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from tests.catalog_helpers import stage_sample
 from tests.servers.seaweedfs_server import free_ports
 from tests.test_file_table_page import WIDE_COLUMNS, WIDE_FILES, deposit_wide
-from tests.test_browser import assert_downloaded, browser, shot, wait_for  # noqa: F401 - fixtures shared
+from tests.test_browser import assert_downloaded, browser, shot, until, wait_for  # noqa: F401 - fixtures shared
 from tests.test_previews import IMAGES, deposit, images_of, run_jobs
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -131,7 +130,7 @@ def test_a_keyboard_alone_goes_from_search_to_a_downloaded_file(site, browser): 
     driver.get(site["base"] + "/")
     box = focus_by_tab(driver, lambda e: e.get_attribute("id") == "q")
     box.send_keys("HeLa", Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: "/search" in d.current_url)
+    until(driver, lambda d: "/search" in d.current_url)
     link = focus_by_tab(driver, lambda e: e.tag_name == "a" and (e.get_attribute("href") or "").endswith(f"/studies/{accession}"))
     link.send_keys(Keys.ENTER)
     wait_for(driver, By.ID, "citation")
@@ -139,7 +138,7 @@ def test_a_keyboard_alone_goes_from_search_to_a_downloaded_file(site, browser): 
     field = wait_for(driver, By.NAME, "filter[Compound]")
     field = focus_by_tab(driver, lambda e: e.get_attribute("name") == "filter[Compound]")
     field.send_keys("taxol", Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: "filter%5BCompound%5D=taxol" in d.current_url)
+    until(driver, lambda d: "filter%5BCompound%5D=taxol" in d.current_url)
     assert len(driver.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
     shot(driver, "30-keyboard-files-filtered")
     download = focus_by_tab(driver, lambda e: e.tag_name == "a" and e.text == "download")
@@ -173,7 +172,7 @@ def test_the_file_table_fits_a_1280_pixel_screen(site, browser):  # noqa: F811
         if not box.is_selected():
             focus_by_tab(driver, lambda e, box=box: e == box).send_keys(Keys.SPACE)
     focus_by_tab(driver, lambda e: e.tag_name == "button" and e.text == "Show").send_keys(Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: "columns=Replicate" in d.current_url)
+    until(driver, lambda d: "columns=Replicate" in d.current_url)
     assert overflow(driver) == {"page": 0, "cells": 0, "headers": 3 + len(WIDE_COLUMNS) + 1}
     assert len(driver.find_elements(By.CSS_SELECTOR, "tbody tr")) == len(WIDE_FILES)
     shot(driver, "31-files-every-column-1280")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -99,6 +100,16 @@ def wait_for(driver, by, value, timeout=20):
     return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((by, value)))
 
 
+#: what a check may meet while the page it looks at is being replaced by the next one
+PAGE_CHANGING = (StaleElementReferenceException, NoSuchElementException, IndexError)
+
+
+def until(driver, check, timeout=20):
+    """Wait for ``check(driver)`` to hold, retrying while the page is mid-navigation (an element of the old page
+    goes stale, or one of the new page is not there yet)."""
+    return WebDriverWait(driver, timeout, ignored_exceptions=PAGE_CHANGING).until(check)
+
+
 def test_search_study_filter_and_download(site, browser):
     driver, accession = browser, site["accession"]
     driver.get(site["base"] + "/")
@@ -121,15 +132,13 @@ def test_search_study_filter_and_download(site, browser):
     assert "6 files" in driver.page_source
     field.send_keys("taxol")
     field.submit()
-    WebDriverWait(driver, 20).until(lambda d: "2 files" in d.page_source)
+    until(driver, lambda d: "2 files" in d.page_source)
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 2 and all("taxol" in row.text for row in rows)
     shot(driver, "04-files-filtered")
     for header, first in (("Concentration", "2"), ("Concentration", "20")):  # ascending, then descending
         driver.find_element(By.PARTIAL_LINK_TEXT, header).click()
-        WebDriverWait(driver, 20).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")[6].text == first
-        )
+        until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr")[0].find_elements(By.TAG_NAME, "td")[6].text == first)
         assert "2 files" in driver.page_source  # the filter stays while sorting
     shot(driver, "04b-files-sorted")
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
@@ -195,7 +204,7 @@ def test_deposit_from_form_to_accession(site, browser, tmp_path):
     driver.get(f"{site['base']}/my-deposits")
     wait_for(driver, By.ID, "token").send_keys(site["token"])
     driver.find_element(By.CSS_SELECTOR, "main form button").click()
-    WebDriverWait(driver, 20).until(lambda d: accession in d.page_source)
+    until(driver, lambda d: accession in d.page_source)
     assert "released" in driver.page_source
     shot(driver, "10-my-deposits")
 

@@ -10,12 +10,11 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from api.demo_loader import DEMO_OWNER, DEPOSIT, deposit_title
 from tests.servers.seaweedfs_server import free_ports
-from tests.test_browser import SHOTS, browser, wait_for  # noqa: F401 - the Chromium fixture of the browser tests
+from tests.test_browser import SHOTS, browser, until, wait_for  # noqa: F401 - the Chromium fixture of the browser tests
 
 #: the first 16 hex digits of the sha256 of ../shared/samples/images/tiff/stardist_img2d.tif (its SOURCES.txt)
 NUCLEI_SHA256 = "f9ccc1571b92c861"
@@ -59,9 +58,7 @@ def test_a_newcomer_finds_a_study_filters_its_files_and_downloads_a_real_image(d
     shot(driver, "04-files")
     field.send_keys("nuclei")
     field.submit()
-    WebDriverWait(driver, 20).until(
-        lambda d: "1 file</strong> of 4" in d.find_element(By.ID, "counts").get_attribute("innerHTML")
-    )
+    until(driver, lambda d: "1 file</strong> of 4" in d.find_element(By.ID, "counts").get_attribute("innerHTML"))
     rows = driver.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 1 and "nuclei/nuclei.tif" in rows[0].text and "DNA dye" in rows[0].text
     shot(driver, "05-files-filtered")

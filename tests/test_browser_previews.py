@@ -10,11 +10,10 @@ import threading
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from tests.servers.seaweedfs_server import free_ports
-from tests.test_browser import browser, csp_violations, shot, wait_for  # noqa: F401 - fixtures shared
+from tests.test_browser import browser, csp_violations, shot, until, wait_for  # noqa: F401 - fixtures shared
 from tests.test_previews import IMAGES, deposit, images_of, run_jobs
 
 
@@ -43,9 +42,7 @@ def site(make_module_catalog):
 def loaded_images(driver) -> list[tuple[str, int]]:
     """The page's pictures (src, natural width), once every one has loaded or failed (lazy ones scrolled to)."""
     driver.execute_script("document.querySelectorAll('main img').forEach(i => i.scrollIntoView())")
-    WebDriverWait(driver, 20).until(
-        lambda d: d.execute_script("return Array.from(document.querySelectorAll('main img')).every(i => i.complete)")
-    )
+    until(driver, lambda d: d.execute_script("return Array.from(document.querySelectorAll('main img')).every(i => i.complete)"))
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('main img')).map(i => [i.getAttribute('src'), i.naturalWidth])"
     )
