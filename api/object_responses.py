@@ -43,26 +43,14 @@ def object_response(
         out["Content-Disposition"] = content_disposition(filename)
     if window is None:
         out["Digest"] = f"md5={stored.md5}"
-    if request.if_none_match.contains_weak(tag):
-        return Response(status=304, headers={"ETag": etag, **(headers or {})})
-    if request.if_match and not request.if_match.contains(tag):
-        raise PreconditionFailed(f"{name} has changed: its ETag is {etag}")
-    ranges = request.range
-    # If-Range: a range only while the client's copy is this one (else the whole entity, RFC 9110 13.1.5)
-    if ranges is not None and "If-Range" in request.headers and request.if_range.etag != tag:
-        ranges = None
+    answered = preconditions(tag, name, headers)
+    if answered is not None:
+        return answered
     mimetype = media or stored.content_type or "application/octet-stream"
-    if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1:
-        first, _last = ranges.ranges[0]
-        if first < 0:  # a suffix: the last -first bytes, all of them if the entity is shorter
-            span = (max(0, size + first), size) if size and first != 0 else None
-        else:
-            span = ranges.range_for_length(size)
-        if span is None:
-            response = error_response(416, "range_not_satisfiable", f"{name} has {size} bytes; the range asked is outside them")
-            response.headers["Content-Range"] = f"bytes */{size}"
-            response.headers.update(headers or {})
-            return response
+    span = requested_span(tag, size, name, headers)
+    if isinstance(span, BaseResponse):
+        return span
+    if span is not None:
         lo, hi = span
         out.update({"Content-Range": f"bytes {lo}-{hi - 1}/{size}", "Content-Length": str(hi - lo)})
         body = streamed(store.open_range(key, start + lo, start + hi - 1), f"{key} bytes {start + lo}-{start + hi - 1}", hi - lo)
@@ -72,3 +60,37 @@ def object_response(
         return Response(b"", mimetype=mimetype, headers=out)
     body = store.open_range(key, start, start + size - 1) if window is not None else store.open_range(key)
     return Response(streamed(body, key, size), mimetype=mimetype, headers=out)
+
+
+def preconditions(tag: str, name: str, headers: dict[str, str] | None = None) -> BaseResponse | None:
+    """A 304 when the client's copy (If-None-Match) is the entity tagged ``tag``; 412 (raised) when If-Match names
+    another; else None."""
+    if request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers={"ETag": f'"{tag}"', **(headers or {})})
+    if request.if_match and not request.if_match.contains(tag):
+        raise PreconditionFailed(f'{name} has changed: its ETag is "{tag}"')
+    return None
+
+
+def requested_span(
+    tag: str, size: int, name: str, headers: dict[str, str] | None = None
+) -> tuple[int, int] | BaseResponse | None:
+    """The bytes ``[lo, hi)`` of an entity of ``size`` bytes tagged ``tag`` that a GET's single Range asks for; None
+    for the whole entity (no Range, several ranges, another unit, or If-Range naming another copy: RFC 9110
+    13.1.5); the 416 answer for a range outside it."""
+    ranges = request.range
+    if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
+        return None
+    if "If-Range" in request.headers and request.if_range.etag != tag:
+        return None
+    first, _last = ranges.ranges[0]
+    if first < 0:  # a suffix: the last -first bytes, all of them if the entity is shorter
+        span = (max(0, size + first), size) if size and first != 0 else None
+    else:
+        span = ranges.range_for_length(size)
+    if span is None:
+        response = error_response(416, "range_not_satisfiable", f"{name} has {size} bytes; the range asked is outside them")
+        response.headers["Content-Range"] = f"bytes */{size}"
+        response.headers.update(headers or {})
+        return response
+    return span

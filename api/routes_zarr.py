@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
 from api.errors import BadParameter
-from api.object_responses import object_response
+from api.object_responses import object_response, preconditions, requested_span
 from api.openapi import BINARY, NOT_MODIFIED, Blueprint, errors, responses
 from api.routes_images import image_for_request
 from catalog.errors import CatalogError, NotFound
@@ -162,11 +162,21 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
             f"key {key} is {found.length:,} bytes of the source file; this archive fetches at most {cap:,} per "
             "request (BIA_OME_ZARR_MAX_PROXY_BYTES): read it through the reference document (ome.zarr.json)"
         )
-    if request.if_none_match.contains_weak(etag.strip('"')):
-        return Response(status=304, headers={"ETag": etag})
-    data = fetch_window(url, found.key, found.offset, found.length, timeout=settings().header_request_timeout, size=size)
-    response = Response(data, mimetype="application/octet-stream", headers={"ETag": etag})
-    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+    tag = etag.strip('"')
+    answered = preconditions(tag, f"key {key}")
+    if answered is not None:
+        return answered
+    span = requested_span(tag, found.length, f"key {key}")
+    if isinstance(span, BaseResponse):
+        return span
+    lo, hi = span or (0, found.length)  # a Range is fetched as just those bytes of the source file
+    timeout = settings().header_request_timeout
+    data = fetch_window(url, found.key, found.offset + lo, hi - lo, timeout=timeout, size=size)
+    headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+    if span is None:
+        return Response(data, mimetype="application/octet-stream", headers=headers)
+    headers["Content-Range"] = f"bytes {lo}-{hi - 1}/{found.length}"
+    return Response(data, status=206, mimetype="application/octet-stream", headers=headers)
 
 
 def _source_url(accession: str, file_key: str) -> str | None:

@@ -196,9 +196,34 @@ def test_a_chunk_is_exactly_its_byte_range_fetched_from_the_source(site, source,
     assert source.requests == [(f"{files_path(RELEASED)}/{PYRAMID}", f"bytes={offset}-{offset + length - 1}")]
     etag = answer.headers["ETag"]
     assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
-    part = client.get(path, headers={"Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.data == answer.data[10:20]
-    assert len(source.requests) == 2  # the 304 asked the source nothing
+    assert len(source.requests) == 1  # the 304 asked the source nothing
+
+
+def test_a_range_of_a_chunk_is_fetched_from_the_source_as_just_those_bytes(site, source, pyramid):
+    path, offset, length = chunk_of(site)
+    whole = pyramid.read_bytes()[offset : offset + length]
+    client = site["client"]
+    etag = client.get(path).headers["ETag"]
+    for asked, lo, hi in (
+        ("bytes=10-19", 10, 20),
+        ("bytes=0-0", 0, 1),
+        (f"bytes={length - 5}-", length - 5, length),
+        ("bytes=-7", length - 7, length),
+    ):
+        source.requests.clear()
+        part = client.get(path, headers={"Range": asked})
+        assert part.status_code == 206 and part.data == whole[lo:hi], asked
+        assert part.headers["Content-Range"] == f"bytes {lo}-{hi - 1}/{length}" and part.headers["ETag"] == etag
+        assert source.requests == [(f"{files_path(RELEASED)}/{PYRAMID}", f"bytes={offset + lo}-{offset + hi - 1}")], asked
+    source.requests.clear()
+    outside = client.get(path, headers={"Range": f"bytes={length}-"})
+    assert outside.status_code == 416 and outside.headers["Content-Range"] == f"bytes */{length}"
+    assert outside.get_json()["code"] == "range_not_satisfiable" and source.requests == []  # refused before asking
+    other_copy = client.get(path, headers={"Range": "bytes=0-0", "If-Range": '"not-this-one"'})
+    assert other_copy.status_code == 200 and other_copy.data == whole  # If-Range for another copy: the whole chunk
+    same_copy = client.get(path, headers={"Range": "bytes=0-0", "If-Range": etag})
+    assert same_copy.status_code == 206 and same_copy.data == whole[:1]
+    assert_error(client.get(path, headers={"If-Match": '"not-this-one"'}), 412, "precondition_failed")
 
 
 def test_the_reference_document_reads_through_the_download_redirect_to_the_source(site, source, pyramid):
