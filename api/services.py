@@ -80,12 +80,8 @@ def queue_previews(archive: Archive, queue: JobQueue, accession: str, view: str)
 
 
 def image_file_keys(archive: Archive, view: str, accession: str) -> Iterator[str]:
-    """The file-store keys of a study's files that image jobs are queued for: each file outside a Zarr folder, and
-    each Zarr folder's root metadata file for the whole store (:func:`catalog.zarr_folders.job_paths`)."""
-    files = archive.view(view).files
-    stores = zarr_folders.markers(str(row["path"]) for row in files.iter_rows(accession))
-    paths = zarr_folders.job_paths((str(row["path"]) for row in files.iter_rows(accession)), stores)
-    return (f"studies/{accession}/{path}" for path in paths)
+    """The file-store keys of a study's files that image jobs are queued for (:func:`catalog.zarr_folders.image_file_keys`)."""
+    return zarr_folders.image_file_keys(archive.view(view).files, accession)
 
 
 def open_services(settings: Settings, *, recover: bool = True, public_only: bool = False) -> Services:

@@ -11,7 +11,7 @@ of plain files.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 STORE_SUFFIX = ".zarr"
 #: root metadata files, the one preferred first
@@ -64,3 +64,11 @@ def job_paths(paths: Iterable[str], stores: dict[str, str]) -> Iterator[str]:
         store = next((folder for folder in _zarr_folders(path) if folder in stores), None)
         if store is None or stores[store] == path:
             yield path
+
+
+def image_file_keys(files: Any, accession: str) -> Iterator[str]:
+    """The file-store keys (``studies/<acc>/<path>``) of a study's files that image jobs are queued for, from its
+    file table ``files`` (read twice, nothing held): each file outside a Zarr folder, and each store's marker."""
+    stores = markers(str(row["path"]) for row in files.iter_rows(accession))
+    paths = job_paths((str(row["path"]) for row in files.iter_rows(accession)), stores)
+    return (f"studies/{accession}/{path}" for path in paths)

@@ -29,6 +29,7 @@ from api.cli import _queue_headers
 from catalog.jobs import JobQueue, Worker, handlers
 from loaders.harvest import Harvester
 from loaders.image_headers.job import KIND as HEADERS
+from loaders.image_headers.job import readers_version
 from loaders.ngff import job as ome_zarr_job
 from tests.catalog_helpers import run_image_jobs
 from tests.servers.range_server import RangeServer
@@ -48,6 +49,11 @@ SETTINGS = {
     "header_request_timeout": 2.0,
     "background": "off",  # the tests do the jobs (the previews queued with them are left undone)
 }
+
+
+#: an OME-Zarr folder listed file by file, as a source archive may list one (never fetched: see the test below)
+ZARR_FOLDER = "plates/plate.ome.zarr"
+ZARR_FOLDER_KEYS = (".zattrs", ".zgroup", "A/.zgroup", "A/1/.zattrs", "A/1/0/.zattrs", "A/1/0/0/.zarray", "A/1/0/0/0/0/0/0/0")
 
 
 def files_path(accession: str) -> str:
@@ -87,6 +93,7 @@ def records(folder: Path, pyramid: Path, evil: str) -> list[Path]:
         record = _harvestable(folder / accession, evil)
         listed = json.loads((record.parent / "bbc024_images.json").read_text())
         listed.append({"path": PYRAMID, "size": pyramid.stat().st_size, "attributes": []})
+        listed += [{"path": f"{ZARR_FOLDER}/{key}", "size": 100, "attributes": []} for key in ZARR_FOLDER_KEYS]
         (record.parent / "bbc024_images.json").write_text(json.dumps(listed))
         if accession == EMBARGOED:
             tree = json.loads(record.read_text())
@@ -159,10 +166,29 @@ def assert_error(answer, status: int, code: str) -> dict:
 
 def test_bia_harvest_headers_queues_the_ome_zarr_of_harvested_files(site):
     queued = site["queued"]
-    # per study: 3 images and the pyramid of bbc024_images, the mask of bbc024_masks (S-BIAD1493 serves 2 of them)
-    assert (queued.jobs, queued.previews, queued.ome_zarr, queued.studies) == (10, 10, 10, [RELEASED, EMBARGOED])
+    # per study: 3 images, the pyramid and the OME-Zarr folder (its marker: headers only) of bbc024_images, the mask
+    # of bbc024_masks
+    assert (queued.jobs, queued.previews, queued.ome_zarr, queued.studies) == (12, 10, 10, [RELEASED, EMBARGOED])
     made = job(site, "images/img2d.tif")
     assert made is not None and made.payload == {"source": "biostudies"}
+
+
+def test_an_ome_zarr_folder_at_the_source_gets_one_header_job_saying_it_is_not_read(site, source):
+    """A store is one image file, through its marker, as for deposits (not a job per chunk); its objects stay at the
+    source and are not fetched: its header job says so, and no preview or OME-Zarr job is queued for it."""
+    state = site["catalog"].services.archive.state
+    queue = JobQueue.for_settings(state, site["catalog"].settings)
+    try:
+        marker = f"studies/{RELEASED}/{ZARR_FOLDER}/.zattrs"
+        for key in ZARR_FOLDER_KEYS[1:]:
+            assert queue.job(HEADERS, RELEASED, f"studies/{RELEASED}/{ZARR_FOLDER}/{key}", readers_version()) is None
+        headers = queue.job(HEADERS, RELEASED, marker, readers_version())
+        assert headers.state == "done" and headers.result["status"] == "skipped", headers.result
+        assert "OME-Zarr folder at the source archive is not read" in headers.result["reason"]
+    finally:
+        queue.close()
+    assert job(site, f"{ZARR_FOLDER}/.zattrs") is None
+    assert not any(ZARR_FOLDER in path for path, _ in source.requests)
 
 
 def test_a_tiled_tiff_at_the_source_gets_a_virtual_store_pointing_into_it(site, pyramid):

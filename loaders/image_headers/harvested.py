@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog import jobs
+from catalog import jobs, zarr_folders
 from catalog.errors import NotFound
 from catalog.registry import EMBARGOED, RELEASED
 from catalog.views import PRIVATE, PUBLIC
@@ -44,7 +44,7 @@ def enqueue_harvested(
     wanted: Callable[[str], bool] | None = None,
 ) -> HarvestedQueued:
     """Queue a ``kind`` job at ``version`` for every listed file (each ``studies/<acc>/<path>`` key ``wanted``
-    accepts; default: all) of the harvested studies ``accessions`` (None: every released or embargoed one).
+    accepts; default: all; of a Zarr folder, its marker only, as for deposits) of the harvested studies ``accessions`` (None: every released or embargoed one).
     Deposited studies (left to each kind's ``enqueue_study``), studies not committed and studies without a file
     table are left out; jobs already known are not added again."""
     done = HarvestedQueued()
@@ -55,7 +55,7 @@ def enqueue_harvested(
             continue
         view = archive.view(PUBLIC if row.state == RELEASED else PRIVATE)
         try:
-            keys = (f"studies/{row.accession}/{r['path']}" for r in view.files.iter_rows(row.accession))
+            keys = zarr_folders.image_file_keys(view.files, row.accession)  # a Zarr folder: its marker only
             items = ((row.accession, key, {"source": source}) for key in keys if wanted is None or wanted(key))
             done.jobs += queue.enqueue_many(kind, version, items)
         except NotFound:  # no file table

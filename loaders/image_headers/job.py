@@ -27,8 +27,8 @@ from . import harvested
 from .harvested import HarvestedQueued
 from .model import ImageHeaders
 from .pool import HeaderCaps, HeaderPool
-from .remote import NoSource, NotLocated, file_url
-from .stored import NotReadableHere, read_stored
+from .remote import NoSource, NotLocated
+from .stored import NotReadableHere, read_stored, source_url
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
@@ -65,9 +65,8 @@ def read_harvested(
     """The headers of a harvested study's file (``studies/<acc>/<path>``), read from ``source``'s file server by
     range requests. Raises :class:`~.remote.NoSource` when no server is configured for ``source``, and
     :class:`~.remote.SourceUnavailable` when it cannot be reached or is busy."""
-    path = file_key.removeprefix(f"studies/{accession}/")
     try:
-        url = file_url(sources, source, accession, path)
+        url = source_url(sources, source, accession, file_key)
     except NoSource:
         raise
     except NotLocated as exc:

@@ -80,13 +80,22 @@ def where(
 ) -> Located | None:
     """Where a worker reads a study's file ``file_key`` (``studies/<acc>/<path>``): the file store's object
     (:func:`locate`), or, for a harvested study's file (``source``: its source archive), its URL at the source's
-    configured file server (``BIA_HEADER_SOURCES``, :func:`~.remote.file_url`; its size unknown). None: no such
-    object. Raises :class:`~.remote.NotLocated` (no server configured, or a path outside the study's folder),
+    configured file server (:func:`source_url`; its size unknown). None: no such object. Raises :class:`~.remote.NotLocated` (no server configured, or a path outside the study's folder),
     :class:`NotReadableHere` or :class:`~catalog.file_store.StorageUnavailable`."""
     if source is None:
         return locate(store, file_key)
+    return Located(name=file_key, url=source_url(sources, source, accession, file_key))
+
+
+def source_url(sources: tuple[tuple[str, str], ...], source: str, accession: str, file_key: str) -> str:
+    """The URL of a harvested study's file at its source archive (:func:`~.remote.file_url`); a Zarr folder's marker
+    raises :class:`NotReadableHere` (its store, many objects at the source, is not read from there)."""
     path = file_key.removeprefix(f"studies/{accession}/")
-    return Located(name=file_key, url=file_url(sources, source, accession, path))
+    if zarr_folders.is_marker(path):
+        raise NotReadableHere(
+            f"{zarr_folders.folder_of_marker(path)}: an OME-Zarr folder at the source archive is not read from there"
+        )
+    return file_url(sources, source, accession, path)
 
 
 def payload_source(payload: Any) -> str | None:

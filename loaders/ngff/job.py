@@ -352,5 +352,10 @@ def enqueue_study(queue: jobs.JobQueue, accession: str, file_keys: Iterable[str]
 def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[str]) -> int:
     """Queue an OME-Zarr job for each image file of the harvested studies ``accessions`` (released or embargoed),
     each naming its source archive (:func:`loaders.image_headers.harvested.enqueue_harvested`); returns how many are
-    new. Studies whose source is unknown, deposits and studies without a file table are left out."""
-    return harvested.enqueue_harvested(queue, archive, accessions, KIND, job_version(), wanted).jobs
+    new. Studies whose source is unknown, deposits and studies without a file table are left out, and so are Zarr
+    folders (their stores stay at the source, not read from there: :func:`~loaders.image_headers.stored.source_url`)."""
+
+    def harvested_wanted(key: str) -> bool:
+        return wanted(key) and not zarr_folders.is_marker(key)
+
+    return harvested.enqueue_harvested(queue, archive, accessions, KIND, job_version(), harvested_wanted).jobs
