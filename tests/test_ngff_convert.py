@@ -93,3 +93,42 @@ def test_blocks_cover_the_image_in_whole_chunks_within_the_block_size(shape, chu
         assert all(s.start % edge == 0 for s, edge in zip(box, chunks))
         assert all(s.stop % edge == 0 or s.stop == n for s, edge, n in zip(box, chunks, shape))
     assert (covered == 1).all()
+
+
+class _Pixels:
+    """Pixels held in memory, as a :class:`~loaders.ngff.pixels.PixelSource` (axes already in NGFF order)."""
+
+    def __init__(self, data: np.ndarray, names: list[str], volume: bool = False) -> None:
+        self.data, self.names, self.volume = data, names, volume
+        self.shape, self.dtype = data.shape, data.dtype
+
+    def read(self, box):
+        return np.ascontiguousarray(self.data[box])
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_images_convert_to_exactly_their_pixels_at_every_level(tmp_path, monkeypatch, seed):
+    """Shapes on and off the chunk grid, every dtype the readers give (byte order included), planes, stacks and
+    volumes, blocks of whole rows, of a few chunks and of one chunk, runs of all-zero chunks: every level reads
+    back as every second pixel of the one above."""
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(convert, "PLANE_CHUNK", int(rng.choice([16, 32])))
+    monkeypatch.setattr(convert, "VOLUME_CHUNK", (4, 16, 16))
+    monkeypatch.setattr(convert, "BLOCK_BYTES", int(rng.choice([1 << 20, 4096, 256])))
+    dtype = np.dtype(str(rng.choice(["|u1", "<u2", ">u2", "<i4", ">f4", "<f8", "|b1", "<c8"])))
+    layout = int(rng.integers(0, 3))
+    names, volume = [(["y", "x"], False), (["c", "z", "y", "x"], False), (["z", "y", "x"], True)][layout]
+    shape = tuple(int(n) for n in rng.integers(1, 80, size=len(names)))
+    if len(names) > 2:
+        shape = (*(min(n, 9) for n in shape[:-2]), *shape[-2:])
+    data = (rng.integers(0, 5, size=shape) * rng.integers(0, 2, size=shape)).astype(dtype)
+    data[..., : shape[-2] // 2, :] = 0  # whole chunks of zero: left out, read back as the fill value
+    made = convert.write_image(_Pixels(data, names, volume), tmp_path / "out.zarr", {})
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r", zarr_format=2)
+    for index, expected in enumerate(_reference_levels(data, made["levels"])):
+        level = group[str(index)][...]
+        assert level.dtype == dtype and level.shape == expected.shape, (index, level.dtype, level.shape)
+        assert level.tobytes() == np.ascontiguousarray(expected).tobytes(), f"level {index} of {shape} {dtype} {names}"
