@@ -97,7 +97,7 @@ def _checked_key(key: str) -> str:
         '`zarr.open_group(zarr.storage.FsspecStore.from_url(url), mode="r")`, napari, vizarr). A key the store '
         "does not hold is a 404 (a chunk never written reads as the fill value). A chunk of a harvested study's "
         "file is fetched from its source archive: 502, 503 or 504 when the source fails, is down or is too slow, "
-        "413 past `BIA_OME_ZARR_MAX_PROXY_BYTES`."
+        "413 when the bytes asked (the chunk, or its Range) are over `BIA_OME_ZARR_MAX_PROXY_BYTES`."
     ),
     responses=responses(
         {
@@ -156,12 +156,6 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
     url = _source_url(accession, found.key)
     if url is None:
         raise NotFound(f"the bytes of key {key} are not held by this archive")
-    cap = settings().ome_zarr_max_proxy_bytes
-    if found.length > cap:
-        raise ChunkTooLarge(
-            f"key {key} is {found.length:,} bytes of the source file; this archive fetches at most {cap:,} per "
-            "request (BIA_OME_ZARR_MAX_PROXY_BYTES): read it through the reference document (ome.zarr.json)"
-        )
     tag = etag.strip('"')
     answered = preconditions(tag, f"key {key}")
     if answered is not None:
@@ -170,6 +164,13 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
     if isinstance(span, BaseResponse):
         return span
     lo, hi = span or (0, found.length)  # a Range is fetched as just those bytes of the source file
+    cap = settings().ome_zarr_max_proxy_bytes
+    if hi - lo > cap:
+        raise ChunkTooLarge(
+            f"key {key} is {found.length:,} bytes of the source file; this archive fetches at most {cap:,} per "
+            "request (BIA_OME_ZARR_MAX_PROXY_BYTES): ask for a Range of it, or read it through the reference "
+            "document (ome.zarr.json)"
+        )
     timeout = settings().header_request_timeout
     data = fetch_window(url, found.key, found.offset + lo, hi - lo, timeout=timeout, size=size)
     headers = {"ETag": etag, "Accept-Ranges": "bytes"}

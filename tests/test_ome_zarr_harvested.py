@@ -352,13 +352,15 @@ def test_a_redirect_off_the_source_host_is_refused(site, source):
     assert "another host" in body["message"] and evil.requests == []
 
 
-def test_a_chunk_over_the_proxy_cap_is_refused_before_asking_the_source(site, source):
-    path, _offset, length = chunk_of(site)
+def test_a_chunk_over_the_proxy_cap_is_refused_before_asking_the_source(site, source, pyramid):
+    path, offset, length = chunk_of(site)
     source.requests.clear()
-    refused = site["catalog"].app(ome_zarr_max_proxy_bytes=length - 1).test_client().get(path)
-    body = assert_error(refused, 413, "chunk_too_large")
-    assert "BIA_OME_ZARR_MAX_PROXY_BYTES" in body["message"] and source.requests == []
+    capped = site["catalog"].app(ome_zarr_max_proxy_bytes=length - 1).test_client()
+    body = assert_error(capped.get(path), 413, "chunk_too_large")
+    assert "BIA_OME_ZARR_MAX_PROXY_BYTES" in body["message"] and "Range" in body["message"] and source.requests == []
     assert site["catalog"].app(ome_zarr_max_proxy_bytes=length).test_client().get(path).status_code == 200
+    part = capped.get(path, headers={"Range": f"bytes=1-{length - 1}"})  # within the cap: fetched and served
+    assert part.status_code == 206 and part.data == pyramid.read_bytes()[offset + 1 : offset + length]
 
 
 # ---------------------------------------------------------------------- embargo
