@@ -1,5 +1,6 @@
 """Answers that send a stored object's bytes: a presigned S3 redirect, or the bytes streamed, with ETag,
-conditional requests (If-None-Match, If-Match, If-Range) and a single Range.
+conditional requests (If-None-Match, If-Match, If-Range) and a single Range; and the same for bytes held in memory
+(:func:`bytes_response`: a virtual store's metadata, a reference document).
 
 A *window* serves a run of an object's bytes as if it were an object of its own (a chunk a reference document
 points into an image file): its ETag names the object's MD5 and the window, Range applies within it, and it is
@@ -8,7 +9,10 @@ always streamed (a presigned URL would give the whole object).
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, redirect, request
+from werkzeug.http import unquote_etag
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services
@@ -52,14 +56,37 @@ def object_response(
         return span
     if span is not None:
         lo, hi = span
-        out.update({"Content-Range": f"bytes {lo}-{hi - 1}/{size}", "Content-Length": str(hi - lo)})
         body = streamed(store.open_range(key, start + lo, start + hi - 1), f"{key} bytes {start + lo}-{start + hi - 1}", hi - lo)
-        return Response(body, status=206, mimetype=mimetype, headers=out)
-    out["Content-Length"] = str(size)
+        return sent(body, span, size, mimetype, out)
     if size == 0:
-        return Response(b"", mimetype=mimetype, headers=out)
+        return sent(b"", None, 0, mimetype, out)
     body = store.open_range(key, start, start + size - 1) if window is not None else store.open_range(key)
-    return Response(streamed(body, key, size), mimetype=mimetype, headers=out)
+    return sent(streamed(body, key, size), None, size, mimetype, out)
+
+
+def bytes_response(data: bytes, tag: str, *, name: str, media: str) -> BaseResponse:
+    """The answer to a GET of an entity held in memory, ``data`` tagged ``tag``: preconditions and a single Range,
+    as for a stored object."""
+    answered = preconditions(tag, name)
+    if answered is not None:
+        return answered
+    span = requested_span(tag, len(data), name)
+    if isinstance(span, BaseResponse):
+        return span
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{tag}"'}
+    return sent(data if span is None else data[span[0] : span[1]], span, len(data), media, headers)
+
+
+def sent(body: Any, span: tuple[int, int] | None, size: int, mimetype: str, headers: dict[str, str]) -> Response:
+    """``body`` (the bytes ``span`` of an entity of ``size`` bytes, or all of them when ``span`` is None) as a 200 or
+    a 206 with its Content-Range; Content-Length says how many bytes the body holds (a HEAD's too)."""
+    lo, hi = span or (0, size)
+    out = {**headers, "Content-Length": str(hi - lo)}
+    if span is not None:
+        out["Content-Range"] = f"bytes {lo}-{hi - 1}/{size}"
+    response = Response(body, status=206 if span is not None else 200, mimetype=mimetype)
+    response.headers.update(out)  # after the body: bytes set a Content-Length of their own (b"" for a HEAD)
+    return response
 
 
 def preconditions(tag: str, name: str, headers: dict[str, str] | None = None) -> BaseResponse | None:
@@ -81,7 +108,7 @@ def requested_span(
     ranges = request.range
     if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
         return None
-    if "If-Range" in request.headers and request.if_range.etag != tag:
+    if "If-Range" in request.headers and not _if_range_holds(tag):
         return None
     first, _last = ranges.ranges[0]
     if first < 0:  # a suffix: the last -first bytes, all of them if the entity is shorter
@@ -94,3 +121,10 @@ def requested_span(
         response.headers.update(headers or {})
         return response
     return span
+
+
+def _if_range_holds(tag: str) -> bool:
+    """Whether the request's If-Range names this copy (RFC 9110 13.1.5): its strong ETag; a weak tag never matches,
+    nor does a date (no Last-Modified is sent)."""
+    etag, weak = unquote_etag(request.headers["If-Range"])
+    return not weak and etag == tag
