@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import services, settings
 from api.errors import BadParameter
-from api.object_responses import object_response, preconditions, requested_span
+from api.object_responses import bytes_response, object_response, preconditions, requested_span, sent
 from api.openapi import BINARY, NOT_MODIFIED, Blueprint, errors, responses
 from api.routes_images import image_for_request
 from catalog.errors import CatalogError, NotFound
@@ -127,9 +127,7 @@ def _virtual_object(entry: dict, key: str) -> BaseResponse:
         raise NotFound(f"the OME-Zarr has no key {key}")
     etag = '"' + hashlib.md5(f"{md5}/{key}".encode()).hexdigest() + '"'
     if isinstance(found, bytes):
-        if request.if_none_match.contains_weak(etag.strip('"')):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(found, mimetype=_media(key), headers={"ETag": etag})
+        return bytes_response(found, etag.strip('"'), name=f"key {key}", media=_media(key))
     if found.key != entry.get("source_key"):
         raise NotFound(f"the OME-Zarr key {key} points outside its image's file")
     stored = services().archive.file_store.stat(found.key)
@@ -173,11 +171,7 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
         )
     timeout = settings().header_request_timeout
     data = fetch_window(url, found.key, found.offset + lo, hi - lo, timeout=timeout, size=size)
-    headers = {"ETag": etag, "Accept-Ranges": "bytes"}
-    if span is None:
-        return Response(data, mimetype="application/octet-stream", headers=headers)
-    headers["Content-Range"] = f"bytes {lo}-{hi - 1}/{found.length}"
-    return Response(data, status=206, mimetype="application/octet-stream", headers=headers)
+    return sent(data, span, found.length, "application/octet-stream", {"ETag": etag, "Accept-Ranges": "bytes"})
 
 
 def _source_url(accession: str, file_key: str) -> str | None:
@@ -213,21 +207,22 @@ def _media(key: str) -> str:
     description=(
         "Open it with `fsspec.filesystem('reference', fo=url, remote_protocol='https')` and zarr. Only images "
         "stored as tiled TIFF with Zarr-readable codecs have one; the others are a 404 (read their converted "
-        "store at `…/ome.zarr/`)."
+        "store at `…/ome.zarr/`). Range, If-Match and If-Range as for the store's objects."
     ),
-    responses=responses({304: NOT_MODIFIED}, errors(404)),
+    responses=responses(
+        {206: {"description": "The range asked for (`Content-Range`)", "content": {"application/json": {}}}, 304: NOT_MODIFIED},
+        errors(404, 412, 416),
+    ),
 )
-def reference_document(accession: str, image_id: str) -> Response:
+def reference_document(accession: str, image_id: str) -> BaseResponse:
     view, image, entry = _store_of(accession, image_id)
     if entry.get("kind") != "virtual":
         raise NotFound(f"image {image_id} of {accession} has a {entry.get('kind')} store, no reference document")
     document, md5 = _documents().get(entry["store_key"])
     url = _download_url(view, accession, image.file_key)
-    etag = '"' + hashlib.md5(f"{md5} {url}".encode()).hexdigest() + '"'
-    if request.if_none_match.contains_weak(etag.strip('"')):
-        return Response(status=304, headers={"ETag": etag})
-    body = json.dumps(served.with_source_url(document, url), separators=(",", ":"))
-    return Response(body, mimetype="application/json", headers={"ETag": etag})
+    tag = hashlib.md5(f"{md5} {url}".encode()).hexdigest()
+    body = json.dumps(served.with_source_url(document, url), separators=(",", ":")).encode()
+    return bytes_response(body, tag, name="the reference document", media="application/json")
 
 
 def _download_url(view: object, accession: str, file_key: str) -> str:
