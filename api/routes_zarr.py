@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from flask import Response, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -49,11 +50,16 @@ CORS = {
 }
 _EXTENSION = "bia.ome_zarr_documents"
 _RESULTS = "bia.ome_zarr_results"
+#: the paths of the surface: a store (its root included), its objects, a reference document
+_SURFACE = re.compile(r"/studies/[^/]+/images/[^/]+/ome\.zarr(\.json|/.*)?", re.DOTALL)
 
 
-@blp.after_request
+@blp.after_app_request
 def cors(response: Response) -> Response:
-    response.headers.update(CORS)
+    """CORS headers on every answer of the surface: errors of its routes, and the answers no route of it gives (the
+    store's root, a method it does not take), which a browser would otherwise see as network errors."""
+    if _SURFACE.fullmatch(request.path):
+        response.headers.update(CORS)
     return response
 
 
