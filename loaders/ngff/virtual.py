@@ -52,16 +52,22 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
 
 
 def _check_tiled(series: Any) -> None:
+    """:class:`NotReferenceable` unless every page of every level has tiles Zarr decodes as they are. The pages after
+    a series' first are often frames (``TiffFrame``: offsets only), which tifffile decodes with their key frame's
+    tags; so are they checked here."""
     for level in series.levels:
-        for page in level.pages:
-            if page is None:
+        for frame in level.pages:
+            if frame is None:
                 continue
+            page = getattr(frame, "keyframe", None) or frame
             if not page.is_tiled:
                 raise NotReferenceable("its pixels are stored in strips, not tiles")
             if page.compression not in NUMCODECS:
                 raise NotReferenceable(f"its compression {page.compression.name} has no Zarr codec")
             if page.predictor != 1:
                 raise NotReferenceable(f"its tiles use a predictor ({page.predictor.name}) Zarr cannot undo")
+            if page.bitspersample not in (8, 16, 32, 64) or page.sampleformat == 5:
+                raise NotReferenceable(f"its samples ({page.bitspersample} bits) are not whole numpy values Zarr reads")
 
 
 def _tifffile_refs(series: Any) -> dict[str, Any]:
@@ -69,8 +75,11 @@ def _tifffile_refs(series: Any) -> dict[str, Any]:
 
     text = io.StringIO()
     codecs = {COMPRESSION(code): name for code, name in NUMCODECS.items() if name}
-    with series.aszarr() as store:
-        store.write_fsspec(text, url="source", compressors=codecs)
+    try:
+        with series.aszarr() as store:
+            store.write_fsspec(text, url="source", compressors=codecs)
+    except ValueError as exc:  # tifffile's word that these tiles cannot be referenced (bit depths, layouts)
+        raise NotReferenceable(f"tifffile cannot reference its tiles: {exc}") from exc
     loaded = json.loads(text.getvalue())
     return loaded.get("refs", loaded) if isinstance(loaded, dict) else {}
 
