@@ -77,16 +77,17 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
     import zarr
 
     group = zarr.open_group(str(folder), mode="w", zarr_format=2)
+    dtype = np.dtype(source.dtype.str)  # numpy's own type of that name: Zarr knows int64 but not 'q' (tifffile's)
     chunks = chunks_for(source.names, source.shape, source.volume)
     shapes = [tuple(source.shape)]
     while max(shapes[-1][-2:]) > max(chunks[-2:]):
         shapes.append((*shapes[-1][:-2], *((size + 1) // 2 for size in shapes[-1][-2:])))
     levels = [
-        _array(group, str(i), shape, chunks_for(source.names, shape, source.volume), source.dtype, source.names)
+        _array(group, str(i), shape, chunks_for(source.names, shape, source.volume), dtype, source.names)
         for i, shape in enumerate(shapes)
     ]
     files = [ChunkFiles(level) for level in levels]
-    boxes = list(blocks(source.shape, chunks, source.dtype.itemsize))
+    boxes = list(blocks(source.shape, chunks, dtype.itemsize))
     with _Writes() as writes:
         if boxes and boxes[0][-1].stop >= source.shape[-1]:
             pyramid = _Cascade(files, writes)  # whole rows at a time: each level is made from the one above
@@ -97,7 +98,7 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
                 writes.put(files[0], box, data)
             for previous, level in zip(levels, files[1:]):
                 writes.drain()  # the level above is read back
-                for box in blocks(level.shape, level.chunks, source.dtype.itemsize):
+                for box in blocks(level.shape, level.chunks, dtype.itemsize):
                     wide = (*box[:-2], *(slice(s.start * 2, s.stop * 2) for s in box[-2:]))
                     writes.put(level, box, np.ascontiguousarray(np.asarray(previous[wide])[..., ::2, ::2]))
     group.attrs.update(multiscales(source.names, shapes, sizes, name=name))
