@@ -49,7 +49,7 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
             made["images"].append(
                 _one(path, source_key, headers.get("format") or "", series, folder / str(series["index"]), caps)
             )
-        except (ValueError, OSError, KeyError, IndexError) as exc:
+        except (ValueError, OSError, KeyError, IndexError, NotImplementedError) as exc:  # the last: a codec tifffile lacks
             made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
     if not made["images"]:
         made["status"] = "unreadable"
