@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .metadata import NotNgff, in_order, multiscales, ngff_axes
 
@@ -41,6 +41,7 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
         raise NotReferenceable(str(exc)) from exc
     if not in_order(names):
         raise NotReferenceable(f"axes {series.axes} are not in NGFF order (time, channel, space)")
+    _check_pyramid(series.levels)
     raw = _tifffile_refs(series)
     levels = len(series.levels)
     refs = _arrays(raw, levels, names)
@@ -68,6 +69,19 @@ def _check_tiled(series: Any) -> None:
                 raise NotReferenceable(f"its tiles use a predictor ({page.predictor.name}) Zarr cannot undo")
             if page.bitspersample not in (8, 16, 32, 64) or page.sampleformat == 5:
                 raise NotReferenceable(f"its samples ({page.bitspersample} bits) are not whole numpy values Zarr reads")
+
+
+def _check_pyramid(levels: Sequence[Any]) -> None:
+    """:class:`NotReferenceable` unless each of the file's levels is the one above it reduced: the same type and the
+    same sizes but in y and x, which shrink by one whole factor (2 or more) in both, give or take a pixel. (Else the
+    levels the file calls its pyramid are other pixels: level 0 is converted with a pyramid of its own.)"""
+    for index, (above, level) in enumerate(zip(levels, levels[1:]), start=1):
+        if level.dtype != above.dtype or len(level.shape) != len(above.shape) or level.shape[:-2] != above.shape[:-2]:
+            raise NotReferenceable(f"its level {index} ({level.dtype} {level.shape}) is not level {index - 1} reduced")
+        longer = max((-2, -1), key=lambda axis: above.shape[axis])
+        factor = round(above.shape[longer] / max(1, level.shape[longer]))
+        if factor < 2 or any(abs(level.shape[a] - above.shape[a] / factor) > 1 for a in (-2, -1)):
+            raise NotReferenceable(f"its level {index} {level.shape} is not level {index - 1} {above.shape} reduced")
 
 
 def _tifffile_refs(series: Any) -> dict[str, Any]:
