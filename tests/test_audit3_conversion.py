@@ -13,6 +13,9 @@ Found by this audit and fixed at the root (each has a case below that failed bef
 - a 64-bit integer TIFF failed: tifffile names its type ``q``/``Q``, which Zarr does not match, ``convert.write_image``;
 - a tiled bilevel (1-bit) TIFF failed instead of being converted: tifffile's reference writer refused it with a
   ValueError the virtual path did not take as "not referenceable", ``virtual``;
+- a tiled TIFF whose "pyramid" is not its image reduced (a level larger than level 0, of another type, of another
+  shape) was served as its store's levels, or failed NGFF validation: such files are now converted from level 0,
+  ``virtual._check_pyramid``;
 - one image of a file whose codec tifffile lacks (a 12-bit series) failed the whole file's job, ``worker.make_stores``.
 
 Real pixels (tests/data/images/SOURCES.txt): the fluorescence nuclei TIFF and its 3-D stack, the EMDB map EMD-3001;
@@ -96,6 +99,19 @@ def ome_series(path: Path) -> None:
         writer.write(RGB, photometric="rgb", metadata={"axes": "YXS"})
 
 
+def pyramid(*levels: np.ndarray) -> Writer:
+    """A tiled OME-TIFF whose pyramid (sub-IFDs) is ``levels[1:]``, whatever they hold."""
+
+    def write(path: Path) -> None:
+        options = {"tile": (256, 256), "compression": "zlib", "photometric": "minisblack"}
+        with tifffile.TiffWriter(path, ome=True) as writer:
+            writer.write(levels[0], subifds=len(levels) - 1, metadata={"axes": "YX"}, **options)
+            for level in levels[1:]:
+                writer.write(level, subfiletype=1, **options)
+
+    return write
+
+
 def one_series_twelve_bit(path: Path) -> None:
     """Two series; the second's header says 12 bits a sample (a codec tifffile lacks without imagecodecs)."""
     with tifffile.TiffWriter(path) as writer:
@@ -139,6 +155,10 @@ EXACT: dict[str, Writer] = {
     "found/int64.tif": tiff(NUCLEI.astype(np.int64) - 30000),
     "found/uint64.tif": tiff(NUCLEI.astype(np.uint64) << 40),
     "found/tiled-bilevel.tif": tiff(BILEVEL, tile=(256, 256)),
+    "found/pyramid-level-larger.ome.tif": pyramid(NUCLEI, GRID[:1024, :1024]),
+    "found/pyramid-level-of-floats.ome.tif": pyramid(NUCLEI, (NUCLEI[::2, ::2] / 3).astype(np.float32)),
+    "found/pyramid-level-of-another-shape.ome.tif": pyramid(NUCLEI, NUCLEI[:100, :400]),
+    "found/pyramid-level-as-large.ome.tif": pyramid(NUCLEI, NUCLEI.T),
     # held: TIFF sample types and layouts
     "tiff/big-endian-tiled.tif": tiff(NUCLEI.astype(">u2"), byteorder=">", tile=(256, 256), compression="zlib"),
     "tiff/float16.tif": tiff(NUCLEI.astype(np.float16)),
