@@ -45,6 +45,7 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
     raw = _tifffile_refs(series)
     levels = len(series.levels)
     refs = _arrays(raw, levels, names)
+    _check_within(refs, int(tif.filehandle.size))
     shapes = [json.loads(refs[f"{level}/.zarray"])["shape"] for level in range(levels)]
     attrs = multiscales(names, shapes, sizes, name=series.name or None)
     refs[".zgroup"] = json.dumps({"zarr_format": 2})
@@ -122,6 +123,14 @@ def _arrays(raw: Mapping[str, Any], levels: int, names: list[str]) -> dict[str, 
     if missing:
         raise NotReferenceable(f"tifffile gave no array for levels {missing}")
     return refs
+
+
+def _check_within(refs: Mapping[str, Any], size: int) -> None:
+    """:class:`NotReferenceable` if a reference runs past the end of the file (a tile whose offset or byte count
+    lies): served, its chunk would be missing, which Zarr reads as zeros."""
+    for key, value in refs.items():
+        if isinstance(value, list) and int(value[1]) + int(value[2]) > size:
+            raise NotReferenceable(f"its tile {key} runs past the end of the file ({int(value[1]) + int(value[2]):,} > {size:,} bytes)")
 
 
 def _array_meta(text: str, get_codec: Any) -> str:
