@@ -16,6 +16,12 @@ Found by this audit and fixed at the root (each has a case below that failed bef
 - a tiled TIFF whose "pyramid" is not its image reduced (a level larger than level 0, of another type, of another
   shape) was served as its store's levels, or failed NGFF validation: such files are now converted from level 0,
   ``virtual._check_pyramid``;
+- a plain multi-page TIFF (tifffile's sequence of pages, axes ``IYX``) failed: "axis 'I' has no NGFF name"; it is
+  z now, as the previews take it, ``metadata.AXES``;
+- a tiled TIFF with a tile past the end of the file got a virtual store whose chunk was missing (zeros to a Zarr
+  client, where tifffile fails): references are checked against the file's size, ``virtual._check_within``; and a
+  codec's own error (``zlib.error``) failed the file's other images too;
+- the images of a file past the 64 made were left out without a word: one failure entry now names them;
 - one image of a file whose codec tifffile lacks (a 12-bit series) failed the whole file's job, ``worker.make_stores``.
 
 Real pixels (tests/data/images/SOURCES.txt): the fluorescence nuclei TIFF and its 3-D stack, the EMDB map EMD-3001;
@@ -112,6 +118,37 @@ def pyramid(*levels: np.ndarray) -> Writer:
     return write
 
 
+def pages(planes: np.ndarray, **options) -> Writer:
+    """A plain multi-page TIFF, one page per plane (tifffile reads it as a sequence of pages: axes ``IYX``)."""
+
+    def write(path: Path) -> None:
+        with tifffile.TiffWriter(path) as writer:
+            for plane in planes:
+                writer.write(plane, metadata=None, **options)
+
+    return write
+
+
+def tile_moved(offset: int, **options) -> Writer:
+    """A tiled TIFF whose second tile's offset points past the end of the file."""
+
+    def write(path: Path) -> None:
+        tifffile.imwrite(path, NUCLEI, tile=(256, 256), **options)
+        with tifffile.TiffFile(path, mode="r+b") as tif:
+            offsets = list(tif.pages[0].tags["TileOffsets"].value)
+            offsets[1] = offset
+            tif.pages[0].tags["TileOffsets"].overwrite(offsets)
+
+    return write
+
+
+def many_images(path: Path) -> None:
+    """70 images of distinct shapes in one TIFF (one series each)."""
+    with tifffile.TiffWriter(path) as writer:
+        for index in range(70):
+            writer.write(np.full((4, 4 + index), index + 1, np.uint8))
+
+
 def one_series_twelve_bit(path: Path) -> None:
     """Two series; the second's header says 12 bits a sample (a codec tifffile lacks without imagecodecs)."""
     with tifffile.TiffWriter(path) as writer:
@@ -155,6 +192,8 @@ EXACT: dict[str, Writer] = {
     "found/int64.tif": tiff(NUCLEI.astype(np.int64) - 30000),
     "found/uint64.tif": tiff(NUCLEI.astype(np.uint64) << 40),
     "found/tiled-bilevel.tif": tiff(BILEVEL, tile=(256, 256)),
+    "found/page-sequence.tif": pages(STACK[:6]),
+    "found/page-sequence-tiled.tif": pages(STACK[:6], tile=(32, 32), compression="zlib"),
     "found/pyramid-level-larger.ome.tif": pyramid(NUCLEI, GRID[:1024, :1024]),
     "found/pyramid-level-of-floats.ome.tif": pyramid(NUCLEI, (NUCLEI[::2, ::2] / 3).astype(np.float32)),
     "found/pyramid-level-of-another-shape.ome.tif": pyramid(NUCLEI, NUCLEI[:100, :400]),
@@ -193,6 +232,9 @@ EXACT: dict[str, Writer] = {
     "tiff/predictor-tiled.tif": tiff(NUCLEI, compression="zlib", predictor=True, tile=(256, 256)),
     "tiff/one-strip-count-halved.tif": tagged(NUCLEI, {"StripByteCounts": NUCLEI.nbytes // 2}),
     "tiff/miniswhite.tif": tiff(NUCLEI, photometric="miniswhite"),
+    "tiff/zero-chunks.tif": tiff(np.where(np.arange(1024)[:, None] < 512, GRID[:1024, :1024], 0).astype(np.uint16)),
+    "tiff/negative-zero-chunks.tif": tiff(np.where(np.arange(1024)[:, None] < 512, GRID[:1024, :1024], -0.0).astype(np.float32)),
+    "tiff/all-zero.tif": tiff(np.zeros((600, 700), np.float32)),
     # held: MRC modes and layouts
     "mrc/mode0-int8.mrc": mrc((MAP * 10).clip(-128, 127).astype(np.int8)),
     "mrc/mode1-int16.mrc": mrc((MAP * 1000).astype(np.int16)),
@@ -204,6 +246,7 @@ EXACT: dict[str, Writer] = {
     "mrc/plane.mrc": mrc((GRID[:700, :600]).astype(np.int16)),
     "mrc/stack.mrcs": mrc(np.stack([NUCLEI, NUCLEI[::-1], NUCLEI.T]).astype(np.int16), stack=True),
     "mrc/gzipped.mrc.gz": mrc(MAP, gzipped=True),
+    "mrc/volume-levels.mrc": mrc(np.tile(MAP, (2, 7, 4))[:40]),
     # held: PNG and JPEG modes
     "png/grey16.png": pillow(Image.fromarray(GRID[:600, :700])),
     "png/grey8.png": pillow(Image.fromarray(GREY8)),
@@ -229,6 +272,8 @@ REFUSED: dict[str, tuple[Writer, str]] = {
         lambda p: tagged(NUCLEI, {"StripByteCounts": _halved_third(NUCLEI, 64)}, rowsperstrip=64)(p),
         "corrupted strip",
     ),
+    "bad/tile-past-the-end.tif": (tile_moved(10**7), "corrupted tile"),
+    "bad/tile-past-the-end-deflate.tif": (tile_moved(10**7, compression="zlib"), "truncated stream"),
     "bad/truncated.mrc": (cut(mrc(MAP), 1024 + 100), "truncated"),
     "bad/truncated.mrc.gz": (lambda p: p.write_bytes(gzip.compress(_mrc_bytes(MAP)[: 1024 + 100])), "truncated"),
     "bad/huge-claim.mrc": (lambda p: p.write_bytes(_mrc_claiming(100_000, 100_000, 100_000)), "pixels, more than"),
@@ -245,6 +290,10 @@ CODECS: dict[str, Writer] = {
     "codec/jpeg.tif": pillow(Image.fromarray(GREY8), compression="jpeg"),
     "codec/group4.tif": pillow(Image.fromarray(BILEVEL), compression="group4"),
 }
+
+
+#: files with several images, some of which get no store
+MIXED: dict[str, Writer] = {"mixed/one-12-bit-series.tif": one_series_twelve_bit, "mixed/70-images.tif": many_images}
 
 
 def _halved_third(data: np.ndarray, rows: int) -> list[int]:
@@ -270,7 +319,7 @@ def _mrc_claiming(nx: int, ny: int, nz: int) -> bytes:
 def files(tmp_path_factory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("audit3-sources")
     made = {}
-    for path, writer in {**EXACT, **{k: w for k, (w, _) in REFUSED.items()}, **CODECS, "mixed/one-12-bit-series.tif": one_series_twelve_bit}.items():
+    for path, writer in {**EXACT, **{k: w for k, (w, _) in REFUSED.items()}, **CODECS, **MIXED}.items():
         local = folder / path.replace("/", "__")
         writer(local)
         made[path] = local.read_bytes()
@@ -297,7 +346,7 @@ def expected_images(path: str, content: bytes, scratch: Path) -> list[np.ndarray
 
 
 def _ngff_order(data: np.ndarray, letters: str) -> np.ndarray:
-    names = [{"S": "c", "Q": "z"}.get(letter, letter.lower()) for letter in letters]  # as the header readers name them
+    names = [{"S": "c", "Q": "z", "I": "z"}.get(letter, letter.lower()) for letter in letters]  # as the header readers name them
     return np.transpose(data, sorted(range(len(names)), key=lambda i: "tczyx".index(names[i])))
 
 
@@ -361,3 +410,11 @@ def test_an_image_whose_codec_is_missing_leaves_the_files_other_images_their_sto
     assert [failure["series"] for failure in done.result["failures"]] == [1]
     assert "12-bit" in done.result["failures"][0]["reason"]
     assert_exact(open_http(image_url(site, path, 0)), NUCLEI, done.result["images"][0]["levels"])
+
+
+def test_images_past_the_cap_of_a_file_are_named_as_a_failure(site):
+    done = result(site["services"], site["accession"], "mixed/70-images.tif")
+    assert done.state == "done", done.reason
+    assert [image["series"] for image in done.result["images"]] == list(range(64))
+    (failure,) = done.result["failures"]
+    assert failure["series"] == 64 and "6 images" in failure["reason"] and "at most 64" in failure["reason"]
