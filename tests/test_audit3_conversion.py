@@ -22,6 +22,9 @@ Found by this audit and fixed at the root (each has a case below that failed bef
   client, where tifffile fails): references are checked against the file's size, ``virtual._check_within``; and a
   codec's own error (``zlib.error``) failed the file's other images too;
 - the images of a file past the 64 made were left out without a word: one failure entry now names them;
+- a stack of tiny planes was a file per plane (chunks of one plane in every axis but y and x): 5,000 frames of 2 × 2
+  pixels (850 kB) became 5,000 objects to store; chunks now take more planes until they hold about a full chunk's
+  pixels, ``convert.chunks_for`` (``test_a_stack_of_tiny_planes_is_a_few_objects``);
 - one image of a file whose codec tifffile lacks (a 12-bit series) failed the whole file's job, ``worker.make_stores``.
 
 Real pixels (tests/data/images/SOURCES.txt): the fluorescence nuclei TIFF and its 3-D stack, the EMDB map EMD-3001;
@@ -42,6 +45,7 @@ import mrcfile
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from PIL import Image
 
 from catalog.jobs import FAILED
@@ -235,6 +239,9 @@ EXACT: dict[str, Writer] = {
     "tiff/zero-chunks.tif": tiff(np.where(np.arange(1024)[:, None] < 512, GRID[:1024, :1024], 0).astype(np.uint16)),
     "tiff/negative-zero-chunks.tif": tiff(np.where(np.arange(1024)[:, None] < 512, GRID[:1024, :1024], -0.0).astype(np.float32)),
     "tiff/all-zero.tif": tiff(np.zeros((600, 700), np.float32)),
+    "tiff/narrow-planes-stack.tif": tiff(np.tile(STACK, (2, 10, 2))[:40, :600, :100], metadata={"axes": "ZYX"}),
+    "found/tiny-frames.ome.tif": tiff(np.resize(NUCLEI, (5000, 2, 2)) | 1, ome=True, metadata={"axes": "TYX"}),
+    "found/needle.mrc": mrc(np.resize(MAP, (20000, 1, 2)) + 1),
     # held: MRC modes and layouts
     "mrc/mode0-int8.mrc": mrc((MAP * 10).clip(-128, 127).astype(np.int8)),
     "mrc/mode1-int16.mrc": mrc((MAP * 1000).astype(np.int16)),
@@ -418,3 +425,31 @@ def test_images_past_the_cap_of_a_file_are_named_as_a_failure(site):
     assert [image["series"] for image in done.result["images"]] == list(range(64))
     (failure,) = done.result["failures"]
     assert failure["series"] == 64 and "6 images" in failure["reason"] and "at most 64" in failure["reason"]
+
+
+@pytest.mark.parametrize("path", ["found/tiny-frames.ome.tif", "found/needle.mrc"])
+def test_a_stack_of_tiny_planes_is_a_few_objects(site, path):
+    done = result(site["services"], site["accession"], path)
+    assert done.state == "done", done.reason
+    image = done.result["images"][0]
+    objects = list(site["services"].archive.file_store.list(image["store_key"] + "/", checksums=False))
+    assert len(objects) <= 8, [obj.key for obj in objects]  # .zgroup, .zattrs, 0/.zarray, 0/.zattrs, a chunk or two
+
+
+@pytest.mark.parametrize("block_bytes", [32 << 20, 200 << 10], ids=["rows", "narrow"])
+def test_planes_grouped_in_a_chunk_keep_every_level_exact(tmp_path, monkeypatch, block_bytes):
+    from loaders.ngff import convert
+    from loaders.ngff.pixels import TiffPixels
+
+    monkeypatch.setattr(convert, "BLOCK_BYTES", block_bytes)  # 200 kiB: blocks narrower than a row, levels read back
+    data = np.tile(STACK, (2, 2, 20))[:45, :100, :1100]  # planes of 100 × 1100: 5 planes a chunk, 3 levels
+    tifffile.imwrite(tmp_path / "stack.tif", data, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        source = TiffPixels(tif, 0)
+        try:
+            made = convert.write_image(source, tmp_path / "out.zarr", {})
+        finally:
+            source.close()
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r", zarr_format=2)
+    assert made["chunks"] == [5, 100, 512] and made["levels"] == 3 and group["2"].chunks == (5, 25, 275)
+    assert_exact(group, data, made["levels"])
