@@ -22,6 +22,10 @@ from .metadata import NotNgff, in_order, multiscales, ngff_axes
 
 #: the name of the URL template every reference uses
 TEMPLATE = "u"
+#: references one document holds at most (about 20 MB of JSON; the server parses a document, about 260 bytes a
+#: reference, for the requests of its chunks, and keeps documents of up to ``served.CACHED_BYTES`` parsed): an image
+#: of more tiles, which only tiles smaller than 256² allow within the pixel cap, is converted instead
+MAX_REFERENCES = 500_000
 #: what the TIFF compression schemes are called as numcodecs codecs (those a Zarr client can decode)
 NUMCODECS = {1: None, 8: "zlib", 32946: "zlib", 50000: "zstd", 34925: "lzma"}
 
@@ -46,6 +50,9 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
     levels = len(series.levels)
     refs = _arrays(raw, levels, names)
     _check_within(refs, int(tif.filehandle.size))
+    count = sum(1 for value in refs.values() if isinstance(value, list))
+    if count > MAX_REFERENCES:
+        raise NotReferenceable(f"its {count:,} tiles are more than the {MAX_REFERENCES:,} a reference document holds")
     shapes = [json.loads(refs[f"{level}/.zarray"])["shape"] for level in range(levels)]
     attrs = multiscales(names, shapes, sizes, name=series.name or None)
     refs[".zgroup"] = json.dumps({"zarr_format": 2})
