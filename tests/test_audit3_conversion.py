@@ -25,6 +25,9 @@ Found by this audit and fixed at the root (each has a case below that failed bef
 - a stack of tiny planes was a file per plane (chunks of one plane in every axis but y and x): 5,000 frames of 2 × 2
   pixels (850 kB) became 5,000 objects to store; chunks now take more planes until they hold about a full chunk's
   pixels, ``convert.chunks_for`` (``test_a_stack_of_tiny_planes_is_a_few_objects``);
+- a tiled TIFF of tiny tiles made a reference document the server parses for each chunk request (1 M references:
+  39 MB of JSON, 260 MB parsed, 1.4–3.4 s; documents over 32 MB are not kept parsed): past 500,000 references the
+  image is converted instead, ``virtual.MAX_REFERENCES``;
 - one image of a file whose codec tifffile lacks (a 12-bit series) failed the whole file's job, ``worker.make_stores``.
 
 Real pixels (tests/data/images/SOURCES.txt): the fluorescence nuclei TIFF and its 3-D stack, the EMDB map EMD-3001;
@@ -453,3 +456,20 @@ def test_planes_grouped_in_a_chunk_keep_every_level_exact(tmp_path, monkeypatch,
     group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r", zarr_format=2)
     assert made["chunks"] == [5, 100, 512] and made["levels"] == 3 and group["2"].chunks == (5, 25, 275)
     assert_exact(group, data, made["levels"])
+
+
+def test_a_tiff_of_more_tiles_than_a_document_holds_is_converted(tmp_path, monkeypatch):
+    """A reference document is parsed by the server for its chunks' requests (about 260 bytes a reference): a TIFF of
+    tiny tiles past :data:`~loaders.ngff.virtual.MAX_REFERENCES` is converted instead (here the cap is lowered)."""
+    from loaders.ngff import virtual
+    from loaders.ngff.worker import make_stores
+
+    monkeypatch.setattr(virtual, "MAX_REFERENCES", 63)
+    tifffile.imwrite(tmp_path / "tiny-tiles.tif", NUCLEI, tile=(64, 64), compression="zlib")  # 64 tiles
+    made = make_stores(str(tmp_path / "tiny-tiles.tif"), str(tmp_path / "out"), "tiny-tiles.tif", "k", {})
+    (image,) = made["images"]
+    assert image["kind"] == "converted" and "more than the 63" in image["not_virtual"]
+    assert_exact(zarr.open_group(str(tmp_path / "out" / "0" / "ome.zarr"), mode="r"), NUCLEI, image["levels"])
+    monkeypatch.setattr(virtual, "MAX_REFERENCES", 64)
+    made = make_stores(str(tmp_path / "tiny-tiles.tif"), str(tmp_path / "again"), "tiny-tiles.tif", "k", {})
+    assert made["images"][0]["kind"] == "virtual"
