@@ -44,6 +44,9 @@ def compressor() -> Any:
 
 
 def chunks_for(names: Sequence[str], shape: Sequence[int], volume: bool) -> tuple[int, ...]:
+    """Chunks of :data:`PLANE_CHUNK` (a volume: :data:`VOLUME_CHUNK`) in y and x, one plane of each other axis; where
+    that chunk holds fewer pixels than a full one (small planes), it takes more of the other axes, the innermost
+    first, up to about a full chunk's pixels: a stack of thousands of tiny planes is a few objects, not one each."""
     out = []
     for name, size in zip(names, shape):
         if name in ("y", "x"):
@@ -53,6 +56,10 @@ def chunks_for(names: Sequence[str], shape: Sequence[int], volume: bool) -> tupl
         else:
             edge = 1
         out.append(max(1, min(size, edge)))
+    full = math.prod(VOLUME_CHUNK) if volume and "z" in names else PLANE_CHUNK * PLANE_CHUNK
+    for axis in reversed(range(len(names) - 2)):  # the axes before y and x, innermost first
+        room = full // math.prod(out[:axis] + out[axis + 1 :])
+        out[axis] = max(out[axis], min(shape[axis], room))
     return tuple(out)
 
 
@@ -77,16 +84,17 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
     import zarr
 
     group = zarr.open_group(str(folder), mode="w", zarr_format=2)
+    dtype = np.dtype(source.dtype.str)  # numpy's own type of that name: Zarr knows int64 but not 'q' (tifffile's)
     chunks = chunks_for(source.names, source.shape, source.volume)
     shapes = [tuple(source.shape)]
     while max(shapes[-1][-2:]) > max(chunks[-2:]):
         shapes.append((*shapes[-1][:-2], *((size + 1) // 2 for size in shapes[-1][-2:])))
-    levels = [
-        _array(group, str(i), shape, chunks_for(source.names, shape, source.volume), source.dtype, source.names)
+    levels = [  # every level chunked as level 0 in the axes before y and x (the levels are made band by band of those)
+        _array(group, str(i), shape, (*chunks[:-2], *chunks_for(source.names, shape, source.volume)[-2:]), dtype, source.names)
         for i, shape in enumerate(shapes)
     ]
     files = [ChunkFiles(level) for level in levels]
-    boxes = list(blocks(source.shape, chunks, source.dtype.itemsize))
+    boxes = list(blocks(source.shape, chunks, dtype.itemsize))
     with _Writes() as writes:
         if boxes and boxes[0][-1].stop >= source.shape[-1]:
             pyramid = _Cascade(files, writes)  # whole rows at a time: each level is made from the one above
@@ -97,7 +105,7 @@ def write_image(source: PixelSource, folder: Path, sizes: Mapping[str, float | N
                 writes.put(files[0], box, data)
             for previous, level in zip(levels, files[1:]):
                 writes.drain()  # the level above is read back
-                for box in blocks(level.shape, level.chunks, source.dtype.itemsize):
+                for box in blocks(level.shape, level.chunks, dtype.itemsize):
                     wide = (*box[:-2], *(slice(s.start * 2, s.stop * 2) for s in box[-2:]))
                     writes.put(level, box, np.ascontiguousarray(np.asarray(previous[wide])[..., ::2, ::2]))
     group.attrs.update(multiscales(source.names, shapes, sizes, name=name))

@@ -2,7 +2,7 @@
 (:mod:`.worker`) and stores it in the archive's file store beside the study's files.
 
 Queued with the header reads, when a study is committed (:func:`enqueue_study`, from the listener in
-``api/services.py``), for files whose names say TIFF, MRC, PNG or ``.ome.zarr.zip``; for a harvested study's files
+``api/services.py``), for files whose names say TIFF, MRC, PNG, JPEG or ``.ome.zarr.zip``; for a harvested study's files
 (whose bytes stay at its source archive) with their header reads and previews (:func:`enqueue_harvested`: ``bia
 harvest … --headers``, ``bia reindex --headers``, ``bia previews ACCESSION``), each job's payload naming the source
 (``{"source": "biostudies"}``). It does not wait for the ``image_headers`` job: the worker reads the headers itself
@@ -71,13 +71,13 @@ from loaders.image_headers.stored import Located, NotReadableHere, locate_folder
 
 KIND = "ome_zarr"
 #: bumped when what the job writes changes (with the libraries' versions, it names the job's version)
-REVISION = 2
+REVISION = 3  # 3: big-endian plane TIFFs, tiled stacks, 64-bit integers, tiled 1-bit TIFFs, JPEG (audit 3)
 _LIBRARIES = ("tifffile", "zarr", "numcodecs", "mrcfile", "pillow", "ome-zarr-models")
 _TARGET = "loaders.ngff.worker:make_stores"
 _URL_TARGET = "loaders.ngff.job:make_stores_from_url"
 _PRELOAD = ("numpy", "tifffile", "mrcfile", "PIL.Image", "zarr", "numcodecs", "ome_zarr_models.v04.image", "loaders.ngff.worker")
 #: names of the files a job is queued for
-SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".png", ".ome.zarr.zip")
+SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".png", ".jpg", ".jpeg", ".ome.zarr.zip")
 MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
 DERIVED = "derived"
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 NGFF_VERSION = "0.4"
-#: the NGFF name and type of each reader axis letter (samples are channels; an unknown axis is z, as Bio-Formats does)
+#: the NGFF name and type of each reader axis letter (samples are channels; an unknown axis, tifffile's sequence of
+#: pages or of regions is z, as Bio-Formats does and as the previews step through them)
 AXES = {"T": ("t", "time"), "C": ("c", "channel"), "S": ("c", "channel"), "Z": ("z", "space"), "Q": ("z", "space")}
+AXES.update({"I": ("z", "space"), "R": ("z", "space")})
 AXES.update({"Y": ("y", "space"), "X": ("x", "space")})
 ORDER = "tczyx"
 #: the unit a length in metres is written in: the first whose size it reaches

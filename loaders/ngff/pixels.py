@@ -66,6 +66,8 @@ class TiffPixels(_Reordered):
         series = tif.series[index]
         self._order(series.axes, series.shape)
         self.dtype = np.dtype(series.dtype)
+        #: the pixels as the file stores them: tifffile names the type in this machine's byte order, whatever the file's
+        self._stored = self.dtype.newbyteorder(tif.byteorder)
         self._plane = _contiguous_plane(series)
         self._fd = os.open(tif.filehandle.path, os.O_RDONLY) if self._plane else -1
         self._zarr = None if self._plane else _tiff_zarr(series)
@@ -84,8 +86,8 @@ class TiffPixels(_Reordered):
         data = os.pread(self._fd, (stop - start) * row_bytes, offset + start * row_bytes)
         if len(data) != (stop - start) * row_bytes:
             raise Unconvertible("the file ends inside its pixel data (truncated)")
-        block = np.frombuffer(data, self.dtype).reshape((stop - start, *shape[1:]))
-        return block[(slice(None),) + tuple(rest)]
+        block = np.frombuffer(data, self._stored).reshape((stop - start, *shape[1:]))
+        return block[(slice(None),) + tuple(rest)].astype(self.dtype, copy=False)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -98,11 +100,7 @@ def _contiguous_plane(series: Any) -> tuple[int, tuple[int, ...]] | None:
     if len(series.pages) != 1 or series.pages[0] is None:
         return None
     page = series.pages[0]
-    if (
-        page.compression != 1
-        or not page.is_contiguous
-        or page.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">")
-    ):
+    if page.compression != 1 or not page.is_contiguous:
         return None
     if tuple(series.shape) != tuple(page.shape) or len(page.shape) not in (2, 3) or page.planarconfig != 1:
         return None

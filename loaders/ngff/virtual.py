@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .metadata import NotNgff, in_order, multiscales, ngff_axes
 
 #: the name of the URL template every reference uses
 TEMPLATE = "u"
+#: references one document holds at most (about 20 MB of JSON; the server parses a document, about 260 bytes a
+#: reference, for the requests of its chunks, and keeps documents of up to ``served.CACHED_BYTES`` parsed): an image
+#: of more tiles, which only tiles smaller than 256² allow within the pixel cap, is converted instead
+MAX_REFERENCES = 500_000
 #: what the TIFF compression schemes are called as numcodecs codecs (those a Zarr client can decode)
 NUMCODECS = {1: None, 8: "zlib", 32946: "zlib", 50000: "zstd", 34925: "lzma"}
 
@@ -41,9 +45,14 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
         raise NotReferenceable(str(exc)) from exc
     if not in_order(names):
         raise NotReferenceable(f"axes {series.axes} are not in NGFF order (time, channel, space)")
+    _check_pyramid(series.levels)
     raw = _tifffile_refs(series)
     levels = len(series.levels)
     refs = _arrays(raw, levels, names)
+    _check_within(refs, int(tif.filehandle.size))
+    count = sum(1 for value in refs.values() if isinstance(value, list))
+    if count > MAX_REFERENCES:
+        raise NotReferenceable(f"its {count:,} tiles are more than the {MAX_REFERENCES:,} a reference document holds")
     shapes = [json.loads(refs[f"{level}/.zarray"])["shape"] for level in range(levels)]
     attrs = multiscales(names, shapes, sizes, name=series.name or None)
     refs[".zgroup"] = json.dumps({"zarr_format": 2})
@@ -52,16 +61,35 @@ def reference_document(tif: Any, series_index: int, source_key: str, sizes: Mapp
 
 
 def _check_tiled(series: Any) -> None:
+    """:class:`NotReferenceable` unless every page of every level has tiles Zarr decodes as they are. The pages after
+    a series' first are often frames (``TiffFrame``: offsets only), which tifffile decodes with their key frame's
+    tags; so are they checked here."""
     for level in series.levels:
-        for page in level.pages:
-            if page is None:
+        for frame in level.pages:
+            if frame is None:
                 continue
+            page = getattr(frame, "keyframe", None) or frame
             if not page.is_tiled:
                 raise NotReferenceable("its pixels are stored in strips, not tiles")
             if page.compression not in NUMCODECS:
                 raise NotReferenceable(f"its compression {page.compression.name} has no Zarr codec")
             if page.predictor != 1:
                 raise NotReferenceable(f"its tiles use a predictor ({page.predictor.name}) Zarr cannot undo")
+            if page.bitspersample not in (8, 16, 32, 64) or page.sampleformat == 5:
+                raise NotReferenceable(f"its samples ({page.bitspersample} bits) are not whole numpy values Zarr reads")
+
+
+def _check_pyramid(levels: Sequence[Any]) -> None:
+    """:class:`NotReferenceable` unless each of the file's levels is the one above it reduced: the same type and the
+    same sizes but in y and x, which shrink by one whole factor (2 or more) in both, give or take a pixel. (Else the
+    levels the file calls its pyramid are other pixels: level 0 is converted with a pyramid of its own.)"""
+    for index, (above, level) in enumerate(zip(levels, levels[1:]), start=1):
+        if level.dtype != above.dtype or len(level.shape) != len(above.shape) or level.shape[:-2] != above.shape[:-2]:
+            raise NotReferenceable(f"its level {index} ({level.dtype} {level.shape}) is not level {index - 1} reduced")
+        longer = max((-2, -1), key=lambda axis: above.shape[axis])
+        factor = round(above.shape[longer] / max(1, level.shape[longer]))
+        if factor < 2 or any(abs(level.shape[a] - above.shape[a] / factor) > 1 for a in (-2, -1)):
+            raise NotReferenceable(f"its level {index} {level.shape} is not level {index - 1} {above.shape} reduced")
 
 
 def _tifffile_refs(series: Any) -> dict[str, Any]:
@@ -69,8 +97,11 @@ def _tifffile_refs(series: Any) -> dict[str, Any]:
 
     text = io.StringIO()
     codecs = {COMPRESSION(code): name for code, name in NUMCODECS.items() if name}
-    with series.aszarr() as store:
-        store.write_fsspec(text, url="source", compressors=codecs)
+    try:
+        with series.aszarr() as store:
+            store.write_fsspec(text, url="source", compressors=codecs)
+    except ValueError as exc:  # tifffile's word that these tiles cannot be referenced (bit depths, layouts)
+        raise NotReferenceable(f"tifffile cannot reference its tiles: {exc}") from exc
     loaded = json.loads(text.getvalue())
     return loaded.get("refs", loaded) if isinstance(loaded, dict) else {}
 
@@ -99,6 +130,14 @@ def _arrays(raw: Mapping[str, Any], levels: int, names: list[str]) -> dict[str, 
     if missing:
         raise NotReferenceable(f"tifffile gave no array for levels {missing}")
     return refs
+
+
+def _check_within(refs: Mapping[str, Any], size: int) -> None:
+    """:class:`NotReferenceable` if a reference runs past the end of the file (a tile whose offset or byte count
+    lies): served, its chunk would be missing, which Zarr reads as zeros."""
+    for key, value in refs.items():
+        if isinstance(value, list) and int(value[1]) + int(value[2]) > size:
+            raise NotReferenceable(f"its tile {key} runs past the end of the file ({int(value[1]) + int(value[2]):,} > {size:,} bytes)")
 
 
 def _array_meta(text: str, get_codec: Any) -> str:

@@ -44,13 +44,21 @@ def make_stores(path: str, out: str, name: str, source_key: str, caps: Mapping[s
     if headers["status"] != "ok":
         return {"status": headers["status"], "reason": headers.get("reason") or "no image found"}
     made: dict[str, Any] = {"status": "ok", "format": headers.get("format"), "images": [], "failures": []}
-    for series in headers["series"][: caps.get("max_images", MAX_IMAGES)]:
+    cap = int(caps.get("max_images", MAX_IMAGES))
+    for series in headers["series"][:cap]:
         try:
             made["images"].append(
                 _one(path, source_key, headers.get("format") or "", series, folder / str(series["index"]), caps)
             )
-        except (ValueError, OSError, KeyError, IndexError) as exc:
+        except (MemoryError, SystemError):
+            raise  # the sandbox's to report: the process is not trusted with more work
+        except Exception as exc:  # noqa: BLE001 - any library's failure to read one image (a codec it lacks, a
+            # corrupt tile: NotImplementedError, zlib.error…) is that image's, not the file's
             made["failures"].append({"series": series["index"], "reason": f"{type(exc).__name__}: {str(exc)[:500]}"})
+    if len(headers["series"]) > cap:  # one entry for them all: the result stays small
+        left = headers["series"][cap:]
+        reason = f"the file's {len(left):,} images from this one on get no store: at most {cap} are made of one file"
+        made["failures"].append({"series": left[0]["index"], "reason": reason})
     if not made["images"]:
         made["status"] = "unreadable"
         made["reason"] = "; ".join(f"image {f['series']}: {f['reason']}" for f in made["failures"]) or "no image"
