@@ -137,7 +137,9 @@ def _check_within(refs: Mapping[str, Any], size: int) -> None:
     lies): served, its chunk would be missing, which Zarr reads as zeros."""
     for key, value in refs.items():
         if isinstance(value, list) and int(value[1]) + int(value[2]) > size:
-            raise NotReferenceable(f"its tile {key} runs past the end of the file ({int(value[1]) + int(value[2]):,} > {size:,} bytes)")
+            raise NotReferenceable(
+                f"its tile {key} runs past the end of the file ({int(value[1]) + int(value[2]):,} > {size:,} bytes)"
+            )
 
 
 def _array_meta(text: str, get_codec: Any) -> str:
