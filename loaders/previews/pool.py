@@ -149,7 +149,7 @@ def _drawn(file: dict[str, Any], cap: int, timeout: float, draw: Callable[[Any],
     failure = ranges.failure
     if isinstance(failure, SourceDown):
         return {"transient": str(failure)}
-    if reader.over_cap:
+    if reader.over_cap or isinstance(made, ByteCapExceeded):  # the reader's cap, or the fetches' (read ahead) one
         failure = SourceFailed(over)
     if failure is not None and (isinstance(made, Exception) or (isinstance(made, dict) and made.get("status") == "failed")):
         raise SourceFailed(str(failure))
