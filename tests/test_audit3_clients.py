@@ -19,7 +19,6 @@ from it), the skimage cell PNG, the Bio-Formats fake two-series OME-Zarr layout 
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 from typing import Callable
@@ -32,6 +31,7 @@ import zarr
 from PIL import Image
 
 from catalog import identifiers
+from tests.catalog_helpers import raw_request
 from tests.test_ome_zarr import image_site, pyramid_tiff
 from tests.test_ome_zarr_folder import folder_files
 from tests.test_ome_zarr_harvested import PYRAMID as HARVESTED_PYRAMID
@@ -79,17 +79,7 @@ class Store:
 
 def raw(base: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict, bytes]:
     """A request whose path is sent exactly as given: status, headers, body."""
-    host, port = base.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        answer = connection.getresponse()
-        return answer.status, dict(answer.getheaders()), answer.read()
-    finally:
-        connection.close()
+    return raw_request(base, path, headers, method)
 
 
 def tiff_levels(path: Path) -> list[np.ndarray]:

@@ -16,7 +16,6 @@ Stores are made here from the samples in tests/data/images/ome-zarr (see tests/d
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
@@ -34,7 +33,7 @@ from catalog import identifiers
 from catalog.errors import CatalogError
 from catalog.jobs import JobQueue
 from loaders.image_headers.job import KIND as HEADERS
-from tests.catalog_helpers import deposit_files as deposit
+from tests.catalog_helpers import deposit_files as deposit, raw_request
 from tests.servers.seaweedfs_server import free_ports
 from tests.test_ome_zarr import SETTINGS, result, work
 from tests.test_ome_zarr_zip import members, zipped
@@ -265,17 +264,7 @@ def image_url(site, accession: str, path: str, index: int = 0) -> str:
 
 def raw(site, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict, bytes]:
     """A request whose path is sent exactly as given (no client normalisation)."""
-    host, port = site["base"].removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        answer = connection.getresponse()
-        return answer.status, dict(answer.getheaders()), answer.read()
-    finally:
-        connection.close()
+    return raw_request(site["base"], path, headers, method)
 
 
 def listing(site, accession: str, headers: dict | None = None) -> requests.Response:
