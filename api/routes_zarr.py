@@ -131,14 +131,14 @@ def _virtual_object(entry: dict, key: str) -> BaseResponse:
     found = served.resolve(document, key)
     if found is None:
         raise NotFound(f"the OME-Zarr has no key {key}")
-    etag = '"' + hashlib.md5(f"{md5}/{key}".encode()).hexdigest() + '"'
+    tag = hashlib.md5(f"{md5}/{key}".encode()).hexdigest()
     if isinstance(found, bytes):
-        return bytes_response(found, etag.strip('"'), name=f"key {key}", media=_media(key))
+        return bytes_response(found, tag, name=f"key {key}", media=_media(key))
     if found.key != entry.get("source_key"):
         raise NotFound(f"the OME-Zarr key {key} points outside its image's file")
     stored = services().archive.file_store.stat(found.key)
     if stored is None:
-        return _from_source(found, key, etag, entry.get("source_bytes") or None)
+        return _from_source(found, key, tag, entry.get("source_bytes") or None)
     if found.offset + found.length > stored.size:
         raise NotFound(f"the bytes of key {key} are not held by this archive")
     return object_response(found.key, stored, name=key, window=(found.offset, found.length), media="application/octet-stream")
@@ -151,7 +151,7 @@ class ChunkTooLarge(CatalogError):
     code = "chunk_too_large"
 
 
-def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> BaseResponse:
+def _from_source(found: served.Chunk, key: str, tag: str, size: int | None) -> BaseResponse:
     """A chunk of a harvested study's file, whose bytes stay at its source archive: exactly its byte range, fetched
     from the file's URL there (:func:`~loaders.image_headers.stored.where`: configured sources only, redirects on
     the same host only, ``BIA_HEADER_REQUEST_TIMEOUT``), at most ``BIA_OME_ZARR_MAX_PROXY_BYTES``; a source that is
@@ -160,7 +160,6 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
     url = _source_url(accession, found.key)
     if url is None:
         raise NotFound(f"the bytes of key {key} are not held by this archive")
-    tag = etag.strip('"')
     answered = preconditions(tag, f"key {key}")
     if answered is not None:
         return answered
@@ -179,7 +178,7 @@ def _from_source(found: served.Chunk, key: str, etag: str, size: int | None) -> 
     if request.method != "HEAD":
         timeout = settings().header_request_timeout
         data = fetch_window(url, found.key, found.offset + lo, hi - lo, timeout=timeout, size=size)
-    return sent(data, span, found.length, "application/octet-stream", {"ETag": etag, "Accept-Ranges": "bytes"})
+    return sent(data, span, found.length, "application/octet-stream", {"ETag": f'"{tag}"', "Accept-Ranges": "bytes"})
 
 
 def _source_url(accession: str, file_key: str) -> str | None:

@@ -9,9 +9,10 @@ From the real nuclei image tiled ``--repeat`` × ``--repeat`` (uint16):
   against a raw Zarr write of the same array already in memory (``zarr.create_array`` with the same chunks and codec,
   ``array[:] = data``, level 0 only) in the same run, each the best of five; the ratio is raw seconds / conversion
   seconds (≥ 0.7 wanted); dirty pages are flushed before each timed run (else the kernel throttles whichever
-  run comes after a large write, and the ratio measures the disk's writeback). Beside it, the floor: level 0's chunks encoded with the same codec and written as files
-  on two threads, with nothing read and no pyramid (what the converter does for level 0, without zarr-python's
-  per-chunk machinery); and the worker's peak resident memory and the machine's load average;
+  run comes after a large write, and the ratio measures the disk's writeback). Beside it, the floor: level 0's
+  chunks encoded with the same codec and written as files on two threads, with nothing read and no pyramid (what
+  the converter does for level 0, without zarr-python's per-chunk machinery); and the worker's peak resident
+  memory and the machine's load average;
 - reference document: a tiled (256², zlib), 3-level pyramidal OME-TIFF of the same pixels referenced in place;
   the document's size against the file's;
 - region reads: a catalog serving both (werkzeug, threaded, on a free port); random 512 × 512 regions of level 0 read
@@ -36,12 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NUCLEI = ROOT / "tests" / "data" / "images" / "tiff" / "stardist_img2d.tif"
 
 
+def _clean_start() -> None:
+    """Flush dirty pages, so that no write of an earlier run waits to be flushed during the next timed one."""
+    os.sync()
+
+
 def _raw_write(data: np.ndarray, folder: Path, chunks: tuple[int, ...]) -> float:
     import zarr
 
     from loaders.ngff.convert import compressor
 
-    os.sync()  # no write of an earlier run waits to be flushed: each run writes from a clean start
+    _clean_start()
     start = time.perf_counter()
     array = zarr.create_array(
         str(folder), shape=data.shape, chunks=chunks, dtype=data.dtype, compressors=compressor(), zarr_format=2, fill_value=0
@@ -52,15 +58,14 @@ def _raw_write(data: np.ndarray, folder: Path, chunks: tuple[int, ...]) -> float
 
 def _chunk_files_write(data: np.ndarray, folder: Path, chunks: tuple[int, ...]) -> float:
     """Seconds to store ``data``'s chunks as files the way the converter does (two threads), nothing else."""
-    import itertools
     from concurrent.futures import ThreadPoolExecutor
 
     import zarr
 
-    from loaders.ngff.chunk_files import ChunkFiles
+    from loaders.ngff.chunk_files import ChunkFiles, chunk_boxes
     from loaders.ngff.convert import compressor
 
-    os.sync()  # no write of an earlier run waits to be flushed: each run writes from a clean start
+    _clean_start()
     start = time.perf_counter()
     array = zarr.create_array(
         str(folder),
@@ -73,8 +78,7 @@ def _chunk_files_write(data: np.ndarray, folder: Path, chunks: tuple[int, ...]) 
         chunk_key_encoding={"name": "v2", "separator": "/"},
     )
     files = ChunkFiles(array)
-    corners = itertools.product(*(range(0, size, edge) for size, edge in zip(data.shape, chunks)))
-    boxes = [tuple(slice(c, min(c + e, n)) for c, e, n in zip(corner, chunks, data.shape)) for corner in corners]
+    boxes = list(chunk_boxes(tuple(slice(0, n) for n in data.shape), chunks))
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda box: files.write(box, data[box]), boxes))
     return time.perf_counter() - start
@@ -90,7 +94,7 @@ def _convert_in_sandbox(path: Path, out: Path, tries: int = 5) -> tuple[float, d
         pool.call("loaders.ngff.worker:make_stores", str(NUCLEI), str(out / "warm"), "warm.tif", "warm", {})
         times = []
         for i in range(tries):
-            os.sync()  # no write of an earlier run waits to be flushed: each run writes from a clean start
+            _clean_start()
             start = time.perf_counter()
             made = pool.call("loaders.ngff.worker:make_stores", str(path), str(out / f"big{i}"), path.name, "big", {})
             times.append(time.perf_counter() - start)

@@ -3,14 +3,13 @@ array (edge chunks padded, byte order kept, every dtype the converter meets), an
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from loaders.ngff.chunk_files import ChunkFiles
+from loaders.ngff.chunk_files import ChunkFiles, chunk_boxes
 from loaders.ngff.convert import compressor
 
 
@@ -37,8 +36,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _chunk_boxes(shape, chunks):
-    for corner in itertools.product(*(range(0, size, edge) for size, edge in zip(shape, chunks))):
-        yield tuple(slice(c, min(c + edge, size)) for c, edge, size in zip(corner, chunks, shape))
+    return chunk_boxes(tuple(slice(0, n) for n in shape), chunks)
 
 
 CASES = {

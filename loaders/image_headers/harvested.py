@@ -44,7 +44,8 @@ def enqueue_harvested(
     wanted: Callable[[str], bool] | None = None,
 ) -> HarvestedQueued:
     """Queue a ``kind`` job at ``version`` for every listed file (each ``studies/<acc>/<path>`` key ``wanted``
-    accepts; default: all; of a Zarr folder, its marker only, as for deposits) of the harvested studies ``accessions`` (None: every released or embargoed one).
+    accepts; default: all; of a Zarr folder, its marker only, as for deposits) of the harvested studies
+    ``accessions`` (None: every released or embargoed one).
     Deposited studies (left to each kind's ``enqueue_study``), studies not committed and studies without a file
     table are left out; jobs already known are not added again."""
     done = HarvestedQueued()

@@ -80,7 +80,8 @@ def where(
 ) -> Located | None:
     """Where a worker reads a study's file ``file_key`` (``studies/<acc>/<path>``): the file store's object
     (:func:`locate`), or, for a harvested study's file (``source``: its source archive), its URL at the source's
-    configured file server (:func:`source_url`; its size unknown). None: no such object. Raises :class:`~.remote.NotLocated` (no server configured, or a path outside the study's folder),
+    configured file server (:func:`source_url`; its size unknown). None: no such object. Raises
+    :class:`~.remote.NotLocated` (no server configured, or a path outside the study's folder),
     :class:`NotReadableHere` or :class:`~catalog.file_store.StorageUnavailable`."""
     if source is None:
         return locate(store, file_key)

@@ -11,13 +11,22 @@ array is refused with :class:`ValueError` before anything is written.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 Box = tuple[slice, ...]
+
+
+def chunk_boxes(region: Box, chunks: Sequence[int]) -> Iterator[Box]:
+    """The boxes of the chunks of ``region`` (which starts on the chunk grid), in C order; those at its far edges
+    are cut at its end."""
+    corners = itertools.product(*(range(s.start, s.stop, edge) for s, edge in zip(region, chunks)))
+    for corner in corners:
+        yield tuple(slice(c, min(c + edge, s.stop)) for c, edge, s in zip(corner, chunks, region))
 
 
 class ChunkFiles:

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .chunk_files import ChunkFiles
+from .chunk_files import ChunkFiles, chunk_boxes
 from .metadata import multiscales, validate_group
 from .pixels import Box, PixelSource
 
@@ -207,9 +207,7 @@ def _prefetched(source: PixelSource, boxes: Sequence[Box]) -> Iterator[tuple[Box
 def _write(files: ChunkFiles, box: Box, data: np.ndarray) -> None:
     """Store the chunks of ``data`` (``box`` starting on chunk boundaries), leaving out those whose bits are all
     zero (the fill value), as zarr does, but keeping ``-0.0``."""
-    corners = itertools.product(*(range(s.start, s.stop, edge) for s, edge in zip(box, files.chunks)))
-    for corner in corners:
-        part = tuple(slice(c, min(c + edge, s.stop)) for c, edge, s in zip(corner, files.chunks, box))
+    for part in chunk_boxes(box, files.chunks):
         block = data[tuple(slice(p.start - s.start, p.stop - s.start) for p, s in zip(part, box))]
         if _has_bits(block):
             files.write(part, block)
