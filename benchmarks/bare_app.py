@@ -7,6 +7,7 @@ pyoxigraph (one CONSTRUCT over the study's named graph, pyoxigraph's own JSON-LD
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyoxigraph as ox
 from flask import Flask, Response
@@ -34,3 +35,26 @@ def empty_answer(environ: dict, start_response) -> list[bytes]:
     body = b'{"head":{"vars":["p","o"]},"results":{"bindings":[]}}'
     start_response("200 OK", [("Content-Type", "application/sparql-results+json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def in_process_query(environ: dict, start_response) -> list[bytes]:
+    """The floor of any Python-served SPARQL endpoint: the query of ``?query=`` run in the serving process itself
+    on the public graph store (no framework, no checks, no worker process), its results written by pyoxigraph.
+
+    BARE_STORE=<graph store folder> granian --interface wsgi 'benchmarks.bare_app:in_process_query'
+    """
+    import urllib.parse
+
+    global _STORE
+    if _STORE is None:
+        from catalog.graph_store_embedded import EmbeddedGraphStore
+
+        _STORE = EmbeddedGraphStore(Path(os.environ["BARE_STORE"]), read_only=True)._reader()
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("query", ["ASK {}"])[0]
+    results = _STORE.query(query)
+    body = results.serialize(format=ox.QueryResultsFormat.JSON)
+    start_response("200 OK", [("Content-Type", "application/sparql-results+json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+_STORE: ox.Store | None = None
