@@ -8,6 +8,7 @@ import json
 import re
 import zipfile
 from typing import Any, Iterator
+from urllib.parse import urlencode
 
 from flask import Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -87,17 +88,23 @@ def parse_sort(raw: str | None) -> list[tuple[str, bool]]:
 
 def shown_columns(columns: list[Column], wanted: list[str] | None) -> list[str]:
     """The columns the HTML table shows: those asked for (``columns=``, repeatable or comma-separated) in table
-    order, else the first :data:`SHOWN_BY_DEFAULT`; ``file_id`` is never shown (the rows link to the files)."""
+    order, else the first :data:`SHOWN_BY_DEFAULT` (``type`` only in a table that lists folders); ``file_id`` is
+    never shown (the rows link to the files)."""
     names = [c.name for c in columns if c.name != "file_id"]
     asked = [name for raw in wanted or [] for name in raw.split(",") if name]
     if not asked:
-        return names[:SHOWN_BY_DEFAULT]
+        return [name for name in names if name not in _uniform(columns)][:SHOWN_BY_DEFAULT]
     unknown = [name for name in asked if name not in names]
     if unknown:
         raise BadParameter(
             f"no column {unknown[0]!r} in this file table; columns are: {', '.join(names)}", [{"field": "columns"}]
         )
     return [name for name in names if name in asked]
+
+
+def _uniform(columns: list[Column]) -> set[str]:
+    """The ``type`` column when every row is a file: not shown nor faceted unless asked for."""
+    return {c.name for c in columns if c.name == "type" and c.distinct <= 1}
 
 
 def _download_url(accession: str, file_id: str) -> str:
@@ -165,7 +172,11 @@ def _file_table(args: dict[str, Any], accession: str, fmt: str | None) -> Respon
     facet_columns = (
         [c for c in wanted.split(",") if c]
         if wanted is not None
-        else [c.name for c in columns if c.distinct <= FACET_MAX_DISTINCT and c.name not in ("path", "file_id", "size")]
+        else [
+            c.name
+            for c in columns
+            if c.distinct <= FACET_MAX_DISTINCT and c.name not in ("path", "file_id", "size", *_uniform(columns))
+        ]
     )
     body = {
         "study": identifiers.study_iri(settings().base_url, name),
@@ -292,8 +303,13 @@ def download_file(accession: str, file_id: str) -> BaseResponse:
     key = f"studies/{accession}/{row['path']}"
     store = services().archive.file_store
     stored = store.stat(key)
+    if stored is None and row.get("type") == "directory" and not _harvested(accession):
+        # a deposited folder listed as one entry: its files are held one by one, listed in the table
+        return redirect(
+            f"{settings().base_url}/studies/{accession}/files?{urlencode({'filter[path][prefix]': row['path'] + '/'})}", 303
+        )
     if stored is None:
-        return _at_source(accession, row["path"])
+        return _at_source(accession, row)
     filename = row["path"].rsplit("/", 1)[-1]
     response = object_response(key, stored, name=row["path"], filename=filename)
     response.headers["Link"] = collection_link(accession)  # FAIR signposting: the way back to the landing page
@@ -306,14 +322,20 @@ def _harvested(accession: str) -> bool:
     return row is not None and row.source != "deposit"
 
 
-def _at_source(accession: str, path: str) -> BaseResponse:
+def _at_source(accession: str, row: dict[str, Any]) -> BaseResponse:
     """A file whose bytes this archive does not hold: a redirect to it at the archive a harvested study came from
     (:mod:`api.source_files`), else 404."""
-    url = source_file_url(settings(), accession, path) if _harvested(accession) else None
+    url = _source_url(accession, row) if _harvested(accession) else None
     if url is None:
         where = "not held by this archive" + (" nor located at its source" if _harvested(accession) else "")
-        raise NotFound(f"{path} is listed by {accession} but its bytes are {where}")
+        raise NotFound(f"{row['path']} is listed by {accession} but its bytes are {where}")
     return redirect(url, code=302)
+
+
+def _source_url(accession: str, row: dict[str, Any]) -> str | None:
+    """A harvested study's file at its source archive; a folder's URL ends with ``/`` (a listing to recurse into)."""
+    url = source_file_url(settings(), accession, row["path"])
+    return f"{url}/" if url and row.get("type") == "directory" else url
 
 
 class _Sink(io.RawIOBase):
@@ -378,7 +400,7 @@ def download_study(accession: str) -> Response:
 @blp.route("/studies/<string:accession>/manifest")
 @blp.response(
     200,
-    {"type": "string", "description": "url, path, size, md5, sha256 columns"},
+    {"type": "string", "description": "url, path, size, md5, sha256, type columns"},
     content_type="text/tab-separated-values",
     description="A line per file (TSV), or a list of them (JSON)",
 )
@@ -397,21 +419,22 @@ def manifest(accession: str) -> Response:
 
     def entries() -> Iterator[dict[str, Any]]:
         for row in index.iter_rows(accession):
+            if row.get("type") == "directory" and not harvested:
+                continue  # a deposited folder's files are listed one by one
             # a harvested study's file: where its source archive serves it (no checksums are known here)
             stored = None if harvested else store.stat(f"studies/{accession}/{row['path']}")
             yield {
-                "url": source_file_url(settings(), accession, row["path"])
-                if harvested
-                else _download_url(accession, row["file_id"]),
+                "url": _source_url(accession, row) if harvested else _download_url(accession, row["file_id"]),
                 "path": row["path"],
                 "size": row.get("size"),
                 "md5": stored.md5 if stored else None,
                 "sha256": stored.sha256 if stored else None,
+                "type": row.get("type") or "file",
             }
 
     if media == "application/json":
         return Response(json.dumps(list(entries())), mimetype=media)
 
-    columns = ("url", "path", "size", "md5", "sha256")
+    columns = ("url", "path", "size", "md5", "sha256", "type")
     rows = itertools.chain([columns], ([e[k] for k in columns] for e in entries()))
     return Response(streamed(table_text(rows, "\t"), f"the manifest of {accession}"), mimetype=media)

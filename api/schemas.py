@@ -320,6 +320,13 @@ class FileRow(Open):
     file_id = fields.String()
     path = fields.String()
     size = fields.Integer(allow_none=True)
+    type = fields.String(
+        metadata={
+            "enum": ["file", "directory"],
+            "description": "`directory`: a folder listed as one entry (a Zarr store, a folder of annotations); its "
+            "size is the total of what it holds and its download is the folder at the source archive",
+        }
+    )
     id = fields.String(data_key="@id")
     download = fields.String()
 
@@ -427,6 +434,7 @@ class ManifestEntry(Answer):
     size = fields.Integer(allow_none=True)
     md5 = fields.String(allow_none=True)
     sha256 = fields.String(allow_none=True)
+    type = fields.String(metadata={"enum": ["file", "directory"], "description": "`directory`: a folder (its URL ends with /)"})
 
 
 class SparqlExample(Answer):

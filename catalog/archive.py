@@ -38,6 +38,7 @@ from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
 from catalog.file_store import FileStore
+from catalog.file_index import Filter, UnknownColumn
 from catalog.image_columns import with_image_columns
 from catalog.state_db import open_state_db
 from catalog.stores import open_file_store
@@ -360,9 +361,13 @@ class Archive:
 
     def holds_files(self, accession: str, view: str = PUBLIC) -> bool:
         """Whether the archive holds the bytes of the study's files (a deposit), not only their list (a harvested
-        record whose files are elsewhere): judged by its first listed file."""
+        record whose files are elsewhere): judged by its first listed file (not a folder listed as one entry)."""
+        files = self.view(view).files
         try:
-            first = self.view(view).files.query(accession, limit=1).items
+            try:
+                first = files.query(accession, [Filter("type", "eq", "file")], limit=1).items
+            except UnknownColumn:  # a table built before folders were kept
+                first = files.query(accession, limit=1).items
         except NotFound:
             return False
         return bool(first) and self.file_store.stat(f"studies/{accession}/{first[0]['path']}") is not None

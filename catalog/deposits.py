@@ -62,6 +62,8 @@ class FileListRow:
     path: str
     size: int | None
     attributes: dict[str, str]
+    #: a folder listed as one entry: its attributes are the folder's, its files are the uploads below it
+    directory: bool = False
 
 
 @dataclass
@@ -461,17 +463,28 @@ class Deposits:
         paths the file store cannot keep or that clash with another), using an on-disk table of listed paths."""
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
             db = sqlite3.connect(f"{tmp}/listed.sqlite")
-            db.execute("CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER, size INTEGER, md5 TEXT, fold TEXT)")
+            db.execute(
+                "CREATE TABLE listed (path TEXT PRIMARY KEY, file TEXT, line INTEGER, size INTEGER, md5 TEXT, fold TEXT,"
+                " dir INTEGER)"
+            )
             bad: list[dict[str, Any]] = []
             for entry in sub["file_lists"]:
                 with self._local_copy(entry["key"]) as local:
                     try:
                         rows = (
-                            (r.path, entry["name"], r.line, r.size, _listed_md5(r.attributes), clash_key(r.path))
+                            (
+                                r.path,
+                                entry["name"],
+                                r.line,
+                                None if r.directory else r.size,  # a folder's size is what was uploaded below it
+                                None if r.directory else _listed_md5(r.attributes),
+                                clash_key(r.path),
+                                int(r.directory),
+                            )
                             for r in self.formats.iter_file_list(local, entry["name"])
                             if _storable(r, entry["name"], bad)
                         )
-                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?, ?)", rows)
+                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                     except CatalogError:
                         pass  # reported by check_file_list
             db.execute("CREATE INDEX listed_fold ON listed(fold)")
@@ -482,10 +495,17 @@ class Deposits:
                 (path, {"file": file, "line": line})
                 for path, file, line in db.execute(
                     "SELECT l.path, l.file, l.line FROM listed l LEFT JOIN reg.staged_files s"
-                    " ON s.submission_id = ? AND s.path = l.path WHERE s.path IS NULL ORDER BY l.file, l.line LIMIT 1001",
-                    (sub["id"],),
+                    " ON s.submission_id = :sub AND s.path = l.path WHERE s.path IS NULL AND (l.dir = 0 OR NOT EXISTS ("
+                    "SELECT 1 FROM reg.staged_files d WHERE d.submission_id = :sub AND d.path > l.path || '/'"
+                    " AND d.path < l.path || '0')) ORDER BY l.file, l.line LIMIT 1001",
+                    {"sub": sub["id"]},
                 )
             ]
+            any_folder = db.execute("SELECT 1 FROM listed WHERE dir = 1 LIMIT 1").fetchone() is not None
+
+            def is_folder(path: str) -> bool:
+                return db.execute("SELECT 1 FROM listed WHERE path = ? AND dir = 1", (path,)).fetchone() is not None
+
             unlisted = [
                 path
                 for (path,) in db.execute(
@@ -493,6 +513,7 @@ class Deposits:
                     " WHERE s.submission_id = ? AND l.path IS NULL ORDER BY s.path",
                     (sub["id"],),
                 )
+                if not any_folder or _listed_folder(path, is_folder) is None
             ]
             contradicted = []
             for path, file, line, size, md5, got_size, got_md5 in db.execute(
@@ -653,9 +674,11 @@ class Deposits:
         unlisted uploads."""
         only_component = next(iter(components.values())) if len(components) == 1 else None
         listed: set[str] = set()
+        folders: dict[str, str | None] = {}  # folders listed as one entry → their component
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
             db = sqlite3.connect(self._staged_copy(sub["id"], tmp))
             lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
+            below = "SELECT TOTAL(size) FROM staged_files WHERE submission_id = ? AND path > ? AND path < ?"
             try:
                 for entry in sub["file_lists"]:
                     component = (
@@ -666,6 +689,13 @@ class Deposits:
                             if row.path in listed:
                                 continue
                             listed.add(row.path)
+                            if row.directory:
+                                folders[row.path] = component
+                                total = int(db.execute(below, (sub["id"], row.path + "/", row.path + "0")).fetchone()[0])
+                                yield StudyFile(
+                                    path=row.path, size=total, attributes=row.attributes, component=component, directory=True
+                                )
+                                continue
                             staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
                             yield StudyFile(
                                 path=row.path,
@@ -679,7 +709,14 @@ class Deposits:
                     "SELECT path, size, md5, sha256 FROM staged_files WHERE submission_id = ? ORDER BY path", (sub["id"],)
                 ):
                     if staged[0] not in listed:
-                        yield StudyFile(path=staged[0], size=staged[1], md5=staged[2], sha256=staged[3], component=only_component)
+                        folder = _listed_folder(staged[0], folders.__contains__) if folders else None
+                        yield StudyFile(
+                            path=staged[0],
+                            size=staged[1],
+                            md5=staged[2],
+                            sha256=staged[3],
+                            component=(folders[folder] if folder is not None else None) or only_component,
+                        )
             finally:
                 db.close()
 
@@ -724,6 +761,16 @@ class Deposits:
             os.unlink(handle.name)
 
 
+def _listed_folder(path: str, is_folder: Callable[[str], bool]) -> str | None:
+    """The innermost folder holding ``path`` that a file list lists as one entry (``is_folder``), if any."""
+    parts = path.split("/")
+    for end in range(len(parts) - 1, 0, -1):
+        folder = "/".join(parts[:end])
+        if is_folder(folder):
+            return folder
+    return None
+
+
 def _storable(row: FileListRow, file: str, problems: list[dict[str, Any]]) -> bool:
     """Whether the file store can keep a listed path (else a problem naming its line is added)."""
     problem = path_problem(row.path, max_bytes=MAX_PATH_BYTES)
@@ -753,13 +800,14 @@ _CLASHES = (
         "names the same file on case-insensitive or Unicode-normalising file systems as the uploaded",
     ),
     (
-        "SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON b.fold > a.fold || '/' AND b.fold < a.fold || '0'",
+        "SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON a.dir = 0 AND b.fold > a.fold || '/'"
+        " AND b.fold < a.fold || '0'",
         "is a file where a folder is needed for",
     ),
     # CROSS JOIN keeps the written order: the outer table scanned once, the inner one searched by index range
     (
-        "SELECT a.path, a.file, a.line, s.path FROM listed a CROSS JOIN reg.staged_files s ON s.submission_id = :sub"
-        " AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'",
+        "SELECT a.path, a.file, a.line, s.path FROM listed a CROSS JOIN reg.staged_files s ON a.dir = 0"
+        " AND s.submission_id = :sub AND s.fold_key > a.fold || '/' AND s.fold_key < a.fold || '0'",
         "is a file where a folder is needed for the uploaded",
     ),
     (

@@ -35,9 +35,10 @@ from catalog.file_tables import POINTER_SECONDS, SharedTables, TablePointer
 from catalog.identifiers import check_accession
 from catalog.state_db import SqliteStateDB, StateDB
 
-FIXED_COLUMNS = ("path", "size", "format", "file_id")
+#: ``type``: ``file``, or ``directory`` for a folder listed as one entry (see ``catalog.study_files.StudyFile``)
+FIXED_COLUMNS = ("path", "size", "format", "file_id", "type")
 #: Columns kept as text even when a value looks like a number.
-TEXT_COLUMNS = frozenset({"path", "format", "file_id"})
+TEXT_COLUMNS = frozenset({"path", "format", "file_id", "type"})
 OPERATORS = ("eq", "ne", "prefix", "gt", "gte", "lt", "lte")
 #: Columns with at most this many distinct values get their unfiltered facet counts stored at build time.
 CACHED_FACET_DISTINCT = 2000

@@ -37,6 +37,7 @@ class StudyFile:
     md5: str | None = None
     sha256: str | None = None
     component: str | None = None  # IRI of the study component
+    directory: bool = False  # a folder listed as one entry (a Zarr store, a folder of annotations)
 
     def table_row(self, study: str) -> dict[str, Any]:
         """The row of the study's file table (fixed columns first, then the free-form ones)."""
@@ -45,6 +46,7 @@ class StudyFile:
             "size": self.size,
             "format": file_format(self.path),
             "file_id": identifiers.file_iri(study, self.path, self.size).rsplit("/", 1)[-1],
+            "type": "directory" if self.directory else "file",
         }
         for key, value in self.attributes.items():
             row.setdefault(key, value)
@@ -77,6 +79,7 @@ class _Terms:
         self.sha256 = nt.iri(f["sha256"].uri)
         self.component = nt.iri(f["file_component"].uri)
         self.attributes = nt.iri(f["attributes"].uri)
+        self.is_directory = nt.iri(f["is_directory"].uri)
         self.name = nt.iri(a["name"].uri)
         self.value = nt.iri(a["value"].uri)
 
@@ -107,6 +110,8 @@ def write_file_triples(out: TextIO, study: str, files: Iterable[StudyFile], mode
             lines.append(nt.triple(s, terms.sha256, nt.literal(item.sha256)))
         if item.component:
             lines.append(nt.triple(s, terms.component, nt.iri(item.component)))
+        if item.directory:
+            lines.append(nt.triple(s, terms.is_directory, nt.literal("true", nt.XSD_BOOLEAN)))
         for name, value in item.attributes.items():
             columns.setdefault(name, None)
             a = nt.iri(identifiers.value_iri(file_iri, "attributes", [name, value]))
@@ -132,4 +137,5 @@ def files_from_record(record: Mapping[str, Any]) -> Iterator[StudyFile]:
             md5=item.get("md5"),
             sha256=item.get("sha256"),
             component=item.get("file_component"),
+            directory=bool(item.get("is_directory")),
         )

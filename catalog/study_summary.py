@@ -127,9 +127,9 @@ def study_files(store: GraphStore, study_iri: str) -> Iterator[StudyFile]:
     """Every file of a study with its attributes, read back from the graph (for rebuilding the file table)."""
     g = f"GRAPH <{study_iri}>"
     rows = store.select(
-        PREFIXES + f"SELECT ?f ?path ?size ?md5 ?sha ?comp ?name ?value WHERE {{ {g} {{ <{study_iri}> rembi:files ?f ."
+        PREFIXES + f"SELECT ?f ?path ?size ?md5 ?sha ?comp ?dir ?name ?value WHERE {{ {g} {{ <{study_iri}> rembi:files ?f ."
         " ?f rembi:path ?path . OPTIONAL { ?f schema:contentSize ?size } OPTIONAL { ?f rembi:md5 ?md5 }"
-        " OPTIONAL { ?f rembi:sha256 ?sha } OPTIONAL { ?f rembi:component ?comp }"
+        " OPTIONAL { ?f rembi:sha256 ?sha } OPTIONAL { ?f rembi:component ?comp } OPTIONAL { ?f rembi:isDirectory ?dir }"
         " OPTIONAL { ?f rembi:attributes ?a . ?a schema:name ?name . ?a schema:value ?value } } } ORDER BY ?f"
     )
     current: StudyFile | None = None
@@ -146,6 +146,7 @@ def study_files(store: GraphStore, study_iri: str) -> Iterator[StudyFile]:
                 md5=row["md5"]["value"] if "md5" in row else None,
                 sha256=row["sha"]["value"] if "sha" in row else None,
                 component=row["comp"]["value"] if "comp" in row else None,
+                directory="dir" in row and row["dir"]["value"] in ("true", "1"),
             )
         if "name" in row and current is not None:
             current.attributes[row["name"]["value"]] = row["value"]["value"] if "value" in row else ""

@@ -68,7 +68,8 @@ def job_paths(paths: Iterable[str], stores: dict[str, str]) -> Iterator[str]:
 
 def image_file_keys(files: Any, accession: str) -> Iterator[str]:
     """The file-store keys (``studies/<acc>/<path>``) of a study's files that image jobs are queued for, from its
-    file table ``files`` (read twice, nothing held): each file outside a Zarr folder, and each store's marker."""
+    file table ``files`` (read twice, nothing held): each file outside a Zarr folder, and each store's marker.
+    Folders listed as one entry (``type`` ``directory``) get no job: they are not files."""
     stores = markers(str(row["path"]) for row in files.iter_rows(accession))
-    paths = job_paths((str(row["path"]) for row in files.iter_rows(accession)), stores)
+    paths = job_paths((str(row["path"]) for row in files.iter_rows(accession) if row.get("type") != "directory"), stores)
     return (f"studies/{accession}/{path}" for path in paths)

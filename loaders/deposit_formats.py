@@ -79,9 +79,13 @@ class DefaultFormats:
 
     def iter_file_list(self, path: str, name: str) -> Iterator[FileListRow]:
         for row in file_lists.iter_file_list(path, name=name):
-            if row.kind == "directory":
-                continue
-            yield FileListRow(line=row.line, path=row.path, size=row.size, attributes=dict(row.attributes))
+            yield FileListRow(
+                line=row.line,
+                path=row.path,
+                size=row.size,
+                attributes=dict(row.attributes),
+                directory=row.kind == "directory",
+            )
 
 
 def _from_pagetab(loaded) -> ParsedMetadata:

@@ -279,11 +279,15 @@ class Harvester:
                 component = components.get(ref.component) if ref.component else None
                 by_value = ref.component_by_value or {}
                 for row in file_list_reader.iter_file_list(path, name=ref.file_list):
-                    if row.kind == "directory":
-                        continue
                     if ref.component_column:
                         component = components.get(by_value.get(str(row.attributes.get(ref.component_column, ""))))
-                    yield StudyFile(path=row.path, size=row.size, attributes=dict(row.attributes), component=component)
+                    yield StudyFile(
+                        path=row.path,
+                        size=row.size,
+                        attributes=dict(row.attributes),
+                        component=component,
+                        directory=row.kind == "directory",
+                    )
 
         ingest(
             self.archive,

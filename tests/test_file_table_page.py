@@ -103,7 +103,7 @@ def test_the_column_chooser_works_without_script(wide):
 def test_every_field_of_the_form_has_its_label_in_order(wide):
     html = page(wide, columns="path")
     ids = re.findall(r'<input type="(?:text|checkbox)" id="([^"]+)"', html)
-    assert len(ids) == 1 + len(WIDE_COLUMNS) + 3  # a filter field, a checkbox for every column
+    assert len(ids) == 1 + len(WIDE_COLUMNS) + 4  # a filter field, a checkbox for every column (size, format, type)
     for input_id in ids:
         assert re.search(rf'<label for="{input_id}">', html), input_id
     assert html.index('id="filter-1"') < html.index("Apply") < html.index('id="column-1"') < html.index("<table")

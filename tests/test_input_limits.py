@@ -440,7 +440,7 @@ def _number(text: str) -> bool:
 def test_the_manifest_neutralises_formulas(client, hostile_study):
     accession, paths = hostile_study
     rows = _cells(client.get(f"/studies/{accession}/manifest").get_data(as_text=True), "\t")
-    assert rows[0] == ["url", "path", "size", "md5", "sha256"]
+    assert rows[0] == ["url", "path", "size", "md5", "sha256", "type"]
     assert sorted(r[1] for r in rows[1:]) == sorted("'" + p for p in paths)
 
 
