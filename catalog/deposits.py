@@ -815,6 +815,11 @@ _CLASHES = (
         " AND a.fold > s.fold_key || '/' AND a.fold < s.fold_key || '0'",
         "needs a folder where there is an uploaded file:",
     ),
+    (
+        "SELECT a.path, a.file, a.line, s.path FROM listed a JOIN reg.staged_files s ON a.dir = 1"
+        " AND s.submission_id = :sub AND s.fold_key = a.fold",
+        "is listed as a folder, but it was uploaded as a file:",
+    ),
 )
 
 

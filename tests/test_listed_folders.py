@@ -185,3 +185,8 @@ def test_a_listed_folder_is_not_a_file_where_a_folder_is_needed_but_a_listed_fil
     messages = [(e.get("value"), e["message"]) for e in deposits.validate(sub, owner)["errors"]]
     assert not any(value == "cells.ome.zarr" for value, _ in messages), messages
     assert any(value == "notes" and "is a file where a folder is needed" in message for value, message in messages), messages
+    # a folder listed where a file was uploaded would hide that file from the study's table
+    _listing(deposits, sub, owner, "path\tKind\ncells.ome.zarr/\tzarr store\nnotes/a.txt/\ta folder?\n")
+    errors = [e for e in deposits.validate(sub, owner)["errors"] if e["field"] == "path"]
+    assert [(e["line"], e["value"]) for e in errors] == [(3, "notes/a.txt")], errors
+    assert "is listed as a folder, but it was uploaded as a file" in errors[0]["message"]
