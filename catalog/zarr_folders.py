@@ -33,6 +33,12 @@ def is_marker(path: str) -> bool:
     return name in MARKERS and last.lower().endswith(STORE_SUFFIX) and len(last) > len(STORE_SUFFIX)
 
 
+def is_store_folder(path: str) -> bool:
+    """Whether ``path`` names a Zarr store's folder (``x.zarr``, ``x.ome.zarr``), as a file list lists one entry."""
+    name = path.rpartition("/")[2]
+    return name.lower().endswith(STORE_SUFFIX) and len(name) > len(STORE_SUFFIX)
+
+
 def folder_of_marker(path: str) -> str:
     """The store folder a marker stands for (``x.ome.zarr`` for ``x.ome.zarr/.zattrs``)."""
     return path.rpartition("/")[0]
@@ -66,10 +72,20 @@ def job_paths(paths: Iterable[str], stores: dict[str, str]) -> Iterator[str]:
             yield path
 
 
-def image_file_keys(files: Any, accession: str) -> Iterator[str]:
+def image_file_keys(files: Any, accession: str, *, folders: bool = False) -> Iterator[str]:
     """The file-store keys (``studies/<acc>/<path>``) of a study's files that image jobs are queued for, from its
     file table ``files`` (read twice, nothing held): each file outside a Zarr folder, and each store's marker.
-    Folders listed as one entry (``type`` ``directory``) get no job: they are not files."""
+    Folders listed as one entry (``type`` ``directory``) get no job, except, with ``folders`` (a harvested study's
+    files, read at their source), a Zarr store's folder whose marker is not listed: the folder's key then stands for
+    its store."""
     stores = markers(str(row["path"]) for row in files.iter_rows(accession))
-    paths = job_paths((str(row["path"]) for row in files.iter_rows(accession) if row.get("type") != "directory"), stores)
-    return (f"studies/{accession}/{path}" for path in paths)
+
+    def paths() -> Iterator[str]:
+        for row in files.iter_rows(accession):
+            path = str(row["path"])
+            if row.get("type") != "directory":
+                yield path
+            elif folders and is_store_folder(path) and path not in stores and not any(f in stores for f in _zarr_folders(path)):
+                yield path
+
+    return (f"studies/{accession}/{path}" for path in job_paths(paths(), stores))

@@ -190,3 +190,92 @@ def test_a_listed_folder_is_not_a_file_where_a_folder_is_needed_but_a_listed_fil
     errors = [e for e in deposits.validate(sub, owner)["errors"] if e["field"] == "path"]
     assert [(e["line"], e["value"]) for e in errors] == [(3, "notes/a.txt")], errors
     assert "is listed as a folder, but it was uploaded as a file" in errors[0]["message"]
+
+
+# ---------------------------------------------------------------------- a harvested Zarr store, read at its source
+
+IMAGES = Path(__file__).parent / "data" / "images" / "ome-zarr"
+#: real OME-Zarr layouts (tests/data/images/SOURCES.txt): a bioformats2raw plate of 8 fields, 2 bioformats2raw series
+STORES = {"plate/bia_hcs.ome.zarr": IMAGES / "bia_hcs.ome.zarr", "series/fake-series-2.zarr": IMAGES / "fake-series-2.zarr"}
+ZARR_STUDY = "S-BIAD9002"
+
+
+@pytest.fixture(scope="module")
+def zarr_site(make_module_catalog, tmp_path_factory):
+    """``ZARR_STUDY`` harvested with a file list that lists each of :data:`STORES` as one folder (as BioStudies
+    lists them), the stores served by a source archive's file server, the header reads queued as ``bia harvest
+    --headers`` queues them and done."""
+    from api.cli import _queue_headers
+    from loaders.image_headers.job import KIND as HEADERS
+    from tests.catalog_helpers import run_image_jobs
+    from tests.servers.range_server import RangeServer
+
+    source = RangeServer().start()
+    files = f"/fire/S-BIAD/002/{ZARR_STUDY}/Files"
+    for folder, local in STORES.items():
+        for path in local.rglob("*"):
+            if path.is_file():
+                source.add(f"{files}/{folder}/{path.relative_to(local).as_posix()}", path)
+    sources = (("biostudies", f"{source.url}/fire/{{relpath}}/Files/"),)
+    made = make_module_catalog(name="zarr-folders", header_sources=sources, header_workers=1, background="off")
+    record = tmp_path_factory.mktemp("zarr-record")
+    study = json.loads((HARVESTED / "S-BIADTEST.json").read_text())
+    (record / "S-BIADTEST.json").write_text(json.dumps({**study, "accno": ZARR_STUDY}))
+    listed = [{"path": folder, "size": 1000, "type": "directory", "attributes": []} for folder in STORES]
+    for name in ("file_list_annotations_1.json", "file_list_study_component_2.json"):
+        (record / name).write_text("[]")
+    (record / "file_list_study_component_1.json").write_text(json.dumps(listed))
+    summary = Harvester(made.services.archive).run("pagetab", [str(record / "S-BIADTEST.json")])
+    assert summary.loaded == [ZARR_STUDY], summary.failed
+    made.services.follow()
+    queued = _queue_headers(made.services, [ZARR_STUDY])
+    run_image_jobs(made.services, HEADERS)
+    yield {"catalog": made, "source": source, "queued": queued, "files": files}
+    source.stop()
+
+
+def test_a_harvested_zarr_folder_is_read_at_its_source_as_the_same_store_read_here(zarr_site):
+    from catalog.jobs import JobQueue
+    from loaders.image_headers import read_headers
+    from loaders.image_headers.job import KIND as HEADERS
+    from loaders.image_headers.job import readers_version
+    from loaders.image_headers.stored import is_zarr_metadata
+
+    made = zarr_site["catalog"]
+    assert (zarr_site["queued"].jobs, zarr_site["queued"].previews, zarr_site["queued"].ome_zarr) == (2, 0, 0)
+    queue = JobQueue.for_settings(made.services.archive.state, made.settings)
+    try:
+        for folder, local in STORES.items():
+            done = queue.job(HEADERS, ZARR_STUDY, f"studies/{ZARR_STUDY}/{folder}", readers_version())
+            assert done is not None and done.state == "done" and done.result["status"] == "ok", done and done.result
+            here = json.loads(json.dumps(read_headers(local).to_dict()))  # as the job stores it
+            ignored = ("source", "bytes_read", "reads")
+            assert {k: v for k, v in done.result.items() if k not in ignored} == {
+                k: v for k, v in here.items() if k not in ignored
+            }, folder
+    finally:
+        queue.close()
+    asked = [path for path, _ in zarr_site["source"].requests]
+    assert asked and all(is_zarr_metadata(path.rsplit(".zarr/", 1)[1]) for path in asked), asked  # never a chunk
+    rows = _rows(made, ZARR_STUDY)
+    plate = rows["plate/bia_hcs.ome.zarr"]
+    assert plate["type"] == "directory" and plate["image.status"] == "ok" and plate["image.series"] == 8, plate
+    assert rows["series/fake-series-2.zarr"]["image.size_x"] == 512
+
+
+def test_what_a_store_at_the_source_names_outside_it_is_never_asked_for_and_requests_are_capped(zarr_site):
+    from loaders.image_headers.read import read_keys
+    from loaders.image_headers.remote import HttpKeys
+
+    source, files = zarr_site["source"], zarr_site["files"]
+    evil = b'{"multiscales": [{"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}], "datasets": [{"path": "../../x"}]}]}'
+    source.add(f"{files}/evil.zarr/.zattrs", evil)
+    source.add(f"{files}/evil.zarr/.zgroup", b'{"zarr_format": 2}')
+    source.requests.clear()
+    result = read_keys(HttpKeys(f"{source.url}{files}/evil.zarr/", "evil.zarr", timeout=2.0), "evil.zarr")
+    assert result.status == "unreadable"
+    assert all(path.startswith(f"{files}/evil.zarr/") and ".." not in path for path, _ in source.requests)
+    capped = HttpKeys(f"{source.url}{files}/plate/bia_hcs.ome.zarr/", "plate", timeout=2.0, max_objects=5)
+    result = read_keys(capped, "plate")
+    assert result.status == "unreadable" and "more than 5 requests" in (result.reason or ""), result.reason
+    assert capped.asked == 5 and capped.requests == 5

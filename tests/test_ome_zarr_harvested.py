@@ -30,6 +30,7 @@ from catalog.jobs import JobQueue, Worker, handlers
 from loaders.harvest import Harvester
 from loaders.image_headers.job import KIND as HEADERS
 from loaders.image_headers.job import readers_version
+from loaders.image_headers.stored import is_zarr_metadata
 from loaders.ngff import job as ome_zarr_job
 from tests.catalog_helpers import run_image_jobs
 from tests.servers.range_server import RangeServer
@@ -51,7 +52,8 @@ SETTINGS = {
 }
 
 
-#: an OME-Zarr folder listed file by file, as a source archive may list one (never fetched: see the test below)
+#: an OME-Zarr folder listed file by file, as a source archive may list one (not served: its metadata objects are
+#: asked for, never a chunk; see the test below)
 ZARR_FOLDER = "plates/plate.ome.zarr"
 ZARR_FOLDER_KEYS = (".zattrs", ".zgroup", "A/.zgroup", "A/1/.zattrs", "A/1/0/.zattrs", "A/1/0/0/.zarray", "A/1/0/0/0/0/0/0/0")
 
@@ -173,9 +175,10 @@ def test_bia_harvest_headers_queues_the_ome_zarr_of_harvested_files(site):
     assert made is not None and made.payload == {"source": "biostudies"}
 
 
-def test_an_ome_zarr_folder_at_the_source_gets_one_header_job_saying_it_is_not_read(site, source):
-    """A store is one image file, through its marker, as for deposits (not a job per chunk); its objects stay at the
-    source and are not fetched: its header job says so, and no preview or OME-Zarr job is queued for it."""
+def test_an_ome_zarr_folder_at_the_source_gets_one_header_job_reading_only_its_metadata(site, source):
+    """A store is one image file, through its marker, as for deposits (not a job per chunk); its header job asks the
+    source for metadata objects only, never a chunk (here none is there: the store is unreadable, saying so), and no
+    preview or OME-Zarr job is queued for it (its pixels are not read from the source)."""
     state = site["catalog"].services.archive.state
     queue = JobQueue.for_settings(state, site["catalog"].settings)
     try:
@@ -183,12 +186,12 @@ def test_an_ome_zarr_folder_at_the_source_gets_one_header_job_saying_it_is_not_r
         for key in ZARR_FOLDER_KEYS[1:]:
             assert queue.job(HEADERS, RELEASED, f"studies/{RELEASED}/{ZARR_FOLDER}/{key}", readers_version()) is None
         headers = queue.job(HEADERS, RELEASED, marker, readers_version())
-        assert headers.state == "done" and headers.result["status"] == "skipped", headers.result
-        assert "OME-Zarr folder at the source archive is not read" in headers.result["reason"]
+        assert headers.state == "done" and headers.result["status"] == "unreadable", headers.result
     finally:
         queue.close()
     assert job(site, f"{ZARR_FOLDER}/.zattrs") is None
-    assert not any(ZARR_FOLDER in path for path, _ in source.requests)
+    asked = [path.removeprefix(f"{files_path(RELEASED)}/{ZARR_FOLDER}/") for path, _ in source.requests if ZARR_FOLDER in path]
+    assert asked and all(is_zarr_metadata(key) for key in asked), asked
 
 
 def test_a_tiled_tiff_at_the_source_gets_a_virtual_store_pointing_into_it(site, pyramid):

@@ -56,7 +56,8 @@ def enqueue_harvested(
             continue
         view = archive.view(PUBLIC if row.state == RELEASED else PRIVATE)
         try:
-            keys = zarr_folders.image_file_keys(view.files, row.accession)  # a Zarr folder: its marker only
+            # a Zarr folder: its marker only, or the folder when the source lists it as one entry
+            keys = zarr_folders.image_file_keys(view.files, row.accession, folders=True)
             items = ((row.accession, key, {"source": source}) for key in keys if wanted is None or wanted(key))
             done.jobs += queue.enqueue_many(kind, version, items)
         except NotFound:  # no file table

@@ -28,7 +28,7 @@ from .harvested import HarvestedQueued
 from .model import ImageHeaders
 from .pool import HeaderCaps, HeaderPool
 from .remote import NoSource, NotLocated
-from .stored import NotReadableHere, read_stored, source_url
+from .stored import NotReadableHere, read_stored, source_folder_url, source_url
 
 KIND = "image_headers"
 #: bumped when what the readers extract changes (with the libraries' versions, it names the readers' version)
@@ -66,12 +66,13 @@ def read_harvested(
     range requests. Raises :class:`~.remote.NoSource` when no server is configured for ``source``, and
     :class:`~.remote.SourceUnavailable` when it cannot be reached or is busy."""
     try:
-        url = source_url(sources, source, accession, file_key)
+        folder = source_folder_url(sources, source, accession, file_key)
+        url = folder or source_url(sources, source, accession, file_key)
     except NoSource:
         raise
     except NotLocated as exc:
         return ImageHeaders(source=file_key).fail("unreadable", str(exc))
-    return pool.read_url(url)
+    return pool.read_zarr_url(folder, file_key) if folder else pool.read_url(url)
 
 
 def register_kind() -> None:

@@ -20,6 +20,7 @@ from .read import DEFAULT_MAX_BYTES
 
 _TARGET = "loaders.image_headers.pool:read_in_worker"
 _URL_TARGET = "loaders.image_headers.remote:read_url_in_worker"
+_ZARR_URL_TARGET = "loaders.image_headers.remote:read_zarr_url_in_worker"
 _PRELOAD = (
     "numpy",
     "tifffile",
@@ -81,11 +82,21 @@ class HeaderPool:
         the result, e.g. to keep a presigned URL's signature out of it), read by Range requests in a worker: its
         ``reads`` and ``bytes_read`` are the requests made and the bytes fetched. Raises
         :class:`~.remote.SourceUnavailable` when the server cannot be reached or is busy (try again later)."""
+        name = name or url
+        return self._remote(name, _URL_TARGET, url, name, size, self.caps.max_bytes, self.caps.request_timeout)
+
+    def read_zarr_url(self, url: str, name: str) -> ImageHeaders:
+        """The headers of the Zarr store in the folder at ``url`` (a URL the caller made and vouches for), its
+        metadata objects fetched one GET each in a worker (:class:`~.remote.HttpKeys`). Raises
+        :class:`~.remote.SourceUnavailable` as :meth:`read_url` does."""
+        return self._remote(name, _ZARR_URL_TARGET, url, name, self.caps.max_bytes, self.caps.request_timeout)
+
+    def _remote(self, name: str, target: str, *args: Any) -> ImageHeaders:
+        """A worker's answer to a read over HTTP: the headers, or :class:`~.remote.SourceUnavailable`."""
         from .remote import SourceUnavailable
 
-        name = name or url
         try:
-            answer = self.sandbox.call(_URL_TARGET, url, name, size, self.caps.max_bytes, self.caps.request_timeout)
+            answer = self.sandbox.call(target, *args)
         except SandboxFailure as failure:
             return ImageHeaders(source=name).fail("unreadable", failure.reason)
         if "transient" in answer:

@@ -18,7 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .model import ImageHeaders, bounded
-from .sources import ByteCapExceeded, ByteSource, CountingKeys, CountingReader, DirectoryKeys, FileSource, MemorySource
+from .sources import (
+    ByteCapExceeded,
+    ByteSource,
+    CountingKeys,
+    CountingReader,
+    DirectoryKeys,
+    FileSource,
+    KeySource,
+    MemorySource,
+)
 
 #: bytes read from one file at most, unless told otherwise (a larger OME-XML is refused unread)
 DEFAULT_MAX_BYTES = 32 << 20
@@ -91,9 +100,19 @@ def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal
 def _read_folder(path: Path, result: ImageHeaders, max_bytes: int, fatal: Fatal) -> ImageHeaders:
     if not any((path / marker).is_file() for marker in _ZARR_MARKERS):
         return result.fail("unsupported", "a folder that is not a Zarr store")
+    return _read_store(DirectoryKeys(path), result, max_bytes, fatal)
+
+
+def read_keys(source: KeySource, name: str, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal: Fatal = ()) -> ImageHeaders:
+    """The headers of the Zarr store whose objects ``source`` hands out (a store at a URL: :class:`~.remote.HttpKeys`),
+    called ``name``; never raises, as :func:`read_headers`."""
+    return _read_store(source, ImageHeaders(source=name), max_bytes, fatal)
+
+
+def _read_store(source: KeySource, result: ImageHeaders, max_bytes: int, fatal: Fatal) -> ImageHeaders:
     from . import ome_zarr
 
-    keys = CountingKeys(DirectoryKeys(path), max_bytes)
+    keys = CountingKeys(source, max_bytes)
 
     def run() -> None:
         ome_zarr.read(keys, result)

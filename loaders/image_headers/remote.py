@@ -112,6 +112,10 @@ class SourceFailed(Exception):
     """An answer (or no answer in time) that makes the file unreadable: the reason says which."""
 
 
+class NoSuchObject(SourceFailed):
+    """The source answered 404 or 410: nothing is there."""
+
+
 class SourceTimedOut(SourceFailed):
     """No answer, or not all of it, within the timeout."""
 
@@ -232,8 +236,10 @@ class HttpRanges:
                 raise SourceFailed(f"the file is now {total:,} bytes, not {self.size:,}: it changed at the source")
         elif status == 200:
             raise SourceFailed("the source does not answer Range requests (200 to a range past the start)")
+        elif status in (404, 410):
+            raise NoSuchObject(f"the source answered {status} (no such file)")
         else:
-            raise SourceFailed(f"the source answered {status}" + (" (no such file)" if status in (404, 410) else ""))
+            raise SourceFailed(f"the source answered {status}")
         return self._read_body(response, length, deadline)
 
     def _read_body(self, response: Any, length: int, deadline: float) -> bytes:
@@ -396,3 +402,65 @@ def fetch_to_file(url: str, name: str, size: int | None, target: str, *, cap: in
     if ranges.size is not None and offset != ranges.size:
         raise SourceFailed(f"the source sent {offset:,} of {ranges.size:,} bytes")
     return offset
+
+
+# ---------------------------------------------------------------------- a Zarr store at the source
+
+
+#: metadata objects of one Zarr store fetched from its source at most (each is a request; a plate of many wells and
+#: fields needs one or two per well and per field)
+MAX_REMOTE_ZARR_OBJECTS = 2_000
+
+
+class HttpKeys:
+    """A :class:`~.sources.KeySource` over a Zarr store at a URL (a folder at a source's file server): each key is one
+    GET of the folder's URL plus the key (percent-encoded, never leaving the folder); 404 or 410 is an absent key.
+    At most ``max_objects`` keys are asked for; what the source did wrong is kept in :attr:`failure`, and once it
+    failed (or the cap was reached) every key raises it."""
+
+    def __init__(self, url: str, name: str, *, timeout: float, max_objects: int = MAX_REMOTE_ZARR_OBJECTS) -> None:
+        self.base = url if url.endswith("/") else url + "/"
+        self.name, self.timeout, self.max_objects = name, timeout, max_objects
+        self.requests = self.fetched = self.asked = 0
+        self.failure: SourceFailed | SourceDown | None = None
+
+    def get(self, key: str, limit: int) -> bytes | None:
+        from .sources import ByteCapExceeded
+
+        segments = key.split("/")
+        if not key or "\\" in key or any(s in ("", ".", "..") for s in segments):
+            return None  # a path a store's metadata names that is not inside the store
+        if self.failure is not None:  # the source failed, or the cap was reached: nothing more is asked
+            raise self.failure
+        if self.asked >= self.max_objects:
+            self.failure = SourceFailed(f"reading the store needs more than {self.max_objects:,} requests to the source")
+            raise self.failure
+        self.asked += 1
+        ranges = HttpRanges(self.base + quote(key, safe="/"), key, None, timeout=self.timeout, cap=limit + 1, first=limit + 1)
+        try:
+            ranges.open()
+        except NoSuchObject:
+            return None
+        except (SourceFailed, SourceDown) as exc:
+            self.failure = exc
+            raise
+        finally:
+            self.requests, self.fetched = self.requests + ranges.requests, self.fetched + ranges.fetched
+        if (ranges.size or 0) > limit or len(ranges.first) > limit:
+            raise ByteCapExceeded(f"{key} is over what is left of the byte cap ({limit:,})")
+        return ranges.first
+
+
+def read_zarr_url_in_worker(url: str, name: str, max_bytes: int, timeout: float) -> dict[str, Any]:
+    """The worker's side of :meth:`.pool.HeaderPool.read_zarr_url`: the headers of the Zarr store at the folder
+    ``url`` (its metadata objects only), as :func:`read_url_in_worker` answers."""
+    from .read import read_keys
+
+    keys = HttpKeys(url, name, timeout=timeout)
+    headers = read_keys(keys, name, max_bytes=max_bytes, fatal=(MemoryError, SystemError))
+    if isinstance(keys.failure, SourceDown):
+        return {"transient": str(keys.failure)}
+    if keys.failure is not None and headers.status != "ok":
+        headers.fail("unreadable", str(keys.failure))
+    headers.reads, headers.bytes_read = keys.requests, keys.fetched
+    return {"headers": headers.to_dict()}

@@ -89,14 +89,26 @@ def where(
 
 
 def source_url(sources: tuple[tuple[str, str], ...], source: str, accession: str, file_key: str) -> str:
-    """The URL of a harvested study's file at its source archive (:func:`~.remote.file_url`); a Zarr folder's marker
-    raises :class:`NotReadableHere` (its store, many objects at the source, is not read from there)."""
+    """The URL of a harvested study's file at its source archive (:func:`~.remote.file_url`); a Zarr store (its
+    folder or its marker) raises :class:`NotReadableHere`: its pixels, many objects at the source, are not read from
+    there (its headers are: :func:`source_folder_url`)."""
+    path = file_key.removeprefix(f"studies/{accession}/")
+    if zarr_folders.is_marker(path) or zarr_folders.is_store_folder(path):
+        folder = zarr_folders.folder_of_marker(path) if zarr_folders.is_marker(path) else path
+        raise NotReadableHere(f"{folder}: the pixels of an OME-Zarr folder at the source archive are not read from there")
+    return file_url(sources, source, accession, path)
+
+
+def source_folder_url(sources: tuple[tuple[str, str], ...], source: str, accession: str, file_key: str) -> str | None:
+    """The URL at the source archive, ending with ``/``, of the folder of a harvested study's Zarr store, given the
+    folder (listed as one entry: ``studies/<acc>/x.ome.zarr``) or its marker (the store listed file by file); None
+    for any other key."""
     path = file_key.removeprefix(f"studies/{accession}/")
     if zarr_folders.is_marker(path):
-        raise NotReadableHere(
-            f"{zarr_folders.folder_of_marker(path)}: an OME-Zarr folder at the source archive is not read from there"
-        )
-    return file_url(sources, source, accession, path)
+        path = zarr_folders.folder_of_marker(path)
+    elif not zarr_folders.is_store_folder(path):
+        return None
+    return file_url(sources, source, accession, path) + "/"
 
 
 def payload_source(payload: Any) -> str | None:
