@@ -84,7 +84,9 @@ def test_a_harvested_file_downloads_from_its_source_archive(demo):
         manifest = client.get(f"/studies/{accession}/manifest", headers={"Accept": "application/json"}).get_json()
         assert sorted(entry["url"] for entry in manifest) == sorted(base + quote(item["path"]) for item in items)
         tsv = client.get(f"/studies/{accession}/manifest").get_data(as_text=True).splitlines()
-        assert tsv[0].split("\t") == ["url", "path", "size", "md5", "sha256", "type"] and all(line.startswith(base) for line in tsv[1:])
+        assert tsv[0].split("\t") == ["url", "path", "size", "md5", "sha256", "type"] and all(
+            line.startswith(base) for line in tsv[1:]
+        )
         page = client.get(f"/studies/{accession}/files", headers={"Accept": "text/html"}).get_data(as_text=True)
         assert f"/files/{accession}/" in page and "/download" in page  # each row links to its file at the source
 
