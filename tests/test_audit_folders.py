@@ -94,7 +94,9 @@ def test_a_folder_and_a_file_of_one_path_in_two_file_lists_is_an_error(make_cata
 )
 def test_a_file_list_column_named_type_is_kept(make_catalog):
     made = make_catalog(name="audit-folder-type-column")
-    accession = _deposit(made.services, {"img.tif": b"i" * 8, "mask.tif": b"m" * 8}, "path\ttype\nimg.tif\timage\nmask.tif\tlabel\n")
+    accession = _deposit(
+        made.services, {"img.tif": b"i" * 8, "mask.tif": b"m" * 8}, "path\ttype\nimg.tif\timage\nmask.tif\tlabel\n"
+    )
     csv = made.app().test_client().get(f"/studies/{accession}/files.csv").get_data(as_text=True)
     assert "image" in csv and "label" in csv, csv
 
