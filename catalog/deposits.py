@@ -476,7 +476,7 @@ class Deposits:
                                 r.path,
                                 entry["name"],
                                 r.line,
-                                None if r.directory else r.size,  # a folder's size is what was uploaded below it
+                                r.size,  # a folder's: the total of what is uploaded below it
                                 None if r.directory else _listed_md5(r.attributes),
                                 clash_key(r.path),
                                 int(r.directory),
@@ -484,12 +484,29 @@ class Deposits:
                             for r in self.formats.iter_file_list(local, entry["name"])
                             if _storable(r, entry["name"], bad)
                         )
-                        db.executemany("INSERT OR IGNORE INTO listed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                        # a path listed again keeps its first row; listed as a folder and as a file, it is marked 2
+                        db.executemany(
+                            "INSERT INTO listed VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE"
+                            " SET dir = CASE WHEN dir = excluded.dir THEN dir ELSE 2 END",
+                            rows,
+                        )
                     except CatalogError:
                         pass  # reported by check_file_list
             db.execute("CREATE INDEX listed_fold ON listed(fold)")
             db.commit()
             db.execute("ATTACH DATABASE ? AS reg", (str(self._staged_copy(sub["id"], tmp)),))
+            bad.extend(
+                {
+                    "file": file,
+                    "line": line,
+                    "field": "path",
+                    "value": path,
+                    "message": "is listed both as a folder and as a file",
+                }
+                for path, file, line in db.execute(
+                    "SELECT path, file, line FROM listed WHERE dir = 2 ORDER BY file, line LIMIT 100"
+                )
+            )
             bad.extend(_listed_clashes(db, sub["id"]))
             missing = [
                 (path, {"file": file, "line": line})
@@ -515,10 +532,10 @@ class Deposits:
                 )
                 if not any_folder or _listed_folder(path, is_folder) is None
             ]
-            contradicted = []
+            contradicted = _folder_sizes(db, sub["id"])
             for path, file, line, size, md5, got_size, got_md5 in db.execute(
                 "SELECT l.path, l.file, l.line, l.size, l.md5, s.size, s.md5 FROM listed l JOIN reg.staged_files s"
-                " ON s.submission_id = ? AND s.path = l.path WHERE (l.size IS NOT NULL AND l.size != s.size)"
+                " ON s.submission_id = ? AND s.path = l.path WHERE l.dir = 0 AND (l.size IS NOT NULL AND l.size != s.size)"
                 " OR (l.md5 IS NOT NULL AND l.md5 != s.md5) ORDER BY l.file, l.line LIMIT 101",
                 (sub["id"],),
             ):
@@ -678,7 +695,6 @@ class Deposits:
         with tempfile.TemporaryDirectory(dir=self.archive.tmp_dir) as tmp:
             db = sqlite3.connect(self._staged_copy(sub["id"], tmp))
             lookup = "SELECT size, md5, sha256 FROM staged_files WHERE submission_id = ? AND path = ?"
-            below = "SELECT TOTAL(size) FROM staged_files WHERE submission_id = ? AND path > ? AND path < ?"
             try:
                 for entry in sub["file_lists"]:
                     component = (
@@ -689,11 +705,10 @@ class Deposits:
                             if row.path in listed:
                                 continue
                             listed.add(row.path)
-                            if row.directory:
+                            if row.directory:  # its size left blank: the files below it are listed with theirs
                                 folders[row.path] = component
-                                total = int(db.execute(below, (sub["id"], row.path + "/", row.path + "0")).fetchone()[0])
                                 yield StudyFile(
-                                    path=row.path, size=total, attributes=row.attributes, component=component, directory=True
+                                    path=row.path, size=None, attributes=row.attributes, component=component, directory=True
                                 )
                                 continue
                             staged = db.execute(lookup, (sub["id"], row.path)).fetchone()
@@ -761,6 +776,26 @@ class Deposits:
             os.unlink(handle.name)
 
 
+def _folder_sizes(db: sqlite3.Connection, sub_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Listed folders whose stated size is not the total of the files uploaded below them."""
+    found = db.execute(
+        "SELECT l.path, l.file, l.line, l.size, (SELECT TOTAL(s.size) FROM reg.staged_files s WHERE s.submission_id = ?"
+        " AND s.path > l.path || '/' AND s.path < l.path || '0') AS got FROM listed l WHERE l.dir = 1 AND l.size IS NOT NULL"
+        " AND l.size != got ORDER BY l.file, l.line LIMIT ?",
+        (sub_id, limit),
+    )
+    return [
+        {
+            "file": file,
+            "line": line,
+            "value": path,
+            "field": "size",
+            "message": f"listed as {size} bytes, but the files uploaded below it hold {int(got)}",
+        }
+        for path, file, line, size, got in found
+    ]
+
+
 def _listed_folder(path: str, is_folder: Callable[[str], bool]) -> str | None:
     """The innermost folder holding ``path`` that a file list lists as one entry (``is_folder``), if any."""
     parts = path.split("/")
@@ -800,7 +835,7 @@ _CLASHES = (
         "names the same file on case-insensitive or Unicode-normalising file systems as the uploaded",
     ),
     (
-        "SELECT a.path, a.file, a.line, b.path FROM listed a JOIN listed b ON a.dir = 0 AND b.fold > a.fold || '/'"
+        "SELECT a.path, a.file, a.line, b.path FROM listed a CROSS JOIN listed b ON a.dir = 0 AND b.fold > a.fold || '/'"
         " AND b.fold < a.fold || '0'",
         "is a file where a folder is needed for",
     ),

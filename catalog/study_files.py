@@ -49,7 +49,7 @@ class StudyFile:
             "type": "directory" if self.directory else "file",
         }
         for key, value in self.attributes.items():
-            row.setdefault(key, value)
+            row[f"{key} (file list)" if key in row else key] = value  # never hidden by a column of the file's own
         return row
 
 

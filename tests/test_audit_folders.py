@@ -49,11 +49,6 @@ def _as_built_before_folders(services, accession: str, rows: list[dict]) -> None
         file_index.FIXED_COLUMNS = saved
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a deposited folder row's size is the total of the uploads below it, which are rows too: file_index._build "
-    "adds every row's size to the table's bytes, so the totals (file table, study record, crate) count them twice",
-)
 def test_the_bytes_below_a_deposited_folder_are_counted_once(make_catalog):
     made = make_catalog(name="audit-folder-totals")
     uploads = {"a/b/x.txt": b"x" * 10, "a/y.txt": b"y" * 5}
@@ -63,11 +58,6 @@ def test_the_bytes_below_a_deposited_folder_are_counted_once(make_catalog):
     assert body["totals"]["bytes"] == total  # 40: 15 (a) + 10 (a/b) + 15 (the files)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the size a file list states for a folder is dropped (catalog/deposits.py _cross_check: None if r.directory),"
-    " so a store half uploaded passes validation though the list says its size; a file's size is checked",
-)
 def test_a_folder_size_the_uploads_below_it_contradict_is_reported(make_catalog):
     services = make_catalog(name="audit-folder-size").services
     uploads = {"cells.ome.zarr/.zattrs": b"{}", "cells.ome.zarr/0/0": bytes(100)}
@@ -76,12 +66,6 @@ def test_a_folder_size_the_uploads_below_it_contradict_is_reported(make_catalog)
     assert [(e.get("value"), e.get("field")) for e in report["errors"]] == [("cells.ome.zarr", "size")], report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a folder row and a file row of one path in two file lists: _cross_check inserts paths with INSERT OR "
-    "IGNORE, so the second list's row is dropped unseen; with the folder first the deposit is valid and the file "
-    "row's attributes are lost (the other order is an error)",
-)
 def test_a_folder_and_a_file_of_one_path_in_two_file_lists_is_an_error(make_catalog):
     services = make_catalog(name="audit-folder-two-lists").services
     lists = {"one.tsv": "path\tKind\na/\tfolder\n", "two.tsv": "path\tKind\na/x.txt\tfile\na\tnot a folder\n"}
@@ -90,11 +74,6 @@ def test_a_folder_and_a_file_of_one_path_in_two_file_lists_is_an_error(make_cata
     assert not report["valid"] and any(e.get("value") == "a" for e in report["errors"]), report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a file list's own column named 'type' is silently dropped from the file table: StudyFile.table_row "
-    "(catalog/study_files.py) puts the new fixed column first and attributes only setdefault",
-)
 def test_a_file_list_column_named_type_is_kept(make_catalog):
     made = make_catalog(name="audit-folder-type-column")
     accession = _deposit(
@@ -104,11 +83,6 @@ def test_a_file_list_column_named_type_is_kept(make_catalog):
     assert "image" in csv and "label" in csv, csv
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a table built before ad6d2d0 has no 'type' column: filter[type]=... on the documented fixed column is a "
-    "400 unknown_column until `bia reindex` (catalog/file_index.py _Table.sql_column); its rows are all files",
-)
 def test_filter_on_type_over_a_table_built_before_folders_were_kept(make_catalog):
     made = make_catalog(name="audit-folder-old-filter")
     accession = _deposit(made.services, {"a/x.txt": b"x", "b.txt": b"b"}, "path\tKind\na/x.txt\tk\nb.txt\tk\n")
@@ -121,11 +95,6 @@ def test_filter_on_type_over_a_table_built_before_folders_were_kept(make_catalog
     assert sorted(item["path"] for item in files["items"]) == ["a/x.txt", "b.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Archive.holds_files (catalog/archive.py) filters type=file; on a table built before ad6d2d0 whose file "
-    "list had its own 'type' column that filter finds nothing, so the deposit's zip is a 404 'harvested record'",
-)
 def test_a_deposit_whose_old_table_has_a_type_column_of_its_own_still_downloads(make_catalog):
     made = make_catalog(name="audit-folder-old-type")
     accession = _deposit(made.services, {"a/x.txt": b"x", "b.txt": b"b"}, "path\tKind\na/x.txt\tk\nb.txt\tk\n")
@@ -136,13 +105,6 @@ def test_a_deposit_whose_old_table_has_a_type_column_of_its_own_still_downloads(
     assert sorted(zipfile.ZipFile(io.BytesIO(response.data)).namelist()) == [f"{accession}/a/x.txt", f"{accession}/b.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the clash query 'is a file where a folder is needed for' (catalog/deposits.py _CLASHES[2]) gained "
-    "'a.dir = 0' in its JOIN: SQLite now scans b and searches a by an automatic index on dir, every listed file "
-    "against every other: quadratic (20,000 listed files: validate 44 s, finalize 55 s; 1,000 rows: 8,000 SQLite "
-    "steps each); CROSS JOIN keeps the range search on listed_fold (63 steps a row)",
-)
 def test_the_listed_clash_checks_stay_linear_in_the_listed_files():
     """Counted in SQLite virtual-machine steps (deterministic), over the tables ``Deposits._cross_check`` builds."""
     rows = 2000
