@@ -397,6 +397,19 @@ class Archive:
             rendered += 1
         return rendered
 
+    def upgrade_file_tables(self, seconds: float = 5.0) -> int:
+        """Rebuild the file tables built with an older layout (after an upgrade: see
+        :meth:`catalog.file_index.FileIndex.upgrade`), for about ``seconds`` (at least one table), so that other
+        duties are not held up; each replaces only the table it was read from. How many were rebuilt."""
+        upgraded, until = 0, time.monotonic() + seconds
+        for name in (PUBLIC, PRIVATE) if self.private is not None else (PUBLIC,):
+            files = self.view(name).files
+            for accession in files.outdated():
+                upgraded += files.upgrade(accession)
+                if time.monotonic() > until:
+                    return upgraded
+        return upgraded
+
     def render_stale_records(self, batch: int = 100) -> int:
         """Render again every stored record rendered under another fingerprint (after an upgrade, or a new base
         URL or catalog name), a batch at a time so commits are never held up for long. Returns how many."""

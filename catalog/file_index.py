@@ -31,12 +31,15 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from catalog.errors import CatalogError, NotFound
 from catalog.file_store import FileStore
-from catalog.file_tables import POINTER_SECONDS, SharedTables, TablePointer
+from catalog.file_tables import POINTER_SECONDS, SharedTables, TablePointer, table_facts
 from catalog.identifiers import check_accession
 from catalog.state_db import SqliteStateDB, StateDB
 
 #: ``type``: ``file``, or ``directory`` for a folder listed as one entry (see ``catalog.study_files.StudyFile``)
 FIXED_COLUMNS = ("path", "size", "format", "file_id", "type")
+#: what a table holds, counted up when that changes (2: the fixed column ``type``); tables of an older layout are
+#: rebuilt from their own rows in the background (:meth:`FileIndex.upgrade`)
+TABLE_LAYOUT = 2
 #: Columns kept as text even when a value looks like a number.
 TEXT_COLUMNS = frozenset({"path", "format", "file_id", "type"})
 OPERATORS = ("eq", "ne", "prefix", "gt", "gte", "lt", "lte")
@@ -223,6 +226,38 @@ class FileIndex:
         """The finished, unpublished table built for ``commit`` on this node (None if there is none)."""
         path = self._ready_path(accession, commit)
         return StagedTable(self, accession, path, -1) if path.exists() else None
+
+    def outdated(self) -> list[str]:
+        """The studies whose table was built with an older :data:`TABLE_LAYOUT`."""
+        return self.tables.older_than(TABLE_LAYOUT)
+
+    def upgrade(self, accession: str) -> bool:
+        """Rebuild the study's table, if it is of an older layout, from its own rows as this layout has them (a table
+        from before layout 2 lists no folder: each row is a file, and a file-list column ``type`` is kept as ``type
+        (file list)``); published only in place of the table it was read from. Whether it was rebuilt."""
+        pointer = self._pointer(accession, fresh=True)
+        if pointer is None:
+            return False
+        path, _ = self.tables.local(accession, fresh=True)
+        if int(table_facts(path).get("layout", 1)) >= TABLE_LAYOUT:
+            return False
+
+        def upgraded() -> Iterator[dict[str, Any]]:
+            for row in self.iter_rows(accession):
+                if "type" in row:
+                    row["type (file list)"] = row.pop("type")
+                yield {**row, "type": "file"}
+
+        tmp = self.directory / f".{accession}.{uuid.uuid4().hex}.tmp"
+        try:
+            _build(tmp, upgraded(), {"commit": pointer.commit} if pointer.commit else {})
+            self.tables.publish(accession, tmp, instead_of=pointer.digest)
+        except NotFound:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._forget(accession)
+        return True
 
     def commit_of(self, accession: str) -> str | None:
         """The commit the study's published table was built for (None: unknown, or no table); read now, for
@@ -619,7 +654,8 @@ def _build(path: Path, rows: Iterable[dict[str, Any]], meta: dict[str, Any] | No
                 )
         db.execute("CREATE INDEX facet_cache_col ON facet_cache(col, n)")
         db.execute("CREATE INDEX facet_cache_value ON facet_cache(col, value)")
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [("files", count), ("bytes", total_bytes), *(meta or {}).items()])
+        facts = [("files", count), ("bytes", total_bytes), ("layout", TABLE_LAYOUT), *(meta or {}).items()]
+        db.executemany("INSERT INTO meta VALUES (?, ?)", facts)
         db.execute("COMMIT")
         db.execute("ANALYZE")
     finally:

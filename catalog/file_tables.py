@@ -168,6 +168,15 @@ class SharedTables:
     def _forget(self, accession: str) -> None:
         self._pointers.pop(accession, None)
 
+    def older_than(self, layout: int) -> list[str]:
+        """The studies whose table was built with a layout older than ``layout`` (or before layouts were counted)."""
+        with self.state.transaction() as conn:
+            rows = conn.execute(
+                "SELECT accession FROM file_tables WHERE view = ? AND (layout IS NULL OR layout < ?) ORDER BY accession",
+                (self.view, layout),
+            )
+            return [row[0] for row in rows]
+
     def accessions(self) -> list[str]:
         with self.state.transaction() as conn:
             rows = conn.execute("SELECT accession FROM file_tables WHERE view = ? ORDER BY accession", (self.view,))
@@ -191,9 +200,11 @@ class SharedTables:
 
     # ------------------------------------------------------------------------------------------------ publishing
 
-    def publish(self, accession: str, path: Path, replace: bool = True) -> TablePointer:
+    def publish(self, accession: str, path: Path, replace: bool = True, instead_of: str | None = None) -> TablePointer:
         """Make the table built at ``path`` the study's (``path`` itself stays; the caller removes it). Without
-        ``replace`` a study that has a pointer keeps it (and that pointer is returned)."""
+        ``replace`` a study that has a pointer keeps it (and that pointer is returned); with ``instead_of`` (a
+        digest) only the table of that digest is replaced (compare-and-set: another version published meanwhile is
+        kept, and its pointer returned)."""
         digest, facts = file_sha256(path), table_facts(path)
         commit = facts.get("commit")
         key = object_key(digest) if self.copies else ""
@@ -206,13 +217,18 @@ class SharedTables:
             int(facts.get("bytes", 0)),
         )
         formats = json.dumps(table_formats(path))
+        layout = int(facts["layout"]) if str(facts.get("layout", "")).isdigit() else None
         local = self.local_path(accession, digest)
         self.directory.mkdir(parents=True, exist_ok=True)
         _link(path, local)
         if self.copies:
             self._upload(local, key, digest)
         for _ in range(_ATTEMPTS):
-            written = self._write_pointer(pointer, replace, formats)
+            try:
+                written = self._write_pointer(pointer, replace, formats, layout, instead_of)
+            except NotFound:
+                self._drop_local(accession)
+                raise
             if written is not None:
                 break
             self._upload(local, key, digest)  # its object was deleted meanwhile (another study's table had its digest)
@@ -222,20 +238,29 @@ class SharedTables:
         self._drop_local(accession, keep=written.digest)
         return written
 
-    def _write_pointer(self, pointer: TablePointer, replace: bool, formats: str | None = None) -> TablePointer | None:
+    def _write_pointer(
+        self,
+        pointer: TablePointer,
+        replace: bool,
+        formats: str | None = None,
+        layout: int | None = None,
+        instead_of: str | None = None,
+    ) -> TablePointer | None:
         """Write the pointer (the old one's object removed if nothing else names it); None if the object is gone."""
         self._forget(pointer.accession)
         with self.state.transaction(write=True) as conn:
             if self.copies and not self._stored(pointer.object_key, pointer.digest):
                 return None
             old = conn.execute(f"{_POINTER} WHERE view = ? AND accession = ?", (self.view, pointer.accession)).fetchone()
-            if old is not None and not replace:
+            if old is not None and (not replace or (instead_of is not None and old[3] != instead_of)):
                 return _pointer(old)
+            if old is None and instead_of is not None:
+                raise NotFound(f"no file table for study {pointer.accession}: removed meanwhile")
             conn.execute(
-                "INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes, formats)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view, accession) DO UPDATE SET commit_id = excluded.commit_id,"
-                " object_key = excluded.object_key, digest = excluded.digest, files = excluded.files, bytes = excluded.bytes,"
-                " formats = excluded.formats",
+                "INSERT INTO file_tables (view, accession, commit_id, object_key, digest, files, bytes, formats, layout)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (view, accession) DO UPDATE SET"
+                " commit_id = excluded.commit_id, object_key = excluded.object_key, digest = excluded.digest,"
+                " files = excluded.files, bytes = excluded.bytes, formats = excluded.formats, layout = excluded.layout",
                 (
                     self.view,
                     pointer.accession,
@@ -245,6 +270,7 @@ class SharedTables:
                     pointer.files,
                     pointer.bytes,
                     formats,
+                    layout,
                 ),
             )
             if old is not None and old[3] != pointer.digest:

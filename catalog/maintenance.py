@@ -34,6 +34,8 @@ class Round:
     recovered: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     rendered: int = 0
+    #: file tables rebuilt in the current layout (catalog.file_index.TABLE_LAYOUT)
+    tables: int = 0
     expired: list[str] = field(default_factory=list)
     purged: int = 0
     errors: list[str] = field(default_factory=list)
@@ -102,6 +104,9 @@ class Maintenance:
         def render() -> None:
             done.rendered = self.archive.render_stale_records()
 
+        def tables() -> None:
+            done.tables = self.archive.upgrade_file_tables()
+
         def clean() -> None:
             done.expired, done.purged = self.clean()
 
@@ -110,6 +115,7 @@ class Maintenance:
             ("releases", release),
             ("followers", self.follow),
             ("records", render),
+            ("file tables", tables),
             ("clean-up", clean),
         ):
             try:

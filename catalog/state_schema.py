@@ -71,8 +71,10 @@ ADDED_COLUMNS = {
     # the holder of in-flight work and when its lease runs out; the commit's id (the graph store's tag); the row
     # as it was before a harvest began replacing the study (JSON), put back if that commit never happened; the view
     # the commit goes to once it passed its commit point ('' before it; NULL: a row from before this column)
-    # a file table's count of files by format (JSON), for the catalog's statistics without fetching the table
-    "file_tables": {"formats": "TEXT"},
+    # a file table's count of files by format (JSON), for the catalog's statistics without fetching the table; the
+    # layout it was built with (catalog.file_index.TABLE_LAYOUT; NULL: before layouts were counted), so that tables
+    # of an older layout are found and rebuilt in the background
+    "file_tables": {"formats": "TEXT", "layout": "INTEGER"},
     "studies": {
         "lease_owner": "TEXT",
         "lease_expires": "DOUBLE PRECISION",

@@ -1,4 +1,4 @@
-"""Audit of folders a file list lists as one entry (commit ad6d2d0): bugs found, each a strict xfail until fixed.
+"""Audit of folders a file list lists as one entry (commit ad6d2d0): the bugs it found, each fixed since.
 
 Deposits are made through ``catalog.deposits`` as a depositor would (upload, file lists, metadata, validate,
 finalize) and read back through the Flask test client, as in ``tests/test_listed_folders.py``."""
@@ -40,13 +40,14 @@ def _deposit(services, uploads: dict[str, bytes], listing: str) -> str:
 
 
 def _as_built_before_folders(services, accession: str, rows: list[dict]) -> None:
-    """Rebuild the study's public file table as the code before ad6d2d0 built it (no fixed ``type`` column)."""
-    saved = file_index.FIXED_COLUMNS
-    file_index.FIXED_COLUMNS = OLD_FIXED_COLUMNS
+    """Rebuild the study's public file table as the code before ad6d2d0 built it (no fixed ``type`` column, no
+    layout)."""
+    saved = file_index.FIXED_COLUMNS, file_index.TABLE_LAYOUT
+    file_index.FIXED_COLUMNS, file_index.TABLE_LAYOUT = OLD_FIXED_COLUMNS, 1
     try:
         services.archive.public.files.replace_study(accession, rows)
     finally:
-        file_index.FIXED_COLUMNS = saved
+        file_index.FIXED_COLUMNS, file_index.TABLE_LAYOUT = saved
 
 
 def test_the_bytes_below_a_deposited_folder_are_counted_once(make_catalog):
@@ -89,6 +90,10 @@ def test_filter_on_type_over_a_table_built_before_folders_were_kept(make_catalog
     rows = [{k: v for k, v in r.items() if k != "type"} for r in made.services.archive.public.files.iter_rows(accession)]
     _as_built_before_folders(made.services, accession, rows)
     client = made.app().test_client()
+    before = client.get(f"/studies/{accession}/files?filter[type][eq]=directory")  # a clear 400 until it is rebuilt
+    assert before.status_code == 400 and before.get_json()["code"] == "unknown_column"
+    assert made.services.maintenance.run_once().tables == 1  # the background duties rebuild it in the new layout
+    assert made.services.maintenance.run_once().tables == 0
     folders = client.get(f"/studies/{accession}/files?filter[type][eq]=directory")
     assert folders.status_code == 200 and folders.get_json()["items"] == [], folders.get_json()
     files = client.get(f"/studies/{accession}/files?filter[type]=file").get_json()
@@ -100,9 +105,14 @@ def test_a_deposit_whose_old_table_has_a_type_column_of_its_own_still_downloads(
     accession = _deposit(made.services, {"a/x.txt": b"x", "b.txt": b"b"}, "path\tKind\na/x.txt\tk\nb.txt\tk\n")
     rows = [{**r, "type": "image"} for r in made.services.archive.public.files.iter_rows(accession)]
     _as_built_before_folders(made.services, accession, rows)
-    response = made.app().test_client().get(f"/studies/{accession}/download")
+    client = made.app().test_client()
+    response = client.get(f"/studies/{accession}/download")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert sorted(zipfile.ZipFile(io.BytesIO(response.data)).namelist()) == [f"{accession}/a/x.txt", f"{accession}/b.txt"]
+    # rebuilt in the new layout, the file list's own column is kept under another name
+    assert made.services.archive.upgrade_file_tables() == 1
+    rows = list(made.services.archive.public.files.iter_rows(accession))
+    assert {(r["type"], r["type (file list)"]) for r in rows} == {("file", "image")}
 
 
 def test_the_listed_clash_checks_stay_linear_in_the_listed_files():
@@ -135,3 +145,20 @@ def test_the_listed_clash_checks_stay_linear_in_the_listed_files():
     db.set_progress_handler(count, 100)
     assert _listed_clashes(db, "sub") == []
     assert steps[0] / rows < 1000, f"{steps[0] / rows:.0f} SQLite steps per listed file"
+
+
+def test_a_table_is_rebuilt_only_in_place_of_the_one_it_was_read_from(make_catalog, tmp_path):
+    """The background rebuild publishes by compare-and-set on the table it read: a version published meanwhile
+    (a new commit of the study) is kept, and a study removed meanwhile stays removed."""
+    made = make_catalog(name="audit-folder-cas")
+    accession = _deposit(made.services, {"a.txt": b"a"}, "path\tKind\na.txt\tk\n")
+    files = made.services.archive.public.files
+    current = files.tables.pointer(accession, fresh=True)
+    built = tmp_path / "other.sqlite"
+    file_index._build(built, [{"path": "other.txt", "size": 1, "file_id": "x", "format": "txt", "type": "file"}])
+    kept = files.tables.publish(accession, built, instead_of="0" * 64)
+    assert kept.digest == current.digest and files.tables.pointer(accession, fresh=True).digest == current.digest
+    files.delete_study(accession)
+    with pytest.raises(file_index.NotFound):
+        files.tables.publish(accession, built, instead_of=current.digest)
+    assert files.tables.pointer(accession, fresh=True) is None
