@@ -266,7 +266,7 @@ def test_a_harvested_zarr_folder_is_read_at_its_source_as_the_same_store_read_he
 
 def test_what_a_store_at_the_source_names_outside_it_is_never_asked_for_and_requests_are_capped(zarr_site):
     from loaders.image_headers.read import read_keys
-    from loaders.image_headers.remote import HttpKeys
+    from loaders.image_headers.remote import HttpKeys, read_zarr_url_in_worker
 
     source, files = zarr_site["source"], zarr_site["files"]
     evil = b'{"multiscales": [{"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}], "datasets": [{"path": "../../x"}]}]}'
@@ -276,6 +276,8 @@ def test_what_a_store_at_the_source_names_outside_it_is_never_asked_for_and_requ
     result = read_keys(HttpKeys(f"{source.url}{files}/evil.zarr/", "evil.zarr", timeout=2.0), "evil.zarr")
     assert result.status == "unreadable"
     assert all(path.startswith(f"{files}/evil.zarr/") and ".." not in path for path, _ in source.requests)
+    nothing = read_zarr_url_in_worker(f"{source.url}{files}/nothing.zarr/", "nothing.zarr", 1 << 20, 2.0)["headers"]
+    assert nothing["status"] == "unreadable" and nothing["reason"].startswith("no Zarr store there"), nothing
     capped = HttpKeys(f"{source.url}{files}/plate/bia_hcs.ome.zarr/", "plate", timeout=2.0, max_objects=5)
     result = read_keys(capped, "plate")
     assert result.status == "unreadable" and "more than 5 requests" in (result.reason or ""), result.reason

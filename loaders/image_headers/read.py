@@ -35,7 +35,7 @@ DEFAULT_MAX_BYTES = 32 << 20
 MAX_WARNINGS = 50
 KNOWN_FORMATS = "TIFF, OME-XML, MRC, PNG, JPEG, OME-Zarr (a folder or a .zarr.zip), CZI, ND2, LIF"
 MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".st", ".ali", ".ccp4", ".mrc2014")
-_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 #: names of zip archives read as a zipped OME-Zarr (``x.ome.zarr.zip``)
 ZARR_ZIP_SUFFIX = ".zarr.zip"
 _LIBRARY_LOGGERS = ("tifffile", "zarr", "ome_types", "PIL", "xsdata", "czifile", "nd2", "liffile")
@@ -98,7 +98,7 @@ def read_source(source: ByteSource, *, max_bytes: int = DEFAULT_MAX_BYTES, fatal
 
 
 def _read_folder(path: Path, result: ImageHeaders, max_bytes: int, fatal: Fatal) -> ImageHeaders:
-    if not any((path / marker).is_file() for marker in _ZARR_MARKERS):
+    if not any((path / marker).is_file() for marker in ZARR_MARKERS):
         return result.fail("unsupported", "a folder that is not a Zarr store")
     return _read_store(DirectoryKeys(path), result, max_bytes, fatal)
 

@@ -454,10 +454,18 @@ class HttpKeys:
 def read_zarr_url_in_worker(url: str, name: str, max_bytes: int, timeout: float) -> dict[str, Any]:
     """The worker's side of :meth:`.pool.HeaderPool.read_zarr_url`: the headers of the Zarr store at the folder
     ``url`` (its metadata objects only), as :func:`read_url_in_worker` answers."""
-    from .read import read_keys
+    from .model import ImageHeaders
+    from .read import ZARR_MARKERS, read_keys
 
     keys = HttpKeys(url, name, timeout=timeout)
-    headers = read_keys(keys, name, max_bytes=max_bytes, fatal=(MemoryError, SystemError))
+    try:
+        found = any(keys.get(marker, max_bytes) is not None for marker in ZARR_MARKERS)
+    except Exception:  # noqa: BLE001 - kept in keys.failure, or said by the read below
+        found = True
+    if found:
+        headers = read_keys(keys, name, max_bytes=max_bytes, fatal=(MemoryError, SystemError))
+    else:
+        headers = ImageHeaders(source=name).fail("unreadable", f"no Zarr store there: none of {', '.join(ZARR_MARKERS)}")
     if isinstance(keys.failure, SourceDown):
         return {"transient": str(keys.failure)}
     if keys.failure is not None and headers.status != "ok":

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .model import Channel, ImageHeaders, ImageSeries, Instrument, Quantity
-
-_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+from .read import ZARR_MARKERS
 
 
 def image_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
@@ -25,7 +24,7 @@ def image_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
 
 
 def _is_zarr(path: Path) -> bool:
-    return any((path / marker).is_file() for marker in _ZARR_MARKERS)
+    return any((path / marker).is_file() for marker in ZARR_MARKERS)
 
 
 def describe(headers: ImageHeaders, max_images: int = 20) -> list[str]:
