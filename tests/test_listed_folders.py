@@ -26,6 +26,7 @@ import pytest
 from catalog.study_summary import study_files
 from catalog.zarr_folders import image_file_keys
 from loaders.harvest import Harvester
+from loaders.image_headers.stored import ZARR_METADATA
 from tests.catalog_helpers import BASE
 from tests.catalog_helpers import DATA as DEPOSIT_DATA
 
@@ -208,6 +209,7 @@ def zarr_site(make_module_catalog, tmp_path_factory):
     --headers`` queues them and done."""
     from api.cli import _queue_headers
     from loaders.image_headers.job import KIND as HEADERS
+    from loaders.previews.job import KIND as PREVIEWS
     from tests.catalog_helpers import run_image_jobs
     from tests.servers.range_server import RangeServer
 
@@ -231,7 +233,18 @@ def zarr_site(make_module_catalog, tmp_path_factory):
     made.services.follow()
     queued = _queue_headers(made.services, [ZARR_STUDY])
     run_image_jobs(made.services, HEADERS)
-    yield {"catalog": made, "source": source, "queued": queued, "files": files}
+    for_headers = list(source.requests)
+    source.requests.clear()
+    run_image_jobs(made.services, PREVIEWS)
+    for_previews = list(source.requests)
+    yield {
+        "catalog": made,
+        "source": source,
+        "queued": queued,
+        "files": files,
+        "for_headers": for_headers,
+        "for_previews": for_previews,
+    }
     source.stop()
 
 
@@ -243,7 +256,7 @@ def test_a_harvested_zarr_folder_is_read_at_its_source_as_the_same_store_read_he
     from loaders.image_headers.stored import is_zarr_metadata
 
     made = zarr_site["catalog"]
-    assert (zarr_site["queued"].jobs, zarr_site["queued"].previews, zarr_site["queued"].ome_zarr) == (2, 0, 0)
+    assert (zarr_site["queued"].jobs, zarr_site["queued"].previews, zarr_site["queued"].ome_zarr) == (2, 2, 0)
     queue = JobQueue.for_settings(made.services.archive.state, made.settings)
     try:
         for folder, local in STORES.items():
@@ -256,7 +269,7 @@ def test_a_harvested_zarr_folder_is_read_at_its_source_as_the_same_store_read_he
             }, folder
     finally:
         queue.close()
-    asked = [path for path, _ in zarr_site["source"].requests]
+    asked = [path for path, _ in zarr_site["for_headers"]]
     assert asked and all(is_zarr_metadata(path.rsplit(".zarr/", 1)[1]) for path in asked), asked  # never a chunk
     rows = _rows(made, ZARR_STUDY)
     plate = rows["plate/bia_hcs.ome.zarr"]
@@ -282,3 +295,33 @@ def test_what_a_store_at_the_source_names_outside_it_is_never_asked_for_and_requ
     result = read_keys(capped, "plate")
     assert result.status == "unreadable" and "more than 5 requests" in (result.reason or ""), result.reason
     assert capped.asked == 5 and capped.requests == 5
+
+
+def test_a_harvested_zarr_folder_is_drawn_from_its_source_as_the_same_store_is_drawn_here(zarr_site):
+    """The previews of each image of a store at the source are the PNGs the renderer draws from the same store held
+    here; only the chunks of the level drawn are fetched, each once per image."""
+    import base64
+
+    from catalog.jobs import JobQueue
+    from loaders.previews.job import KIND as PREVIEWS
+    from loaders.previews.job import renderer_version
+    from loaders.previews.render import previews_of
+
+    made = zarr_site["catalog"]
+    file_store = made.services.archive.file_store
+    queue = JobQueue.for_settings(made.services.archive.state, made.settings)
+    try:
+        for folder, local in STORES.items():
+            done = queue.job(PREVIEWS, ZARR_STUDY, f"studies/{ZARR_STUDY}/{folder}", renderer_version())
+            assert done is not None and done.state == "done" and done.result["status"] == "ok", done and done.result
+            images = done.result["images"]
+            assert [image["status"] for image in images] == ["ok"] * len(images) and images, images
+            for image in images:
+                here = previews_of(str(local), "ome-zarr", [image["index"]])[0]
+                for name, stored in image["files"].items():
+                    kept = b"".join(file_store.open_range(stored["key"]))
+                    assert kept == base64.b64decode(here["pngs"][name]), (folder, image["index"], name)
+    finally:
+        queue.close()
+    chunks = [path for path, _ in zarr_site["for_previews"] if not path.endswith(ZARR_METADATA)]
+    assert chunks and len(chunks) == len(set(chunks))  # the chunks drawn, each fetched once

@@ -168,9 +168,9 @@ def assert_error(answer, status: int, code: str) -> dict:
 
 def test_bia_harvest_headers_queues_the_ome_zarr_of_harvested_files(site):
     queued = site["queued"]
-    # per study: 3 images, the pyramid and the OME-Zarr folder (its marker: headers only) of bbc024_images, the mask
-    # of bbc024_masks
-    assert (queued.jobs, queued.previews, queued.ome_zarr, queued.studies) == (12, 10, 10, [RELEASED, EMBARGOED])
+    # per study: 3 images, the pyramid and the OME-Zarr folder (its marker: headers and previews, read at the source;
+    # no conversion) of bbc024_images, the mask of bbc024_masks
+    assert (queued.jobs, queued.previews, queued.ome_zarr, queued.studies) == (12, 12, 10, [RELEASED, EMBARGOED])
     made = job(site, "images/img2d.tif")
     assert made is not None and made.payload == {"source": "biostudies"}
 
@@ -178,7 +178,7 @@ def test_bia_harvest_headers_queues_the_ome_zarr_of_harvested_files(site):
 def test_an_ome_zarr_folder_at_the_source_gets_one_header_job_reading_only_its_metadata(site, source):
     """A store is one image file, through its marker, as for deposits (not a job per chunk); its header job asks the
     source for metadata objects only, never a chunk (here none is there: the store is unreadable, saying so), and no
-    preview or OME-Zarr job is queued for it (its pixels are not read from the source)."""
+    OME-Zarr job is queued for it (no store of its own is served)."""
     state = site["catalog"].services.archive.state
     queue = JobQueue.for_settings(state, site["catalog"].settings)
     try:

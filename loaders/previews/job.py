@@ -27,7 +27,7 @@ from catalog.image_representations import PREVIEW_KIND, VIEW_SIZE, preview_key
 from catalog.stores import open_file_store
 from loaders.image_headers import harvested
 from loaders.image_headers.remote import NotLocated
-from loaders.image_headers.stored import Located, NotReadableHere, payload_source, where
+from loaders.image_headers.stored import Located, NotReadableHere, payload_source, source_folder_url, where
 
 from . import zarr_stage
 from .pool import PreviewCaps, PreviewPool, RenderFailed
@@ -65,9 +65,20 @@ def make_previews(
 ) -> dict[str, Any]:
     """The result of one file's previews job (the PNGs stored)."""
     source = payload_source(job.payload)
-    staged = zarr_stage.needs_staging(store, job.file_key, source)
     try:
-        found = zarr_stage.run(pool, store, job.file_key, "images") if staged else pool.images(_file(store, sources, job))
+        at_source = source_folder_url(sources, source, job.study, job.file_key) if source else None
+    except NotLocated as exc:
+        return {"status": "unreadable", "reason": str(exc)}
+    staged = zarr_stage.needs_staging(store, job.file_key, source)
+
+    def on_store(action: str, *args: Any) -> dict[str, Any]:
+        """An action on a Zarr store a worker cannot read in place: copied as asked, or read at its source."""
+        if at_source:
+            return pool.remote_store(at_source, job.file_key, action, *args)
+        return zarr_stage.run(pool, store, job.file_key, action, *args)
+
+    try:
+        found = on_store("images") if staged or at_source else pool.images(_file(store, sources, job))
     except (NotReadableHere, NotLocated, RenderFailed) as exc:
         return {"status": "unreadable", "reason": str(exc)}
     if found["status"] != "ok":
@@ -76,8 +87,8 @@ def make_previews(
     images = []
     for index in found["series"][:MAX_IMAGES]:
         try:
-            if staged:
-                made = zarr_stage.run(pool, store, job.file_key, "previews", index)
+            if staged or at_source:
+                made = on_store("previews", index)
                 made["pngs"] = {name: base64.b64decode(text) for name, text in (made.get("pngs") or {}).items()}
             else:  # a presigned URL signed afresh for each image: it lasts minutes
                 made = pool.previews(_file(store, sources, job), found["format"], index)
@@ -136,5 +147,5 @@ def enqueue_harvested(queue: jobs.JobQueue, archive: Any, accessions: Iterable[s
 
 
 def _drawn(key: str) -> bool:
-    """Whether the renderer draws a file of this name."""
-    return key.lower().endswith(SUFFIXES)
+    """Whether the renderer draws a harvested file of this name (a Zarr store by its folder or its marker)."""
+    return key.lower().endswith(SUFFIXES) or zarr_folders.is_marker(key) or zarr_folders.is_store_folder(key)

@@ -86,6 +86,28 @@ def staged_in_worker(path: str, absent: list[str], action: str, args: list[Any],
 
 #: keys one round of a staged drawing may ask for, at most
 MAX_NEEDED = 20_000
+#: objects one action on a store at its source may fetch, at most (metadata on the way, then the chunks drawn)
+MAX_REMOTE_OBJECTS = 20_000
+
+
+def remote_store_in_worker(url: str, name: str, action: str, args: list[Any], cap: int, timeout: float) -> dict[str, Any]:
+    """``action`` as :func:`staged_in_worker` does it, on the OME-Zarr store in the folder at ``url`` (a harvested
+    study's store at its source archive), each object one GET (:class:`~loaders.image_headers.remote.HttpKeys`); a
+    source that is down answers ``{"transient": reason}``."""
+    from loaders.image_headers.remote import HttpKeys, SourceDown
+
+    keys = HttpKeys(url, name, timeout=timeout, max_objects=MAX_REMOTE_OBJECTS)
+    try:
+        answer = _staged(keys, action, args, cap)
+    except (MemoryError, SystemError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hostile store: the drawing fails with the reason
+        answer = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    if isinstance(keys.failure, SourceDown):
+        return {"transient": str(keys.failure)}
+    if keys.failure is not None and answer.get("status") in ("failed", "unreadable"):
+        answer["reason"] = str(keys.failure)
+    return answer
 
 
 def _staged(keys: Any, action: str, args: list[Any], cap: int) -> dict[str, Any]:
@@ -252,6 +274,16 @@ class PreviewPool:
             )
         except SandboxFailure as failure:
             return {"status": "failed", "reason": failure.reason}
+
+    def remote_store(self, url: str, name: str, action: str, *args: Any) -> dict[str, Any]:
+        """:func:`remote_store_in_worker` in a sandboxed worker; a worker the sandbox stopped is a failed answer, a
+        source that is down raises :class:`~loaders.image_headers.remote.SourceUnavailable`."""
+        caps = (self.caps.source_bytes, self.caps.request_timeout)
+        try:
+            answer = self.sandbox.call(f"{_MODULE}:remote_store_in_worker", url, name, action, list(args), *caps)
+        except SandboxFailure as failure:
+            return {"status": "failed", "reason": failure.reason}
+        return dict(_checked(answer, name))
 
     def close(self) -> None:
         self.sandbox.close()

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterator, Union
 import numpy as np
 
 if TYPE_CHECKING:
+    from loaders.image_headers.remote import HttpKeys
     from loaders.image_headers.sources import DemandKeys
 
 #: thumbnail sizes (longest side, pixels) and the static view's
@@ -63,7 +64,7 @@ _Z_AXES = "ZQIR"
 #: a file to draw: a local path, or a seekable binary file object
 File = Union[str, IO[bytes]]
 #: what the OME-Zarr image and the entry points take besides: a store copied piecemeal (an OME-Zarr folder in S3)
-Drawable = Union[str, IO[bytes], "DemandKeys"]
+Drawable = Union[str, IO[bytes], "DemandKeys", "HttpKeys"]
 
 
 class PreviewError(ValueError):
@@ -375,12 +376,13 @@ class ZarrImage:
 
     def __init__(self, file: Drawable, series: int, name: str, cap: int | None = None) -> None:
         from loaders.image_headers import ome_zarr
+        from loaders.image_headers.remote import HttpKeys
         from loaders.image_headers.sources import CountingKeys, DemandKeys, DirectoryKeys, UnreadableZip, ZipKeys
 
         self.zipped: Any = None
         self._source: Any = None
         try:
-            if isinstance(file, DemandKeys):  # a folder store held elsewhere, copied as the drawing asks
+            if isinstance(file, (DemandKeys, HttpKeys)):  # a store held elsewhere: copied as asked, or read at its URL
                 keys: Any = file
             elif isinstance(file, str) and os.path.isdir(file):  # a store uploaded as a folder of files
                 keys = DirectoryKeys(file)
@@ -537,13 +539,13 @@ def open_image(file: Drawable, fmt: str | None, series: int, name: str | None = 
     """An opened image of ``file`` (called ``name``, default its path) by the format its headers named (or its
     name); ``cap``: the bytes an ``.ome.zarr.zip`` may give up (default :data:`MAX_ZARR_BYTES`)."""
     from loaders.image_headers.read import ZARR_ZIP_SUFFIX
-
+    from loaders.image_headers.remote import HttpKeys
     from loaders.image_headers.sources import DemandKeys
 
     kind = (fmt or "").lower()
     lower = (name or (file if isinstance(file, str) else "")).lower()
     folder = isinstance(file, str) and os.path.isdir(file)
-    if isinstance(file, DemandKeys) or kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX) or folder:
+    if isinstance(file, (DemandKeys, HttpKeys)) or kind == "ome-zarr" or lower.endswith(ZARR_ZIP_SUFFIX) or folder:
         return ZarrImage(file, series, name or str(file), cap)
     if "tiff" in kind or lower.endswith((".tif", ".tiff")):
         return TiffImage(file, series)
