@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import os
 import tempfile
@@ -38,6 +37,7 @@ from catalog import identifiers, image_facts, oai_records, remembered
 from catalog.config import Settings
 from catalog.dates import parse_date, today_iso
 from catalog.errors import NotFound, is_transient
+from catalog.file_index import Filter, UnknownColumn
 from catalog.file_store import FileStore
 from catalog.image_columns import with_image_columns
 from catalog.state_db import open_state_db
@@ -49,8 +49,6 @@ from catalog.study_record import build_record, rendering_fingerprint
 from catalog.study_summary import study_document, study_files
 from catalog.views import PRIVATE, PUBLIC, CatalogView, open_view
 
-#: rows of a file table read at most to find its first file (paths are at most 4,096 characters: 2,048 folders)
-_FIRST_FILE_WITHIN = 2049
 log = logging.getLogger(__name__)
 
 FilesFactory = Callable[[], Iterable[StudyFile]]
@@ -364,14 +362,15 @@ class Archive:
     def holds_files(self, accession: str, view: str = PUBLIC) -> bool:
         """Whether the archive holds the bytes of the study's files (a deposit), not only their list (a harvested
         record whose files are elsewhere): judged by its first listed file (not a folder listed as one entry)."""
+        files = self.view(view).files
         try:
-            # by path, a deposited folder's row comes right before what is below it, never nothing: the first file
-            # is within the first rows (at most one folder per segment of its path)
-            rows = itertools.islice(self.view(view).files.iter_rows(accession), _FIRST_FILE_WITHIN)
-            first = next((row for row in rows if row.get("type") != "directory"), None)
+            try:
+                first = files.query(accession, [Filter("type", "ne", "directory")], limit=1).items
+            except UnknownColumn:  # a table from before folders were listed (rebuilt in the background)
+                first = files.query(accession, limit=1).items
         except NotFound:
             return False
-        return first is not None and self.file_store.stat(f"studies/{accession}/{first['path']}") is not None
+        return bool(first) and self.file_store.stat(f"studies/{accession}/{first[0]['path']}") is not None
 
     @_serialized
     def apply_image_headers(self, accession: str) -> "image_facts.Applied | None":

@@ -39,6 +39,14 @@ def is_store_folder(path: str) -> bool:
     return name.lower().endswith(STORE_SUFFIX) and len(name) > len(STORE_SUFFIX)
 
 
+def store_named(path: str) -> str | None:
+    """The Zarr store folder ``path`` stands for: the folder itself (listed as one entry) or the folder of its
+    marker; None for any other path."""
+    if is_marker(path):
+        return folder_of_marker(path)
+    return path if is_store_folder(path) else None
+
+
 def folder_of_marker(path: str) -> str:
     """The store folder a marker stands for (``x.ome.zarr`` for ``x.ome.zarr/.zattrs``)."""
     return path.rpartition("/")[0]

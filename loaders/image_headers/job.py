@@ -67,12 +67,14 @@ def read_harvested(
     :class:`~.remote.SourceUnavailable` when it cannot be reached or is busy."""
     try:
         folder = source_folder_url(sources, source, accession, file_key)
-        url = folder or source_url(sources, source, accession, file_key)
+        if folder is not None:  # a Zarr store: its metadata objects
+            return pool.read_zarr_url(folder, file_key)
+        url = source_url(sources, source, accession, file_key)
     except NoSource:
         raise
     except NotLocated as exc:
         return ImageHeaders(source=file_key).fail("unreadable", str(exc))
-    return pool.read_zarr_url(folder, file_key) if folder else pool.read_url(url)
+    return pool.read_url(url)
 
 
 def register_kind() -> None:

@@ -421,7 +421,7 @@ class HttpKeys:
     def __init__(self, url: str, name: str, *, timeout: float, max_objects: int = MAX_REMOTE_ZARR_OBJECTS) -> None:
         self.base = url if url.endswith("/") else url + "/"
         self.name, self.timeout, self.max_objects = name, timeout, max_objects
-        self.requests = self.fetched = self.asked = 0
+        self.requests = self.fetched = self.asked = self.found = 0
         self.failure: SourceFailed | SourceDown | None = None
 
     def get(self, key: str, limit: int) -> bytes | None:
@@ -448,27 +448,22 @@ class HttpKeys:
             self.requests, self.fetched = self.requests + ranges.requests, self.fetched + ranges.fetched
         if (ranges.size or 0) > limit or len(ranges.first) > limit:
             raise ByteCapExceeded(f"{key} is over what is left of the byte cap ({limit:,})")
+        self.found += 1
         return ranges.first
 
 
 def read_zarr_url_in_worker(url: str, name: str, max_bytes: int, timeout: float) -> dict[str, Any]:
     """The worker's side of :meth:`.pool.HeaderPool.read_zarr_url`: the headers of the Zarr store at the folder
     ``url`` (its metadata objects only), as :func:`read_url_in_worker` answers."""
-    from .model import ImageHeaders
     from .read import ZARR_MARKERS, read_keys
 
     keys = HttpKeys(url, name, timeout=timeout)
-    try:
-        found = any(keys.get(marker, max_bytes) is not None for marker in ZARR_MARKERS)
-    except Exception:  # noqa: BLE001 - kept in keys.failure, or said by the read below
-        found = True
-    if found:
-        headers = read_keys(keys, name, max_bytes=max_bytes, fatal=(MemoryError, SystemError))
-    else:
-        headers = ImageHeaders(source=name).fail("unreadable", f"no Zarr store there: none of {', '.join(ZARR_MARKERS)}")
+    headers = read_keys(keys, name, max_bytes=max_bytes, fatal=(MemoryError, SystemError))
     if isinstance(keys.failure, SourceDown):
         return {"transient": str(keys.failure)}
     if keys.failure is not None and headers.status != "ok":
         headers.fail("unreadable", str(keys.failure))
+    elif keys.found == 0 and headers.status != "ok":  # every object asked for was absent
+        headers.fail("unreadable", f"no Zarr store there: none of {', '.join(ZARR_MARKERS)}")
     headers.reads, headers.bytes_read = keys.requests, keys.fetched
     return {"headers": headers.to_dict()}

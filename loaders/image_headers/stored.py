@@ -93,8 +93,8 @@ def source_url(sources: tuple[tuple[str, str], ...], source: str, accession: str
     folder or its marker) raises :class:`NotReadableHere`: its pixels, many objects at the source, are not read from
     there (its headers are: :func:`source_folder_url`)."""
     path = file_key.removeprefix(f"studies/{accession}/")
-    if zarr_folders.is_marker(path) or zarr_folders.is_store_folder(path):
-        folder = zarr_folders.folder_of_marker(path) if zarr_folders.is_marker(path) else path
+    folder = zarr_folders.store_named(path)
+    if folder is not None:
         raise NotReadableHere(f"{folder}: the pixels of an OME-Zarr folder at the source archive are not read from there")
     return file_url(sources, source, accession, path)
 
@@ -103,12 +103,8 @@ def source_folder_url(sources: tuple[tuple[str, str], ...], source: str, accessi
     """The URL at the source archive, ending with ``/``, of the folder of a harvested study's Zarr store, given the
     folder (listed as one entry: ``studies/<acc>/x.ome.zarr``) or its marker (the store listed file by file); None
     for any other key."""
-    path = file_key.removeprefix(f"studies/{accession}/")
-    if zarr_folders.is_marker(path):
-        path = zarr_folders.folder_of_marker(path)
-    elif not zarr_folders.is_store_folder(path):
-        return None
-    return file_url(sources, source, accession, path) + "/"
+    folder = zarr_folders.store_named(file_key.removeprefix(f"studies/{accession}/"))
+    return None if folder is None else file_url(sources, source, accession, folder) + "/"
 
 
 def payload_source(payload: Any) -> str | None:
